@@ -1,0 +1,205 @@
+// ringcast ws — RFC 6455 framing, our own, written for the hot path.
+//
+// What it owns: the incremental frame parser (unmasking, fragmentation with interleaved
+// control frames, UTF-8 validation that fails fast, size limits, close-frame validation),
+// the frame writer, the UTF-8 validator and the one table of close codes.
+//
+// Where it sits: bytes handed over by the shard's receive path (src/net/connection.cc) go
+// through frame_parser::feed(); complete messages come out through a frame_sink. The writer
+// frames a message once; the result is queued by reference (core send queue).
+//
+// The parser is pure: bytes in, events out. It knows nothing about io_uring or sockets, so
+// unit tests, fuzzers, the wslay differential test and the server drive the same code.
+// Runs on the connection's shard only; no locking, no exceptions. It allocates only to
+// reassemble a message that spans reads or fragments, bounded by max_message_bytes.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace ringcast::ws {
+
+/// RFC 6455 §5.2 opcodes. Values 0x3-0x7 and 0xB-0xF are reserved (close 1002).
+enum class opcode : uint8_t {
+    continuation = 0x0,
+    text = 0x1,
+    binary = 0x2,
+    close = 0x8,
+    ping = 0x9,
+    pong = 0xA,
+};
+
+/// Close status codes: RFC 6455 §7.4.1 plus ringcast's own 4000-4999 range. This enum and
+/// describe() in close_codes.cc are the one table (docs/close-codes.md mirrors it).
+enum class close_code : uint16_t {
+    normal = 1000,
+    going_away = 1001,
+    protocol_error = 1002,
+    unsupported_data = 1003,
+    no_status = 1005, ///< never sent: reported when a close frame carried no code
+    abnormal = 1006,  ///< never sent: reported when the TCP connection ended without a close
+    invalid_payload = 1007,
+    policy_violation = 1008,
+    message_too_big = 1009,
+    mandatory_extension = 1010,
+    internal_error = 1011,
+    try_again_later = 1013,
+    token_expired = 4001,
+    forbidden = 4003,
+    too_many_connections = 4008,
+};
+
+/// Short English text for a close code (used as the close reason when none is given).
+std::string_view describe(close_code code) noexcept;
+
+/// RFC 6455 §7.4: may a peer send this code in a close frame? True for 1000-1003,
+/// 1007-1014 and 3000-4999; false for everything else (including 1005, 1006, 1015).
+bool close_code_valid_on_wire(uint16_t code) noexcept;
+
+/// Incremental UTF-8 validator (RFC 3629: no overlongs, no surrogates, max U+10FFFF).
+/// Fails fast: feed() returns false on the first byte that cannot continue a valid
+/// sequence, even if the message is not complete yet (needed for RFC 6455 §8.1 fail-fast
+/// across fragments). 4 bytes of state.
+class utf8_validator {
+public:
+    /// Feeds the next bytes; false as soon as they cannot be a prefix of valid UTF-8.
+    bool feed(std::span<const std::byte> bytes) noexcept;
+    /// True when everything fed so far ends on a character boundary.
+    bool complete() const noexcept { return _state == 0; }
+    void reset() noexcept { _state = 0; }
+
+private:
+    uint32_t _state = 0;
+};
+
+/// Whole-buffer check: valid and complete UTF-8.
+bool is_valid_utf8(std::span<const std::byte> bytes) noexcept;
+
+/// Which side of the connection a parser serves. A server requires masked frames from its
+/// client (RFC 6455 §5.1: an unmasked client frame → 1002); a client requires unmasked ones.
+enum class role : uint8_t { server, client };
+
+struct parser_limits {
+    /// Largest message after reassembly; a larger one closes with 1009 as soon as its
+    /// announced length (or running total of fragments) exceeds this, before buffering it.
+    std::size_t max_message_bytes = 16u << 20;
+};
+
+/// Receives the parser's events, synchronously, from inside frame_parser::feed().
+/// Payload spans are valid only during the call.
+class frame_sink {
+public:
+    virtual ~frame_sink() = default;
+    /// A complete data message: text (already validated UTF-8) or binary.
+    virtual void on_message(opcode type, std::span<const std::byte> payload) noexcept = 0;
+    virtual void on_ping(std::span<const std::byte> payload) noexcept = 0;
+    virtual void on_pong(std::span<const std::byte> payload) noexcept = 0;
+    /// The peer's close frame: code is 1005 (no_status) when the frame had no body; the
+    /// reason is validated UTF-8. After this the parser consumes nothing more.
+    virtual void on_close(uint16_t code, std::string_view reason) noexcept = 0;
+};
+
+enum class parse_status : uint8_t {
+    ok,     ///< every byte consumed; waiting for more
+    closed, ///< a valid close frame was delivered; bytes after it are ignored
+    error,  ///< protocol violation: fail the connection with `code` and `reason`
+};
+
+struct parse_result {
+    parse_status status = parse_status::ok;
+    close_code code = close_code::normal; ///< meaningful when status == error
+    std::string_view reason;              ///< static text, meaningful when status == error
+};
+
+/// Incremental RFC 6455 frame parser and message assembler.
+///
+///   feed(bytes) ──► header ──► payload ──► (control frame)  → sink.on_ping/pong/close
+///                     ▲            │       (data, fin)      → sink.on_message
+///                     └────────────┘       (data, !fin)     → keep assembling
+///
+/// Accepts any split of the byte stream (down to one byte per feed). Unmasks in place, so
+/// input is mutable; an unfragmented message wholly inside the input is delivered without a
+/// copy. Checks: reserved bits (no extension is negotiated) → 1002, reserved opcodes →
+/// 1002, masking per role → 1002, control frames > 125 bytes or fragmented → 1002,
+/// continuation without a started message or a new data frame inside one → 1002,
+/// close payload of 1 byte, invalid close code or non-UTF-8 reason → 1002 / 1007,
+/// invalid UTF-8 in text (fail fast, also across fragments) → 1007, over the limit → 1009.
+/// After `closed` or `error`, feed() consumes nothing and returns the same status.
+/// Idle (between messages) it holds no heap memory.
+class frame_parser {
+public:
+    explicit frame_parser(role side = role::server, parser_limits limits = {}) noexcept;
+
+    parse_result feed(std::span<std::byte> bytes, frame_sink& sink) noexcept;
+
+    /// Bytes currently held for a partial frame header or message.
+    std::size_t buffered_bytes() const noexcept { return _message.size() + _header_len; }
+
+private:
+    enum class state : uint8_t { header, payload, done };
+
+    parse_result parse_header(frame_sink& sink) noexcept;
+    parse_result finish_frame(std::span<std::byte> payload, frame_sink& sink) noexcept;
+    parse_result fail(close_code code, std::string_view reason) noexcept;
+    void release_message() noexcept;
+
+    std::vector<std::byte> _message;        // reassembly: fragments or a frame split by reads
+    std::array<std::byte, 14> _header{};    // a header split across reads
+    std::array<std::byte, 125> _control{};  // a control frame payload split across reads
+    parser_limits _limits;
+    uint64_t _payload_left = 0;
+    uint64_t _frame_len = 0;
+    uint32_t _mask_offset = 0;
+    std::array<std::byte, 4> _mask{};
+    utf8_validator _utf8;
+    parse_result _final;
+    uint8_t _header_len = 0;
+    uint8_t _control_len = 0;
+    opcode _frame_op = opcode::continuation;
+    opcode _message_op = opcode::continuation; // continuation: no message in progress
+    bool _fin = false;
+    bool _masked = false;
+    role _role;
+    state _state = state::header;
+};
+
+/// Largest frame header: 2 + 8 (64-bit length) + 4 (mask key).
+inline constexpr std::size_t max_frame_header_bytes = 14;
+
+enum class fin : bool { no, yes };
+
+/// Header size for a frame of `payload_bytes` (unmasked server frame).
+std::size_t frame_header_size(uint64_t payload_bytes, bool masked = false) noexcept;
+
+/// Writes a frame header into `out` (at least max_frame_header_bytes long) and returns the
+/// bytes written. With `mask_key`, sets the mask bit and appends the key (client frames).
+std::size_t write_frame_header(std::byte* out, opcode op, uint64_t payload_bytes,
+                               fin final_frame = fin::yes,
+                               const std::array<std::byte, 4>* mask_key = nullptr) noexcept;
+
+/// XORs `data` with `key`, starting at key position `key_offset` (0-3); word-at-a-time.
+void apply_mask(std::span<std::byte> data, std::array<std::byte, 4> key,
+                std::size_t key_offset = 0) noexcept;
+
+/// A complete unmasked (server) frame: header + payload, one buffer.
+std::vector<std::byte> encode_frame(opcode op, std::span<const std::byte> payload,
+                                    fin final_frame = fin::yes);
+
+/// A complete masked (client) frame, for tests, fuzz seeds and load generators.
+std::vector<std::byte> encode_client_frame(opcode op, std::span<const std::byte> payload,
+                                           std::array<std::byte, 4> mask_key,
+                                           fin final_frame = fin::yes);
+
+/// Largest close frame: header 2 + code 2 + reason 123 (RFC 6455 §5.5: control ≤ 125).
+inline constexpr std::size_t max_close_frame_bytes = 2 + 125;
+
+/// Writes an unmasked close frame with `code` and `reason` (cut to 123 bytes at a UTF-8
+/// character boundary) into `out` (at least max_close_frame_bytes); returns bytes written.
+std::size_t write_close_frame(std::span<std::byte> out, close_code code,
+                              std::string_view reason) noexcept;
+
+} // namespace ringcast::ws
