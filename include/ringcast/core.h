@@ -1,14 +1,27 @@
 // ringcast core — the vocabulary every module shares.
 //
 // What it owns: the small value types that cross module boundaries (result<T>, handles,
-// ids) and the always-on invariant check. The shard runtime itself (io_uring loop,
-// buffer ring, connection slots, send queues, timers) is private to src/core and is reached
-// through include/ringcast/runtime.h.
+// ids), the always-on invariant check, the framed-message buffer (frame once, deliver by
+// reference) and the two interfaces between the shard runtime and the protocol code above
+// it: conn_io (what a protocol may ask of its shard) and conn_handler (what the shard tells
+// the protocol). The runtime itself (io_uring loop, buffer ring, connection slots, send
+// queues, timer wheel) is private to src/core; start it with core::run_shards().
 //
-// Never: allocate, throw or block. Everything here is usable on the data path.
+// Data path: core reaps a receive → conn_handler::on_data (src/net) → ws/http parsers →
+// the protocol answers with conn_io::send(frame_ref) → core gathers queued frames into one
+// sendmsg. Everything here runs on one shard's thread unless it says otherwise.
+// Never: throw or block on the data path.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <memory>
+#include <string_view>
+#include <vector>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -166,5 +179,186 @@ struct conn_handle {
     uint32_t generation = 0;
     friend bool operator==(conn_handle, conn_handle) = default;
 };
+
+namespace core {
+
+/// An immutable, reference-counted buffer holding one complete wire message (a WebSocket
+/// frame with its header, or an HTTP response). Built once by its producer, then shared by
+/// every connection that sends it: a send queue holds a frame_ref, never a copy.
+///
+///   make_frame(n) ──fill data()──► frame_ref (refs=1) ──copies──► refs=k ──last release──► freed
+///
+/// The count is atomic so a frame may later be shared across shards (pubsub fan-out);
+/// within a shard the increments are uncontended.
+class frame_ref;
+frame_ref make_frame(std::size_t size);
+
+class frame {
+public:
+    std::size_t size() const noexcept { return _size; }
+    // The bytes follow the 8-byte header in the same allocation.
+    const std::byte* data() const noexcept { return reinterpret_cast<const std::byte*>(this + 1); }
+    /// Writable only while the producer holds the single reference (before sharing).
+    std::byte* mutable_data() noexcept { return reinterpret_cast<std::byte*>(this + 1); }
+
+private:
+    friend class frame_ref;
+    friend frame_ref make_frame(std::size_t size);
+    frame() = default;
+    std::atomic<uint32_t> _refs{1};
+    uint32_t _size = 0;
+};
+static_assert(sizeof(frame) == 8, "frame header: refcount + size, payload follows");
+
+/// Owning reference to a frame. Copy adds a reference, destruction releases one.
+class frame_ref {
+public:
+    frame_ref() noexcept = default;
+    frame_ref(const frame_ref& o) noexcept : _frame(o._frame) { retain(); }
+    frame_ref(frame_ref&& o) noexcept : _frame(std::exchange(o._frame, nullptr)) {}
+    frame_ref& operator=(frame_ref o) noexcept {
+        std::swap(_frame, o._frame);
+        return *this;
+    }
+    ~frame_ref() { release(); }
+
+    explicit operator bool() const noexcept { return _frame != nullptr; }
+    frame* get() const noexcept { return _frame; }
+    frame* operator->() const noexcept { return _frame; }
+    std::span<const std::byte> bytes() const noexcept { return {_frame->data(), _frame->size()}; }
+
+    /// Gives up ownership without releasing: the caller now owns one reference and must
+    /// hand it back with adopt().
+    frame* leak() noexcept { return std::exchange(_frame, nullptr); }
+    static frame_ref adopt(frame* f) noexcept {
+        frame_ref r;
+        r._frame = f;
+        return r;
+    }
+
+private:
+    friend frame_ref make_frame(std::size_t size);
+    void retain() noexcept {
+        if (_frame) {
+            // relaxed: a new reference is made from an existing one, which already keeps
+            // the frame alive; no data is published by the increment.
+            _frame->_refs.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    void release() noexcept;
+
+    frame* _frame = nullptr;
+};
+
+/// Allocates a frame of `size` bytes (contents uninitialised) with one reference.
+/// Allocates; the only allocation a published or echoed message costs.
+frame_ref make_frame(std::size_t size);
+
+/// Builds a frame holding a copy of `bytes` (responses, control frames).
+frame_ref make_frame(std::span<const std::byte> bytes);
+frame_ref make_frame(std::string_view text);
+
+/// How a connection ends.
+enum class close_mode : uint8_t {
+    /// Send what is queued, then shut down our side (FIN) and wait for the peer's EOF, or
+    /// the close timeout, before releasing the socket: the peer reads our last frames (a
+    /// WebSocket close frame, an HTTP error) instead of a reset.
+    after_flush,
+    /// Release at once; queued output is dropped (dead peer, shutdown deadline).
+    now,
+};
+
+/// What a connection handler may ask of its shard. Implemented by the shard runtime; every
+/// call is made on the shard's own thread, with a handle the shard gave to this handler.
+/// Calls on a handle whose connection is already closing are ignored.
+class conn_io {
+public:
+    virtual ~conn_io() = default;
+    /// Queues a reference to `f` for the connection; goes out with the next batched send.
+    virtual void send(conn_handle h, frame_ref f) noexcept = 0;
+    /// Starts closing; the handler's on_closed() follows once the socket is released.
+    virtual void close(conn_handle h, close_mode mode) noexcept = 0;
+    /// The connection's one timer: on_timer() runs at or soon after `deadline_ms`
+    /// (monotonic, see now_ms()); replaces an earlier deadline.
+    virtual void set_timer(conn_handle h, uint64_t deadline_ms) noexcept = 0;
+    /// Monotonic milliseconds, read once per loop iteration.
+    virtual uint64_t now_ms() const noexcept = 0;
+    virtual shard_id id() const noexcept = 0;
+};
+
+/// The protocol side of a shard (src/net implements it): one instance per shard, called
+/// only from that shard's thread. `user` is the pointer on_open() returned.
+class conn_handler {
+public:
+    virtual ~conn_handler() = default;
+    /// A new connection; returns the per-connection state handed back in later calls.
+    virtual void* on_open(conn_handle h) noexcept = 0;
+    /// Received bytes, valid only during the call (the buffer returns to the kernel after).
+    /// The span is writable so parsers can unmask in place.
+    virtual void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept = 0;
+    /// The deadline set with conn_io::set_timer() has passed.
+    virtual void on_timer(conn_handle h, void* user) noexcept = 0;
+    /// The shard is stopping: say goodbye (e.g. close 1001) and close the connection.
+    virtual void on_shutdown(conn_handle h, void* user) noexcept = 0;
+    /// The connection is gone (closed by either side); free `user`. Last call for `h`.
+    virtual void on_closed(conn_handle h, void* user) noexcept = 0;
+};
+
+/// How ringcastd's shards are laid out; filled by src/app from flags.
+struct runtime_config {
+    /// Listening sockets, one per shard, already bound and listening (SO_REUSEPORT).
+    std::vector<int> listen_fds;
+    /// CPU for each shard (pinned); -1 leaves a shard unpinned.
+    std::vector<int> cpus;
+    /// Direct-descriptor slots per shard = the shard's connection cap.
+    uint32_t max_connections_per_shard = 65536;
+    /// Output queued for one connection above which the shard stops reading from it.
+    std::size_t read_pause_bytes = 1u << 20;
+    /// How long close_mode::after_flush waits for the flush and the peer's EOF.
+    uint32_t close_timeout_ms = 2000;
+    /// How long a stopping shard waits for goodbyes before closing what is left.
+    uint32_t shutdown_timeout_ms = 2000;
+};
+
+/// Per-shard counters, readable after the shards stop (and later by the stats API).
+struct shard_counters {
+    uint64_t accepted = 0;
+    uint64_t accept_errors = 0;
+    uint64_t closed = 0;
+    uint64_t bytes_received = 0;
+    uint64_t bytes_sent = 0;
+    uint64_t sends = 0;
+    uint64_t frames_sent = 0;
+    uint64_t recv_enobufs = 0;
+    uint64_t recv_rearms = 0;
+    uint64_t read_pauses = 0;
+    uint64_t cq_overflows = 0;
+    uint64_t loop_iterations = 0;
+};
+
+/// Builds a shard's handler, bound to that shard's conn_io; called on the shard's own
+/// thread before its loop starts.
+using handler_factory = std::function<std::unique_ptr<conn_handler>(conn_io&)>;
+
+/// Set by a signal or by the operator: every shard stops at its next loop iteration.
+struct stop_token {
+    std::atomic<bool> requested{false};
+};
+
+/// Starts one pinned thread per listen fd, each with its own io_uring, and returns when all
+/// of them have set up their rings (or one failed: the error names the shard and reason).
+/// The shards run until `stop` is requested; join with wait_shards().
+class shard_group;
+struct shard_group_deleter {
+    void operator()(shard_group* group) const noexcept;
+};
+using shard_group_ptr = std::unique_ptr<shard_group, shard_group_deleter>;
+
+result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
+                                                  handler_factory factory, stop_token& stop);
+/// Joins every shard thread; returns each shard's counters.
+std::vector<shard_counters> wait_shards(shard_group_ptr group);
+
+} // namespace core
 
 } // namespace ringcast

@@ -1,0 +1,66 @@
+// ringcast net — listeners and the per-connection protocol state machine.
+//
+// What it owns: the SO_REUSEPORT listening sockets (one per shard, opened at start-up) and
+// the gateway: the core::conn_handler each shard runs, which takes a connection through
+//
+//   accept ─► HTTP request ─┬─► GET <ws path> + valid upgrade ─► 101 ─► WebSocket frames
+//                           ├─► GET /healthz, GET / (demo page) ─► response (keep-alive)
+//                           └─► anything else ─► 4xx/5xx response, close
+//
+// and, once upgraded, feeds frames through ws::frame_parser and answers pings, closes and
+// (with --echo) echoes messages. Later the pubsub module plugs in as the WebSocket endpoint.
+//
+// Runs on each shard's thread; the gateway holds per-connection state allocated at accept
+// and freed at close. Never blocks; protocol errors become HTTP statuses or close codes.
+#pragma once
+
+#include <ringcast/core.h>
+#include <ringcast/http.h>
+#include <ringcast/ws.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringcast::net {
+
+/// A numeric or resolvable host and a port, as given to --listen ("127.0.0.1:8080",
+/// "[::1]:8080", ":8080" for every IPv4 address).
+struct endpoint {
+    std::string host;
+    uint16_t port = 0;
+};
+
+/// Parses "HOST:PORT"; the error is a sentence naming the value.
+result<endpoint, std::string> parse_endpoint(std::string_view text);
+
+/// Opens `count` listening sockets bound to `where` with SO_REUSEPORT, so the kernel spreads
+/// new connections over the shards. Port 0 binds an ephemeral port and all sockets share
+/// it. TCP_NODELAY is set on the listeners and inherited by accepted sockets (IO_URING.md
+/// §2.18). Setup only: blocking calls.
+result<std::vector<int>, std::string> open_listeners(const endpoint& where, std::size_t count);
+
+/// The port a bound socket got.
+uint16_t local_port(int fd) noexcept;
+
+struct gateway_config {
+    /// Path of the echo WebSocket endpoint (--echo); empty: no echo endpoint.
+    std::string echo_path;
+    http::request_limits http_limits;
+    ws::parser_limits ws_limits;
+    /// Time allowed for the HTTP request (and between keep-alive requests).
+    uint32_t handshake_timeout_ms = 10000;
+    /// No inbound bytes for this long → the server pings; 0 disables pings.
+    uint32_t ping_interval_ms = 30000;
+    /// A ping unanswered (no inbound bytes) for this long → close 1001 "ping timeout".
+    uint32_t pong_timeout_ms = 10000;
+    /// No inbound bytes at all for this long → close 1001 "idle timeout"; 0 disables.
+    uint32_t idle_timeout_ms = 300000;
+};
+
+/// The protocol handler for one shard, bound to that shard's conn_io.
+std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config);
+
+} // namespace ringcast::net

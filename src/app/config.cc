@@ -1,0 +1,201 @@
+#include "config.h"
+
+#include <sched.h>
+
+#include <charconv>
+#include <limits>
+#include <string_view>
+
+namespace ringcast::app {
+
+std::vector<int> allowed_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    std::vector<int> cpus;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+        return cpus;
+    }
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (CPU_ISSET(cpu, &set)) {
+            cpus.push_back(cpu);
+        }
+    }
+    return cpus;
+}
+
+std::string usage() {
+    return R"(usage: ringcastd [options]
+
+  --listen HOST:PORT         address to serve WebSocket and HTTP on (default 127.0.0.1:8080;
+                             port 0 picks a free port, printed on start)
+  --shards N                 shards (threads pinned to CPUs); default: CPUs in the
+                             affinity mask
+  --echo PATH                serve a WebSocket echo endpoint on PATH (e.g. /echo) and the
+                             demo page on /; off unless given
+  --max-connections N        connections per shard (direct-descriptor table size;
+                             default 65536, capped by RLIMIT_NOFILE)
+  --max-message-bytes N      largest client message (default 16777216); larger → close 1009
+  --handshake-timeout-ms N   time to send the HTTP request (default 10000)
+  --ping-interval-ms N       ping a client silent for this long (default 30000; 0 = off)
+  --pong-timeout-ms N        close a client that stays silent after a ping (default 10000)
+  --idle-timeout-ms N        close a client silent for this long (default 300000; 0 = off)
+  --close-timeout-ms N       wait for a closing peer at most this long (default 2000)
+  --shutdown-timeout-ms N    on SIGTERM/SIGINT, wait for goodbyes this long (default 2000)
+  --check-config             validate the options and exit
+  --version, --help
+)";
+}
+
+namespace {
+
+template <typename T>
+result<T, std::string> parse_number(std::string_view flag, std::string_view text, T min, T max) {
+    T value{};
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+        return unexpected{std::string(flag) + " = '" + std::string(text) +
+                          "' is not a whole number from " + std::to_string(min) + " to " +
+                          std::to_string(max)};
+    }
+    return value;
+}
+
+bool plain_path(std::string_view path) {
+    if (path.empty() || path.front() != '/') {
+        return false;
+    }
+    for (const char ch : path) {
+        const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                        (ch >= '0' && ch <= '9') || ch == '/' || ch == '-' || ch == '_' ||
+                        ch == '.' || ch == '~';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+result<config, std::string> parse_args(int argc, char** argv) {
+    config cfg;
+    constexpr uint32_t max_ms = 24u * 3600 * 1000;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        std::string_view value;
+        bool has_value = false;
+        if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            has_value = true;
+        }
+        auto next = [&]() -> result<std::string_view, std::string> {
+            if (has_value) {
+                return value;
+            }
+            if (i + 1 >= argc) {
+                return unexpected{std::string(arg) + " needs a value (see --help)"};
+            }
+            return std::string_view(argv[++i]);
+        };
+        auto ms = [&](uint32_t& out) -> result<void, std::string> {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<uint32_t>(arg, *v, 0, max_ms);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            out = *n;
+            return {};
+        };
+        result<void, std::string> step{};
+        if (arg == "--help" || arg == "-h") {
+            cfg.show_help = true;
+        } else if (arg == "--version") {
+            cfg.show_version = true;
+        } else if (arg == "--check-config") {
+            cfg.check_only = true;
+        } else if (arg == "--listen") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto e = net::parse_endpoint(*v);
+            if (!e) {
+                return unexpected{"--listen: " + e.error()};
+            }
+            cfg.listen = *e;
+        } else if (arg == "--shards") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<unsigned>(arg, *v, 1, 1024);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            cfg.shards = *n;
+        } else if (arg == "--echo") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            if (!plain_path(*v) || *v == "/" || *v == "/healthz") {
+                return unexpected{"--echo = '" + std::string(*v) +
+                                  "' must be a path such as /echo: it starts with '/', is not "
+                                  "'/' or '/healthz', and uses only letters, digits and /-_.~"};
+            }
+            cfg.gateway.echo_path = std::string(*v);
+        } else if (arg == "--max-connections") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<uint32_t>(arg, *v, 1, 1u << 20);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            cfg.runtime.max_connections_per_shard = *n;
+        } else if (arg == "--max-message-bytes") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<std::size_t>(arg, *v, 125, std::size_t(1) << 30);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            cfg.gateway.ws_limits.max_message_bytes = *n;
+        } else if (arg == "--handshake-timeout-ms") {
+            step = ms(cfg.gateway.handshake_timeout_ms);
+        } else if (arg == "--ping-interval-ms") {
+            step = ms(cfg.gateway.ping_interval_ms);
+        } else if (arg == "--pong-timeout-ms") {
+            step = ms(cfg.gateway.pong_timeout_ms);
+        } else if (arg == "--idle-timeout-ms") {
+            step = ms(cfg.gateway.idle_timeout_ms);
+        } else if (arg == "--close-timeout-ms") {
+            step = ms(cfg.runtime.close_timeout_ms);
+        } else if (arg == "--shutdown-timeout-ms") {
+            step = ms(cfg.runtime.shutdown_timeout_ms);
+        } else {
+            return unexpected{"unknown option '" + std::string(argv[i]) + "' (see --help)"};
+        }
+        if (!step) {
+            return unexpected{step.error()};
+        }
+    }
+    if (cfg.gateway.handshake_timeout_ms == 0) {
+        return unexpected{std::string("--handshake-timeout-ms = 0 would close every connection "
+                                      "at once; use a value of at least 1")};
+    }
+    if (cfg.gateway.ping_interval_ms > 0 && cfg.gateway.pong_timeout_ms == 0) {
+        return unexpected{std::string("--pong-timeout-ms = 0 with pings on would close every "
+                                      "pinged client; use at least 1 or --ping-interval-ms 0")};
+    }
+    return cfg;
+}
+
+} // namespace ringcast::app

@@ -1,0 +1,32 @@
+// ringcastd's settings: flags parsed and validated here, then handed to core and net.
+#pragma once
+
+#include <ringcast/core.h>
+#include <ringcast/net.h>
+
+#include <string>
+#include <vector>
+
+namespace ringcast::app {
+
+struct config {
+    net::endpoint listen{"127.0.0.1", 8080};
+    /// 0: one shard per CPU of the affinity mask.
+    unsigned shards = 0;
+    core::runtime_config runtime;
+    net::gateway_config gateway;
+    bool check_only = false;
+    bool show_help = false;
+    bool show_version = false;
+};
+
+/// Parses argv; the error is a sentence naming the flag, the value and what is accepted.
+result<config, std::string> parse_args(int argc, char** argv);
+
+/// The --help text.
+std::string usage();
+
+/// CPUs this process may run on (sched_getaffinity), in order.
+std::vector<int> allowed_cpus();
+
+} // namespace ringcast::app

@@ -1,0 +1,139 @@
+// ringcastd: parse flags, open one listener per shard, start the shards, wait for SIGINT or
+// SIGTERM, stop the shards (clients get close 1001), print per-shard counters, exit 0.
+#include "config.h"
+
+#include <ringcast/core.h>
+#include <ringcast/net.h>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+using namespace ringcast;
+
+namespace {
+
+/// Raises RLIMIT_NOFILE to its hard limit: every shard's direct-descriptor table counts
+/// against it. Returns the limit in force.
+rlim_t raise_nofile() noexcept {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        return 1024;
+    }
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &lim);
+    }
+    getrlimit(RLIMIT_NOFILE, &lim);
+    return lim.rlim_cur;
+}
+
+int run(int argc, char** argv) {
+    auto parsed = app::parse_args(argc, argv);
+    if (!parsed) {
+        std::fprintf(stderr, "ringcastd: %s\n", parsed.error().c_str());
+        return 2;
+    }
+    app::config cfg = std::move(parsed.value());
+    if (cfg.show_help) {
+        std::fputs(app::usage().c_str(), stdout);
+        return 0;
+    }
+    if (cfg.show_version) {
+        std::printf("ringcastd %s\n", RINGCAST_VERSION);
+        return 0;
+    }
+
+    const std::vector<int> cpus = app::allowed_cpus();
+    const unsigned shards = cfg.shards != 0 ? cfg.shards
+                                            : static_cast<unsigned>(std::max<std::size_t>(cpus.size(), 1));
+    const rlim_t nofile = raise_nofile();
+    if (cfg.runtime.max_connections_per_shard > nofile) {
+        std::fprintf(stderr,
+                     "ringcastd: warning: --max-connections %u per shard is above RLIMIT_NOFILE "
+                     "(%llu), which caps each shard's descriptor table; using %llu (raise "
+                     "LimitNOFILE / ulimit -n for more)\n",
+                     cfg.runtime.max_connections_per_shard,
+                     static_cast<unsigned long long>(nofile), static_cast<unsigned long long>(nofile));
+        cfg.runtime.max_connections_per_shard = static_cast<uint32_t>(nofile);
+    }
+    for (unsigned i = 0; i < shards; ++i) {
+        cfg.runtime.cpus.push_back(cpus.empty() ? -1 : cpus[i % cpus.size()]);
+    }
+    if (cfg.check_only) {
+        std::printf("ringcastd: configuration OK (%u shards on %s:%u)\n", shards,
+                    cfg.listen.host.c_str(), unsigned(cfg.listen.port));
+        return 0;
+    }
+
+    auto fds = net::open_listeners(cfg.listen, shards);
+    if (!fds) {
+        std::fprintf(stderr, "ringcastd: %s\n", fds.error().c_str());
+        return 1;
+    }
+    cfg.runtime.listen_fds = *fds;
+    const uint16_t port = net::local_port(fds->front());
+
+    // Block the stop signals in every thread (shards inherit this mask) and take them
+    // synchronously here; SIGPIPE is ignored for the few plain syscalls we make.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    core::stop_token stop;
+    const net::gateway_config gateway = cfg.gateway;
+    auto group = core::start_shards(
+        cfg.runtime,
+        [&gateway](core::conn_io& io) { return net::make_gateway(io, gateway); }, stop);
+    if (!group) {
+        std::fprintf(stderr, "ringcastd: %s\n", group.error().c_str());
+        return 1;
+    }
+    std::printf("ringcastd: listening on %s:%u (%u shard%s%s%s)\n", cfg.listen.host.c_str(),
+                unsigned(port), shards, shards == 1 ? "" : "s",
+                gateway.echo_path.empty() ? "" : ", echo on ", gateway.echo_path.c_str());
+    std::fflush(stdout);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    std::fprintf(stderr, "ringcastd: %s: closing connections\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stop.requested.store(true);
+    const auto counters = core::wait_shards(std::move(group.value()));
+    for (std::size_t i = 0; i < counters.size(); ++i) {
+        const auto& c = counters[i];
+        std::fprintf(stderr,
+                     "ringcastd: shard %zu: accepted %llu, closed %llu, received %llu B, sent "
+                     "%llu B in %llu sends (%llu frames), enobufs %llu, read pauses %llu, cq "
+                     "overflows %llu, loop passes %llu\n",
+                     i, static_cast<unsigned long long>(c.accepted),
+                     static_cast<unsigned long long>(c.closed),
+                     static_cast<unsigned long long>(c.bytes_received),
+                     static_cast<unsigned long long>(c.bytes_sent),
+                     static_cast<unsigned long long>(c.sends),
+                     static_cast<unsigned long long>(c.frames_sent),
+                     static_cast<unsigned long long>(c.recv_enobufs),
+                     static_cast<unsigned long long>(c.read_pauses),
+                     static_cast<unsigned long long>(c.cq_overflows),
+                     static_cast<unsigned long long>(c.loop_iterations));
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        // Setup failures only: the data path does not throw.
+        std::fprintf(stderr, "ringcastd: fatal: %s\n", e.what());
+        return 1;
+    }
+}

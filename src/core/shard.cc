@@ -1,0 +1,361 @@
+#include "shard.h"
+
+#include "op.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ringcast::core {
+
+namespace {
+/// SQ entries per shard: a loop pass rarely prepares more than a few hundred SQEs; when it
+/// does, get_sqe() submits early instead of failing.
+constexpr unsigned sq_entries = 4096;
+/// Longest sleep in one wait: bounds how late a shard notices a stop request.
+constexpr uint32_t max_wait_ms = 100;
+
+uint64_t monotonic_ms() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+} // namespace
+
+shard::shard(shard_id id, const runtime_config& config, int listen_fd, stop_token& stop)
+    : _id(id), _config(config), _listen_fd(listen_fd), _stop(stop),
+      _conns(config.max_connections_per_shard),
+      _timers(config.max_connections_per_shard, monotonic_ms()) {
+    _now_ms = monotonic_ms();
+}
+
+shard::~shard() {
+    // The handler may hold frames; release it before the ring and buffers go away.
+    _handler.reset();
+    if (_listen_fd >= 0) {
+        ::close(_listen_fd);
+    }
+}
+
+result<void, std::string> shard::init(const handler_factory& factory) {
+    if (auto r = _ring.init(sq_entries, _config.max_connections_per_shard); !r) {
+        return r;
+    }
+    if (auto r = _buffers.init(_ring.raw()); !r) {
+        return r;
+    }
+    _handler = factory(*this);
+    _dirty.reserve(1024);
+    _rearm.reserve(1024);
+    return {};
+}
+
+void shard::update_clock() noexcept { _now_ms = monotonic_ms(); }
+
+void shard::run() noexcept {
+    prep_accept();
+    while (!finished()) {
+        const uint32_t wait_ms = _timers.next_wait_ms(_now_ms, max_wait_ms);
+        const int rc = _ring.submit_and_wait(wait_ms);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) [[unlikely]] {
+            std::fprintf(stderr, "ringcastd: shard %u: io_uring_enter: %s\n",
+                         unsigned(_id), std::strerror(-rc));
+        }
+        update_clock();
+        ++_counters.loop_iterations;
+        reap_completions();
+        run_timers();
+        rearm_receives();
+        flush_sends();
+        if (_stop.requested.load(std::memory_order_relaxed) && !_stopping) {
+            begin_stop();
+        }
+    }
+}
+
+void shard::reap_completions() noexcept {
+    if (_ring.cq_overflowed()) [[unlikely]] {
+        // NODROP kept the overflow in the kernel; this wait's GETEVENTS flushes it.
+        ++_counters.cq_overflows;
+    }
+    // Several reaps: handlers queue SQEs, and under DEFER_TASKRUN one enter runs a bounded
+    // amount of task work, so keep going while completions keep coming.
+    for (int pass = 0; pass < 4; ++pass) {
+        const unsigned n = _ring.reap([this](const io_uring_cqe& cqe) { dispatch(cqe); });
+        _buffers.publish();
+        if (n == 0) {
+            break;
+        }
+    }
+}
+
+void shard::run_timers() noexcept {
+    _timers.advance(_now_ms, [this](uint32_t slot) {
+        conn& c = _conns.at(slot);
+        const conn_handle h = _conns.handle(c);
+        switch (c.state) {
+        case conn_state::open:
+            _handler->on_timer(h, c.user);
+            break;
+        case conn_state::draining:
+        case conn_state::lingering:
+            // The close timeout: the peer neither drained our output nor closed its side.
+            begin_teardown(c);
+            break;
+        case conn_state::closing:
+        case conn_state::free:
+            break;
+        }
+    });
+}
+
+void shard::rearm_receives() noexcept {
+    for (const uint32_t slot : _rearm) {
+        conn& c = _conns.at(slot);
+        c.in_rearm_list = false;
+        const bool readable = c.state == conn_state::open || c.state == conn_state::draining ||
+                              c.state == conn_state::lingering;
+        if (readable && !c.recv_armed && !c.recv_paused) {
+            prep_recv(c);
+            ++_counters.recv_rearms;
+        }
+    }
+    _rearm.clear();
+}
+
+void shard::flush_sends() noexcept {
+    for (const uint32_t slot : _dirty) {
+        conn& c = _conns.at(slot);
+        c.in_dirty_list = false;
+        const bool sending = c.state == conn_state::open || c.state == conn_state::draining;
+        if (sending && !c.send_in_flight && !c.out.empty()) {
+            prep_send(c);
+        }
+    }
+    _dirty.clear();
+    if (_accept_paused && !_stopping && _conns.live() < _conns.capacity()) {
+        _accept_paused = false;
+        if (!_accept_armed) {
+            prep_accept();
+        }
+    }
+}
+
+void shard::begin_stop() noexcept {
+    _stopping = true;
+    _stop_deadline_ms = _now_ms + _config.shutdown_timeout_ms;
+    if (_accept_armed) {
+        io_uring_sqe* sqe = _ring.get_sqe();
+        io_uring_prep_cancel64(sqe, encode(op::accept, {}), 0);
+        io_uring_sqe_set_data64(sqe, encode(op::cancel, {}));
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    }
+    for (uint32_t slot = 0; slot < _conns.high_water(); ++slot) {
+        conn& c = _conns.at(slot);
+        if (c.state == conn_state::open) {
+            _handler->on_shutdown(_conns.handle(c), c.user);
+        }
+    }
+}
+
+bool shard::finished() noexcept {
+    if (!_stopping) {
+        return false;
+    }
+    if (_now_ms >= _stop_deadline_ms) {
+        // Goodbyes took too long: drop whoever is left, then wait for their final CQEs.
+        for (uint32_t slot = 0; slot < _conns.high_water(); ++slot) {
+            conn& c = _conns.at(slot);
+            if (c.state != conn_state::free && c.state != conn_state::closing) {
+                begin_teardown(c);
+            }
+        }
+        // A last resort so a lost completion can never hang the process.
+        if (_now_ms >= _stop_deadline_ms + 1000) {
+            return true;
+        }
+    }
+    return _conns.live() == 0 && !_accept_armed;
+}
+
+// --- conn_io ------------------------------------------------------------------------------
+
+void shard::send(conn_handle h, frame_ref f) noexcept {
+    conn* c = _conns.get(h);
+    if (c == nullptr || c->state != conn_state::open) {
+        return;
+    }
+    c->out.push(std::move(f));
+    mark_dirty(*c);
+    if (c->out.queued_bytes() > _config.read_pause_bytes && !c->recv_paused) {
+        // The peer is not reading what we send: stop reading what it sends until the
+        // backlog drains (DESIGN §2.7), so its input cannot grow our output without bound.
+        c->recv_paused = true;
+        ++_counters.read_pauses;
+        if (c->recv_armed) {
+            prep_cancel_recv(*c);
+        }
+    }
+}
+
+void shard::close(conn_handle h, close_mode mode) noexcept {
+    conn* c = _conns.get(h);
+    if (c == nullptr || c->state != conn_state::open) {
+        return;
+    }
+    if (mode == close_mode::now) {
+        begin_teardown(*c);
+        return;
+    }
+    c->state = conn_state::draining;
+    _timers.schedule(h.slot, _now_ms + _config.close_timeout_ms);
+    if (!c->send_in_flight && c->out.empty()) {
+        begin_lingering(*c);
+    }
+}
+
+void shard::set_timer(conn_handle h, uint64_t deadline_ms) noexcept {
+    conn* c = _conns.get(h);
+    if (c != nullptr && c->state == conn_state::open) {
+        _timers.schedule(h.slot, deadline_ms);
+    }
+}
+
+// --- life cycle ---------------------------------------------------------------------------
+
+void shard::mark_dirty(conn& c) noexcept {
+    if (!c.in_dirty_list) {
+        c.in_dirty_list = true;
+        _dirty.push_back(_conns.handle(c).slot);
+    }
+}
+
+void shard::request_rearm(conn& c) noexcept {
+    if (!c.in_rearm_list) {
+        c.in_rearm_list = true;
+        _rearm.push_back(_conns.handle(c).slot);
+    }
+}
+
+void shard::begin_lingering(conn& c) noexcept {
+    // Everything is sent: FIN our side, keep reading (and discarding) until the peer's EOF
+    // so the kernel does not answer its last bytes with a reset that could destroy our
+    // close frame in flight. The close timeout set in close() still bounds this.
+    c.state = conn_state::lingering;
+    prep_shutdown(c);
+    c.recv_paused = false;
+    if (!c.recv_armed) {
+        request_rearm(c);
+    }
+}
+
+void shard::begin_teardown(conn& c) noexcept {
+    if (c.state == conn_state::closing || c.state == conn_state::free) {
+        return;
+    }
+    c.state = conn_state::closing;
+    _timers.cancel(_conns.handle(c).slot);
+    if ((c.recv_armed || c.send_in_flight || c.shutdown_in_flight) && !c.cancel_sent) {
+        prep_cancel(c);
+    }
+    maybe_release(c);
+}
+
+void shard::maybe_release(conn& c) noexcept {
+    if (c.state != conn_state::closing || c.recv_armed || c.send_in_flight ||
+        c.shutdown_in_flight) {
+        return;
+    }
+    // Every op on the descriptor has posted its final CQE: nothing can touch the slot now.
+    const conn_handle h = _conns.handle(c);
+    void* user = c.user;
+    prep_close(c.file_index);
+    _conns.release(c);
+    ++_counters.closed;
+    _handler->on_closed(h, user);
+}
+
+send_batch* shard::take_batch() {
+    if (_free_batches.empty()) {
+        _batch_pool.push_back(std::make_unique<send_batch>());
+        return _batch_pool.back().get();
+    }
+    send_batch* b = _free_batches.back();
+    _free_batches.pop_back();
+    return b;
+}
+
+void shard::give_batch(send_batch* b) noexcept { _free_batches.push_back(b); }
+
+// --- SQE builders -------------------------------------------------------------------------
+
+void shard::prep_accept() noexcept {
+    io_uring_sqe* sqe = _ring.get_sqe();
+    // Multishot accept into the shard's sparse descriptor table: no process fd per
+    // connection (RLIMIT_NOFILE is not the cap; the table size is).
+    io_uring_prep_multishot_accept_direct(sqe, _listen_fd, nullptr, nullptr, 0);
+    io_uring_sqe_set_data64(sqe, encode(op::accept, {}));
+    _accept_armed = true;
+}
+
+void shard::prep_recv(conn& c) noexcept {
+    io_uring_sqe* sqe = _ring.get_sqe();
+    io_uring_prep_recv_multishot(sqe, static_cast<int>(c.file_index), nullptr, 0, 0);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buf_ring::group_id;
+    io_uring_sqe_set_data64(sqe, encode(op::recv, _conns.handle(c)));
+    c.recv_armed = true;
+}
+
+void shard::prep_send(conn& c) noexcept {
+    send_batch* b = take_batch();
+    const unsigned n = c.out.gather(b->iov, max_iov_per_send, max_send_bytes);
+    b->msg = msghdr{};
+    b->msg.msg_iov = b->iov;
+    b->msg.msg_iovlen = n;
+    io_uring_sqe* sqe = _ring.get_sqe();
+    io_uring_prep_sendmsg(sqe, static_cast<int>(c.file_index), &b->msg, MSG_NOSIGNAL);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, encode(op::send, _conns.handle(c)));
+    c.batch = b;
+    c.send_in_flight = true;
+    ++_counters.sends;
+}
+
+void shard::prep_shutdown(conn& c) noexcept {
+    io_uring_sqe* sqe = _ring.get_sqe();
+    io_uring_prep_shutdown(sqe, static_cast<int>(c.file_index), SHUT_WR);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, encode(op::shutdown, _conns.handle(c)));
+    c.shutdown_in_flight = true;
+}
+
+void shard::prep_cancel(conn& c) noexcept {
+    // Every op on this descriptor (the multishot recv holds its own file reference, so
+    // closing alone would not stop it; IO_URING.md §2.13). Each cancelled op still posts its
+    // final CQE, which maybe_release() waits for.
+    io_uring_sqe* sqe = _ring.get_sqe();
+    io_uring_prep_cancel_fd(sqe, static_cast<int>(c.file_index),
+                            IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, encode(op::cancel, _conns.handle(c)));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    c.cancel_sent = true;
+}
+
+void shard::prep_cancel_recv(conn& c) noexcept {
+    io_uring_sqe* sqe = _ring.get_sqe();
+    io_uring_prep_cancel64(sqe, encode(op::recv, _conns.handle(c)), 0);
+    io_uring_sqe_set_data64(sqe, encode(op::cancel, _conns.handle(c)));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+void shard::prep_close(uint32_t file_index) noexcept {
+    io_uring_sqe* sqe = _ring.get_sqe();
+    io_uring_prep_close_direct(sqe, file_index);
+    io_uring_sqe_set_data64(sqe, encode(op::close, {}));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+} // namespace ringcast::core

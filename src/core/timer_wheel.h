@@ -1,0 +1,94 @@
+// Coarse per-shard timers for handshake, ping, pong, idle and close deadlines: one timer per
+// connection slot, kept in a hashed wheel of intrusive lists (IO_URING.md §2.14: no kernel
+// timer per connection). Scheduling and cancelling are O(1); advancing visits only the
+// buckets of elapsed ticks. The loop's wait timeout comes from next_wait_ms(), so a shard
+// with no due timers sleeps.
+//
+//   bucket[t & mask] ──► slot ⇄ slot ⇄ slot      (doubly linked by slot index)
+//   A node whose deadline is a later revolution stays in its bucket until then.
+//
+// Owned by one shard; not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace ringcast::core {
+
+class timer_wheel {
+public:
+    /// 10 ms ticks: finer than any protocol timeout needs, coarse enough that one bucket
+    /// visit serves many connections.
+    static constexpr uint64_t tick_ms = 10;
+    /// 4096 buckets: one revolution is ~41 s, longer than the default ping interval, so
+    /// most timers are visited once.
+    static constexpr uint32_t bucket_count = 4096;
+
+    timer_wheel(uint32_t slots, uint64_t now_ms);
+
+    /// Arms (or re-arms) the timer of `slot` for `deadline_ms`; a deadline in the past fires
+    /// at the next advance().
+    void schedule(uint32_t slot, uint64_t deadline_ms) noexcept;
+    void cancel(uint32_t slot) noexcept;
+    bool scheduled(uint32_t slot) const noexcept { return _nodes[slot].deadline_tick != 0; }
+    std::size_t size() const noexcept { return _count; }
+
+    /// Fires every timer due at `now_ms`: on_expired(slot) runs after the slot was
+    /// unscheduled, so the callback may schedule it again.
+    template <typename F>
+    void advance(uint64_t now_ms, F&& on_expired) {
+        const uint64_t now_tick = now_ms / tick_ms;
+        // After a stall longer than a revolution, one pass over every bucket still finds
+        // every due node, because each node's own deadline decides.
+        uint64_t tick = _current_tick;
+        const uint64_t last = now_tick - _current_tick > bucket_count ? tick + bucket_count
+                                                                       : now_tick;
+        while (tick < last) {
+            ++tick;
+            expire_bucket(static_cast<uint32_t>(tick & (bucket_count - 1)), now_tick,
+                          on_expired);
+        }
+        _current_tick = now_tick;
+    }
+
+    /// Milliseconds until the earliest non-empty bucket, at most `max_wait_ms`.
+    uint32_t next_wait_ms(uint64_t now_ms, uint32_t max_wait_ms) const noexcept;
+
+private:
+    static constexpr uint32_t none = UINT32_MAX;
+    struct node {
+        uint32_t next = none;
+        uint32_t prev = none;
+        uint64_t deadline_tick = 0; // 0: not scheduled
+    };
+
+    void link(uint32_t slot, uint32_t bucket) noexcept;
+    void unlink(uint32_t slot) noexcept;
+
+    template <typename F>
+    void expire_bucket(uint32_t bucket, uint64_t now_tick, F& on_expired) {
+        // Detach the list so callbacks that re-schedule into this bucket are not revisited.
+        uint32_t slot = _buckets[bucket];
+        _buckets[bucket] = none;
+        while (slot != none) {
+            const uint32_t next = _nodes[slot].next;
+            _nodes[slot].next = _nodes[slot].prev = none;
+            if (_nodes[slot].deadline_tick <= now_tick) {
+                _nodes[slot].deadline_tick = 0;
+                --_count;
+                on_expired(slot);
+            } else {
+                link(slot, bucket);
+            }
+            slot = next;
+        }
+    }
+
+    std::vector<uint32_t> _buckets;
+    std::vector<node> _nodes;
+    uint64_t _current_tick;
+    std::size_t _count = 0;
+};
+
+} // namespace ringcast::core

@@ -1,0 +1,59 @@
+// One shard's io_uring: set up on the shard's thread with SINGLE_ISSUER | DEFER_TASKRUN
+// (../shared/IO_URING.md §2.2), registered ring fd, a sparse direct-descriptor table.
+// Owned by one shard; every call happens on that shard's thread (the kernel enforces it:
+// -EEXIST from any other task).
+#pragma once
+
+#include <ringcast/core.h>
+
+#include <liburing.h>
+
+#include <string>
+
+namespace ringcast::core {
+
+class uring {
+public:
+    uring() = default;
+    uring(const uring&) = delete;
+    uring& operator=(const uring&) = delete;
+    ~uring();
+
+    /// Creates the ring (`sq_entries`, CQ four times larger) and a sparse table of
+    /// `file_slots` direct descriptors. The error is a sentence for the operator.
+    result<void, std::string> init(unsigned sq_entries, unsigned file_slots);
+
+    /// A free SQE; when the SQ is full, submits what is queued first. Never null.
+    io_uring_sqe* get_sqe() noexcept;
+
+    /// Submits everything queued and waits for at least one completion or `timeout_ms`.
+    /// Returns -errno on failure (-ETIME and -EINTR are normal).
+    int submit_and_wait(uint32_t timeout_ms) noexcept;
+
+    /// Calls `f(const io_uring_cqe&)` for every ready completion and marks them seen.
+    template <typename F>
+    unsigned reap(F&& f) noexcept {
+        unsigned head;
+        unsigned count = 0;
+        io_uring_cqe* cqe;
+        io_uring_for_each_cqe(&_ring, head, cqe) {
+            f(*cqe);
+            ++count;
+        }
+        io_uring_cq_advance(&_ring, count);
+        return count;
+    }
+
+    /// True when the kernel had to hold completions back because the CQ was full
+    /// (IORING_FEAT_NODROP keeps them; they are flushed by the next wait).
+    bool cq_overflowed() const noexcept;
+
+    int ring_fd() const noexcept { return _ring.ring_fd; }
+    io_uring* raw() noexcept { return &_ring; }
+
+private:
+    io_uring _ring{};
+    bool _ready = false;
+};
+
+} // namespace ringcast::core

@@ -1,0 +1,69 @@
+// Private to src/net: the gateway's per-connection state and the handler class.
+#pragma once
+
+#include <ringcast/net.h>
+
+#include <memory>
+
+namespace ringcast::net {
+
+enum class phase : uint8_t {
+    http,      ///< reading an HTTP request (handshake timeout armed)
+    websocket, ///< upgraded: frames in, frames out (ping/idle timers armed)
+    closed,    ///< we asked the shard to close; input is ignored
+};
+
+/// One connection's protocol state; allocated at accept, freed in on_closed().
+struct connection {
+    /// Present only while reading HTTP: an upgraded connection keeps no HTTP buffer.
+    std::unique_ptr<http::request_parser> http;
+    ws::frame_parser ws;
+    uint64_t last_rx_ms = 0;   ///< last inbound bytes (any), the liveness clock
+    uint64_t ping_sent_ms = 0; ///< when the outstanding ping left; 0: none outstanding
+    phase state = phase::http;
+};
+
+/// Builds one complete unmasked server frame in a shareable buffer.
+core::frame_ref make_ws_frame(ws::opcode op, std::span<const std::byte> payload);
+core::frame_ref make_close_frame(ws::close_code code, std::string_view reason);
+
+/// The page served at "/" when the echo endpoint is on: a person can type and see echoes.
+/// Contains the placeholder ECHO_PATH for the endpoint's path.
+std::string_view demo_page() noexcept;
+
+class gateway final : public core::conn_handler, private ws::frame_sink {
+public:
+    gateway(core::conn_io& io, const gateway_config& config);
+
+    void* on_open(conn_handle h) noexcept override;
+    void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
+    void on_timer(conn_handle h, void* user) noexcept override;
+    void on_shutdown(conn_handle h, void* user) noexcept override;
+    void on_closed(conn_handle h, void* user) noexcept override;
+
+private:
+    // ws::frame_sink: events for the connection in _current / _current_handle.
+    void on_message(ws::opcode type, std::span<const std::byte> payload) noexcept override;
+    void on_ping(std::span<const std::byte> payload) noexcept override;
+    void on_pong(std::span<const std::byte> payload) noexcept override;
+    void on_close(uint16_t code, std::string_view reason) noexcept override;
+
+    void read_http(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
+    /// Answers one complete request; returns true when the connection stays in HTTP.
+    bool answer(conn_handle h, connection& c, const http::request& req,
+                std::span<std::byte> rest) noexcept;
+    void upgrade(conn_handle h, connection& c, const http::request& req) noexcept;
+    void read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
+    void respond(conn_handle h, connection& c, std::string response, http::keep_alive ka) noexcept;
+    void close_websocket(conn_handle h, connection& c, ws::close_code code,
+                         std::string_view reason) noexcept;
+    void arm_liveness_timer(conn_handle h, const connection& c) noexcept;
+
+    core::conn_io& _io;
+    gateway_config _config;
+    std::string _demo_page; // demo_page() with the echo path filled in
+    conn_handle _current_handle{};
+    connection* _current = nullptr;
+};
+
+} // namespace ringcast::net
