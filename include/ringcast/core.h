@@ -310,7 +310,8 @@ struct runtime_config {
     std::vector<int> listen_fds;
     /// CPU for each shard (pinned); -1 leaves a shard unpinned.
     std::vector<int> cpus;
-    /// Direct-descriptor slots per shard = the shard's connection cap.
+    /// Direct-descriptor slots per shard = the shard's connection cap (src/app fills it:
+    /// --max-connections, or 65536 capped by RLIMIT_NOFILE, which limits each table).
     uint32_t max_connections_per_shard = 65536;
     /// Output queued for one connection above which the shard stops reading from it.
     std::size_t read_pause_bytes = 1u << 20;

@@ -158,6 +158,7 @@ result<config, std::string> parse_args(int argc, char** argv) {
                 return unexpected{n.error()};
             }
             cfg.runtime.max_connections_per_shard = *n;
+            cfg.max_connections_set = true;
         } else if (arg == "--max-message-bytes") {
             auto v = next();
             if (!v) {

@@ -15,6 +15,8 @@ struct config {
     unsigned shards = 0;
     core::runtime_config runtime;
     net::gateway_config gateway;
+    /// --max-connections was given (else the default adapts to RLIMIT_NOFILE quietly).
+    bool max_connections_set = false;
     bool check_only = false;
     bool show_help = false;
     bool show_version = false;

@@ -53,12 +53,14 @@ int run(int argc, char** argv) {
                                             : static_cast<unsigned>(std::max<std::size_t>(cpus.size(), 1));
     const rlim_t nofile = raise_nofile();
     if (cfg.runtime.max_connections_per_shard > nofile) {
-        std::fprintf(stderr,
+        if (cfg.max_connections_set) {
+            std::fprintf(stderr,
                      "ringcastd: warning: --max-connections %u per shard is above RLIMIT_NOFILE "
                      "(%llu), which caps each shard's descriptor table; using %llu (raise "
                      "LimitNOFILE / ulimit -n for more)\n",
                      cfg.runtime.max_connections_per_shard,
                      static_cast<unsigned long long>(nofile), static_cast<unsigned long long>(nofile));
+        }
         cfg.runtime.max_connections_per_shard = static_cast<uint32_t>(nofile);
     }
     for (unsigned i = 0; i < shards; ++i) {
