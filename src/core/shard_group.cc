@@ -13,7 +13,7 @@ namespace ringcast::core {
 class shard_group {
 public:
     std::vector<std::thread> threads;
-    std::vector<std::unique_ptr<shard>> shards;
+    std::vector<shard_counters> counters; // written by each shard's thread as it ends
     runtime_config config;
 };
 
@@ -37,24 +37,27 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
     shard_group_ptr group(new shard_group());
     group->config = config;
     const std::size_t count = config.listen_fds.size();
+    group->counters.resize(count);
     std::vector<std::future<result<void, std::string>>> ready;
     for (std::size_t i = 0; i < count; ++i) {
-        const auto id = shard_id(static_cast<uint16_t>(i));
-        group->shards.push_back(
-            std::make_unique<shard>(id, group->config, group->config.listen_fds[i], stop));
         std::promise<result<void, std::string>> promise;
         ready.push_back(promise.get_future());
         const int cpu = i < config.cpus.size() ? config.cpus[i] : -1;
-        group->threads.emplace_back(
-            [s = group->shards.back().get(), cpu, &factory, p = std::move(promise)]() mutable {
-                pin_to_cpu(cpu);
-                auto r = s->init(factory);
-                const bool ok = r.has_value();
-                p.set_value(std::move(r));
-                if (ok) {
-                    s->run();
-                }
-            });
+        // The shard is built, run and destroyed on its own thread: its ring accepts
+        // register/unregister calls only from the task that created it (SINGLE_ISSUER).
+        group->threads.emplace_back([g = group.get(), i, cpu, &factory, &stop,
+                                     p = std::move(promise)]() mutable {
+            pin_to_cpu(cpu);
+            const auto id = shard_id(static_cast<uint16_t>(i));
+            auto s = std::make_unique<shard>(id, g->config, g->config.listen_fds[i], stop);
+            auto r = s->init(factory);
+            const bool ok = r.has_value();
+            p.set_value(std::move(r)); // after this, `factory` may be gone
+            if (ok) {
+                s->run();
+            }
+            g->counters[i] = s->counters();
+        });
     }
     std::string failure;
     for (std::size_t i = 0; i < count; ++i) {
@@ -74,14 +77,10 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
 }
 
 std::vector<shard_counters> wait_shards(shard_group_ptr group) {
-    std::vector<shard_counters> counters;
     for (auto& t : group->threads) {
         t.join();
     }
-    for (auto& s : group->shards) {
-        counters.push_back(s->counters());
-    }
-    return counters;
+    return group->counters;
 }
 
 } // namespace ringcast::core
