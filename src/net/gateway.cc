@@ -78,7 +78,9 @@ void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes
             return;
         }
         bytes = bytes.subspan(r.consumed);
-        if (!answer(h, c, c.http->get(), bytes)) {
+        const bool stays_http = answer(h, c, c.http->get(), bytes);
+        _head_only = false;
+        if (!stays_http) {
             return;
         }
         c.http->reset();
@@ -90,7 +92,8 @@ void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes
 
 bool gateway::answer(conn_handle h, connection& c, const http::request& req,
                      std::span<std::byte> rest) noexcept {
-    const bool is_get = req.method == "GET";
+    const bool is_get = req.method == "GET" || req.method == "HEAD";
+    _head_only = req.method == "HEAD";
     const auto ka = req.keep_alive() ? http::keep_alive::yes : http::keep_alive::no;
     if (!_config.echo_path.empty() && req.path == _config.echo_path) {
         const http::upgrade_check check = http::check_upgrade(req);
@@ -107,7 +110,7 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
         return false;
     }
     if (req.path == "/healthz") {
-        if (!is_get && req.method != "HEAD") {
+        if (!is_get) {
             respond(h, c, http::make_error_response(405, "use GET", ka), ka);
         } else {
             respond(h, c, http::make_response(200, "application/json", "{\"status\":\"ok\"}\n", ka),
@@ -127,6 +130,13 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
 
 void gateway::respond(conn_handle h, connection& c, std::string response,
                       http::keep_alive ka) noexcept {
+    if (_head_only) {
+        // RFC 9110 §9.3.2: a HEAD response carries the GET headers and no body; a body here
+        // would be read as the start of the next response on a keep-alive connection.
+        if (const auto end = response.find("\r\n\r\n"); end != std::string::npos) {
+            response.resize(end + 4);
+        }
+    }
     _io.send(h, core::make_frame(std::string_view(response)));
     if (ka == http::keep_alive::no) {
         c.state = phase::closed;

@@ -64,6 +64,7 @@ private:
     std::string _demo_page; // demo_page() with the echo path filled in
     conn_handle _current_handle{};
     connection* _current = nullptr;
+    bool _head_only = false; // answering a HEAD request: responses lose their body
 };
 
 } // namespace ringcast::net

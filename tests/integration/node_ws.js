@@ -1,0 +1,277 @@
+#!/usr/bin/env node
+// Echo, ping/pong, close codes and 200 concurrent clients, seen by Node's `ws` (npm).
+//
+// Usage: node node_ws.js PATH/TO/ringcastd
+// `ws` comes from tests/integration/node_modules (npm ci --prefix tests/integration);
+// without it the script exits 77 (skip). Every wait is bounded; one line per case.
+'use strict';
+
+const { spawn } = require('child_process');
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+
+const SKIP = 77;
+const wsDir = path.join(__dirname, 'node_modules', 'ws');
+if (!fs.existsSync(wsDir)) {
+    console.log(`SKIP: ${wsDir} is missing (run: npm ci --prefix tests/integration)`);
+    process.exit(SKIP);
+}
+const WebSocket = require(wsDir);
+
+const binary = process.argv[2] || process.env.RINGCASTD || '';
+if (!binary || !fs.existsSync(binary)) {
+    console.log(`SKIP: ringcastd binary not found: '${binary}' (pass its path as argument 1)`);
+    process.exit(SKIP);
+}
+
+const MIB = 1 << 20;
+
+function withTimeout(promise, ms, what) {
+    let timer;
+    return Promise.race([
+        promise,
+        new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+        }),
+    ]).finally(() => clearTimeout(timer));
+}
+
+function check(condition, message) {
+    if (!condition) {
+        throw new Error(message);
+    }
+}
+
+// Starts ringcastd on an ephemeral loopback port; resolves with {proc, port, output()}.
+function startServer(extraArgs = []) {
+    const args = ['--listen', '127.0.0.1:0', '--echo', '/echo', ...extraArgs];
+    const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = [];
+    const keep = (tag) => (chunk) => {
+        for (const line of chunk.toString().split('\n')) {
+            if (line && lines.length < 2000) {
+                lines.push(`[${tag}] ${line}`);
+            }
+        }
+    };
+    proc.stderr.on('data', keep('err'));
+    const output = () => 'server output (last lines):\n  ' + lines.slice(-40).join('\n  ');
+    const ready = new Promise((resolve, reject) => {
+        let buffered = '';
+        proc.stdout.on('data', (chunk) => {
+            keep('out')(chunk);
+            buffered += chunk.toString();
+            const m = /listening on [0-9.]+:(\d+)/.exec(buffered);
+            if (m) {
+                resolve(Number(m[1]));
+            }
+        });
+        proc.on('exit', (code, sig) =>
+            reject(new Error(`ringcastd exited (${code ?? sig}) before it was ready\n` +
+                             output())));
+        proc.on('error', reject);
+    });
+    return withTimeout(ready, 10000, 'ringcastd listening line')
+        .then((port) => ({ proc, port, output }))
+        .catch((e) => { proc.kill('SIGKILL'); throw e; });
+}
+
+function stopServer(server, timeoutMs = 5000) {
+    if (server.proc.exitCode !== null || server.proc.signalCode !== null) {
+        return Promise.resolve({ code: server.proc.exitCode, signal: server.proc.signalCode });
+    }
+    const exited = new Promise((resolve) =>
+        server.proc.on('exit', (code, sig) => resolve({ code, signal: sig })));
+    server.proc.kill('SIGTERM');
+    return withTimeout(exited, timeoutMs, 'ringcastd exit after SIGTERM');
+}
+
+function open(port, options = {}) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`,
+                             { maxPayload: 64 * MIB, perMessageDeflate: false, ...options });
+    // Messages are queued from the start so none is missed between awaits.
+    ws.inbox = [];
+    ws.waiters = [];
+    ws.on('message', (data, isBinary) => {
+        const item = { data, isBinary };
+        const waiter = ws.waiters.shift();
+        if (waiter) {
+            waiter.resolve(item);
+        } else {
+            ws.inbox.push(item);
+        }
+    });
+    ws.on('close', (code) => {
+        for (const w of ws.waiters.splice(0)) {
+            w.reject(new Error(`connection closed (code ${code}) while waiting for a message`));
+        }
+    });
+    ws.on('error', () => {});  // surfaced through 'close' and the timeouts
+    return withTimeout(new Promise((resolve, reject) => {
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+        ws.once('unexpected-response', (req, res) =>
+            reject(new Error(`handshake answered with HTTP ${res.statusCode}`)));
+    }), 5000, 'WebSocket open');
+}
+
+function nextMessage(ws, ms = 10000) {
+    if (ws.inbox.length) {
+        return Promise.resolve(ws.inbox.shift());
+    }
+    if (ws.readyState !== WebSocket.OPEN) {
+        return Promise.reject(new Error('connection is not open'));
+    }
+    return withTimeout(new Promise((resolve, reject) => ws.waiters.push({ resolve, reject })),
+                       ms, 'echo');
+}
+
+function closeAndWait(ws, code, reason, ms = 5000) {
+    const closed = new Promise((resolve) =>
+        ws.once('close', (gotCode, gotReason) => resolve({ code: gotCode, reason: gotReason })));
+    ws.close(code, reason);
+    return withTimeout(closed, ms, `close handshake (${code})`);
+}
+
+async function echo(ws, data, isBinary) {
+    ws.send(data, { binary: isBinary });
+    const got = await nextMessage(ws, 20000);
+    check(got.isBinary === isBinary,
+          `sent ${isBinary ? 'binary' : 'text'}, got ${got.isBinary ? 'binary' : 'text'} back`);
+    const want = Buffer.isBuffer(data) ? data : Buffer.from(data);
+    check(Buffer.compare(got.data, want) === 0,
+          `echo differs: sent ${want.length} bytes, got ${got.data.length} ` +
+          `(first bytes sent ${want.subarray(0, 16).toString('hex')}, ` +
+          `got ${got.data.subarray(0, 16).toString('hex')})`);
+}
+
+function cases(port) {
+    const list = [];
+    const add = (name, fn) => list.push({ name, fn });
+
+    add('text echo (ascii, multi-byte, empty)', async () => {
+        const ws = await open(port);
+        await echo(ws, 'hello from node ws', false);
+        await echo(ws, 'κόσμε ✓ 😀', false);
+        await echo(ws, '', false);
+        await closeAndWait(ws, 1000);
+    });
+    add('binary echo (all byte values, empty)', async () => {
+        const ws = await open(port);
+        await echo(ws, Buffer.from([...Array(256).keys()]), true);
+        await echo(ws, Buffer.alloc(0), true);
+        await closeAndWait(ws, 1000);
+    });
+    add('1 MiB text and 1 MiB binary messages echoed', async () => {
+        const ws = await open(port);
+        await echo(ws, 'é'.repeat(MIB / 2), false);
+        await echo(ws, crypto.randomBytes(MIB), true);
+        await closeAndWait(ws, 1000);
+    });
+    add('ping with payload is answered by a pong with the same payload', async () => {
+        const ws = await open(port);
+        const payloads = [Buffer.alloc(0), Buffer.from('node-ping'), crypto.randomBytes(125)];
+        for (const payload of payloads) {
+            const pong = withTimeout(new Promise((resolve) => ws.once('pong', resolve)), 5000,
+                                     `pong for a ${payload.length}-byte ping`);
+            ws.ping(payload);
+            const got = await pong;
+            check(Buffer.compare(got, payload) === 0,
+                  `pong payload ${got.toString('hex')} != ping payload ${payload.toString('hex')}`);
+        }
+        await closeAndWait(ws, 1000);
+    });
+    for (const [code, reason] of [[1000, ''], [1001, 'leaving'], [3000, 'app'], [4000, 'x'],
+                                  [4999, '']]) {
+        add(`close ${code} is answered with close ${code}`, async () => {
+            const ws = await open(port);
+            await echo(ws, 'before close', false);
+            const got = await closeAndWait(ws, code, reason);
+            check(got.code === code, `closed with ${code}, server answered ${got.code}`);
+        });
+    }
+    add('close without a code is answered (1005 seen locally = empty close, or 1000)', async () => {
+        const ws = await open(port);
+        const got = await closeAndWait(ws);
+        check(got.code === 1005 || got.code === 1000,
+              `empty close answered with ${got.code}, expected an empty close or 1000`);
+    });
+    add('200 concurrent clients x 100 messages: content and order', async () => {
+        const clients = 200;
+        const messages = 100;
+        const one = async (c) => {
+            const ws = await open(port);
+            const sent = [];
+            for (let i = 0; i < messages; i++) {
+                const binary = (c + i) % 3 === 0;
+                const body = binary ? Buffer.concat([Buffer.from([c & 255, i]),
+                                                     crypto.randomBytes((c * 7 + i * 13) % 700)])
+                                    : `client ${c} message ${i} ` + 'ü'.repeat((c + i) % 200);
+                sent.push({ body, binary });
+                ws.send(body, { binary });
+            }
+            for (let i = 0; i < messages; i++) {
+                const got = await nextMessage(ws, 30000);
+                const want = Buffer.from(sent[i].body);
+                check(got.isBinary === sent[i].binary && Buffer.compare(got.data, want) === 0,
+                      `client ${c} message ${i}: expected ${sent[i].binary ? 'binary' : 'text'} ` +
+                      `${want.length} bytes, got ${got.isBinary ? 'binary' : 'text'} ` +
+                      `${got.data.length} bytes`);
+            }
+            const closed = await closeAndWait(ws, 1000);
+            check(closed.code === 1000, `client ${c}: close answered with ${closed.code}`);
+        };
+        const results = await Promise.allSettled([...Array(clients).keys()].map(one));
+        const failed = results.map((r, i) => [i, r]).filter(([, r]) => r.status === 'rejected');
+        check(failed.length === 0, `${failed.length} of ${clients} clients failed; first: client ` +
+              `${failed.length ? failed[0][0] + ': ' + failed[0][1].reason.message : ''}`);
+    });
+    return list;
+}
+
+async function main() {
+    let server;
+    try {
+        server = await startServer();
+    } catch (e) {
+        console.log(`FAIL start ringcastd: ${e.message}`);
+        return 1;
+    }
+    console.log(`== node ws ${require(path.join(wsDir, 'package.json')).version} against ` +
+                `ringcastd --echo (port ${server.port})`);
+    const list = cases(server.port);
+    list.push({
+        name: 'server exits 0 on SIGTERM',
+        fn: async () => {
+            check(server.proc.exitCode === null && server.proc.signalCode === null,
+                  'ringcastd died during the run ' +
+                  `(${server.proc.exitCode ?? server.proc.signalCode})\n${server.output()}`);
+            const { code, signal } = await stopServer(server);
+            check(code === 0,
+                  `exit ${code ?? signal} after SIGTERM, expected 0\n${server.output()}`);
+        },
+    });
+    const failed = [];
+    for (const { name, fn } of list) {
+        const started = Date.now();
+        try {
+            await withTimeout(fn(), 60000, name);
+            console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(2)}s)`);
+        } catch (e) {
+            failed.push(name);
+            console.log(`FAIL ${name} (${((Date.now() - started) / 1000).toFixed(2)}s)\n     ` +
+                        String(e && e.message || e).replace(/\n/g, '\n     '));
+        }
+    }
+    if (server.proc.exitCode === null && server.proc.signalCode === null) {
+        server.proc.kill('SIGKILL');
+    }
+    console.log(`${list.length - failed.length} passed, ${failed.length} failed`);
+    return failed.length ? 1 : 0;
+}
+
+main().then((code) => process.exit(code), (e) => {
+    console.log(`FAIL ${e && e.stack || e}`);
+    process.exit(1);
+});

@@ -1,0 +1,572 @@
+"""Shared helpers for the ringcastd integration and conformance scripts.
+
+What lives here:
+
+* `server`      starts the real ringcastd on an ephemeral loopback port, waits (bounded)
+                for its "listening on 127.0.0.1:PORT" line, keeps its output for failure
+                messages, and stops it with a signal, checking the exit status.
+* `raw_ws`      a byte-level WebSocket client over a plain socket: it can send any frame,
+                including ones a real client never would (unmasked, reserved bits, bad
+                opcodes, oversized control frames), and parses what the server sends back.
+* `http_exchange`  sends raw bytes to the HTTP side and parses the response.
+* `run_cases`   runs named checks, prints one line per check, exits non-zero on failure.
+
+Every blocking call here takes a timeout; nothing waits forever. Only 127.0.0.1 is used.
+Exit code 77 means "skipped" (meson's convention), used when a needed program is missing.
+"""
+
+import base64
+import hashlib
+import inspect
+import asyncio
+import os
+import queue
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+SKIP = 77
+LOOPBACK = "127.0.0.1"
+READY_PATTERN = re.compile(rb"listening on [0-9.]+:(\d+)")
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+# RFC 6455 §5.2 opcodes.
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+
+class check_failed(AssertionError):
+    """A check did not hold; the message says what was expected and what came back."""
+
+
+def fail(message):
+    raise check_failed(message)
+
+
+def expect(condition, message):
+    if not condition:
+        raise check_failed(message)
+
+
+def skip(reason):
+    print(f"SKIP: {reason}", flush=True)
+    sys.exit(SKIP)
+
+
+def binary_from_argv(argv=None):
+    """Returns the ringcastd path: argv[1] (how meson calls us) or $RINGCASTD.
+
+    Skips (77) when no path is given or the file is not an executable, so a hand run
+    without a build says so instead of failing obscurely.
+    """
+    argv = sys.argv if argv is None else argv
+    path = argv[1] if len(argv) > 1 else os.environ.get("RINGCASTD", "")
+    if not path:
+        skip("usage: <script> PATH/TO/ringcastd (or set RINGCASTD)")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        skip(f"ringcastd binary not found or not executable: {path}")
+    return os.path.abspath(path)
+
+
+def short(data, limit=64):
+    """A bounded, printable rendering of bytes for failure messages."""
+    if data is None:
+        return "None"
+    if len(data) <= limit:
+        return repr(bytes(data))
+    return f"{bytes(data[:limit])!r}... ({len(data)} bytes)"
+
+
+# --------------------------------------------------------------------------------------
+# The server process
+# --------------------------------------------------------------------------------------
+
+class server:
+    """One ringcastd process on 127.0.0.1:0 with `--echo /echo` plus `extra_args`.
+
+    Usable as a context manager; leaving the block kills the process if it is still
+    running (a check that wants to verify the shutdown path calls `stop()` itself).
+    stdout and stderr are drained by threads so the server can never block on a full
+    pipe, and the last lines are kept for failure messages.
+    """
+
+    def __init__(self, binary, extra_args=(), ready_timeout=10.0, echo_path="/echo"):
+        self.binary = binary
+        self.args = [binary, "--listen", f"{LOOPBACK}:0", "--echo", echo_path, *extra_args]
+        self.port = None
+        self._lines = []
+        self._ready = queue.Queue()
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._threads = [
+            threading.Thread(target=self._drain, args=(self.proc.stdout, "out", True),
+                             daemon=True),
+            threading.Thread(target=self._drain, args=(self.proc.stderr, "err", False),
+                             daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        try:
+            self._wait_ready(ready_timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _drain(self, stream, tag, look_for_ready):
+        for line in iter(stream.readline, b""):
+            if len(self._lines) < 2000:
+                self._lines.append(f"[{tag}] " + line.decode("utf-8", "replace").rstrip())
+            if look_for_ready and self.port is None:
+                m = READY_PATTERN.search(line)
+                if m:
+                    self._ready.put(int(m.group(1)))
+        if look_for_ready:
+            self._ready.put(None)
+
+    def _wait_ready(self, timeout):
+        try:
+            port = self._ready.get(timeout=timeout)
+        except queue.Empty:
+            fail(f"ringcastd did not print 'listening on ...' within {timeout}s\n"
+                 f"command: {' '.join(self.args)}\n{self.output()}")
+        if port is None:
+            code = self.proc.wait(timeout=5)
+            fail(f"ringcastd exited with status {code} before it was ready\n"
+                 f"command: {' '.join(self.args)}\n{self.output()}")
+        self.port = port
+
+    def output(self, last=40):
+        lines = self._lines[-last:]
+        return "server output (last lines):\n  " + "\n  ".join(lines) if lines else \
+            "server output: (none)"
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Sends `sig` and returns the exit status; fails if it has not exited in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            fail(f"ringcastd did not exit within {timeout}s of {signal.Signals(sig).name}\n"
+                 f"{self.output()}")
+        for t in self._threads:
+            t.join(timeout=2)
+        return code
+
+    def stop_and_expect_clean_exit(self, timeout=5.0):
+        if not self.alive():
+            fail(f"ringcastd died during the run with status {self.proc.returncode}\n"
+                 f"{self.output()}")
+        code = self.stop(signal.SIGTERM, timeout)
+        expect(code == 0, f"ringcastd exited with status {code} after SIGTERM, expected 0\n"
+               f"{self.output()}")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------
+
+def xor_mask(data, key):
+    """RFC 6455 §5.3 masking; linear time even for 16 MiB (one big-integer XOR)."""
+    n = len(data)
+    if n == 0:
+        return b""
+    stream = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(
+        n, "little")
+
+
+def encode_frame(opcode, payload=b"", fin=True, rsv=0, mask=True, key=None):
+    """Builds one frame. `rsv` is the 3-bit RSV1..RSV3 value (4 = RSV1, 2 = RSV2, 1 = RSV3).
+
+    Anything may be produced on purpose: unmasked frames, reserved opcodes, control frames
+    longer than 125 bytes.
+    """
+    payload = bytes(payload)
+    b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0xF)
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4) if key is None else key
+    return head + key + xor_mask(payload, key)
+
+
+def close_payload(code=None, reason=b""):
+    if code is None:
+        return b""
+    return struct.pack("!H", code) + (reason.encode() if isinstance(reason, str) else reason)
+
+
+class frame:
+    __slots__ = ("fin", "rsv", "opcode", "payload", "masked")
+
+    def __init__(self, fin, rsv, opcode, payload, masked):
+        self.fin, self.rsv, self.opcode, self.payload, self.masked = \
+            fin, rsv, opcode, payload, masked
+
+    def close_code(self):
+        return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else None
+
+    def close_reason(self):
+        return bytes(self.payload[2:])
+
+    def __repr__(self):
+        names = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
+        name = names.get(self.opcode, f"op{self.opcode:#x}")
+        extra = f" code={self.close_code()}" if self.opcode == OP_CLOSE else ""
+        return (f"<{name} fin={int(self.fin)} rsv={self.rsv} masked={int(self.masked)}"
+                f"{extra} payload={short(self.payload)}>")
+
+
+class connection_closed(Exception):
+    """The server closed (EOF) or reset the TCP connection while we waited for bytes."""
+
+
+class timed_out(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------
+# Raw WebSocket client
+# --------------------------------------------------------------------------------------
+
+class raw_ws:
+    """A WebSocket client at the byte level. `handshake=False` gives a bare TCP connection
+    (for HTTP and handshake-timeout checks)."""
+
+    def __init__(self, port, path="/echo", timeout=5.0, handshake=True, headers=(),
+                 handshake_chunk=None):
+        self.port = port
+        self.timeout = timeout
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+        self.eof = False
+        self.response_head = None
+        if handshake:
+            self.handshake(path, headers, handshake_chunk)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def send(self, data):
+        """Sends bytes; a peer that already closed is not an error here (the caller
+        finds out when it reads)."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+
+    def send_chopped(self, data, chunk=1, pause=0.0):
+        """Sends `data` in `chunk`-byte writes (TCP_NODELAY is on, so each write is its own
+        segment in practice); `pause` seconds between writes."""
+        for i in range(0, len(data), chunk):
+            if not self.send(data[i:i + chunk]):
+                return False
+            if pause:
+                time.sleep(pause)
+        return True
+
+    def send_frame(self, opcode, payload=b"", **kw):
+        return self.send(encode_frame(opcode, payload, **kw))
+
+    def _fill(self, deadline):
+        """Reads more bytes into self.buf. Raises timed_out or connection_closed."""
+        if self.eof:
+            raise connection_closed("connection already closed by the server")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise timed_out()
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            raise timed_out()
+        except ConnectionResetError:
+            self.eof = True
+            raise connection_closed("connection reset by the server")
+        if not data:
+            self.eof = True
+            raise connection_closed("server closed the TCP connection")
+        self.buf += data
+
+    def _need(self, n, deadline):
+        while len(self.buf) < n:
+            self._fill(deadline)
+
+    def recv_frame(self, timeout=None):
+        """Returns the next frame from the server. Raises timed_out / connection_closed."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        self._need(2, deadline)
+        b0, b1 = self.buf[0], self.buf[1]
+        n = b1 & 0x7F
+        pos = 2
+        if n == 126:
+            self._need(4, deadline)
+            n = struct.unpack_from("!H", self.buf, 2)[0]
+            pos = 4
+        elif n == 127:
+            self._need(10, deadline)
+            n = struct.unpack_from("!Q", self.buf, 2)[0]
+            pos = 10
+        masked = bool(b1 & 0x80)
+        key = None
+        if masked:
+            self._need(pos + 4, deadline)
+            key = bytes(self.buf[pos:pos + 4])
+            pos += 4
+        self._need(pos + n, deadline)
+        payload = bytes(self.buf[pos:pos + n])
+        del self.buf[:pos + n]
+        if masked:
+            payload = xor_mask(payload, key)
+        return frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, payload, masked)
+
+    def recv_message(self, timeout=None):
+        """Reads data frames up to a complete message; returns (opcode, payload, controls)
+        where `controls` lists the control frames that arrived in between. A close frame
+        ends the read early and is returned as the opcode (with its payload)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        controls = []
+        opcode, parts = None, []
+        while True:
+            f = self.recv_frame(max(0.0, deadline - time.monotonic()))
+            if f.opcode == OP_CLOSE:
+                return OP_CLOSE, f.payload, controls
+            if f.opcode >= 8:
+                controls.append(f)
+                continue
+            if opcode is None:
+                if f.opcode == OP_CONT:
+                    fail(f"server sent a continuation frame without a message start: {f}")
+                opcode = f.opcode
+            elif f.opcode != OP_CONT:
+                fail(f"server started a new message inside a fragmented one: {f}")
+            parts.append(f.payload)
+            if f.fin:
+                return opcode, b"".join(parts), controls
+
+    def read_until_eof(self, timeout=3.0):
+        """Raw bytes (after any already buffered) until the server closes or `timeout`
+        passes; for HTTP checks that look at the exact byte stream."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            try:
+                self._fill(deadline)
+            except (timed_out, connection_closed):
+                break
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+    def wait_eof(self, timeout=3.0):
+        """Waits until the server closes TCP. Returns the frames that arrived before the
+        EOF. Raises timed_out if the connection is still open after `timeout`."""
+        deadline = time.monotonic() + timeout
+        frames = []
+        while True:
+            try:
+                frames.append(self.recv_frame(max(0.0, deadline - time.monotonic())))
+            except connection_closed:
+                return frames
+
+    def handshake(self, path="/echo", headers=(), chunk=None):
+        """Sends an upgrade request (in `chunk`-byte writes if given) and checks the 101."""
+        key = base64.b64encode(os.urandom(16))
+        lines = [f"GET {path} HTTP/1.1", f"Host: {LOOPBACK}:{self.port}", "Upgrade: websocket",
+                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key.decode()}",
+                 "Sec-WebSocket-Version: 13", *headers]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        if chunk:
+            self.send_chopped(request, chunk)
+        else:
+            self.send(request)
+        deadline = time.monotonic() + self.timeout
+        while b"\r\n\r\n" not in self.buf:
+            try:
+                self._fill(deadline)
+            except timed_out:
+                fail(f"no complete handshake response within {self.timeout}s; got "
+                     f"{short(self.buf, 200)}")
+            except connection_closed as e:
+                fail(f"handshake: {e}; got {short(self.buf, 200)}")
+        end = self.buf.index(b"\r\n\r\n") + 4
+        head = bytes(self.buf[:end])
+        del self.buf[:end]
+        self.response_head = head
+        status_line, _, rest = head.partition(b"\r\n")
+        expect(status_line.startswith(b"HTTP/1.1 101"),
+               f"handshake: expected 'HTTP/1.1 101', got {status_line!r}")
+        fields = parse_header_fields(rest)
+        want = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()
+        got = fields.get("sec-websocket-accept")
+        expect(got == want, f"handshake: Sec-WebSocket-Accept {got!r}, expected {want!r}")
+        expect("websocket" in fields.get("upgrade", "").lower(),
+               f"handshake: Upgrade header {fields.get('upgrade')!r}")
+        expect("upgrade" in fields.get("connection", "").lower(),
+               f"handshake: Connection header {fields.get('connection')!r}")
+
+
+def parse_header_fields(block):
+    fields = {}
+    for line in block.split(b"\r\n"):
+        if b":" in line:
+            name, _, value = line.partition(b":")
+            fields[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
+    return fields
+
+
+# --------------------------------------------------------------------------------------
+# Raw HTTP
+# --------------------------------------------------------------------------------------
+
+class http_response:
+    def __init__(self, status, reason, headers, body, raw):
+        self.status, self.reason, self.headers, self.body, self.raw = \
+            status, reason, headers, body, raw
+
+    def __repr__(self):
+        return (f"<HTTP {self.status} {self.reason!r} headers={self.headers} "
+                f"body={short(self.body)}>")
+
+
+def http_exchange(port, request, timeout=5.0, chunk=None):
+    """Sends raw request bytes and reads one response (to Content-Length or EOF).
+
+    A reset after the server answered is tolerated: a server that rejects a request may
+    close with our bytes unread. Fails if no complete status line arrives in time.
+    """
+    deadline = time.monotonic() + timeout
+    sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+    data = bytearray()
+    try:
+        try:
+            if chunk:
+                for i in range(0, len(request), chunk):
+                    sock.sendall(request[i:i + chunk])
+            else:
+                sock.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the response (if any) is still in our receive queue
+        head_end = -1
+        while True:
+            if head_end < 0 and b"\r\n\r\n" in data:
+                head_end = data.index(b"\r\n\r\n") + 4
+            if head_end >= 0:
+                if data.startswith(b"HTTP/1.1 101"):
+                    break  # switched protocols: no HTTP body follows
+                fields = parse_header_fields(bytes(data[:head_end]))
+                length = fields.get("content-length")
+                if length is not None and len(data) - head_end >= int(length):
+                    break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if head_end >= 0:
+                    break
+                fail(f"no HTTP response within {timeout}s; got {short(data, 200)}")
+            sock.settimeout(remaining)
+            try:
+                more = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                break
+            if not more:
+                break
+            data += more
+    finally:
+        sock.close()
+    if b"\r\n\r\n" not in data:
+        fail(f"incomplete HTTP response: {short(data, 200)}")
+    head_end = data.index(b"\r\n\r\n") + 4
+    status_line, _, rest = bytes(data[:head_end - 4]).partition(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    expect(len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit(),
+           f"malformed status line {status_line!r}")
+    fields = parse_header_fields(rest)
+    body = bytes(data[head_end:])
+    if "content-length" in fields:
+        body = body[:int(fields["content-length"])]
+    return http_response(int(parts[1]), parts[2].decode("latin-1") if len(parts) > 2 else "",
+                         fields, body, bytes(data))
+
+
+# --------------------------------------------------------------------------------------
+# Running checks
+# --------------------------------------------------------------------------------------
+
+def run_cases(cases, title=None, case_timeout=60.0):
+    """Runs (name, fn) pairs in order; fn may be a coroutine function (run with
+    asyncio and bounded by `case_timeout`). Prints one line per case and a summary, and
+    returns the process exit status (0 all passed, 1 otherwise)."""
+    if title:
+        print(f"== {title}", flush=True)
+    failed = []
+    for name, fn in cases:
+        started = time.monotonic()
+        try:
+            if inspect.iscoroutinefunction(fn):
+                asyncio.run(asyncio.wait_for(fn(), case_timeout))
+            else:
+                fn()
+            print(f"ok   {name} ({time.monotonic() - started:.2f}s)", flush=True)
+        except Exception as e:  # a failed check or any unexpected error fails the case
+            failed.append(name)
+            if isinstance(e, check_failed):
+                detail = str(e)
+            elif isinstance(e, asyncio.TimeoutError):
+                detail = f"timed out after {case_timeout}s"
+            else:
+                detail = "".join(traceback.format_exception(e)).rstrip()
+            print(f"FAIL {name} ({time.monotonic() - started:.2f}s)\n     "
+                  + detail.replace("\n", "\n     "), flush=True)
+    passed = len(cases) - len(failed)
+    print(f"{passed} passed, {len(failed)} failed", flush=True)
+    for name in failed:
+        print(f"  failed: {name}")
+    return 0 if not failed else 1
