@@ -1,0 +1,183 @@
+// ringcast-bench — io_uring WebSocket load generator for ringcastd (and any RFC 6455
+// server on loopback). main.cc parses the command line and dispatches to a scenario;
+// see perf/README.md for methodology and scenario.h for how to add a scenario.
+//
+//   ringcast-bench echo --url ws://127.0.0.1:PORT/echo --connections 100 --window 16
+//                       --size 100 --seconds 10 [--server-pid PID]
+//   ringcast-bench idle --url ws://127.0.0.1:PORT/echo --connections 10000 --seconds 10
+//                       --server-pid PID
+//
+// Live progress goes to stderr once a second; the JSON summary to stdout. Exit codes:
+// 0 run completed, 1 a worker failed, 2 bad arguments or setup failure.
+#include "scenario.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace ringcast::bench {
+
+namespace {
+
+constexpr scenario_def scenario_table[] = {
+    {"echo", "N connections keep a window of W messages of B bytes in flight; round trips/s, RTT",
+     run_echo},
+    {"idle", "open N connections, hold them S seconds; server RSS and kernel memory per connection",
+     run_idle},
+};
+
+void usage(FILE* out) {
+    std::fprintf(out, "usage: ringcast-bench SCENARIO --url ws://127.0.0.1:PORT/PATH [options]\n\n"
+                      "scenarios:\n");
+    for (const auto& s : scenario_table) {
+        std::fprintf(out, "  %-6s %.*s\n", std::string(s.name).c_str(), int(s.summary.size()),
+                     s.summary.data());
+    }
+    std::fprintf(
+        out, "\noptions:\n"
+             "  --url URL               ws://HOST:PORT/PATH, HOST in 127.0.0.0/8 (required)\n"
+             "  --connections N         connections in total (default 100)\n"
+             "  --seconds S             measured phase / hold time (default 10, max 3600)\n"
+             "  --window W              echo: messages in flight per connection (default 16)\n"
+             "  --size B                echo: payload bytes, 16..1048576 (default 100)\n"
+             "  --server-pid PID        sample the server's CPU and memory (/proc/PID)\n"
+             "  --procs P               worker processes splitting the connections (default 1)\n"
+             "  --connect-concurrency C handshakes in flight per process (default 512)\n"
+             "  --connect-timeout-ms T  per-connection connect timeout (default 10000)\n"
+             "  --quiet                 no live progress on stderr\n");
+}
+
+// Parses an unsigned option value within [lo, hi]; prints the sentence and returns false
+// otherwise.
+bool parse_uint(std::string_view name, const char* text, uint64_t lo, uint64_t hi, uint64_t& out) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) {
+        std::fprintf(stderr, "ringcast-bench: %.*s %s is not a whole number from %llu to %llu\n",
+                     int(name.size()), name.data(), text, static_cast<unsigned long long>(lo),
+                     static_cast<unsigned long long>(hi));
+        return false;
+    }
+    out = v;
+    return true;
+}
+
+} // namespace
+
+std::span<const scenario_def> scenarios() noexcept {
+    return scenario_table;
+}
+
+} // namespace ringcast::bench
+
+int main(int argc, char** argv) {
+    using namespace ringcast::bench;
+    if (argc < 2 || std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h") {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const scenario_def* chosen = nullptr;
+    for (const auto& s : scenarios()) {
+        if (s.name == argv[1]) {
+            chosen = &s;
+        }
+    }
+    if (chosen == nullptr) {
+        std::fprintf(stderr, "ringcast-bench: unknown scenario '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    bench_options opt;
+    opt.scenario = argv[1];
+    // Bounded by argc: each step consumes one or two arguments.
+    for (int i = 2; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--quiet") {
+            opt.progress = false;
+            continue;
+        }
+        if (arg == "--help" || arg == "-h") {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "ringcast-bench: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        const char* value = argv[++i];
+        uint64_t v = 0;
+        if (arg == "--url") {
+            opt.url = value;
+        } else if (arg == "--connections") {
+            if (!parse_uint(arg, value, 1, 2'000'000, v)) {
+                return 2;
+            }
+            opt.connections = uint32_t(v);
+        } else if (arg == "--window") {
+            if (!parse_uint(arg, value, 1, 65536, v)) {
+                return 2;
+            }
+            opt.window = uint32_t(v);
+        } else if (arg == "--size") {
+            if (!parse_uint(arg, value, 16, 1u << 20, v)) {
+                return 2;
+            }
+            opt.size = uint32_t(v);
+        } else if (arg == "--seconds") {
+            char* end = nullptr;
+            const double s = std::strtod(value, &end);
+            if (end == value || *end != '\0' || !(s > 0) || s > 3600) {
+                std::fprintf(stderr,
+                             "ringcast-bench: --seconds %s is not a number of seconds "
+                             "above 0 and at most 3600\n",
+                             value);
+                return 2;
+            }
+            opt.seconds = s;
+        } else if (arg == "--server-pid") {
+            if (!parse_uint(arg, value, 1, 1u << 22, v)) {
+                return 2;
+            }
+            opt.server_pid = int(v);
+        } else if (arg == "--procs") {
+            if (!parse_uint(arg, value, 1, 64, v)) {
+                return 2;
+            }
+            opt.procs = uint32_t(v);
+        } else if (arg == "--connect-concurrency") {
+            if (!parse_uint(arg, value, 1, 16384, v)) {
+                return 2;
+            }
+            opt.connect_concurrency = uint32_t(v);
+        } else if (arg == "--connect-timeout-ms") {
+            if (!parse_uint(arg, value, 1, 600'000, v)) {
+                return 2;
+            }
+            opt.connect_timeout_ms = uint32_t(v);
+        } else {
+            std::fprintf(stderr, "ringcast-bench: unknown option %s (see --help)\n", argv[i - 1]);
+            return 2;
+        }
+    }
+    if (opt.url.empty()) {
+        std::fprintf(stderr,
+                     "ringcast-bench: --url is required, e.g. --url ws://127.0.0.1:8080/echo\n");
+        return 2;
+    }
+    std::string error;
+    if (!parse_url(opt.url, opt.target, error)) {
+        std::fprintf(stderr, "ringcast-bench: %s\n", error.c_str());
+        return 2;
+    }
+    if (opt.procs > opt.connections) {
+        std::fprintf(stderr,
+                     "ringcast-bench: --procs %u is more than --connections %u; use at "
+                     "most one worker per connection\n",
+                     opt.procs, opt.connections);
+        return 2;
+    }
+    return run_scenario(*chosen, opt);
+}

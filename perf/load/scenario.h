@@ -1,0 +1,119 @@
+// ringcast-bench scenarios — the table every scenario registers in, the options they read,
+// and the run_context through which they report phase boundaries.
+//
+// Adding a scenario (storm, fanout, sustained ...): write scenario_<name>.cc with a
+// conn_handler and a `int run_<name>(run_context&, report&)`, add one row to
+// scenarios() in main.cc and one line in meson.build. The runner (runner.cc) does the
+// rest: descriptor limits, --procs fan-out, server probes, merging and the JSON summary.
+//
+// A scenario runs inside one process (the only one, or one --procs worker) on one thread.
+#pragma once
+
+#include "client.h"
+#include "report.h"
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ringcast::bench {
+
+/// Command-line options, parsed and validated in main.cc (setup time).
+struct bench_options {
+    std::string scenario;
+    std::string url;
+    endpoint target;
+    uint32_t connections = 100;
+    uint32_t window = 16; ///< echo: messages in flight per connection
+    uint32_t size = 100;  ///< echo: payload bytes per message
+    double seconds = 10;  ///< measured phase (echo) / hold time (idle)
+    int server_pid = 0;   ///< 0: no server probes
+    uint32_t procs = 1;   ///< worker processes splitting the connections
+    uint32_t connect_concurrency = 512;
+    uint32_t connect_timeout_ms = 10'000;
+    bool progress = true; ///< live progress on stderr once a second
+};
+
+/// Phase boundaries the runner samples the server at (CPU, memory), across all workers.
+enum class checkpoint : uint8_t {
+    window_start, ///< all connections settled; the measured phase begins
+    all_held,     ///< idle: every connection is open and has been for a moment
+    window_end,   ///< the measured phase is over (before closing)
+};
+
+constexpr std::string_view checkpoint_name(checkpoint c) noexcept {
+    switch (c) {
+    case checkpoint::window_start:
+        return "window_start";
+    case checkpoint::all_held:
+        return "all_held";
+    case checkpoint::window_end:
+        return "window_end";
+    }
+    return "";
+}
+
+class server_probe;
+
+/// What a scenario gets from the runner: its share of the connections and a way to say
+/// where it is. Single process: reach() samples the server at once. Worker process: it
+/// writes a line to the parent, which samples when every worker has reached the point.
+class run_context {
+public:
+    run_context(const bench_options& options, uint32_t worker, uint32_t workers,
+                uint32_t first_global_index, uint32_t connections, int report_fd,
+                server_probe* probe) noexcept
+        : _options(options), _worker(worker), _workers(workers),
+          _first_global_index(first_global_index), _connections(connections), _report_fd(report_fd),
+          _probe(probe) {}
+
+    const bench_options& options() const noexcept { return _options; }
+    uint32_t connections() const noexcept { return _connections; }
+    uint32_t first_global_index() const noexcept { return _first_global_index; }
+    uint32_t worker() const noexcept { return _worker; }
+    uint32_t workers() const noexcept { return _workers; }
+
+    /// The client configuration every scenario starts from.
+    client_config make_client_config(uint32_t recv_buffer_bytes) const;
+
+    void reach(checkpoint point) noexcept;
+    /// One live progress line on stderr ("[w2/4] " prefixed when there are workers).
+    void progress(std::string_view line) const noexcept;
+
+private:
+    const bench_options& _options;
+    uint32_t _worker;
+    uint32_t _workers;
+    uint32_t _first_global_index;
+    uint32_t _connections;
+    int _report_fd;
+    server_probe* _probe;
+};
+
+/// Fills `out` with the scenario's metrics and histogram; returns the process exit code
+/// (0 when the run itself worked, whatever the numbers).
+using scenario_fn = int (*)(run_context& ctx, report& out);
+
+struct scenario_def {
+    std::string_view name;
+    std::string_view summary;
+    scenario_fn run;
+};
+
+/// The scenario table (main.cc).
+std::span<const scenario_def> scenarios() noexcept;
+
+int run_echo(run_context& ctx, report& out);
+int run_idle(run_context& ctx, report& out);
+
+/// Runs `def` with `options`: limits, workers, probes, merge, JSON on stdout (runner.cc).
+int run_scenario(const scenario_def& def, const bench_options& options);
+
+/// Connections per source address (ephemeral port range minus a TIME_WAIT margin).
+uint32_t ports_per_source_address() noexcept;
+
+/// "12.3k"-style rendering for progress lines.
+std::string human(double v);
+
+} // namespace ringcast::bench
