@@ -13,29 +13,30 @@
 // Never: throw or block on the data path.
 #pragma once
 
+#include <system_error>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <span>
-#include <string>
-#include <memory>
-#include <string_view>
-#include <vector>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <memory>
 #include <new>
-#include <system_error>
+#include <span>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 /// Always-on invariant check: continuing after a broken invariant (ring index, slot
 /// generation, refcount underflow) would corrupt state, so it aborts with the location.
-#define RINGCAST_ASSERT(cond)                                                                  \
-    do {                                                                                       \
-        if (!(cond)) [[unlikely]] {                                                            \
-            ::ringcast::detail::assert_failed(#cond, __FILE__, __LINE__);                      \
-        }                                                                                      \
+#define RINGCAST_ASSERT(cond)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) [[unlikely]] {                                                                \
+            ::ringcast::detail::assert_failed(#cond, __FILE__, __LINE__);                          \
+        }                                                                                          \
     } while (0)
 
 #ifdef NDEBUG
@@ -55,25 +56,20 @@ namespace detail {
 } // namespace detail
 
 /// The error side of a result<T>, spelled like std::unexpected.
-template <typename E>
-struct unexpected {
-    E error;
-};
-template <typename E>
-unexpected(E) -> unexpected<E>;
+template <typename E> struct unexpected { E error; };
+template <typename E> unexpected(E) -> unexpected<E>;
 
 /// A value or an error, shaped like C++23 std::expected so it can become an alias when the
 /// toolchain moves past g++ 12 (whose <expected> needs -std=c++2b). No exceptions: value()
 /// on an error is an invariant violation.
-template <typename T, typename E = std::error_code>
-class [[nodiscard]] result {
+template <typename T, typename E = std::error_code> class [[nodiscard]] result {
 public:
     using value_type = T;
     using error_type = E;
 
     template <typename U = T>
-        requires std::is_constructible_v<T, U&&>
-    result(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) // NOLINT: implicit by design
+    requires std::is_constructible_v<T, U&&> result(U&& v)
+    noexcept(std::is_nothrow_constructible_v<T, U&&>) // NOLINT: implicit by design
         : _has_value(true) {
         ::new (&_value) T(std::forward<U>(v));
     }
@@ -125,8 +121,7 @@ public:
         RINGCAST_ASSERT(!_has_value);
         return _error;
     }
-    template <typename U>
-    T value_or(U&& fallback) const& {
+    template <typename U> T value_or(U&& fallback) const& {
         return _has_value ? _value : static_cast<T>(std::forward<U>(fallback));
     }
 
@@ -144,8 +139,7 @@ private:
 };
 
 /// result<void>: success or an error.
-template <typename E>
-class [[nodiscard]] result<void, E> {
+template <typename E> class [[nodiscard]] result<void, E> {
 public:
     result() noexcept : _has_value(true) {}
     result(unexpected<E> e) noexcept : _error(std::move(e.error)), _has_value(false) {}

@@ -1,9 +1,8 @@
 #include "config.h"
 
-#include <sched.h>
-
 #include <charconv>
 #include <limits>
+#include <sched.h>
 #include <string_view>
 
 namespace ringcast::app {

@@ -5,13 +5,13 @@
 #include <ringcast/core.h>
 #include <ringcast/net.h>
 
-#include <signal.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <exception>
+#include <signal.h>
 #include <string>
+#include <unistd.h>
 
 using namespace ringcast;
 
@@ -49,17 +49,18 @@ int run(int argc, char** argv) {
     }
 
     const std::vector<int> cpus = app::allowed_cpus();
-    const unsigned shards = cfg.shards != 0 ? cfg.shards
-                                            : static_cast<unsigned>(std::max<std::size_t>(cpus.size(), 1));
+    const unsigned shards =
+        cfg.shards != 0 ? cfg.shards : static_cast<unsigned>(std::max<std::size_t>(cpus.size(), 1));
     const rlim_t nofile = raise_nofile();
     if (cfg.runtime.max_connections_per_shard > nofile) {
         if (cfg.max_connections_set) {
-            std::fprintf(stderr,
-                     "ringcastd: warning: --max-connections %u per shard is above RLIMIT_NOFILE "
-                     "(%llu), which caps each shard's descriptor table; using %llu (raise "
-                     "LimitNOFILE / ulimit -n for more)\n",
-                     cfg.runtime.max_connections_per_shard,
-                     static_cast<unsigned long long>(nofile), static_cast<unsigned long long>(nofile));
+            std::fprintf(
+                stderr,
+                "ringcastd: warning: --max-connections %u per shard is above RLIMIT_NOFILE "
+                "(%llu), which caps each shard's descriptor table; using %llu (raise "
+                "LimitNOFILE / ulimit -n for more)\n",
+                cfg.runtime.max_connections_per_shard, static_cast<unsigned long long>(nofile),
+                static_cast<unsigned long long>(nofile));
         }
         cfg.runtime.max_connections_per_shard = static_cast<uint32_t>(nofile);
     }
@@ -92,8 +93,8 @@ int run(int argc, char** argv) {
     core::stop_token stop;
     const net::gateway_config gateway = cfg.gateway;
     auto group = core::start_shards(
-        cfg.runtime,
-        [&gateway](core::conn_io& io) { return net::make_gateway(io, gateway); }, stop);
+        cfg.runtime, [&gateway](core::conn_io& io) { return net::make_gateway(io, gateway); },
+        stop);
     if (!group) {
         std::fprintf(stderr, "ringcastd: %s\n", group.error().c_str());
         return 1;
@@ -105,7 +106,8 @@ int run(int argc, char** argv) {
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    std::fprintf(stderr, "ringcastd: %s: closing connections\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    std::fprintf(stderr, "ringcastd: %s: closing connections\n",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
     stop.requested.store(true);
     const auto counters = core::wait_shards(std::move(group.value()));
     for (std::size_t i = 0; i < counters.size(); ++i) {

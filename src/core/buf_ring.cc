@@ -18,8 +18,8 @@ buf_ring::~buf_ring() {
 result<void, std::string> buf_ring::init(io_uring* ring) {
     _ring = ring;
     _ring_bytes = buffer_count * sizeof(io_uring_buf);
-    void* mem = mmap(nullptr, _ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                     -1, 0);
+    void* mem =
+        mmap(nullptr, _ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED) {
         return unexpected{std::string("mmap of the provided-buffer ring failed: ") +
                           std::strerror(errno)};

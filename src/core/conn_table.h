@@ -38,8 +38,8 @@ struct conn {
     bool send_in_flight : 1 = false; // a sendmsg is outstanding (at most one)
     bool shutdown_in_flight : 1 = false;
     bool cancel_sent : 1 = false;
-    bool in_dirty_list : 1 = false;  // queued output waits for flush_sends()
-    bool in_rearm_list : 1 = false;  // its multishot recv ended and must be re-armed
+    bool in_dirty_list : 1 = false; // queued output waits for flush_sends()
+    bool in_rearm_list : 1 = false; // its multishot recv ended and must be re-armed
 };
 static_assert(sizeof(conn) <= 64, "conn: one cache line per connection");
 

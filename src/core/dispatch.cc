@@ -27,8 +27,8 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
     case op::wake:
         return on_wake(cqe);
     }
-    std::fprintf(stderr, "ringcastd: shard %u: completion with unknown tag %llx\n",
-                 unsigned(_id), static_cast<unsigned long long>(cqe.user_data));
+    std::fprintf(stderr, "ringcastd: shard %u: completion with unknown tag %llx\n", unsigned(_id),
+                 static_cast<unsigned long long>(cqe.user_data));
 }
 
 void shard::on_accept(const io_uring_cqe& cqe) noexcept {
@@ -96,8 +96,7 @@ void shard::on_recv(conn_handle h, const io_uring_cqe& cqe) noexcept {
     if (cqe.res > 0) {
         _counters.bytes_received += static_cast<uint64_t>(cqe.res);
         if (c->state == conn_state::open) {
-            _handler->on_data(h, c->user,
-                              _buffers.lend(bid, static_cast<std::size_t>(cqe.res)));
+            _handler->on_data(h, c->user, _buffers.lend(bid, static_cast<std::size_t>(cqe.res)));
         }
         // Draining and lingering connections discard input: the handler is done with them.
         _buffers.recycle(bid);

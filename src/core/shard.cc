@@ -2,11 +2,10 @@
 
 #include "op.h"
 
-#include <time.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
+#include <time.h>
+#include <unistd.h>
 
 namespace ringcast::core {
 
@@ -52,7 +51,9 @@ result<void, std::string> shard::init(const handler_factory& factory) {
     return {};
 }
 
-void shard::update_clock() noexcept { _now_ms = monotonic_ms(); }
+void shard::update_clock() noexcept {
+    _now_ms = monotonic_ms();
+}
 
 void shard::run() noexcept {
     prep_accept();
@@ -60,8 +61,8 @@ void shard::run() noexcept {
         const uint32_t wait_ms = _timers.next_wait_ms(_now_ms, max_wait_ms);
         const int rc = _ring.submit_and_wait(wait_ms);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) [[unlikely]] {
-            std::fprintf(stderr, "ringcastd: shard %u: io_uring_enter: %s\n",
-                         unsigned(_id), std::strerror(-rc));
+            std::fprintf(stderr, "ringcastd: shard %u: io_uring_enter: %s\n", unsigned(_id),
+                         std::strerror(-rc));
         }
         update_clock();
         ++_counters.loop_iterations;
@@ -287,7 +288,9 @@ send_batch* shard::take_batch() {
     return b;
 }
 
-void shard::give_batch(send_batch* b) noexcept { _free_batches.push_back(b); }
+void shard::give_batch(send_batch* b) noexcept {
+    _free_batches.push_back(b);
+}
 
 // --- SQE builders -------------------------------------------------------------------------
 

@@ -106,8 +106,8 @@ private:
     conn_table _conns;
     timer_wheel _timers;
     std::unique_ptr<conn_handler> _handler;
-    std::vector<uint32_t> _dirty;  // slots with output waiting for flush_sends()
-    std::vector<uint32_t> _rearm;  // slots whose multishot recv must be re-armed
+    std::vector<uint32_t> _dirty; // slots with output waiting for flush_sends()
+    std::vector<uint32_t> _rearm; // slots whose multishot recv must be re-armed
     std::vector<std::unique_ptr<send_batch>> _batch_pool;
     std::vector<send_batch*> _free_batches;
     shard_counters _counters;

@@ -2,10 +2,9 @@
 // shard's thread, because SINGLE_ISSUER binds a ring to the task that created it.
 #include "shard.h"
 
+#include <future>
 #include <pthread.h>
 #include <sched.h>
-
-#include <future>
 #include <thread>
 
 namespace ringcast::core {
@@ -30,7 +29,9 @@ void pin_to_cpu(int cpu) noexcept {
 }
 } // namespace
 
-void shard_group_deleter::operator()(shard_group* group) const noexcept { delete group; }
+void shard_group_deleter::operator()(shard_group* group) const noexcept {
+    delete group;
+}
 
 result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
                                                   handler_factory factory, stop_token& stop) {
@@ -45,19 +46,19 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
         const int cpu = i < config.cpus.size() ? config.cpus[i] : -1;
         // The shard is built, run and destroyed on its own thread: its ring accepts
         // register/unregister calls only from the task that created it (SINGLE_ISSUER).
-        group->threads.emplace_back([g = group.get(), i, cpu, &factory, &stop,
-                                     p = std::move(promise)]() mutable {
-            pin_to_cpu(cpu);
-            const auto id = shard_id(static_cast<uint16_t>(i));
-            auto s = std::make_unique<shard>(id, g->config, g->config.listen_fds[i], stop);
-            auto r = s->init(factory);
-            const bool ok = r.has_value();
-            p.set_value(std::move(r)); // after this, `factory` may be gone
-            if (ok) {
-                s->run();
-            }
-            g->counters[i] = s->counters();
-        });
+        group->threads.emplace_back(
+            [g = group.get(), i, cpu, &factory, &stop, p = std::move(promise)]() mutable {
+                pin_to_cpu(cpu);
+                const auto id = shard_id(static_cast<uint16_t>(i));
+                auto s = std::make_unique<shard>(id, g->config, g->config.listen_fds[i], stop);
+                auto r = s->init(factory);
+                const bool ok = r.has_value();
+                p.set_value(std::move(r)); // after this, `factory` may be gone
+                if (ok) {
+                    s->run();
+                }
+                g->counters[i] = s->counters();
+            });
     }
     std::string failure;
     for (std::size_t i = 0; i < count; ++i) {

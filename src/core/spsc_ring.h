@@ -32,8 +32,7 @@ namespace ringcast::core {
 /// 64 bytes: the cache line size of every x86-64 and most arm64 parts we run on.
 inline constexpr std::size_t cache_line_bytes = 64;
 
-template <typename T>
-class spsc_ring {
+template <typename T> class spsc_ring {
 public:
     /// `capacity` must be a power of two (the index is a mask).
     explicit spsc_ring(std::size_t capacity)

@@ -62,7 +62,9 @@ uint32_t timer_wheel::next_wait_ms(uint64_t now_ms, uint32_t max_wait_ms) const 
     for (uint64_t t = _current_tick + 1; t <= now_tick + max_ticks; ++t) {
         if (_buckets[t & (bucket_count - 1)] != none) {
             const uint64_t due_ms = t * tick_ms;
-            return due_ms <= now_ms ? 0 : static_cast<uint32_t>(std::min<uint64_t>(due_ms - now_ms, max_wait_ms));
+            return due_ms <= now_ms
+                       ? 0
+                       : static_cast<uint32_t>(std::min<uint64_t>(due_ms - now_ms, max_wait_ms));
         }
     }
     return max_wait_ms;

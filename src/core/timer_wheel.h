@@ -36,18 +36,16 @@ public:
 
     /// Fires every timer due at `now_ms`: on_expired(slot) runs after the slot was
     /// unscheduled, so the callback may schedule it again.
-    template <typename F>
-    void advance(uint64_t now_ms, F&& on_expired) {
+    template <typename F> void advance(uint64_t now_ms, F&& on_expired) {
         const uint64_t now_tick = now_ms / tick_ms;
         // After a stall longer than a revolution, one pass over every bucket still finds
         // every due node, because each node's own deadline decides.
         uint64_t tick = _current_tick;
-        const uint64_t last = now_tick - _current_tick > bucket_count ? tick + bucket_count
-                                                                       : now_tick;
+        const uint64_t last =
+            now_tick - _current_tick > bucket_count ? tick + bucket_count : now_tick;
         while (tick < last) {
             ++tick;
-            expire_bucket(static_cast<uint32_t>(tick & (bucket_count - 1)), now_tick,
-                          on_expired);
+            expire_bucket(static_cast<uint32_t>(tick & (bucket_count - 1)), now_tick, on_expired);
         }
         _current_tick = now_tick;
     }
@@ -66,8 +64,7 @@ private:
     void link(uint32_t slot, uint32_t bucket) noexcept;
     void unlink(uint32_t slot) noexcept;
 
-    template <typename F>
-    void expire_bucket(uint32_t bucket, uint64_t now_tick, F& on_expired) {
+    template <typename F> void expire_bucket(uint32_t bucket, uint64_t now_tick, F& on_expired) {
         // Detach the list so callbacks that re-schedule into this bucket are not revisited.
         uint32_t slot = _buckets[bucket];
         _buckets[bucket] = none;

@@ -33,8 +33,8 @@ result<void, std::string> uring::init(unsigned sq_entries, unsigned file_slots) 
         return unexpected{why};
     }
     _ready = true;
-    constexpr unsigned required = IORING_FEAT_NODROP | IORING_FEAT_FAST_POLL |
-                                  IORING_FEAT_EXT_ARG | IORING_FEAT_CQE_SKIP;
+    constexpr unsigned required =
+        IORING_FEAT_NODROP | IORING_FEAT_FAST_POLL | IORING_FEAT_EXT_ARG | IORING_FEAT_CQE_SKIP;
     if ((params.features & required) != required) {
         return unexpected{std::string("this kernel's io_uring lacks NODROP, FAST_POLL, EXT_ARG "
                                       "or CQE_SKIP; ringcast needs Linux 6.1 or newer")};
@@ -52,11 +52,12 @@ result<void, std::string> uring::init(unsigned sq_entries, unsigned file_slots) 
 
 io_uring_sqe* uring::get_sqe() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&_ring);
-    while (sqe == nullptr) [[unlikely]] {
-        // SQ full: push the queued SQEs to the kernel now; completions stay queued.
-        io_uring_submit(&_ring);
-        sqe = io_uring_get_sqe(&_ring);
-    }
+    while (sqe == nullptr)
+        [[unlikely]] {
+            // SQ full: push the queued SQEs to the kernel now; completions stay queued.
+            io_uring_submit(&_ring);
+            sqe = io_uring_get_sqe(&_ring);
+        }
     return sqe;
 }
 

@@ -31,8 +31,7 @@ public:
     int submit_and_wait(uint32_t timeout_ms) noexcept;
 
     /// Calls `f(const io_uring_cqe&)` for every ready completion and marks them seen.
-    template <typename F>
-    unsigned reap(F&& f) noexcept {
+    template <typename F> unsigned reap(F&& f) noexcept {
         unsigned head;
         unsigned count = 0;
         io_uring_cqe* cqe;

@@ -67,7 +67,8 @@ void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noe
 void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept {
     // A loop because one read may hold several pipelined requests.
     while (c.state == phase::http) {
-        const auto text = std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        const auto text =
+            std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
         const http::feed_result r = c.http->feed(text);
         if (r.status == http::parse_status::need_more) {
             return;
@@ -98,7 +99,8 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
     if (!_config.echo_path.empty() && req.path == _config.echo_path) {
         const http::upgrade_check check = http::check_upgrade(req);
         if (check.status != 101) {
-            respond(h, c, http::make_error_response(check.status, check.reason, http::keep_alive::no),
+            respond(h, c,
+                    http::make_error_response(check.status, check.reason, http::keep_alive::no),
                     http::keep_alive::no);
             return false;
         }
@@ -229,9 +231,10 @@ void gateway::on_timer(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
     const uint64_t now = _io.now_ms();
     if (c.state == phase::http) {
-        respond(h, c, http::make_error_response(408, "request not received in time",
-                                                http::keep_alive::no),
-                http::keep_alive::no);
+        respond(
+            h, c,
+            http::make_error_response(408, "request not received in time", http::keep_alive::no),
+            http::keep_alive::no);
         return;
     }
     if (c.state != phase::websocket) {

@@ -2,15 +2,15 @@
 #include <ringcast/net.h>
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <netdb.h>
+#include <unistd.h>
 
 namespace ringcast::net {
 
@@ -18,7 +18,9 @@ namespace {
 /// Listen backlog; the kernel caps it at net.core.somaxconn (4096 by default since 5.4).
 constexpr int listen_backlog = 65535;
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
 } // namespace
 
 result<endpoint, std::string> parse_endpoint(std::string_view text) {
@@ -33,10 +35,11 @@ result<endpoint, std::string> parse_endpoint(std::string_view text) {
         host = host.substr(1, host.size() - 2);
     }
     unsigned port = 0;
-    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    const auto [end, ec] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-        return unexpected{"listen port '" + std::string(port_text) + "' in '" +
-                          std::string(text) + "' is not a number from 0 to 65535"};
+        return unexpected{"listen port '" + std::string(port_text) + "' in '" + std::string(text) +
+                          "' is not a number from 0 to 65535"};
     }
     return endpoint{host.empty() ? std::string("0.0.0.0") : std::string(host),
                     static_cast<uint16_t>(port)};

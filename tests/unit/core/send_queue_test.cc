@@ -8,7 +8,9 @@ using namespace ringcast;
 using core::send_queue;
 
 namespace {
-core::frame_ref text_frame(const std::string& s) { return core::make_frame(std::string_view(s)); }
+core::frame_ref text_frame(const std::string& s) {
+    return core::make_frame(std::string_view(s));
+}
 
 std::string gathered(const send_queue& q, unsigned max_iov = 64, std::size_t max_bytes = 1 << 20) {
     iovec iov[64];
@@ -31,7 +33,8 @@ TEST_CASE("send queue gathers queued frames in order", "[core][send_queue]") {
     CHECK(gathered(q) == "abcdef");
 }
 
-TEST_CASE("send queue resumes a partially sent frame where the socket stopped", "[core][send_queue]") {
+TEST_CASE("send queue resumes a partially sent frame where the socket stopped",
+          "[core][send_queue]") {
     send_queue q;
     q.push(text_frame("hello"));
     q.push(text_frame("world"));
@@ -85,5 +88,6 @@ TEST_CASE("send queue releases its references, so a shared frame outlives only i
         CHECK(gathered(b) == "payload");
     }
     // Both queues gone: ours is the last reference and the bytes are intact.
-    CHECK(std::string_view(reinterpret_cast<const char*>(shared->data()), shared->size()) == "payload");
+    CHECK(std::string_view(reinterpret_cast<const char*>(shared->data()), shared->size()) ==
+          "payload");
 }
