@@ -97,16 +97,21 @@ public:
     std::size_t buffered_bytes() const noexcept { return _buffer.size(); }
 
 private:
+    feed_result scan_head() noexcept;
     feed_result parse_head() noexcept;
     feed_result fail(int status, std::string_view reason) noexcept;
 
-    std::string _buffer;
+    // A vector, not a string: once the body's room is reserved, appending the body keeps
+    // the views into the head valid ([vector.modifiers]); std::string promises no such thing.
+    std::vector<char> _buffer;
     request _request;
     request_limits _limits;
-    std::size_t _scan_from = 0;   // where to resume looking for the end of the head
-    std::size_t _head_bytes = 0;  // head length once found; 0 while still reading it
-    std::size_t _body_bytes = 0;  // Content-Length once the head is parsed
-    feed_result _final;           // sticky error / complete result
+    std::size_t _scan_from = 0;    // where to resume looking for the end of the head
+    std::size_t _line_start = 0;   // start of the line being scanned; 0 while in the request line
+    std::size_t _header_lines = 0; // header field lines seen so far (reserve size for headers)
+    std::size_t _head_bytes = 0;   // head length once found; 0 while still reading it
+    std::size_t _body_bytes = 0;   // Content-Length once the head is parsed
+    feed_result _final;            // sticky error / complete result
 };
 
 /// Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (RFC 6455 §4.2.2, step 5.4):
