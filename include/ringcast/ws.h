@@ -115,6 +115,10 @@ struct parse_result {
     std::string_view reason;              ///< static text, meaningful when status == error
 };
 
+namespace detail {
+enum class violation : uint8_t; // frame_parser.cc: the table of protocol failures
+} // namespace detail
+
 /// Incremental RFC 6455 frame parser and message assembler.
 ///
 ///   feed(bytes) ──► header ──► payload ──► (control frame)  → sink.on_ping/pong/close
@@ -140,25 +144,29 @@ public:
     std::size_t buffered_bytes() const noexcept { return _message.size() + _header_len; }
 
 private:
+    // Layout: 80 bytes, no heap while idle (static_assert in frame_parser.cc). A control
+    // frame split across reads borrows the tail of _message instead of a 125-byte array.
     enum class state : uint8_t { header, payload, done };
 
-    parse_result parse_header(frame_sink& sink) noexcept;
-    parse_result finish_frame(std::span<std::byte> payload, frame_sink& sink) noexcept;
-    parse_result fail(close_code code, std::string_view reason) noexcept;
+    parse_result parse_header(std::span<std::byte> in, std::size_t& pos) noexcept;
+    parse_result decode_header(const std::byte* header) noexcept;
+    parse_result consume_payload(std::span<std::byte> chunk, frame_sink& sink) noexcept;
+    parse_result consume_data(std::span<std::byte> chunk, bool last, frame_sink& sink) noexcept;
+    parse_result deliver_control(std::span<std::byte> payload, frame_sink& sink) noexcept;
+    parse_result fail(detail::violation why) noexcept;
+    parse_result final_result() const noexcept;
     void release_message() noexcept;
 
-    std::vector<std::byte> _message;        // reassembly: fragments or a frame split by reads
-    std::array<std::byte, 14> _header{};    // a header split across reads
-    std::array<std::byte, 125> _control{};  // a control frame payload split across reads
+    std::vector<std::byte> _message;     // reassembly: fragments or a frame split by reads
     parser_limits _limits;
-    uint64_t _payload_left = 0;
-    uint64_t _frame_len = 0;
-    uint32_t _mask_offset = 0;
+    uint64_t _payload_left = 0;          // of the current frame
+    utf8_validator _utf8;                // of the text message being assembled
+    std::array<std::byte, 14> _header{}; // a header split across reads
     std::array<std::byte, 4> _mask{};
-    utf8_validator _utf8;
-    parse_result _final;
     uint8_t _header_len = 0;
-    uint8_t _control_len = 0;
+    uint8_t _control_len = 0;            // control payload bytes parked at _message's tail
+    uint8_t _mask_offset = 0;
+    uint8_t _failure = 0;                // a violation once done; 0 when closed cleanly
     opcode _frame_op = opcode::continuation;
     opcode _message_op = opcode::continuation; // continuation: no message in progress
     bool _fin = false;
