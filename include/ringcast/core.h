@@ -13,8 +13,6 @@
 // Never: throw or block on the data path.
 #pragma once
 
-#include <system_error>
-
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +24,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -252,6 +251,19 @@ frame_ref make_frame(std::size_t size);
 frame_ref make_frame(std::span<const std::byte> bytes);
 frame_ref make_frame(std::string_view text);
 
+/// A message between shards over the SPSC mesh (src/core/mesh.h). `kind` and the meaning
+/// of the other fields belong to the module that sends it; when `ptr` carries ownership
+/// (a leaked frame_ref, a heap object), that module's kind documents who frees it.
+/// 24 bytes, trivially copyable: a ring slot is a plain copy.
+struct mesh_message {
+    uint16_t kind = 0;
+    uint16_t flags = 0;
+    uint32_t u32 = 0;
+    uint64_t u64 = 0;
+    void* ptr = nullptr;
+};
+static_assert(sizeof(mesh_message) == 24);
+
 /// How a connection ends.
 enum class close_mode : uint8_t {
     /// Send what is queued, then shut down our side (FIN) and wait for the peer's EOF, or
@@ -278,6 +290,11 @@ public:
     /// Monotonic milliseconds, read once per loop iteration.
     virtual uint64_t now_ms() const noexcept = 0;
     virtual shard_id id() const noexcept = 0;
+    /// Number of shards in this process.
+    virtual unsigned shards() const noexcept = 0;
+    /// Hands `msg` to shard `to` (not this one) over the mesh; never blocks or drops. It
+    /// arrives in that shard's conn_handler::on_mesh(), in order per (from, to) pair.
+    virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
 };
 
 /// The protocol side of a shard (src/net implements it): one instance per shard, called
@@ -296,6 +313,8 @@ public:
     virtual void on_shutdown(conn_handle h, void* user) noexcept = 0;
     /// The connection is gone (closed by either side); free `user`. Last call for `h`.
     virtual void on_closed(conn_handle h, void* user) noexcept = 0;
+    /// A message from shard `from` over the mesh (see conn_io::send_to_shard).
+    virtual void on_mesh(shard_id from, const mesh_message& msg) noexcept = 0;
 };
 
 /// How ringcastd's shards are laid out; filled by src/app from flags.

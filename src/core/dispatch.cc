@@ -178,8 +178,14 @@ void shard::on_close(conn_handle, const io_uring_cqe& cqe) noexcept {
                  std::strerror(-cqe.res));
 }
 
-void shard::on_wake(const io_uring_cqe&) noexcept {
-    // A doorbell only: the loop pass that follows checks the stop flag and the mesh.
+void shard::on_wake(const io_uring_cqe& cqe) noexcept {
+    // A doorbell only: the loop pass that follows drains the mesh. A negative result is our
+    // own MSG_RING failing (e.g. -EOVERFLOW: the target's CQ is overflowing); the target is
+    // then busy reaping and drains its rings without the doorbell.
+    if (cqe.res < 0 && cqe.res != -EOVERFLOW) {
+        std::fprintf(stderr, "ringcastd: shard %u: doorbell: %s\n", unsigned(_id),
+                     std::strerror(-cqe.res));
+    }
 }
 
 } // namespace ringcast::core

@@ -2,10 +2,11 @@
 
 #include "op.h"
 
-#include <cerrno>
-#include <cstring>
 #include <time.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace ringcast::core {
 
@@ -23,8 +24,9 @@ uint64_t monotonic_ms() noexcept {
 }
 } // namespace
 
-shard::shard(shard_id id, const runtime_config& config, int listen_fd, stop_token& stop)
-    : _id(id), _config(config), _listen_fd(listen_fd), _stop(stop),
+shard::shard(shard_id id, const runtime_config& config, int listen_fd, stop_token& stop, mesh& m)
+    : _id(id), _config(config), _listen_fd(listen_fd), _stop(stop), _mesh(m),
+      _port(m, unsigned(id), [this](unsigned target) { prep_doorbell(target); }),
       _conns(config.max_connections_per_shard),
       _timers(config.max_connections_per_shard, monotonic_ms()) {
     _now_ms = monotonic_ms();
@@ -45,6 +47,7 @@ result<void, std::string> shard::init(const handler_factory& factory) {
     if (auto r = _buffers.init(_ring.raw()); !r) {
         return r;
     }
+    _mesh.set_doorbell(unsigned(_id), _ring.ring_fd());
     _handler = factory(*this);
     _dirty.reserve(1024);
     _rearm.reserve(1024);
@@ -58,8 +61,11 @@ void shard::update_clock() noexcept {
 void shard::run() noexcept {
     prep_accept();
     while (!finished()) {
-        const uint32_t wait_ms = _timers.next_wait_ms(_now_ms, max_wait_ms);
+        // Sleep protocol (mesh.h): announce, re-check the inbound rings, then block.
+        const uint32_t wait_ms =
+            _port.prepare_to_sleep() ? _timers.next_wait_ms(_now_ms, max_wait_ms) : 0;
         const int rc = _ring.submit_and_wait(wait_ms);
+        _port.woke_up();
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) [[unlikely]] {
             std::fprintf(stderr, "ringcastd: shard %u: io_uring_enter: %s\n", unsigned(_id),
                          std::strerror(-rc));
@@ -67,9 +73,11 @@ void shard::run() noexcept {
         update_clock();
         ++_counters.loop_iterations;
         reap_completions();
+        drain_mesh();
         run_timers();
         rearm_receives();
         flush_sends();
+        _port.flush();
         if (_stop.requested.load(std::memory_order_relaxed) && !_stopping) {
             begin_stop();
         }
@@ -90,6 +98,20 @@ void shard::reap_completions() noexcept {
             break;
         }
     }
+}
+
+void shard::drain_mesh() noexcept {
+    _port.drain([this](unsigned from, const mesh_message& msg) {
+        _handler->on_mesh(shard_id(static_cast<uint16_t>(from)), msg);
+    });
+}
+
+void shard::drain_leftovers() noexcept {
+    drain_mesh();
+}
+
+void shard::send_to_shard(shard_id to, mesh_message msg) noexcept {
+    _port.send(unsigned(to), msg);
 }
 
 void shard::run_timers() noexcept {
@@ -351,6 +373,15 @@ void shard::prep_cancel_recv(conn& c) noexcept {
     io_uring_sqe* sqe = _ring.get_sqe();
     io_uring_prep_cancel64(sqe, encode(op::recv, _conns.handle(c)), 0);
     io_uring_sqe_set_data64(sqe, encode(op::cancel, _conns.handle(c)));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+void shard::prep_doorbell(unsigned target) noexcept {
+    // MSG_RING posts a CQE (op::wake) into the target's ring, which ends its wait; our own
+    // CQE is skipped unless the doorbell fails (IO_URING.md §2.11).
+    io_uring_sqe* sqe = _ring.get_sqe();
+    io_uring_prep_msg_ring(sqe, _mesh.doorbell(target), 0, encode(op::wake, {}), 0);
+    io_uring_sqe_set_data64(sqe, encode(op::wake, {}));
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 

@@ -4,15 +4,16 @@
 //
 // The loop is a sequence of named phases, one pass per io_uring_enter:
 //
-//   submit_and_wait ─► reap_completions ─► run_timers ─► rearm_receives ─► flush_sends ─┐
-//         ▲                                                                              │
-//         └──────────────────────────────────────────────────────────────────────────────┘
+//   submit_and_wait ─► reap_completions ─► drain_mesh ─► run_timers ─► rearm_receives ─┐
+//         ▲                                                                            │
+//         └──────────────────────── flush_mesh ◄─ flush_sends ◄────────────────────────┘
 //
 // Everything queued for a connection during one pass leaves in one sendmsg (flush_sends).
 #pragma once
 
 #include "buf_ring.h"
 #include "conn_table.h"
+#include "mesh.h"
 #include "timer_wheel.h"
 #include "uring.h"
 
@@ -41,7 +42,7 @@ struct send_batch {
 
 class shard final : public conn_io {
 public:
-    shard(shard_id id, const runtime_config& config, int listen_fd, stop_token& stop);
+    shard(shard_id id, const runtime_config& config, int listen_fd, stop_token& stop, mesh& m);
     ~shard() override;
 
     /// Sets up the ring, buffer ring and handler; must run on the shard's own thread.
@@ -49,6 +50,9 @@ public:
     /// Runs until stop is requested and every connection has closed (or the shutdown
     /// deadline passed).
     void run() noexcept;
+    /// After every shard has left run(): hands what is still in the inbound rings to the
+    /// handler so owned payloads (frame references) are released.
+    void drain_leftovers() noexcept;
     const shard_counters& counters() const noexcept { return _counters; }
 
     // conn_io
@@ -57,10 +61,13 @@ public:
     void set_timer(conn_handle h, uint64_t deadline_ms) noexcept override;
     uint64_t now_ms() const noexcept override { return _now_ms; }
     shard_id id() const noexcept override { return _id; }
+    unsigned shards() const noexcept override { return _port.shards(); }
+    void send_to_shard(shard_id to, mesh_message msg) noexcept override;
 
 private:
     // Loop phases.
     void reap_completions() noexcept;
+    void drain_mesh() noexcept;
     void run_timers() noexcept;
     void rearm_receives() noexcept;
     void flush_sends() noexcept;
@@ -85,6 +92,7 @@ private:
     void prep_cancel(conn& c) noexcept;
     void prep_cancel_recv(conn& c) noexcept;
     void prep_close(uint32_t file_index) noexcept;
+    void prep_doorbell(unsigned target) noexcept;
 
     // Connection life cycle (conn_table.h has the state diagram).
     void mark_dirty(conn& c) noexcept;
@@ -101,6 +109,8 @@ private:
     const runtime_config& _config;
     int _listen_fd;
     stop_token& _stop;
+    mesh& _mesh;
+    mesh_port _port;
     uring _ring;
     buf_ring _buffers;
     conn_table _conns;

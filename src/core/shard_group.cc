@@ -2,9 +2,11 @@
 // shard's thread, because SINGLE_ISSUER binds a ring to the task that created it.
 #include "shard.h"
 
-#include <future>
 #include <pthread.h>
 #include <sched.h>
+
+#include <barrier>
+#include <future>
 #include <thread>
 
 namespace ringcast::core {
@@ -14,6 +16,12 @@ public:
     std::vector<std::thread> threads;
     std::vector<shard_counters> counters; // written by each shard's thread as it ends
     runtime_config config;
+    std::unique_ptr<core::mesh> mesh;
+    // Every shard's ring (doorbell target) exists before any shard runs; every shard has
+    // stopped pushing before any drains its leftovers and destroys its ring.
+    std::unique_ptr<std::barrier<>> started;
+    std::unique_ptr<std::barrier<>> stopped;
+    std::atomic<bool> init_failed{false};
 };
 
 namespace {
@@ -39,6 +47,9 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
     group->config = config;
     const std::size_t count = config.listen_fds.size();
     group->counters.resize(count);
+    group->mesh = std::make_unique<core::mesh>(static_cast<unsigned>(count));
+    group->started = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(count));
+    group->stopped = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(count));
     std::vector<std::future<result<void, std::string>>> ready;
     for (std::size_t i = 0; i < count; ++i) {
         std::promise<result<void, std::string>> promise;
@@ -50,13 +61,19 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
             [g = group.get(), i, cpu, &factory, &stop, p = std::move(promise)]() mutable {
                 pin_to_cpu(cpu);
                 const auto id = shard_id(static_cast<uint16_t>(i));
-                auto s = std::make_unique<shard>(id, g->config, g->config.listen_fds[i], stop);
+                auto s =
+                    std::make_unique<shard>(id, g->config, g->config.listen_fds[i], stop, *g->mesh);
                 auto r = s->init(factory);
-                const bool ok = r.has_value();
+                if (!r) {
+                    g->init_failed.store(true);
+                }
                 p.set_value(std::move(r)); // after this, `factory` may be gone
-                if (ok) {
+                g->started->arrive_and_wait();
+                if (!g->init_failed.load()) {
                     s->run();
                 }
+                g->stopped->arrive_and_wait();
+                s->drain_leftovers();
                 g->counters[i] = s->counters();
             });
     }

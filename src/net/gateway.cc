@@ -49,6 +49,11 @@ void gateway::on_closed(conn_handle, void* user) noexcept {
     delete static_cast<connection*>(user);
 }
 
+void gateway::on_mesh(shard_id, const core::mesh_message&) noexcept {
+    // Nothing sends to the gateway over the mesh yet: echo is shard-local. pubsub's
+    // cross-shard fan-out arrives here once it lands.
+}
+
 void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept {
     auto& c = *static_cast<connection*>(user);
     c.last_rx_ms = _io.now_ms();

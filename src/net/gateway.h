@@ -40,6 +40,7 @@ public:
     void on_timer(conn_handle h, void* user) noexcept override;
     void on_shutdown(conn_handle h, void* user) noexcept override;
     void on_closed(conn_handle h, void* user) noexcept override;
+    void on_mesh(shard_id from, const core::mesh_message& msg) noexcept override;
 
 private:
     // ws::frame_sink: events for the connection in _current / _current_handle.

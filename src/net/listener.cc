@@ -2,15 +2,15 @@
 #include <ringcast/net.h>
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <netdb.h>
-#include <unistd.h>
 
 namespace ringcast::net {
 

@@ -1,7 +1,6 @@
 #include <ringcast/core.h>
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace ringcast;

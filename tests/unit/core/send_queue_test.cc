@@ -1,7 +1,6 @@
 #include "send_queue.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace ringcast;

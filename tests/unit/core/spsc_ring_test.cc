@@ -1,7 +1,6 @@
 #include "spsc_ring.h"
 
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <thread>
 #include <vector>

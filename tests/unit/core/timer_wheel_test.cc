@@ -1,8 +1,7 @@
 #include "timer_wheel.h"
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <vector>
 
 using ringcast::core::timer_wheel;
