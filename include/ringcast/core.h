@@ -290,6 +290,20 @@ public:
     /// Monotonic milliseconds, read once per loop iteration.
     virtual uint64_t now_ms() const noexcept = 0;
     virtual shard_id id() const noexcept = 0;
+    /// Bytes queued for the connection and not yet sent (0 for a closed handle): the input
+    /// of the backpressure policy, which lives with the protocol (pubsub).
+    virtual std::size_t queued_bytes(conn_handle h) const noexcept = 0;
+    /// Bytes queued for every connection of this shard (references, not copies).
+    virtual std::size_t shard_queued_bytes() const noexcept = 0;
+    /// Drops queued frames not yet started on the wire (the one being sent stays whole, so
+    /// framing survives); used before a slow-consumer close frame.
+    virtual void discard_queued(conn_handle h) noexcept = 0;
+    /// The per-connection state on_open() returned, or nullptr when `h` has closed: how an
+    /// asynchronous completion (a reply from another shard) finds its connection safely.
+    virtual void* user(conn_handle h) noexcept = 0;
+    /// True only while the shard hands over the mesh messages left at exit: payloads must
+    /// be freed, not forwarded.
+    virtual bool final_drain() const noexcept = 0;
     /// Number of shards in this process.
     virtual unsigned shards() const noexcept = 0;
     /// Hands `msg` to shard `to` (not this one) over the mesh; never blocks or drops. It

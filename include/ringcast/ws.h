@@ -14,6 +14,8 @@
 // reassemble a message that spans reads or fragments, bounded by max_message_bytes.
 #pragma once
 
+#include <ringcast/core.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -209,5 +211,12 @@ inline constexpr std::size_t max_close_frame_bytes = 2 + 125;
 /// character boundary) into `out` (at least max_close_frame_bytes); returns bytes written.
 std::size_t write_close_frame(std::span<std::byte> out, close_code code,
                               std::string_view reason) noexcept;
+
+/// A complete unmasked server frame in a shareable core::frame: framed once, then queued
+/// by reference on any number of connections.
+core::frame_ref make_server_frame(opcode op, std::span<const std::byte> payload);
+core::frame_ref make_server_frame(opcode op, std::string_view text);
+/// A server close frame with `code` and `reason` (see write_close_frame).
+core::frame_ref make_close_frame(close_code code, std::string_view reason);
 
 } // namespace ringcast::ws

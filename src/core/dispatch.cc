@@ -135,6 +135,7 @@ void shard::on_send(conn_handle h, const io_uring_cqe& cqe) noexcept {
         return;
     }
     _counters.bytes_sent += static_cast<uint64_t>(cqe.res);
+    _queued_total -= static_cast<std::size_t>(cqe.res);
     _counters.frames_sent += c->out.consume(static_cast<std::size_t>(cqe.res));
     if (c->state == conn_state::closing) {
         maybe_release(*c);

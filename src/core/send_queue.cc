@@ -1,5 +1,6 @@
 #include "send_queue.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -99,6 +100,19 @@ unsigned send_queue::consume(std::size_t bytes) noexcept {
         _head = 0;
     }
     return done;
+}
+
+std::size_t send_queue::discard_unstarted(uint32_t in_flight) noexcept {
+    const uint32_t keep = std::max<uint32_t>(in_flight, _head_offset > 0 ? 1 : 0);
+    std::size_t dropped = 0;
+    while (_count > keep) {
+        const uint32_t last = (_head + _count - 1) & (_capacity - 1);
+        dropped += _items[last]->size();
+        frame_ref::adopt(_items[last]);
+        --_count;
+    }
+    _queued_bytes -= dropped;
+    return dropped;
 }
 
 void send_queue::clear() noexcept {

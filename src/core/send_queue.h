@@ -42,6 +42,11 @@ public:
     /// Returns how many frames were completed.
     unsigned consume(std::size_t bytes) noexcept;
 
+    /// Releases queued frames from the back, keeping the first `in_flight` frames (an
+    /// in-flight sendmsg points into them) and a partly sent first frame (its tail must
+    /// still go out to keep the byte stream framed). Returns the bytes dropped.
+    std::size_t discard_unstarted(uint32_t in_flight) noexcept;
+
     /// Releases every queued reference and the ring itself.
     void clear() noexcept;
 

@@ -107,7 +107,26 @@ void shard::drain_mesh() noexcept {
 }
 
 void shard::drain_leftovers() noexcept {
+    _final_drain = true;
     drain_mesh();
+}
+
+std::size_t shard::queued_bytes(conn_handle h) const noexcept {
+    const conn* c = const_cast<conn_table&>(_conns).get(h);
+    return c != nullptr ? c->out.queued_bytes() : 0;
+}
+
+void shard::discard_queued(conn_handle h) noexcept {
+    if (conn* c = _conns.get(h); c != nullptr) {
+        const auto in_flight =
+            c->send_in_flight ? static_cast<uint32_t>(c->batch->msg.msg_iovlen) : 0u;
+        _queued_total -= c->out.discard_unstarted(in_flight);
+    }
+}
+
+void* shard::user(conn_handle h) noexcept {
+    conn* c = _conns.get(h);
+    return c != nullptr && c->state == conn_state::open ? c->user : nullptr;
 }
 
 void shard::send_to_shard(shard_id to, mesh_message msg) noexcept {
@@ -210,6 +229,7 @@ void shard::send(conn_handle h, frame_ref f) noexcept {
     if (c == nullptr || c->state != conn_state::open) {
         return;
     }
+    _queued_total += f->size();
     c->out.push(std::move(f));
     mark_dirty(*c);
     if (c->out.queued_bytes() > _config.read_pause_bytes && !c->recv_paused) {
@@ -294,6 +314,7 @@ void shard::maybe_release(conn& c) noexcept {
     // Every op on the descriptor has posted its final CQE: nothing can touch the slot now.
     const conn_handle h = _conns.handle(c);
     void* user = c.user;
+    _queued_total -= c.out.queued_bytes();
     prep_close(c.file_index);
     _conns.release(c);
     ++_counters.closed;

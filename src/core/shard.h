@@ -62,6 +62,11 @@ public:
     uint64_t now_ms() const noexcept override { return _now_ms; }
     shard_id id() const noexcept override { return _id; }
     unsigned shards() const noexcept override { return _port.shards(); }
+    std::size_t queued_bytes(conn_handle h) const noexcept override;
+    std::size_t shard_queued_bytes() const noexcept override { return _queued_total; }
+    void discard_queued(conn_handle h) noexcept override;
+    void* user(conn_handle h) noexcept override;
+    bool final_drain() const noexcept override { return _final_drain; }
     void send_to_shard(shard_id to, mesh_message msg) noexcept override;
 
 private:
@@ -126,6 +131,8 @@ private:
     bool _accept_armed = false;
     bool _accept_paused = false; // descriptor table full: resume when a connection closes
     bool _stopping = false;
+    bool _final_drain = false;
+    std::size_t _queued_total = 0; // sum of every connection's queued bytes
 };
 
 } // namespace ringcast::core

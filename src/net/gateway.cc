@@ -7,22 +7,6 @@
 
 namespace ringcast::net {
 
-core::frame_ref make_ws_frame(ws::opcode op, std::span<const std::byte> payload) {
-    const std::size_t header = ws::frame_header_size(payload.size());
-    auto f = core::make_frame(header + payload.size());
-    ws::write_frame_header(f->mutable_data(), op, payload.size());
-    if (!payload.empty()) {
-        std::memcpy(f->mutable_data() + header, payload.data(), payload.size());
-    }
-    return f;
-}
-
-core::frame_ref make_close_frame(ws::close_code code, std::string_view reason) {
-    std::array<std::byte, ws::max_close_frame_bytes> wire{};
-    const std::size_t n = ws::write_close_frame(wire, code, reason);
-    return core::make_frame(std::span<const std::byte>(wire.data(), n));
-}
-
 gateway::gateway(core::conn_io& io, const gateway_config& config)
     : _io(io), _config(config), _demo_page(demo_page()) {
     // The echo path was checked at start-up to be a plain path (no quotes or backslashes),
@@ -179,13 +163,13 @@ void gateway::on_message(ws::opcode type, std::span<const std::byte> payload) no
         return;
     }
     // The echo endpoint is the only WebSocket route until pubsub lands.
-    _io.send(_current_handle, make_ws_frame(type, payload));
+    _io.send(_current_handle, ws::make_server_frame(type, payload));
 }
 
 void gateway::on_ping(std::span<const std::byte> payload) noexcept {
     // RFC 6455 §5.5.2: answer with a pong carrying the same application data.
     if (_current->state == phase::websocket) {
-        _io.send(_current_handle, make_ws_frame(ws::opcode::pong, payload));
+        _io.send(_current_handle, ws::make_server_frame(ws::opcode::pong, payload));
     }
 }
 
@@ -201,10 +185,10 @@ void gateway::on_close(uint16_t code, std::string_view) noexcept {
     // RFC 6455 §5.5.1: answer a close with a close, echoing the status code.
     _current->state = phase::closed;
     if (code == static_cast<uint16_t>(ws::close_code::no_status)) {
-        _io.send(_current_handle, make_ws_frame(ws::opcode::close, {}));
+        _io.send(_current_handle, ws::make_server_frame(ws::opcode::close, std::span<const std::byte>()));
     } else {
         std::array<std::byte, 2> body{std::byte(code >> 8), std::byte(code & 0xff)};
-        _io.send(_current_handle, make_ws_frame(ws::opcode::close, body));
+        _io.send(_current_handle, ws::make_server_frame(ws::opcode::close, body));
     }
     _io.close(_current_handle, core::close_mode::after_flush);
 }
@@ -212,7 +196,7 @@ void gateway::on_close(uint16_t code, std::string_view) noexcept {
 void gateway::close_websocket(conn_handle h, connection& c, ws::close_code code,
                               std::string_view reason) noexcept {
     c.state = phase::closed;
-    _io.send(h, make_close_frame(code, reason));
+    _io.send(h, ws::make_close_frame(code, reason));
     _io.close(h, core::close_mode::after_flush);
 }
 
@@ -256,7 +240,7 @@ void gateway::on_timer(conn_handle h, void* user) noexcept {
     }
     if (_config.ping_interval_ms > 0 && c.ping_sent_ms == 0 &&
         now >= c.last_rx_ms + _config.ping_interval_ms) {
-        _io.send(h, make_ws_frame(ws::opcode::ping, {}));
+        _io.send(h, ws::make_server_frame(ws::opcode::ping, std::span<const std::byte>()));
         c.ping_sent_ms = now;
     }
     arm_liveness_timer(h, c);

@@ -23,10 +23,6 @@ struct connection {
     phase state = phase::http;
 };
 
-/// Builds one complete unmasked server frame in a shareable buffer.
-core::frame_ref make_ws_frame(ws::opcode op, std::span<const std::byte> payload);
-core::frame_ref make_close_frame(ws::close_code code, std::string_view reason);
-
 /// The page served at "/" when the echo endpoint is on: a person can type and see echoes.
 /// Contains the placeholder ECHO_PATH for the endpoint's path.
 std::string_view demo_page() noexcept;

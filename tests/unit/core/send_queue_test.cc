@@ -90,3 +90,25 @@ TEST_CASE("send queue releases its references, so a shared frame outlives only i
     CHECK(std::string_view(reinterpret_cast<const char*>(shared->data()), shared->size()) ==
           "payload");
 }
+
+TEST_CASE("send queue discard keeps frames an in-flight send points into and a partly sent head",
+          "[core][send_queue]") {
+    send_queue q;
+    for (const char* s : {"aaaa", "bbbb", "cccc", "dddd"}) {
+        q.push(text_frame(s));
+    }
+    SECTION("nothing in flight, nothing sent: everything goes") {
+        CHECK(q.discard_unstarted(0) == 16);
+        CHECK(q.empty());
+    }
+    SECTION("two frames in flight stay") {
+        CHECK(q.discard_unstarted(2) == 8);
+        CHECK(gathered(q) == "aaaabbbb");
+    }
+    SECTION("a partly sent first frame stays whole") {
+        q.consume(2);
+        CHECK(q.discard_unstarted(0) == 12);
+        CHECK(gathered(q) == "aa");
+        CHECK(q.queued_bytes() == 2);
+    }
+}
