@@ -274,6 +274,22 @@ enum class close_mode : uint8_t {
     now,
 };
 
+/// Per-shard counters, readable after the shards stop (and later by the stats API).
+struct shard_counters {
+    uint64_t accepted = 0;
+    uint64_t accept_errors = 0;
+    uint64_t closed = 0;
+    uint64_t bytes_received = 0;
+    uint64_t bytes_sent = 0;
+    uint64_t sends = 0;
+    uint64_t frames_sent = 0;
+    uint64_t recv_enobufs = 0;
+    uint64_t recv_rearms = 0;
+    uint64_t read_pauses = 0;
+    uint64_t cq_overflows = 0;
+    uint64_t loop_iterations = 0;
+};
+
 /// What a connection handler may ask of its shard. Implemented by the shard runtime; every
 /// call is made on the shard's own thread, with a handle the shard gave to this handler.
 /// Calls on a handle whose connection is already closing are ignored.
@@ -306,6 +322,8 @@ public:
     virtual bool final_drain() const noexcept = 0;
     /// Number of shards in this process.
     virtual unsigned shards() const noexcept = 0;
+    /// This shard's runtime counters (for the stats API).
+    virtual const shard_counters& counters() const noexcept = 0;
     /// Hands `msg` to shard `to` (not this one) over the mesh; never blocks or drops. It
     /// arrives in that shard's conn_handler::on_mesh(), in order per (from, to) pair.
     virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
@@ -346,22 +364,6 @@ struct runtime_config {
     uint32_t close_timeout_ms = 2000;
     /// How long a stopping shard waits for goodbyes before closing what is left.
     uint32_t shutdown_timeout_ms = 2000;
-};
-
-/// Per-shard counters, readable after the shards stop (and later by the stats API).
-struct shard_counters {
-    uint64_t accepted = 0;
-    uint64_t accept_errors = 0;
-    uint64_t closed = 0;
-    uint64_t bytes_received = 0;
-    uint64_t bytes_sent = 0;
-    uint64_t sends = 0;
-    uint64_t frames_sent = 0;
-    uint64_t recv_enobufs = 0;
-    uint64_t recv_rearms = 0;
-    uint64_t read_pauses = 0;
-    uint64_t cq_overflows = 0;
-    uint64_t loop_iterations = 0;
 };
 
 /// Builds a shard's handler, bound to that shard's conn_io; called on the shard's own

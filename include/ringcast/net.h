@@ -3,19 +3,22 @@
 // What it owns: the SO_REUSEPORT listening sockets (one per shard, opened at start-up) and
 // the gateway: the core::conn_handler each shard runs, which takes a connection through
 //
-//   accept ─► HTTP request ─┬─► GET <ws path> + valid upgrade ─► 101 ─► WebSocket frames
+//   accept ─► HTTP request ─┬─► GET /ws + valid upgrade ─► 101 ─► frames ─► pubsub engine
+//                           ├─► GET <echo path> + upgrade ─► 101 ─► frames echoed
+//                           ├─► /api/... ─► admin::api (maybe answered after other shards)
 //                           ├─► GET /healthz, GET / (demo page) ─► response (keep-alive)
 //                           └─► anything else ─► 4xx/5xx response, close
 //
-// and, once upgraded, feeds frames through ws::frame_parser and answers pings, closes and
-// (with --echo) echoes messages. Later the pubsub module plugs in as the WebSocket endpoint.
+// and, once upgraded, feeds frames through ws::frame_parser and answers pings and closes.
 //
 // Runs on each shard's thread; the gateway holds per-connection state allocated at accept
 // and freed at close. Never blocks; protocol errors become HTTP statuses or close codes.
 #pragma once
 
+#include <ringcast/admin.h>
 #include <ringcast/core.h>
 #include <ringcast/http.h>
+#include <ringcast/pubsub.h>
 #include <ringcast/ws.h>
 
 #include <cstdint>
@@ -46,8 +49,14 @@ result<std::vector<int>, std::string> open_listeners(const endpoint& where, std:
 uint16_t local_port(int fd) noexcept;
 
 struct gateway_config {
+    /// Path of the pubsub WebSocket endpoint (docs/protocol.md).
+    std::string ws_path = "/ws";
     /// Path of the echo WebSocket endpoint (--echo); empty: no echo endpoint.
     std::string echo_path;
+    /// --insecure: take the user id from ?user= on the upgrade (until auth lands).
+    bool insecure = false;
+    pubsub::config pubsub;
+    admin::api_config api;
     http::request_limits http_limits;
     ws::parser_limits ws_limits;
     /// Time allowed for the HTTP request (and between keep-alive requests).

@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace ringcast::pubsub {
@@ -77,9 +78,16 @@ struct publish_request {
     std::vector<std::string_view> channels; ///< "channels" (broadcast to a list)
 };
 
+/// Why a POST body was refused: `code` 400 (500 when the server is out of memory) and a
+/// sentence naming the field, e.g. "messages[3].channel is not a valid channel name".
+struct publish_error {
+    int code = 400;
+    std::string message;
+};
+
 /// Parses a POST body: one request, or {"messages":[...]} into several. Views point into
 /// `body`. The error's message says which field is wrong (e.g. "messages[3].channel").
-result<std::vector<publish_request>, command_error> parse_publish_body(std::string_view body);
+result<std::vector<publish_request>, publish_error> parse_publish_body(std::string_view body);
 
 /// The fields of one envelope (docs/protocol.md "Server → client").
 struct envelope {
@@ -105,5 +113,162 @@ std::string reply_ok(bool has_id, uint64_t id, std::string_view extra_fields = {
 /// {"op":"reply","id":<id|null>,"ok":false,"error":{"code":N,"message":"..."}} with the
 /// message JSON-escaped.
 std::string reply_error(bool has_id, uint64_t id, int code, std::string_view message);
+
+// ---- 2. runtime ---------------------------------------------------------------------------
+//
+// One engine per shard (built by the gateway on the shard's thread). A channel's home shard
+// (channel_home()) orders its messages: it assigns offsets, frames each message once and
+// hands the frame, by reference, to every shard that has local subscribers; each shard
+// queues a reference on each local subscriber. Subscribing is a round trip to the home
+// shard, so a subscription takes effect at a known offset (the reply's) and misses nothing
+// after it. Cross-shard traffic uses the core mesh; kinds are listed in engine.cc.
+
+/// Knobs of the engine; filled from flags by src/app.
+struct config {
+    /// Namespaces whose channels clients may publish to (--client-publish).
+    std::vector<std::string> client_publish_namespaces;
+    /// Channels one connection may subscribe to (its own user: channel included).
+    uint32_t max_channels_per_connection = 50;
+    /// Queued output at which a connection is a slow consumer and is closed with 1008.
+    /// Half of it drops priority 4, three quarters drops priority 3 as well.
+    std::size_t slow_consumer_bytes = 4u << 20;
+    /// Queued output of the whole shard above which priority 3 and 4 are dropped for every
+    /// connection (references are counted, so this bounds memory only loosely: see docs).
+    std::size_t shard_queue_budget_bytes = std::size_t(1) << 30;
+    /// Commands per second per connection (token bucket) and the bucket size.
+    uint32_t command_rate = 100;
+    uint32_t command_burst = 200;
+};
+
+/// Counters of one shard's engine; gathered by the backend API.
+struct counters {
+    uint64_t sessions = 0;      ///< open /ws connections (gauge)
+    uint64_t subscriptions = 0; ///< (gauge)
+    uint64_t messages_in = 0;   ///< publishes accepted on this shard (client and API)
+    uint64_t messages_out = 0;  ///< frames queued to connections
+    uint64_t bytes_out = 0;     ///< bytes of those frames
+    uint64_t dropped[5] = {};   ///< by priority (index 1-4)
+    uint64_t slow_consumer_closes = 0;
+    uint64_t commands = 0;
+    uint64_t command_errors = 0;
+    uint64_t rate_limited = 0;
+};
+
+struct local_channel;
+struct home_channel;
+struct publish_job;
+struct pending_sub;
+enum class reply_mode : uint8_t;
+class engine;
+
+/// The pubsub side of one /ws connection; owned by the gateway's connection state.
+class session {
+public:
+    session() = default;
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    const std::string& user_id() const noexcept { return _user_id; }
+
+private:
+    friend class engine;
+    struct subscription {
+        local_channel* channel;
+        uint32_t index; // position in channel->subscribers
+    };
+    std::string _user_id;
+    std::vector<subscription> _subs;
+    uint32_t _registry_index = 0; // position in engine::_sessions
+    uint32_t _tokens_milli = 0;   // command tokens x1000
+    uint32_t _pending = 0;        // subscribes waiting for their home shard
+    bool _closing = false;        // closed as a slow consumer: deliver nothing more
+    uint64_t _refill_ms = 0;
+};
+
+/// Where the result of a publish goes when the home shard has ordered it.
+struct publish_origin {
+    enum class kind : uint8_t { client, api } from = kind::client;
+    conn_handle conn;   ///< client: the publishing connection; api: the HTTP connection
+    bool has_id = false;
+    uint64_t id = 0;    ///< client: command id; api: request token
+    uint32_t index = 0; ///< api: position in a batch
+};
+
+/// Told about finished backend publishes (the admin API implements it).
+class publish_listener {
+public:
+    virtual ~publish_listener() = default;
+    virtual void on_published(const publish_origin& origin, uint64_t offset) noexcept = 0;
+};
+
+/// The home shard of a channel or user: FNV-1a of the name, modulo the shard count.
+unsigned home_shard(std::string_view name, unsigned shards) noexcept;
+
+class engine {
+public:
+    engine(core::conn_io& io, const config& cfg);
+    ~engine();
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+
+    /// A /ws connection finished its upgrade as `user_id` (empty: anonymous). Subscribes it
+    /// to user:<id>.
+    void open_session(conn_handle h, session& s, std::string_view user_id);
+    /// A text message from the client: one command (docs/protocol.md).
+    void on_text(conn_handle h, session& s, std::string_view text);
+    /// The connection is gone: its subscriptions end.
+    void close_session(conn_handle h, session& s) noexcept;
+    /// Mesh messages of pubsub kinds (kind < first_foreign_kind).
+    void on_mesh(shard_id from, const core::mesh_message& msg) noexcept;
+    static constexpr uint16_t first_foreign_kind = 32;
+
+    /// A backend publish; the result reaches `listener` (possibly synchronously).
+    void publish(const publish_request& req, std::string_view channel, publish_origin origin);
+    void set_listener(publish_listener* listener) noexcept { _listener = listener; }
+
+    /// Queues `f` on every local session (broadcast); returns how many got it.
+    uint64_t broadcast_local(const core::frame_ref& f, priority prio) noexcept;
+    /// Closes every local connection of `user_id` with `code`; returns how many.
+    uint64_t disconnect_user(std::string_view user_id, uint16_t code, std::string_view reason);
+    /// Users with connections on this shard and their connection counts.
+    std::vector<std::pair<std::string, uint32_t>> local_users() const;
+    /// Channels with subscribers on this shard and their local subscriber counts.
+    std::vector<std::pair<std::string, uint32_t>> local_channels() const;
+    /// For a channel whose home is this shard: its offset and epoch, if it exists.
+    bool home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const;
+    const counters& stats() const noexcept { return _counters; }
+
+private:
+    void subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode);
+    void unsubscribe(conn_handle h, session& s, const command& cmd);
+    void client_publish(conn_handle h, session& s, const command& cmd);
+    void add_subscriber(local_channel& ch, conn_handle h, session& s);
+    void remove_subscription(session& s, std::size_t at) noexcept;
+    void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
+    void on_interest(unsigned from_shard, std::string_view channel, bool interested);
+    void route(publish_job* job);
+    void order(publish_job& job);
+    void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
+                       uint64_t offset) noexcept;
+    bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio) noexcept;
+    void close_slow_consumer(conn_handle h, session& s) noexcept;
+    void finish_publish(const publish_origin& origin, uint64_t offset);
+    void reply(conn_handle h, const std::string& text) noexcept;
+    bool take_token(session& s) noexcept;
+    home_channel& home(std::string_view channel);
+    std::string next_message_id();
+
+    core::conn_io& _io;
+    config _config;
+    publish_listener* _listener = nullptr;
+    std::unordered_map<std::string, std::unique_ptr<local_channel>> _local;
+    std::unordered_map<std::string, std::unique_ptr<home_channel>> _home;
+    std::unordered_map<std::string, std::vector<conn_handle>> _users;
+    std::vector<std::pair<conn_handle, session*>> _sessions;
+    counters _counters;
+    uint64_t _message_seq = 0;
+    uint64_t _epoch_seq = 0;
+    uint32_t _start_s = 0;
+};
 
 } // namespace ringcast::pubsub

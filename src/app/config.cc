@@ -1,8 +1,9 @@
 #include "config.h"
 
+#include <sched.h>
+
 #include <charconv>
 #include <limits>
-#include <sched.h>
 #include <string_view>
 
 namespace ringcast::app {
@@ -40,6 +41,15 @@ std::string usage() {
   --idle-timeout-ms N        close a client silent for this long (default 300000; 0 = off)
   --close-timeout-ms N       wait for a closing peer at most this long (default 2000)
   --shutdown-timeout-ms N    on SIGTERM/SIGINT, wait for goodbyes this long (default 2000)
+  --insecure                 take the user id from ?user= on /ws (no authentication yet)
+  --client-publish NS[,NS]   namespaces whose channels clients may publish to (e.g. chat)
+  --max-channels N           channels per connection (default 50)
+  --command-rate N           client commands per second per connection (default 100)
+  --command-burst N          ... and the burst allowed above that rate (default 200)
+  --slow-consumer-bytes N    queued output at which a subscriber is closed with 1008
+                             (default 4194304; half of it drops priority 4, three
+                             quarters drops priority 3)
+  --api-key KEY              require "Authorization: Bearer KEY" on /api/ requests
   --check-config             validate the options and exit
   --version, --help
 )";
@@ -141,10 +151,12 @@ result<config, std::string> parse_args(int argc, char** argv) {
             if (!v) {
                 return unexpected{v.error()};
             }
-            if (!plain_path(*v) || *v == "/" || *v == "/healthz") {
+            if (!plain_path(*v) || *v == "/" || *v == "/healthz" || *v == "/ws" ||
+                v->starts_with("/api/")) {
                 return unexpected{"--echo = '" + std::string(*v) +
                                   "' must be a path such as /echo: it starts with '/', is not "
-                                  "'/' or '/healthz', and uses only letters, digits and /-_.~"};
+                                  "'/', '/healthz', '/ws' or under /api/, and uses only letters, "
+                                  "digits and /-_.~"};
             }
             cfg.gateway.echo_path = std::string(*v);
         } else if (arg == "--max-connections") {
@@ -168,6 +180,71 @@ result<config, std::string> parse_args(int argc, char** argv) {
                 return unexpected{n.error()};
             }
             cfg.gateway.ws_limits.max_message_bytes = *n;
+        } else if (arg == "--insecure") {
+            cfg.gateway.insecure = true;
+        } else if (arg == "--client-publish") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            std::string_view list = *v;
+            while (!list.empty()) {
+                const auto comma = list.find(',');
+                const std::string_view ns = list.substr(0, comma);
+                if (ns.empty() || !pubsub::valid_channel(ns) ||
+                    ns.find(':') != std::string_view::npos) {
+                    return unexpected{"--client-publish: '" + std::string(ns) +
+                                      "' is not a namespace name (letters, digits, _.@*-)"};
+                }
+                if (ns == "user") {
+                    return unexpected{std::string("--client-publish: the user namespace is "
+                                                  "server-only (per-user channels)")};
+                }
+                cfg.gateway.pubsub.client_publish_namespaces.emplace_back(ns);
+                list =
+                    comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+            }
+        } else if (arg == "--max-channels") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<uint32_t>(arg, *v, 1, 100000);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            cfg.gateway.pubsub.max_channels_per_connection = *n;
+        } else if (arg == "--command-rate" || arg == "--command-burst") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<uint32_t>(arg, *v, 1, 1000000);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            (arg == "--command-rate" ? cfg.gateway.pubsub.command_rate
+                                     : cfg.gateway.pubsub.command_burst) = *n;
+        } else if (arg == "--slow-consumer-bytes") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<std::size_t>(arg, *v, 4096, std::size_t(1) << 34);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            cfg.gateway.pubsub.slow_consumer_bytes = *n;
+        } else if (arg == "--api-key") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            if (v->size() < 16) {
+                return unexpected{std::string("--api-key must be at least 16 characters; a short "
+                                              "key is guessable")};
+            }
+            cfg.gateway.api.api_key = std::string(*v);
         } else if (arg == "--handshake-timeout-ms") {
             step = ms(cfg.gateway.handshake_timeout_ms);
         } else if (arg == "--ping-interval-ms") {

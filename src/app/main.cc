@@ -5,13 +5,13 @@
 #include <ringcast/core.h>
 #include <ringcast/net.h>
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <exception>
-#include <signal.h>
 #include <string>
-#include <unistd.h>
 
 using namespace ringcast;
 

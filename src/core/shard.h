@@ -53,7 +53,7 @@ public:
     /// After every shard has left run(): hands what is still in the inbound rings to the
     /// handler so owned payloads (frame references) are released.
     void drain_leftovers() noexcept;
-    const shard_counters& counters() const noexcept { return _counters; }
+    const shard_counters& counters() const noexcept override { return _counters; }
 
     // conn_io
     void send(conn_handle h, frame_ref f) noexcept override;

@@ -8,7 +8,8 @@
 namespace ringcast::net {
 
 gateway::gateway(core::conn_io& io, const gateway_config& config)
-    : _io(io), _config(config), _demo_page(demo_page()) {
+    : _io(io), _config(config), _demo_page(demo_page()), _engine(io, config.pubsub),
+      _api(io, _engine, config.api, *this) {
     // The echo path was checked at start-up to be a plain path (no quotes or backslashes),
     // so it can stand inside the page's JavaScript string.
     const std::string_view placeholder = "ECHO_PATH";
@@ -23,19 +24,28 @@ std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gatewa
 
 void* gateway::on_open(conn_handle h) noexcept {
     auto* c = new connection{std::make_unique<http::request_parser>(_config.http_limits),
+                             {},
+                             {},
                              ws::frame_parser(ws::role::server, _config.ws_limits)};
     c->last_rx_ms = _io.now_ms();
     _io.set_timer(h, _io.now_ms() + _config.handshake_timeout_ms);
     return c;
 }
 
-void gateway::on_closed(conn_handle, void* user) noexcept {
-    delete static_cast<connection*>(user);
+void gateway::on_closed(conn_handle h, void* user) noexcept {
+    auto* c = static_cast<connection*>(user);
+    if (c->session) {
+        _engine.close_session(h, *c->session);
+    }
+    delete c;
 }
 
-void gateway::on_mesh(shard_id, const core::mesh_message&) noexcept {
-    // Nothing sends to the gateway over the mesh yet: echo is shard-local. pubsub's
-    // cross-shard fan-out arrives here once it lands.
+void gateway::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
+    if (msg.kind < pubsub::engine::first_foreign_kind) {
+        _engine.on_mesh(from, msg);
+    } else {
+        _api.on_mesh(from, msg);
+    }
 }
 
 void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept {
@@ -56,6 +66,18 @@ void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noe
 void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept {
     // A loop because one read may hold several pipelined requests.
     while (c.state == phase::http) {
+        if (c.awaiting) {
+            // HTTP/1.1 answers in order: hold pipelined bytes until the pending response
+            // is out. Bounded like a request head plus body.
+            if (c.stash.size() + bytes.size() >
+                _config.http_limits.max_header_bytes + _config.http_limits.max_body_bytes) {
+                c.state = phase::closed;
+                _io.close(h, core::close_mode::now);
+                return;
+            }
+            c.stash.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+            return;
+        }
         const auto text =
             std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
         const http::feed_result r = c.http->feed(text);
@@ -63,8 +85,9 @@ void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes
             return;
         }
         if (r.status == http::parse_status::error) {
-            respond(h, c, http::make_error_response(r.http_status, r.reason, http::keep_alive::no),
-                    http::keep_alive::no);
+            send_response(h, c,
+                          http::make_error_response(r.http_status, r.reason, http::keep_alive::no),
+                          http::keep_alive::no);
             return;
         }
         bytes = bytes.subspan(r.consumed);
@@ -85,12 +108,18 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
     const bool is_get = req.method == "GET" || req.method == "HEAD";
     _head_only = req.method == "HEAD";
     const auto ka = req.keep_alive() ? http::keep_alive::yes : http::keep_alive::no;
+    if (req.path == _config.ws_path) {
+        return upgrade_pubsub(h, c, req, rest);
+    }
+    if (req.path.starts_with("/api/")) {
+        return call_api(h, c, req, ka);
+    }
     if (!_config.echo_path.empty() && req.path == _config.echo_path) {
         const http::upgrade_check check = http::check_upgrade(req);
         if (check.status != 101) {
-            respond(h, c,
-                    http::make_error_response(check.status, check.reason, http::keep_alive::no),
-                    http::keep_alive::no);
+            send_response(
+                h, c, http::make_error_response(check.status, check.reason, http::keep_alive::no),
+                http::keep_alive::no);
             return false;
         }
         upgrade(h, c, req);
@@ -102,25 +131,27 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
     }
     if (req.path == "/healthz") {
         if (!is_get) {
-            respond(h, c, http::make_error_response(405, "use GET", ka), ka);
+            send_response(h, c, http::make_error_response(405, "use GET", ka), ka);
         } else {
-            respond(h, c, http::make_response(200, "application/json", "{\"status\":\"ok\"}\n", ka),
-                    ka);
+            send_response(h, c,
+                          http::make_response(200, "application/json", "{\"status\":\"ok\"}\n", ka),
+                          ka);
         }
     } else if (req.path == "/" && !_config.echo_path.empty()) {
         if (!is_get) {
-            respond(h, c, http::make_error_response(405, "use GET", ka), ka);
+            send_response(h, c, http::make_error_response(405, "use GET", ka), ka);
         } else {
-            respond(h, c, http::make_response(200, "text/html; charset=utf-8", _demo_page, ka), ka);
+            send_response(h, c,
+                          http::make_response(200, "text/html; charset=utf-8", _demo_page, ka), ka);
         }
     } else {
-        respond(h, c, http::make_error_response(404, "no such path", ka), ka);
+        send_response(h, c, http::make_error_response(404, "no such path", ka), ka);
     }
     return c.state == phase::http;
 }
 
-void gateway::respond(conn_handle h, connection& c, std::string response,
-                      http::keep_alive ka) noexcept {
+void gateway::send_response(conn_handle h, connection& c, std::string response,
+                            http::keep_alive ka) noexcept {
     if (_head_only) {
         // RFC 9110 §9.3.2: a HEAD response carries the GET headers and no body; a body here
         // would be read as the start of the next response on a keep-alive connection.
@@ -135,6 +166,62 @@ void gateway::respond(conn_handle h, connection& c, std::string response,
     } else {
         // The handshake timeout doubles as the keep-alive idle timeout.
         _io.set_timer(h, _io.now_ms() + _config.handshake_timeout_ms);
+    }
+}
+
+bool gateway::upgrade_pubsub(conn_handle h, connection& c, const http::request& req,
+                             std::span<std::byte> rest) noexcept {
+    const std::string_view user = _config.insecure ? req.query_param("user") : std::string_view();
+    if (!user.empty() && !pubsub::valid_user_id(user)) {
+        send_response(h, c,
+                      http::make_error_response(400,
+                                                "user must be 1-64 characters of A-Za-z0-9_.@-",
+                                                http::keep_alive::no),
+                      http::keep_alive::no);
+        return false;
+    }
+    const http::upgrade_check check = http::check_upgrade(req);
+    if (check.status != 101) {
+        send_response(h, c,
+                      http::make_error_response(check.status, check.reason, http::keep_alive::no),
+                      http::keep_alive::no);
+        return false;
+    }
+    upgrade(h, c, req);
+    c.session = std::make_unique<pubsub::session>();
+    _engine.open_session(h, *c.session, user);
+    if (!rest.empty()) {
+        read_frames(h, c, rest);
+    }
+    return false;
+}
+
+bool gateway::call_api(conn_handle h, connection& c, const http::request& req,
+                       http::keep_alive ka) {
+    c.awaiting = true;
+    c.awaiting_ka = ka;
+    _in_api = true;
+    auto response = _api.handle(h, req, ka);
+    _in_api = false;
+    if (response) {
+        c.awaiting = false;
+        send_response(h, c, std::move(*response), ka);
+    }
+    return c.state == phase::http;
+}
+
+void gateway::respond(conn_handle h, std::string response) noexcept {
+    auto* c = static_cast<connection*>(_io.user(h));
+    if (c == nullptr || !c->awaiting) {
+        return; // closed while the other shards answered
+    }
+    c->awaiting = false;
+    send_response(h, *c, std::move(response), c->awaiting_ka);
+    if (!_in_api && c->state == phase::http && !c->stash.empty()) {
+        std::string stash = std::move(c->stash);
+        c->stash.clear();
+        c->http->reset();
+        read_http(h, *c, std::as_writable_bytes(std::span(stash.data(), stash.size())));
     }
 }
 
@@ -162,6 +249,16 @@ void gateway::on_message(ws::opcode type, std::span<const std::byte> payload) no
     if (_current->state != phase::websocket) {
         return;
     }
+    if (_current->session) {
+        if (type != ws::opcode::text) {
+            return close_websocket(_current_handle, *_current, ws::close_code::unsupported_data,
+                                   "binary messages are not accepted");
+        }
+        _engine.on_text(
+            _current_handle, *_current->session,
+            std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+        return;
+    }
     // The echo endpoint is the only WebSocket route until pubsub lands.
     _io.send(_current_handle, ws::make_server_frame(type, payload));
 }
@@ -185,7 +282,8 @@ void gateway::on_close(uint16_t code, std::string_view) noexcept {
     // RFC 6455 §5.5.1: answer a close with a close, echoing the status code.
     _current->state = phase::closed;
     if (code == static_cast<uint16_t>(ws::close_code::no_status)) {
-        _io.send(_current_handle, ws::make_server_frame(ws::opcode::close, std::span<const std::byte>()));
+        _io.send(_current_handle,
+                 ws::make_server_frame(ws::opcode::close, std::span<const std::byte>()));
     } else {
         std::array<std::byte, 2> body{std::byte(code >> 8), std::byte(code & 0xff)};
         _io.send(_current_handle, ws::make_server_frame(ws::opcode::close, body));
@@ -220,7 +318,7 @@ void gateway::on_timer(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
     const uint64_t now = _io.now_ms();
     if (c.state == phase::http) {
-        respond(
+        send_response(
             h, c,
             http::make_error_response(408, "request not received in time", http::keep_alive::no),
             http::keep_alive::no);

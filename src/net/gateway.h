@@ -17,17 +17,24 @@ enum class phase : uint8_t {
 struct connection {
     /// Present only while reading HTTP: an upgraded connection keeps no HTTP buffer.
     std::unique_ptr<http::request_parser> http;
+    /// Present on /ws connections: the pubsub side (subscriptions, user, rate bucket).
+    std::unique_ptr<pubsub::session> session;
+    /// Bytes that arrived while an API response was pending (pipelining), replayed after.
+    std::string stash;
     ws::frame_parser ws;
     uint64_t last_rx_ms = 0;   ///< last inbound bytes (any), the liveness clock
     uint64_t ping_sent_ms = 0; ///< when the outstanding ping left; 0: none outstanding
     phase state = phase::http;
+    /// An /api/ request is waiting for other shards; nothing else may be answered first.
+    bool awaiting = false;
+    http::keep_alive awaiting_ka = http::keep_alive::yes;
 };
 
 /// The page served at "/" when the echo endpoint is on: a person can type and see echoes.
 /// Contains the placeholder ECHO_PATH for the endpoint's path.
 std::string_view demo_page() noexcept;
 
-class gateway final : public core::conn_handler, private ws::frame_sink {
+class gateway final : public core::conn_handler, private ws::frame_sink, private admin::responder {
 public:
     gateway(core::conn_io& io, const gateway_config& config);
 
@@ -45,13 +52,20 @@ private:
     void on_pong(std::span<const std::byte> payload) noexcept override;
     void on_close(uint16_t code, std::string_view reason) noexcept override;
 
+    // admin::responder: an API answer that waited for other shards.
+    void respond(conn_handle h, std::string response) noexcept override;
+
     void read_http(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
     /// Answers one complete request; returns true when the connection stays in HTTP.
     bool answer(conn_handle h, connection& c, const http::request& req,
                 std::span<std::byte> rest) noexcept;
     void upgrade(conn_handle h, connection& c, const http::request& req) noexcept;
+    bool upgrade_pubsub(conn_handle h, connection& c, const http::request& req,
+                        std::span<std::byte> rest) noexcept;
+    bool call_api(conn_handle h, connection& c, const http::request& req, http::keep_alive ka);
     void read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
-    void respond(conn_handle h, connection& c, std::string response, http::keep_alive ka) noexcept;
+    void send_response(conn_handle h, connection& c, std::string response,
+                       http::keep_alive ka) noexcept;
     void close_websocket(conn_handle h, connection& c, ws::close_code code,
                          std::string_view reason) noexcept;
     void arm_liveness_timer(conn_handle h, const connection& c) noexcept;
@@ -62,6 +76,9 @@ private:
     conn_handle _current_handle{};
     connection* _current = nullptr;
     bool _head_only = false; // answering a HEAD request: responses lose their body
+    bool _in_api = false;    // inside api::handle(): a respond() now is synchronous
+    pubsub::engine _engine;
+    admin::api _api;
 };
 
 } // namespace ringcast::net

@@ -1,0 +1,68 @@
+// ringcast admin — the backend HTTP API (docs/protocol.md "Backend API").
+//
+// What it owns: routing of /api/* requests, API-key checks, and the requests that need more
+// than the shard they arrive on: publishes ordered by a channel's home shard, and
+// scatter-gather questions (stats, online users, channels, broadcast, disconnect) that every
+// shard answers over the mesh. One instance per shard, next to that shard's pubsub engine;
+// the gateway (src/net) hands it requests and sends what it answers.
+#pragma once
+
+#include <ringcast/core.h>
+#include <ringcast/http.h>
+#include <ringcast/pubsub.h>
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace ringcast::admin {
+
+struct api_config {
+    /// Required as "Authorization: Bearer <key>" on every /api/ request when not empty.
+    std::string api_key;
+};
+
+/// How the API answers a request it could not answer at once (the gateway implements it).
+class responder {
+public:
+    virtual ~responder() = default;
+    /// The complete HTTP response for the request pending on `h` (ignored if it closed).
+    virtual void respond(conn_handle h, std::string response) noexcept = 0;
+};
+
+struct pending_request;
+struct gather_msg;
+
+class api final : public pubsub::publish_listener {
+public:
+    api(core::conn_io& io, pubsub::engine& engine, const api_config& cfg, responder& out);
+    ~api() override;
+
+    /// Handles one /api/ request. Returns the response, or nothing when it will come later
+    /// through responder::respond() (the connection must not answer anything else first).
+    std::optional<std::string> handle(conn_handle h, const http::request& req, http::keep_alive ka);
+    /// Mesh messages of admin kinds (kind >= pubsub::engine::first_foreign_kind).
+    void on_mesh(shard_id from, const core::mesh_message& msg) noexcept;
+    void on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept override;
+
+private:
+    std::optional<std::string> publish(conn_handle h, const http::request& req, http::keep_alive ka,
+                                       bool to_user);
+    std::optional<std::string> broadcast(conn_handle h, const http::request& req,
+                                         http::keep_alive ka);
+    std::optional<std::string> gather(conn_handle h, http::keep_alive ka, uint16_t what,
+                                      std::string arg, uint16_t code = 0,
+                                      core::frame_ref frame = {});
+    void answer_here(gather_msg& g) noexcept;
+    void merge(pending_request& p, const gather_msg& g);
+    void finish(uint64_t token);
+
+    core::conn_io& _io;
+    pubsub::engine& _engine;
+    api_config _config;
+    responder& _out;
+    std::unordered_map<uint64_t, std::unique_ptr<pending_request>> _pending;
+    uint64_t _next_token = 1;
+};
+
+} // namespace ringcast::admin

@@ -1,0 +1,487 @@
+// The backend API of one shard. Requests that need other shards fan out over the mesh and
+// are answered when the last shard replies:
+//
+//   gather_req   origin → every other shard   ptr: gather_msg*  (question and, on the way
+//   gather_reply shard → origin                                  back, that shard's answer)
+//
+// Publishes go through the pubsub engine, which reports each ordered offset back through
+// on_published(). A request whose every part completes synchronously (one shard, or the
+// channel's home is here) is answered at once.
+#include <ringcast/admin.h>
+#include <ringcast/ws.h>
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <map>
+
+namespace ringcast::admin {
+
+namespace {
+
+enum kind : uint16_t { gather_req = pubsub::engine::first_foreign_kind, gather_reply };
+enum what : uint16_t { stats = 1, online, channels, channel_info, broadcast_all, disconnect };
+
+std::string json_name(std::string_view s) {
+    // Only names that passed valid_channel/valid_user_id reach here: no escaping needed.
+    std::string out = "\"";
+    out.append(s);
+    out += '"';
+    return out;
+}
+
+} // namespace
+
+/// The question a gather asks every shard, and one shard's answer to it.
+struct gather_msg {
+    uint64_t token = 0;
+    uint16_t what = 0;
+    std::string arg;
+    uint16_t code = 0;
+    core::frame_ref frame;
+    pubsub::priority prio = pubsub::priority::normal;
+    // One shard's answer:
+    unsigned shard = 0;
+    pubsub::counters counters;
+    core::shard_counters core_counters;
+    std::vector<std::pair<std::string, uint32_t>> list;
+    uint64_t number = 0;
+    bool home_found = false;
+    uint64_t offset = 0;
+    std::string epoch;
+};
+
+/// A request waiting for other shards or for the home shards of its publishes.
+struct pending_request {
+    conn_handle h;
+    http::keep_alive ka = http::keep_alive::yes;
+    uint16_t what = 0; // 0: publish
+    bool issuing = true;
+    bool batch = false;
+    uint32_t remaining = 0;
+    std::vector<uint64_t> offsets;
+    std::vector<gather_msg> answers;
+    std::string arg;
+};
+
+api::api(core::conn_io& io, pubsub::engine& engine, const api_config& cfg, responder& out)
+    : _io(io), _engine(engine), _config(cfg), _out(out) {
+    _engine.set_listener(this);
+}
+
+api::~api() {
+    _engine.set_listener(nullptr);
+}
+
+std::optional<std::string> api::handle(conn_handle h, const http::request& req,
+                                       http::keep_alive ka) {
+    if (!_config.api_key.empty() &&
+        req.header_value("authorization") != "Bearer " + _config.api_key) {
+        return http::make_error_response(401, "missing or wrong API key (Authorization: Bearer)",
+                                         ka);
+    }
+    const std::string_view path = req.path;
+    const bool post = req.method == "POST";
+    const bool get = req.method == "GET";
+    auto only = [&](bool ok, auto&& run) -> std::optional<std::string> {
+        return ok ? run() : http::make_error_response(405, "method not allowed here", ka);
+    };
+    if (path == "/api/publish") {
+        return only(post, [&] { return publish(h, req, ka, false); });
+    }
+    if (path == "/api/send") {
+        return only(post, [&] { return publish(h, req, ka, true); });
+    }
+    if (path == "/api/broadcast") {
+        return only(post, [&] { return broadcast(h, req, ka); });
+    }
+    if (path == "/api/disconnect") {
+        return only(post, [&]() -> std::optional<std::string> {
+            simdjson::ondemand::parser parser;
+            simdjson::padded_string body(req.body);
+            std::string_view user;
+            int64_t code = 1000;
+            std::string_view reason = "disconnected by the server";
+            auto doc = parser.iterate(body);
+            if (doc["userId"].get_string().get(user) != simdjson::SUCCESS ||
+                !pubsub::valid_user_id(user)) {
+                return http::make_error_response(400, "userId must be a valid user id", ka);
+            }
+            doc.rewind();
+            if (auto c = doc["code"]; c.error() != simdjson::NO_SUCH_FIELD) {
+                if (c.get_int64().get(code) != simdjson::SUCCESS ||
+                    !ws::close_code_valid_on_wire(static_cast<uint16_t>(code)) || code > 4999) {
+                    return http::make_error_response(
+                        400, "code must be a close code clients may receive", ka);
+                }
+            }
+            doc.rewind();
+            if (auto r = doc["reason"]; r.error() != simdjson::NO_SUCH_FIELD) {
+                if (r.get_string().get(reason) != simdjson::SUCCESS || reason.size() > 123) {
+                    return http::make_error_response(
+                        400, "reason must be a string of at most 123 bytes", ka);
+                }
+            }
+            return gather(h, ka, disconnect, std::string(user), static_cast<uint16_t>(code),
+                          ws::make_close_frame(static_cast<ws::close_code>(code), reason));
+        });
+    }
+    if (path == "/api/stats") {
+        return only(get, [&] { return gather(h, ka, stats, {}); });
+    }
+    if (path == "/api/online") {
+        return only(get, [&] { return gather(h, ka, online, {}); });
+    }
+    if (path == "/api/channels") {
+        return only(get, [&] { return gather(h, ka, channels, {}); });
+    }
+    if (path.starts_with("/api/channels/")) {
+        const std::string_view name = path.substr(14);
+        if (!pubsub::valid_channel(name)) {
+            return http::make_error_response(400, "not a valid channel name", ka);
+        }
+        return only(get, [&] { return gather(h, ka, channel_info, std::string(name)); });
+    }
+    return http::make_error_response(404, "no such API path", ka);
+}
+
+// --- publishing ---------------------------------------------------------------------------
+
+std::optional<std::string> api::publish(conn_handle h, const http::request& req,
+                                        http::keep_alive ka, bool to_user) {
+    auto parsed = pubsub::parse_publish_body(req.body);
+    if (!parsed) {
+        return http::make_error_response(parsed.error().code, parsed.error().message, ka);
+    }
+    const auto& requests = *parsed;
+    std::vector<std::string> targets;
+    for (const auto& r : requests) {
+        if (to_user) {
+            if (r.user_id.empty()) {
+                return http::make_error_response(400, "userId is required", ka);
+            }
+            targets.push_back("user:" + std::string(r.user_id));
+        } else {
+            if (r.channel.empty()) {
+                return http::make_error_response(400, "channel is required", ka);
+            }
+            targets.emplace_back(r.channel);
+        }
+    }
+    const uint64_t token = _next_token++;
+    auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
+    p.h = h;
+    p.ka = ka;
+    p.batch = requests.size() > 1 || req.body.find("\"messages\"") != std::string_view::npos;
+    p.remaining = static_cast<uint32_t>(requests.size());
+    p.offsets.assign(requests.size(), 0);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+        pubsub::publish_origin origin;
+        origin.from = pubsub::publish_origin::kind::api;
+        origin.conn = h;
+        origin.id = token;
+        origin.index = static_cast<uint32_t>(i);
+        _engine.publish(requests[i], targets[i], origin);
+    }
+    p.issuing = false;
+    if (p.remaining > 0) {
+        return std::nullopt;
+    }
+    auto done = std::move(_pending[token]);
+    _pending.erase(token);
+    std::string body;
+    if (!done->batch) {
+        body = "{\"ok\":true,\"offset\":" + std::to_string(done->offsets[0]) + "}";
+    } else {
+        body = "{\"ok\":true,\"results\":[";
+        for (std::size_t i = 0; i < done->offsets.size(); ++i) {
+            body += (i ? ",{\"offset\":" : "{\"offset\":") + std::to_string(done->offsets[i]) + "}";
+        }
+        body += "]}";
+    }
+    return http::make_response(200, "application/json", body, ka);
+}
+
+void api::on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept {
+    auto it = _pending.find(origin.id);
+    if (it == _pending.end()) {
+        return;
+    }
+    pending_request& p = *it->second;
+    p.offsets[origin.index] = offset;
+    if (--p.remaining == 0 && !p.issuing) {
+        finish(origin.id);
+    }
+}
+
+std::optional<std::string> api::broadcast(conn_handle h, const http::request& req,
+                                          http::keep_alive ka) {
+    auto parsed = pubsub::parse_publish_body(req.body);
+    if (!parsed) {
+        return http::make_error_response(parsed.error().code, parsed.error().message, ka);
+    }
+    if (parsed->size() != 1) {
+        return http::make_error_response(400, "broadcast takes one message", ka);
+    }
+    const pubsub::publish_request& r = parsed->front();
+    if (!r.channels.empty()) {
+        // To a list of channels: one ordered publish per channel.
+        const uint64_t token = _next_token++;
+        auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
+        p.h = h;
+        p.ka = ka;
+        p.batch = true;
+        p.remaining = static_cast<uint32_t>(r.channels.size());
+        p.offsets.assign(r.channels.size(), 0);
+        for (std::size_t i = 0; i < r.channels.size(); ++i) {
+            pubsub::publish_origin origin;
+            origin.from = pubsub::publish_origin::kind::api;
+            origin.conn = h;
+            origin.id = token;
+            origin.index = static_cast<uint32_t>(i);
+            _engine.publish(r, r.channels[i], origin);
+        }
+        p.issuing = false;
+        if (p.remaining > 0) {
+            return std::nullopt;
+        }
+        finish(token);
+        return std::nullopt;
+    }
+    // To every connection: framed once here, the same frame on every shard.
+    pubsub::envelope e;
+    const std::string id = "b-" + std::to_string(_io.now_ms()) + "-" + std::to_string(_next_token);
+    e.message_id = id;
+    e.event = r.event;
+    e.channel = "";
+    e.data = r.data;
+    e.prio = r.prio;
+    e.timestamp_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count());
+    e.user_id = r.user_id;
+    std::string text(pubsub::envelope_size(e), '\0');
+    pubsub::write_envelope(e, text);
+    auto frame = ws::make_server_frame(ws::opcode::text, text);
+    return gather(h, ka, broadcast_all, {}, static_cast<uint16_t>(r.prio), std::move(frame));
+}
+
+// --- scatter-gather -----------------------------------------------------------------------
+
+std::optional<std::string> api::gather(conn_handle h, http::keep_alive ka, uint16_t question,
+                                       std::string arg, uint16_t code, core::frame_ref frame) {
+    const uint64_t token = _next_token++;
+    auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
+    p.h = h;
+    p.ka = ka;
+    p.what = question;
+    p.arg = arg;
+    p.remaining = _io.shards();
+    for (unsigned shard = 0; shard < _io.shards(); ++shard) {
+        auto* g = new gather_msg;
+        g->token = token;
+        g->what = question;
+        g->arg = arg;
+        g->code = code;
+        g->frame = frame;
+        g->prio = question == broadcast_all ? static_cast<pubsub::priority>(code)
+                                            : pubsub::priority::normal;
+        if (shard == unsigned(_io.id())) {
+            answer_here(*g);
+            merge(p, *g);
+            delete g;
+            --p.remaining;
+        } else {
+            core::mesh_message m;
+            m.kind = gather_req;
+            m.ptr = g;
+            _io.send_to_shard(shard_id(static_cast<uint16_t>(shard)), m);
+        }
+    }
+    p.issuing = false;
+    if (p.remaining == 0) {
+        finish(token);
+    }
+    return std::nullopt;
+}
+
+void api::answer_here(gather_msg& g) noexcept {
+    g.shard = unsigned(_io.id());
+    switch (g.what) {
+    case stats:
+        g.counters = _engine.stats();
+        g.core_counters = _io.counters();
+        break;
+    case online:
+        g.list = _engine.local_users();
+        break;
+    case channels:
+    case channel_info:
+        g.list = _engine.local_channels();
+        if (g.what == channel_info) {
+            std::erase_if(g.list, [&](const auto& e) { return e.first != g.arg; });
+            g.home_found = _engine.home_info(g.arg, g.offset, g.epoch);
+        }
+        break;
+    case broadcast_all:
+        g.number = _engine.broadcast_local(g.frame, g.prio);
+        break;
+    case disconnect:
+        g.number = _engine.disconnect_user(g.arg, g.code, {});
+        break;
+    }
+    g.frame = core::frame_ref();
+}
+
+void api::merge(pending_request& p, const gather_msg& g) {
+    p.answers.push_back(g);
+}
+
+void api::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
+    std::unique_ptr<gather_msg> g(static_cast<gather_msg*>(msg.ptr));
+    if (_io.final_drain()) {
+        return;
+    }
+    if (msg.kind == gather_req) {
+        answer_here(*g);
+        core::mesh_message back;
+        back.kind = gather_reply;
+        back.ptr = g.release();
+        _io.send_to_shard(from, back);
+        return;
+    }
+    auto it = _pending.find(g->token);
+    if (it == _pending.end()) {
+        return;
+    }
+    merge(*it->second, *g);
+    if (--it->second->remaining == 0) {
+        finish(g->token);
+    }
+}
+
+namespace {
+
+void append_counters(std::string& out, const pubsub::counters& c, const core::shard_counters& k) {
+    const uint64_t dropped = c.dropped[1] + c.dropped[2] + c.dropped[3] + c.dropped[4];
+    out += "{\"connections\":" + std::to_string(k.accepted - k.closed);
+    out += ",\"sessions\":" + std::to_string(c.sessions);
+    out += ",\"subscriptions\":" + std::to_string(c.subscriptions);
+    out += ",\"messages_in\":" + std::to_string(c.messages_in);
+    out += ",\"messages_out\":" + std::to_string(c.messages_out);
+    out += ",\"bytes_out\":" + std::to_string(c.bytes_out);
+    out += ",\"bytes_sent\":" + std::to_string(k.bytes_sent);
+    out += ",\"bytes_received\":" + std::to_string(k.bytes_received);
+    out += ",\"dropped\":" + std::to_string(dropped);
+    out += ",\"dropped_by_priority\":{\"3\":" + std::to_string(c.dropped[3]) +
+           ",\"4\":" + std::to_string(c.dropped[4]) + "}";
+    out += ",\"slow_consumer_closes\":" + std::to_string(c.slow_consumer_closes);
+    out += ",\"commands\":" + std::to_string(c.commands);
+    out += ",\"command_errors\":" + std::to_string(c.command_errors);
+    out += ",\"rate_limited\":" + std::to_string(c.rate_limited);
+    out += ",\"accepted\":" + std::to_string(k.accepted);
+    out += ",\"sends\":" + std::to_string(k.sends);
+    out += ",\"recv_enobufs\":" + std::to_string(k.recv_enobufs);
+    out += "}";
+}
+
+} // namespace
+
+void api::finish(uint64_t token) {
+    auto node = _pending.extract(token);
+    if (node.empty()) {
+        return;
+    }
+    pending_request& p = *node.mapped();
+    std::string body;
+    int status = 200;
+    if (p.what == 0) {
+        body = "{\"ok\":true,\"results\":[";
+        for (std::size_t i = 0; i < p.offsets.size(); ++i) {
+            body += (i ? ",{\"offset\":" : "{\"offset\":") + std::to_string(p.offsets[i]) + "}";
+        }
+        body += "]}";
+        if (!p.batch) {
+            body = "{\"ok\":true,\"offset\":" + std::to_string(p.offsets[0]) + "}";
+        }
+    } else if (p.what == stats) {
+        std::sort(p.answers.begin(), p.answers.end(),
+                  [](const gather_msg& a, const gather_msg& b) { return a.shard < b.shard; });
+        pubsub::counters total;
+        core::shard_counters total_core;
+        std::string shards;
+        for (const auto& a : p.answers) {
+            shards += shards.empty() ? "" : ",";
+            append_counters(shards, a.counters, a.core_counters);
+            total.sessions += a.counters.sessions;
+            total.subscriptions += a.counters.subscriptions;
+            total.messages_in += a.counters.messages_in;
+            total.messages_out += a.counters.messages_out;
+            total.bytes_out += a.counters.bytes_out;
+            for (int i = 0; i < 5; ++i) {
+                total.dropped[i] += a.counters.dropped[i];
+            }
+            total.slow_consumer_closes += a.counters.slow_consumer_closes;
+            total.commands += a.counters.commands;
+            total.command_errors += a.counters.command_errors;
+            total.rate_limited += a.counters.rate_limited;
+            total_core.accepted += a.core_counters.accepted;
+            total_core.closed += a.core_counters.closed;
+            total_core.bytes_sent += a.core_counters.bytes_sent;
+            total_core.bytes_received += a.core_counters.bytes_received;
+            total_core.sends += a.core_counters.sends;
+            total_core.recv_enobufs += a.core_counters.recv_enobufs;
+        }
+        body = "{\"total\":";
+        append_counters(body, total, total_core);
+        body += ",\"shards\":[" + shards + "]}";
+    } else if (p.what == online || p.what == channels || p.what == channel_info) {
+        std::map<std::string, uint64_t> merged;
+        bool found = false;
+        uint64_t offset = 0;
+        std::string epoch;
+        for (const auto& a : p.answers) {
+            for (const auto& [name, n] : a.list) {
+                merged[name] += n;
+            }
+            if (a.home_found) {
+                found = true;
+                offset = a.offset;
+                epoch = a.epoch;
+            }
+        }
+        if (p.what == channel_info) {
+            const uint64_t subscribers = merged.empty() ? 0 : merged.begin()->second;
+            if (!found && subscribers == 0) {
+                status = 404;
+            } else {
+                body = "{\"channel\":" + json_name(p.arg) +
+                       ",\"subscribers\":" + std::to_string(subscribers) +
+                       ",\"offset\":" + std::to_string(offset) + ",\"epoch\":" + json_name(epoch) +
+                       "}";
+            }
+        } else {
+            const bool users = p.what == online;
+            body = users ? "{\"users\":[" : "{\"channels\":[";
+            bool first = true;
+            for (const auto& [name, n] : merged) {
+                body += first ? "" : ",";
+                first = false;
+                body += users ? "{\"userId\":" + json_name(name) + ",\"connections\":"
+                              : "{\"channel\":" + json_name(name) + ",\"subscribers\":";
+                body += std::to_string(n) + "}";
+            }
+            body += "],\"count\":" + std::to_string(merged.size()) + "}";
+        }
+    } else {
+        uint64_t n = 0;
+        for (const auto& a : p.answers) {
+            n += a.number;
+        }
+        body = "{\"ok\":true,\"connections\":" + std::to_string(n) + "}";
+    }
+    _out.respond(p.h, status == 200 ? http::make_response(200, "application/json", body, p.ka)
+                                    : http::make_error_response(status, "no such channel", p.ka));
+}
+
+} // namespace ringcast::admin
