@@ -182,6 +182,7 @@ private:
     uint32_t _tokens_milli = 0;   // command tokens x1000
     uint32_t _pending = 0;        // subscribes waiting for their home shard
     bool _closing = false;        // closed as a slow consumer: deliver nothing more
+    bool _backend = false;        // holds the API key: may publish anywhere
     uint64_t _refill_ms = 0;
 };
 
@@ -213,7 +214,9 @@ public:
 
     /// A /ws connection finished its upgrade as `user_id` (empty: anonymous). Subscribes it
     /// to user:<id>.
-    void open_session(conn_handle h, session& s, std::string_view user_id);
+    /// `backend`: the connection presented the API key and may publish to any channel
+    /// (a high-rate feed over one WebSocket instead of HTTP requests).
+    void open_session(conn_handle h, session& s, std::string_view user_id, bool backend = false);
     /// A text message from the client: one command (docs/protocol.md).
     void on_text(conn_handle h, session& s, std::string_view text);
     /// The connection is gone: its subscriptions end.

@@ -1,44 +1,62 @@
-// The demo page served at "/" when --echo is on: connects to the echo endpoint and shows
-// every message sent and echoed, so a person can see the server working in a browser.
+// The demo page served at "/": a live channel. It joins chat:lobby over /ws, shows every
+// message published there (by this page, other browsers, or the backend API) and publishes
+// what you type. Needs --client-publish chat to publish from the page (--insecure adds a
+// user id so messages show who sent them).
 #include "gateway.h"
 
 namespace ringcast::net {
 
 std::string_view demo_page() noexcept {
     return R"html(<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ringcast echo demo</title>
+<html lang="en"><head><meta charset="utf-8"><title>ringcast demo</title>
 <style>
-body{font:15px system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}
-#log{border:1px solid #ccc;border-radius:6px;height:18rem;overflow:auto;padding:.5rem;
-     font:13px ui-monospace,monospace;background:#fafafa}
-.in{color:#064}.out{color:#235}.sys{color:#888}
+body{font:15px system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}
+#log{border:1px solid #ccc;border-radius:6px;height:20rem;overflow:auto;padding:.5rem;
+     font:13px ui-monospace,monospace;background:#fafafa;white-space:pre-wrap}
+.msg{color:#064}.sys{color:#888}.err{color:#a00}
 form{display:flex;gap:.5rem;margin-top:.5rem} input{flex:1;padding:.4rem}
+pre{background:#f3f3f3;padding:.6rem;border-radius:6px;overflow:auto;font-size:12px}
 </style></head><body>
 <h1>ringcast</h1>
-<p>Status: <b id="status">connecting…</b> — endpoint <code id="url"></code></p>
+<p>Status: <b id="status">connecting…</b> — channel <code>chat:lobby</code> as
+<code id="who"></code></p>
 <div id="log"></div>
-<form id="form"><input id="text" autocomplete="off" placeholder="type a message and press Enter">
-<button>Send</button><button type="button" id="burst">Send 1,000</button></form>
+<form id="form"><input id="text" autocomplete="off" placeholder="type a message for chat:lobby">
+<button>Publish</button><button type="button" id="burst">Publish 100</button></form>
+<p>From a backend (or another terminal):</p>
+<pre id="curl"></pre>
 <script>
-const path = 'ECHO_PATH';
-const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path;
-document.getElementById('url').textContent = url;
+const user = 'demo-' + Math.random().toString(36).slice(2, 7);
+const base = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host;
+document.getElementById('who').textContent = user;
+document.getElementById('curl').textContent =
+  "curl -s -d '{\"channel\":\"chat:lobby\",\"event\":\"text\",\"data\":{\"text\":\"hello from curl\"}}' " +
+  location.origin + "/api/publish";
 const log = (cls, text) => { const d = document.createElement('div'); d.className = cls;
   d.textContent = new Date().toISOString().slice(11, 23) + '  ' + text;
   const l = document.getElementById('log'); l.appendChild(d); l.scrollTop = l.scrollHeight; };
-const ws = new WebSocket(url);
-let burst = null;
-ws.onopen = () => { document.getElementById('status').textContent = 'connected'; log('sys', 'connected'); };
-ws.onclose = e => { document.getElementById('status').textContent = 'closed (' + e.code + ')'; log('sys', 'closed ' + e.code + ' ' + e.reason); };
+const ws = new WebSocket(base + '/ws?user=' + user);
+let next = 1;
+const send = cmd => { cmd.id = next++; ws.send(JSON.stringify(cmd)); };
+ws.onopen = () => { document.getElementById('status').textContent = 'connected';
+  send({op: 'subscribe', channel: 'chat:lobby'}); };
+ws.onclose = e => { document.getElementById('status').textContent = 'closed (' + e.code + ')';
+  log('sys', 'closed ' + e.code + ' ' + e.reason); };
 ws.onmessage = e => {
-  if (burst && e.data.startsWith('burst ')) { if (++burst.got === burst.n) {
-    log('in', 'echoed ' + burst.n + ' messages in ' + (performance.now() - burst.t0).toFixed(1) + ' ms'); burst = null; } return; }
-  log('in', '← ' + e.data); };
+  const m = JSON.parse(e.data);
+  if (m.op === 'reply') {
+    if (!m.ok) log('err', 'error ' + m.error.code + ': ' + m.error.message);
+    else if (m.channel) log('sys', 'subscribed to ' + m.channel + ' at offset ' + m.offset);
+    return;
+  }
+  const text = m.data && typeof m.data === 'object' && 'text' in m.data ? m.data.text : JSON.stringify(m.data);
+  log('msg', '#' + m.offset + ' ' + (m.userId || 'backend') + ': ' + text);
+};
 document.getElementById('form').onsubmit = ev => { ev.preventDefault();
   const t = document.getElementById('text'); if (!t.value) return;
-  ws.send(t.value); log('out', '→ ' + t.value); t.value = ''; };
-document.getElementById('burst').onclick = () => { burst = {n: 1000, got: 0, t0: performance.now()};
-  for (let i = 0; i < 1000; i++) ws.send('burst ' + i); };
+  send({op: 'publish', channel: 'chat:lobby', event: 'text', data: {text: t.value}}); t.value = ''; };
+document.getElementById('burst').onclick = () => {
+  for (let i = 1; i <= 100; i++) send({op: 'publish', channel: 'chat:lobby', event: 'text', data: {text: 'burst ' + i}}); };
 </script></body></html>
 )html";
 }

@@ -8,15 +8,7 @@
 namespace ringcast::net {
 
 gateway::gateway(core::conn_io& io, const gateway_config& config)
-    : _io(io), _config(config), _demo_page(demo_page()), _engine(io, config.pubsub),
-      _api(io, _engine, config.api, *this) {
-    // The echo path was checked at start-up to be a plain path (no quotes or backslashes),
-    // so it can stand inside the page's JavaScript string.
-    const std::string_view placeholder = "ECHO_PATH";
-    if (const auto at = _demo_page.find(placeholder); at != std::string::npos) {
-        _demo_page.replace(at, placeholder.size(), _config.echo_path);
-    }
-}
+    : _io(io), _config(config), _engine(io, config.pubsub), _api(io, _engine, config.api, *this) {}
 
 std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config) {
     return std::make_unique<gateway>(io, config);
@@ -137,12 +129,12 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
                           http::make_response(200, "application/json", "{\"status\":\"ok\"}\n", ka),
                           ka);
         }
-    } else if (req.path == "/" && !_config.echo_path.empty()) {
+    } else if (req.path == "/") {
         if (!is_get) {
             send_response(h, c, http::make_error_response(405, "use GET", ka), ka);
         } else {
             send_response(h, c,
-                          http::make_response(200, "text/html; charset=utf-8", _demo_page, ka), ka);
+                          http::make_response(200, "text/html; charset=utf-8", demo_page(), ka), ka);
         }
     } else {
         send_response(h, c, http::make_error_response(404, "no such path", ka), ka);
@@ -187,9 +179,14 @@ bool gateway::upgrade_pubsub(conn_handle h, connection& c, const http::request& 
                       http::keep_alive::no);
         return false;
     }
+    // A backend feed: the API key as a bearer token or ?api_key= (browsers cannot set
+    // headers on a WebSocket). Only when a key is configured.
+    const std::string& key = _config.api.api_key;
+    const bool backend = !key.empty() && (req.header_value("authorization") == "Bearer " + key ||
+                                          req.query_param("api_key") == key);
     upgrade(h, c, req);
     c.session = std::make_unique<pubsub::session>();
-    _engine.open_session(h, *c.session, user);
+    _engine.open_session(h, *c.session, user, backend);
     if (!rest.empty()) {
         read_frames(h, c, rest);
     }

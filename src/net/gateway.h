@@ -30,8 +30,7 @@ struct connection {
     http::keep_alive awaiting_ka = http::keep_alive::yes;
 };
 
-/// The page served at "/" when the echo endpoint is on: a person can type and see echoes.
-/// Contains the placeholder ECHO_PATH for the endpoint's path.
+/// The page served at "/": a live channel a person can watch and publish to.
 std::string_view demo_page() noexcept;
 
 class gateway final : public core::conn_handler, private ws::frame_sink, private admin::responder {
@@ -72,7 +71,6 @@ private:
 
     core::conn_io& _io;
     gateway_config _config;
-    std::string _demo_page; // demo_page() with the echo path filled in
     conn_handle _current_handle{};
     connection* _current = nullptr;
     bool _head_only = false; // answering a HEAD request: responses lose their body

@@ -73,8 +73,9 @@ engine::~engine() = default;
 
 // --- sessions -----------------------------------------------------------------------------
 
-void engine::open_session(conn_handle h, session& s, std::string_view user_id) {
+void engine::open_session(conn_handle h, session& s, std::string_view user_id, bool backend) {
     s._user_id = std::string(user_id);
+    s._backend = backend;
     s._tokens_milli = _config.command_burst * 1000;
     s._refill_ms = _io.now_ms();
     s._registry_index = static_cast<uint32_t>(_sessions.size());
@@ -311,11 +312,13 @@ void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_
 void engine::client_publish(conn_handle h, session& s, const command& cmd) {
     const std::string_view ns = channel_namespace(cmd.channel);
     const auto& allowed = _config.client_publish_namespaces;
-    if (ns.empty() || std::find(allowed.begin(), allowed.end(), ns) == allowed.end()) {
+    const bool permitted =
+        s._backend || (!ns.empty() && std::find(allowed.begin(), allowed.end(), ns) != allowed.end());
+    if (!permitted) {
         return reply(h, reply_error(cmd.has_id, cmd.id, 403,
                                     "publishing to this channel is not allowed for clients"));
     }
-    if (cmd.channel.starts_with("user:")) {
+    if (cmd.channel.starts_with("user:") && !s._backend) {
         return reply(h, reply_error(cmd.has_id, cmd.id, 403, "user channels are server-only"));
     }
     auto* job = new publish_job{std::string(cmd.channel),
