@@ -360,6 +360,9 @@ struct runtime_config {
     uint32_t max_connections_per_shard = 65536;
     /// Output queued for one connection above which the shard stops reading from it.
     std::size_t read_pause_bytes = 1u << 20;
+    /// Hold queued output up to this long after the first frame of a batch was queued,
+    /// so more frames join the same sendmsg (--linger-us); 0 sends every loop pass.
+    uint32_t linger_us = 0;
     /// How long close_mode::after_flush waits for the flush and the peer's EOF.
     uint32_t close_timeout_ms = 2000;
     /// How long a stopping shard waits for goodbyes before closing what is left.

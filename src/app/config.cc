@@ -39,6 +39,8 @@ std::string usage() {
   --ping-interval-ms N       ping a client silent for this long (default 30000; 0 = off)
   --pong-timeout-ms N        close a client that stays silent after a ping (default 10000)
   --idle-timeout-ms N        close a client silent for this long (default 300000; 0 = off)
+  --linger-us N              hold output up to N µs so more messages share one send
+                             (default 0: send every loop pass)
   --close-timeout-ms N       wait for a closing peer at most this long (default 2000)
   --shutdown-timeout-ms N    on SIGTERM/SIGINT, wait for goodbyes this long (default 2000)
   --insecure                 take the user id from ?user= on /ws (no authentication yet)
@@ -180,6 +182,16 @@ result<config, std::string> parse_args(int argc, char** argv) {
                 return unexpected{n.error()};
             }
             cfg.gateway.ws_limits.max_message_bytes = *n;
+        } else if (arg == "--linger-us") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<uint32_t>(arg, *v, 0, 100000);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            cfg.runtime.linger_us = *n;
         } else if (arg == "--insecure") {
             cfg.gateway.insecure = true;
         } else if (arg == "--client-publish") {

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -17,11 +18,13 @@ constexpr unsigned sq_entries = 4096;
 /// Longest sleep in one wait: bounds how late a shard notices a stop request.
 constexpr uint32_t max_wait_ms = 100;
 
-uint64_t monotonic_ms() noexcept {
+uint64_t monotonic_us() noexcept {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+    return uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000;
 }
+
+uint64_t monotonic_ms() noexcept { return monotonic_us() / 1000; }
 } // namespace
 
 shard::shard(shard_id id, const runtime_config& config, int listen_fd, stop_token& stop, mesh& m)
@@ -55,16 +58,23 @@ result<void, std::string> shard::init(const handler_factory& factory) {
 }
 
 void shard::update_clock() noexcept {
-    _now_ms = monotonic_ms();
+    _now_us = monotonic_us();
+    _now_ms = _now_us / 1000;
 }
 
 void shard::run() noexcept {
     prep_accept();
     while (!finished()) {
         // Sleep protocol (mesh.h): announce, re-check the inbound rings, then block.
-        const uint32_t wait_ms =
-            _port.prepare_to_sleep() ? _timers.next_wait_ms(_now_ms, max_wait_ms) : 0;
-        const int rc = _ring.submit_and_wait(wait_ms);
+        uint64_t wait_us = _port.prepare_to_sleep()
+                               ? uint64_t(_timers.next_wait_ms(_now_ms, max_wait_ms)) * 1000
+                               : 0;
+        if (_config.linger_us > 0 && !_dirty.empty()) {
+            // Lingering output: wake in time to send it.
+            const uint64_t due = _dirty_since_us + _config.linger_us;
+            wait_us = std::min(wait_us, due > _now_us ? due - _now_us : 0);
+        }
+        const int rc = _ring.submit_and_wait(wait_us);
         _port.woke_up();
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) [[unlikely]] {
             std::fprintf(stderr, "ringcastd: shard %u: io_uring_enter: %s\n", unsigned(_id),
@@ -168,6 +178,10 @@ void shard::rearm_receives() noexcept {
 }
 
 void shard::flush_sends() noexcept {
+    if (_config.linger_us > 0 && !_stopping && _now_us < _dirty_since_us + _config.linger_us) {
+        // --linger-us: let more frames join this batch (one sendmsg for all of them).
+        return;
+    }
     for (const uint32_t slot : _dirty) {
         conn& c = _conns.at(slot);
         c.in_dirty_list = false;
@@ -270,6 +284,9 @@ void shard::set_timer(conn_handle h, uint64_t deadline_ms) noexcept {
 
 void shard::mark_dirty(conn& c) noexcept {
     if (!c.in_dirty_list) {
+        if (_dirty.empty()) {
+            _dirty_since_us = _now_us;
+        }
         c.in_dirty_list = true;
         _dirty.push_back(_conns.handle(c).slot);
     }

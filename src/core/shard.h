@@ -127,6 +127,8 @@ private:
     std::vector<send_batch*> _free_batches;
     shard_counters _counters;
     uint64_t _now_ms = 0;
+    uint64_t _now_us = 0;
+    uint64_t _dirty_since_us = 0; // when the current batch's first frame was queued
     uint64_t _stop_deadline_ms = 0;
     bool _accept_armed = false;
     bool _accept_paused = false; // descriptor table full: resume when a connection closes

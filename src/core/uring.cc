@@ -61,10 +61,10 @@ io_uring_sqe* uring::get_sqe() noexcept {
     return sqe;
 }
 
-int uring::submit_and_wait(uint32_t timeout_ms) noexcept {
+int uring::submit_and_wait(uint64_t timeout_us) noexcept {
     __kernel_timespec ts{};
-    ts.tv_sec = timeout_ms / 1000;
-    ts.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1000000;
+    ts.tv_sec = static_cast<long long>(timeout_us / 1000000);
+    ts.tv_nsec = static_cast<long long>(timeout_us % 1000000) * 1000;
     io_uring_cqe* cqe = nullptr;
     return io_uring_submit_and_wait_timeout(&_ring, &cqe, 1, &ts, nullptr);
 }

@@ -26,9 +26,9 @@ public:
     /// A free SQE; when the SQ is full, submits what is queued first. Never null.
     io_uring_sqe* get_sqe() noexcept;
 
-    /// Submits everything queued and waits for at least one completion or `timeout_ms`.
+    /// Submits everything queued and waits for at least one completion or `timeout_us`.
     /// Returns -errno on failure (-ETIME and -EINTR are normal).
-    int submit_and_wait(uint32_t timeout_ms) noexcept;
+    int submit_and_wait(uint64_t timeout_us) noexcept;
 
     /// Calls `f(const io_uring_cqe&)` for every ready completion and marks them seen.
     template <typename F> unsigned reap(F&& f) noexcept {
