@@ -52,7 +52,7 @@ private:
                                          http::keep_alive ka);
     std::optional<std::string> gather(conn_handle h, http::keep_alive ka, uint16_t what,
                                       std::string arg, uint16_t code = 0,
-                                      core::frame_ref frame = {});
+                                      core::frame_ref frame = {}, std::string text = {});
     void answer_here(gather_msg& g) noexcept;
     void merge(pending_request& p, const gather_msg& g);
     void finish(uint64_t token);

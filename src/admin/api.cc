@@ -37,6 +37,7 @@ struct gather_msg {
     uint64_t token = 0;
     uint16_t what = 0;
     std::string arg;
+    std::string text; // disconnect: the close reason
     uint16_t code = 0;
     core::frame_ref frame;
     pubsub::priority prio = pubsub::priority::normal;
@@ -122,8 +123,8 @@ std::optional<std::string> api::handle(conn_handle h, const http::request& req,
                         400, "reason must be a string of at most 123 bytes", ka);
                 }
             }
-            return gather(h, ka, disconnect, std::string(user), static_cast<uint16_t>(code),
-                          ws::make_close_frame(static_cast<ws::close_code>(code), reason));
+            return gather(h, ka, disconnect, std::string(user), static_cast<uint16_t>(code), {},
+                          std::string(reason));
         });
     }
     if (path == "/api/stats") {
@@ -269,7 +270,8 @@ std::optional<std::string> api::broadcast(conn_handle h, const http::request& re
 // --- scatter-gather -----------------------------------------------------------------------
 
 std::optional<std::string> api::gather(conn_handle h, http::keep_alive ka, uint16_t question,
-                                       std::string arg, uint16_t code, core::frame_ref frame) {
+                                       std::string arg, uint16_t code, core::frame_ref frame,
+                                       std::string text) {
     const uint64_t token = _next_token++;
     auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
     p.h = h;
@@ -283,6 +285,7 @@ std::optional<std::string> api::gather(conn_handle h, http::keep_alive ka, uint1
         g->what = question;
         g->arg = arg;
         g->code = code;
+        g->text = text;
         g->frame = frame;
         g->prio = question == broadcast_all ? static_cast<pubsub::priority>(code)
                                             : pubsub::priority::normal;
@@ -327,7 +330,7 @@ void api::answer_here(gather_msg& g) noexcept {
         g.number = _engine.broadcast_local(g.frame, g.prio);
         break;
     case disconnect:
-        g.number = _engine.disconnect_user(g.arg, g.code, {});
+        g.number = _engine.disconnect_user(g.arg, g.code, g.text);
         break;
     }
     g.frame = core::frame_ref();

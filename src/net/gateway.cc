@@ -184,9 +184,11 @@ bool gateway::upgrade_pubsub(conn_handle h, connection& c, const http::request& 
     const std::string& key = _config.api.api_key;
     const bool backend = !key.empty() && (req.header_value("authorization") == "Bearer " + key ||
                                           req.query_param("api_key") == key);
+    // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
+    const std::string user_id(user);
     upgrade(h, c, req);
     c.session = std::make_unique<pubsub::session>();
-    _engine.open_session(h, *c.session, user, backend);
+    _engine.open_session(h, *c.session, user_id, backend);
     if (!rest.empty()) {
         read_frames(h, c, rest);
     }
