@@ -6,6 +6,8 @@
 //                       --size 100 --seconds 10 [--server-pid PID]
 //   ringcast-bench idle --url ws://127.0.0.1:PORT/echo --connections 10000 --seconds 10
 //                       --server-pid PID
+//   ringcast-bench fanout --url ws://127.0.0.1:PORT/ws --subscribers 1000 --channels 1
+//                       --rate 1000 --size 100 --seconds 10 [--publisher http|ws]
 //
 // Live progress goes to stderr once a second; the JSON summary to stdout. Exit codes:
 // 0 run completed, 1 a worker failed, 2 bad arguments or setup failure.
@@ -26,13 +28,17 @@ constexpr scenario_def scenario_table[] = {
      run_echo},
     {"idle", "open N connections, hold them S seconds; server RSS and kernel memory per connection",
      run_idle},
+    {"fanout",
+     "N subscribers over C channels, a publisher at R msgs/s for S seconds; deliveries/s, "
+     "latency, loss",
+     run_fanout},
 };
 
 void usage(FILE* out) {
     std::fprintf(out, "usage: ringcast-bench SCENARIO --url ws://127.0.0.1:PORT/PATH [options]\n\n"
                       "scenarios:\n");
     for (const auto& s : scenario_table) {
-        std::fprintf(out, "  %-6s %.*s\n", std::string(s.name).c_str(), int(s.summary.size()),
+        std::fprintf(out, "  %-7s %.*s\n", std::string(s.name).c_str(), int(s.summary.size()),
                      s.summary.data());
     }
     std::fprintf(
@@ -46,7 +52,22 @@ void usage(FILE* out) {
              "  --procs P               worker processes splitting the connections (default 1)\n"
              "  --connect-concurrency C handshakes in flight per process (default 512)\n"
              "  --connect-timeout-ms T  per-connection connect timeout (default 10000)\n"
-             "  --quiet                 no live progress on stderr\n");
+             "  --quiet                 no live progress on stderr\n"
+             "\nfanout (--url ws://127.0.0.1:PORT/ws; --connections is the subscriber count):\n"
+             "  --subscribers N         same as --connections\n"
+             "  --channels C            channels bench-0..bench-{C-1} (chat:bench-i with\n"
+             "                          --publisher ws), 1..100000 (default 1)\n"
+             "  --rate R                messages/s over all channels, token bucket at 1 ms;\n"
+             "                          0 = as fast as --publish-window allows (default 1000)\n"
+             "  --size B                bytes of each message's \"data\" object (default 100)\n"
+             "  --publisher http|ws     POST /api/publish (default) or {\"op\":\"publish\"}\n"
+             "                          on /ws (server needs --client-publish chat)\n"
+             "  --publishers K          publisher connections, 1..16 (default 1)\n"
+             "  --publish-batch M       http: up to M messages per request (default 1)\n"
+             "  --publish-window W      unanswered publishes per connection (default 256)\n"
+             "  --api-key KEY           http: send Authorization: Bearer KEY\n"
+             "  --drain-ms D            wait for late deliveries after the last publish\n"
+             "                          before counting loss (default 2000)\n");
 }
 
 // Parses an unsigned option value within [lo, hi]; prints the sentence and returns false
@@ -111,7 +132,7 @@ int main(int argc, char** argv) {
         uint64_t v = 0;
         if (arg == "--url") {
             opt.url = value;
-        } else if (arg == "--connections") {
+        } else if (arg == "--connections" || arg == "--subscribers") {
             if (!parse_uint(arg, value, 1, 2'000'000, v)) {
                 return 2;
             }
@@ -157,6 +178,45 @@ int main(int argc, char** argv) {
                 return 2;
             }
             opt.connect_timeout_ms = uint32_t(v);
+        } else if (arg == "--channels") {
+            if (!parse_uint(arg, value, 1, 100'000, v)) {
+                return 2;
+            }
+            opt.channels = uint32_t(v);
+        } else if (arg == "--rate") {
+            if (!parse_uint(arg, value, 0, 10'000'000, v)) {
+                return 2;
+            }
+            opt.rate = uint32_t(v);
+        } else if (arg == "--publisher") {
+            const std::string_view kind = value;
+            if (kind != "http" && kind != "ws") {
+                std::fprintf(stderr, "ringcast-bench: --publisher %s is not http or ws\n", value);
+                return 2;
+            }
+            opt.publish_ws = kind == "ws";
+        } else if (arg == "--publishers") {
+            if (!parse_uint(arg, value, 1, 16, v)) {
+                return 2;
+            }
+            opt.publishers = uint32_t(v);
+        } else if (arg == "--publish-batch") {
+            if (!parse_uint(arg, value, 1, 1000, v)) {
+                return 2;
+            }
+            opt.publish_batch = uint32_t(v);
+        } else if (arg == "--publish-window") {
+            if (!parse_uint(arg, value, 1, 65536, v)) {
+                return 2;
+            }
+            opt.publish_window = uint32_t(v);
+        } else if (arg == "--drain-ms") {
+            if (!parse_uint(arg, value, 0, 60'000, v)) {
+                return 2;
+            }
+            opt.drain_ms = uint32_t(v);
+        } else if (arg == "--api-key") {
+            opt.api_key = value;
         } else {
             std::fprintf(stderr, "ringcast-bench: unknown option %s (see --help)\n", argv[i - 1]);
             return 2;

@@ -19,6 +19,8 @@ constexpr std::string_view rule_name(merge_rule r) noexcept {
         return "first";
     case merge_rule::p50:
         return "p50";
+    case merge_rule::p90:
+        return "p90";
     case merge_rule::p99:
         return "p99";
     case merge_rule::p999:
@@ -33,8 +35,8 @@ constexpr std::string_view rule_name(merge_rule r) noexcept {
 
 std::optional<merge_rule> rule_from(std::string_view s) noexcept {
     for (auto r :
-         {merge_rule::sum, merge_rule::max, merge_rule::first, merge_rule::p50, merge_rule::p99,
-          merge_rule::p999, merge_rule::hist_max, merge_rule::hist_mean}) {
+         {merge_rule::sum, merge_rule::max, merge_rule::first, merge_rule::p50, merge_rule::p90,
+          merge_rule::p99, merge_rule::p999, merge_rule::hist_max, merge_rule::hist_mean}) {
         if (rule_name(r) == s) {
             return r;
         }
@@ -160,6 +162,7 @@ void report::merge(const report& other) {
             break;
         case merge_rule::first:
         case merge_rule::p50:
+        case merge_rule::p90:
         case merge_rule::p99:
         case merge_rule::p999:
         case merge_rule::hist_max:
@@ -175,6 +178,9 @@ void report::resolve_percentiles() {
         switch (m.rule) {
         case merge_rule::p50:
             m.value = double(hist.percentile(0.50)) / 1e3;
+            break;
+        case merge_rule::p90:
+            m.value = double(hist.percentile(0.90)) / 1e3;
             break;
         case merge_rule::p99:
             m.value = double(hist.percentile(0.99)) / 1e3;

@@ -27,6 +27,7 @@ enum class merge_rule : uint8_t {
     max,   ///< maxima and elapsed times
     first, ///< settings that are the same in every worker
     p50,   ///< histogram percentiles: computed after the merge, in microseconds
+    p90,
     p99,
     p999,
     hist_max,

@@ -11,6 +11,7 @@
 #include "scenario.h"
 #include "stats.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -115,8 +116,13 @@ private:
 
 namespace {
 
-/// Descriptors a worker needs besides its sockets: ring, std streams, pipes, /proc reads.
+/// Descriptors a worker needs besides its sockets: ring, std streams, pipes, /proc reads,
+/// and up to 16 fanout publisher connections in worker 0.
 constexpr rlim_t fd_slack = 64;
+
+/// run_context::shared_area(): 4 MB of address space, touched only as far as a scenario
+/// uses it (fanout: 64 B of flags + 16 B per channel, 100 000 channels at most).
+constexpr std::size_t shared_area_bytes = 4u << 20;
 
 bool write_all(int fd, std::string_view text) noexcept {
     // Bounded: each write makes progress or fails; 1000 tries covers EINTR storms.
@@ -282,8 +288,16 @@ int run_scenario(const scenario_def& def, const bench_options& options) {
     }
 
     server_probe probe(options.server_pid);
+    void* shared = mmap(nullptr, shared_area_bytes, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) {
+        std::fprintf(stderr, "ringcast-bench: mmap of the shared area: %s\n",
+                     std::strerror(errno));
+        return 2;
+    }
+    const std::span<std::byte> shared_area(static_cast<std::byte*>(shared), shared_area_bytes);
     if (procs == 1) {
-        run_context ctx(options, 0, 1, 0, options.connections, -1, &probe);
+        run_context ctx(options, 0, 1, 0, options.connections, -1, &probe, shared_area);
         report r;
         r.scenario = std::string(def.name);
         const int rc = def.run(ctx, r);
@@ -311,7 +325,7 @@ int run_scenario(const scenario_def& def, const bench_options& options) {
             for (uint32_t i = 0; i < w; ++i) {
                 ::close(workers[i].fd);
             }
-            run_context ctx(options, w, procs, first, share, fds[1], nullptr);
+            run_context ctx(options, w, procs, first, share, fds[1], nullptr, shared_area);
             report r;
             r.scenario = std::string(def.name);
             const int rc = def.run(ctx, r);

@@ -1,7 +1,7 @@
 // ringcast-bench scenarios — the table every scenario registers in, the options they read,
 // and the run_context through which they report phase boundaries.
 //
-// Adding a scenario (storm, fanout, sustained ...): write scenario_<name>.cc with a
+// Adding a scenario (storm, sustained ...): write scenario_<name>.cc with a
 // conn_handler and a `int run_<name>(run_context&, report&)`, add one row to
 // scenarios() in main.cc and one line in meson.build. The runner (runner.cc) does the
 // rest: descriptor limits, --procs fan-out, server probes, merging and the JSON summary.
@@ -26,13 +26,23 @@ struct bench_options {
     endpoint target;
     uint32_t connections = 100;
     uint32_t window = 16; ///< echo: messages in flight per connection
-    uint32_t size = 100;  ///< echo: payload bytes per message
-    double seconds = 10;  ///< measured phase (echo) / hold time (idle)
+    uint32_t size = 100;  ///< echo: payload bytes per message; fanout: bytes of "data"
+    double seconds = 10;  ///< measured phase (echo, fanout) / hold time (idle)
     int server_pid = 0;   ///< 0: no server probes
     uint32_t procs = 1;   ///< worker processes splitting the connections
     uint32_t connect_concurrency = 512;
     uint32_t connect_timeout_ms = 10'000;
     bool progress = true; ///< live progress on stderr once a second
+
+    // fanout (scenario_fanout.cc); the subscribers are `connections`.
+    uint32_t channels = 1;         ///< bench-0 .. bench-{C-1}, subscribers round robin
+    uint32_t rate = 1000;          ///< messages/s over all channels; 0: as fast as the window allows
+    bool publish_ws = false;       ///< false: POST /api/publish; true: {"op":"publish"} on /ws
+    uint32_t publishers = 1;       ///< publisher connections (HTTP keep-alive or WebSocket)
+    uint32_t publish_batch = 1;    ///< http: messages per request ({"messages":[...]} when > 1)
+    uint32_t publish_window = 256; ///< unanswered publish requests per publisher connection
+    uint32_t drain_ms = 2000;      ///< wait for late deliveries after the last publish
+    std::string api_key;           ///< http: Authorization: Bearer KEY when not empty
 };
 
 /// Phase boundaries the runner samples the server at (CPU, memory), across all workers.
@@ -63,10 +73,10 @@ class run_context {
 public:
     run_context(const bench_options& options, uint32_t worker, uint32_t workers,
                 uint32_t first_global_index, uint32_t connections, int report_fd,
-                server_probe* probe) noexcept
+                server_probe* probe, std::span<std::byte> shared = {}) noexcept
         : _options(options), _worker(worker), _workers(workers),
           _first_global_index(first_global_index), _connections(connections), _report_fd(report_fd),
-          _probe(probe) {}
+          _probe(probe), _shared(shared) {}
 
     const bench_options& options() const noexcept { return _options; }
     uint32_t connections() const noexcept { return _connections; }
@@ -81,6 +91,11 @@ public:
     /// One live progress line on stderr ("[w2/4] " prefixed when there are workers).
     void progress(std::string_view line) const noexcept;
 
+    /// Zeroed memory shared by every worker of this run (MAP_SHARED before the fork; in a
+    /// single process, just this process's). Scenarios that coordinate across workers
+    /// (fanout: barriers, published counts) access it with std::atomic_ref only.
+    std::span<std::byte> shared_area() const noexcept { return _shared; }
+
 private:
     const bench_options& _options;
     uint32_t _worker;
@@ -89,6 +104,7 @@ private:
     uint32_t _connections;
     int _report_fd;
     server_probe* _probe;
+    std::span<std::byte> _shared;
 };
 
 /// Fills `out` with the scenario's metrics and histogram; returns the process exit code
@@ -106,6 +122,7 @@ std::span<const scenario_def> scenarios() noexcept;
 
 int run_echo(run_context& ctx, report& out);
 int run_idle(run_context& ctx, report& out);
+int run_fanout(run_context& ctx, report& out);
 
 /// Runs `def` with `options`: limits, workers, probes, merge, JSON on stdout (runner.cc).
 int run_scenario(const scenario_def& def, const bench_options& options);

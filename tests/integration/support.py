@@ -88,7 +88,8 @@ def short(data, limit=64):
 # --------------------------------------------------------------------------------------
 
 class server:
-    """One ringcastd process on 127.0.0.1:0 with `--echo /echo` plus `extra_args`.
+    """One ringcastd process on 127.0.0.1:0 with `--echo /echo` plus `extra_args`
+    (`echo_path=None`: no `--echo`).
 
     Usable as a context manager; leaving the block kills the process if it is still
     running (a check that wants to verify the shutdown path calls `stop()` itself).
@@ -98,7 +99,8 @@ class server:
 
     def __init__(self, binary, extra_args=(), ready_timeout=10.0, echo_path="/echo"):
         self.binary = binary
-        self.args = [binary, "--listen", f"{LOOPBACK}:0", "--echo", echo_path, *extra_args]
+        echo = ["--echo", echo_path] if echo_path else []
+        self.args = [binary, "--listen", f"{LOOPBACK}:0", *echo, *extra_args]
         self.port = None
         self._lines = []
         self._ready = queue.Queue()
@@ -570,3 +572,365 @@ def run_cases(cases, title=None, case_timeout=60.0):
     for name in failed:
         print(f"  failed: {name}")
     return 0 if not failed else 1
+
+
+# --------------------------------------------------------------------------------------
+# Pub/sub helpers (docs/protocol.md): backend API client, envelope checks, a websockets
+# client that routes replies by id. `websockets` is imported lazily so the conformance
+# scripts, which use only the raw helpers above, do not need it.
+# --------------------------------------------------------------------------------------
+
+ENVELOPE_KEYS = ["id", "event", "channel", "data", "priority", "timestamp", "userId", "offset"]
+
+
+def read_rss_kb(pid):
+    """VmRSS of a process in KiB (from /proc/PID/status), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class api_response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+        try:
+            import json
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return f"<API {self.status} body={short(self.body, 300)}>"
+
+
+class api_client:
+    """The backend API over one keep-alive HTTP/1.1 connection (stdlib http.client).
+
+    `request` takes a JSON-able object, or str/bytes sent as they are (for bad bodies),
+    and returns an api_response. `reconnects` counts how often the socket was reopened,
+    so a keep-alive check can require it to stay 0.
+    """
+
+    def __init__(self, port, api_key=None, timeout=10.0):
+        import http.client
+        self.port, self.api_key, self.timeout = port, api_key, timeout
+        self.conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+        self.sock_ids = set()
+        self.reconnects = -1
+
+    def request(self, method, path, body=None, headers=None, api_key=...):
+        import json
+        key = self.api_key if api_key is ... else api_key
+        hdrs = {}
+        if body is not None:
+            if isinstance(body, str):
+                body = body.encode()
+            elif not isinstance(body, (bytes, bytearray)):
+                body = json.dumps(body, separators=(",", ":")).encode()
+            hdrs["Content-Type"] = "application/json"
+        if key is not None:
+            hdrs["Authorization"] = f"Bearer {key}"
+        hdrs.update(headers or {})
+        if self.conn.sock is None:
+            self.conn.connect()
+        if id(self.conn.sock) not in self.sock_ids:
+            self.sock_ids.add(id(self.conn.sock))
+            self.reconnects += 1
+        try:
+            self.conn.request(method, path, body=body, headers=hdrs)
+            resp = self.conn.getresponse()
+            data = resp.read()
+        except Exception:
+            self.conn.close()
+            raise
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        if resp.will_close:
+            self.conn.close()
+        return api_response(resp.status, headers, data)
+
+    def ok(self, method, path, body=None, what=None):
+        """A request that must answer 200 with a JSON body; returns the parsed body."""
+        r = self.request(method, path, body)
+        expect(r.status == 200 and isinstance(r.json, dict),
+               f"{what or method + ' ' + path}: expected 200 + JSON object, got {r} "
+               f"(sent {short(body if isinstance(body, bytes) else str(body).encode(), 200)})")
+        return r.json
+
+    def publish(self, channel, data, **fields):
+        body = {"channel": channel, "data": data, **fields}
+        r = self.ok("POST", "/api/publish", body)
+        expect(r.get("ok") is True and is_int(r.get("offset")),
+               f"POST /api/publish {short(str(body).encode(), 120)}: expected "
+               f"{{\"ok\":true,\"offset\":N}}, got {r}")
+        return r["offset"]
+
+    def stats(self):
+        return self.ok("GET", "/api/stats")
+
+    def close(self):
+        self.conn.close()
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def ordered_json(text):
+    """Parses JSON keeping object key order (objects become lists of pairs at top level
+    only); returns (dict, keys)."""
+    import json
+    pairs = json.loads(text, object_pairs_hook=lambda p: p)
+    if not isinstance(pairs, list) or (pairs and not isinstance(pairs[0], tuple)):
+        return None, None
+    keys = [k for k, _ in pairs]
+    return json.loads(text), keys
+
+
+_DATA_TAIL = re.compile(r'\s*,\s*"priority"\s*:\s*\d+\s*,\s*"timestamp"\s*:\s*\d+\s*,\s*'
+                        r'"userId"\s*:\s*(?:null|"[A-Za-z0-9_.@-]*")\s*,\s*"offset"\s*:\s*\d+'
+                        r'\s*\}\s*$')
+_DATA_HEAD = re.compile(r'"data"\s*:\s*')
+
+
+def envelope_data_text(raw):
+    """The raw text of `data` inside an envelope frame (fields in contract order: the value
+    sits between `"data":` and the fixed-shape priority/timestamp/userId/offset tail)."""
+    tail = _DATA_TAIL.search(raw)
+    if not tail:
+        return None
+    # `"data":` is the first occurrence after the channel field; channel and event names
+    # cannot contain a quote, so the first "data" key after `"channel":"…",` is the field.
+    m = re.match(r'\s*\{\s*"id"\s*:\s*"[^"]*"\s*,\s*"event"\s*:\s*"[^"\\]*"\s*,\s*'
+                 r'"channel"\s*:\s*"[^"\\]*"\s*,\s*', raw)
+    if not m:
+        return None
+    head = _DATA_HEAD.match(raw, m.end())
+    if not head:
+        return None
+    return raw[head.end():tail.start()]
+
+
+def check_envelope(raw, *, channel=None, event=None, priority=None, user_id=...,
+                   data_text=None, data=..., after_ms=None, before_ms=None, what="envelope"):
+    """Checks one server → client message against the contract and returns it parsed:
+    exactly the 8 fields in order, their types, and any expected values given."""
+    obj, keys = ordered_json(raw)
+    expect(obj is not None, f"{what}: not a JSON object: {short(raw.encode(), 200)}")
+    expect(keys == ENVELOPE_KEYS, f"{what}: fields {keys}, expected exactly {ENVELOPE_KEYS} "
+           f"in that order; frame {short(raw.encode(), 300)}")
+    expect(isinstance(obj["id"], str) and obj["id"], f"{what}: id {obj['id']!r} is not a "
+           f"non-empty string")
+    expect(isinstance(obj["event"], str), f"{what}: event {obj['event']!r} not a string")
+    expect(isinstance(obj["channel"], str), f"{what}: channel {obj['channel']!r}")
+    expect(is_int(obj["priority"]) and 1 <= obj["priority"] <= 4,
+           f"{what}: priority {obj['priority']!r} is not an integer 1-4")
+    expect(is_int(obj["timestamp"]), f"{what}: timestamp {obj['timestamp']!r} not an integer")
+    expect(obj["userId"] is None or isinstance(obj["userId"], str),
+           f"{what}: userId {obj['userId']!r} is neither null nor a string")
+    expect(is_int(obj["offset"]) and obj["offset"] >= 0,
+           f"{what}: offset {obj['offset']!r} is not a non-negative integer")
+    for name, want in (("channel", channel), ("event", event), ("priority", priority)):
+        if want is not None:
+            expect(obj[name] == want, f"{what}: {name} {obj[name]!r}, expected {want!r}; "
+                   f"frame {short(raw.encode(), 300)}")
+    if user_id is not ...:
+        expect(obj["userId"] == user_id, f"{what}: userId {obj['userId']!r}, expected "
+               f"{user_id!r}; frame {short(raw.encode(), 300)}")
+    if data is not ...:
+        expect(obj["data"] == data, f"{what}: data {obj['data']!r}, expected {data!r}")
+    if data_text is not None:
+        got = envelope_data_text(raw)
+        expect(got == data_text, f"{what}: data is not byte-identical:\n  sent "
+               f"{data_text!r}\n  got  {got!r}\n  frame {raw!r}")
+    if after_ms is not None:
+        expect(obj["timestamp"] >= after_ms - 2000, f"{what}: timestamp {obj['timestamp']} "
+               f"is more than 2 s before the publish ({after_ms})")
+    if before_ms is not None:
+        expect(obj["timestamp"] <= before_ms + 2000, f"{what}: timestamp {obj['timestamp']} "
+               f"is more than 2 s after it was received ({before_ms})")
+    return obj
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def ws_url(port, user=None, path="/ws"):
+    return f"ws://{LOOPBACK}:{port}{path}" + (f"?user={user}" if user is not None else "")
+
+
+class pubsub_client:
+    """A Python `websockets` client speaking the ringcast client protocol.
+
+    A reader task takes every frame: replies (`"op":"reply"`) go to the future of the
+    command with that id (replies with `"id":null` to `null_replies`); everything else is
+    a message, kept as (raw text, parsed object, receive time) in `messages`, or handed to
+    `on_message(raw)` if given. `closed` is set with (code, reason) when the connection
+    ends. Every wait is bounded.
+    """
+
+    def __init__(self, ws, user=None, on_message=None):
+        self.ws, self.user, self.on_message = ws, user, on_message
+        self.messages = []
+        self.null_replies = []
+        self.stray_replies = []
+        self._pending = {}
+        self._next_id = 1
+        self._arrived = asyncio.Event()
+        self.close_code = None
+        self.close_reason = None
+        self.closed = asyncio.Event()
+        self.non_text = []
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(cls, port, user=None, on_message=None, timeout=10.0, **kw):
+        import websockets
+        opts = dict(open_timeout=timeout, close_timeout=3, ping_interval=None,
+                    max_size=None, max_queue=None, compression=None)
+        opts.update(kw)
+        ws = await websockets.connect(ws_url(port, user), **opts)
+        return cls(ws, user, on_message)
+
+    async def _read(self):
+        import json
+        from websockets.exceptions import ConnectionClosed
+        try:
+            async for raw in self.ws:
+                if not isinstance(raw, str):
+                    self.non_text.append(raw)
+                    continue
+                if raw.startswith('{"op":"reply"') or '"op":"reply"' in raw[:40]:
+                    obj = json.loads(raw)
+                    if obj.get("op") == "reply":
+                        fut = self._pending.pop(obj.get("id"), None)
+                        if fut is not None and not fut.done():
+                            fut.set_result((raw, obj))
+                        elif obj.get("id") is None:
+                            self.null_replies.append((raw, obj))
+                        else:
+                            self.stray_replies.append((raw, obj))
+                        self._arrived.set()
+                        continue
+                if self.on_message is not None:
+                    self.on_message(raw)
+                else:
+                    self.messages.append((raw, None, time.time()))
+                self._arrived.set()
+        except ConnectionClosed:
+            pass
+        except Exception as e:  # a broken frame or JSON: keep it for the failure message
+            self.non_text.append(repr(e))
+        finally:
+            self.close_code = self.ws.close_code
+            self.close_reason = self.ws.close_reason
+            sent = getattr(self.ws, "close_sent", None)
+            if sent is not None and self.close_code == 1006:
+                # We failed the connection ourselves (e.g. invalid UTF-8 from the server):
+                # say why instead of a bare 1006.
+                self.close_reason = f"client closed it with {sent.code} {sent.reason!r}"
+            self.closed.set()
+            self._arrived.set()
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(check_failed(
+                        f"connection closed ({self.close_code} {self.close_reason!r}) "
+                        f"before the reply"))
+
+    def parsed(self, i):
+        import json
+        raw, obj, t = self.messages[i]
+        if obj is None:
+            obj = json.loads(raw)
+            self.messages[i] = (raw, obj, t)
+        return obj
+
+    def send_command(self, op, **fields):
+        """Sends a command without waiting; returns (id, future of (raw, reply))."""
+        import json
+        cid = fields.pop("id", None)
+        if cid is None:
+            cid = self._next_id
+            self._next_id += 1
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[cid] = fut
+        text = json.dumps({"op": op, **fields, "id": cid}, separators=(",", ":"),
+                          ensure_ascii=False)
+        return cid, fut, self.ws.send(text)
+
+    async def command(self, op, timeout=10.0, **fields):
+        """Sends a command and returns its reply object (any ok value)."""
+        cid, fut, sending = self.send_command(op, **fields)
+        await sending
+        try:
+            raw, reply = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            fail(f"user {self.user}: no reply to {op} {fields} (id {cid}) within {timeout}s")
+        return reply
+
+    async def command_raw(self, text, cid, timeout=10.0):
+        """Sends `text` as it is; waits for the reply with id `cid`."""
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[cid] = fut
+        await self.ws.send(text)
+        try:
+            raw, reply = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            fail(f"user {self.user}: no reply to {text!r} within {timeout}s")
+        return reply
+
+    async def ok(self, op, timeout=10.0, **fields):
+        reply = await self.command(op, timeout, **fields)
+        expect(reply.get("ok") is True, f"user {self.user}: {op} {fields} answered {reply}, "
+               f"expected ok")
+        return reply
+
+    async def subscribe(self, channel, timeout=10.0):
+        reply = await self.ok("subscribe", timeout, channel=channel)
+        expect(is_int(reply.get("offset")) and isinstance(reply.get("epoch"), str),
+               f"subscribe {channel}: reply {reply} lacks integer offset / string epoch")
+        return reply
+
+    async def wait_messages(self, n, timeout=10.0, what="messages"):
+        """Waits until at least n messages arrived (on_message-less mode)."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                fail(f"user {self.user}: {len(self.messages)} of {n} {what} within "
+                     f"{timeout}s" + (f"; closed {self.close_code}" if self.closed.is_set()
+                                      else ""))
+            if self.closed.is_set():
+                fail(f"user {self.user}: connection closed ({self.close_code} "
+                     f"{self.close_reason!r}) after {len(self.messages)} of {n} {what}")
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), min(remaining, 1.0))
+            except asyncio.TimeoutError:
+                pass
+
+    async def wait_closed(self, timeout=5.0):
+        try:
+            await asyncio.wait_for(self.closed.wait(), timeout)
+        except asyncio.TimeoutError:
+            fail(f"user {self.user}: connection still open after {timeout}s")
+        return self.close_code, self.close_reason
+
+    async def close(self):
+        try:
+            await asyncio.wait_for(self.ws.close(), 5)
+        except Exception:
+            pass
+        self._reader.cancel()
+
+
+async def quiet_for(clients, seconds=0.3):
+    """Lets `seconds` pass and then round-trips a ping on each client, so anything the
+    server had queued for them before has arrived (a ping reply follows it)."""
+    await asyncio.sleep(seconds)
+    await asyncio.gather(*(c.ok("ping") for c in clients if not c.closed.is_set()))

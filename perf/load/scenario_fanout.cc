@@ -1,0 +1,616 @@
+// fanout — N subscribers on C channels, one publisher, deliveries/s, latency and loss.
+//
+// Phases (every one bounded in time; --procs workers move through them together):
+//
+//   subscribe  each subscriber connects to /ws, sends {"op":"subscribe","channel":
+//              "bench-i","id":1} (i = global index mod C) and waits for its ok reply
+//   barrier    worker 0 (the publisher) waits until every worker has arrived, then sets
+//              `go` in the shared area: nothing is published before all subscribed
+//   publish    worker 0 publishes for --seconds (fanout_publisher.h); window_start /
+//              window_end bracket it for the server CPU sample
+//   answers    worker 0 waits for the answers to its publishes (until drain ends), then
+//              writes the accepted count per channel to the shared area and sets `done`
+//   drain      every worker waits until its subscribers received what was accepted on
+//              their channels, at most --drain-ms after the last publish; then closes
+//
+// Shared area (run_context::shared_area, std::atomic_ref on 8-byte words):
+//
+//   [0] workers subscribed   [1] go     [2] stopped   [3] done
+//   [4] publish start ns     [5] publish end ns        [8 + c] accepted on channel c
+//
+// Per subscriber, on the hot path: locate "seq": and "t": (memchr for the envelope's first
+// 'q'; the data object comes before the pad) and "offset": (read backwards from the end),
+// then O(1) bookkeeping — received, a
+// 64-message window of seen sequence numbers for duplicates vs late arrivals, the last
+// offset, and receive time − t (one CLOCK_MONOTONIC on one host) into the histogram.
+#include "fanout_publisher.h"
+#include "scenario.h"
+#include "stats.h"
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace ringcast::bench {
+
+namespace {
+
+constexpr uint64_t ms_ns = 1'000'000;
+/// Receive buffers in total per process: 256 MB split over the subscribers, each between
+/// 4 KB (one recv per ~16 envelopes) and 64 KB (what echo uses).
+constexpr std::size_t recv_budget_bytes = 256u << 20;
+/// The publisher's arenas and output strings: window × message size stays below this.
+constexpr std::size_t max_in_flight_bytes = 256u << 20;
+/// Longest wait at the barrier for the other workers (they may still be connecting).
+constexpr uint64_t barrier_timeout_ns = 120'000 * ms_ns;
+
+enum shared_word : std::size_t {
+    subscribed_workers = 0,
+    go = 1,
+    stopped = 2,
+    done = 3,
+    publish_start_ns = 4,
+    publish_end_ns = 5,
+    first_channel = 8,
+};
+
+enum class sub_state : uint8_t { connecting, subscribing, subscribed, rejected, gone };
+
+/// One subscriber; 48 bytes, plain data, touched only by this process's loop.
+struct subscriber {
+    uint64_t highest_seq = 0;
+    uint64_t seen = 0; ///< bit d: seq highest_seq - d arrived (d < 64)
+    int64_t last_offset = -1;
+    uint64_t received = 0;
+    uint32_t duplicates = 0;
+    uint32_t out_of_order = 0;
+    uint32_t out_of_order_offset = 0;
+    uint32_t channel = 0;
+    sub_state state = sub_state::connecting;
+};
+
+/// The number after `key` in `text` (digits only; -1 when the key or digits are missing).
+int64_t number_after(std::string_view text, std::string_view key) noexcept {
+    const void* at = memmem(text.data(), text.size(), key.data(), key.size());
+    if (at == nullptr) {
+        return -1;
+    }
+    const char* p = static_cast<const char*>(at) + key.size();
+    uint64_t v = 0;
+    const auto r = std::from_chars(p, text.data() + text.size(), v);
+    return r.ptr == p ? -1 : int64_t(v);
+}
+
+/// Digits at `p` (up to `end`) as a number; -1 when there is none. `*next` gets the end.
+int64_t digits_at(const char* p, const char* end, const char** next) noexcept {
+    uint64_t v = 0;
+    const auto r = std::from_chars(p, end, v);
+    *next = r.ptr;
+    return r.ptr == p ? -1 : int64_t(v);
+}
+
+/// The publisher's data object {"seq":S,"t":T,... inside the envelope: "q" occurs in none
+/// of the envelope's field names before it, so memchr('q') (vectorised) lands on "seq"
+/// at once; "t" follows S directly. Falls back to memmem when the layout differs.
+/// Returns false when either number is missing. glibc memmem on these short texts cost
+/// 40 % of the bench's CPU at 2 M deliveries/s; this is a few ns.
+bool seq_and_t(std::string_view text, int64_t& seq, int64_t& t) noexcept {
+    const char* begin = text.data();
+    const char* end = begin + text.size();
+    const char* p = begin + 2;
+    const char* after = nullptr;
+    seq = -1;
+    // Bounded by the text: each step moves past one 'q'.
+    while (p < end) {
+        p = static_cast<const char*>(std::memchr(p, 'q', std::size_t(end - p)));
+        if (p == nullptr) {
+            break;
+        }
+        if (end - p > 3 && p[-2] == '"' && p[-1] == 'e' && p[1] == '"' && p[2] == ':' &&
+            p[-3] == 's') {
+            seq = digits_at(p + 3, end, &after);
+            break;
+        }
+        ++p;
+    }
+    if (seq < 0) {
+        seq = number_after(text, "\"seq\":");
+        t = number_after(text, "\"t\":");
+        return seq >= 0 && t >= 0;
+    }
+    if (end - after > 5 && std::memcmp(after, ",\"t\":", 5) == 0) {
+        t = digits_at(after + 5, end, &after);
+    } else {
+        t = number_after(text, "\"t\":");
+    }
+    return t >= 0;
+}
+
+/// "offset":N is the envelope's last field: read it backwards from the closing brace;
+/// fall back to a search when the text does not end that way.
+int64_t offset_of(std::string_view text) noexcept {
+    constexpr std::string_view key = "\"offset\":";
+    const char* begin = text.data();
+    const char* q = begin + text.size();
+    while (q > begin && (q[-1] == '}' || q[-1] == ' ' || q[-1] == '\n')) {
+        --q;
+    }
+    const char* digits_end = q;
+    while (q > begin && q[-1] >= '0' && q[-1] <= '9') {
+        --q;
+    }
+    if (q == digits_end || std::size_t(q - begin) < key.size() ||
+        std::memcmp(q - key.size(), key.data(), key.size()) != 0) {
+        return number_after(text, key);
+    }
+    const char* unused = nullptr;
+    return digits_at(q, digits_end, &unused);
+}
+
+class fanout_scenario final : public conn_handler {
+public:
+    explicit fanout_scenario(run_context& ctx) : _ctx(ctx), _opt(ctx.options()) {}
+
+    int run(report& out);
+
+    void on_open(uint32_t conn, uint64_t) noexcept override {
+        if (conn >= _subs.size()) {
+            return; // a publisher connection (ws): it only sends
+        }
+        subscriber& s = _subs[conn];
+        const auto& frame = _subscribe_frames[s.channel];
+        s.state = sub_state::subscribing;
+        if (_client->queue_data(conn, frame) != queue_status::queued) {
+            s.state = sub_state::rejected;
+            ++_subscribe_failed;
+            ++_settled;
+        }
+    }
+
+    void on_message(uint32_t conn, ws::opcode, std::span<const std::byte> payload,
+                    uint64_t now) noexcept override {
+        const std::string_view text(reinterpret_cast<const char*>(payload.data()),
+                                    payload.size());
+        if (conn >= _subs.size()) {
+            _publisher->on_ws_message(conn, payload);
+            return;
+        }
+        subscriber& s = _subs[conn];
+        if (s.state == sub_state::subscribed) {
+            return on_envelope(s, text, now);
+        }
+        if (s.state != sub_state::subscribing || text.find("\"op\":\"reply\"") == text.npos) {
+            ++_unexpected;
+            return;
+        }
+        ++_settled;
+        if (text.find("\"ok\":true") == text.npos) {
+            s.state = sub_state::rejected;
+            ++_subscribe_failed;
+            const int64_t code = number_after(text, "\"code\":");
+            _subscribe_error = code > 0 ? uint32_t(code) : 0;
+            return;
+        }
+        s.state = sub_state::subscribed;
+        s.last_offset = number_after(text, "\"offset\":");
+        ++_subscribed;
+    }
+
+    void on_closed(uint32_t conn, close_cause cause) noexcept override {
+        if (conn >= _subs.size()) {
+            if (_publisher != nullptr && cause != close_cause::local) {
+                _publisher->on_ws_closed(conn);
+            }
+            return;
+        }
+        subscriber& s = _subs[conn];
+        if (s.state == sub_state::connecting || s.state == sub_state::subscribing) {
+            ++_settled;
+            ++_subscribe_failed;
+        } else if (s.state == sub_state::subscribed && cause != close_cause::local) {
+            ++_subscribers_lost; // its loss shows up as missing deliveries
+        }
+        if (s.state != sub_state::subscribed) {
+            s.state = sub_state::gone;
+        }
+    }
+
+    void on_tick(uint64_t now) noexcept override {
+        if (_publisher != nullptr) {
+            _publisher->step(now);
+        }
+        if (now >= _next_progress) {
+            progress(now);
+        }
+    }
+
+private:
+    void on_envelope(subscriber& s, std::string_view text, uint64_t now) noexcept;
+    void progress(uint64_t now) noexcept;
+    bool build_subscribe_frames(client& cl);
+    /// Runs the loop in 1 ms slices until `until()` or `deadline`: the slices bound the
+    /// wait inside the client so the publisher's step and the shared flags are looked at
+    /// at least once a millisecond.
+    template <typename Until> void run_slices(client& cl, uint64_t deadline, Until until) {
+        for (uint64_t now = now_ns(); now < deadline && !until(); now = now_ns()) {
+            cl.run_until(std::min(deadline, now + ms_ns), [] { return false; });
+        }
+    }
+    std::atomic_ref<uint64_t> word(std::size_t i) const noexcept {
+        return std::atomic_ref<uint64_t>(reinterpret_cast<uint64_t*>(_ctx.shared_area().data())[i]);
+    }
+
+    run_context& _ctx;
+    const bench_options& _opt;
+    client* _client = nullptr;
+    std::unique_ptr<fanout_publisher> _publisher;
+    std::vector<subscriber> _subs;
+    std::vector<std::vector<std::byte>> _subscribe_frames; ///< one masked frame per channel
+    latency_histogram _total;
+    latency_histogram _interval;
+    uint64_t _deliveries = 0;
+    uint64_t _window_deliveries = 0;
+    uint64_t _duplicates = 0;
+    uint64_t _malformed = 0;
+    uint64_t _unexpected = 0;
+    uint32_t _settled = 0;
+    uint32_t _subscribed = 0;
+    uint32_t _subscribe_failed = 0;
+    uint32_t _subscribe_error = 0;
+    uint32_t _subscribers_lost = 0;
+    const char* _phase = "subscribing";
+    uint64_t _start_ns = 0;
+    uint64_t _next_progress = 0;
+    uint64_t _last_progress_ns = 0;
+    uint64_t _last_deliveries = 0;
+    uint64_t _last_sent = 0;
+    double _last_cpu = 0;
+    double _last_server_cpu = -1;
+    bool _in_window = false;
+};
+
+void fanout_scenario::on_envelope(subscriber& s, std::string_view text, uint64_t now) noexcept {
+    int64_t seq = -1;
+    int64_t t = -1;
+    if (!seq_and_t(text, seq, t)) {
+        ++_malformed;
+        return;
+    }
+    ++s.received;
+    ++_deliveries;
+    if (_in_window) {
+        ++_window_deliveries;
+    }
+    const uint64_t latency = now > uint64_t(t) ? now - uint64_t(t) : 0;
+    _total.record(latency);
+    _interval.record(latency);
+    const auto q = uint64_t(seq);
+    if (q > s.highest_seq) {
+        const uint64_t shift = q - s.highest_seq;
+        s.seen = (shift >= 64 ? 0 : s.seen << shift) | 1;
+        s.highest_seq = q;
+    } else {
+        const uint64_t back = s.highest_seq - q;
+        const uint64_t bit = back < 64 ? uint64_t(1) << back : 0;
+        if (bit != 0 && (s.seen & bit) != 0) {
+            ++s.duplicates;
+            ++_duplicates;
+        } else {
+            s.seen |= bit;
+            ++s.out_of_order; // older than 64 behind: a late arrival or a repeat, unknowable
+        }
+    }
+    const int64_t offset = offset_of(text);
+    // By offset: the same offset again is a repeat (already counted by seq when it was
+    // within the window); a smaller one is out of order.
+    if (offset > s.last_offset) {
+        s.last_offset = offset;
+    } else if (offset >= 0 && offset < s.last_offset) {
+        ++s.out_of_order_offset;
+    }
+}
+
+void fanout_scenario::progress(uint64_t now) noexcept {
+    _next_progress = now + 1'000'000'000u;
+    const double dt = _last_progress_ns != 0 ? double(now - _last_progress_ns) / 1e9 : 0;
+    const double cpu = self_cpu_seconds();
+    const double server = _opt.server_pid > 0 ? process_cpu_seconds(_opt.server_pid) : -1;
+    char server_pct[16] = "n/a";
+    if (server >= 0 && _last_server_cpu >= 0 && dt > 0) {
+        std::snprintf(server_pct, sizeof server_pct, "%.0f%%",
+                      100.0 * (server - _last_server_cpu) / dt);
+    }
+    char pub[48] = "";
+    if (_publisher != nullptr) {
+        if (dt > 0) {
+            std::snprintf(pub, sizeof pub, "  pub/s %s",
+                          human(double(_publisher->sent() - _last_sent) / dt).c_str());
+        }
+        _last_sent = _publisher->sent();
+    }
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "fanout %4.0fs  %s  subscribed %u/%zu%s  deliveries/s %s  p50 %.0fus p99 "
+                  "%.0fus  cpu bench %.0f%% server %s",
+                  double(now - _start_ns) / 1e9, _phase, _subscribed, _subs.size(), pub,
+                  human(dt > 0 ? double(_deliveries - _last_deliveries) / dt : 0).c_str(),
+                  double(_interval.percentile(0.5)) / 1e3, double(_interval.percentile(0.99)) / 1e3,
+                  dt > 0 ? 100.0 * (cpu - _last_cpu) / dt : 0.0, server_pct);
+    _ctx.progress(line);
+    _interval.reset();
+    _last_deliveries = _deliveries;
+    _last_progress_ns = now;
+    _last_cpu = cpu;
+    _last_server_cpu = server;
+}
+
+bool fanout_scenario::build_subscribe_frames(client& cl) {
+    const std::string prefix = _opt.publish_ws ? "chat:bench-" : "bench-";
+    _subscribe_frames.reserve(_opt.channels);
+    for (uint32_t c = 0; c < _opt.channels; ++c) {
+        const std::string cmd =
+            "{\"op\":\"subscribe\",\"channel\":\"" + prefix + std::to_string(c) + "\",\"id\":1}";
+        // One key per channel, reused by its subscribers: the frames are read-only and a
+        // loopback benchmark has no proxy to poison (see scenario_echo.cc).
+        _subscribe_frames.push_back(ws::encode_client_frame(
+            ws::opcode::text,
+            std::span<const std::byte>(reinterpret_cast<const std::byte*>(cmd.data()), cmd.size()),
+            cl.random_mask()));
+    }
+    return true;
+}
+
+int fanout_scenario::run(report& out) {
+    for (const char ch : _opt.api_key) {
+        if (ch < 0x21 || ch > 0x7e) {
+            std::fprintf(stderr, "ringcast-bench: --api-key must be printable ASCII without "
+                                 "spaces (it goes into an HTTP header)\n");
+            return 2;
+        }
+    }
+    const std::size_t message_bytes = _opt.size + 160;
+    if (std::size_t(_opt.publish_window) * _opt.publish_batch * message_bytes >
+        max_in_flight_bytes) {
+        std::fprintf(stderr,
+                     "ringcast-bench: --publish-window %u × --publish-batch %u × ~%zu bytes "
+                     "is more than %zu MB in flight; lower one of them\n",
+                     _opt.publish_window, _opt.publish_batch, message_bytes,
+                     max_in_flight_bytes >> 20);
+        return 2;
+    }
+    const bool is_publisher = _ctx.worker() == 0;
+    const uint32_t n = _ctx.connections();
+    const uint32_t publisher_slots =
+        is_publisher && _opt.publish_ws ? std::min(_opt.publishers, _opt.channels) : 0;
+    const auto recv_bytes = uint32_t(std::clamp<std::size_t>(
+        std::bit_floor(recv_budget_bytes / n), 4096, 64 * 1024));
+    client_config config = _ctx.make_client_config(recv_bytes);
+    config.connections = n + publisher_slots;
+    client cl(config, *this);
+    if (!cl.ok()) {
+        std::fprintf(stderr, "ringcast-bench: %s\n", cl.setup_error().c_str());
+        return 2;
+    }
+    _client = &cl;
+    build_subscribe_frames(cl);
+    _subs.assign(n, subscriber{});
+    for (uint32_t i = 0; i < n; ++i) {
+        _subs[i].channel = (_ctx.first_global_index() + i) % _opt.channels;
+    }
+    if (is_publisher) {
+        publisher_config pc;
+        pc.target = _opt.target;
+        pc.api_key = _opt.api_key;
+        pc.channel_prefix = _opt.publish_ws ? "chat:bench-" : "bench-";
+        pc.channels = _opt.channels;
+        pc.rate = _opt.rate;
+        pc.size = _opt.size;
+        pc.connections = _opt.publishers;
+        pc.batch = _opt.publish_batch;
+        pc.window = _opt.publish_window;
+        pc.ws = _opt.publish_ws;
+        _publisher = std::make_unique<fanout_publisher>(pc);
+        if (_opt.publish_ws) {
+            _publisher->attach_ws(cl, n);
+        }
+    }
+    _start_ns = now_ns();
+    _next_progress = _start_ns + 1'000'000'000u;
+
+    // Subscribe: every connection opened and answered (or failed), bounded like idle's
+    // connect phase plus time for the replies.
+    const uint32_t total = n + publisher_slots;
+    const uint64_t subscribe_deadline = _start_ns + uint64_t(_opt.connect_timeout_ms) * ms_ns +
+                                        uint64_t(total) * ms_ns + 10'000 * ms_ns;
+    run_slices(cl, subscribe_deadline, [&] {
+        return cl.counters().connects_started == total && cl.pending_opens() == 0 &&
+               _settled == n && (publisher_slots == 0 || _publisher->ws_ready());
+    });
+    cl.stop_connecting();
+    if (publisher_slots > 0 && !_publisher->ws_ready()) {
+        std::fprintf(stderr, "ringcast-bench: the WebSocket publisher connections did not open\n");
+    }
+
+    // Barrier: nothing is published until every worker's subscribers are in place.
+    _phase = "waiting";
+    word(subscribed_workers).fetch_add(1, std::memory_order_acq_rel);
+    const uint64_t barrier_deadline = now_ns() + barrier_timeout_ns;
+    if (is_publisher) {
+        run_slices(cl, barrier_deadline, [&] {
+            return word(subscribed_workers).load(std::memory_order_acquire) >= _ctx.workers();
+        });
+        // HTTP publishers connect only now: a keep-alive connection idle through a long
+        // subscribe phase could meet the server's idle timeout.
+        std::string error;
+        if (!_opt.publish_ws && !_publisher->connect_http(error)) {
+            std::fprintf(stderr, "ringcast-bench: %s\n", error.c_str());
+            word(go).store(2, std::memory_order_release); // 2: give up, nothing will come
+        }
+        word(publish_start_ns).store(now_ns(), std::memory_order_relaxed);
+        // release: publish_start_ns is visible to whoever acquires `go`.
+        if (word(go).load(std::memory_order_relaxed) == 0) {
+            word(go).store(1, std::memory_order_release);
+        }
+    } else {
+        run_slices(cl, barrier_deadline,
+                   [&] { return word(go).load(std::memory_order_acquire) != 0; });
+    }
+    if (word(go).load(std::memory_order_acquire) != 1) {
+        std::fprintf(stderr, "ringcast-bench: worker %u: the publisher never started (it could "
+                             "not connect, or workers did not finish subscribing in time)\n",
+                     _ctx.worker());
+        cl.abort_all();
+        return 1;
+    }
+
+    // Publish window.
+    _ctx.reach(checkpoint::window_start);
+    _phase = "publishing";
+    const uint64_t start = word(publish_start_ns).load(std::memory_order_relaxed);
+    const double cpu_start = self_cpu_seconds();
+    const client_counters c0 = cl.counters();
+    _in_window = true;
+    double server_rss_kb = 0;
+    const uint64_t window_ns = uint64_t(_opt.seconds * 1e9);
+    if (is_publisher) {
+        _publisher->start(now_ns());
+        run_slices(cl, start + window_ns, [] { return false; });
+        _publisher->stop();
+        word(publish_end_ns).store(now_ns(), std::memory_order_relaxed);
+        word(stopped).store(1, std::memory_order_release);
+    } else {
+        run_slices(cl, start + window_ns + barrier_timeout_ns,
+                   [&] { return word(stopped).load(std::memory_order_acquire) != 0; });
+    }
+    _in_window = false;
+    const double cpu_end = self_cpu_seconds();
+    const client_counters c1 = cl.counters();
+    _ctx.reach(checkpoint::window_end);
+    const uint64_t end = word(publish_end_ns).load(std::memory_order_relaxed);
+    const uint64_t drain_end = (end != 0 ? end : now_ns()) + uint64_t(_opt.drain_ms) * ms_ns;
+
+    // Answers (publisher), then the accepted counts for everyone.
+    _phase = "draining";
+    if (is_publisher) {
+        if (_opt.server_pid > 0) {
+            server_rss_kb = double(sample_server(_opt.server_pid).vm_rss_kb);
+        }
+        run_slices(cl, drain_end, [&] { return _publisher->unanswered() == 0; });
+        const auto& accepted = _publisher->accepted_per_channel();
+        for (uint32_t c = 0; c < _opt.channels; ++c) {
+            word(first_channel + c).store(accepted[c], std::memory_order_relaxed);
+        }
+        // release: the per-channel counts are visible to whoever acquires `done`.
+        word(done).store(1, std::memory_order_release);
+    } else {
+        run_slices(cl, drain_end + barrier_timeout_ns,
+                   [&] { return word(done).load(std::memory_order_acquire) != 0; });
+    }
+    const bool have_counts = word(done).load(std::memory_order_acquire) != 0;
+    uint64_t expected = 0;
+    for (const auto& s : _subs) {
+        if (s.state == sub_state::subscribed) {
+            expected += word(first_channel + s.channel).load(std::memory_order_relaxed);
+        }
+    }
+    // Drain: until every accepted message reached every local subscriber, or drain_end.
+    run_slices(cl, drain_end, [&] { return _deliveries - _duplicates >= expected; });
+
+    _phase = "closing";
+    cl.begin_close_all();
+    cl.run_until(now_ns() + 2'000'000'000u, [&] { return cl.live_count() == 0; });
+    cl.abort_all();
+
+    uint64_t loss = 0;
+    uint64_t extra = 0;
+    uint64_t out_of_order = 0;
+    uint64_t out_of_order_offset = 0;
+    uint32_t subscribers_with_loss = 0;
+    for (const auto& s : _subs) {
+        out_of_order += s.out_of_order;
+        out_of_order_offset += s.out_of_order_offset;
+        if (s.state != sub_state::subscribed) {
+            continue;
+        }
+        const uint64_t want = word(first_channel + s.channel).load(std::memory_order_relaxed);
+        const uint64_t got = s.received - s.duplicates;
+        loss += want > got ? want - got : 0;
+        extra += got > want ? got - want : 0;
+        subscribers_with_loss += want > got ? 1 : 0;
+    }
+    const double secs = end > start ? double(end - start) / 1e9 : 0;
+    const auto rate = [&](double v) { return secs > 0 ? v / secs : 0.0; };
+    const double published = is_publisher ? double(_publisher->accepted()) : 0;
+    const client_counters& cf = cl.counters();
+    out.hist = _total;
+    out.set("subscribers", double(_subscribed), merge_rule::sum);
+    out.set("channels", _opt.channels);
+    out.set("rate", _opt.rate);
+    out.set("size", _opt.size);
+    out.set("seconds", secs, merge_rule::max);
+    out.set("published", published, merge_rule::sum);
+    out.set("expected_deliveries", double(expected), merge_rule::sum);
+    out.set("deliveries", double(_deliveries), merge_rule::sum);
+    out.set("deliveries_per_s", rate(double(_window_deliveries)), merge_rule::sum);
+    out.set("loss", double(loss), merge_rule::sum);
+    out.set("duplicates", double(_duplicates), merge_rule::sum);
+    out.set("out_of_order", double(out_of_order), merge_rule::sum);
+    out.set("out_of_order_offset", double(out_of_order_offset), merge_rule::sum);
+    out.set("latency_us.p50", 0, merge_rule::p50);
+    out.set("latency_us.p90", 0, merge_rule::p90);
+    out.set("latency_us.p99", 0, merge_rule::p99);
+    out.set("latency_us.p999", 0, merge_rule::p999);
+    out.set("latency_us.max", 0, merge_rule::hist_max);
+    out.set("latency_us.mean", 0, merge_rule::hist_mean);
+    out.set("server_rss_kb", server_rss_kb, merge_rule::max);
+    out.set("bench_cpu_pct", secs > 0 ? 100.0 * (cpu_end - cpu_start) / secs : 0,
+            merge_rule::sum);
+    out.set("publishers", is_publisher ? _publisher->connections() : 0, merge_rule::sum);
+    out.set("publisher_ws", _opt.publish_ws ? 1 : 0);
+    out.set("publish_batch", _opt.publish_batch);
+    out.set("publish_window", _opt.publish_window);
+    out.set("published_per_s", rate(published), merge_rule::sum);
+    out.set("publish_sent", is_publisher ? double(_publisher->sent()) : 0, merge_rule::sum);
+    out.set("publish_requests", is_publisher ? double(_publisher->requests()) : 0,
+            merge_rule::sum);
+    out.set("publish_rejected", is_publisher ? double(_publisher->rejected()) : 0,
+            merge_rule::sum);
+    out.set("publish_last_error", is_publisher ? double(_publisher->last_error()) : 0,
+            merge_rule::max);
+    out.set("publish_unanswered", is_publisher ? double(_publisher->unanswered()) : 0,
+            merge_rule::sum);
+    out.set("publish_tokens_dropped", is_publisher ? double(_publisher->tokens_dropped()) : 0,
+            merge_rule::sum);
+    out.set("publisher_connections_lost", is_publisher ? double(_publisher->connections_lost()) : 0,
+            merge_rule::sum);
+    out.set("subscribers_requested", double(n), merge_rule::sum);
+    out.set("subscribe_failures", double(_subscribe_failed), merge_rule::sum);
+    out.set("subscribe_last_error", double(_subscribe_error), merge_rule::max);
+    out.set("subscribers_lost", double(_subscribers_lost), merge_rule::sum);
+    out.set("subscribers_with_loss", double(subscribers_with_loss), merge_rule::sum);
+    out.set("extra_deliveries", double(extra), merge_rule::sum);
+    out.set("malformed", double(_malformed), merge_rule::sum);
+    out.set("unexpected_messages", double(_unexpected), merge_rule::sum);
+    out.set("counts_complete", have_counts ? 1 : 0, merge_rule::max);
+    out.set("protocol_errors", double(cf.protocol_errors), merge_rule::sum);
+    out.set("recvs_per_s", rate(double(c1.recv_calls - c0.recv_calls)), merge_rule::sum);
+    out.set("wire_bytes_per_s",
+            rate(double(c1.bytes_sent - c0.bytes_sent + c1.bytes_received - c0.bytes_received)),
+            merge_rule::sum);
+    return have_counts ? 0 : 1;
+}
+
+} // namespace
+
+int run_fanout(run_context& ctx, report& out) {
+    fanout_scenario s(ctx);
+    return s.run(out);
+}
+
+} // namespace ringcast::bench
