@@ -30,6 +30,27 @@ std::string json_name(std::string_view s) {
     return out;
 }
 
+/// %XX escapes decoded; a malformed escape is kept as is (the name check refuses it).
+std::string percent_decode(std::string_view in) {
+    auto hex = [](char c) -> int {
+        return c >= '0' && c <= '9' ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+    };
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+            out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+            i += 2;
+        } else {
+            out += in[i];
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 /// The question a gather asks every shard, and one shard's answer to it.
@@ -141,7 +162,9 @@ std::optional<std::string> api::handle(conn_handle h, const http::request& req,
         return only(get, [&] { return gather(h, ka, channels, {}); });
     }
     if (path.starts_with("/api/channels/")) {
-        const std::string_view name = path.substr(14);
+        // Clients build this path with encodeURIComponent, which turns ':' into %3A.
+        const std::string decoded = percent_decode(path.substr(14));
+        const std::string_view name = decoded;
         if (!pubsub::valid_channel(name)) {
             return http::make_error_response(400, "not a valid channel name", ka);
         }

@@ -316,6 +316,11 @@ void gateway::arm_liveness_timer(conn_handle h, const connection& c) noexcept {
 void gateway::on_timer(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
     const uint64_t now = _io.now_ms();
+    if (c.state == phase::http && c.awaiting) {
+        // The keep-alive idle clock does not run while our own answer is pending.
+        _io.set_timer(h, now + _config.handshake_timeout_ms);
+        return;
+    }
     if (c.state == phase::http) {
         send_response(
             h, c,
