@@ -278,6 +278,7 @@ enum class close_mode : uint8_t {
 struct shard_counters {
     uint64_t accepted = 0;
     uint64_t accept_errors = 0;
+    uint64_t refused = 0; ///< accepted beyond the connection cap and sent the refusal
     uint64_t closed = 0;
     uint64_t bytes_received = 0;
     uint64_t bytes_sent = 0;
@@ -329,13 +330,20 @@ public:
     virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
 };
 
+/// Which listening socket accepted a connection.
+enum class listener : uint8_t { main, api };
+
+/// Descriptor slots kept beyond the connection cap, so a refused connection can still be
+/// told why (runtime_config::refusal) instead of waiting in the backlog.
+inline constexpr uint32_t refusal_slots = 64;
+
 /// The protocol side of a shard (src/net implements it): one instance per shard, called
 /// only from that shard's thread. `user` is the pointer on_open() returned.
 class conn_handler {
 public:
     virtual ~conn_handler() = default;
     /// A new connection; returns the per-connection state handed back in later calls.
-    virtual void* on_open(conn_handle h) noexcept = 0;
+    virtual void* on_open(conn_handle h, listener from) noexcept = 0;
     /// Received bytes, valid only during the call (the buffer returns to the kernel after).
     /// The span is writable so parsers can unmask in place.
     virtual void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept = 0;
@@ -353,11 +361,16 @@ public:
 struct runtime_config {
     /// Listening sockets, one per shard, already bound and listening (SO_REUSEPORT).
     std::vector<int> listen_fds;
+    /// A second set for the backend API (--api-listen), one per shard, or empty.
+    std::vector<int> api_listen_fds;
     /// CPU for each shard (pinned); -1 leaves a shard unpinned.
     std::vector<int> cpus;
     /// Direct-descriptor slots per shard = the shard's connection cap (src/app fills it:
     /// --max-connections, or 65536 capped by RLIMIT_NOFILE, which limits each table).
     uint32_t max_connections_per_shard = 65536;
+    /// Sent to a connection accepted beyond max_connections_per_shard before it is closed
+    /// (the descriptor table keeps refusal_slots spare for this); empty: close at once.
+    std::string refusal;
     /// Output queued for one connection above which the shard stops reading from it.
     std::size_t read_pause_bytes = 1u << 20;
     /// Hold queued output up to this long after the first frame of a batch was queued,

@@ -57,6 +57,8 @@ struct gateway_config {
     bool insecure = false;
     pubsub::config pubsub;
     admin::api_config api;
+    /// --api-listen: /api/ is served only on the API listener (and only /api/ there).
+    bool separate_api = false;
     http::request_limits http_limits;
     ws::parser_limits ws_limits;
     /// Time allowed for the HTTP request (and between keep-alive requests).

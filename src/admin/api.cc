@@ -33,7 +33,7 @@ std::string json_name(std::string_view s) {
 /// %XX escapes decoded; a malformed escape is kept as is (the name check refuses it).
 std::string percent_decode(std::string_view in) {
     auto hex = [](char c) -> int {
-        return c >= '0' && c <= '9' ? c - '0'
+        return c >= '0' && c <= '9'   ? c - '0'
                : c >= 'a' && c <= 'f' ? c - 'a' + 10
                : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                       : -1;
@@ -410,6 +410,7 @@ void append_counters(std::string& out, const pubsub::counters& c, const core::sh
     out += ",\"command_errors\":" + std::to_string(c.command_errors);
     out += ",\"rate_limited\":" + std::to_string(c.rate_limited);
     out += ",\"accepted\":" + std::to_string(k.accepted);
+    out += ",\"refused\":" + std::to_string(k.refused);
     out += ",\"sends\":" + std::to_string(k.sends);
     out += ",\"recv_enobufs\":" + std::to_string(k.recv_enobufs);
     out += "}";
@@ -456,6 +457,7 @@ void api::finish(uint64_t token) {
             total.command_errors += a.counters.command_errors;
             total.rate_limited += a.counters.rate_limited;
             total_core.accepted += a.core_counters.accepted;
+            total_core.refused += a.core_counters.refused;
             total_core.closed += a.core_counters.closed;
             total_core.bytes_sent += a.core_counters.bytes_sent;
             total_core.bytes_received += a.core_counters.bytes_received;

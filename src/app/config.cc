@@ -52,6 +52,7 @@ std::string usage() {
                              (default 4194304; half of it drops priority 4, three
                              quarters drops priority 3)
   --api-key KEY              require "Authorization: Bearer KEY" on /api/ requests
+  --api-listen HOST:PORT     serve the backend API here instead of on --listen
   --check-config             validate the options and exit
   --version, --help
 )";
@@ -138,6 +139,18 @@ result<config, std::string> parse_args(int argc, char** argv) {
                 return unexpected{"--listen: " + e.error()};
             }
             cfg.listen = *e;
+        } else if (arg == "--api-listen") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto e = net::parse_endpoint(*v);
+            if (!e) {
+                return unexpected{"--api-listen: " + e.error()};
+            }
+            cfg.api_listen = *e;
+            cfg.api_listen_set = true;
+            cfg.gateway.separate_api = true;
         } else if (arg == "--shards") {
             auto v = next();
             if (!v) {

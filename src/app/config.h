@@ -11,6 +11,9 @@ namespace ringcast::app {
 
 struct config {
     net::endpoint listen{"127.0.0.1", 8080};
+    /// --api-listen: the backend API on its own address; unset: on the main listener.
+    bool api_listen_set = false;
+    net::endpoint api_listen;
     /// 0: one shard per CPU of the affinity mask.
     unsigned shards = 0;
     core::runtime_config runtime;

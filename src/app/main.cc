@@ -52,7 +52,9 @@ int run(int argc, char** argv) {
     const unsigned shards =
         cfg.shards != 0 ? cfg.shards : static_cast<unsigned>(std::max<std::size_t>(cpus.size(), 1));
     const rlim_t nofile = raise_nofile();
-    if (cfg.runtime.max_connections_per_shard > nofile) {
+    // Each shard's descriptor table (cap + refusal slots) counts against RLIMIT_NOFILE.
+    const rlim_t usable = nofile > core::refusal_slots ? nofile - core::refusal_slots : 1;
+    if (cfg.runtime.max_connections_per_shard > usable) {
         if (cfg.max_connections_set) {
             std::fprintf(
                 stderr,
@@ -60,9 +62,9 @@ int run(int argc, char** argv) {
                 "(%llu), which caps each shard's descriptor table; using %llu (raise "
                 "LimitNOFILE / ulimit -n for more)\n",
                 cfg.runtime.max_connections_per_shard, static_cast<unsigned long long>(nofile),
-                static_cast<unsigned long long>(nofile));
+                static_cast<unsigned long long>(usable));
         }
-        cfg.runtime.max_connections_per_shard = static_cast<uint32_t>(nofile);
+        cfg.runtime.max_connections_per_shard = static_cast<uint32_t>(usable);
     }
     for (unsigned i = 0; i < shards; ++i) {
         cfg.runtime.cpus.push_back(cpus.empty() ? -1 : cpus[i % cpus.size()]);
@@ -79,6 +81,17 @@ int run(int argc, char** argv) {
         return 1;
     }
     cfg.runtime.listen_fds = *fds;
+    if (cfg.api_listen_set) {
+        auto api_fds = net::open_listeners(cfg.api_listen, shards);
+        if (!api_fds) {
+            std::fprintf(stderr, "ringcastd: --api-listen: %s\n", api_fds.error().c_str());
+            return 1;
+        }
+        cfg.runtime.api_listen_fds = *api_fds;
+    }
+    // What a connection beyond --max-connections gets (docs/close-codes.md).
+    cfg.runtime.refusal = http::make_error_response(
+        503, "too many connections on this server; retry later", http::keep_alive::no);
     const uint16_t port = net::local_port(fds->front());
 
     // Block the stop signals in every thread (shards inherit this mask) and take them
@@ -102,6 +115,10 @@ int run(int argc, char** argv) {
     std::printf("ringcastd: listening on %s:%u (%u shard%s%s%s)\n", cfg.listen.host.c_str(),
                 unsigned(port), shards, shards == 1 ? "" : "s",
                 gateway.echo_path.empty() ? "" : ", echo on ", gateway.echo_path.c_str());
+    if (cfg.api_listen_set) {
+        std::printf("ringcastd: api on %s:%u\n", cfg.api_listen.host.c_str(),
+                    unsigned(net::local_port(cfg.runtime.api_listen_fds.front())));
+    }
     std::fflush(stdout);
 
     int sig = 0;

@@ -13,7 +13,7 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
     const auto [o, h] = decode(cqe.user_data);
     switch (o) {
     case op::accept:
-        return on_accept(cqe);
+        return on_accept(static_cast<listener>(h.slot), cqe);
     case op::recv:
         return on_recv(h, cqe);
     case op::send:
@@ -31,9 +31,9 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
                  static_cast<unsigned long long>(cqe.user_data));
 }
 
-void shard::on_accept(const io_uring_cqe& cqe) noexcept {
+void shard::on_accept(listener which, const io_uring_cqe& cqe) noexcept {
     if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
-        _accept_armed = false;
+        _accept_armed[size_t(which)] = false;
     }
     if (cqe.res < 0) {
         if (cqe.res == -ECANCELED) {
@@ -68,14 +68,27 @@ void shard::on_accept(const io_uring_cqe& cqe) noexcept {
             c->file_index = file_index;
             ++_counters.accepted;
             const conn_handle h = _conns.handle(*c);
-            c->user = _handler->on_open(h);
-            if (c->state == conn_state::open) {
-                prep_recv(*c);
+            if (_conns.live() > _config.max_connections_per_shard) {
+                // Over the cap, inside the spare slots: say why, then close. The handler
+                // never sees it (user stays null).
+                ++_counters.refused;
+                if (!_config.refusal.empty()) {
+                    send_raw(*c, core::make_frame(std::string_view(_config.refusal)));
+                }
+                close(h, close_mode::after_flush);
+            } else {
+                c->user = _handler->on_open(h, which);
+            }
+            if (c->state == conn_state::open || c->state == conn_state::draining ||
+                c->state == conn_state::lingering) {
+                if (!c->recv_armed) {
+                    prep_recv(*c);
+                }
             }
         }
     }
-    if (!_accept_armed && !_accept_paused && !_stopping) {
-        prep_accept();
+    if (!_accept_paused && !_stopping) {
+        arm_accepts();
     }
 }
 

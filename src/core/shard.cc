@@ -24,27 +24,32 @@ uint64_t monotonic_us() noexcept {
     return uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000;
 }
 
-uint64_t monotonic_ms() noexcept { return monotonic_us() / 1000; }
+uint64_t monotonic_ms() noexcept {
+    return monotonic_us() / 1000;
+}
 } // namespace
 
-shard::shard(shard_id id, const runtime_config& config, int listen_fd, stop_token& stop, mesh& m)
-    : _id(id), _config(config), _listen_fd(listen_fd), _stop(stop), _mesh(m),
+shard::shard(shard_id id, const runtime_config& config, std::array<int, 2> listen_fds,
+             stop_token& stop, mesh& m)
+    : _id(id), _config(config), _listen_fds(listen_fds), _stop(stop), _mesh(m),
       _port(m, unsigned(id), [this](unsigned target) { prep_doorbell(target); }),
-      _conns(config.max_connections_per_shard),
-      _timers(config.max_connections_per_shard, monotonic_ms()) {
+      _conns(config.max_connections_per_shard + refusal_slots),
+      _timers(config.max_connections_per_shard + refusal_slots, monotonic_ms()) {
     _now_ms = monotonic_ms();
 }
 
 shard::~shard() {
     // The handler may hold frames; release it before the ring and buffers go away.
     _handler.reset();
-    if (_listen_fd >= 0) {
-        ::close(_listen_fd);
+    for (const int fd : _listen_fds) {
+        if (fd >= 0) {
+            ::close(fd);
+        }
     }
 }
 
 result<void, std::string> shard::init(const handler_factory& factory) {
-    if (auto r = _ring.init(sq_entries, _config.max_connections_per_shard); !r) {
+    if (auto r = _ring.init(sq_entries, _config.max_connections_per_shard + refusal_slots); !r) {
         return r;
     }
     if (auto r = _buffers.init(_ring.raw()); !r) {
@@ -63,7 +68,7 @@ void shard::update_clock() noexcept {
 }
 
 void shard::run() noexcept {
-    prep_accept();
+    arm_accepts();
     while (!finished()) {
         // Sleep protocol (mesh.h): announce, re-check the inbound rings, then block.
         uint64_t wait_us = _port.prepare_to_sleep()
@@ -193,24 +198,24 @@ void shard::flush_sends() noexcept {
     _dirty.clear();
     if (_accept_paused && !_stopping && _conns.live() < _conns.capacity()) {
         _accept_paused = false;
-        if (!_accept_armed) {
-            prep_accept();
-        }
+        arm_accepts();
     }
 }
 
 void shard::begin_stop() noexcept {
     _stopping = true;
     _stop_deadline_ms = _now_ms + _config.shutdown_timeout_ms;
-    if (_accept_armed) {
-        io_uring_sqe* sqe = _ring.get_sqe();
-        io_uring_prep_cancel64(sqe, encode(op::accept, {}), 0);
-        io_uring_sqe_set_data64(sqe, encode(op::cancel, {}));
-        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    for (uint32_t which = 0; which < 2; ++which) {
+        if (_accept_armed[which]) {
+            io_uring_sqe* sqe = _ring.get_sqe();
+            io_uring_prep_cancel64(sqe, encode(op::accept, {which, 0}), 0);
+            io_uring_sqe_set_data64(sqe, encode(op::cancel, {}));
+            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        }
     }
     for (uint32_t slot = 0; slot < _conns.high_water(); ++slot) {
         conn& c = _conns.at(slot);
-        if (c.state == conn_state::open) {
+        if (c.state == conn_state::open && c.user != nullptr) {
             _handler->on_shutdown(_conns.handle(c), c.user);
         }
     }
@@ -233,10 +238,16 @@ bool shard::finished() noexcept {
             return true;
         }
     }
-    return _conns.live() == 0 && !_accept_armed;
+    return _conns.live() == 0 && !_accept_armed[0] && !_accept_armed[1];
 }
 
 // --- conn_io ------------------------------------------------------------------------------
+
+void shard::send_raw(conn& c, frame_ref f) noexcept {
+    _queued_total += f->size();
+    c.out.push(std::move(f));
+    mark_dirty(c);
+}
 
 void shard::send(conn_handle h, frame_ref f) noexcept {
     conn* c = _conns.get(h);
@@ -335,7 +346,9 @@ void shard::maybe_release(conn& c) noexcept {
     prep_close(c.file_index);
     _conns.release(c);
     ++_counters.closed;
-    _handler->on_closed(h, user);
+    if (user != nullptr) { // refused connections never reached the handler
+        _handler->on_closed(h, user);
+    }
 }
 
 send_batch* shard::take_batch() {
@@ -354,13 +367,22 @@ void shard::give_batch(send_batch* b) noexcept {
 
 // --- SQE builders -------------------------------------------------------------------------
 
-void shard::prep_accept() noexcept {
+void shard::arm_accepts() noexcept {
+    for (const listener which : {listener::main, listener::api}) {
+        if (_listen_fds[size_t(which)] >= 0 && !_accept_armed[size_t(which)]) {
+            prep_accept(which);
+        }
+    }
+}
+
+void shard::prep_accept(listener which) noexcept {
+    const auto index = static_cast<uint32_t>(which);
     io_uring_sqe* sqe = _ring.get_sqe();
     // Multishot accept into the shard's sparse descriptor table: no process fd per
     // connection (RLIMIT_NOFILE is not the cap; the table size is).
-    io_uring_prep_multishot_accept_direct(sqe, _listen_fd, nullptr, nullptr, 0);
-    io_uring_sqe_set_data64(sqe, encode(op::accept, {}));
-    _accept_armed = true;
+    io_uring_prep_multishot_accept_direct(sqe, _listen_fds[index], nullptr, nullptr, 0);
+    io_uring_sqe_set_data64(sqe, encode(op::accept, {index, 0}));
+    _accept_armed[index] = true;
 }
 
 void shard::prep_recv(conn& c) noexcept {

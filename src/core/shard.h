@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,7 +43,8 @@ struct send_batch {
 
 class shard final : public conn_io {
 public:
-    shard(shard_id id, const runtime_config& config, int listen_fd, stop_token& stop, mesh& m);
+    shard(shard_id id, const runtime_config& config, std::array<int, 2> listen_fds,
+          stop_token& stop, mesh& m);
     ~shard() override;
 
     /// Sets up the ring, buffer ring and handler; must run on the shard's own thread.
@@ -81,7 +83,9 @@ private:
 
     // dispatch.cc: one handler per op.
     void dispatch(const io_uring_cqe& cqe) noexcept;
-    void on_accept(const io_uring_cqe& cqe) noexcept;
+    void on_accept(listener which, const io_uring_cqe& cqe) noexcept;
+    /// Queues a frame regardless of what the handler knows (the refusal).
+    void send_raw(conn& c, frame_ref f) noexcept;
     void on_recv(conn_handle h, const io_uring_cqe& cqe) noexcept;
     void on_send(conn_handle h, const io_uring_cqe& cqe) noexcept;
     void on_shutdown(conn_handle h, const io_uring_cqe& cqe) noexcept;
@@ -90,7 +94,8 @@ private:
     void on_wake(const io_uring_cqe& cqe) noexcept;
 
     // SQE builders.
-    void prep_accept() noexcept;
+    void prep_accept(listener which) noexcept;
+    void arm_accepts() noexcept;
     void prep_recv(conn& c) noexcept;
     void prep_send(conn& c) noexcept;
     void prep_shutdown(conn& c) noexcept;
@@ -112,7 +117,7 @@ private:
 
     shard_id _id;
     const runtime_config& _config;
-    int _listen_fd;
+    std::array<int, 2> _listen_fds; // by listener; -1 when absent
     stop_token& _stop;
     mesh& _mesh;
     mesh_port _port;
@@ -130,8 +135,8 @@ private:
     uint64_t _now_us = 0;
     uint64_t _dirty_since_us = 0; // when the current batch's first frame was queued
     uint64_t _stop_deadline_ms = 0;
-    bool _accept_armed = false;
-    bool _accept_paused = false; // descriptor table full: resume when a connection closes
+    std::array<bool, 2> _accept_armed{}; // by listener
+    bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
     bool _final_drain = false;
     std::size_t _queued_total = 0; // sum of every connection's queued bytes

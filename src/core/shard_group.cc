@@ -61,8 +61,12 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
             [g = group.get(), i, cpu, &factory, &stop, p = std::move(promise)]() mutable {
                 pin_to_cpu(cpu);
                 const auto id = shard_id(static_cast<uint16_t>(i));
-                auto s =
-                    std::make_unique<shard>(id, g->config, g->config.listen_fds[i], stop, *g->mesh);
+                auto s = std::make_unique<shard>(
+                    id, g->config,
+                    std::array<int, 2>{g->config.listen_fds[i], g->config.api_listen_fds.empty()
+                                                                    ? -1
+                                                                    : g->config.api_listen_fds[i]},
+                    stop, *g->mesh);
                 auto r = s->init(factory);
                 if (!r) {
                     g->init_failed.store(true);

@@ -14,13 +14,14 @@ std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gatewa
     return std::make_unique<gateway>(io, config);
 }
 
-void* gateway::on_open(conn_handle h) noexcept {
+void* gateway::on_open(conn_handle h, core::listener from) noexcept {
     auto* c = new connection{std::make_unique<http::request_parser>(_config.http_limits),
                              {},
                              {},
                              ws::frame_parser(ws::role::server, _config.ws_limits)};
     c->last_rx_ms = _io.now_ms();
     _io.set_timer(h, _io.now_ms() + _config.handshake_timeout_ms);
+    c->api_listener = from == core::listener::api;
     return c;
 }
 
@@ -100,11 +101,23 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
     const bool is_get = req.method == "GET" || req.method == "HEAD";
     _head_only = req.method == "HEAD";
     const auto ka = req.keep_alive() ? http::keep_alive::yes : http::keep_alive::no;
-    if (req.path == _config.ws_path) {
-        return upgrade_pubsub(h, c, req, rest);
+    // With --api-listen the API lives on its own socket and nothing else does.
+    const bool api_here = _config.separate_api == c.api_listener;
+    if (c.api_listener && !req.path.starts_with("/api/") && req.path != "/healthz") {
+        send_response(h, c,
+                      http::make_error_response(404, "the API listener serves /api/ only", ka), ka);
+        return c.state == phase::http;
     }
     if (req.path.starts_with("/api/")) {
+        if (!api_here) {
+            send_response(h, c, http::make_error_response(404, "the API is on --api-listen", ka),
+                          ka);
+            return c.state == phase::http;
+        }
         return call_api(h, c, req, ka);
+    }
+    if (req.path == _config.ws_path) {
+        return upgrade_pubsub(h, c, req, rest);
     }
     if (!_config.echo_path.empty() && req.path == _config.echo_path) {
         const http::upgrade_check check = http::check_upgrade(req);
@@ -133,8 +146,8 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
         if (!is_get) {
             send_response(h, c, http::make_error_response(405, "use GET", ka), ka);
         } else {
-            send_response(h, c,
-                          http::make_response(200, "text/html; charset=utf-8", demo_page(), ka), ka);
+            send_response(
+                h, c, http::make_response(200, "text/html; charset=utf-8", demo_page(), ka), ka);
         }
     } else {
         send_response(h, c, http::make_error_response(404, "no such path", ka), ka);

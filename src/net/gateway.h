@@ -27,6 +27,8 @@ struct connection {
     phase state = phase::http;
     /// An /api/ request is waiting for other shards; nothing else may be answered first.
     bool awaiting = false;
+    /// Accepted on the --api-listen socket: serves /api/ and /healthz only.
+    bool api_listener = false;
     http::keep_alive awaiting_ka = http::keep_alive::yes;
 };
 
@@ -37,7 +39,7 @@ class gateway final : public core::conn_handler, private ws::frame_sink, private
 public:
     gateway(core::conn_io& io, const gateway_config& config);
 
-    void* on_open(conn_handle h) noexcept override;
+    void* on_open(conn_handle h, core::listener from) noexcept override;
     void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
     void on_timer(conn_handle h, void* user) noexcept override;
     void on_shutdown(conn_handle h, void* user) noexcept override;

@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""Limits that refuse or move things: --max-connections (a connection beyond the cap gets
+HTTP 503 and a slot frees when one closes), --api-listen (the backend API on its own
+socket, and only there), and --max-message-bytes on /ws (close 1009).
+
+Usage: limits.py PATH/TO/ringcastd
+Exits 77 when python3-websockets is missing.
+"""
+
+import asyncio
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import support  # noqa: E402
+from support import expect  # noqa: E402
+
+try:
+    import websockets
+except ImportError:
+    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+
+API_PATTERN = re.compile(r"api on [0-9.]+:(\d+)")
+
+
+def api_port(srv):
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in srv._lines:
+            m = API_PATTERN.search(line)
+            if m:
+                return int(m.group(1))
+        time.sleep(0.05)
+    support.fail(f"no 'api on HOST:PORT' line\n{srv.output()}")
+
+
+def cases(binary):
+    async def connection_cap_refuses_with_503_and_recovers():
+        with support.server(binary, ["--shards", "1", "--max-connections", "3", "--insecure"],
+                            echo_path=None) as srv:
+            url = f"ws://127.0.0.1:{srv.port}/ws"
+            held = [await websockets.connect(f"{url}?user=u{i}") for i in range(3)]
+            try:
+                await websockets.connect(url)
+                support.fail("a 4th connection was accepted with --max-connections 3")
+            except websockets.InvalidStatusCode as e:
+                expect(e.status_code == 503, f"4th connection: expected 503, got {e.status_code}")
+            await held[0].close()
+            # The slot frees once the server has released the closed connection.
+            deadline = time.monotonic() + 3
+            while True:
+                try:
+                    held[0] = await websockets.connect(url)
+                    break
+                except websockets.InvalidStatusCode:
+                    expect(time.monotonic() < deadline, "no slot freed 3 s after a close")
+                    await asyncio.sleep(0.05)
+            stats = support.api_client(srv.port).request("GET", "/api/stats")
+            # The stats request itself needs a slot; it is refused too while all are held.
+            expect(stats.status == 503, f"stats with the cap reached: expected 503, got {stats}")
+            for ws in held:
+                await ws.close()
+            await asyncio.sleep(0.2)
+            total = support.api_client(srv.port).request("GET", "/api/stats").json["total"]
+            expect(total["refused"] >= 2, f"refused counter: {total}")
+            srv.stop_and_expect_clean_exit()
+
+    async def api_listener_serves_the_api_and_only_it():
+        with support.server(binary, ["--shards", "2", "--api-listen", "127.0.0.1:0",
+                                     "--insecure"], echo_path=None) as srv:
+            api = api_port(srv)
+            main = support.api_client(srv.port)
+            r = main.request("GET", "/api/stats")
+            expect(r.status == 404, f"/api/stats on the main listener: expected 404, got {r}")
+            side = support.api_client(api)
+            expect(side.request("GET", "/api/stats").status == 200, "/api/stats on --api-listen")
+            expect(side.request("GET", "/healthz").status == 200, "/healthz on --api-listen")
+            expect(side.request("GET", "/").status == 404, "/ on --api-listen must be 404")
+            async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws?user=7") as ws:
+                r = side.request("POST", "/api/send", {"userId": "7", "event": "e", "data": 1})
+                expect(r.status == 200, f"/api/send on --api-listen: {r}")
+                msg = await asyncio.wait_for(ws.recv(), 5)
+                expect('"channel":"user:7"' in msg, f"user 7 got {msg!r}")
+            srv.stop_and_expect_clean_exit()
+
+    async def oversized_command_closes_1009():
+        with support.server(binary, ["--max-message-bytes", "1024"], echo_path=None) as srv:
+            async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws", max_size=None) as ws:
+                await ws.send('{"op":"ping","pad":"' + "x" * 2000 + '"}')
+                try:
+                    await asyncio.wait_for(ws.recv(), 5)
+                    support.fail("an oversized command got an answer instead of close 1009")
+                except websockets.ConnectionClosed as e:
+                    expect(e.code == 1009, f"expected close 1009, got {e.code}")
+            srv.stop_and_expect_clean_exit()
+
+    return [
+        ("connection cap refuses with 503 and recovers", connection_cap_refuses_with_503_and_recovers),
+        ("--api-listen serves the API and only it", api_listener_serves_the_api_and_only_it),
+        ("oversized command closes 1009", oversized_command_closes_1009),
+    ]
+
+
+if __name__ == "__main__":
+    binary = support.binary_from_argv()
+    sys.exit(support.run_cases(cases(binary), "limits", case_timeout=60))
