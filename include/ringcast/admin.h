@@ -50,6 +50,12 @@ private:
                                        bool to_user);
     std::optional<std::string> broadcast(conn_handle h, const http::request& req,
                                          http::keep_alive ka);
+    /// Hands each item to the engine for its target channel; answers at once when every
+    /// home shard was this one, else later through finish().
+    std::optional<std::string> issue(conn_handle h, http::keep_alive ka,
+                                     const std::vector<const pubsub::publish_request*>& items,
+                                     const std::vector<std::string>& targets, bool batch);
+    static std::string publish_result(const pending_request& p);
     std::optional<std::string> gather(conn_handle h, http::keep_alive ka, uint16_t what,
                                       std::string arg, uint16_t code = 0,
                                       core::frame_ref frame = {}, std::string text = {});

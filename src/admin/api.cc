@@ -196,38 +196,50 @@ std::optional<std::string> api::publish(conn_handle h, const http::request& req,
             targets.emplace_back(r.channel);
         }
     }
+    std::vector<const pubsub::publish_request*> items;
+    for (const auto& r : requests) {
+        items.push_back(&r);
+    }
+    const bool batch =
+        requests.size() > 1 || req.body.find("\"messages\"") != std::string_view::npos;
+    return issue(h, ka, items, targets, batch);
+}
+
+std::optional<std::string> api::issue(conn_handle h, http::keep_alive ka,
+                                      const std::vector<const pubsub::publish_request*>& items,
+                                      const std::vector<std::string>& targets, bool batch) {
     const uint64_t token = _next_token++;
     auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
     p.h = h;
     p.ka = ka;
-    p.batch = requests.size() > 1 || req.body.find("\"messages\"") != std::string_view::npos;
-    p.remaining = static_cast<uint32_t>(requests.size());
-    p.offsets.assign(requests.size(), 0);
-    for (std::size_t i = 0; i < requests.size(); ++i) {
+    p.batch = batch;
+    p.remaining = static_cast<uint32_t>(items.size());
+    p.offsets.assign(items.size(), 0);
+    for (std::size_t i = 0; i < items.size(); ++i) {
         pubsub::publish_origin origin;
         origin.from = pubsub::publish_origin::kind::api;
         origin.conn = h;
         origin.id = token;
         origin.index = static_cast<uint32_t>(i);
-        _engine.publish(requests[i], targets[i], origin);
+        _engine.publish(*items[i], targets[i], origin);
     }
     p.issuing = false;
     if (p.remaining > 0) {
-        return std::nullopt;
+        return std::nullopt; // finish() answers when the last home shard has
     }
-    auto done = std::move(_pending[token]);
-    _pending.erase(token);
-    std::string body;
-    if (!done->batch) {
-        body = "{\"ok\":true,\"offset\":" + std::to_string(done->offsets[0]) + "}";
-    } else {
-        body = "{\"ok\":true,\"results\":[";
-        for (std::size_t i = 0; i < done->offsets.size(); ++i) {
-            body += (i ? ",{\"offset\":" : "{\"offset\":") + std::to_string(done->offsets[i]) + "}";
-        }
-        body += "]}";
+    auto done = _pending.extract(token);
+    return http::make_response(200, "application/json", publish_result(*done.mapped()), ka);
+}
+
+std::string api::publish_result(const pending_request& p) {
+    if (!p.batch) {
+        return "{\"ok\":true,\"offset\":" + std::to_string(p.offsets[0]) + "}";
     }
-    return http::make_response(200, "application/json", body, ka);
+    std::string body = "{\"ok\":true,\"results\":[";
+    for (std::size_t i = 0; i < p.offsets.size(); ++i) {
+        body += (i ? ",{\"offset\":" : "{\"offset\":") + std::to_string(p.offsets[i]) + "}";
+    }
+    return body + "]}";
 }
 
 void api::on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept {
@@ -254,27 +266,9 @@ std::optional<std::string> api::broadcast(conn_handle h, const http::request& re
     const pubsub::publish_request& r = parsed->front();
     if (!r.channels.empty()) {
         // To a list of channels: one ordered publish per channel.
-        const uint64_t token = _next_token++;
-        auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
-        p.h = h;
-        p.ka = ka;
-        p.batch = true;
-        p.remaining = static_cast<uint32_t>(r.channels.size());
-        p.offsets.assign(r.channels.size(), 0);
-        for (std::size_t i = 0; i < r.channels.size(); ++i) {
-            pubsub::publish_origin origin;
-            origin.from = pubsub::publish_origin::kind::api;
-            origin.conn = h;
-            origin.id = token;
-            origin.index = static_cast<uint32_t>(i);
-            _engine.publish(r, r.channels[i], origin);
-        }
-        p.issuing = false;
-        if (p.remaining > 0) {
-            return std::nullopt;
-        }
-        finish(token);
-        return std::nullopt;
+        const std::vector<const pubsub::publish_request*> items(r.channels.size(), &r);
+        const std::vector<std::string> targets(r.channels.begin(), r.channels.end());
+        return issue(h, ka, items, targets, true);
     }
     // To every connection: framed once here, the same frame on every shard.
     pubsub::envelope e;
@@ -427,14 +421,7 @@ void api::finish(uint64_t token) {
     std::string body;
     int status = 200;
     if (p.what == 0) {
-        body = "{\"ok\":true,\"results\":[";
-        for (std::size_t i = 0; i < p.offsets.size(); ++i) {
-            body += (i ? ",{\"offset\":" : "{\"offset\":") + std::to_string(p.offsets[i]) + "}";
-        }
-        body += "]}";
-        if (!p.batch) {
-            body = "{\"ok\":true,\"offset\":" + std::to_string(p.offsets[0]) + "}";
-        }
+        body = publish_result(p);
     } else if (p.what == stats) {
         std::sort(p.answers.begin(), p.answers.end(),
                   [](const gather_msg& a, const gather_msg& b) { return a.shard < b.shard; });

@@ -1,5 +1,7 @@
 // pubsub envelope and replies: exact bytes, envelope_size() == bytes written on many
 // inputs, a round trip through simdjson, and reply escaping.
+#include "shown.h"
+
 #include <catch2/catch.hpp>
 
 #include "ringcast/pubsub.h"
@@ -16,30 +18,7 @@ using namespace ringcast::pubsub;
 
 namespace {
 
-// Meson's TAP reader takes one line per result and Catch prints passing assertions with
-// their messages, so bytes that could break a line (or the UTF-8 of the log) are shown
-// escaped: \n, \t, \xNN, and a backslash as two.
-std::string shown(std::string_view s) {
-    constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '\\') {
-            out += "\\\\";
-        } else if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c >= 0x7f) {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 0xf];
-        } else {
-            out += ch;
-        }
-    }
-    return out;
-}
+using testing::shown;
 
 std::string write(const envelope& e) {
     // Guard bytes on both sides catch a write past envelope_size() or before the start.
