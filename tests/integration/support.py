@@ -104,7 +104,11 @@ class server:
         self.port = None
         self._lines = []
         self._ready = queue.Queue()
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+        # In an AddressSanitizer build the quarantine of freed memory (256 MB by default)
+        # would swamp RSS checks; a small one keeps them meaningful. No effect otherwise.
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "quarantine_size_mb=8")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._threads = [
             threading.Thread(target=self._drain, args=(self.proc.stdout, "out", True),
