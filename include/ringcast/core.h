@@ -368,6 +368,8 @@ struct runtime_config {
     /// Direct-descriptor slots per shard = the shard's connection cap (src/app fills it:
     /// --max-connections, or 65536 capped by RLIMIT_NOFILE, which limits each table).
     uint32_t max_connections_per_shard = 65536;
+    /// Connections across all shards (--max-connections-total); 0: only the per-shard cap.
+    uint32_t max_connections_total = 0;
     /// Sent to a connection accepted beyond max_connections_per_shard before it is closed
     /// (the descriptor table keeps refusal_slots spare for this); empty: close at once.
     std::string refusal;

@@ -34,6 +34,8 @@ std::string usage() {
                              demo page on /; off unless given
   --max-connections N        connections per shard (direct-descriptor table size;
                              default 65536, capped by RLIMIT_NOFILE)
+  --max-connections-total N  connections across all shards (default: no cap beyond
+                             the per-shard one)
   --max-message-bytes N      largest client message (default 16777216); larger → close 1009
   --handshake-timeout-ms N   time to send the HTTP request (default 10000)
   --ping-interval-ms N       ping a client silent for this long (default 30000; 0 = off)
@@ -185,6 +187,16 @@ result<config, std::string> parse_args(int argc, char** argv) {
             }
             cfg.runtime.max_connections_per_shard = *n;
             cfg.max_connections_set = true;
+        } else if (arg == "--max-connections-total") {
+            auto v = next();
+            if (!v) {
+                return unexpected{v.error()};
+            }
+            auto n = parse_number<uint32_t>(arg, *v, 1, 1u << 30);
+            if (!n) {
+                return unexpected{n.error()};
+            }
+            cfg.runtime.max_connections_total = *n;
         } else if (arg == "--max-message-bytes") {
             auto v = next();
             if (!v) {

@@ -68,7 +68,11 @@ void shard::on_accept(listener which, const io_uring_cqe& cqe) noexcept {
             c->file_index = file_index;
             ++_counters.accepted;
             const conn_handle h = _conns.handle(*c);
-            if (_conns.live() > _config.max_connections_per_shard) {
+            const uint32_t total = _gauge.connections.fetch_add(1, std::memory_order_relaxed);
+            const bool over_total =
+                _config.max_connections_total != 0 && total >= _config.max_connections_total;
+            if (_conns.live() > _config.max_connections_per_shard || over_total) {
+                _gauge.connections.fetch_sub(1, std::memory_order_relaxed);
                 // Over the cap, inside the spare slots: say why, then close. The handler
                 // never sees it (user stays null).
                 ++_counters.refused;

@@ -30,8 +30,8 @@ uint64_t monotonic_ms() noexcept {
 } // namespace
 
 shard::shard(shard_id id, const runtime_config& config, std::array<int, 2> listen_fds,
-             stop_token& stop, mesh& m)
-    : _id(id), _config(config), _listen_fds(listen_fds), _stop(stop), _mesh(m),
+             stop_token& stop, mesh& m, process_gauge& gauge)
+    : _id(id), _config(config), _listen_fds(listen_fds), _stop(stop), _mesh(m), _gauge(gauge),
       _port(m, unsigned(id), [this](unsigned target) { prep_doorbell(target); }),
       _conns(config.max_connections_per_shard + refusal_slots),
       _timers(config.max_connections_per_shard + refusal_slots, monotonic_ms()) {
@@ -347,6 +347,7 @@ void shard::maybe_release(conn& c) noexcept {
     _conns.release(c);
     ++_counters.closed;
     if (user != nullptr) { // refused connections never reached the handler
+        _gauge.connections.fetch_sub(1, std::memory_order_relaxed);
         _handler->on_closed(h, user);
     }
 }

@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,12 @@ inline constexpr unsigned max_iov_per_send = 64;
 /// Bytes gathered into one sendmsg at most (a single larger frame still goes whole).
 inline constexpr std::size_t max_send_bytes = 256 * 1024;
 
+/// The one counter shards share: open connections in the process, for the total cap.
+/// Touched only at accept and release (relaxed RMWs: it is a gauge, it orders nothing).
+struct process_gauge {
+    std::atomic<uint32_t> connections{0};
+};
+
 /// The msghdr and iovecs of one in-flight sendmsg; must live until its completion.
 struct send_batch {
     msghdr msg{};
@@ -44,7 +51,7 @@ struct send_batch {
 class shard final : public conn_io {
 public:
     shard(shard_id id, const runtime_config& config, std::array<int, 2> listen_fds,
-          stop_token& stop, mesh& m);
+          stop_token& stop, mesh& m, process_gauge& gauge);
     ~shard() override;
 
     /// Sets up the ring, buffer ring and handler; must run on the shard's own thread.
@@ -120,6 +127,7 @@ private:
     std::array<int, 2> _listen_fds; // by listener; -1 when absent
     stop_token& _stop;
     mesh& _mesh;
+    process_gauge& _gauge;
     mesh_port _port;
     uring _ring;
     buf_ring _buffers;

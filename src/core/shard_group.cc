@@ -22,6 +22,7 @@ public:
     std::unique_ptr<std::barrier<>> started;
     std::unique_ptr<std::barrier<>> stopped;
     std::atomic<bool> init_failed{false};
+    process_gauge gauge;
 };
 
 namespace {
@@ -66,7 +67,7 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
                     std::array<int, 2>{g->config.listen_fds[i], g->config.api_listen_fds.empty()
                                                                     ? -1
                                                                     : g->config.api_listen_fds[i]},
-                    stop, *g->mesh);
+                    stop, *g->mesh, g->gauge);
                 auto r = s->init(factory);
                 if (!r) {
                     g->init_failed.store(true);

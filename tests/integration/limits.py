@@ -67,6 +67,23 @@ def cases(binary):
             expect(total["refused"] >= 2, f"refused counter: {total}")
             srv.stop_and_expect_clean_exit()
 
+    async def total_cap_spans_shards():
+        with support.server(binary, ["--shards", "2", "--max-connections-total", "4",
+                                     "--insecure"], echo_path=None) as srv:
+            url = f"ws://127.0.0.1:{srv.port}/ws"
+            held = [await websockets.connect(url) for _ in range(4)]
+            refused = 0
+            for _ in range(3):  # SO_REUSEPORT spreads these over both shards
+                try:
+                    held.append(await websockets.connect(url))
+                except websockets.InvalidStatusCode as e:
+                    expect(e.status_code == 503, f"expected 503, got {e.status_code}")
+                    refused += 1
+            expect(refused == 3, f"{refused} of 3 connections over a total cap of 4 refused")
+            for ws in held:
+                await ws.close()
+            srv.stop_and_expect_clean_exit()
+
     async def api_listener_serves_the_api_and_only_it():
         with support.server(binary, ["--shards", "2", "--api-listen", "127.0.0.1:0",
                                      "--insecure"], echo_path=None) as srv:
@@ -98,6 +115,7 @@ def cases(binary):
 
     return [
         ("connection cap refuses with 503 and recovers", connection_cap_refuses_with_503_and_recovers),
+        ("total cap spans shards", total_cap_spans_shards),
         ("--api-listen serves the API and only it", api_listener_serves_the_api_and_only_it),
         ("oversized command closes 1009", oversized_command_closes_1009),
     ]
