@@ -5,6 +5,7 @@
 #include <charconv>
 #include <limits>
 #include <string_view>
+#include <type_traits>
 
 namespace ringcast::app {
 
@@ -112,18 +113,21 @@ result<config, std::string> parse_args(int argc, char** argv) {
             }
             return std::string_view(argv[++i]);
         };
-        auto ms = [&](uint32_t& out) -> result<void, std::string> {
+        // Reads the flag's value as a whole number from `min` to `max` into `out`.
+        auto number = [&](auto& out, auto min, auto max) -> result<void, std::string> {
+            using T = std::remove_reference_t<decltype(out)>;
             auto v = next();
             if (!v) {
                 return unexpected{v.error()};
             }
-            auto n = parse_number<uint32_t>(arg, *v, 0, max_ms);
+            auto n = parse_number<T>(arg, *v, static_cast<T>(min), static_cast<T>(max));
             if (!n) {
                 return unexpected{n.error()};
             }
             out = *n;
             return {};
         };
+        auto ms = [&](uint32_t& out) { return number(out, 0u, max_ms); };
         result<void, std::string> step{};
         if (arg == "--help" || arg == "-h") {
             cfg.show_help = true;
@@ -154,15 +158,7 @@ result<config, std::string> parse_args(int argc, char** argv) {
             cfg.api_listen_set = true;
             cfg.gateway.separate_api = true;
         } else if (arg == "--shards") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<unsigned>(arg, *v, 1, 1024);
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            cfg.shards = *n;
+            step = number(cfg.shards, 1, 1024);
         } else if (arg == "--echo") {
             auto v = next();
             if (!v) {
@@ -177,46 +173,14 @@ result<config, std::string> parse_args(int argc, char** argv) {
             }
             cfg.gateway.echo_path = std::string(*v);
         } else if (arg == "--max-connections") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<uint32_t>(arg, *v, 1, 1u << 20);
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            cfg.runtime.max_connections_per_shard = *n;
+            step = number(cfg.runtime.max_connections_per_shard, 1, 1u << 20);
             cfg.max_connections_set = true;
         } else if (arg == "--max-connections-total") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<uint32_t>(arg, *v, 1, 1u << 30);
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            cfg.runtime.max_connections_total = *n;
+            step = number(cfg.runtime.max_connections_total, 1, 1u << 30);
         } else if (arg == "--max-message-bytes") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<std::size_t>(arg, *v, 125, std::size_t(1) << 30);
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            cfg.gateway.ws_limits.max_message_bytes = *n;
+            step = number(cfg.gateway.ws_limits.max_message_bytes, 125, std::size_t(1) << 30);
         } else if (arg == "--linger-us") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<uint32_t>(arg, *v, 0, 100000);
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            cfg.runtime.linger_us = *n;
+            step = number(cfg.runtime.linger_us, 0, 100000);
         } else if (arg == "--insecure") {
             cfg.gateway.insecure = true;
         } else if (arg == "--client-publish") {
@@ -242,36 +206,13 @@ result<config, std::string> parse_args(int argc, char** argv) {
                     comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
             }
         } else if (arg == "--max-channels") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<uint32_t>(arg, *v, 1, 100000);
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            cfg.gateway.pubsub.max_channels_per_connection = *n;
+            step = number(cfg.gateway.pubsub.max_channels_per_connection, 1, 100000);
         } else if (arg == "--command-rate" || arg == "--command-burst") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<uint32_t>(arg, *v, 1, 1000000);
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            (arg == "--command-rate" ? cfg.gateway.pubsub.command_rate
-                                     : cfg.gateway.pubsub.command_burst) = *n;
+            step = number(arg == "--command-rate" ? cfg.gateway.pubsub.command_rate
+                                                  : cfg.gateway.pubsub.command_burst,
+                          1, 1000000);
         } else if (arg == "--slow-consumer-bytes") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<std::size_t>(arg, *v, 4096, std::size_t(1) << 34);
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            cfg.gateway.pubsub.slow_consumer_bytes = *n;
+            step = number(cfg.gateway.pubsub.slow_consumer_bytes, 4096, std::size_t(1) << 34);
         } else if (arg == "--api-key") {
             auto v = next();
             if (!v) {
