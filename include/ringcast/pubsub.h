@@ -46,13 +46,13 @@ struct recover_point {
 struct command {
     command_op op = command_op::ping;
     bool has_id = false;
-    uint64_t id = 0;              ///< echoed in the reply when has_id
-    std::string_view channel;     ///< subscribe, unsubscribe, publish (valid_channel)
-    std::string_view event;       ///< publish; "message" when absent (valid_event)
-    std::string_view data;        ///< publish: raw JSON text of "data", validated; "null" when absent
+    uint64_t id = 0;          ///< echoed in the reply when has_id
+    std::string_view channel; ///< subscribe, unsubscribe, publish (valid_channel)
+    std::string_view event;   ///< publish; "message" when absent (valid_event)
+    std::string_view data;    ///< publish: raw JSON text of "data", validated; "null" when absent
     priority prio = priority::normal;
     bool has_recover = false;
-    recover_point recover;        ///< subscribe with "recover"
+    recover_point recover; ///< subscribe with "recover"
 };
 
 /// Why a command was refused; `code` per docs/protocol.md (400 ...), `message` static text.
@@ -74,7 +74,7 @@ struct publish_request {
     std::string_view event = "message";
     std::string_view data = "null";
     priority prio = priority::normal;
-    std::string_view user_id;              ///< "userId"; empty when absent
+    std::string_view user_id;               ///< "userId"; empty when absent
     std::vector<std::string_view> channels; ///< "channels" (broadcast to a list)
 };
 
@@ -189,7 +189,7 @@ private:
 /// Where the result of a publish goes when the home shard has ordered it.
 struct publish_origin {
     enum class kind : uint8_t { client, api } from = kind::client;
-    conn_handle conn;   ///< client: the publishing connection; api: the HTTP connection
+    conn_handle conn; ///< client: the publishing connection; api: the HTTP connection
     bool has_id = false;
     uint64_t id = 0;    ///< client: command id; api: request token
     uint32_t index = 0; ///< api: position in a batch
@@ -201,6 +201,17 @@ public:
     virtual ~publish_listener() = default;
     virtual void on_published(const publish_origin& origin, uint64_t offset) noexcept = 0;
 };
+
+/// Hash for maps keyed by names, so lookups take a string_view without building a
+/// std::string (the delivery path looks up a channel per message).
+struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const noexcept {
+        return std::hash<std::string_view>{}(name);
+    }
+};
+template <typename T>
+using name_map = std::unordered_map<std::string, T, name_hash, std::equal_to<>>;
 
 /// The home shard of a channel or user: FNV-1a of the name, modulo the shard count.
 unsigned home_shard(std::string_view name, unsigned shards) noexcept;
@@ -253,7 +264,9 @@ private:
     void order(publish_job& job);
     void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
                        uint64_t offset) noexcept;
-    bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio) noexcept;
+    bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
+                 bool shard_over_budget) noexcept;
+    bool shard_over_budget() const noexcept;
     void close_slow_consumer(conn_handle h, session& s) noexcept;
     void finish_publish(const publish_origin& origin, uint64_t offset);
     void reply(conn_handle h, const std::string& text) noexcept;
@@ -264,9 +277,9 @@ private:
     core::conn_io& _io;
     config _config;
     publish_listener* _listener = nullptr;
-    std::unordered_map<std::string, std::unique_ptr<local_channel>> _local;
-    std::unordered_map<std::string, std::unique_ptr<home_channel>> _home;
-    std::unordered_map<std::string, std::vector<conn_handle>> _users;
+    name_map<std::unique_ptr<local_channel>> _local;
+    name_map<std::unique_ptr<home_channel>> _home;
+    name_map<std::vector<conn_handle>> _users;
     std::vector<std::pair<conn_handle, session*>> _sessions;
     counters _counters;
     uint64_t _message_seq = 0;

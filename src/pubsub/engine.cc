@@ -277,7 +277,7 @@ void engine::on_interest(unsigned from_shard, std::string_view channel, bool int
         return;
     }
     if (from_shard == unsigned(_io.id())) {
-        if (auto it = _local.find(std::string(channel)); it != _local.end()) {
+        if (auto it = _local.find(channel); it != _local.end()) {
             confirm_interest(*it->second, ch.epoch, ch.offset);
         }
         return;
@@ -312,8 +312,8 @@ void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_
 void engine::client_publish(conn_handle h, session& s, const command& cmd) {
     const std::string_view ns = channel_namespace(cmd.channel);
     const auto& allowed = _config.client_publish_namespaces;
-    const bool permitted =
-        s._backend || (!ns.empty() && std::find(allowed.begin(), allowed.end(), ns) != allowed.end());
+    const bool permitted = s._backend || (!ns.empty() && std::find(allowed.begin(), allowed.end(),
+                                                                   ns) != allowed.end());
     if (!permitted) {
         return reply(h, reply_error(cmd.has_id, cmd.id, 403,
                                     "publishing to this channel is not allowed for clients"));
@@ -412,28 +412,34 @@ void engine::finish_publish(const publish_origin& origin, uint64_t offset) {
 
 void engine::deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
                            uint64_t offset) noexcept {
-    auto it = _local.find(std::string(channel));
+    auto it = _local.find(channel);
     if (it == _local.end()) {
         return; // the last local subscriber left while this was in flight
     }
     local_channel& ch = *it->second;
     ch.offset = offset;
     // Index loop: a slow-consumer close does not change the list (the session stays until
-    // its connection is released), so positions are stable during the pass.
+    // its connection is released), so positions are stable during the pass. The shard's
+    // budget is read once per message, not per subscriber.
+    const bool over = shard_over_budget();
     for (std::size_t i = 0; i < ch.subscribers.size(); ++i) {
         const auto& sub = ch.subscribers[i];
         if (!sub.s->_closing) {
-            deliver(sub.h, *sub.s, f, prio);
+            deliver(sub.h, *sub.s, f, prio, over);
         }
     }
 }
 
-bool engine::deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio) noexcept {
+bool engine::shard_over_budget() const noexcept {
+    return _io.shard_queued_bytes() > _config.shard_queue_budget_bytes;
+}
+
+bool engine::deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
+                     bool shard_over) noexcept {
     // Backpressure (DESIGN §2.7): the connection's queued bytes decide. Priority 4 goes
     // first, then 3; 1 and 2 are never dropped: past the hard mark the connection closes.
     const std::size_t queued = _io.queued_bytes(h);
     const std::size_t hard = _config.slow_consumer_bytes;
-    const bool shard_over = _io.shard_queued_bytes() > _config.shard_queue_budget_bytes;
     if (queued >= hard) {
         close_slow_consumer(h, s);
         return false;
@@ -452,9 +458,10 @@ bool engine::deliver(conn_handle h, session& s, const core::frame_ref& f, priori
 
 uint64_t engine::broadcast_local(const core::frame_ref& f, priority prio) noexcept {
     uint64_t n = 0;
+    const bool over = shard_over_budget();
     for (std::size_t i = 0; i < _sessions.size(); ++i) {
         auto [h, s] = _sessions[i];
-        if (!s->_closing && deliver(h, *s, f, prio)) {
+        if (!s->_closing && deliver(h, *s, f, prio, over)) {
             ++n;
         }
     }
@@ -472,7 +479,7 @@ void engine::close_slow_consumer(conn_handle h, session& s) noexcept {
 }
 
 uint64_t engine::disconnect_user(std::string_view user_id, uint16_t code, std::string_view reason) {
-    auto it = _users.find(std::string(user_id));
+    auto it = _users.find(user_id);
     if (it == _users.end()) {
         return 0;
     }
@@ -504,7 +511,7 @@ std::vector<std::pair<std::string, uint32_t>> engine::local_channels() const {
 }
 
 bool engine::home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const {
-    auto it = _home.find(std::string(channel));
+    auto it = _home.find(channel);
     if (it == _home.end()) {
         return false;
     }
