@@ -9,12 +9,12 @@
 #include <netinet/tcp.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
-#include <unistd.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24 // Linux 4.2
@@ -193,11 +193,18 @@ client::client(client_config config, conn_handler& handler)
         _setup_error = "cannot allocate " + std::to_string(arena) + " bytes of receive buffers";
         return;
     }
-    _request_head = "GET " + _config.target.path + " HTTP/1.1\r\nHost: " + _config.target.host +
-                    ":" + std::to_string(_config.target.port) +
-                    "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Version: 13\r\nUser-Agent: ringcast-bench\r\n" +
-                    _config.extra_headers;
+    const auto head_for = [&](const std::string& path) {
+        return "GET " + path + " HTTP/1.1\r\nHost: " + _config.target.host + ":" +
+               std::to_string(_config.target.port) +
+               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Version: 13\r\nUser-Agent: ringcast-bench\r\n" +
+               _config.extra_headers;
+    };
+    _request_heads.reserve(_config.paths.size() + 1);
+    for (const auto& path : _config.paths) {
+        _request_heads.push_back(head_for(path));
+    }
+    _request_heads.push_back(head_for(_config.target.path));
     _connect_timeout.tv_sec = _config.connect_timeout_ms / 1000;
     _connect_timeout.tv_nsec = long(_config.connect_timeout_ms % 1000) * 1'000'000;
     _ok = true;
@@ -356,8 +363,13 @@ void client::on_connect(uint32_t slot, int res, uint64_t now) noexcept {
         std::memcpy(raw + 4 * i, m.data(), 4);
     }
     base64_encode(raw, sizeof raw, c.key.data());
-    c.request.reserve(_request_head.size() + 48);
-    c.request = _request_head;
+    const std::size_t paths = _config.paths.size();
+    const std::string& head =
+        slot < _config.path_slots && paths > 0
+            ? _request_heads[(std::size_t(_config.first_global_index) + slot) % paths]
+            : _request_heads.back();
+    c.request.reserve(head.size() + 48);
+    c.request = head;
     c.request += "Sec-WebSocket-Key: ";
     c.request.append(c.key.data(), c.key.size());
     c.request += "\r\n\r\n";

@@ -119,6 +119,11 @@ struct client_config {
     uint32_t connect_concurrency = 512;
     uint32_t connect_timeout_ms = 10'000;
     std::string extra_headers; ///< appended to the upgrade request, each line ending CRLF
+    /// Per-connection request paths (peers with a path per channel: /sub/bench-3):
+    /// connection i < path_slots asks for paths[(first_global_index + i) % paths.size()],
+    /// the others (publisher connections) for target.path. Empty: target.path for all.
+    std::vector<std::string> paths;
+    uint32_t path_slots = 0;
 };
 
 class client {
@@ -166,6 +171,8 @@ public:
     const client_counters& counters() const noexcept { return _counters; }
     /// Connect + handshake time of an opened connection (0 before it opened).
     uint64_t open_latency_ns(uint32_t conn) const noexcept { return _conns[conn].open_latency_ns; }
+    /// When the connection's connect was started (0 before).
+    uint64_t started_ns(uint32_t conn) const noexcept { return _conns[conn].started_ns; }
     /// Stop starting new connections (idle → failed with connect_timeout at phase end).
     void stop_connecting() noexcept { _next_to_connect = size(); }
 
@@ -255,7 +262,8 @@ private:
     std::vector<connection> _conns;
     uint32_t _batching_slot = UINT32_MAX; ///< recv being handled: its sends wait for the end
     std::unique_ptr<std::byte[]> _recv_arena;
-    std::string _request_head; ///< the upgrade request up to the key header
+    /// The upgrade requests up to the key header: one per config path, then target.path.
+    std::vector<std::string> _request_heads;
     __kernel_timespec _connect_timeout{};
     uint32_t _next_to_connect = 0;
     uint32_t _pending_opens = 0;

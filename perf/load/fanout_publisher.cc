@@ -1,19 +1,20 @@
 // See fanout_publisher.h for the message layout, the pacing and the two transports.
 #include "fanout_publisher.h"
 
+#include "protocol.h"
 #include "stats.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fcntl.h>
 #include <string_view>
-#include <unistd.h>
 
 namespace ringcast::bench {
 
@@ -83,6 +84,15 @@ fanout_publisher::fanout_publisher(publisher_config config) : _config(std::move(
         _http_head += "Authorization: Bearer " + _config.api_key + "\r\n";
     }
     _http_head += "Content-Length: ";
+    if (!_config.raw_path.empty()) {
+        _raw_heads.reserve(_config.channels);
+        for (uint32_t c = 0; c < _config.channels; ++c) {
+            _raw_heads.push_back("POST " + substitute_channel(_config.raw_path, _channel_names[c]) +
+                                 " HTTP/1.1\r\nHost: " + _config.target.host + ":" +
+                                 std::to_string(_config.target.port) +
+                                 "\r\nContent-Type: application/json\r\nContent-Length: ");
+        }
+    }
     const std::size_t max_message =
         _config.size + message_overhead_bytes + _config.channel_prefix.size() + 48;
     _body.reserve(max_message * _config.batch + 32);
@@ -200,11 +210,16 @@ void fanout_publisher::step(uint64_t now) noexcept {
 void fanout_publisher::append_message(std::string& out, connection& c, uint64_t j,
                                       uint64_t now) noexcept {
     const uint32_t channel = channel_of(c, j);
-    const uint64_t seq = ++_seq_by_channel[channel];
-    char digits[24];
     out += "\"channel\":\"";
     out += _channel_names[channel];
-    out += "\",\"event\":\"tick\",\"data\":{\"seq\":";
+    out += "\",\"event\":\"tick\",\"data\":";
+    append_data(out, channel, now);
+}
+
+void fanout_publisher::append_data(std::string& out, uint32_t channel, uint64_t now) noexcept {
+    const uint64_t seq = ++_seq_by_channel[channel];
+    char digits[24];
+    out += "{\"seq\":";
     const std::size_t seq_len = std::size_t(std::to_chars(digits, digits + 24, seq).ptr - digits);
     out.append(digits, seq_len);
     out += ",\"t\":";
@@ -226,20 +241,26 @@ uint64_t fanout_publisher::publish_http(connection& c, uint64_t quota, uint64_t 
     while (done < quota && c.fifo_count < _config.window) {
         const auto n = uint32_t(std::min<uint64_t>(_config.batch, quota - done));
         _body.clear();
-        if (_config.batch > 1) {
+        const std::string* head = &_http_head;
+        if (!_raw_heads.empty()) {
+            // Raw: one message per request, the data object is the whole body.
+            const uint32_t channel = channel_of(c, c.next);
+            head = &_raw_heads[channel];
+            append_data(_body, channel, now);
+        } else if (_config.batch > 1) {
             _body += "{\"messages\":[";
         }
-        for (uint32_t i = 0; i < n; ++i) {
+        for (uint32_t i = 0; i < n && _raw_heads.empty(); ++i) {
             _body += i == 0 ? "{" : ",{";
             append_message(_body, c, c.next + i, now);
             _body += "}";
         }
-        if (_config.batch > 1) {
+        if (_config.batch > 1 && _raw_heads.empty()) {
             _body += "]}";
         }
         char len[24];
         const auto len_end = std::to_chars(len, len + 24, _body.size()).ptr;
-        c.out += _http_head;
+        c.out += *head;
         c.out.append(len, std::size_t(len_end - len));
         c.out += "\r\n\r\n";
         c.out += _body;
@@ -285,8 +306,8 @@ void fanout_publisher::read_http(connection& c) noexcept {
             lose(c); // an answer larger than 64 KB is not a publish answer
             return;
         }
-        const ssize_t n = ::recv(c.fd, c.in.get() + c.in_used, http_in_bytes - c.in_used,
-                                 MSG_DONTWAIT);
+        const ssize_t n =
+            ::recv(c.fd, c.in.get() + c.in_used, http_in_bytes - c.in_used, MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             lose(c);
             return;
@@ -308,8 +329,9 @@ void fanout_publisher::read_http(connection& c) noexcept {
                 break;
             }
             const std::string_view head = rest.substr(0, head_end + 2);
-            const uint32_t status =
-                head.size() > 12 && head.substr(0, 5) == "HTTP/" ? uint32_t(parse_digits(head.substr(9, 3))) : 0;
+            const uint32_t status = head.size() > 12 && head.substr(0, 5) == "HTTP/"
+                                        ? uint32_t(parse_digits(head.substr(9, 3)))
+                                        : 0;
             const std::string_view cl = find_ci(head, "\r\ncontent-length:");
             uint64_t body_len = cl.data() != nullptr ? parse_digits(cl) : 0;
             if (cl.data() == nullptr && find_ci(head, "\r\ntransfer-encoding:").data() != nullptr) {
@@ -333,7 +355,11 @@ void fanout_publisher::read_http(connection& c) noexcept {
             const request_record r = c.fifo[c.fifo_head];
             c.fifo_head = (c.fifo_head + 1) % _config.window;
             --c.fifo_count;
-            const bool ok = status == 200 && body.find("\"ok\":true") != std::string_view::npos;
+            // Peers answer a publish in their own words (nchan: 201/202 with channel
+            // info); ringcast's API says "ok":true.
+            const bool ok = _raw_heads.empty() ? status == 200 && body.find("\"ok\":true") !=
+                                                                      std::string_view::npos
+                                               : status >= 200 && status < 300;
             answer(c, r.first, r.count, ok, status);
         }
         if (pos > 0) {

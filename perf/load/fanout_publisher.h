@@ -11,6 +11,8 @@
 //         or {"messages":[...up to M...]}     pipelined on K keep-alive connections
 //   ws:   {"op":"publish","channel":"chat:bench-3","event":"tick","data":...,"id":j}
 //         on K extra connections of the subscribers' client (its ring, its loop)
+//   raw:  POST <raw_path with {channel} replaced> with the data object as the body, for
+//         peer servers (nchan's /pub/ID, perf/peers' Node servers); any 2xx is accepted
 //
 // Pacing: a token bucket filled at --rate messages/s, looked at once per millisecond (a
 // step); a step spends whole tokens, at most 5 ms worth (the bucket's depth), and only as
@@ -45,9 +47,11 @@ struct publisher_config {
     uint32_t rate = 1000; ///< 0: as fast as the windows allow
     uint32_t size = 100;  ///< bytes of the "data" object
     uint32_t connections = 1;
-    uint32_t batch = 1;   ///< http only
+    uint32_t batch = 1; ///< http only
     uint32_t window = 256;
     bool ws = false;
+    /// Not empty: raw HTTP publishing to this path template ({channel}); batch must be 1.
+    std::string raw_path;
 };
 
 class fanout_publisher {
@@ -95,7 +99,9 @@ public:
     uint64_t connections_lost() const noexcept { return _connections_lost; }
     /// HTTP status (http) or error code (ws) of the last rejected publish; 0 if none.
     uint32_t last_error() const noexcept { return _last_error; }
-    const std::vector<uint64_t>& accepted_per_channel() const noexcept { return _accepted_by_channel; }
+    const std::vector<uint64_t>& accepted_per_channel() const noexcept {
+        return _accepted_by_channel;
+    }
 
 private:
     struct request_record {
@@ -110,9 +116,9 @@ private:
     ///   order: different channels have different home shards); tail = start of the
     ///   oldest unanswered frame, so a frame is overwritten only after it was answered.
     struct connection {
-        uint32_t index = 0;     ///< k
-        uint32_t channels = 0;  ///< C_k
-        uint64_t next = 0;      ///< connection-local index j of the next message
+        uint32_t index = 0;    ///< k
+        uint32_t channels = 0; ///< C_k
+        uint64_t next = 0;     ///< connection-local index j of the next message
         bool alive = true;
         // http
         int fd = -1;
@@ -126,9 +132,9 @@ private:
         // ws
         uint32_t slot = 0;
         std::unique_ptr<std::byte[]> arena;
-        uint64_t head = 0;   ///< monotonic byte position of the next frame
-        uint64_t tail = 0;   ///< monotonic start of the oldest unanswered frame
-        uint64_t oldest = 0; ///< j of the oldest unanswered frame (== next when none)
+        uint64_t head = 0;           ///< monotonic byte position of the next frame
+        uint64_t tail = 0;           ///< monotonic start of the oldest unanswered frame
+        uint64_t oldest = 0;         ///< j of the oldest unanswered frame (== next when none)
         std::vector<uint64_t> start; ///< per window slot: monotonic start of frame j
         std::vector<uint64_t> id;    ///< per window slot: j + 1 while unanswered, else 0
         uint32_t in_flight = 0;
@@ -139,6 +145,9 @@ private:
     }
     /// Appends the JSON of message j of `c` (the object with channel, event, data) to out.
     void append_message(std::string& out, connection& c, uint64_t j, uint64_t now) noexcept;
+    /// Appends the data object {"seq":..,"t":..,"pad":".."} of the next message of
+    /// `channel`, exactly --size bytes when that is large enough.
+    void append_data(std::string& out, uint32_t channel, uint64_t now) noexcept;
     uint64_t publish_http(connection& c, uint64_t quota, uint64_t now) noexcept;
     uint64_t publish_ws(connection& c, uint64_t quota, uint64_t now) noexcept;
     void flush_http(connection& c) noexcept;
@@ -151,9 +160,10 @@ private:
     std::vector<uint64_t> _seq_by_channel;
     std::vector<uint64_t> _accepted_by_channel;
     std::vector<std::string> _channel_names;
-    std::string _body;        ///< scratch: one request body
-    std::string _http_head;   ///< "POST /api/publish ... Content-Length: "
-    std::string _pad;         ///< --size 'x' bytes
+    std::string _body;                   ///< scratch: one request body
+    std::string _http_head;              ///< "POST /api/publish ... Content-Length: "
+    std::vector<std::string> _raw_heads; ///< raw: the same per channel (POST /pub/bench-3)
+    std::string _pad;                    ///< --size 'x' bytes
     client* _ws_client = nullptr;
     uint32_t _first_slot = 0;
     std::size_t _arena_bytes = 0;

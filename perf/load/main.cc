@@ -32,6 +32,12 @@ constexpr scenario_def scenario_table[] = {
      "N subscribers over C channels, a publisher at R msgs/s for S seconds; deliveries/s, "
      "latency, loss",
      run_fanout},
+    {"sustained",
+     "fanout for a long time (--seconds up to 3600), one JSON line per second on stdout "
+     "besides the summary",
+     run_fanout},
+    {"storm", "open N connections as fast as possible; handshakes/s, failures, connect latency",
+     run_storm},
 };
 
 void usage(FILE* out) {
@@ -43,7 +49,12 @@ void usage(FILE* out) {
     }
     std::fprintf(
         out, "\noptions:\n"
-             "  --url URL               ws://HOST:PORT/PATH, HOST in 127.0.0.0/8 (required)\n"
+             "  --url URL               ws://HOST:PORT/PATH, HOST in 127.0.0.0/8 (required);\n"
+             "                          {channel} in PATH becomes each connection's channel\n"
+             "  --protocol P            ringcast (default), ws (plain broadcast server: the\n"
+             "                          channel is in the URL) or socketio (Socket.IO v4,\n"
+             "                          websocket transport: /socket.io/?EIO=4&transport=\n"
+             "                          websocket&channel={channel})\n"
              "  --connections N         connections in total (default 100)\n"
              "  --seconds S             measured phase / hold time (default 10, max 3600)\n"
              "  --window W              echo: messages in flight per connection (default 16)\n"
@@ -67,7 +78,11 @@ void usage(FILE* out) {
              "  --publish-window W      unanswered publishes per connection (default 256)\n"
              "  --api-key KEY           http: send Authorization: Bearer KEY\n"
              "  --drain-ms D            wait for late deliveries after the last publish\n"
-             "                          before counting loss (default 2000)\n");
+             "                          before counting loss (default 2000)\n"
+             "  --publish-url URL       peers (--protocol ws|socketio): http://HOST:PORT/PATH\n"
+             "                          with {channel}; raw POST of the data object, 2xx ok\n"
+             "\nsustained: the fanout options; --seconds is the run length\n"
+             "storm: --connections N, --connect-concurrency C (handshakes in flight)\n");
 }
 
 // Parses an unsigned option value within [lo, hi]; prints the sentence and returns false
@@ -217,6 +232,18 @@ int main(int argc, char** argv) {
             opt.drain_ms = uint32_t(v);
         } else if (arg == "--api-key") {
             opt.api_key = value;
+        } else if (arg == "--protocol") {
+            const auto p = parse_protocol(value);
+            if (!p) {
+                std::fprintf(stderr,
+                             "ringcast-bench: --protocol %s is not ringcast, ws or "
+                             "socketio\n",
+                             value);
+                return 2;
+            }
+            opt.protocol = *p;
+        } else if (arg == "--publish-url") {
+            opt.publish_url = value;
         } else {
             std::fprintf(stderr, "ringcast-bench: unknown option %s (see --help)\n", argv[i - 1]);
             return 2;
@@ -230,6 +257,32 @@ int main(int argc, char** argv) {
     std::string error;
     if (!parse_url(opt.url, opt.target, error)) {
         std::fprintf(stderr, "ringcast-bench: %s\n", error.c_str());
+        return 2;
+    }
+    opt.sustained = opt.scenario == "sustained";
+    const bool fanout = opt.scenario == "fanout" || opt.sustained;
+    if (fanout && opt.protocol != wire_protocol::ringcast) {
+        const std::string_view http = "http://";
+        if (opt.publish_url.rfind(http, 0) != 0) {
+            std::fprintf(stderr,
+                         "ringcast-bench: --protocol %s needs --publish-url "
+                         "http://HOST:PORT/PATH/{channel} (the peer's publish endpoint)\n",
+                         std::string(protocol_name(opt.protocol)).c_str());
+            return 2;
+        }
+        if (!parse_url("ws://" + opt.publish_url.substr(http.size()), opt.publish_target, error)) {
+            std::fprintf(stderr, "ringcast-bench: --publish-url: %s\n", error.c_str());
+            return 2;
+        }
+        if (opt.publish_ws || opt.publish_batch != 1) {
+            std::fprintf(stderr, "ringcast-bench: peers are published to with single raw POSTs: "
+                                 "--publisher ws and --publish-batch are for ringcast only\n");
+            return 2;
+        }
+    }
+    if (opt.protocol != wire_protocol::ringcast && opt.scenario == "echo") {
+        std::fprintf(stderr, "ringcast-bench: echo speaks plain WebSocket to any echo endpoint; "
+                             "leave out --protocol\n");
         return 2;
     }
     if (opt.procs > opt.connections) {

@@ -11,19 +11,19 @@
 #include "scenario.h"
 #include "stats.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <unistd.h>
 #include <vector>
 
 namespace ringcast::bench {
@@ -97,6 +97,13 @@ public:
         r.set("kernel.slab_held_kb", double(_held.slab_kb));
         r.set("kernel.slab_delta_per_conn_bytes_both_ends",
               per_conn(double(_held.slab_kb - _before.slab_kb) * 1024));
+        // One end's share: slab plus TCP buffer pages, halved. The bench's end is the same
+        // code for every server, so differences between servers are the servers' own.
+        r.set("kernel.per_conn_bytes_one_end_est",
+              per_conn(
+                  (double(_held.slab_kb - _before.slab_kb) * 1024 +
+                   double(_held.sockstat_tcp_mem_pages - _before.sockstat_tcp_mem_pages) * 4096) /
+                  2));
         if (_before.slab_tcp_bytes >= 0 && _held.slab_tcp_bytes >= 0) {
             r.set("kernel.slab_tcp_sock_inode_per_conn_bytes_both_ends",
                   per_conn(double(_held.slab_tcp_bytes - _before.slab_tcp_bytes)));
@@ -231,6 +238,13 @@ client_config run_context::make_client_config(uint32_t recv_buffer_bytes) const 
     c.recv_buffer_bytes = recv_buffer_bytes;
     c.connect_concurrency = _options.connect_concurrency;
     c.connect_timeout_ms = _options.connect_timeout_ms;
+    if (_options.target.path.find("{channel}") != std::string::npos) {
+        c.paths.reserve(_options.channels);
+        for (uint32_t ch = 0; ch < _options.channels; ++ch) {
+            c.paths.push_back(substitute_channel(_options.target.path, channel_name(_options, ch)));
+        }
+        c.path_slots = _connections;
+    }
     return c;
 }
 
@@ -288,11 +302,10 @@ int run_scenario(const scenario_def& def, const bench_options& options) {
     }
 
     server_probe probe(options.server_pid);
-    void* shared = mmap(nullptr, shared_area_bytes, PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* shared =
+        mmap(nullptr, shared_area_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shared == MAP_FAILED) {
-        std::fprintf(stderr, "ringcast-bench: mmap of the shared area: %s\n",
-                     std::strerror(errno));
+        std::fprintf(stderr, "ringcast-bench: mmap of the shared area: %s\n", std::strerror(errno));
         return 2;
     }
     const std::span<std::byte> shared_area(static_cast<std::byte*>(shared), shared_area_bytes);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "client.h"
+#include "protocol.h"
 #include "report.h"
 
 #include <cstdint>
@@ -22,8 +23,9 @@ namespace ringcast::bench {
 /// Command-line options, parsed and validated in main.cc (setup time).
 struct bench_options {
     std::string scenario;
-    std::string url;
+    std::string url; ///< may contain {channel} (peers with a path per channel)
     endpoint target;
+    wire_protocol protocol = wire_protocol::ringcast;
     uint32_t connections = 100;
     uint32_t window = 16; ///< echo: messages in flight per connection
     uint32_t size = 100;  ///< echo: payload bytes per message; fanout: bytes of "data"
@@ -35,15 +37,23 @@ struct bench_options {
     bool progress = true; ///< live progress on stderr once a second
 
     // fanout (scenario_fanout.cc); the subscribers are `connections`.
-    uint32_t channels = 1;         ///< bench-0 .. bench-{C-1}, subscribers round robin
-    uint32_t rate = 1000;          ///< messages/s over all channels; 0: as fast as the window allows
-    bool publish_ws = false;       ///< false: POST /api/publish; true: {"op":"publish"} on /ws
-    uint32_t publishers = 1;       ///< publisher connections (HTTP keep-alive or WebSocket)
-    uint32_t publish_batch = 1;    ///< http: messages per request ({"messages":[...]} when > 1)
+    uint32_t channels = 1;      ///< bench-0 .. bench-{C-1}, subscribers round robin
+    uint32_t rate = 1000;       ///< messages/s over all channels; 0: as fast as the window allows
+    bool publish_ws = false;    ///< false: POST /api/publish; true: {"op":"publish"} on /ws
+    uint32_t publishers = 1;    ///< publisher connections (HTTP keep-alive or WebSocket)
+    uint32_t publish_batch = 1; ///< http: messages per request ({"messages":[...]} when > 1)
     uint32_t publish_window = 256; ///< unanswered publish requests per publisher connection
     uint32_t drain_ms = 2000;      ///< wait for late deliveries after the last publish
     std::string api_key;           ///< http: Authorization: Bearer KEY when not empty
+    std::string publish_url;       ///< peers: http://HOST:PORT/PATH/{channel}, raw POSTs
+    endpoint publish_target;       ///< parsed publish_url (path keeps {channel})
+    bool sustained = false;        ///< fanout that also prints one JSON line per second
 };
+
+/// Channel c's name as the subscribers and the publisher spell it.
+inline std::string channel_name(const bench_options& o, uint32_t c) {
+    return (o.publish_ws ? "chat:bench-" : "bench-") + std::to_string(c);
+}
 
 /// Phase boundaries the runner samples the server at (CPU, memory), across all workers.
 enum class checkpoint : uint8_t {
@@ -84,7 +94,8 @@ public:
     uint32_t worker() const noexcept { return _worker; }
     uint32_t workers() const noexcept { return _workers; }
 
-    /// The client configuration every scenario starts from.
+    /// The client configuration every scenario starts from (with per-channel paths when
+    /// the URL has {channel}: connection i gets channel (first_global_index + i) mod C).
     client_config make_client_config(uint32_t recv_buffer_bytes) const;
 
     void reach(checkpoint point) noexcept;
@@ -123,6 +134,7 @@ std::span<const scenario_def> scenarios() noexcept;
 int run_echo(run_context& ctx, report& out);
 int run_idle(run_context& ctx, report& out);
 int run_fanout(run_context& ctx, report& out);
+int run_storm(run_context& ctx, report& out);
 
 /// Runs `def` with `options`: limits, workers, probes, merge, JSON on stdout (runner.cc).
 int run_scenario(const scenario_def& def, const bench_options& options);

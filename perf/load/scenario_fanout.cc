@@ -164,8 +164,14 @@ public:
             return; // a publisher connection (ws): it only sends
         }
         subscriber& s = _subs[conn];
-        const auto& frame = _subscribe_frames[s.channel];
         s.state = sub_state::subscribing;
+        if (_layer.ready_on_open()) {
+            return subscribed(s, -1);
+        }
+        if (_layer.protocol() != wire_protocol::ringcast) {
+            return; // socketio: the server speaks first (Engine.IO open)
+        }
+        const auto& frame = _subscribe_frames[s.channel];
         if (_client->queue_data(conn, frame) != queue_status::queued) {
             s.state = sub_state::rejected;
             ++_subscribe_failed;
@@ -175,13 +181,15 @@ public:
 
     void on_message(uint32_t conn, ws::opcode, std::span<const std::byte> payload,
                     uint64_t now) noexcept override {
-        const std::string_view text(reinterpret_cast<const char*>(payload.data()),
-                                    payload.size());
+        const std::string_view text(reinterpret_cast<const char*>(payload.data()), payload.size());
         if (conn >= _subs.size()) {
             _publisher->on_ws_message(conn, payload);
             return;
         }
         subscriber& s = _subs[conn];
+        if (_layer.protocol() != wire_protocol::ringcast) {
+            return on_peer_message(conn, s, text, now);
+        }
         if (s.state == sub_state::subscribed) {
             return on_envelope(s, text, now);
         }
@@ -189,17 +197,15 @@ public:
             ++_unexpected;
             return;
         }
-        ++_settled;
         if (text.find("\"ok\":true") == text.npos) {
+            ++_settled;
             s.state = sub_state::rejected;
             ++_subscribe_failed;
             const int64_t code = number_after(text, "\"code\":");
             _subscribe_error = code > 0 ? uint32_t(code) : 0;
             return;
         }
-        s.state = sub_state::subscribed;
-        s.last_offset = number_after(text, "\"offset\":");
-        ++_subscribed;
+        subscribed(s, number_after(text, "\"offset\":"));
     }
 
     void on_closed(uint32_t conn, close_cause cause) noexcept override {
@@ -231,7 +237,16 @@ public:
     }
 
 private:
+    void subscribed(subscriber& s, int64_t offset) noexcept {
+        ++_settled;
+        s.state = sub_state::subscribed;
+        s.last_offset = offset;
+        ++_subscribed;
+    }
+    void on_peer_message(uint32_t conn, subscriber& s, std::string_view text,
+                         uint64_t now) noexcept;
     void on_envelope(subscriber& s, std::string_view text, uint64_t now) noexcept;
+    void emit_interval_json(uint64_t now, double dt, double bench_pct, double server_pct);
     void progress(uint64_t now) noexcept;
     bool build_subscribe_frames(client& cl);
     /// Runs the loop in 1 ms slices until `until()` or `deadline`: the slices bound the
@@ -250,6 +265,7 @@ private:
     const bench_options& _opt;
     client* _client = nullptr;
     std::unique_ptr<fanout_publisher> _publisher;
+    protocol_layer _layer;
     std::vector<subscriber> _subs;
     std::vector<std::vector<std::byte>> _subscribe_frames; ///< one masked frame per channel
     latency_histogram _total;
@@ -270,6 +286,7 @@ private:
     uint64_t _last_progress_ns = 0;
     uint64_t _last_deliveries = 0;
     uint64_t _last_sent = 0;
+    uint64_t _interval_sent = 0;
     double _last_cpu = 0;
     double _last_server_cpu = -1;
     bool _in_window = false;
@@ -306,6 +323,9 @@ void fanout_scenario::on_envelope(subscriber& s, std::string_view text, uint64_t
             ++s.out_of_order; // older than 64 behind: a late arrival or a repeat, unknowable
         }
     }
+    if (_layer.protocol() != wire_protocol::ringcast) {
+        return; // peers have no offsets
+    }
     const int64_t offset = offset_of(text);
     // By offset: the same offset again is a repeat (already counted by seq when it was
     // within the window); a smaller one is out of order.
@@ -313,6 +333,32 @@ void fanout_scenario::on_envelope(subscriber& s, std::string_view text, uint64_t
         s.last_offset = offset;
     } else if (offset >= 0 && offset < s.last_offset) {
         ++s.out_of_order_offset;
+    }
+}
+
+void fanout_scenario::on_peer_message(uint32_t conn, subscriber& s, std::string_view text,
+                                      uint64_t now) noexcept {
+    switch (_layer.on_text(*_client, conn, text)) {
+    case protocol_layer::verdict::handled:
+        return;
+    case protocol_layer::verdict::delivery:
+        if (s.state == sub_state::subscribed) {
+            return on_envelope(s, text, now);
+        }
+        ++_unexpected;
+        return;
+    case protocol_layer::verdict::ready:
+        if (s.state == sub_state::subscribing) {
+            subscribed(s, -1);
+        }
+        return;
+    case protocol_layer::verdict::refused:
+        if (s.state == sub_state::subscribing) {
+            ++_settled;
+            ++_subscribe_failed;
+            s.state = sub_state::rejected;
+        }
+        return;
     }
 }
 
@@ -343,6 +389,11 @@ void fanout_scenario::progress(uint64_t now) noexcept {
                   double(_interval.percentile(0.5)) / 1e3, double(_interval.percentile(0.99)) / 1e3,
                   dt > 0 ? 100.0 * (cpu - _last_cpu) / dt : 0.0, server_pct);
     _ctx.progress(line);
+    if (_opt.sustained && _in_window && dt > 0) {
+        emit_interval_json(
+            now, dt, 100.0 * (cpu - _last_cpu) / dt,
+            server >= 0 && _last_server_cpu >= 0 ? 100.0 * (server - _last_server_cpu) / dt : -1);
+    }
     _interval.reset();
     _last_deliveries = _deliveries;
     _last_progress_ns = now;
@@ -350,12 +401,31 @@ void fanout_scenario::progress(uint64_t now) noexcept {
     _last_server_cpu = server;
 }
 
+/// sustained: one JSON object per second on stdout, before the summary. With --procs each
+/// worker prints its own lines (its subscribers' deliveries; worker 0 also the publisher's
+/// count), tagged with "worker".
+void fanout_scenario::emit_interval_json(uint64_t now, double dt, double bench_pct,
+                                         double server_pct) {
+    const uint64_t sent = _publisher != nullptr ? _publisher->sent() : 0;
+    std::printf("{\"interval\":true,\"worker\":%u,\"t_s\":%.1f,\"deliveries_per_s\":%.0f,"
+                "\"published_per_s\":%.0f,\"latency_us\":{\"p50\":%.0f,\"p99\":%.0f,"
+                "\"p999\":%.0f,\"max\":%.0f},\"bench_cpu_pct\":%.1f,\"server_cpu_pct\":%.1f,"
+                "\"subscribed\":%u,\"subscribers_lost\":%u,\"malformed\":%llu}\n",
+                _ctx.worker(), double(now - _start_ns) / 1e9,
+                double(_deliveries - _last_deliveries) / dt, double(sent - _interval_sent) / dt,
+                double(_interval.percentile(0.5)) / 1e3, double(_interval.percentile(0.99)) / 1e3,
+                double(_interval.percentile(0.999)) / 1e3, double(_interval.max()) / 1e3, bench_pct,
+                server_pct, _subscribed, _subscribers_lost,
+                static_cast<unsigned long long>(_malformed));
+    std::fflush(stdout);
+    _interval_sent = sent;
+}
+
 bool fanout_scenario::build_subscribe_frames(client& cl) {
-    const std::string prefix = _opt.publish_ws ? "chat:bench-" : "bench-";
     _subscribe_frames.reserve(_opt.channels);
     for (uint32_t c = 0; c < _opt.channels; ++c) {
         const std::string cmd =
-            "{\"op\":\"subscribe\",\"channel\":\"" + prefix + std::to_string(c) + "\",\"id\":1}";
+            "{\"op\":\"subscribe\",\"channel\":\"" + channel_name(_opt, c) + "\",\"id\":1}";
         // One key per channel, reused by its subscribers: the frames are read-only and a
         // loopback benchmark has no proxy to poison (see scenario_echo.cc).
         _subscribe_frames.push_back(ws::encode_client_frame(
@@ -388,8 +458,8 @@ int fanout_scenario::run(report& out) {
     const uint32_t n = _ctx.connections();
     const uint32_t publisher_slots =
         is_publisher && _opt.publish_ws ? std::min(_opt.publishers, _opt.channels) : 0;
-    const auto recv_bytes = uint32_t(std::clamp<std::size_t>(
-        std::bit_floor(recv_budget_bytes / n), 4096, 64 * 1024));
+    const auto recv_bytes =
+        uint32_t(std::clamp<std::size_t>(std::bit_floor(recv_budget_bytes / n), 4096, 64 * 1024));
     client_config config = _ctx.make_client_config(recv_bytes);
     config.connections = n + publisher_slots;
     client cl(config, *this);
@@ -398,6 +468,7 @@ int fanout_scenario::run(report& out) {
         return 2;
     }
     _client = &cl;
+    _layer = protocol_layer(_opt.protocol, cl);
     build_subscribe_frames(cl);
     _subs.assign(n, subscriber{});
     for (uint32_t i = 0; i < n; ++i) {
@@ -406,8 +477,13 @@ int fanout_scenario::run(report& out) {
     if (is_publisher) {
         publisher_config pc;
         pc.target = _opt.target;
+        if (_opt.protocol != wire_protocol::ringcast) {
+            pc.target = _opt.publish_target;
+            pc.raw_path = _opt.publish_target.path;
+        }
         pc.api_key = _opt.api_key;
-        pc.channel_prefix = _opt.publish_ws ? "chat:bench-" : "bench-";
+        pc.channel_prefix = channel_name(_opt, 0);
+        pc.channel_prefix.pop_back(); // "bench-" / "chat:bench-"
         pc.channels = _opt.channels;
         pc.rate = _opt.rate;
         pc.size = _opt.size;
@@ -462,8 +538,9 @@ int fanout_scenario::run(report& out) {
                    [&] { return word(go).load(std::memory_order_acquire) != 0; });
     }
     if (word(go).load(std::memory_order_acquire) != 1) {
-        std::fprintf(stderr, "ringcast-bench: worker %u: the publisher never started (it could "
-                             "not connect, or workers did not finish subscribing in time)\n",
+        std::fprintf(stderr,
+                     "ringcast-bench: worker %u: the publisher never started (it could "
+                     "not connect, or workers did not finish subscribing in time)\n",
                      _ctx.worker());
         cl.abort_all();
         return 1;
@@ -476,6 +553,7 @@ int fanout_scenario::run(report& out) {
     const double cpu_start = self_cpu_seconds();
     const client_counters c0 = cl.counters();
     _in_window = true;
+    _interval_sent = is_publisher ? _publisher->sent() : 0;
     double server_rss_kb = 0;
     const uint64_t window_ns = uint64_t(_opt.seconds * 1e9);
     if (is_publisher) {
@@ -549,6 +627,7 @@ int fanout_scenario::run(report& out) {
     const double published = is_publisher ? double(_publisher->accepted()) : 0;
     const client_counters& cf = cl.counters();
     out.hist = _total;
+    out.set("protocol", double(_opt.protocol)); // 0 ringcast, 1 ws, 2 socketio
     out.set("subscribers", double(_subscribed), merge_rule::sum);
     out.set("channels", _opt.channels);
     out.set("rate", _opt.rate);
@@ -569,18 +648,15 @@ int fanout_scenario::run(report& out) {
     out.set("latency_us.max", 0, merge_rule::hist_max);
     out.set("latency_us.mean", 0, merge_rule::hist_mean);
     out.set("server_rss_kb", server_rss_kb, merge_rule::max);
-    out.set("bench_cpu_pct", secs > 0 ? 100.0 * (cpu_end - cpu_start) / secs : 0,
-            merge_rule::sum);
+    out.set("bench_cpu_pct", secs > 0 ? 100.0 * (cpu_end - cpu_start) / secs : 0, merge_rule::sum);
     out.set("publishers", is_publisher ? _publisher->connections() : 0, merge_rule::sum);
     out.set("publisher_ws", _opt.publish_ws ? 1 : 0);
     out.set("publish_batch", _opt.publish_batch);
     out.set("publish_window", _opt.publish_window);
     out.set("published_per_s", rate(published), merge_rule::sum);
     out.set("publish_sent", is_publisher ? double(_publisher->sent()) : 0, merge_rule::sum);
-    out.set("publish_requests", is_publisher ? double(_publisher->requests()) : 0,
-            merge_rule::sum);
-    out.set("publish_rejected", is_publisher ? double(_publisher->rejected()) : 0,
-            merge_rule::sum);
+    out.set("publish_requests", is_publisher ? double(_publisher->requests()) : 0, merge_rule::sum);
+    out.set("publish_rejected", is_publisher ? double(_publisher->rejected()) : 0, merge_rule::sum);
     out.set("publish_last_error", is_publisher ? double(_publisher->last_error()) : 0,
             merge_rule::max);
     out.set("publish_unanswered", is_publisher ? double(_publisher->unanswered()) : 0,

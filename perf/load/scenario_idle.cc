@@ -31,7 +31,17 @@ public:
     void on_open(uint32_t conn, uint64_t) noexcept override {
         _connect.record(_client->open_latency_ns(conn));
     }
-    void on_message(uint32_t, ws::opcode, std::span<const std::byte>, uint64_t) noexcept override {
+    void on_message(uint32_t conn, ws::opcode, std::span<const std::byte> payload,
+                    uint64_t) noexcept override {
+        if (_layer.protocol() == wire_protocol::socketio) {
+            // Engine.IO open → our 40; pings → pongs: a Socket.IO connection stays alive
+            // only while the client speaks its protocol.
+            const auto v = _layer.on_text(
+                *_client, conn,
+                std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+            _socketio_ready += v == protocol_layer::verdict::ready ? 1 : 0;
+            return;
+        }
         ++_messages;
     }
     void on_closed(uint32_t, close_cause cause) noexcept override {
@@ -73,6 +83,8 @@ private:
     run_context& _ctx;
     const bench_options& _opt;
     client* _client = nullptr;
+    protocol_layer _layer;
+    uint64_t _socketio_ready = 0;
     latency_histogram _connect;
     uint64_t _messages = 0;
     uint64_t _dropped_while_held = 0;
@@ -89,6 +101,7 @@ int idle_scenario::run(report& out) {
         return 2;
     }
     _client = &cl;
+    _layer = protocol_layer(_opt.protocol, cl);
     const uint32_t n = _ctx.connections();
     _start_ns = now_ns();
     _next_progress = _start_ns + 1'000'000'000u;
@@ -135,6 +148,8 @@ int idle_scenario::run(report& out) {
     out.set("dropped_while_held", double(_dropped_while_held), merge_rule::sum);
     out.set("open_at_end", double(open_at_end), merge_rule::sum);
     out.set("pings_answered", double(c.pings_answered), merge_rule::sum);
+    out.set("protocol", double(_opt.protocol)); // 0 ringcast, 1 ws, 2 socketio
+    out.set("socketio_connected", double(_socketio_ready), merge_rule::sum);
     out.set("messages_received", double(_messages), merge_rule::sum);
     out.set("connect_seconds", connect_secs, merge_rule::max);
     out.set("connects_per_s", connect_secs > 0 ? double(c.opened) / connect_secs : 0,

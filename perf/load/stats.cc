@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -9,7 +10,6 @@
 #include <cstring>
 #include <ctime>
 #include <string_view>
-#include <unistd.h>
 
 namespace ringcast::bench {
 
