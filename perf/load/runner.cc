@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -185,6 +186,58 @@ bool ensure_fd_limit(uint32_t per_process, uint32_t procs, uint32_t total) {
     return true;
 }
 
+/// A number from a /proc or /proc/sys text: the first field after `key` (-1 if absent).
+long long proc_number(const char* path, std::string_view key) {
+    FILE* f = std::fopen(path, "re");
+    if (f == nullptr) {
+        return -1;
+    }
+    char line[512];
+    long long value = -1;
+    // Bounded by the file (a few dozen lines).
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+        const std::string_view l(line);
+        if (l.rfind(key, 0) == 0) {
+            const char* p = line + key.size();
+            while (*p == ' ') {
+                ++p;
+            }
+            value = std::strncmp(p, "unlimited", 9) == 0 ? LLONG_MAX : std::atoll(p);
+            break;
+        }
+    }
+    std::fclose(f);
+    return value;
+}
+
+/// Warnings, not errors, for host limits that would cap a run without failing it: the
+/// server's descriptor limit (it would refuse connections beyond it) and the accept
+/// backlog (SYNs beyond it are dropped and retried a second later, which a storm would
+/// report as slow handshakes rather than a full backlog).
+void warn_host_limits(const bench_options& options) {
+    if (options.server_pid > 0) {
+        const std::string limits = "/proc/" + std::to_string(options.server_pid) + "/limits";
+        const long long nofile = proc_number(limits.c_str(), "Max open files");
+        if (nofile > 0 && nofile < (long long)options.connections + 16) {
+            std::fprintf(stderr,
+                         "ringcast-bench: warning: the server's RLIMIT_NOFILE soft limit is "
+                         "%lld, below --connections %u plus its own descriptors: a single "
+                         "process will refuse or fail connections past it (for ringcastd, "
+                         "each shard's table counts against it: use more shards or raise "
+                         "LimitNOFILE; see tuning/)\n",
+                         nofile, options.connections);
+        }
+    }
+    const long long somaxconn = proc_number("/proc/sys/net/core/somaxconn", "");
+    if (somaxconn > 0 && somaxconn < (long long)options.connect_concurrency) {
+        std::fprintf(stderr,
+                     "ringcast-bench: warning: net.core.somaxconn is %lld, below "
+                     "--connect-concurrency %u: SYNs past the accept backlog are dropped and "
+                     "retried after ~1 s (tuning/sysctl.d/90-ringcast.conf sizes it)\n",
+                     somaxconn, options.connect_concurrency);
+    }
+}
+
 void finish_and_print(report& r, const server_probe& probe) {
     r.resolve_percentiles();
     probe.add_to(r);
@@ -280,6 +333,7 @@ int run_scenario(const scenario_def& def, const bench_options& options) {
     if (!ensure_fd_limit(per_process, procs, options.connections)) {
         return 2;
     }
+    warn_host_limits(options);
     const uint32_t per_address = ports_per_source_address();
     const uint32_t addresses = (options.connections + per_address - 1) / per_address;
     if (addresses > 254) {

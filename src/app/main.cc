@@ -64,6 +64,17 @@ int run(int argc, char** argv) {
                 cfg.runtime.max_connections_per_shard, static_cast<unsigned long long>(nofile),
                 static_cast<unsigned long long>(usable));
         }
+        if (!cfg.max_connections_set) {
+            // The default (65 536 per shard) is what a tuned host gives; say when this one
+            // gives less, so an operator finds the cap before a load test does.
+            std::fprintf(stderr,
+                         "ringcastd: warning: RLIMIT_NOFILE (%llu) caps each shard at %llu "
+                         "connections (%llu in all); raise LimitNOFILE / ulimit -n for more "
+                         "(tuning/README.md)\n",
+                         static_cast<unsigned long long>(nofile),
+                         static_cast<unsigned long long>(usable),
+                         static_cast<unsigned long long>(usable * shards));
+        }
         cfg.runtime.max_connections_per_shard = static_cast<uint32_t>(usable);
     }
     for (unsigned i = 0; i < shards; ++i) {
