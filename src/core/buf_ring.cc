@@ -32,8 +32,14 @@ result<void, std::string> buf_ring::init(io_uring* ring) {
     if (const int rc = io_uring_register_buf_ring(ring, &reg, 0); rc < 0) {
         munmap(_br, _ring_bytes);
         _br = nullptr;
-        return unexpected{std::string("registering the provided-buffer ring failed: ") +
-                          std::strerror(-rc) + " (needs Linux 5.19 or newer)"};
+        std::string why = std::string("registering the provided-buffer ring failed: ") +
+                          std::strerror(-rc);
+        // The ring's pages are pinned and charged to RLIMIT_MEMLOCK unless the process
+        // has CAP_IPC_LOCK: ~550 KiB per shard, so the common 8 MiB runs out at ~15 shards.
+        why += rc == -ENOMEM ? " (locked memory: raise RLIMIT_MEMLOCK, LimitMEMLOCK= in the "
+                               "systemd unit; see tuning/README.md)"
+                             : " (needs Linux 5.19 or newer)";
+        return unexpected{why};
     }
     _buffers = static_cast<std::byte*>(std::aligned_alloc(4096, buffer_count * buffer_bytes));
     if (_buffers == nullptr) {

@@ -29,6 +29,9 @@ result<void, std::string> uring::init(unsigned sq_entries, unsigned file_slots) 
                    "container's seccomp profile)";
         } else if (rc == -EINVAL) {
             why += " (ringcast needs Linux 6.1 or newer for DEFER_TASKRUN)";
+        } else if (rc == -ENOMEM) {
+            why += " (locked memory: raise RLIMIT_MEMLOCK, LimitMEMLOCK= in the systemd unit; "
+                   "see tuning/README.md)";
         }
         return unexpected{why};
     }
