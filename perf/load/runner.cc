@@ -221,9 +221,9 @@ void warn_host_limits(const bench_options& options) {
         if (nofile > 0 && nofile < (long long)options.connections + 16) {
             std::fprintf(stderr,
                          "ringcast-bench: warning: the server's RLIMIT_NOFILE soft limit is "
-                         "%lld, below --connections %u plus its own descriptors: a single "
-                         "process will refuse or fail connections past it (for ringcastd, "
-                         "each shard's table counts against it: use more shards or raise "
+                         "%lld, below --connections %u plus its own descriptors: a server "
+                         "with one descriptor table refuses connections past it (ringcastd "
+                         "has one table of that size per shard: use more shards or raise "
                          "LimitNOFILE; see tuning/)\n",
                          nofile, options.connections);
         }
