@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""ringcast-bench against real servers: ringcastd with the ringcast protocol and, when they
+are installed (perf/peers/install; .ci/install runs it), the peers perf/compare measures —
+nginx + nchan (--protocol ws), the Node `ws` broadcast server (ws) and Socket.IO 4
+(socketio). A functional test of the load generator's protocol layers and bookkeeping with
+small numbers, not a benchmark: nothing here is timed.
+
+For each server: `fanout` (every subscriber subscribed, every accepted message delivered
+exactly once and in order, over several channels so {channel} substitution is exercised),
+`storm` and `idle` (every connection ready), and for ringcast `sustained` (one JSON line
+per second before the summary).
+
+Usage: bench_protocols.py PATH/TO/ringcastd PATH/TO/ringcast-bench SOURCE_ROOT
+Exits 77 when neither the bench nor any server can run (never for ringcast alone).
+"""
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import support  # noqa: E402
+from support import expect  # noqa: E402
+
+SUBSCRIBERS = 120
+CHANNELS = 3
+RATE = 150
+CONNECTIONS = 300
+
+
+def load_peers(source_root):
+    """perf/peers/smoke's Server class (start/stop/sub_url) and installed(): the peers are
+    started exactly the way the comparison and its smoke check start them."""
+    path = os.path.join(source_root, "perf", "peers", "smoke")
+    loader = importlib.machinery.SourceFileLoader("peers_smoke", path)
+    spec = importlib.util.spec_from_loader("peers_smoke", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def run_bench(bench, args, timeout=60):
+    """Runs the bench; returns (summary dict, interval lines). Fails on a non-zero exit."""
+    cmd = [bench, *args, "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    expect(proc.returncode == 0,
+           f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr[-1500:]}")
+    lines = [json.loads(l) for l in proc.stdout.splitlines() if l.strip()]
+    expect(lines, f"{' '.join(cmd)} printed no JSON")
+    return lines[-1], [l for l in lines[:-1] if l.get("interval")]
+
+
+def check_fanout(name, summary):
+    """The bench's own verdict must be clean: all subscribed, nothing lost or repeated."""
+    expect(summary["subscribers"] == SUBSCRIBERS,
+           f"{name}: {summary['subscribers']} of {SUBSCRIBERS} subscribed "
+           f"(failures {summary.get('subscribe_failures')})")
+    expect(summary["published"] > 0, f"{name}: nothing was published: {summary}")
+    expect(summary["expected_deliveries"] > 0, f"{name}: no deliveries expected: {summary}")
+    expect(summary["deliveries"] == summary["expected_deliveries"],
+           f"{name}: {summary['deliveries']} deliveries, {summary['expected_deliveries']} "
+           f"expected")
+    for key in ("loss", "duplicates", "out_of_order", "out_of_order_offset", "malformed",
+                "unexpected_messages", "protocol_errors", "publish_rejected"):
+        expect(summary[key] == 0, f"{name}: {key} = {summary[key]}")
+    expect(summary["latency_us"]["p50"] > 0, f"{name}: no latency recorded")
+
+
+def check_connections(name, scenario, summary, key):
+    expect(summary[key] == CONNECTIONS,
+           f"{name} {scenario}: {summary[key]} of {CONNECTIONS} ready: {summary}")
+    expect(summary["failures"] == 0, f"{name} {scenario}: failures {summary['failures']}")
+
+
+def exercise(bench, name, protocol, sub_url, publish_url=None):
+    """fanout, storm and idle against one running server."""
+    fan = ["fanout", "--protocol", protocol, "--url", sub_url, "--subscribers",
+           str(SUBSCRIBERS), "--channels", str(CHANNELS), "--rate", str(RATE), "--size", "80",
+           "--seconds", "1.5"]
+    if publish_url:
+        fan += ["--publish-url", publish_url]
+    summary, _ = run_bench(bench, fan)
+    check_fanout(name, summary)
+    one = sub_url.replace("{channel}", "bench-0")
+    storm, _ = run_bench(bench, ["storm", "--protocol", protocol, "--url", one,
+                                 "--connections", str(CONNECTIONS)])
+    check_connections(name, "storm", storm, "ready")
+    idle, _ = run_bench(bench, ["idle", "--protocol", protocol, "--url", one,
+                                "--connections", str(CONNECTIONS), "--seconds", "1"])
+    check_connections(name, "idle", idle, "connections")
+    if protocol == "socketio":
+        expect(idle["socketio_connected"] == CONNECTIONS,
+               f"{name} idle: {idle['socketio_connected']} Socket.IO connects answered")
+    print(f"ok {name}: fanout {summary['deliveries']} deliveries of {summary['published']} "
+          f"messages, storm {storm['ready']}, idle {idle['connections']}")
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    ringcastd, bench, root = sys.argv[1:4]
+    expect(os.access(bench, os.X_OK), f"{bench} is not executable")
+
+    with support.server(ringcastd, ["--shards", "1", "--insecure"], echo_path=None) as srv:
+        url = f"ws://127.0.0.1:{srv.port}/ws"
+        exercise(bench, "ringcast", "ringcast", url)
+        summary, intervals = run_bench(bench, [
+            "sustained", "--url", url, "--subscribers", "50", "--rate", "50", "--seconds",
+            "3.2"])
+        expect(summary["scenario"] == "sustained", f"sustained summary: {summary}")
+        expect(len(intervals) >= 2, f"sustained printed {len(intervals)} per-second lines")
+        expect(all(i["deliveries_per_s"] > 0 for i in intervals),
+               f"a sustained second without deliveries: {intervals}")
+        expect(summary["loss"] == 0, f"sustained loss {summary['loss']}")
+        print(f"ok ringcast sustained: {len(intervals)} per-second lines")
+        srv.stop_and_expect_clean_exit()
+
+    peers = load_peers(root)
+    tested = []
+    for name, protocol in (("nchan", "ws"), ("ws-broadcast", "ws"), ("socketio", "socketio")):
+        if not peers.installed(name):
+            print(f"skip {name}: not installed (perf/peers/install)")
+            continue
+        server = peers.Server(name)
+        try:
+            server.start()
+            exercise(bench, name, protocol, server.sub_url("{channel}"),
+                     f"http://127.0.0.1:{server.port}/pub/{{channel}}")
+            tested.append(name)
+        finally:
+            server.stop()
+    if os.environ.get("CI") and len(tested) < 3:
+        # .ci/install installs every peer: missing ones there are a broken install.
+        support.fail(f"CI ran only {tested}; perf/peers/install should provide all three")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
