@@ -17,6 +17,10 @@ namespace {
 constexpr unsigned sq_entries = 4096;
 /// Longest sleep in one wait: bounds how late a shard notices a stop request.
 constexpr uint32_t max_wait_ms = 100;
+/// Stopping, past the shutdown deadline: exit when no completion came for this long...
+constexpr uint64_t final_cqe_stall_ms = 1000;
+/// ...and in any case this long after the deadline (a lost CQE must not hang the process).
+constexpr uint64_t final_cqe_cap_ms = 10000;
 
 uint64_t monotonic_us() noexcept {
     timespec ts{};
@@ -112,6 +116,7 @@ void shard::reap_completions() noexcept {
         if (n == 0) {
             break;
         }
+        _last_completion_ms = _now_ms;
     }
 }
 
@@ -233,8 +238,12 @@ bool shard::finished() noexcept {
                 begin_teardown(c);
             }
         }
-        // A last resort so a lost completion can never hang the process.
-        if (_now_ms >= _stop_deadline_ms + 1000) {
+        // A last resort so a lost completion can never hang the process: give up once the
+        // final CQEs stop coming for a second (a busy host still gets to finish), and in
+        // any case ten seconds past the deadline.
+        const bool stalled = _now_ms >= _last_completion_ms + final_cqe_stall_ms;
+        if ((_now_ms >= _stop_deadline_ms + final_cqe_stall_ms && stalled) ||
+            _now_ms >= _stop_deadline_ms + final_cqe_cap_ms) {
             return true;
         }
     }
@@ -328,7 +337,7 @@ void shard::begin_teardown(conn& c) noexcept {
     }
     c.state = conn_state::closing;
     _timers.cancel(_conns.handle(c).slot);
-    if ((c.recv_armed || c.send_in_flight || c.shutdown_in_flight) && !c.cancel_sent) {
+    if ((c.recv_armed || c.send_in_flight) && !c.cancel_sent) {
         prep_cancel(c);
     }
     maybe_release(c);
@@ -419,22 +428,35 @@ void shard::prep_shutdown(conn& c) noexcept {
 }
 
 void shard::prep_cancel(conn& c) noexcept {
-    // Every op on this descriptor (the multishot recv holds its own file reference, so
-    // closing alone would not stop it; IO_URING.md §2.13). Each cancelled op still posts its
-    // final CQE, which maybe_release() waits for.
-    io_uring_sqe* sqe = _ring.get_sqe();
-    io_uring_prep_cancel_fd(sqe, static_cast<int>(c.file_index),
-                            IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, encode(op::cancel, _conns.handle(c)));
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    // Every op still outstanding on this descriptor (the multishot recv holds its own file
+    // reference, so closing alone would not stop it; IO_URING.md §2.13), each cancelled by
+    // its user_data. Not by descriptor: IORING_ASYNC_CANCEL_FD walks every armed poll of the
+    // ring, so closing n connections cost O(n²) (measured: SIGTERM with 79 600 held
+    // connections took 25 s of kernel time in io_cancel_req_match; docs/decisions.md).
+    // Each cancelled op still posts its final CQE, which maybe_release() waits for.
+    const conn_handle h = _conns.handle(c);
+    if (c.recv_armed) {
+        prep_cancel_op(encode(op::recv, h), h);
+    }
+    if (c.send_in_flight) {
+        prep_cancel_op(encode(op::send, h), h);
+    }
+    // A SHUT_WR in flight is not cancelled: it runs on an io-wq worker, cannot block, and
+    // posts its CQE on its own. Graceful closes hit this all the time (the peer's EOF
+    // arrives before our shutdown's CQE), so a cancel here would be one wasted kernel
+    // lookup per close.
     c.cancel_sent = true;
 }
 
-void shard::prep_cancel_recv(conn& c) noexcept {
+void shard::prep_cancel_op(uint64_t target, conn_handle h) noexcept {
     io_uring_sqe* sqe = _ring.get_sqe();
-    io_uring_prep_cancel64(sqe, encode(op::recv, _conns.handle(c)), 0);
-    io_uring_sqe_set_data64(sqe, encode(op::cancel, _conns.handle(c)));
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, encode(op::cancel, h));
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+void shard::prep_cancel_recv(conn& c) noexcept {
+    prep_cancel_op(encode(op::recv, _conns.handle(c)), _conns.handle(c));
 }
 
 void shard::prep_doorbell(unsigned target) noexcept {

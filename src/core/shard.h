@@ -108,6 +108,7 @@ private:
     void prep_shutdown(conn& c) noexcept;
     void prep_cancel(conn& c) noexcept;
     void prep_cancel_recv(conn& c) noexcept;
+    void prep_cancel_op(uint64_t target, conn_handle h) noexcept;
     void prep_close(uint32_t file_index) noexcept;
     void prep_doorbell(unsigned target) noexcept;
 
@@ -143,6 +144,7 @@ private:
     uint64_t _now_us = 0;
     uint64_t _dirty_since_us = 0; // when the current batch's first frame was queued
     uint64_t _stop_deadline_ms = 0;
+    uint64_t _last_completion_ms = 0;    // stopping: when a CQE last arrived (progress)
     std::array<bool, 2> _accept_armed{}; // by listener
     bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
