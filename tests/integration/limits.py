@@ -28,7 +28,7 @@ API_PATTERN = re.compile(r"api on [0-9.]+:(\d+)")
 def api_port(srv):
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        for line in srv._lines:
+        for line in srv.lines():
             m = API_PATTERN.search(line)
             if m:
                 return int(m.group(1))

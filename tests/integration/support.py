@@ -147,6 +147,10 @@ class server:
                  f"command: {' '.join(self.args)}\n{self.output()}")
         self.port = port
 
+    def lines(self):
+        """Every line the server printed so far (up to 2000), tagged [out] / [err]."""
+        return list(self._lines)
+
     def output(self, last=40):
         lines = self._lines[-last:]
         return "server output (last lines):\n  " + "\n  ".join(lines) if lines else \
