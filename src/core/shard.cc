@@ -431,8 +431,8 @@ void shard::prep_cancel(conn& c) noexcept {
     // Every op still outstanding on this descriptor (the multishot recv holds its own file
     // reference, so closing alone would not stop it; IO_URING.md §2.13), each cancelled by
     // its user_data. Not by descriptor: IORING_ASYNC_CANCEL_FD walks every armed poll of the
-    // ring, so closing n connections cost O(n²) (measured: SIGTERM with 79 600 held
-    // connections took 25 s of kernel time in io_cancel_req_match; docs/decisions.md).
+    // ring, so closing n connections cost O(n²) (measured: SIGTERM with 19 900 held
+    // connections on one shard took ~12 s in io_cancel_req_match; docs/decisions.md).
     // Each cancelled op still posts its final CQE, which maybe_release() waits for.
     const conn_handle h = _conns.handle(c);
     if (c.recv_armed) {
@@ -456,7 +456,8 @@ void shard::prep_cancel_op(uint64_t target, conn_handle h) noexcept {
 }
 
 void shard::prep_cancel_recv(conn& c) noexcept {
-    prep_cancel_op(encode(op::recv, _conns.handle(c)), _conns.handle(c));
+    const conn_handle h = _conns.handle(c);
+    prep_cancel_op(encode(op::recv, h), h);
 }
 
 void shard::prep_doorbell(unsigned target) noexcept {
