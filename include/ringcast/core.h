@@ -181,27 +181,57 @@ namespace core {
 ///
 ///   make_frame(n) ──fill data()──► frame_ref (refs=1) ──copies──► refs=k ──last release──► freed
 ///
-/// The count is atomic so a frame may later be shared across shards (pubsub fan-out);
-/// within a shard the increments are uncontended.
+/// A frame may splice another frame's bytes into its own (make_spliced_frame): its wire
+/// bytes are then own[0, split) + body + own[split, own_size), and it holds a reference to
+/// the body. That is how one large payload published to many channels is held once: each
+/// channel's frame owns only its header and envelope fields, all of them share the body.
+///
+///   own:  [ ws header | {"id":…,"data": ][ ,"priority":…,"offset":N} ]
+///                                        ▲ split
+///   body:                     [ payload bytes, shared by every channel's frame ]
+///
+/// The count is atomic so a frame may be shared across shards (pubsub fan-out); within a
+/// shard the increments are uncontended.
 class frame_ref;
 frame_ref make_frame(std::size_t size);
 
 class frame {
 public:
-    std::size_t size() const noexcept { return _size; }
-    // The bytes follow the 8-byte header in the same allocation.
+    /// Wire bytes: own bytes plus the spliced body's, if any.
+    std::size_t size() const noexcept { return _size + (_body != nullptr ? _body->_size : 0); }
+    /// Bytes in this allocation (the wire bytes minus the spliced body).
+    std::size_t own_size() const noexcept { return _size; }
+    // The own bytes follow the header in the same allocation.
     const std::byte* data() const noexcept { return reinterpret_cast<const std::byte*>(this + 1); }
     /// Writable only while the producer holds the single reference (before sharing).
     std::byte* mutable_data() noexcept { return reinterpret_cast<std::byte*>(this + 1); }
+    /// The spliced body (never itself spliced), or nullptr, and where it goes in own bytes.
+    const frame* body() const noexcept { return _body; }
+    std::size_t split() const noexcept { return _split; }
 
 private:
     friend class frame_ref;
     friend frame_ref make_frame(std::size_t size);
+    friend frame_ref make_spliced_frame(std::size_t own_size, std::size_t split, frame_ref body);
     frame() = default;
+    ~frame();
     std::atomic<uint32_t> _refs{1};
     uint32_t _size = 0;
+    frame* _body = nullptr; // one reference owned, released with this frame
+    uint32_t _split = 0;
+    uint32_t _unused = 0;
 };
-static_assert(sizeof(frame) == 8, "frame header: refcount + size, payload follows");
+// 24 B: refcount, own size, body reference and split point, then the own bytes; the
+// payload stays 8-byte aligned.
+static_assert(sizeof(frame) == 24, "frame header: refcount, size, body, split");
+
+/// Splits a frame's wire bytes into at most three pieces, skipping the first `skip` bytes
+/// (already sent): own[0, split), body, own[split, own_size). Returns the pieces filled.
+struct frame_piece {
+    const std::byte* data;
+    std::size_t size;
+};
+unsigned frame_pieces(const frame& f, std::size_t skip, frame_piece (&out)[3]) noexcept;
 
 /// Owning reference to a frame. Copy adds a reference, destruction releases one.
 class frame_ref {
@@ -218,7 +248,11 @@ public:
     explicit operator bool() const noexcept { return _frame != nullptr; }
     frame* get() const noexcept { return _frame; }
     frame* operator->() const noexcept { return _frame; }
-    std::span<const std::byte> bytes() const noexcept { return {_frame->data(), _frame->size()}; }
+    /// The wire bytes of a frame without a spliced body (responses, control frames).
+    std::span<const std::byte> bytes() const noexcept {
+        RINGCAST_ASSERT(_frame->body() == nullptr);
+        return {_frame->data(), _frame->size()};
+    }
 
     /// Gives up ownership without releasing: the caller now owns one reference and must
     /// hand it back with adopt().
@@ -231,6 +265,7 @@ public:
 
 private:
     friend frame_ref make_frame(std::size_t size);
+    friend frame_ref make_spliced_frame(std::size_t own_size, std::size_t split, frame_ref body);
     void retain() noexcept {
         if (_frame) {
             // relaxed: a new reference is made from an existing one, which already keeps
@@ -250,6 +285,10 @@ frame_ref make_frame(std::size_t size);
 /// Builds a frame holding a copy of `bytes` (responses, control frames).
 frame_ref make_frame(std::span<const std::byte> bytes);
 frame_ref make_frame(std::string_view text);
+
+/// A frame of `own_size` own bytes (contents uninitialised) whose wire bytes splice `body`'s
+/// in at `split` (0 ≤ split ≤ own_size). `body` must not itself be spliced. Allocates once.
+frame_ref make_spliced_frame(std::size_t own_size, std::size_t split, frame_ref body);
 
 /// A message between shards over the SPSC mesh (src/core/mesh.h). `kind` and the meaning
 /// of the other fields belong to the module that sends it; when `ptr` carries ownership
@@ -287,6 +326,7 @@ struct shard_counters {
     uint64_t recv_enobufs = 0;
     uint64_t recv_rearms = 0;
     uint64_t read_pauses = 0;
+    uint64_t budget_closes = 0; ///< connections closed because the shard's output was over budget
     uint64_t cq_overflows = 0;
     uint64_t loop_iterations = 0;
 };
@@ -307,11 +347,14 @@ public:
     /// Monotonic milliseconds, read once per loop iteration.
     virtual uint64_t now_ms() const noexcept = 0;
     virtual shard_id id() const noexcept = 0;
-    /// Bytes queued for the connection and not yet sent (0 for a closed handle): the input
-    /// of the backpressure policy, which lives with the protocol (pubsub).
+    /// Bytes queued for the connection and not yet sent, plus a fixed per-frame overhead
+    /// (send_queue::cost_bytes; 0 for a closed handle): the input of the backpressure
+    /// policy, which lives with the protocol (pubsub).
     virtual std::size_t queued_bytes(conn_handle h) const noexcept = 0;
     /// Bytes queued for every connection of this shard (references, not copies).
     virtual std::size_t shard_queued_bytes() const noexcept = 0;
+    /// The shard's queued output is over runtime_config::output_budget_bytes.
+    virtual bool output_over_budget() const noexcept = 0;
     /// Drops queued frames not yet started on the wire (the one being sent stays whole, so
     /// framing survives); used before a slow-consumer close frame.
     virtual void discard_queued(conn_handle h) noexcept = 0;
@@ -328,6 +371,12 @@ public:
     /// Hands `msg` to shard `to` (not this one) over the mesh; never blocks or drops. It
     /// arrives in that shard's conn_handler::on_mesh(), in order per (from, to) pair.
     virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
+    /// This shard or shard `s` has more mesh messages waiting for a full ring than
+    /// mesh_congestion_mark: new work that would travel through `s` (a publish homed there,
+    /// a subscribe's round trip) should be refused with "busy" until it drains. This is the
+    /// mesh's back-pressure: send_to_shard() itself never refuses, so the overflow stays
+    /// bounded by the mark plus what was already under way.
+    virtual bool mesh_congested(shard_id s) const noexcept = 0;
 };
 
 /// Which listening socket accepted a connection.
@@ -351,6 +400,10 @@ public:
     virtual void on_timer(conn_handle h, void* user) noexcept = 0;
     /// The shard is stopping: say goodbye (e.g. close 1001) and close the connection.
     virtual void on_shutdown(conn_handle h, void* user) noexcept = 0;
+    /// The shard's queued output is over its budget and this connection holds the most:
+    /// drop what it has not started sending and close it (a WebSocket with 1008). If the
+    /// connection is still open afterwards, the shard closes it at once.
+    virtual void on_output_budget(conn_handle h, void* user) noexcept = 0;
     /// The connection is gone (closed by either side); free `user`. Last call for `h`.
     virtual void on_closed(conn_handle h, void* user) noexcept = 0;
     /// A message from shard `from` over the mesh (see conn_io::send_to_shard).
@@ -373,8 +426,15 @@ struct runtime_config {
     /// Sent to a connection accepted beyond max_connections_per_shard before it is closed
     /// (the descriptor table keeps refusal_slots spare for this); empty: close at once.
     std::string refusal;
-    /// Output queued for one connection above which the shard stops reading from it.
-    std::size_t read_pause_bytes = 1u << 20;
+    /// Output queued for one connection (send_queue cost: bytes plus per-frame overhead)
+    /// above which the shard stops reading from it. 256 KiB holds ~2,500 replies: far more
+    /// than a client that reads ever has waiting, and what a client that never reads can
+    /// make the shard hold before its commands stop being read.
+    std::size_t read_pause_bytes = 256u << 10;
+    /// Output queued on the whole shard (the same cost, references counted per connection)
+    /// above which priorities 3-4 are dropped for everyone and the largest holders are
+    /// closed with 1008 until it is back under 7/8 (--output-budget-bytes).
+    std::size_t output_budget_bytes = std::size_t(1) << 30;
     /// Hold queued output up to this long after the first frame of a batch was queued,
     /// so more frames join the same sendmsg (--linger-us); 0 sends every loop pass.
     uint32_t linger_us = 0;

@@ -152,8 +152,9 @@ void shard::on_send(conn_handle h, const io_uring_cqe& cqe) noexcept {
         return;
     }
     _counters.bytes_sent += static_cast<uint64_t>(cqe.res);
-    _queued_total -= static_cast<std::size_t>(cqe.res);
+    const std::size_t before = c->out.cost_bytes();
     _counters.frames_sent += c->out.consume(static_cast<std::size_t>(cqe.res));
+    _queued_total -= before - c->out.cost_bytes();
     if (c->state == conn_state::closing) {
         maybe_release(*c);
         return;
@@ -163,7 +164,7 @@ void shard::on_send(conn_handle h, const io_uring_cqe& cqe) noexcept {
     } else if (c->state == conn_state::draining) {
         begin_lingering(*c);
     }
-    if (c->recv_paused && c->out.queued_bytes() <= _config.read_pause_bytes / 4) {
+    if (c->recv_paused && c->out.cost_bytes() <= _config.read_pause_bytes / 4) {
         c->recv_paused = false;
         if (!c->recv_armed) {
             request_rearm(*c);

@@ -1,4 +1,4 @@
-// Frames: one allocation holds the 8-byte header and the wire bytes (see core.h `frame`).
+// Frames: one allocation holds the 24-byte header and the own bytes (see core.h `frame`).
 #include <ringcast/core.h>
 
 #include <cstdlib>
@@ -18,6 +18,42 @@ frame_ref make_frame(std::size_t size) {
     frame_ref r;
     r._frame = f;
     return r;
+}
+
+frame::~frame() {
+    if (_body != nullptr) {
+        frame_ref::adopt(_body); // releases the reference this frame held
+    }
+}
+
+frame_ref make_spliced_frame(std::size_t own_size, std::size_t split, frame_ref body) {
+    RINGCAST_ASSERT(split <= own_size && body && body->body() == nullptr);
+    RINGCAST_ASSERT(own_size + body->size() <= std::numeric_limits<uint32_t>::max());
+    auto r = make_frame(own_size);
+    r->_split = static_cast<uint32_t>(split);
+    r->_body = body.leak();
+    return r;
+}
+
+unsigned frame_pieces(const frame& f, std::size_t skip, frame_piece (&out)[3]) noexcept {
+    const frame* body = f.body();
+    if (body == nullptr) {
+        out[0] = {f.data() + skip, f.own_size() - skip};
+        return 1;
+    }
+    const frame_piece all[3] = {{f.data(), f.split()},
+                                {body->data(), body->own_size()},
+                                {f.data() + f.split(), f.own_size() - f.split()}};
+    unsigned n = 0;
+    for (const frame_piece& p : all) {
+        if (skip >= p.size) {
+            skip -= p.size;
+            continue;
+        }
+        out[n++] = {p.data + skip, p.size - skip};
+        skip = 0;
+    }
+    return n;
 }
 
 frame_ref make_frame(std::span<const std::byte> bytes) {

@@ -21,6 +21,9 @@ void mesh_port::send(unsigned to, mesh_message msg) noexcept {
     // Older overflowed messages go first, or per-pair order would break.
     if (!_overflow[to].empty() || !_mesh.ring(_self, to).push(msg)) {
         _overflow[to].push_back(msg);
+        if (_overflow[to].size() > mesh_congestion_mark) {
+            _mesh.congested(_self).store(true, std::memory_order_relaxed);
+        }
     }
     _touched[to] = true;
 }
@@ -32,6 +35,15 @@ void mesh_port::flush() noexcept {
         while (!pending.empty() && r.push(pending.front())) {
             pending.pop_front();
             _touched[to] = true;
+        }
+    }
+    if (_mesh.congested(_self).load(std::memory_order_relaxed)) {
+        bool below = true;
+        for (const auto& q : _overflow) {
+            below = below && q.size() < mesh_congestion_mark / 2;
+        }
+        if (below) {
+            _mesh.congested(_self).store(false, std::memory_order_relaxed);
         }
     }
     for (unsigned to = 0; to < _mesh.shards(); ++to) {

@@ -40,6 +40,11 @@ namespace ringcast::core {
 /// Slots per shard-pair ring. Power of two for masking; at 1 M messages/s between two
 /// shards this holds about 1 ms of traffic before the producer spills to its overflow queue.
 inline constexpr std::size_t mesh_ring_slots = 1024;
+/// Messages waiting in one overflow queue above which the producing shard says it is
+/// congested (conn_io::mesh_congested); cleared when every queue is under half of it.
+/// 8 rings' worth: ~8 ms of traffic at 1 M messages/s, ~200 KB of queue entries plus their
+/// payloads; enough to ride out a consumer's GC-like pause without refusing anyone.
+inline constexpr std::size_t mesh_congestion_mark = 8 * mesh_ring_slots;
 
 /// The shared part: N×N rings, N sleep flags, N doorbell targets. Built before the shards
 /// start and outlives them. Each ring/flag has the access pattern its comment states.
@@ -54,6 +59,10 @@ public:
     /// Shard `s` may be blocked (1) or is running (0). Set and cleared by shard `s` (sleep
     /// protocol steps 1-2), read with an RMW by every producer (step 3).
     std::atomic<uint32_t>& sleeping(unsigned s) noexcept { return _sleep[s].flag; }
+    /// Shard `s` has an overflow queue over mesh_congestion_mark. Written by shard `s` only,
+    /// read by every shard; relaxed both ways: a hint that gates new work, it publishes no
+    /// data, and a stale read costs at most one message's worth of extra overflow.
+    std::atomic<bool>& congested(unsigned s) noexcept { return _sleep[s].congested; }
     /// The doorbell target of shard `s` (its ring fd), set before any message flows.
     int doorbell(unsigned s) const noexcept { return _doorbells[s]; }
     void set_doorbell(unsigned s, int ring_fd) noexcept { _doorbells[s] = ring_fd; }
@@ -61,6 +70,7 @@ public:
 private:
     struct alignas(cache_line_bytes) sleep_flag {
         std::atomic<uint32_t> flag{0};
+        std::atomic<bool> congested{false};
     };
     unsigned _shards;
     std::vector<std::unique_ptr<spsc_ring<mesh_message>>> _rings;
@@ -115,6 +125,11 @@ public:
 
     /// Messages waiting in overflow queues (a gauge for stats).
     std::size_t overflowed() const noexcept;
+    /// This shard's or `peer`'s overflow is over mesh_congestion_mark (see mesh::congested).
+    bool congested(unsigned peer) const noexcept {
+        return _mesh.congested(_self).load(std::memory_order_relaxed) ||
+               _mesh.congested(peer).load(std::memory_order_relaxed);
+    }
 
 private:
     mesh& _mesh;

@@ -57,22 +57,30 @@ void send_queue::push(frame_ref f) {
     ++_count;
 }
 
-unsigned send_queue::gather(iovec* iov, unsigned max_iov, std::size_t max_bytes) const noexcept {
+send_queue::gathered send_queue::gather(iovec* iov, unsigned max_iov,
+                                        std::size_t max_bytes) const noexcept {
     unsigned n = 0;
+    unsigned frames = 0;
     std::size_t bytes = 0;
-    for (uint32_t i = 0; i < _count && n < max_iov; ++i) {
+    for (uint32_t i = 0; i < _count; ++i) {
         const frame* f = _items[(_head + i) & (_capacity - 1)];
         const std::size_t skip = i == 0 ? _head_offset : 0;
+        frame_piece pieces[3];
+        const unsigned k = frame_pieces(*f, skip, pieces);
         const std::size_t len = f->size() - skip;
-        if (n > 0 && bytes + len > max_bytes) {
+        // A frame goes whole or not at all, except the first, which always goes.
+        if (n > 0 && (bytes + len > max_bytes || n + k > max_iov)) {
             break;
         }
-        iov[n].iov_base = const_cast<std::byte*>(f->data() + skip);
-        iov[n].iov_len = len;
+        for (unsigned p = 0; p < k && n < max_iov; ++p) {
+            iov[n].iov_base = const_cast<std::byte*>(pieces[p].data);
+            iov[n].iov_len = pieces[p].size;
+            ++n;
+        }
         bytes += len;
-        ++n;
+        ++frames;
     }
-    return n;
+    return {n, frames};
 }
 
 unsigned send_queue::consume(std::size_t bytes) noexcept {

@@ -33,10 +33,23 @@ public:
     std::size_t frames() const noexcept { return _count; }
     /// Bytes still to send, counting only the unsent part of the first frame.
     std::size_t queued_bytes() const noexcept { return _queued_bytes; }
+    /// What the queue costs in memory accounting: the bytes still to send plus
+    /// frame_overhead_bytes per queued frame, so ten thousand 30-byte replies count as the
+    /// ~1 MB they hold, not 300 KB (DESIGN's budgets count replies with their overhead).
+    std::size_t cost_bytes() const noexcept { return _queued_bytes + _count * frame_overhead_bytes; }
 
-    /// Describes up to `max_iov` queued frames (at most `max_bytes`, but always at least the
-    /// first) in `iov`; returns the number of entries filled. The queue is unchanged.
-    unsigned gather(iovec* iov, unsigned max_iov, std::size_t max_bytes) const noexcept;
+    /// What one queued frame holds besides its wire bytes: the 24-byte frame header, the
+    /// allocator's chunk header and rounding (16-24 B with glibc) and the queue's pointer.
+    static constexpr std::size_t frame_overhead_bytes = 64;
+
+    struct gathered {
+        unsigned iovs;   ///< entries of `iov` filled
+        unsigned frames; ///< frames they cover (a spliced frame takes up to three entries)
+    };
+    /// Describes queued frames in `iov` (at most `max_iov` entries and `max_bytes` bytes,
+    /// but always at least the first frame whole); the queue is unchanged. A frame is
+    /// described whole or not at all, so `frames` is what an in-flight send points into.
+    gathered gather(iovec* iov, unsigned max_iov, std::size_t max_bytes) const noexcept;
 
     /// `bytes` left the socket: releases fully sent frames and advances into the next.
     /// Returns how many frames were completed.

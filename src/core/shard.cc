@@ -95,6 +95,7 @@ void shard::run() noexcept {
         drain_mesh();
         run_timers();
         rearm_receives();
+        enforce_output_budget();
         flush_sends();
         _port.flush();
         if (_stop.requested.load(std::memory_order_relaxed) && !_stopping) {
@@ -133,14 +134,15 @@ void shard::drain_leftovers() noexcept {
 
 std::size_t shard::queued_bytes(conn_handle h) const noexcept {
     const conn* c = const_cast<conn_table&>(_conns).get(h);
-    return c != nullptr ? c->out.queued_bytes() : 0;
+    return c != nullptr ? c->out.cost_bytes() : 0;
 }
 
 void shard::discard_queued(conn_handle h) noexcept {
     if (conn* c = _conns.get(h); c != nullptr) {
-        const auto in_flight =
-            c->send_in_flight ? static_cast<uint32_t>(c->batch->msg.msg_iovlen) : 0u;
-        _queued_total -= c->out.discard_unstarted(in_flight);
+        const uint32_t in_flight = c->send_in_flight ? c->batch->frames : 0u;
+        const std::size_t before = c->out.cost_bytes();
+        c->out.discard_unstarted(in_flight);
+        _queued_total -= before - c->out.cost_bytes();
     }
 }
 
@@ -207,6 +209,37 @@ void shard::flush_sends() noexcept {
     }
 }
 
+void shard::enforce_output_budget() noexcept {
+    if (_queued_total <= _config.output_budget_bytes || _stopping) [[likely]] {
+        return;
+    }
+    // The shard's output is over its budget: the connections holding the most are asked to
+    // close (a WebSocket gets 1008 with its unsent output dropped), largest first, until the
+    // total is back under 7/8 of the budget, so one pass frees real room instead of
+    // trimming one connection per pass. A full scan, but only while over budget.
+    std::vector<std::pair<std::size_t, uint32_t>> holders;
+    for (uint32_t slot = 0; slot < _conns.high_water(); ++slot) {
+        const conn& c = _conns.at(slot);
+        if (c.state == conn_state::open && c.user != nullptr && !c.out.empty()) {
+            holders.emplace_back(c.out.cost_bytes(), slot);
+        }
+    }
+    std::sort(holders.begin(), holders.end(), std::greater<>());
+    const std::size_t target = _config.output_budget_bytes / 8 * 7;
+    for (const auto& [cost, slot] : holders) {
+        if (_queued_total <= target) {
+            break;
+        }
+        conn& c = _conns.at(slot);
+        ++_counters.budget_closes;
+        _handler->on_output_budget(_conns.handle(c), c.user);
+        if (c.state == conn_state::open) {
+            // The handler did not close it: do it for the handler, so the budget holds.
+            begin_teardown(c);
+        }
+    }
+}
+
 void shard::begin_stop() noexcept {
     _stopping = true;
     _stop_deadline_ms = _now_ms + _config.shutdown_timeout_ms;
@@ -252,10 +285,14 @@ bool shard::finished() noexcept {
 
 // --- conn_io ------------------------------------------------------------------------------
 
-void shard::send_raw(conn& c, frame_ref f) noexcept {
-    _queued_total += f->size();
+void shard::push_output(conn& c, frame_ref f) noexcept {
+    _queued_total += f->size() + send_queue::frame_overhead_bytes;
     c.out.push(std::move(f));
     mark_dirty(c);
+}
+
+void shard::send_raw(conn& c, frame_ref f) noexcept {
+    push_output(c, std::move(f));
 }
 
 void shard::send(conn_handle h, frame_ref f) noexcept {
@@ -263,10 +300,8 @@ void shard::send(conn_handle h, frame_ref f) noexcept {
     if (c == nullptr || c->state != conn_state::open) {
         return;
     }
-    _queued_total += f->size();
-    c->out.push(std::move(f));
-    mark_dirty(*c);
-    if (c->out.queued_bytes() > _config.read_pause_bytes && !c->recv_paused) {
+    push_output(*c, std::move(f));
+    if (c->out.cost_bytes() > _config.read_pause_bytes && !c->recv_paused) {
         // The peer is not reading what we send: stop reading what it sends until the
         // backlog drains (DESIGN §2.7), so its input cannot grow our output without bound.
         c->recv_paused = true;
@@ -351,7 +386,7 @@ void shard::maybe_release(conn& c) noexcept {
     // Every op on the descriptor has posted its final CQE: nothing can touch the slot now.
     const conn_handle h = _conns.handle(c);
     void* user = c.user;
-    _queued_total -= c.out.queued_bytes();
+    _queued_total -= c.out.cost_bytes();
     prep_close(c.file_index);
     _conns.release(c);
     ++_counters.closed;
@@ -406,10 +441,11 @@ void shard::prep_recv(conn& c) noexcept {
 
 void shard::prep_send(conn& c) noexcept {
     send_batch* b = take_batch();
-    const unsigned n = c.out.gather(b->iov, max_iov_per_send, max_send_bytes);
+    const send_queue::gathered g = c.out.gather(b->iov, max_iov_per_send, max_send_bytes);
+    b->frames = g.frames;
     b->msg = msghdr{};
     b->msg.msg_iov = b->iov;
-    b->msg.msg_iovlen = n;
+    b->msg.msg_iovlen = g.iovs;
     io_uring_sqe* sqe = _ring.get_sqe();
     io_uring_prep_sendmsg(sqe, static_cast<int>(c.file_index), &b->msg, MSG_NOSIGNAL);
     sqe->flags |= IOSQE_FIXED_FILE;

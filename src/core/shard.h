@@ -46,6 +46,7 @@ struct process_gauge {
 struct send_batch {
     msghdr msg{};
     iovec iov[max_iov_per_send];
+    unsigned frames = 0; // queued frames the iovecs cover (discard_queued keeps them)
 };
 
 class shard final : public conn_io {
@@ -73,10 +74,16 @@ public:
     unsigned shards() const noexcept override { return _port.shards(); }
     std::size_t queued_bytes(conn_handle h) const noexcept override;
     std::size_t shard_queued_bytes() const noexcept override { return _queued_total; }
+    bool output_over_budget() const noexcept override {
+        return _queued_total > _config.output_budget_bytes;
+    }
     void discard_queued(conn_handle h) noexcept override;
     void* user(conn_handle h) noexcept override;
     bool final_drain() const noexcept override { return _final_drain; }
     void send_to_shard(shard_id to, mesh_message msg) noexcept override;
+    bool mesh_congested(shard_id s) const noexcept override {
+        return _port.congested(unsigned(s));
+    }
 
 private:
     // Loop phases.
@@ -85,6 +92,7 @@ private:
     void run_timers() noexcept;
     void rearm_receives() noexcept;
     void flush_sends() noexcept;
+    void enforce_output_budget() noexcept;
     void begin_stop() noexcept;
     bool finished() noexcept;
 
@@ -93,6 +101,7 @@ private:
     void on_accept(listener which, const io_uring_cqe& cqe) noexcept;
     /// Queues a frame regardless of what the handler knows (the refusal).
     void send_raw(conn& c, frame_ref f) noexcept;
+    void push_output(conn& c, frame_ref f) noexcept;
     void on_recv(conn_handle h, const io_uring_cqe& cqe) noexcept;
     void on_send(conn_handle h, const io_uring_cqe& cqe) noexcept;
     void on_shutdown(conn_handle h, const io_uring_cqe& cqe) noexcept;
@@ -149,7 +158,7 @@ private:
     bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
     bool _final_drain = false;
-    std::size_t _queued_total = 0; // sum of every connection's queued bytes
+    std::size_t _queued_total = 0; // sum of every connection's send_queue::cost_bytes()
 };
 
 } // namespace ringcast::core
