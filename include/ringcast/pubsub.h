@@ -106,6 +106,12 @@ std::size_t envelope_size(const envelope& e) noexcept;
 /// Writes `e` as one JSON object into `out` (exactly envelope_size(e) bytes) and returns
 /// the bytes written. Names are already valid (no escaping needed), data is raw JSON.
 std::size_t write_envelope(const envelope& e, std::span<char> out) noexcept;
+/// Writes `e` without its data (envelope_size(e) - e.data.size() bytes, e.data not empty):
+/// a frame can then splice one shared copy of a large payload in at
+/// envelope_data_offset(e) (core::make_spliced_frame). Returns the bytes written.
+std::size_t write_envelope_around_data(const envelope& e, std::span<char> out) noexcept;
+/// Where e.data starts in write_envelope()'s output.
+std::size_t envelope_data_offset(const envelope& e) noexcept;
 
 /// {"op":"reply","id":<id|null>,"ok":true<extra>} where `extra_fields` is either empty or
 /// starts with ',' (e.g. ",\"offset\":5").
@@ -130,14 +136,17 @@ struct config {
     /// Channels one connection may subscribe to (its own user: channel included).
     uint32_t max_channels_per_connection = 50;
     /// Queued output at which a connection is a slow consumer and is closed with 1008.
-    /// Half of it drops priority 4, three quarters drops priority 3 as well.
+    /// Half of it drops priority 4, three quarters drops priority 3 as well. (Above the
+    /// shard's output budget, core::runtime_config, 3 and 4 are dropped for everyone.)
     std::size_t slow_consumer_bytes = 4u << 20;
-    /// Queued output of the whole shard above which priority 3 and 4 are dropped for every
-    /// connection (references are counted, so this bounds memory only loosely: see docs).
-    std::size_t shard_queue_budget_bytes = std::size_t(1) << 30;
     /// Commands per second per connection (token bucket) and the bucket size.
     uint32_t command_rate = 100;
     uint32_t command_burst = 200;
+    /// Channels with no subscriber on any shard whose order (offset, epoch) a home shard
+    /// keeps, least recently used first out (--max-idle-channels). ~250 B each: 16,384
+    /// hold ~4 MB per shard, however many fresh names backends publish to. An evicted
+    /// channel starts again at offset 1 under a new epoch, which tells a recovering client.
+    uint32_t max_idle_channels = 16384;
 };
 
 /// Counters of one shard's engine; gathered by the backend API.
@@ -151,24 +160,47 @@ struct counters {
     uint64_t slow_consumer_closes = 0;
     uint64_t commands = 0;
     uint64_t command_errors = 0;
-    uint64_t rate_limited = 0;
+    uint64_t rate_limited = 0;    ///< commands over the rate, dropped before parsing
+    uint64_t commands_waited = 0; ///< commands held until an earlier one finished (order)
+    uint64_t backlog_refused = 0; ///< commands refused: too many waiting on one connection
+    uint64_t busy_refused = 0;    ///< publishes/subscribes refused: the mesh is congested
+    uint64_t local_channels = 0;  ///< channels with local subscribers or pending (gauge)
+    uint64_t home_channels = 0;   ///< channels ordered here (gauge)
+    uint64_t idle_channels_evicted = 0;
 };
 
 struct local_channel;
 struct home_channel;
 struct publish_job;
 struct pending_sub;
+struct session_backlog;
 enum class reply_mode : uint8_t;
 class engine;
 
 /// The pubsub side of one /ws connection; owned by the gateway's connection state.
+///
+/// Command order. A connection's commands take effect in the order sent and their replies
+/// leave in that order, whichever shards own the channels:
+///
+///   command ─► [rate bucket] ─► parse ─► can start? ──yes──► run (sync, or async: a reply
+///                 │ empty: dropped          │ no                slot is reserved and filled
+///                 ▼ unparsed, counted       ▼                   when the home shard answers)
+///            one 429 a second      deferred (bounded) ─── an async command finishes ──┘
+///
+/// A subscribe that needs its home shard's round trip holds back everything after it; a
+/// publish routed to another shard holds back everything but further publishes, which
+/// travel on the same ordered mesh rings and so stay in order (replies are re-ordered
+/// through the slots). The backlog exists only while something waits.
 class session {
 public:
-    session() = default;
+    session();
+    ~session();
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
     const std::string& user_id() const noexcept { return _user_id; }
+    /// The connection is closing: deliver nothing more to it.
+    void mark_closing() noexcept { _closing = true; }
 
 private:
     friend class engine;
@@ -178,12 +210,19 @@ private:
     };
     std::string _user_id;
     std::vector<subscription> _subs;
-    uint32_t _registry_index = 0; // position in engine::_sessions
-    uint32_t _tokens_milli = 0;   // command tokens x1000
-    uint32_t _pending = 0;        // subscribes waiting for their home shard
-    bool _closing = false;        // closed as a slow consumer: deliver nothing more
-    bool _backend = false;        // holds the API key: may publish anywhere
+    std::vector<local_channel*> _waiting_on;   // channels holding a pending subscribe of ours
+    std::unique_ptr<session_backlog> _backlog; // deferred commands, reply slots; or null
+    uint32_t _registry_index = 0;              // position in engine::_sessions
+    uint32_t _tokens_milli = 0;                // command tokens x1000
+    uint32_t _pending = 0;                     // subscribes waiting for their home shard
+    uint32_t _publishing = 0;                  // publishes waiting for their home shard
+    uint32_t _rate_limit_burst = 0;            // this session's bucket (client or backend)
+    uint32_t _rate_limit_rate = 0;
+    bool _closing = false; // closed as a slow consumer: deliver nothing more
+    bool _backend = false; // holds the API key: may publish anywhere
+    bool _running = false; // its commands are being run: do not re-enter
     uint64_t _refill_ms = 0;
+    uint64_t _limit_reply_ms = 0; // when the last 429 for an over-rate command left
 };
 
 /// Where the result of a publish goes when the home shard has ordered it.
@@ -192,7 +231,7 @@ struct publish_origin {
     conn_handle conn; ///< client: the publishing connection; api: the HTTP connection
     bool has_id = false;
     uint64_t id = 0;    ///< client: command id; api: request token
-    uint32_t index = 0; ///< api: position in a batch
+    uint32_t index = 0; ///< api: position in a batch; client: the reply slot
 };
 
 /// Told about finished backend publishes (the admin API implements it).
@@ -237,7 +276,13 @@ public:
     static constexpr uint16_t first_foreign_kind = 32;
 
     /// A backend publish; the result reaches `listener` (possibly synchronously).
-    void publish(const publish_request& req, std::string_view channel, publish_origin origin);
+    /// `data` holds req.data's bytes when the caller shares one copy among several
+    /// publishes (a broadcast to a list of channels); empty: copied from req.data.
+    void publish(const publish_request& req, std::string_view channel, publish_origin origin,
+                 core::frame_ref data = {});
+    /// False when a publish to `channel` should be refused as busy: its home shard's mesh
+    /// traffic is congested (conn_io::mesh_congested).
+    bool accepts_work_for(std::string_view channel) const noexcept;
     void set_listener(publish_listener* listener) noexcept { _listener = listener; }
 
     /// Queues `f` on every local session (broadcast); returns how many got it.
@@ -253,25 +298,43 @@ public:
     const counters& stats() const noexcept { return _counters; }
 
 private:
+    // engine.cc: sessions, command order, replies.
+    bool can_start(const session& s, command_op op) const noexcept;
+    void run(conn_handle h, session& s, const command& cmd);
+    void resume(conn_handle h, session& s);
+    void defer(conn_handle h, session& s, std::string_view text);
+    void refuse_over_rate(conn_handle h, session& s);
+    void send_reply(conn_handle h, session& s, std::string text);
+    uint32_t reserve_reply(session& s);
+    void fill_reply(conn_handle h, session& s, uint32_t slot, std::string text);
+    session* find_session(conn_handle h) noexcept;
+    void reply(conn_handle h, const std::string& text) noexcept;
+    bool take_token(session& s) noexcept;
+    // channel_index.cc: subscriptions, interest, home channels.
     void subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode);
     void unsubscribe(conn_handle h, session& s, const command& cmd);
-    void client_publish(conn_handle h, session& s, const command& cmd);
     void add_subscriber(local_channel& ch, conn_handle h, session& s);
     void remove_subscription(session& s, std::size_t at) noexcept;
+    void cancel_pending(conn_handle h, session& s) noexcept;
+    void drop_local_channel(local_channel& ch) noexcept;
+    void send_interest(std::string_view channel, uint64_t generation, bool interested);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
-    void on_interest(unsigned from_shard, std::string_view channel, bool interested);
+    void on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
+                     bool interested);
+    home_channel& home(std::string_view channel);
+    void idle_unlink(home_channel& ch) noexcept;
+    void idle_push(home_channel& ch) noexcept;
+    void trim_idle() noexcept;
+    // publish.cc: ordering on the home shard, fan-out, backpressure.
+    void client_publish(conn_handle h, session& s, const command& cmd);
     void route(publish_job* job);
     void order(publish_job& job);
     void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
                        uint64_t offset) noexcept;
     bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
                  bool shard_over_budget) noexcept;
-    bool shard_over_budget() const noexcept;
     void close_slow_consumer(conn_handle h, session& s) noexcept;
     void finish_publish(const publish_origin& origin, uint64_t offset);
-    void reply(conn_handle h, const std::string& text) noexcept;
-    bool take_token(session& s) noexcept;
-    home_channel& home(std::string_view channel);
     std::string next_message_id();
 
     core::conn_io& _io;
@@ -281,6 +344,11 @@ private:
     name_map<std::unique_ptr<home_channel>> _home;
     name_map<std::vector<conn_handle>> _users;
     std::vector<std::pair<conn_handle, session*>> _sessions;
+    std::unordered_map<uint32_t, session*> _by_slot; // conn_handle::slot → open session
+    home_channel* _idle_head = nullptr; // least recently used channel nobody subscribes to
+    home_channel* _idle_tail = nullptr;
+    uint32_t _idle_count = 0;
+    uint64_t _local_generation = 0; // numbers each local_channel's interest round trip
     counters _counters;
     uint64_t _message_seq = 0;
     uint64_t _epoch_seq = 0;

@@ -361,6 +361,20 @@ void gateway::on_timer(conn_handle h, void* user) noexcept {
     arm_liveness_timer(h, c);
 }
 
+void gateway::on_output_budget(conn_handle h, void* user) noexcept {
+    auto& c = *static_cast<connection*>(user);
+    _io.discard_queued(h);
+    if (c.state == phase::websocket) {
+        if (c.session) {
+            c.session->mark_closing();
+        }
+        close_websocket(h, c, ws::close_code::policy_violation, "server output budget exceeded");
+    } else {
+        c.state = phase::closed;
+        _io.close(h, core::close_mode::now);
+    }
+}
+
 void gateway::on_shutdown(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
     if (c.state == phase::websocket) {

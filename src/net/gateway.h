@@ -43,6 +43,7 @@ public:
     void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
     void on_timer(conn_handle h, void* user) noexcept override;
     void on_shutdown(conn_handle h, void* user) noexcept override;
+    void on_output_budget(conn_handle h, void* user) noexcept override;
     void on_closed(conn_handle h, void* user) noexcept override;
     void on_mesh(shard_id from, const core::mesh_message& msg) noexcept override;
 

@@ -1,16 +1,7 @@
-// The pubsub engine of one shard: client commands, the channel index, home-shard ordering
-// and fan-out by reference. See include/ringcast/pubsub.h part 2 for the model.
-//
-// Mesh kinds (core::mesh_message::kind) and who owns `ptr`:
-//
-//   interest    S → home   ptr: interest_msg*   S gained (flags=1) or lost (0) its first /
-//                                               last local subscriber; home deletes it
-//   confirmed   home → S   ptr: interest_msg*   the subscription point (epoch, offset);
-//                                               S deletes it
-//   publish     S → home   ptr: publish_job*    home orders it and sends it back
-//   published   home → S   ptr: publish_job*    offset filled in; S answers and deletes it
-//   deliver     home → T   ptr: delivery*       one ordered frame for T's local
-//                                               subscribers; T deletes it
+// The pubsub engine of one shard, part 1: sessions, the command path and its order, the
+// mesh dispatch and the queries the backend API gathers. Channels and subscriptions are in
+// channel_index.cc, publishing and fan-out in publish.cc; include/ringcast/pubsub.h part 2
+// has the model and engine_types.h the mesh kinds.
 #include "engine_types.h"
 
 #include <ringcast/ws.h>
@@ -22,9 +13,9 @@
 
 namespace ringcast::pubsub {
 
-namespace {
-
-enum kind : uint16_t { interest = 1, confirmed, publish_kind, published, deliver_kind };
+/// One 429 reply a second for commands dropped over the rate: a client that floods learns
+/// why, and its flood cannot turn into a flood of replies.
+constexpr uint64_t rate_limit_reply_interval_ms = 1000;
 
 uint64_t wall_clock_ms() noexcept {
     timespec ts{};
@@ -32,29 +23,13 @@ uint64_t wall_clock_ms() noexcept {
     return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
-uint32_t wall_clock_s() noexcept {
-    return static_cast<uint32_t>(wall_clock_ms() / 1000);
-}
-
-core::mesh_message message(kind k, void* ptr, uint16_t flags = 0) noexcept {
+core::mesh_message make_message(mesh_kind k, void* ptr, uint16_t flags) noexcept {
     core::mesh_message m;
     m.kind = k;
     m.flags = flags;
     m.ptr = ptr;
     return m;
 }
-
-std::string offset_fields(std::string_view channel, std::string_view epoch, uint64_t offset) {
-    std::string out = ",\"channel\":\"";
-    out.append(channel);
-    out += "\",\"epoch\":\"";
-    out.append(epoch);
-    out += "\",\"offset\":";
-    out += std::to_string(offset);
-    return out;
-}
-
-} // namespace
 
 unsigned home_shard(std::string_view name, unsigned shards) noexcept {
     // FNV-1a: stable across runs and builds, so a channel keeps its home after a restart.
@@ -66,8 +41,11 @@ unsigned home_shard(std::string_view name, unsigned shards) noexcept {
     return static_cast<unsigned>(h % shards);
 }
 
+session::session() = default;
+session::~session() = default;
+
 engine::engine(core::conn_io& io, const config& cfg)
-    : _io(io), _config(cfg), _start_s(wall_clock_s()) {}
+    : _io(io), _config(cfg), _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)) {}
 
 engine::~engine() = default;
 
@@ -76,10 +54,13 @@ engine::~engine() = default;
 void engine::open_session(conn_handle h, session& s, std::string_view user_id, bool backend) {
     s._user_id = std::string(user_id);
     s._backend = backend;
-    s._tokens_milli = _config.command_burst * 1000;
+    s._rate_limit_rate = _config.command_rate;
+    s._rate_limit_burst = _config.command_burst;
+    s._tokens_milli = s._rate_limit_burst * 1000;
     s._refill_ms = _io.now_ms();
     s._registry_index = static_cast<uint32_t>(_sessions.size());
     _sessions.emplace_back(h, &s);
+    _by_slot[h.slot] = &s;
     ++_counters.sessions;
     if (!s._user_id.empty()) {
         _users[s._user_id].push_back(h);
@@ -88,25 +69,27 @@ void engine::open_session(conn_handle h, session& s, std::string_view user_id, b
         const std::string channel = "user:" + s._user_id;
         join.channel = channel;
         join.has_id = false;
+        s._running = true;
         subscribe(h, s, join, reply_mode::silent);
+        s._running = false;
     }
 }
 
 void engine::close_session(conn_handle h, session& s) noexcept {
+    // O(this session's subscriptions and pending subscribes): nothing here walks the
+    // shard's channels.
     while (!s._subs.empty()) {
         remove_subscription(s, s._subs.size() - 1);
     }
-    if (s._pending > 0) {
-        for (auto& [name, ch] : _local) {
-            std::erase_if(ch->waiting, [&](const pending_sub& p) { return p.h == h; });
-        }
-    }
+    cancel_pending(h, s);
+    s._backlog.reset();
     // Swap-remove from the registry.
     const uint32_t at = s._registry_index;
     RINGCAST_ASSERT(at < _sessions.size() && _sessions[at].second == &s);
     _sessions[at] = _sessions.back();
     _sessions[at].second->_registry_index = at;
     _sessions.pop_back();
+    _by_slot.erase(h.slot);
     --_counters.sessions;
     if (!s._user_id.empty()) {
         if (auto it = _users.find(s._user_id); it != _users.end()) {
@@ -118,10 +101,18 @@ void engine::close_session(conn_handle h, session& s) noexcept {
     }
 }
 
+session* engine::find_session(conn_handle h) noexcept {
+    auto it = _by_slot.find(h.slot);
+    if (it == _by_slot.end() || _sessions[it->second->_registry_index].first != h) {
+        return nullptr;
+    }
+    return it->second;
+}
+
 bool engine::take_token(session& s) noexcept {
     const uint64_t now = _io.now_ms();
-    const uint64_t cap = uint64_t(_config.command_burst) * 1000;
-    const uint64_t refill = (now - s._refill_ms) * _config.command_rate;
+    const uint64_t cap = uint64_t(s._rate_limit_burst) * 1000;
+    const uint64_t refill = (now - s._refill_ms) * s._rate_limit_rate;
     s._refill_ms = now;
     s._tokens_milli = static_cast<uint32_t>(std::min<uint64_t>(cap, s._tokens_milli + refill));
     if (s._tokens_milli < 1000) {
@@ -131,352 +122,161 @@ bool engine::take_token(session& s) noexcept {
     return true;
 }
 
-void engine::reply(conn_handle h, const std::string& text) noexcept {
-    _io.send(h, ws::make_server_frame(ws::opcode::text, text));
-}
+// --- the command path ---------------------------------------------------------------------
 
 void engine::on_text(conn_handle h, session& s, std::string_view text) {
     ++_counters.commands;
+    // Over the rate: dropped before any parsing, so a flood costs one bucket check each.
+    if (!take_token(s)) {
+        return refuse_over_rate(h, s);
+    }
+    if (s._backlog && !s._backlog->deferred.empty()) {
+        return defer(h, s, text); // behind commands that are already waiting
+    }
     auto parsed = parse_command(text);
     if (!parsed) {
         ++_counters.command_errors;
         const auto& e = parsed.error();
-        return reply(h, reply_error(e.has_id, e.id, e.code, e.message));
+        return send_reply(h, s, reply_error(e.has_id, e.id, e.code, e.message));
     }
-    const command& cmd = *parsed;
-    if (!take_token(s)) {
-        ++_counters.rate_limited;
-        return reply(h, reply_error(cmd.has_id, cmd.id, 429, "too many commands; slow down"));
+    if (!can_start(s, parsed->op)) {
+        return defer(h, s, text);
     }
+    run(h, s, *parsed);
+    resume(h, s); // a command that finished at once may have freed what waited
+}
+
+bool engine::can_start(const session& s, command_op op) const noexcept {
+    if (s._pending > 0) {
+        return false;
+    }
+    return s._publishing == 0 ||
+           (op == command_op::publish && s._publishing < max_publishes_in_flight);
+}
+
+void engine::run(conn_handle h, session& s, const command& cmd) {
+    const bool outer = !s._running;
+    s._running = true;
     switch (cmd.op) {
     case command_op::subscribe:
-        return subscribe(h, s, cmd, reply_mode::reply);
+        subscribe(h, s, cmd, reply_mode::reply);
+        break;
     case command_op::unsubscribe:
-        return unsubscribe(h, s, cmd);
+        unsubscribe(h, s, cmd);
+        break;
     case command_op::publish:
-        return client_publish(h, s, cmd);
+        client_publish(h, s, cmd);
+        break;
     case command_op::ping:
-        return reply(h, reply_ok(cmd.has_id, cmd.id));
+        send_reply(h, s, reply_ok(cmd.has_id, cmd.id));
+        break;
+    }
+    if (outer) {
+        s._running = false;
     }
 }
 
-// --- subscriptions ------------------------------------------------------------------------
-
-void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode) {
-    const std::string_view channel = cmd.channel;
-    if (channel.starts_with("user:") && channel.substr(5) != s._user_id) {
-        return reply(h, reply_error(cmd.has_id, cmd.id, 403, "another user's channel"));
-    }
-    for (const auto& sub : s._subs) {
-        if (sub.channel->name == channel) {
-            if (mode == reply_mode::reply) {
-                reply(h, reply_ok(cmd.has_id, cmd.id,
-                                  offset_fields(channel, sub.channel->epoch, sub.channel->offset)));
-            }
-            return;
-        }
-    }
-    if (s._subs.size() + s._pending >= _config.max_channels_per_connection) {
-        return reply(h, reply_error(cmd.has_id, cmd.id, 403, "channel limit reached"));
-    }
-    auto [it, created] = _local.try_emplace(std::string(channel));
-    if (created) {
-        it->second = std::make_unique<local_channel>();
-        it->second->name = it->first;
-    }
-    local_channel& ch = *it->second;
-    if (ch.confirmed) {
-        add_subscriber(ch, h, s);
-        if (mode == reply_mode::reply) {
-            reply(h, reply_ok(cmd.has_id, cmd.id, offset_fields(channel, ch.epoch, ch.offset)));
-        }
+void engine::resume(conn_handle h, session& s) {
+    if (s._running || !s._backlog) {
         return;
     }
-    ch.waiting.push_back({h, &s, cmd.has_id, cmd.id, mode});
-    ++s._pending;
-    if (created) {
-        // First local subscriber: a round trip to the home shard fixes the point from which
-        // this shard receives the channel's messages.
-        const unsigned home_id = home_shard(channel, _io.shards());
-        if (home_id == unsigned(_io.id())) {
-            on_interest(home_id, channel, true);
-        } else {
-            auto* msg = new interest_msg{std::string(channel), {}, 0};
-            _io.send_to_shard(shard_id(static_cast<uint16_t>(home_id)), message(interest, msg, 1));
+    s._running = true;
+    auto& deferred = s._backlog->deferred;
+    while (!deferred.empty()) {
+        auto parsed = parse_command(deferred.front());
+        if (parsed && !can_start(s, parsed->op)) {
+            break;
         }
-    }
-}
-
-void engine::add_subscriber(local_channel& ch, conn_handle h, session& s) {
-    s._subs.push_back({&ch, static_cast<uint32_t>(ch.subscribers.size())});
-    ch.subscribers.push_back({h, &s, static_cast<uint32_t>(s._subs.size() - 1)});
-    ++_counters.subscriptions;
-}
-
-void engine::remove_subscription(session& s, std::size_t at) noexcept {
-    local_channel* ch = s._subs[at].channel;
-    const uint32_t index = s._subs[at].index;
-    // Swap-remove in the channel, fixing the moved subscriber's back-reference...
-    ch->subscribers[index] = ch->subscribers.back();
-    ch->subscribers.pop_back();
-    if (index < ch->subscribers.size()) {
-        const auto& moved = ch->subscribers[index];
-        moved.s->_subs[moved.sub_index].index = index;
-    }
-    // ...and in the session.
-    s._subs[at] = s._subs.back();
-    s._subs.pop_back();
-    if (at < s._subs.size()) {
-        const auto& moved = s._subs[at];
-        moved.channel->subscribers[moved.index].sub_index = static_cast<uint32_t>(at);
-    }
-    --_counters.subscriptions;
-    if (ch->subscribers.empty() && ch->waiting.empty()) {
-        const std::string name = ch->name;
-        _local.erase(name);
-        const unsigned home_id = home_shard(name, _io.shards());
-        if (home_id == unsigned(_io.id())) {
-            on_interest(home_id, name, false);
-        } else if (!_io.final_drain()) {
-            auto* msg = new interest_msg{name, {}, 0};
-            _io.send_to_shard(shard_id(static_cast<uint16_t>(home_id)), message(interest, msg, 0));
-        }
-    }
-}
-
-void engine::unsubscribe(conn_handle h, session& s, const command& cmd) {
-    if (!s._user_id.empty() && cmd.channel == "user:" + s._user_id) {
-        return reply(h, reply_error(cmd.has_id, cmd.id, 403, "cannot leave your own user channel"));
-    }
-    for (std::size_t i = 0; i < s._subs.size(); ++i) {
-        if (s._subs[i].channel->name == cmd.channel) {
-            remove_subscription(s, i);
-            return reply(h, reply_ok(cmd.has_id, cmd.id));
-        }
-    }
-    reply(h, reply_error(cmd.has_id, cmd.id, 404, "not subscribed"));
-}
-
-home_channel& engine::home(std::string_view channel) {
-    auto [it, created] = _home.try_emplace(std::string(channel));
-    if (created) {
-        it->second = std::make_unique<home_channel>();
-        char epoch[32];
-        std::snprintf(epoch, sizeof(epoch), "%x%02x%x", _start_s, unsigned(_io.id()) & 0xff,
-                      static_cast<unsigned>(++_epoch_seq));
-        it->second->epoch = epoch;
-        it->second->interested.assign(_io.shards(), false);
-    }
-    return *it->second;
-}
-
-void engine::on_interest(unsigned from_shard, std::string_view channel, bool interested) {
-    home_channel& ch = home(channel);
-    ch.interested[from_shard] = interested;
-    if (!interested) {
-        return;
-    }
-    if (from_shard == unsigned(_io.id())) {
-        if (auto it = _local.find(channel); it != _local.end()) {
-            confirm_interest(*it->second, ch.epoch, ch.offset);
-        }
-        return;
-    }
-    auto* msg = new interest_msg{std::string(channel), ch.epoch, ch.offset};
-    _io.send_to_shard(shard_id(static_cast<uint16_t>(from_shard)), message(confirmed, msg));
-}
-
-void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset) {
-    ch.confirmed = true;
-    ch.epoch = std::string(epoch);
-    ch.offset = offset;
-    auto waiting = std::move(ch.waiting);
-    ch.waiting.clear();
-    for (const pending_sub& p : waiting) {
-        --p.s->_pending;
-        bool already = false;
-        for (const auto& sub : p.s->_subs) {
-            already = already || sub.channel == &ch;
-        }
-        if (!already) {
-            add_subscriber(ch, p.h, *p.s);
-        }
-        if (p.mode == reply_mode::reply) {
-            reply(p.h, reply_ok(p.has_id, p.id, offset_fields(ch.name, ch.epoch, ch.offset)));
-        }
-    }
-}
-
-// --- publishing ---------------------------------------------------------------------------
-
-void engine::client_publish(conn_handle h, session& s, const command& cmd) {
-    const std::string_view ns = channel_namespace(cmd.channel);
-    const auto& allowed = _config.client_publish_namespaces;
-    const bool permitted = s._backend || (!ns.empty() && std::find(allowed.begin(), allowed.end(),
-                                                                   ns) != allowed.end());
-    if (!permitted) {
-        return reply(h, reply_error(cmd.has_id, cmd.id, 403,
-                                    "publishing to this channel is not allowed for clients"));
-    }
-    if (cmd.channel.starts_with("user:") && !s._backend) {
-        return reply(h, reply_error(cmd.has_id, cmd.id, 403, "user channels are server-only"));
-    }
-    auto* job = new publish_job{std::string(cmd.channel),
-                                std::string(cmd.event),
-                                std::string(cmd.data),
-                                s._user_id,
-                                cmd.prio,
-                                {},
-                                0};
-    job->origin.from = publish_origin::kind::client;
-    job->origin.conn = h;
-    job->origin.has_id = cmd.has_id;
-    job->origin.id = cmd.id;
-    route(job);
-}
-
-void engine::publish(const publish_request& req, std::string_view channel, publish_origin origin) {
-    auto* job = new publish_job{std::string(channel),
-                                std::string(req.event),
-                                std::string(req.data),
-                                std::string(req.user_id),
-                                req.prio,
-                                origin,
-                                0};
-    route(job);
-}
-
-void engine::route(publish_job* job) {
-    ++_counters.messages_in;
-    const unsigned home_id = home_shard(job->channel, _io.shards());
-    if (home_id == unsigned(_io.id())) {
-        order(*job);
-        finish_publish(job->origin, job->offset);
-        delete job;
-        return;
-    }
-    _io.send_to_shard(shard_id(static_cast<uint16_t>(home_id)), message(publish_kind, job));
-}
-
-std::string engine::next_message_id() {
-    char id[48];
-    std::snprintf(id, sizeof(id), "m-%x-%x-%llx", _start_s, unsigned(_io.id()),
-                  static_cast<unsigned long long>(++_message_seq));
-    return id;
-}
-
-void engine::order(publish_job& job) {
-    home_channel& ch = home(job.channel);
-    job.offset = ++ch.offset;
-    const std::string id = next_message_id();
-    envelope e;
-    e.message_id = id;
-    e.event = job.event;
-    e.channel = job.channel;
-    e.data = job.data;
-    e.prio = job.prio;
-    e.timestamp_ms = wall_clock_ms();
-    e.user_id = job.user_id;
-    e.offset = job.offset;
-    // Frame once: the WebSocket header and the envelope in one shareable buffer.
-    const std::size_t body = envelope_size(e);
-    const std::size_t header = ws::frame_header_size(body);
-    core::frame_ref f = core::make_frame(header + body);
-    ws::write_frame_header(f->mutable_data(), ws::opcode::text, body);
-    write_envelope(e, std::span(reinterpret_cast<char*>(f->mutable_data() + header), body));
-
-    const unsigned self = unsigned(_io.id());
-    for (unsigned shard = 0; shard < ch.interested.size(); ++shard) {
-        if (!ch.interested[shard]) {
+        // Parsing again is cheaper than keeping parsed commands: their views point into
+        // the text, which moves out here and stays alive while the command runs.
+        const std::string text = std::move(deferred.front());
+        deferred.pop_front();
+        s._backlog->deferred_bytes -= text.size();
+        parsed = parse_command(text);
+        if (!parsed) {
+            ++_counters.command_errors;
+            const auto& e = parsed.error();
+            send_reply(h, s, reply_error(e.has_id, e.id, e.code, e.message));
             continue;
         }
-        if (shard == self) {
-            deliver_local(job.channel, f, job.prio, job.offset);
-        } else {
-            auto* d = new delivery{f, job.channel, job.prio, job.offset};
-            _io.send_to_shard(shard_id(static_cast<uint16_t>(shard)), message(deliver_kind, d));
+        run(h, s, *parsed);
+    }
+    s._running = false;
+    if (deferred.empty() && s._backlog->replies.empty()) {
+        s._backlog.reset();
+    }
+}
+
+void engine::defer(conn_handle h, session& s, std::string_view text) {
+    if (!s._backlog) {
+        s._backlog = std::make_unique<session_backlog>();
+    }
+    session_backlog& b = *s._backlog;
+    if (b.deferred.size() >= max_deferred_commands ||
+        b.deferred_bytes + text.size() > max_deferred_bytes) {
+        ++_counters.backlog_refused;
+        // The command is not parsed, so the reply cannot echo its id.
+        return send_reply(h, s,
+                          reply_error(false, 0, 429,
+                                      "too many commands waiting for earlier ones; wait for "
+                                      "replies before sending more"));
+    }
+    ++_counters.commands_waited;
+    b.deferred.emplace_back(text);
+    b.deferred_bytes += text.size();
+}
+
+void engine::refuse_over_rate(conn_handle h, session& s) {
+    ++_counters.rate_limited;
+    const uint64_t now = _io.now_ms();
+    if (s._limit_reply_ms != 0 && now - s._limit_reply_ms < rate_limit_reply_interval_ms) {
+        return; // counted; one reply a second says it
+    }
+    s._limit_reply_ms = now;
+    send_reply(h, s,
+               reply_error(false, 0, 429,
+                           "too many commands; slow down (commands over the rate are dropped "
+                           "unread)"));
+}
+
+// --- replies in command order -------------------------------------------------------------
+
+void engine::reply(conn_handle h, const std::string& text) noexcept {
+    _io.send(h, ws::make_server_frame(ws::opcode::text, text));
+}
+
+void engine::send_reply(conn_handle h, session& s, std::string text) {
+    if (!s._backlog || s._backlog->replies.empty()) {
+        return reply(h, text);
+    }
+    s._backlog->replies.push_back({true, std::move(text)});
+}
+
+uint32_t engine::reserve_reply(session& s) {
+    if (!s._backlog) {
+        s._backlog = std::make_unique<session_backlog>();
+    }
+    auto& b = *s._backlog;
+    b.replies.push_back({});
+    return b.first_slot + static_cast<uint32_t>(b.replies.size() - 1);
+}
+
+void engine::fill_reply(conn_handle h, session& s, uint32_t slot, std::string text) {
+    RINGCAST_ASSERT(s._backlog);
+    auto& b = *s._backlog;
+    const uint32_t at = slot - b.first_slot;
+    RINGCAST_ASSERT(at < b.replies.size() && !b.replies[at].ready);
+    b.replies[at] = {true, std::move(text)};
+    while (!b.replies.empty() && b.replies.front().ready) {
+        if (!b.replies.front().text.empty()) {
+            reply(h, b.replies.front().text);
         }
+        b.replies.pop_front();
+        ++b.first_slot;
     }
 }
 
-void engine::finish_publish(const publish_origin& origin, uint64_t offset) {
-    if (origin.from == publish_origin::kind::client) {
-        reply(origin.conn,
-              reply_ok(origin.has_id, origin.id, ",\"offset\":" + std::to_string(offset)));
-    } else if (_listener != nullptr) {
-        _listener->on_published(origin, offset);
-    }
-}
-
-// --- delivery -----------------------------------------------------------------------------
-
-void engine::deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
-                           uint64_t offset) noexcept {
-    auto it = _local.find(channel);
-    if (it == _local.end()) {
-        return; // the last local subscriber left while this was in flight
-    }
-    local_channel& ch = *it->second;
-    ch.offset = offset;
-    // Index loop: a slow-consumer close does not change the list (the session stays until
-    // its connection is released), so positions are stable during the pass. The shard's
-    // budget is read once per message, not per subscriber.
-    const bool over = shard_over_budget();
-    for (std::size_t i = 0; i < ch.subscribers.size(); ++i) {
-        const auto& sub = ch.subscribers[i];
-        if (!sub.s->_closing) {
-            deliver(sub.h, *sub.s, f, prio, over);
-        }
-    }
-}
-
-bool engine::shard_over_budget() const noexcept {
-    return _io.shard_queued_bytes() > _config.shard_queue_budget_bytes;
-}
-
-bool engine::deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
-                     bool shard_over) noexcept {
-    // Backpressure (DESIGN §2.7): the connection's queued bytes decide. Priority 4 goes
-    // first, then 3; 1 and 2 are never dropped: past the hard mark the connection closes.
-    const std::size_t queued = _io.queued_bytes(h);
-    const std::size_t hard = _config.slow_consumer_bytes;
-    if (queued >= hard) {
-        close_slow_consumer(h, s);
-        return false;
-    }
-    const bool drop = (prio == priority::low && (queued >= hard / 2 || shard_over)) ||
-                      (prio == priority::normal && (queued >= hard / 4 * 3 || shard_over));
-    if (drop) {
-        ++_counters.dropped[static_cast<unsigned>(prio)];
-        return false;
-    }
-    ++_counters.messages_out;
-    _counters.bytes_out += f->size();
-    _io.send(h, f);
-    return true;
-}
-
-uint64_t engine::broadcast_local(const core::frame_ref& f, priority prio) noexcept {
-    uint64_t n = 0;
-    const bool over = shard_over_budget();
-    for (std::size_t i = 0; i < _sessions.size(); ++i) {
-        auto [h, s] = _sessions[i];
-        if (!s->_closing && deliver(h, *s, f, prio, over)) {
-            ++n;
-        }
-    }
-    return n;
-}
-
-void engine::close_slow_consumer(conn_handle h, session& s) noexcept {
-    // Whatever has not started on the wire is dropped so the close frame is next; the
-    // close timeout bounds how long we wait for a peer that never reads it.
-    s._closing = true;
-    ++_counters.slow_consumer_closes;
-    _io.discard_queued(h);
-    _io.send(h, ws::make_close_frame(ws::close_code::policy_violation, "slow consumer"));
-    _io.close(h, core::close_mode::after_flush);
-}
+// --- what the backend API gathers ---------------------------------------------------------
 
 uint64_t engine::disconnect_user(std::string_view user_id, uint16_t code, std::string_view reason) {
     auto it = _users.find(user_id);
@@ -528,13 +328,15 @@ void engine::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
     case interest: {
         std::unique_ptr<interest_msg> m(static_cast<interest_msg*>(msg.ptr));
         if (!final_drain) {
-            on_interest(unsigned(from), m->channel, msg.flags != 0);
+            on_interest(unsigned(from), m->channel, m->generation, msg.flags != 0);
         }
         return;
     }
     case confirmed: {
         std::unique_ptr<interest_msg> m(static_cast<interest_msg*>(msg.ptr));
-        if (auto it = _local.find(m->channel); it != _local.end() && !final_drain) {
+        auto it = _local.find(m->channel);
+        if (it != _local.end() && !final_drain && !it->second->confirmed &&
+            it->second->generation == m->generation) {
             confirm_interest(*it->second, m->epoch, m->offset);
         }
         return;
@@ -546,7 +348,7 @@ void engine::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
             return;
         }
         order(*job);
-        _io.send_to_shard(from, message(published, job)); // the origin answers
+        _io.send_to_shard(from, make_message(published, job)); // the origin answers
         return;
     }
     case published: {

@@ -3,12 +3,36 @@
 
 #include <ringcast/pubsub.h>
 
+#include <deque>
 #include <string>
 #include <vector>
 
 namespace ringcast::pubsub {
 
 enum class reply_mode : uint8_t { reply, silent };
+
+/// Commands a session may hold back while an earlier one is under way, and their bytes
+/// (a command is at most --max-message-bytes on its own). A client that reads its replies
+/// never comes near: a round trip to another shard takes one loop pass of each shard.
+inline constexpr std::size_t max_deferred_commands = 64;
+inline constexpr std::size_t max_deferred_bytes = 4u << 20;
+/// Publishes one session may have travelling to home shards at once; the next waits.
+/// A backend feed at 100 k/s with a 1 ms round trip keeps ~100 under way.
+inline constexpr uint32_t max_publishes_in_flight = 4096;
+
+/// What a session holds while commands wait (see session in pubsub.h): commands not yet
+/// started, and replies in command order, each filled when its command finishes. Exists
+/// only while one of the two is not empty.
+struct session_backlog {
+    std::deque<std::string> deferred;
+    std::size_t deferred_bytes = 0;
+    struct slot {
+        bool ready = false;
+        std::string text; // empty when the command answers nothing (silent subscribe)
+    };
+    std::deque<slot> replies;
+    uint32_t first_slot = 0; // number of replies.front(); wraps harmlessly
+};
 
 /// A subscribe waiting for the home shard's confirmation (the first local subscriber's
 /// round trip); answered when it arrives.
@@ -18,11 +42,14 @@ struct pending_sub {
     bool has_id;
     uint64_t id;
     reply_mode mode;
+    uint32_t slot; // the session's reply slot
 };
 
 /// A channel as seen by one shard: its local subscribers. Exists while it has subscribers
-/// or pending subscribes. `offset` is the last offset delivered here (or the subscription
-/// point), which is what a later local subscribe reply reports.
+/// or pending subscribes, and is erased with the last (which also tells the home shard).
+/// `offset` is the last offset delivered here (or the subscription point), which is what a
+/// later local subscribe reply reports. `generation` numbers this instance's interest
+/// round trip: a confirmation meant for an earlier instance of the same name is ignored.
 struct local_channel {
     struct entry {
         conn_handle h;
@@ -34,22 +61,30 @@ struct local_channel {
     std::vector<pending_sub> waiting;
     std::string epoch;
     uint64_t offset = 0;
+    uint64_t generation = 0;
     bool confirmed = false; // the home shard knows this shard is interested
 };
 
-/// A channel on its home shard: the order (offset, epoch) and which shards want it.
-/// Kept for the life of the process so offsets never go back (history will bound it).
+/// A channel on its home shard: the order (offset, epoch) and which shards want it. While
+/// no shard wants it, it sits on the engine's idle list (least recently used first) and is
+/// evicted past config::max_idle_channels; a new entry for the name gets a new epoch.
 struct home_channel {
     uint64_t offset = 0;
     std::string epoch;
     std::vector<bool> interested; // per shard
+    uint32_t interested_count = 0;
+    const std::string* name = nullptr; // the map key (stable: node-based map)
+    home_channel* idle_prev = nullptr;
+    home_channel* idle_next = nullptr;
+    bool idle = false;
 };
 
-/// A publish travelling to the channel's home shard and back to its origin.
+/// A publish travelling to the channel's home shard and back to its origin. `data` is
+/// the raw JSON of the message's data, shared by every publish of one broadcast.
 struct publish_job {
     std::string channel;
     std::string event;
-    std::string data;
+    core::frame_ref data;
     std::string user_id;
     priority prio;
     publish_origin origin;
@@ -69,6 +104,26 @@ struct interest_msg {
     std::string channel;
     std::string epoch;
     uint64_t offset;
+    uint64_t generation; // the local channel instance that asked (echoed in confirmed)
 };
+
+/// Mesh kinds of the engine (core::mesh_message::kind) and who owns `ptr`:
+///
+///   interest    S → home   ptr: interest_msg*   S gained (flags=1) or lost (0) its first /
+///                                               last local subscriber; home deletes it
+///   confirmed   home → S   ptr: interest_msg*   the subscription point (epoch, offset);
+///                                               S deletes it
+///   publish     S → home   ptr: publish_job*    home orders it and sends it back
+///   published   home → S   ptr: publish_job*    offset filled in; S answers and deletes it
+///   deliver     home → T   ptr: delivery*       one ordered frame for T's local
+///                                               subscribers; T deletes it
+///
+/// Per (from, to) pair the mesh keeps order, which the command order relies on: a shard's
+/// interest for a channel reaches the home before a later publish of the same shard, and
+/// the home's confirmation and deliveries reach the shard before the publish's answer.
+enum mesh_kind : uint16_t { interest = 1, confirmed, publish_kind, published, deliver_kind };
+
+core::mesh_message make_message(mesh_kind k, void* ptr, uint16_t flags = 0) noexcept;
+uint64_t wall_clock_ms() noexcept;
 
 } // namespace ringcast::pubsub

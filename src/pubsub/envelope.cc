@@ -141,8 +141,13 @@ std::size_t envelope_size(const envelope& e) noexcept {
            decimal_digits(e.timestamp_ms) + user_id + decimal_digits(e.offset);
 }
 
-std::size_t write_envelope(const envelope& e, std::span<char> out) noexcept {
-    RINGCAST_ASSERT(out.size() >= envelope_size(e));
+namespace {
+
+/// Writes the envelope into `out`; with data_in_place::no the data bytes are left out and
+/// `split` says where they belong. Returns the bytes written.
+enum class data_in_place : bool { no, yes };
+std::size_t write_fields(const envelope& e, std::span<char> out, data_in_place with_data,
+                         std::size_t& split) noexcept {
     char* p = out.data();
     p = put(p, open_id);
     p = put(p, e.message_id);
@@ -151,7 +156,10 @@ std::size_t write_envelope(const envelope& e, std::span<char> out) noexcept {
     p = put(p, before_channel);
     p = put(p, e.channel);
     p = put(p, before_data);
-    p = put(p, data_of(e));
+    split = static_cast<std::size_t>(p - out.data());
+    if (with_data == data_in_place::yes) {
+        p = put(p, data_of(e));
+    }
     p = put(p, before_priority);
     p = put_uint(p, static_cast<uint64_t>(e.prio));
     p = put(p, before_timestamp);
@@ -168,6 +176,27 @@ std::size_t write_envelope(const envelope& e, std::span<char> out) noexcept {
     p = put_uint(p, e.offset);
     p = put(p, close_object);
     return static_cast<std::size_t>(p - out.data());
+}
+
+} // namespace
+
+std::size_t write_envelope(const envelope& e, std::span<char> out) noexcept {
+    RINGCAST_ASSERT(out.size() >= envelope_size(e));
+    std::size_t split = 0;
+    return write_fields(e, out, data_in_place::yes, split);
+}
+
+std::size_t write_envelope_around_data(const envelope& e, std::span<char> out) noexcept {
+    RINGCAST_ASSERT(!e.data.empty() && out.size() >= envelope_size(e) - e.data.size());
+    std::size_t split = 0;
+    const std::size_t n = write_fields(e, out, data_in_place::no, split);
+    RINGCAST_DEBUG_ASSERT(split == envelope_data_offset(e));
+    return n;
+}
+
+std::size_t envelope_data_offset(const envelope& e) noexcept {
+    return open_id.size() + e.message_id.size() + before_event.size() + e.event.size() +
+           before_channel.size() + e.channel.size() + before_data.size();
 }
 
 std::string reply_ok(bool has_id, uint64_t id, std::string_view extra_fields) {

@@ -1,0 +1,276 @@
+// The pubsub engine of one shard, part 2: the channel index. Local channels (this shard's
+// subscribers of a name) and home channels (the order of the names homed here), the
+// interest round trip between them, and the bounds that keep both from growing with names
+// nobody holds any more:
+//
+//   local channel: created by the first local subscribe, erased with the last
+//                  unsubscribe, close or cancelled pending subscribe (the home is told);
+//   home channel:  created by the first interest or publish; while no shard is interested
+//                  it waits on the idle list and is evicted past config::max_idle_channels.
+#include "engine_types.h"
+
+#include <cstdio>
+
+namespace ringcast::pubsub {
+
+namespace {
+
+std::string offset_fields(std::string_view channel, std::string_view epoch, uint64_t offset) {
+    std::string out = ",\"channel\":\"";
+    out.append(channel);
+    out += "\",\"epoch\":\"";
+    out.append(epoch);
+    out += "\",\"offset\":";
+    out += std::to_string(offset);
+    return out;
+}
+
+} // namespace
+
+// --- subscriptions ------------------------------------------------------------------------
+
+void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode) {
+    const std::string_view channel = cmd.channel;
+    auto answer = [&](std::string text) {
+        if (mode == reply_mode::reply) {
+            send_reply(h, s, std::move(text));
+        }
+    };
+    if (channel.starts_with("user:") && channel.substr(5) != s._user_id) {
+        return answer(reply_error(cmd.has_id, cmd.id, 403, "another user's channel"));
+    }
+    for (const auto& sub : s._subs) {
+        if (sub.channel->name == channel) {
+            return answer(reply_ok(cmd.has_id, cmd.id,
+                                   offset_fields(channel, sub.channel->epoch,
+                                                 sub.channel->offset)));
+        }
+    }
+    if (s._subs.size() + s._pending >= _config.max_channels_per_connection) {
+        return answer(reply_error(cmd.has_id, cmd.id, 403, "channel limit reached"));
+    }
+    auto it = _local.find(channel);
+    if (it != _local.end() && it->second->confirmed) {
+        local_channel& ch = *it->second;
+        add_subscriber(ch, h, s);
+        return answer(reply_ok(cmd.has_id, cmd.id, offset_fields(channel, ch.epoch, ch.offset)));
+    }
+    const unsigned home_id = home_shard(channel, _io.shards());
+    if (it == _local.end() && home_id != unsigned(_io.id()) &&
+        _io.mesh_congested(shard_id(static_cast<uint16_t>(home_id)))) {
+        ++_counters.busy_refused;
+        return answer(reply_error(cmd.has_id, cmd.id, 503, "server busy; retry the subscribe"));
+    }
+    const bool created = it == _local.end();
+    if (created) {
+        auto ch = std::make_unique<local_channel>();
+        ch->name = std::string(channel);
+        ch->generation = ++_local_generation;
+        it = _local.emplace(ch->name, std::move(ch)).first;
+        ++_counters.local_channels;
+    }
+    local_channel& ch = *it->second;
+    const uint32_t slot = reserve_reply(s);
+    ch.waiting.push_back({h, &s, cmd.has_id, cmd.id, mode, slot});
+    s._waiting_on.push_back(&ch);
+    ++s._pending;
+    if (created) {
+        // First local subscriber: a round trip to the home shard fixes the point from which
+        // this shard receives the channel's messages.
+        send_interest(ch.name, ch.generation, true);
+    }
+}
+
+void engine::add_subscriber(local_channel& ch, conn_handle h, session& s) {
+    s._subs.push_back({&ch, static_cast<uint32_t>(ch.subscribers.size())});
+    ch.subscribers.push_back({h, &s, static_cast<uint32_t>(s._subs.size() - 1)});
+    ++_counters.subscriptions;
+}
+
+void engine::remove_subscription(session& s, std::size_t at) noexcept {
+    local_channel* ch = s._subs[at].channel;
+    const uint32_t index = s._subs[at].index;
+    // Swap-remove in the channel, fixing the moved subscriber's back-reference...
+    ch->subscribers[index] = ch->subscribers.back();
+    ch->subscribers.pop_back();
+    if (index < ch->subscribers.size()) {
+        const auto& moved = ch->subscribers[index];
+        moved.s->_subs[moved.sub_index].index = index;
+    }
+    // ...and in the session.
+    s._subs[at] = s._subs.back();
+    s._subs.pop_back();
+    if (at < s._subs.size()) {
+        const auto& moved = s._subs[at];
+        moved.channel->subscribers[moved.index].sub_index = static_cast<uint32_t>(at);
+    }
+    --_counters.subscriptions;
+    if (ch->subscribers.empty() && ch->waiting.empty()) {
+        drop_local_channel(*ch);
+    }
+}
+
+void engine::cancel_pending(conn_handle h, session& s) noexcept {
+    // Only the channels this session waits on: closing costs O(its own subscribes).
+    for (local_channel* ch : s._waiting_on) {
+        std::erase_if(ch->waiting, [&](const pending_sub& p) { return p.h == h; });
+        if (ch->subscribers.empty() && ch->waiting.empty()) {
+            drop_local_channel(*ch);
+        }
+    }
+    s._waiting_on.clear();
+    s._pending = 0;
+}
+
+void engine::drop_local_channel(local_channel& ch) noexcept {
+    // Erasing frees `ch`: keep what the home shard must be told.
+    const std::string name = std::move(ch.name);
+    const uint64_t generation = ch.generation;
+    _local.erase(name);
+    --_counters.local_channels;
+    // Also when the interest was never confirmed: the home counted it when it arrived.
+    send_interest(name, generation, false);
+}
+
+void engine::send_interest(std::string_view channel, uint64_t generation, bool interested) {
+    const unsigned home_id = home_shard(channel, _io.shards());
+    if (home_id == unsigned(_io.id())) {
+        return on_interest(home_id, channel, generation, interested);
+    }
+    if (_io.final_drain()) {
+        return;
+    }
+    auto* msg = new interest_msg{std::string(channel), {}, 0, generation};
+    _io.send_to_shard(shard_id(static_cast<uint16_t>(home_id)),
+                      make_message(interest, msg, interested ? 1 : 0));
+}
+
+void engine::unsubscribe(conn_handle h, session& s, const command& cmd) {
+    if (!s._user_id.empty() && cmd.channel == "user:" + s._user_id) {
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 403,
+                                      "cannot leave your own user channel"));
+    }
+    for (std::size_t i = 0; i < s._subs.size(); ++i) {
+        if (s._subs[i].channel->name == cmd.channel) {
+            remove_subscription(s, i);
+            return send_reply(h, s, reply_ok(cmd.has_id, cmd.id));
+        }
+    }
+    send_reply(h, s, reply_error(cmd.has_id, cmd.id, 404, "not subscribed"));
+}
+
+void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset) {
+    ch.confirmed = true;
+    ch.epoch = std::string(epoch);
+    ch.offset = offset;
+    auto waiting = std::move(ch.waiting);
+    ch.waiting.clear();
+    std::vector<conn_handle> woken;
+    woken.reserve(waiting.size());
+    for (const pending_sub& p : waiting) {
+        session& s = *p.s;
+        --s._pending;
+        std::erase(s._waiting_on, &ch);
+        bool already = false;
+        for (const auto& sub : s._subs) {
+            already = already || sub.channel == &ch;
+        }
+        if (!already) {
+            add_subscriber(ch, p.h, s);
+        }
+        fill_reply(p.h, s,  p.slot,
+                   p.mode == reply_mode::reply
+                       ? reply_ok(p.has_id, p.id, offset_fields(ch.name, ch.epoch, ch.offset))
+                       : std::string());
+        woken.push_back(p.h);
+    }
+    // Only now may the sessions run what they held back: a command run earlier could
+    // unsubscribe and erase `ch` while this loop still used it.
+    for (const conn_handle h : woken) {
+        if (session* s = find_session(h); s != nullptr) {
+            resume(h, *s);
+        }
+    }
+}
+
+// --- home channels ------------------------------------------------------------------------
+
+home_channel& engine::home(std::string_view channel) {
+    auto [it, created] = _home.try_emplace(std::string(channel));
+    if (created) {
+        it->second = std::make_unique<home_channel>();
+        home_channel& ch = *it->second;
+        char epoch[32];
+        std::snprintf(epoch, sizeof(epoch), "%x%02x%x", _start_s, unsigned(_io.id()) & 0xff,
+                      static_cast<unsigned>(++_epoch_seq));
+        ch.epoch = epoch;
+        ch.interested.assign(_io.shards(), false);
+        ch.name = &it->first;
+        ++_counters.home_channels;
+        idle_push(ch);
+    }
+    return *it->second;
+}
+
+void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
+                         bool interested) {
+    home_channel& ch = home(channel);
+    if (ch.interested[from_shard] != interested) {
+        ch.interested[from_shard] = interested;
+        ch.interested_count += interested ? 1 : uint32_t(-1);
+    }
+    if (ch.interested_count > 0 && ch.idle) {
+        idle_unlink(ch);
+    } else if (ch.interested_count == 0) {
+        idle_push(ch); // to the most recent end
+    }
+    if (interested) {
+        if (from_shard == unsigned(_io.id())) {
+            if (auto it = _local.find(channel);
+                it != _local.end() && it->second->generation == generation) {
+                confirm_interest(*it->second, ch.epoch, ch.offset);
+            }
+        } else {
+            auto* msg = new interest_msg{std::string(channel), ch.epoch, ch.offset, generation};
+            _io.send_to_shard(shard_id(static_cast<uint16_t>(from_shard)),
+                              make_message(confirmed, msg));
+        }
+    }
+    trim_idle();
+}
+
+void engine::idle_unlink(home_channel& ch) noexcept {
+    if (!ch.idle) {
+        return;
+    }
+    (ch.idle_prev != nullptr ? ch.idle_prev->idle_next : _idle_head) = ch.idle_next;
+    (ch.idle_next != nullptr ? ch.idle_next->idle_prev : _idle_tail) = ch.idle_prev;
+    ch.idle_prev = ch.idle_next = nullptr;
+    ch.idle = false;
+    --_idle_count;
+}
+
+void engine::idle_push(home_channel& ch) noexcept {
+    idle_unlink(ch);
+    ch.idle_prev = _idle_tail;
+    (_idle_tail != nullptr ? _idle_tail->idle_next : _idle_head) = &ch;
+    _idle_tail = &ch;
+    ch.idle = true;
+    ++_idle_count;
+}
+
+void engine::trim_idle() noexcept {
+    // The most recent idle channel is never evicted (max_idle_channels ≥ 1): callers may
+    // still hold a reference to the channel they just touched.
+    while (_idle_count > std::max<uint32_t>(_config.max_idle_channels, 1)) {
+        home_channel* oldest = _idle_head;
+        idle_unlink(*oldest);
+        const std::string name = *oldest->name;
+        _home.erase(name);
+        --_counters.home_channels;
+        ++_counters.idle_channels_evicted;
+    }
+}
+
+} // namespace ringcast::pubsub
