@@ -22,12 +22,21 @@ struct api_config {
     std::string api_key;
 };
 
+/// Counters of the connection layer (src/net) and the API itself, for GET /api/stats.
+struct edge_counters {
+    uint64_t inbound_held_bytes = 0;    ///< unfinished inbound messages (gauge)
+    uint64_t inbound_budget_closes = 0; ///< closed with 1009: the shard's inbound budget
+    uint64_t api_busy_refused = 0;      ///< API publishes refused with 503 (mesh congested)
+};
+
 /// How the API answers a request it could not answer at once (the gateway implements it).
 class responder {
 public:
     virtual ~responder() = default;
     /// The complete HTTP response for the request pending on `h` (ignored if it closed).
     virtual void respond(conn_handle h, std::string response) noexcept = 0;
+    /// This shard's connection-layer counters.
+    virtual edge_counters edge_stats() const noexcept = 0;
 };
 
 struct pending_request;
@@ -54,7 +63,11 @@ private:
     /// home shard was this one, else later through finish().
     std::optional<std::string> issue(conn_handle h, http::keep_alive ka,
                                      const std::vector<const pubsub::publish_request*>& items,
-                                     const std::vector<std::string>& targets, bool batch);
+                                     const std::vector<std::string>& targets, bool batch,
+                                     const core::frame_ref& shared_data = {});
+    /// A 503 when a target's home shard is congested (pubsub::engine::accepts_work_for).
+    std::optional<std::string> refuse_if_busy(const std::vector<std::string>& targets,
+                                              http::keep_alive ka);
     static std::string publish_result(const pending_request& p);
     std::optional<std::string> gather(conn_handle h, http::keep_alive ka, uint16_t what,
                                       std::string arg, uint16_t code = 0,
@@ -69,6 +82,7 @@ private:
     responder& _out;
     std::unordered_map<uint64_t, std::unique_ptr<pending_request>> _pending;
     uint64_t _next_token = 1;
+    uint64_t _busy_refused = 0;
 };
 
 } // namespace ringcast::admin

@@ -69,6 +69,11 @@ struct gateway_config {
     uint32_t pong_timeout_ms = 10000;
     /// No inbound bytes at all for this long → close 1001 "idle timeout"; 0 disables.
     uint32_t idle_timeout_ms = 300000;
+    /// Heap one shard may hold for unfinished inbound messages, all connections together
+    /// (--inbound-budget-bytes). Past it the connections holding the most are closed with
+    /// 1009 until it is back under 7/8. 128 MiB: eight messages at the 16 MiB default
+    /// --max-message-bytes, or thousands of ordinary partial ones.
+    std::size_t inbound_budget_bytes = 128u << 20;
 };
 
 /// The protocol handler for one shard, bound to that shard's conn_io.

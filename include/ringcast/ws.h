@@ -144,6 +144,12 @@ public:
 
     /// Bytes currently held for a partial frame header or message.
     std::size_t buffered_bytes() const noexcept { return _message.size() + _header_len; }
+    /// Heap held for reassembly (capacity, not size): what a shard's inbound budget counts.
+    std::size_t held_bytes() const noexcept { return _message.capacity(); }
+    /// Gives up on the stream: frees the reassembly buffer at once, and feed() consumes
+    /// nothing more (status closed). For a connection closed by policy, such as its shard's
+    /// inbound budget, whose memory must go before its close handshake ends.
+    void abandon() noexcept;
 
 private:
     // Layout: 80 bytes, no heap while idle (static_assert in frame_parser.cc). A control

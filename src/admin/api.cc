@@ -66,6 +66,7 @@ struct gather_msg {
     unsigned shard = 0;
     pubsub::counters counters;
     core::shard_counters core_counters;
+    admin::edge_counters edge;
     std::vector<std::pair<std::string, uint32_t>> list;
     uint64_t number = 0;
     bool home_found = false;
@@ -200,14 +201,30 @@ std::optional<std::string> api::publish(conn_handle h, const http::request& req,
     for (const auto& r : requests) {
         items.push_back(&r);
     }
+    if (auto busy = refuse_if_busy(targets, ka)) {
+        return busy;
+    }
     const bool batch =
         requests.size() > 1 || req.body.find("\"messages\"") != std::string_view::npos;
     return issue(h, ka, items, targets, batch);
 }
 
+std::optional<std::string> api::refuse_if_busy(const std::vector<std::string>& targets,
+                                               http::keep_alive ka) {
+    for (const auto& target : targets) {
+        if (!_engine.accepts_work_for(target)) {
+            ++_busy_refused;
+            return http::make_error_response(
+                503, "server busy: traffic between shards is backed up; retry shortly", ka);
+        }
+    }
+    return std::nullopt;
+}
+
 std::optional<std::string> api::issue(conn_handle h, http::keep_alive ka,
                                       const std::vector<const pubsub::publish_request*>& items,
-                                      const std::vector<std::string>& targets, bool batch) {
+                                      const std::vector<std::string>& targets, bool batch,
+                                      const core::frame_ref& shared_data) {
     const uint64_t token = _next_token++;
     auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
     p.h = h;
@@ -221,7 +238,7 @@ std::optional<std::string> api::issue(conn_handle h, http::keep_alive ka,
         origin.conn = h;
         origin.id = token;
         origin.index = static_cast<uint32_t>(i);
-        _engine.publish(*items[i], targets[i], origin);
+        _engine.publish(*items[i], targets[i], origin, shared_data);
     }
     p.issuing = false;
     if (p.remaining > 0) {
@@ -265,10 +282,14 @@ std::optional<std::string> api::broadcast(conn_handle h, const http::request& re
     }
     const pubsub::publish_request& r = parsed->front();
     if (!r.channels.empty()) {
-        // To a list of channels: one ordered publish per channel.
+        // To a list of channels: one ordered publish per channel, all sharing one copy of
+        // the data (each channel's frame splices it in: pubsub/publish.cc).
         const std::vector<const pubsub::publish_request*> items(r.channels.size(), &r);
         const std::vector<std::string> targets(r.channels.begin(), r.channels.end());
-        return issue(h, ka, items, targets, true);
+        if (auto busy = refuse_if_busy(targets, ka)) {
+            return busy;
+        }
+        return issue(h, ka, items, targets, true, core::make_frame(r.data));
     }
     // To every connection: framed once here, the same frame on every shard.
     pubsub::envelope e;
@@ -335,6 +356,8 @@ void api::answer_here(gather_msg& g) noexcept {
     case stats:
         g.counters = _engine.stats();
         g.core_counters = _io.counters();
+        g.edge = _out.edge_stats();
+        g.edge.api_busy_refused = _busy_refused;
         break;
     case online:
         g.list = _engine.local_users();
@@ -386,27 +409,78 @@ void api::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
 
 namespace {
 
-void append_counters(std::string& out, const pubsub::counters& c, const core::shard_counters& k) {
+/// One shard's counters, or their sum: every figure of GET /api/stats in one place.
+struct stat_set {
+    pubsub::counters pubsub;
+    core::shard_counters core;
+    edge_counters edge;
+
+    void add(const stat_set& o) {
+        using P = pubsub::counters;
+        for (auto m : {&P::sessions, &P::subscriptions, &P::messages_in, &P::messages_out,
+                       &P::bytes_out, &P::slow_consumer_closes, &P::commands, &P::command_errors,
+                       &P::rate_limited, &P::commands_waited, &P::backlog_refused,
+                       &P::busy_refused, &P::local_channels, &P::home_channels,
+                       &P::idle_channels_evicted}) {
+            pubsub.*m += o.pubsub.*m;
+        }
+        for (int i = 0; i < 5; ++i) {
+            pubsub.dropped[i] += o.pubsub.dropped[i];
+        }
+        using C = core::shard_counters;
+        for (auto m : {&C::accepted, &C::accept_errors, &C::refused, &C::closed,
+                       &C::bytes_received, &C::bytes_sent, &C::sends, &C::frames_sent,
+                       &C::recv_enobufs, &C::recv_rearms, &C::read_pauses, &C::budget_closes,
+                       &C::cq_overflows, &C::loop_iterations}) {
+            core.*m += o.core.*m;
+        }
+        using E = edge_counters;
+        for (auto m : {&E::inbound_held_bytes, &E::inbound_budget_closes, &E::api_busy_refused}) {
+            edge.*m += o.edge.*m;
+        }
+    }
+};
+
+void append_counters(std::string& out, const stat_set& s) {
+    const auto& c = s.pubsub;
+    const auto& k = s.core;
     const uint64_t dropped = c.dropped[1] + c.dropped[2] + c.dropped[3] + c.dropped[4];
-    out += "{\"connections\":" + std::to_string(k.accepted - k.closed);
-    out += ",\"sessions\":" + std::to_string(c.sessions);
-    out += ",\"subscriptions\":" + std::to_string(c.subscriptions);
-    out += ",\"messages_in\":" + std::to_string(c.messages_in);
-    out += ",\"messages_out\":" + std::to_string(c.messages_out);
-    out += ",\"bytes_out\":" + std::to_string(c.bytes_out);
-    out += ",\"bytes_sent\":" + std::to_string(k.bytes_sent);
-    out += ",\"bytes_received\":" + std::to_string(k.bytes_received);
-    out += ",\"dropped\":" + std::to_string(dropped);
+    auto field = [&out](std::string_view name, uint64_t value) {
+        out += out.back() == '{' ? "\"" : ",\"";
+        out += name;
+        out += "\":";
+        out += std::to_string(value);
+    };
+    out += "{";
+    field("connections", k.accepted - k.closed);
+    field("sessions", c.sessions);
+    field("subscriptions", c.subscriptions);
+    field("messages_in", c.messages_in);
+    field("messages_out", c.messages_out);
+    field("bytes_out", c.bytes_out);
+    field("bytes_sent", k.bytes_sent);
+    field("bytes_received", k.bytes_received);
+    field("dropped", dropped);
     out += ",\"dropped_by_priority\":{\"3\":" + std::to_string(c.dropped[3]) +
            ",\"4\":" + std::to_string(c.dropped[4]) + "}";
-    out += ",\"slow_consumer_closes\":" + std::to_string(c.slow_consumer_closes);
-    out += ",\"commands\":" + std::to_string(c.commands);
-    out += ",\"command_errors\":" + std::to_string(c.command_errors);
-    out += ",\"rate_limited\":" + std::to_string(c.rate_limited);
-    out += ",\"accepted\":" + std::to_string(k.accepted);
-    out += ",\"refused\":" + std::to_string(k.refused);
-    out += ",\"sends\":" + std::to_string(k.sends);
-    out += ",\"recv_enobufs\":" + std::to_string(k.recv_enobufs);
+    field("slow_consumer_closes", c.slow_consumer_closes);
+    field("commands", c.commands);
+    field("command_errors", c.command_errors);
+    field("rate_limited", c.rate_limited);
+    field("commands_waited", c.commands_waited);
+    field("backlog_refused", c.backlog_refused);
+    field("busy_refused", c.busy_refused + s.edge.api_busy_refused);
+    field("local_channels", c.local_channels);
+    field("home_channels", c.home_channels);
+    field("idle_channels_evicted", c.idle_channels_evicted);
+    field("accepted", k.accepted);
+    field("refused", k.refused);
+    field("sends", k.sends);
+    field("recv_enobufs", k.recv_enobufs);
+    field("read_pauses", k.read_pauses);
+    field("output_budget_closes", k.budget_closes);
+    field("inbound_held_bytes", s.edge.inbound_held_bytes);
+    field("inbound_budget_closes", s.edge.inbound_budget_closes);
     out += "}";
 }
 
@@ -425,34 +499,16 @@ void api::finish(uint64_t token) {
     } else if (p.what == stats) {
         std::sort(p.answers.begin(), p.answers.end(),
                   [](const gather_msg& a, const gather_msg& b) { return a.shard < b.shard; });
-        pubsub::counters total;
-        core::shard_counters total_core;
+        stat_set total;
         std::string shards;
         for (const auto& a : p.answers) {
+            const stat_set one{a.counters, a.core_counters, a.edge};
             shards += shards.empty() ? "" : ",";
-            append_counters(shards, a.counters, a.core_counters);
-            total.sessions += a.counters.sessions;
-            total.subscriptions += a.counters.subscriptions;
-            total.messages_in += a.counters.messages_in;
-            total.messages_out += a.counters.messages_out;
-            total.bytes_out += a.counters.bytes_out;
-            for (int i = 0; i < 5; ++i) {
-                total.dropped[i] += a.counters.dropped[i];
-            }
-            total.slow_consumer_closes += a.counters.slow_consumer_closes;
-            total.commands += a.counters.commands;
-            total.command_errors += a.counters.command_errors;
-            total.rate_limited += a.counters.rate_limited;
-            total_core.accepted += a.core_counters.accepted;
-            total_core.refused += a.core_counters.refused;
-            total_core.closed += a.core_counters.closed;
-            total_core.bytes_sent += a.core_counters.bytes_sent;
-            total_core.bytes_received += a.core_counters.bytes_received;
-            total_core.sends += a.core_counters.sends;
-            total_core.recv_enobufs += a.core_counters.recv_enobufs;
+            append_counters(shards, one);
+            total.add(one);
         }
         body = "{\"total\":";
-        append_counters(body, total, total_core);
+        append_counters(body, total);
         body += ",\"shards\":[" + shards + "]}";
     } else if (p.what == online || p.what == channels || p.what == channel_info) {
         std::map<std::string, uint64_t> merged;

@@ -27,6 +27,7 @@ void* gateway::on_open(conn_handle h, core::listener from) noexcept {
 
 void gateway::on_closed(conn_handle h, void* user) noexcept {
     auto* c = static_cast<connection*>(user);
+    forget_inbound(*c);
     if (c->session) {
         _engine.close_session(h, *c->session);
     }
@@ -255,6 +256,69 @@ void gateway::read_frames(conn_handle h, connection& c, std::span<std::byte> byt
         // RFC 6455 §7.1.7: fail the connection with the code that names the violation.
         close_websocket(h, c, r.code, r.reason);
     }
+    if (c.held_in != c.ws.held_bytes()) {
+        account_inbound(h, c);
+    }
+}
+
+// --- the shard's inbound budget -----------------------------------------------------------
+
+void gateway::account_inbound(conn_handle h, connection& c) noexcept {
+    const std::size_t now_held = c.ws.held_bytes();
+    _inbound_held = _inbound_held - c.held_in + now_held;
+    if (c.held_in == 0 && now_held > 0) {
+        c.holder_index = static_cast<uint32_t>(_holders.size());
+        _holders.emplace_back(h, &c);
+    }
+    c.held_in = now_held;
+    if (now_held == 0) {
+        forget_inbound(c);
+    }
+    if (_inbound_held > _config.inbound_budget_bytes) {
+        enforce_inbound_budget();
+    }
+}
+
+void gateway::forget_inbound(connection& c) noexcept {
+    _inbound_held -= c.held_in;
+    c.held_in = 0;
+    if (c.holder_index < _holders.size() && _holders[c.holder_index].second == &c) {
+        _holders[c.holder_index] = _holders.back();
+        _holders[c.holder_index].second->holder_index = c.holder_index;
+        _holders.pop_back();
+    }
+    c.holder_index = 0;
+}
+
+void gateway::enforce_inbound_budget() noexcept {
+    // Largest first until the shard is back under 7/8 of its budget: one pass frees real
+    // room. O(holders log holders), and only when a read pushed the total over.
+    auto by_size = _holders;
+    std::sort(by_size.begin(), by_size.end(),
+              [](const auto& a, const auto& b) { return a.second->held_in > b.second->held_in; });
+    const std::size_t target = _config.inbound_budget_bytes / 8 * 7;
+    for (const auto& [h, c] : by_size) {
+        if (_inbound_held <= target) {
+            break;
+        }
+        ++_inbound_budget_closes;
+        c->ws.abandon();
+        forget_inbound(*c);
+        if (c->state == phase::websocket) {
+            if (c->session) {
+                c->session->mark_closing();
+            }
+            close_websocket(h, *c, ws::close_code::message_too_big,
+                            "server inbound budget exceeded; send smaller messages");
+        }
+    }
+}
+
+admin::edge_counters gateway::edge_stats() const noexcept {
+    admin::edge_counters e;
+    e.inbound_held_bytes = _inbound_held;
+    e.inbound_budget_closes = _inbound_budget_closes;
+    return e;
 }
 
 void gateway::on_message(ws::opcode type, std::span<const std::byte> payload) noexcept {

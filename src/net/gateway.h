@@ -29,6 +29,10 @@ struct connection {
     bool awaiting = false;
     /// Accepted on the --api-listen socket: serves /api/ and /healthz only.
     bool api_listener = false;
+    /// What the WebSocket parser held at the last count (the shard's inbound budget), and
+    /// this connection's place in gateway::_holders while that is not zero.
+    std::size_t held_in = 0;
+    uint32_t holder_index = 0;
     http::keep_alive awaiting_ka = http::keep_alive::yes;
 };
 
@@ -56,6 +60,13 @@ private:
 
     // admin::responder: an API answer that waited for other shards.
     void respond(conn_handle h, std::string response) noexcept override;
+    admin::edge_counters edge_stats() const noexcept override;
+
+    /// Counts what `c`'s parser holds now against the shard's inbound budget and, past the
+    /// budget, closes the largest holders (1009).
+    void account_inbound(conn_handle h, connection& c) noexcept;
+    void enforce_inbound_budget() noexcept;
+    void forget_inbound(connection& c) noexcept;
 
     void read_http(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
     /// Answers one complete request; returns true when the connection stays in HTTP.
@@ -78,6 +89,10 @@ private:
     connection* _current = nullptr;
     bool _head_only = false; // answering a HEAD request: responses lose their body
     bool _in_api = false;    // inside api::handle(): a respond() now is synchronous
+    /// Connections whose parser holds heap (held_in > 0), for the budget's eviction.
+    std::vector<std::pair<conn_handle, connection*>> _holders;
+    std::size_t _inbound_held = 0;
+    uint64_t _inbound_budget_closes = 0;
     pubsub::engine _engine;
     admin::api _api;
 };

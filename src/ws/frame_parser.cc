@@ -427,4 +427,10 @@ void frame_parser::release_message() noexcept {
     std::vector<std::byte>().swap(_message);
 }
 
+void frame_parser::abandon() noexcept {
+    release_message();
+    _state = state::done;
+    _failure = 0;
+}
+
 } // namespace ringcast::ws
