@@ -80,8 +80,11 @@ struct feed_result {
 ///
 /// Accepts any split of the input, down to one byte per feed. Limits are enforced as bytes
 /// arrive, so a client can never make it buffer more than max_header_bytes +
-/// max_body_bytes. Strict on the grammar that matters for safety (CRLF line ends, token
-/// method, no whitespace before ':', a single valid Content-Length) and tolerant elsewhere.
+/// max_body_bytes. Memory follows the bytes received, not what the head announces: the
+/// body is grown as it arrives and never reserved from Content-Length, so
+/// held_bytes() <= max(2 × buffered_bytes(), max_header_bytes + 1) after every feed().
+/// Strict on the grammar that matters for safety (CRLF line ends, token method, no
+/// whitespace before ':', a single valid Content-Length) and tolerant elsewhere.
 class request_parser {
 public:
     explicit request_parser(request_limits limits = {});
@@ -94,15 +97,21 @@ public:
     /// Prepares for the next request on a keep-alive connection and frees the buffer.
     void reset() noexcept;
 
+    /// Bytes of the request held so far (head, then head + body received).
     std::size_t buffered_bytes() const noexcept { return _buffer.size(); }
+    /// Memory the buffer holds (its capacity): what this request costs the connection
+    /// while it arrives. 0 after an error or reset().
+    std::size_t held_bytes() const noexcept { return _buffer.capacity(); }
 
 private:
+    void append(std::string_view bytes, std::size_t limit) noexcept;
+    void rebind_views(const char* from, const char* to) noexcept;
     feed_result scan_head() noexcept;
     feed_result parse_head() noexcept;
     feed_result fail(int status, std::string_view reason) noexcept;
 
-    // A vector, not a string: once the body's room is reserved, appending the body keeps
-    // the views into the head valid ([vector.modifiers]); std::string promises no such thing.
+    // Grown only by append(), which picks the capacity (reserve on a fresh vector) and
+    // rebinds _request's views whenever the bytes move; nothing else may reallocate it.
     std::vector<char> _buffer;
     request _request;
     request_limits _limits;

@@ -13,7 +13,7 @@
 //       - at each header line's CRLF: count against max_headers
 //       - at the blank line: parse_head() splits the head into views and reads the
 //         framing headers; bytes fed after the head are given back, not buffered
-//     body phase: append exactly Content-Length bytes (room reserved once)
+//     body phase: append the body bytes as they arrive, up to exactly Content-Length
 //     complete:   consumed = bytes of this feed up to the end of the request
 //
 // Strictness, chosen and fixed here (the caller answers an error and closes):
@@ -40,9 +40,18 @@
 //
 // On error, consumed is 0 and the parser keeps nothing: answer the status and close.
 //
-// Memory: at most max_header_bytes + 1 bytes while reading the head, exactly head + body
-// after it; error and reset() free the buffer. noexcept with bounded allocation: running out
-// of memory terminates, as everywhere else on the data path.
+// Memory: the buffer holds the bytes received, at most max_header_bytes + 1 while reading
+// the head and head + Content-Length after it. Its capacity grows only when bytes arrive
+// that do not fit (append()): to what they need or twice what is held, whichever is more,
+// but never past what the current phase can hold. So after every feed(), held_bytes() <=
+// max(2 × bytes held, max_header_bytes + 1). Content-Length only caps the growth and is
+// never reserved up front: a client that announces 1 MiB and sends 16 bytes costs about
+// its head, not 1 MiB, however long it then stalls (issue 10; perf/http_body_memory
+// measures it on the running server). Doubling keeps the copying amortized O(bytes)
+// however the body is split. Every reallocation re-points the request's views into the
+// new buffer (rebind_views), so they never dangle. Error and reset() free the buffer.
+// noexcept with bounded allocation: running out of memory terminates, as everywhere else
+// on the data path.
 #include "chars.h"
 
 #include <ringcast/http.h>
@@ -202,6 +211,16 @@ verdict parse_content_length(std::string_view value, std::size_t max, std::size_
     return {};
 }
 
+/// The same bytes at the same offset in another buffer. Views are either null (never set:
+/// an absent query, the body before complete) or lie inside [from, from + size], so the
+/// subtraction is between pointers into one live array.
+std::string_view rebased(std::string_view view, const char* from, const char* to) noexcept {
+    if (view.data() == nullptr) {
+        return view;
+    }
+    return {to + (view.data() - from), view.size()};
+}
+
 } // namespace
 
 // --- request ---------------------------------------------------------------------------
@@ -267,7 +286,7 @@ feed_result request_parser::feed(std::string_view data) noexcept {
         const std::size_t before = _buffer.size();
         const std::size_t room = _limits.max_header_bytes - before;
         const std::size_t take = data.size() <= room ? data.size() : room + 1;
-        _buffer.insert(_buffer.end(), data.data(), data.data() + take);
+        append(data.substr(0, take), _limits.max_header_bytes + 1);
         if (const feed_result r = scan_head(); r.status == parse_status::error) {
             return r;
         }
@@ -281,16 +300,11 @@ feed_result request_parser::feed(std::string_view data) noexcept {
         if (const feed_result r = parse_head(); r.status == parse_status::error) {
             return r;
         }
-        if (_body_bytes > 0) {
-            // Reserving moves the head, so bind the views again (same bytes, same result);
-            // after this the body is appended without moving anything.
-            _buffer.reserve(_head_bytes + _body_bytes);
-            (void)parse_head();
-        }
     }
+    // The body grows with what arrives; Content-Length only says where it ends.
     const std::size_t want = _head_bytes + _body_bytes - _buffer.size();
     const std::size_t take = std::min(want, data.size());
-    _buffer.insert(_buffer.end(), data.data(), data.data() + take);
+    append(data.substr(0, take), _head_bytes + _body_bytes);
     consumed += take;
     if (take < want) {
         return {parse_status::need_more, consumed, 0, {}};
@@ -298,6 +312,37 @@ feed_result request_parser::feed(std::string_view data) noexcept {
     _request.body = std::string_view(_buffer.data() + _head_bytes, _body_bytes);
     _final = {parse_status::complete, 0, 0, {}};
     return {parse_status::complete, consumed, 0, {}};
+}
+
+// Appends `bytes`; `limit` (>= the new size) is the most the buffer can hold in this phase.
+// When they do not fit, the new capacity is max(new size, min(2 × old size, limit)):
+// geometric, so the copies sum to O(final size), and never more than twice what is held
+// after the append nor more than the phase can use. The old buffer is still alive while the
+// views are moved over, so rebinding is plain offset arithmetic, no re-parse.
+void request_parser::append(std::string_view bytes, std::size_t limit) noexcept {
+    const std::size_t size = _buffer.size();
+    const std::size_t needed = size + bytes.size();
+    if (needed > _buffer.capacity()) {
+        std::vector<char> bigger;
+        bigger.reserve(std::max(needed, std::min(2 * size, limit)));
+        bigger.assign(_buffer.begin(), _buffer.end());
+        rebind_views(_buffer.data(), bigger.data());
+        _buffer.swap(bigger);
+    }
+    _buffer.insert(_buffer.end(), bytes.begin(), bytes.end());
+}
+
+// Points every view of _request (set by scan_head's request line and by parse_head) at the
+// same offset in the buffer that replaces the current one.
+void request_parser::rebind_views(const char* from, const char* to) noexcept {
+    request& r = _request;
+    for (std::string_view* view : {&r.method, &r.target, &r.path, &r.query, &r.body}) {
+        *view = rebased(*view, from, to);
+    }
+    for (header& h : r.headers) {
+        h.name = rebased(h.name, from, to);
+        h.value = rebased(h.value, from, to);
+    }
 }
 
 // Scans the bytes not scanned yet for the end of the head, enforcing the per-byte rules and
@@ -342,7 +387,7 @@ feed_result request_parser::scan_head() noexcept {
 }
 
 // Splits the complete head (validated line by line by scan_head) into _request and reads
-// the framing headers. Idempotent: feed() calls it again after reserving room for the body.
+// the framing headers. Rebinds the request line scan_head parsed (same bytes, same result).
 feed_result request_parser::parse_head() noexcept {
     const std::string_view head(_buffer.data(), _head_bytes);
     std::size_t eol = head.find("\r\n");
