@@ -54,6 +54,15 @@ std::string usage() {
   --slow-consumer-bytes N    queued output at which a subscriber is closed with 1008
                              (default 4194304; half of it drops priority 4, three
                              quarters drops priority 3)
+  --read-pause-bytes N       stop reading from a connection with this much output
+                             queued for it (default 262144)
+  --output-budget-bytes N    queued output per shard above which priorities 3-4 are
+                             dropped and the largest holders closed with 1008
+                             (default 1073741824)
+  --inbound-budget-bytes N   unfinished inbound messages per shard above which the
+                             largest holders are closed with 1009 (default 134217728)
+  --max-idle-channels N      channels without subscribers whose offset a shard keeps
+                             (default 16384; older ones restart under a new epoch)
   --api-key KEY              require "Authorization: Bearer KEY" on /api/ requests
   --api-listen HOST:PORT     serve the backend API here instead of on --listen
   --check-config             validate the options and exit
@@ -213,6 +222,14 @@ result<config, std::string> parse_args(int argc, char** argv) {
                           1, 1000000);
         } else if (arg == "--slow-consumer-bytes") {
             step = number(cfg.gateway.pubsub.slow_consumer_bytes, 4096, std::size_t(1) << 34);
+        } else if (arg == "--read-pause-bytes") {
+            step = number(cfg.runtime.read_pause_bytes, 4096, std::size_t(1) << 34);
+        } else if (arg == "--output-budget-bytes") {
+            step = number(cfg.runtime.output_budget_bytes, 65536, std::size_t(1) << 40);
+        } else if (arg == "--inbound-budget-bytes") {
+            step = number(cfg.gateway.inbound_budget_bytes, 65536, std::size_t(1) << 40);
+        } else if (arg == "--max-idle-channels") {
+            step = number(cfg.gateway.pubsub.max_idle_channels, 1, 1u << 26);
         } else if (arg == "--api-key") {
             auto v = next();
             if (!v) {

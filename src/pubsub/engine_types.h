@@ -12,9 +12,10 @@ namespace ringcast::pubsub {
 enum class reply_mode : uint8_t { reply, silent };
 
 /// Commands a session may hold back while an earlier one is under way, and their bytes
-/// (a command is at most --max-message-bytes on its own). A client that reads its replies
-/// never comes near: a round trip to another shard takes one loop pass of each shard.
-inline constexpr std::size_t max_deferred_commands = 64;
+/// (a command is at most --max-message-bytes on its own). Above the default burst of the
+/// rate limit (200), so a client pipelining a whole burst is never refused; ~40 KB of
+/// small commands at most.
+inline constexpr std::size_t max_deferred_commands = 1024;
 inline constexpr std::size_t max_deferred_bytes = 4u << 20;
 /// Publishes one session may have travelling to home shards at once; the next waits.
 /// A backend feed at 100 k/s with a 1 ms round trip keeps ~100 under way.
