@@ -171,6 +171,7 @@ void gateway::send_response(conn_handle h, connection& c, std::string response,
         _io.close(h, core::close_mode::after_flush);
     } else {
         // The handshake timeout doubles as the keep-alive idle timeout.
+        c.kept_alive = true;
         _io.set_timer(h, _io.now_ms() + _config.handshake_timeout_ms);
     }
 }
@@ -396,6 +397,14 @@ void gateway::on_timer(conn_handle h, void* user) noexcept {
     if (c.state == phase::http && c.awaiting) {
         // The keep-alive idle clock does not run while our own answer is pending.
         _io.set_timer(h, now + _config.handshake_timeout_ms);
+        return;
+    }
+    if (c.state == phase::http && c.kept_alive && c.http->buffered_bytes() == 0) {
+        // An idle keep-alive connection: close it without a word. A 408 here would sit in
+        // the client's socket and be read as the answer to its next request (RFC 9112
+        // §9.3.1: a client may send on a connection the server is closing).
+        c.state = phase::closed;
+        _io.close(h, core::close_mode::after_flush);
         return;
     }
     if (c.state == phase::http) {

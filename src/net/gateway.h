@@ -27,6 +27,8 @@ struct connection {
     phase state = phase::http;
     /// An /api/ request is waiting for other shards; nothing else may be answered first.
     bool awaiting = false;
+    /// A response went out and the connection stayed open: it is a keep-alive connection.
+    bool kept_alive = false;
     /// Accepted on the --api-listen socket: serves /api/ and /healthz only.
     bool api_listener = false;
     /// What the WebSocket parser held at the last count (the shard's inbound budget), and

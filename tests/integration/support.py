@@ -644,18 +644,28 @@ class api_client:
         if key is not None:
             hdrs["Authorization"] = f"Bearer {key}"
         hdrs.update(headers or {})
-        if self.conn.sock is None:
-            self.conn.connect()
-        if id(self.conn.sock) not in self.sock_ids:
-            self.sock_ids.add(id(self.conn.sock))
-            self.reconnects += 1
-        try:
-            self.conn.request(method, path, body=body, headers=hdrs)
-            resp = self.conn.getresponse()
-            data = resp.read()
-        except Exception:
-            self.conn.close()
-            raise
+        import http.client
+        for attempt in (1, 2):
+            reused = self.conn.sock is not None
+            if self.conn.sock is None:
+                self.conn.connect()
+            if id(self.conn.sock) not in self.sock_ids:
+                self.sock_ids.add(id(self.conn.sock))
+                self.reconnects += 1
+            try:
+                self.conn.request(method, path, body=body, headers=hdrs)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # The server closed an idle keep-alive connection (its keep-alive timeout)
+                # before our request reached it: retry once on a new one, as browsers do.
+                self.conn.close()
+                if attempt == 2 or not reused:
+                    raise
+            except Exception:
+                self.conn.close()
+                raise
         headers = {k.lower(): v for k, v in resp.getheaders()}
         if resp.will_close:
             self.conn.close()
