@@ -45,6 +45,43 @@ TEST_CASE("mesh keeps per-pair order when the ring overflows into the producer's
     CHECK(producer.overflowed() == 0);
 }
 
+TEST_CASE("mesh reports congestion above the overflow mark and clears it below half",
+          "[core][mesh]") {
+    mesh m(3, 4);
+    mesh_port producer(m, 0, [](unsigned) {});
+    mesh_port consumer(m, 1, [](unsigned) {});
+    mesh_port other(m, 2, [](unsigned) {});
+    const std::size_t mark = core::mesh_congestion_mark;
+    for (uint64_t i = 0; i < 4 + mark; ++i) { // the ring takes 4, the overflow `mark`
+        producer.send(1, numbered(i));
+    }
+    CHECK(!producer.congested(1));
+    CHECK(!other.congested(0));
+    producer.send(1, numbered(4 + mark));
+    // Seen by the producer for every peer, and by every other shard for the producer.
+    CHECK(producer.congested(1));
+    CHECK(producer.congested(2));
+    CHECK(other.congested(0));
+    CHECK(!other.congested(1));
+    // Draining a little is not enough: it clears only under half the mark.
+    std::size_t drained = 0;
+    while (producer.overflowed() >= mark / 2) {
+        drained += consumer.drain([](unsigned, const mesh_message&) {});
+        producer.flush();
+        if (producer.overflowed() >= mark / 2) {
+            CHECK(other.congested(0));
+        }
+    }
+    CHECK(!other.congested(0));
+    CHECK(!producer.congested(1));
+    // Nothing was dropped on the way.
+    while (drained < 5 + mark) {
+        drained += consumer.drain([](unsigned, const mesh_message&) {});
+        producer.flush();
+    }
+    CHECK(drained == 5 + mark);
+}
+
 TEST_CASE("mesh rings the doorbell only of a consumer that said it may sleep", "[core][mesh]") {
     mesh m(3);
     std::vector<unsigned> rung;
