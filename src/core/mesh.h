@@ -8,6 +8,9 @@
 //
 // Producers never block and never drop: when a ring is full the message waits in the
 // producer's own overflow queue (mesh_port) and is retried on the next loop pass, in order.
+// The overflow is bounded by back-pressure, not by refusal: past mesh_congestion_mark a
+// shard raises its `congested` flag, and the protocol refuses new work that would travel
+// through it (conn_io::mesh_congested) until it drains.
 //
 // The sleep protocol (written out once, here). A consumer about to block in
 // io_uring_enter:
