@@ -476,6 +476,7 @@ class ws_conn:
         self.reader, self.writer, self.sock = reader, writer, sock
         self.close_code = None
         self.ended = None
+        self.pongs = 0
 
     @classmethod
     async def open(cls, port, source="127.0.0.1", path="/ws", user=None, rcvbuf=None,
@@ -541,6 +542,7 @@ class ws_conn:
                         self.send(frame(OP_PONG, data))
                     continue
                 if op == OP_PONG:
+                    self.pongs += 1
                     continue
                 if op != OP_CONT:
                     first, parts = op, []
