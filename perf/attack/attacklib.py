@@ -571,6 +571,41 @@ class ws_conn:
         return self.ended or "open"
 
 
+async def open_raw(port, source="127.0.0.1", path="/ws", rcvbuf=None, timeout=10.0,
+                   linger0=False):
+    """A WebSocket upgrade on a bare non-blocking socket, for clients that must not read
+    anything after it (no StreamReader reading ahead): returns the socket once 101 came."""
+    s = bound_socket(source)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if linger0:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        async def handshake():
+            await loop.sock_connect(s, ("127.0.0.1", port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            await loop.sock_sendall(s, (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                more = await loop.sock_recv(s, 1)  # byte by byte: not one byte past the head
+                if not more:
+                    raise ConnectionResetError("closed during the handshake")
+                head += more
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise ConnectionRefusedError(head.split(b"\r\n", 1)[0].decode("latin-1"))
+
+        await asyncio.wait_for(handshake(), timeout)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
 async def open_many(n, opener, concurrency=256, deadline=None):
     """Opens n connections via `opener(i)` with at most `concurrency` in flight; returns
     (list of connections or None, {failure: count})."""
