@@ -388,6 +388,75 @@ def http_request(port, method, path, body=b"", timeout=5.0, source="127.0.0.1"):
         s.close()
 
 
+def ws_probe(port, source, timeout):
+    """A legitimate client, blocking: upgrade on /ws, subscribe, read the reply. Returns
+    (ok, ms, what) where what is 'ok', the HTTP status line, 'timeout' or the error."""
+    t0 = now()
+    s = bound_socket(source)
+    try:
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: "
+                  f"Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                  f"\r\n".encode())
+        buf = b""
+
+        def more():
+            left = t0 + timeout - now()
+            if left <= 0:
+                raise socket.timeout()
+            s.settimeout(left)
+            b = s.recv(65536)
+            if not b:
+                raise ConnectionResetError("EOF")
+            return b
+
+        while b"\r\n\r\n" not in buf:
+            buf += more()
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            return False, (now() - t0) * 1000, head.split(b"\r\n")[0].decode("latin-1")
+        s.sendall(command("subscribe", 7, channel="legit"))
+        while b'"op":"reply"' not in buf:
+            buf += more()
+        ok = b'"ok":true' in buf
+        s.sendall(frame(OP_CLOSE, b"\x03\xe8"))
+        return ok, (now() - t0) * 1000, "ok" if ok else "refused"
+    except socket.timeout:
+        return False, (now() - t0) * 1000, "timeout"
+    except OSError as e:
+        return False, (now() - t0) * 1000, type(e).__name__
+    finally:
+        s.close()
+
+
+def peek_state(sock):
+    """What became of a connection we never read: 'open', 'close CODE' (a close frame is
+    the first thing waiting, or follows other frames in the first 64 KiB), 'eof', or the
+    error name. Does not consume anything."""
+    try:
+        data = sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return "open"
+    except OSError as e:
+        return type(e).__name__
+    if not data:
+        return "eof"
+    i = 0
+    while i + 2 <= len(data):
+        op, n = data[i] & 0x0F, data[i + 1] & 0x7F
+        j = i + 2
+        if n == 126:
+            n, j = struct.unpack("!H", data[j:j + 2])[0], j + 2
+        elif n == 127:
+            n, j = struct.unpack("!Q", data[j:j + 8])[0], j + 8
+        if op == OP_CLOSE:
+            return f"close {struct.unpack('!H', data[j:j + 2])[0]}" if n >= 2 else "close"
+        i = j + n
+    return "open (frames waiting)"
+
+
 class http_conn:
     """A keep-alive HTTP/1.1 connection in asyncio, requests pipelined up to a window."""
 
@@ -676,7 +745,8 @@ class report:
             self.exceeded.append(f"{flag} {limit}{unit}: measured {value}{unit}")
 
     def standard(self, t0, t1, after_kb=None):
-        """The figures every script prints: RSS at start, peak, after, and /healthz."""
+        """The figures every script prints: RSS at start, peak (t0..t1), after, and /healthz
+        (t0 until the clients left)."""
         t = self.t
         start = [s[1] for s in t.samples if s[0] <= t.marks["start"]]
         start_kb = start[-1] if start else (t.samples[0][1] if t.samples else 0)
@@ -687,7 +757,7 @@ class report:
                  rss_peak_growth_mb=mb(peak_kb - start_kb))
         if after_kb is not None:
             self.add(rss_after_mb=mb(after_kb), rss_after_growth_mb=mb(after_kb - start_kb))
-        hz = healthz_figures(t, t0, t1)
+        hz = healthz_figures(t, t0, t.marks.get("left", t1))
         self.add(**hz)
         self.add(watchdog_killed=bool(t.watchdog), server_alive=t.alive())
         self.line(f"RSS start {mb(start_kb)} MB, peak {mb(peak_kb)} MB "
