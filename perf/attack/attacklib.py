@@ -727,7 +727,7 @@ class report:
     def __init__(self, name, t):
         self.name, self.t = name, t
         self.fig = {"attack": name, "server": " ".join(t.cmd[:1]),
-                    "server_args": t.cmd[1:]}
+                    "server_args": t.cmd[1:], "host_load_1m": round(os.getloadavg()[0], 1)}
         self.lines = []
         self.exceeded = []
 
