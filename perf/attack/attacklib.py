@@ -229,9 +229,10 @@ class target:
         time.sleep(self.args.settle_s)
         t = self.mark("after")
         time.sleep(2 * self.args.sample_ms / 1000)
+        if not self.alive():
+            return None, left
         last = [s[1] for s in self.samples if s[0] >= t]
-        rss = last[-1] if last else (self.rss_kb() if self.alive() else 0)
-        return rss, left
+        return (last[-1] if last else self.rss_kb()), left
 
     def stop(self):
         code = None
@@ -755,8 +756,10 @@ class report:
             peak_kb = max(peak_kb, t.watchdog)
         self.add(rss_start_mb=mb(start_kb), rss_peak_mb=mb(peak_kb),
                  rss_peak_growth_mb=mb(peak_kb - start_kb))
-        if after_kb is not None:
-            self.add(rss_after_mb=mb(after_kb), rss_after_growth_mb=mb(after_kb - start_kb))
+        if t.alive() or after_kb is not None:
+            self.add(rss_after_mb=mb(after_kb),
+                     rss_after_growth_mb=mb(after_kb - start_kb) if after_kb is not None
+                     else None)
         hz = healthz_figures(t, t0, t.marks.get("left", t1))
         self.add(**hz)
         self.add(watchdog_killed=bool(t.watchdog), server_alive=t.alive())
@@ -767,8 +770,11 @@ class report:
         if t.watchdog:
             self.line(f"WATCHDOG: RSS passed {t.args.watchdog_mb} MB "
                       f"({mb(t.watchdog)} MB); the server was killed")
+            self.exceeded.append(f"--watchdog-mb {t.args.watchdog_mb} MB: measured "
+                                 f"{mb(t.watchdog)} MB, server killed")
         elif not t.alive():
             self.line(f"the server DIED (exit status {t.proc.returncode})")
+            self.exceeded.append(f"server alive: it exited with {t.proc.returncode}")
         self.line(f"/healthz during the attack: {hz['healthz_answered']} answered, "
                   f"{hz['healthz_failed']} failed {hz['healthz_failed_by'] or ''}, "
                   f"worst answered {hz['healthz_worst_ms']} ms, p50 {hz['healthz_p50_ms']} ms")
