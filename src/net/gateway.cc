@@ -47,11 +47,18 @@ void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noe
     c.last_rx_ms = _io.now_ms();
     switch (c.state) {
     case phase::http:
-        return read_http(h, c, bytes);
+        read_http(h, c, bytes);
+        break;
     case phase::websocket:
-        return read_frames(h, c, bytes);
+        read_frames(h, c, bytes);
+        break;
     case phase::closed:
         return;
+    }
+    // `c` may be gone (a close that released at once); a closing one is forgotten in
+    // on_closed(). Otherwise its parsers' holdings changed only here.
+    if (_io.user(h) == &c && c.held_in != inbound_held(c)) {
+        account_inbound(h, c);
     }
 }
 
@@ -237,6 +244,9 @@ void gateway::respond(conn_handle h, std::string response) noexcept {
         c->http->reset();
         read_http(h, *c, std::as_writable_bytes(std::span(stash.data(), stash.size())));
     }
+    if (_io.user(h) == c && c->held_in != inbound_held(*c)) {
+        account_inbound(h, *c);
+    }
 }
 
 void gateway::upgrade(conn_handle h, connection& c, const http::request& req) noexcept {
@@ -257,15 +267,16 @@ void gateway::read_frames(conn_handle h, connection& c, std::span<std::byte> byt
         // RFC 6455 §7.1.7: fail the connection with the code that names the violation.
         close_websocket(h, c, r.code, r.reason);
     }
-    if (c.held_in != c.ws.held_bytes()) {
-        account_inbound(h, c);
-    }
 }
 
 // --- the shard's inbound budget -----------------------------------------------------------
 
+std::size_t gateway::inbound_held(const connection& c) noexcept {
+    return c.ws.held_bytes() + (c.http ? c.http->held_bytes() : 0);
+}
+
 void gateway::account_inbound(conn_handle h, connection& c) noexcept {
-    const std::size_t now_held = c.ws.held_bytes();
+    const std::size_t now_held = inbound_held(c);
     _inbound_held = _inbound_held - c.held_in + now_held;
     if (c.held_in == 0 && now_held > 0) {
         c.holder_index = static_cast<uint32_t>(_holders.size());
@@ -311,6 +322,14 @@ void gateway::enforce_inbound_budget() noexcept {
             }
             close_websocket(h, *c, ws::close_code::message_too_big,
                             "server inbound budget exceeded; send smaller messages");
+        } else if (c->state == phase::http) {
+            // A request still arriving: its buffer goes at once, with a 503 that says why.
+            c->http->reset();
+            c->state = phase::closed;
+            _io.send(h, core::make_frame(std::string_view(http::make_error_response(
+                            503, "server busy: too many unfinished requests; retry",
+                            http::keep_alive::no))));
+            _io.close(h, core::close_mode::after_flush);
         }
     }
 }

@@ -31,8 +31,8 @@ struct connection {
     bool kept_alive = false;
     /// Accepted on the --api-listen socket: serves /api/ and /healthz only.
     bool api_listener = false;
-    /// What the WebSocket parser held at the last count (the shard's inbound budget), and
-    /// this connection's place in gateway::_holders while that is not zero.
+    /// What the parsers held at the last count (the shard's inbound budget), and this
+    /// connection's place in gateway::_holders while that is not zero.
     std::size_t held_in = 0;
     uint32_t holder_index = 0;
     http::keep_alive awaiting_ka = http::keep_alive::yes;
@@ -67,6 +67,8 @@ private:
     /// Counts what `c`'s parser holds now against the shard's inbound budget and, past the
     /// budget, closes the largest holders (1009).
     void account_inbound(conn_handle h, connection& c) noexcept;
+    /// Heap held by `c`'s parsers for input not yet complete (HTTP request, WebSocket message).
+    static std::size_t inbound_held(const connection& c) noexcept;
     void enforce_inbound_budget() noexcept;
     void forget_inbound(connection& c) noexcept;
 

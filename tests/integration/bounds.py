@@ -12,6 +12,7 @@ clients saw (replies, close codes) and GET /api/stats:
   * unfinished messages: clients holding unfinished fragmented messages past
     --inbound-budget-bytes: the largest are closed with 1009, the shard's held total stays
     under the budget, the others keep working;
+  * unfinished HTTP requests count against the same budget (503 for the largest);
   * output budget: subscribers that never read, past --output-budget-bytes: the largest
     holders are closed with 1008 ("server output budget exceeded") and counted;
   * broadcast to 1,000 channels of ~1 MB data: the server's resident memory grows by far
@@ -146,6 +147,32 @@ def cases(binary):
             for c in holders:
                 c.close()
 
+    def unfinished_requests():
+        budget = 1 << 20
+        with server(binary, "--inbound-budget-bytes", str(budget)) as srv:
+            socks = []
+            for k in range(10):
+                s = socket.create_connection((support.LOOPBACK, srv.port), timeout=10)
+                s.sendall(b"POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                          b"application/json\r\nContent-Length: 1000000\r\n\r\n" +
+                          b" " * 300000)
+                socks.append(s)
+            answers = []
+            for s in socks:
+                s.settimeout(3)
+                try:
+                    answers.append(s.recv(4096))
+                except socket.timeout:
+                    answers.append(None)  # still held, under the budget
+                s.close()
+            refused = [a for a in answers if a and a.startswith(b"HTTP/1.1 503")]
+            expect(refused and len(refused) < len(socks), f"10 unfinished 300 KB requests "
+                   f"with a 1 MiB budget on 2 shards: {len(refused)} refused with 503 "
+                   f"{[a[:40] if a else a for a in answers]}")
+            t = stats(srv.port)["total"]
+            expect(t["inbound_budget_closes"] == len(refused),
+                   f"inbound_budget_closes {t['inbound_budget_closes']} != {len(refused)}")
+
     async def output_budget():
         budget = 1 << 20
         with server(binary, "--output-budget-bytes", str(budget), "--read-pause-bytes",
@@ -241,6 +268,8 @@ def cases(binary):
         ("publishes to 4,000 fresh names keep at most --max-idle-channels", fresh_publishes),
         ("unfinished messages past --inbound-budget-bytes: the largest closed with 1009",
          unfinished_messages),
+        ("unfinished HTTP requests past --inbound-budget-bytes: the largest answered 503",
+         unfinished_requests),
         ("subscribers that never read past --output-budget-bytes: largest closed with 1008",
          output_budget),
         ("a 1 MB broadcast to 1,000 channels is held once", broadcast_held_once),
