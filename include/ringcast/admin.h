@@ -54,7 +54,8 @@ private:
     /// home shard was this one, else later through finish().
     std::optional<std::string> issue(conn_handle h, http::keep_alive ka,
                                      const std::vector<const pubsub::publish_request*>& items,
-                                     const std::vector<std::string>& targets, bool batch);
+                                     const std::vector<std::string>& targets,
+                                     pubsub::body_shape shape);
     static std::string publish_result(const pending_request& p);
     std::optional<std::string> gather(conn_handle h, http::keep_alive ka, uint16_t what,
                                       std::string arg, uint16_t code = 0,

@@ -85,9 +85,23 @@ struct publish_error {
     std::string message;
 };
 
+/// Which shape a POST body had: the reply has the same shape (docs/protocol.md "Backend API").
+enum class body_shape : uint8_t {
+    single, ///< one request object: answered {"ok":true,"offset":N}
+    batch,  ///< {"messages":[...]}, even with one item: answered {"ok":true,"results":[...]}
+};
+
+/// A parsed POST body: its requests in order and the shape they came in.
+struct publish_body {
+    std::vector<publish_request> requests;
+    body_shape shape = body_shape::single;
+};
+
 /// Parses a POST body: one request, or {"messages":[...]} into several. Views point into
-/// `body`. The error's message says which field is wrong (e.g. "messages[3].channel").
-result<std::vector<publish_request>, publish_error> parse_publish_body(std::string_view body);
+/// `body`. The shape comes from the parsed top-level key, never from the text: a "messages"
+/// string inside an event or data does not make a batch. The error's message says which
+/// field is wrong (e.g. "messages[3].channel").
+result<publish_body, publish_error> parse_publish_body(std::string_view body);
 
 /// The fields of one envelope (docs/protocol.md "Server → client").
 struct envelope {

@@ -79,7 +79,7 @@ struct pending_request {
     http::keep_alive ka = http::keep_alive::yes;
     uint16_t what = 0; // 0: publish
     bool issuing = true;
-    bool batch = false;
+    pubsub::body_shape shape = pubsub::body_shape::single;
     uint32_t remaining = 0;
     std::vector<uint64_t> offsets;
     std::vector<gather_msg> answers;
@@ -181,7 +181,7 @@ std::optional<std::string> api::publish(conn_handle h, const http::request& req,
     if (!parsed) {
         return http::make_error_response(parsed.error().code, parsed.error().message, ka);
     }
-    const auto& requests = *parsed;
+    const auto& requests = parsed->requests;
     std::vector<std::string> targets;
     for (const auto& r : requests) {
         if (to_user) {
@@ -200,19 +200,18 @@ std::optional<std::string> api::publish(conn_handle h, const http::request& req,
     for (const auto& r : requests) {
         items.push_back(&r);
     }
-    const bool batch =
-        requests.size() > 1 || req.body.find("\"messages\"") != std::string_view::npos;
-    return issue(h, ka, items, targets, batch);
+    return issue(h, ka, items, targets, parsed->shape);
 }
 
 std::optional<std::string> api::issue(conn_handle h, http::keep_alive ka,
                                       const std::vector<const pubsub::publish_request*>& items,
-                                      const std::vector<std::string>& targets, bool batch) {
+                                      const std::vector<std::string>& targets,
+                                      pubsub::body_shape shape) {
     const uint64_t token = _next_token++;
     auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
     p.h = h;
     p.ka = ka;
-    p.batch = batch;
+    p.shape = shape;
     p.remaining = static_cast<uint32_t>(items.size());
     p.offsets.assign(items.size(), 0);
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -232,8 +231,11 @@ std::optional<std::string> api::issue(conn_handle h, http::keep_alive ka,
 }
 
 std::string api::publish_result(const pending_request& p) {
-    if (!p.batch) {
+    switch (p.shape) {
+    case pubsub::body_shape::single:
         return "{\"ok\":true,\"offset\":" + std::to_string(p.offsets[0]) + "}";
+    case pubsub::body_shape::batch:
+        break;
     }
     std::string body = "{\"ok\":true,\"results\":[";
     for (std::size_t i = 0; i < p.offsets.size(); ++i) {
@@ -260,15 +262,15 @@ std::optional<std::string> api::broadcast(conn_handle h, const http::request& re
     if (!parsed) {
         return http::make_error_response(parsed.error().code, parsed.error().message, ka);
     }
-    if (parsed->size() != 1) {
+    if (parsed->requests.size() != 1) {
         return http::make_error_response(400, "broadcast takes one message", ka);
     }
-    const pubsub::publish_request& r = parsed->front();
+    const pubsub::publish_request& r = parsed->requests.front();
     if (!r.channels.empty()) {
         // To a list of channels: one ordered publish per channel.
         const std::vector<const pubsub::publish_request*> items(r.channels.size(), &r);
         const std::vector<std::string> targets(r.channels.begin(), r.channels.end());
-        return issue(h, ka, items, targets, true);
+        return issue(h, ka, items, targets, pubsub::body_shape::batch);
     }
     // To every connection: framed once here, the same frame on every shard.
     pubsub::envelope e;
