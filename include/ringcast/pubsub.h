@@ -152,6 +152,12 @@ struct config {
     /// Commands per second per connection (token bucket) and the bucket size.
     uint32_t command_rate = 100;
     uint32_t command_burst = 200;
+    /// The same for a backend session (a /ws connection that presented the API key): a
+    /// publishing feed, trusted by its key (--backend-command-rate, --backend-command-burst).
+    /// 1 000 times the client rate, so only a runaway loop meets it; the burst absorbs the
+    /// backlog a feed flushes at once after reconnecting.
+    uint32_t backend_command_rate = 100000;
+    uint32_t backend_command_burst = 20000;
 };
 
 /// Counters of one shard's engine; gathered by the backend API.

@@ -54,6 +54,9 @@ std::string usage() {
   --slow-consumer-bytes N    queued output at which a subscriber is closed with 1008
                              (default 4194304; half of it drops priority 4, three
                              quarters drops priority 3)
+  --backend-command-rate N   the same for a backend session (a /ws connection carrying
+                             the API key; default 100000)
+  --backend-command-burst N  ... and its burst (default 20000)
   --api-key KEY              require "Authorization: Bearer KEY" on /api/ requests
   --api-listen HOST:PORT     serve the backend API here instead of on --listen
   --check-config             validate the options and exit
@@ -223,6 +226,10 @@ result<config, std::string> parse_args(int argc, char** argv) {
                                               "key is guessable")};
             }
             cfg.gateway.api.api_key = std::string(*v);
+        } else if (arg == "--backend-command-rate") {
+            step = number(cfg.gateway.pubsub.backend_command_rate, 1, 10000000);
+        } else if (arg == "--backend-command-burst") {
+            step = number(cfg.gateway.pubsub.backend_command_burst, 1, 1000000);
         } else if (arg == "--handshake-timeout-ms") {
             step = ms(cfg.gateway.handshake_timeout_ms);
         } else if (arg == "--ping-interval-ms") {

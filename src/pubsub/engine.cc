@@ -76,7 +76,7 @@ engine::~engine() = default;
 void engine::open_session(conn_handle h, session& s, std::string_view user_id, bool backend) {
     s._user_id = std::string(user_id);
     s._backend = backend;
-    s._tokens_milli = _config.command_burst * 1000;
+    s._tokens_milli = (backend ? _config.backend_command_burst : _config.command_burst) * 1000;
     s._refill_ms = _io.now_ms();
     s._registry_index = static_cast<uint32_t>(_sessions.size());
     _sessions.emplace_back(h, &s);
@@ -120,8 +120,11 @@ void engine::close_session(conn_handle h, session& s) noexcept {
 
 bool engine::take_token(session& s) noexcept {
     const uint64_t now = _io.now_ms();
-    const uint64_t cap = uint64_t(_config.command_burst) * 1000;
-    const uint64_t refill = (now - s._refill_ms) * _config.command_rate;
+    // A backend session (API key) is a feed, not a client: it has its own, higher budget.
+    const uint64_t cap =
+        uint64_t(s._backend ? _config.backend_command_burst : _config.command_burst) * 1000;
+    const uint64_t refill =
+        (now - s._refill_ms) * (s._backend ? _config.backend_command_rate : _config.command_rate);
     s._refill_ms = now;
     s._tokens_milli = static_cast<uint32_t>(std::min<uint64_t>(cap, s._tokens_milli + refill));
     if (s._tokens_milli < 1000) {
