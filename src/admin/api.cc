@@ -407,6 +407,10 @@ void append_counters(std::string& out, const pubsub::counters& c, const core::sh
     out += ",\"rate_limited\":" + std::to_string(c.rate_limited);
     out += ",\"accepted\":" + std::to_string(k.accepted);
     out += ",\"refused\":" + std::to_string(k.refused);
+    out += ",\"refused_unanswered\":" + std::to_string(k.refused_unanswered);
+    out += ",\"refused_per_ip_cap\":" + std::to_string(k.refused_address_cap);
+    out += ",\"refused_per_ip_rate\":" + std::to_string(k.refused_address_rate);
+    out += ",\"per_ip_evictions\":" + std::to_string(k.address_evictions);
     out += ",\"sends\":" + std::to_string(k.sends);
     out += ",\"recv_enobufs\":" + std::to_string(k.recv_enobufs);
     out += "}";
@@ -447,6 +451,10 @@ void api::finish(uint64_t token) {
             total.rate_limited += a.counters.rate_limited;
             total_core.accepted += a.core_counters.accepted;
             total_core.refused += a.core_counters.refused;
+            total_core.refused_unanswered += a.core_counters.refused_unanswered;
+            total_core.refused_address_cap += a.core_counters.refused_address_cap;
+            total_core.refused_address_rate += a.core_counters.refused_address_rate;
+            total_core.address_evictions += a.core_counters.address_evictions;
             total_core.closed += a.core_counters.closed;
             total_core.bytes_sent += a.core_counters.bytes_sent;
             total_core.bytes_received += a.core_counters.bytes_received;

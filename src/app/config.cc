@@ -33,8 +33,9 @@ std::string usage() {
                              affinity mask
   --echo PATH                serve a WebSocket echo endpoint on PATH (e.g. /echo) and the
                              demo page on /; off unless given
-  --max-connections N        connections per shard (direct-descriptor table size;
-                             default 65536, capped by RLIMIT_NOFILE)
+  --max-connections N        connections per shard (default 65536, capped by
+                             RLIMIT_NOFILE); beyond it a few spare slots still answer
+                             GET /healthz and /api/, and refuse upgrades with 503
   --max-connections-total N  connections across all shards (default: no cap beyond
                              the per-shard one)
   --max-message-bytes N      largest client message (default 16777216); larger → close 1009
@@ -57,6 +58,12 @@ std::string usage() {
   --backend-command-rate N   the same for a backend session (a /ws connection carrying
                              the API key; default 100000)
   --backend-command-burst N  ... and its burst (default 20000)
+  --max-connections-per-ip N connections at once from one address (IPv6: one /64);
+                             each shard allows ceil(N / shards) (default 1024; 0 = off;
+                             behind a proxy every client has the proxy's address)
+  --connect-rate-per-ip N    new connections per second from one address (default 100;
+                             0 = off), after a burst of
+  --connect-burst-per-ip N   (default 1024); both divided over the shards like the cap
   --api-key KEY              require "Authorization: Bearer KEY" on /api/ requests
   --api-listen HOST:PORT     serve the backend API here instead of on --listen
   --check-config             validate the options and exit
@@ -230,6 +237,12 @@ result<config, std::string> parse_args(int argc, char** argv) {
             step = number(cfg.gateway.pubsub.backend_command_rate, 1, 10000000);
         } else if (arg == "--backend-command-burst") {
             step = number(cfg.gateway.pubsub.backend_command_burst, 1, 1000000);
+        } else if (arg == "--max-connections-per-ip") {
+            step = number(cfg.runtime.per_address.max_connections, 0, 1u << 30);
+        } else if (arg == "--connect-rate-per-ip") {
+            step = number(cfg.runtime.per_address.connect_rate, 0, 1000000);
+        } else if (arg == "--connect-burst-per-ip") {
+            step = number(cfg.runtime.per_address.connect_burst, 1, 1u << 30);
         } else if (arg == "--handshake-timeout-ms") {
             step = ms(cfg.gateway.handshake_timeout_ms);
         } else if (arg == "--ping-interval-ms") {
