@@ -66,6 +66,7 @@ struct gather_msg {
     unsigned shard = 0;
     pubsub::counters counters;
     core::shard_counters core_counters;
+    api_counters api;
     std::vector<std::pair<std::string, uint32_t>> list;
     uint64_t number = 0;
     bool home_found = false;
@@ -97,8 +98,19 @@ api::~api() {
 
 std::optional<std::string> api::handle(conn_handle h, const http::request& req,
                                        http::keep_alive ka) {
-    if (!_config.api_key.empty() &&
-        req.header_value("authorization") != "Bearer " + _config.api_key) {
+    if (_config.api_key.empty()) {
+        // No key configured: whoever reaches the port could publish into anyone's user:
+        // channel and disconnect them, so only this host may.
+        if (!_io.peer(h).loopback()) {
+            ++_counters.not_loopback;
+            return http::make_error_response(
+                403,
+                "the API answers only this host (loopback) until an API key is set "
+                "(--api-key-file or RINGCAST_API_KEY)",
+                ka);
+        }
+    } else if (!bearer_matches(req, _config.api_key)) {
+        ++_counters.unauthorized;
         return http::make_error_response(401, "missing or wrong API key (Authorization: Bearer)",
                                          ka);
     }
@@ -337,6 +349,7 @@ void api::answer_here(gather_msg& g) noexcept {
     case stats:
         g.counters = _engine.stats();
         g.core_counters = _io.counters();
+        g.api = _counters;
         break;
     case online:
         g.list = _engine.local_users();
@@ -388,7 +401,8 @@ void api::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
 
 namespace {
 
-void append_counters(std::string& out, const pubsub::counters& c, const core::shard_counters& k) {
+void append_counters(std::string& out, const pubsub::counters& c, const core::shard_counters& k,
+                     const api_counters& a) {
     const uint64_t dropped = c.dropped[1] + c.dropped[2] + c.dropped[3] + c.dropped[4];
     out += "{\"connections\":" + std::to_string(k.accepted - k.closed);
     out += ",\"sessions\":" + std::to_string(c.sessions);
@@ -411,6 +425,8 @@ void append_counters(std::string& out, const pubsub::counters& c, const core::sh
     out += ",\"refused_per_ip_cap\":" + std::to_string(k.refused_address_cap);
     out += ",\"refused_per_ip_rate\":" + std::to_string(k.refused_address_rate);
     out += ",\"per_ip_evictions\":" + std::to_string(k.address_evictions);
+    out += ",\"api_unauthorized\":" + std::to_string(a.unauthorized);
+    out += ",\"api_not_loopback\":" + std::to_string(a.not_loopback);
     out += ",\"sends\":" + std::to_string(k.sends);
     out += ",\"recv_enobufs\":" + std::to_string(k.recv_enobufs);
     out += "}";
@@ -433,10 +449,11 @@ void api::finish(uint64_t token) {
                   [](const gather_msg& a, const gather_msg& b) { return a.shard < b.shard; });
         pubsub::counters total;
         core::shard_counters total_core;
+        api_counters total_api;
         std::string shards;
         for (const auto& a : p.answers) {
             shards += shards.empty() ? "" : ",";
-            append_counters(shards, a.counters, a.core_counters);
+            append_counters(shards, a.counters, a.core_counters, a.api);
             total.sessions += a.counters.sessions;
             total.subscriptions += a.counters.subscriptions;
             total.messages_in += a.counters.messages_in;
@@ -455,6 +472,8 @@ void api::finish(uint64_t token) {
             total_core.refused_address_cap += a.core_counters.refused_address_cap;
             total_core.refused_address_rate += a.core_counters.refused_address_rate;
             total_core.address_evictions += a.core_counters.address_evictions;
+            total_api.unauthorized += a.api.unauthorized;
+            total_api.not_loopback += a.api.not_loopback;
             total_core.closed += a.core_counters.closed;
             total_core.bytes_sent += a.core_counters.bytes_sent;
             total_core.bytes_received += a.core_counters.bytes_received;
@@ -462,7 +481,7 @@ void api::finish(uint64_t token) {
             total_core.recv_enobufs += a.core_counters.recv_enobufs;
         }
         body = "{\"total\":";
-        append_counters(body, total, total_core);
+        append_counters(body, total, total_core, total_api);
         body += ",\"shards\":[" + shards + "]}";
     } else if (p.what == online || p.what == channels || p.what == channel_info) {
         std::map<std::string, uint64_t> merged;

@@ -136,6 +136,15 @@ int run(int argc, char** argv) {
         std::printf("ringcastd: api on %s:%u\n", cfg.api_listen.host.c_str(),
                     unsigned(net::local_port(cfg.runtime.api_listen_fds.front())));
     }
+    if (cfg.api_key_source.empty()) {
+        std::printf("ringcastd: no API key (--api-key-file or %s): /api/ answers loopback "
+                    "peers only (127.0.0.0/8, ::1), 403 to others\n",
+                    app::api_key_env);
+    } else {
+        std::printf("ringcastd: API key from %s: /api/ and backend sessions need "
+                    "\"Authorization: Bearer\"\n",
+                    cfg.api_key_source.c_str());
+    }
     std::fflush(stdout);
 
     int sig = 0;

@@ -204,11 +204,10 @@ bool gateway::upgrade_pubsub(conn_handle h, connection& c, const http::request& 
                       http::keep_alive::no);
         return false;
     }
-    // A backend feed: the API key as a bearer token or ?api_key= (browsers cannot set
-    // headers on a WebSocket). Only when a key is configured.
-    const std::string& key = _config.api.api_key;
-    const bool backend = !key.empty() && (req.header_value("authorization") == "Bearer " + key ||
-                                          req.query_param("api_key") == key);
+    // A backend feed: the API key as a bearer token, only when a key is configured. Never
+    // from the query string: URLs end up in proxy and access logs, browser history and
+    // Referer headers (a backend is not a browser and can set the header).
+    const bool backend = admin::bearer_matches(req, _config.api.api_key);
     // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
     const std::string user_id(user);
     upgrade(h, c, req);
