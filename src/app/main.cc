@@ -102,8 +102,8 @@ int run(int argc, char** argv) {
         }
         cfg.runtime.api_listen_fds = *api_fds;
     }
-    // What a connection over a per-address limit gets (docs/close-codes.md); one beyond
-    // --max-connections is answered by the gateway in restricted mode.
+    // What a connection over a per-address limit gets (docs/protocol.md "Connection
+    // limits"); one beyond --max-connections is answered by the gateway (restricted mode).
     cfg.runtime.refusal_address_cap = http::make_error_response(
         429, "too many connections from your address; close some or retry later",
         http::keep_alive::no);
