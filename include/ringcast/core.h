@@ -401,8 +401,10 @@ inline constexpr uint32_t refusal_slots = 64;
 inline constexpr uint32_t api_slots = 1024;
 
 /// Single-shot accepts kept armed per listener, each with its own address buffer (the peer
-/// address is why they are not one multishot accept: docs/decisions.md "Accept"). Also the
-/// most connections one listener can hand over in one loop pass.
+/// address is why they are not one multishot accept: docs/decisions.md "Edge hardening").
+/// It is also the most connections one listener hands over per loop pass: 16 drains a
+/// backlog in a few passes (each pass re-arms what completed) while bounding the slots a
+/// pass can take only to close them (descriptor_slots()).
 inline constexpr uint32_t accepts_per_listener = 16;
 
 /// Direct-descriptor slots a shard's table needs: the cap, the spare slots, the API

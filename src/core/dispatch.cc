@@ -33,7 +33,7 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
 }
 
 void shard::on_accept(listener which, uint32_t index, const io_uring_cqe& cqe) noexcept {
-    RINGCAST_ASSERT(index < accepts_per_listener);
+    RINGCAST_ASSERT(size_t(which) < _accept_buffers.size() && index < accepts_per_listener);
     accept_buffer& b = _accept_buffers[size_t(which)][index];
     RINGCAST_ASSERT(b.armed);
     b.armed = false;
