@@ -13,13 +13,32 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace ringcast::admin {
 
 struct api_config {
-    /// Required as "Authorization: Bearer <key>" on every /api/ request when not empty.
+    /// Required as "Authorization: Bearer <key>" on every /api/ request when not empty (and
+    /// makes a /ws upgrade carrying it a backend session). Empty: the API answers only peers
+    /// on this host (peer_address::loopback()), 403 to anyone else.
     std::string api_key;
+};
+
+/// Compares a presented secret with the configured one in time that depends only on their
+/// lengths, never on their contents (no early exit at the first difference), so response
+/// timing does not reveal how much of a guess was right. Every API-key check goes through
+/// it (bearer_matches).
+bool keys_equal(std::string_view presented, std::string_view expected) noexcept;
+
+/// True when `req` carries "Authorization: Bearer <key>" (scheme in any case) and the token
+/// is `key` (keys_equal). Always false for an empty `key`.
+bool bearer_matches(const http::request& req, std::string_view key) noexcept;
+
+/// Requests the API refused before routing them, per shard (GET /api/stats).
+struct api_counters {
+    uint64_t unauthorized = 0; ///< 401: missing or wrong API key
+    uint64_t not_loopback = 0; ///< 403: no API key configured and the peer is not on this host
 };
 
 /// Counters of the connection layer (src/net) and the API itself, for GET /api/stats.
@@ -63,7 +82,8 @@ private:
     /// home shard was this one, else later through finish().
     std::optional<std::string> issue(conn_handle h, http::keep_alive ka,
                                      const std::vector<const pubsub::publish_request*>& items,
-                                     const std::vector<std::string>& targets, bool batch,
+                                     const std::vector<std::string>& targets,
+                                     pubsub::body_shape shape,
                                      const core::frame_ref& shared_data = {});
     /// A 503 when a target's home shard is congested (pubsub::engine::accepts_work_for).
     std::optional<std::string> refuse_if_busy(const std::vector<std::string>& targets,
@@ -82,6 +102,7 @@ private:
     responder& _out;
     std::unordered_map<uint64_t, std::unique_ptr<pending_request>> _pending;
     uint64_t _next_token = 1;
+    api_counters _counters;
     uint64_t _busy_refused = 0;
 };
 

@@ -13,6 +13,8 @@
 // Never: throw or block on the data path.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -163,6 +165,37 @@ inline unexpected<std::error_code> errno_error(int err) noexcept {
 
 /// Index of a shard: 0 .. shards-1. Shard i runs on the i-th CPU of the affinity mask.
 enum class shard_id : uint16_t {};
+
+/// Address family of a connection's peer.
+enum class ip_family : uint8_t { unknown, v4, v6 };
+
+/// Where a connection came from, as its accept reported it: a plain value, copied freely.
+/// An IPv4 peer of a dual-stack IPv6 listener is reported as IPv4 (::ffff:a.b.c.d becomes
+/// a.b.c.d), so one client has one address whatever the listener. A closed handle's peer
+/// (and a peer accept could not describe) is ip_family::unknown, which is not loopback.
+struct peer_address {
+    ip_family family = ip_family::unknown;
+    uint16_t port = 0;               ///< host byte order
+    std::array<uint8_t, 16> bytes{}; ///< network byte order; IPv4 uses the first 4
+
+    /// 127.0.0.0/8 or ::1: the peer is on this host. What the backend API trusts when no
+    /// API key is configured.
+    bool loopback() const noexcept {
+        switch (family) {
+        case ip_family::v4:
+            return bytes[0] == 127;
+        case ip_family::v6:
+            return std::all_of(bytes.begin(), bytes.begin() + 15,
+                               [](uint8_t b) { return b == 0; }) &&
+                   bytes[15] == 1;
+        case ip_family::unknown:
+            return false;
+        }
+        return false;
+    }
+    /// "192.0.2.7" or "2001:db8::1" (no port), for log lines; allocates.
+    std::string text() const;
+};
 
 /// A connection slot on its shard plus the slot's generation when the handle was taken.
 /// A handle whose generation no longer matches the slot's refers to a closed connection:
@@ -317,7 +350,17 @@ enum class close_mode : uint8_t {
 struct shard_counters {
     uint64_t accepted = 0;
     uint64_t accept_errors = 0;
-    uint64_t refused = 0; ///< accepted beyond the connection cap and sent the refusal
+    /// Over --max-connections / --max-connections-total on the main listener: served in
+    /// restricted mode (GET /healthz and /api/ only; an upgrade is answered 503), or, with
+    /// every spare slot in use, closed unanswered (then counted in refused_unanswered too).
+    uint64_t refused = 0;
+    /// Closed at once without an answer: no spare slot left for one (or the API listener's
+    /// own slots are all in use), so a flood cannot take the slots kept for answers.
+    uint64_t refused_unanswered = 0;
+    uint64_t refused_address_cap = 0;  ///< over --max-connections-per-ip: 429
+    uint64_t refused_address_rate = 0; ///< over --connect-rate-per-ip / burst: 429
+    /// Per-address entries dropped to make room while their connect bucket still refilled.
+    uint64_t address_evictions = 0;
     uint64_t closed = 0;
     uint64_t bytes_received = 0;
     uint64_t bytes_sent = 0;
@@ -368,6 +411,8 @@ public:
     virtual unsigned shards() const noexcept = 0;
     /// This shard's runtime counters (for the stats API).
     virtual const shard_counters& counters() const noexcept = 0;
+    /// The address `h` connected from (ip_family::unknown once it has closed).
+    virtual peer_address peer(conn_handle h) const noexcept = 0;
     /// Hands `msg` to shard `to` (not this one) over the mesh; never blocks or drops. It
     /// arrives in that shard's conn_handler::on_mesh(), in order per (from, to) pair.
     virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
@@ -382,9 +427,59 @@ public:
 /// Which listening socket accepted a connection.
 enum class listener : uint8_t { main, api };
 
-/// Descriptor slots kept beyond the connection cap, so a refused connection can still be
-/// told why (runtime_config::refusal) instead of waiting in the backlog.
+/// What a new connection may do (decided at accept, before the handler sees it).
+enum class admission : uint8_t {
+    /// Every route.
+    full,
+    /// Accepted beyond the connection cap into a spare slot: only what keeps the server
+    /// observable (GET /healthz, and /api/ when the API is on this listener), each answer
+    /// closing the connection; anything else, an upgrade included, is refused with 503.
+    restricted,
+};
+
+/// Descriptor slots kept beyond the connection cap on each shard, shared by connections in
+/// restricted mode and by per-address refusals being answered: enough for a health checker
+/// and an operator's API calls while a flood is refused, few enough that the flood cannot
+/// hold much (each lasts one request, bounded by the handshake and close timeouts).
 inline constexpr uint32_t refusal_slots = 64;
+
+/// Slots of each shard only the --api-listen listener uses, on top of the connection cap
+/// (its connections no longer count toward the cap): a backend keeps reaching the API while
+/// clients fill the table. 1024 keep-alive API connections per shard is more than a fleet
+/// of backend workers holds, for 1024 descriptor-table entries.
+inline constexpr uint32_t api_slots = 1024;
+
+/// Single-shot accepts kept armed per listener, each with its own address buffer (the peer
+/// address is why they are not one multishot accept: docs/decisions.md "Edge hardening").
+/// It is also the most connections one listener hands over per loop pass: 16 drains a
+/// backlog in a few passes (each pass re-arms what completed) while bounding the slots a
+/// pass can take only to close them (descriptor_slots()).
+inline constexpr uint32_t accepts_per_listener = 16;
+
+/// Direct-descriptor slots a shard's table needs: the cap, the spare slots, the API
+/// listener's own, and one per armed accept (a connection accepted only to be closed holds
+/// its slot until the close is submitted in the next pass).
+constexpr uint32_t descriptor_slots(uint32_t max_connections, bool api_listener) noexcept {
+    return max_connections + refusal_slots + (api_listener ? api_slots : 0) +
+           accepts_per_listener * (api_listener ? 2 : 1);
+}
+
+/// Limits per client address, process-wide (--max-connections-per-ip,
+/// --connect-rate-per-ip, --connect-burst-per-ip); 0 disables one. Each shard enforces
+/// ⌈N / shards⌉ of each, because SO_REUSEPORT spreads an address's connections over the
+/// shards. IPv6 addresses are grouped by /64. Only the main listener is limited: the
+/// --api-listen listener is the backend's (keep it off public networks).
+struct per_address_limits {
+    /// A large office or carrier NAT puts hundreds of users behind one address; 1024 lets
+    /// them in and still stops one host from filling a 65 536-connection table.
+    uint32_t max_connections = 1024;
+    /// New connections per second once the burst is spent: a reconnect storm of one NAT's
+    /// users drains over seconds, a connect/close loop is held to this.
+    uint32_t connect_rate = 100;
+    /// As many as the cap, so everyone behind one address can reconnect at once after a
+    /// restart.
+    uint32_t connect_burst = 1024;
+};
 
 /// The protocol side of a shard (src/net implements it): one instance per shard, called
 /// only from that shard's thread. `user` is the pointer on_open() returned.
@@ -392,7 +487,8 @@ class conn_handler {
 public:
     virtual ~conn_handler() = default;
     /// A new connection; returns the per-connection state handed back in later calls.
-    virtual void* on_open(conn_handle h, listener from) noexcept = 0;
+    /// conn_io::peer(h) already knows its address.
+    virtual void* on_open(conn_handle h, listener from, admission mode) noexcept = 0;
     /// Received bytes, valid only during the call (the buffer returns to the kernel after).
     /// The span is writable so parsers can unmask in place.
     virtual void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept = 0;
@@ -418,14 +514,17 @@ struct runtime_config {
     std::vector<int> api_listen_fds;
     /// CPU for each shard (pinned); -1 leaves a shard unpinned.
     std::vector<int> cpus;
-    /// Direct-descriptor slots per shard = the shard's connection cap (src/app fills it:
-    /// --max-connections, or 65536 capped by RLIMIT_NOFILE, which limits each table).
+    /// Connections per shard in full mode (src/app fills it: --max-connections, or 65536
+    /// capped by RLIMIT_NOFILE, which limits each descriptor table; descriptor_slots()).
     uint32_t max_connections_per_shard = 65536;
     /// Connections across all shards (--max-connections-total); 0: only the per-shard cap.
     uint32_t max_connections_total = 0;
-    /// Sent to a connection accepted beyond max_connections_per_shard before it is closed
-    /// (the descriptor table keeps refusal_slots spare for this); empty: close at once.
-    std::string refusal;
+    /// Per-address limits (see per_address_limits); shards divide them.
+    per_address_limits per_address;
+    /// Complete HTTP responses sent before closing a connection over a per-address limit
+    /// (the cap, the connect rate), using one of the refusal_slots; empty: close at once.
+    std::string refusal_address_cap;
+    std::string refusal_address_rate;
     /// Output queued for one connection (send_queue cost: bytes plus per-frame overhead)
     /// above which the shard stops reading from it. 256 KiB holds ~2,500 replies: far more
     /// than a client that reads ever has waiting, and what a client that never reads can

@@ -85,9 +85,23 @@ struct publish_error {
     std::string message;
 };
 
+/// Which shape a POST body had: the reply has the same shape (docs/protocol.md "Backend API").
+enum class body_shape : uint8_t {
+    single, ///< one request object: answered {"ok":true,"offset":N}
+    batch,  ///< {"messages":[...]}, even with one item: answered {"ok":true,"results":[...]}
+};
+
+/// A parsed POST body: its requests in order and the shape they came in.
+struct publish_body {
+    std::vector<publish_request> requests;
+    body_shape shape = body_shape::single;
+};
+
 /// Parses a POST body: one request, or {"messages":[...]} into several. Views point into
-/// `body`. The error's message says which field is wrong (e.g. "messages[3].channel").
-result<std::vector<publish_request>, publish_error> parse_publish_body(std::string_view body);
+/// `body`. The shape comes from the parsed top-level key, never from the text: a "messages"
+/// string inside an event or data does not make a batch. The error's message says which
+/// field is wrong (e.g. "messages[3].channel").
+result<publish_body, publish_error> parse_publish_body(std::string_view body);
 
 /// The fields of one envelope (docs/protocol.md "Server → client").
 struct envelope {
@@ -147,6 +161,12 @@ struct config {
     /// hold ~4 MB per shard, however many fresh names backends publish to. An evicted
     /// channel starts again at offset 1 under a new epoch, which tells a recovering client.
     uint32_t max_idle_channels = 16384;
+    /// The same for a backend session (a /ws connection that presented the API key): a
+    /// publishing feed, trusted by its key (--backend-command-rate, --backend-command-burst).
+    /// 1 000 times the client rate, so only a runaway loop meets it; the burst absorbs the
+    /// backlog a feed flushes at once after reconnecting.
+    uint32_t backend_command_rate = 100000;
+    uint32_t backend_command_burst = 20000;
 };
 
 /// Counters of one shard's engine; gathered by the backend API.

@@ -67,6 +67,7 @@ struct gather_msg {
     pubsub::counters counters;
     core::shard_counters core_counters;
     admin::edge_counters edge;
+    api_counters api;
     std::vector<std::pair<std::string, uint32_t>> list;
     uint64_t number = 0;
     bool home_found = false;
@@ -80,7 +81,7 @@ struct pending_request {
     http::keep_alive ka = http::keep_alive::yes;
     uint16_t what = 0; // 0: publish
     bool issuing = true;
-    bool batch = false;
+    pubsub::body_shape shape = pubsub::body_shape::single;
     uint32_t remaining = 0;
     std::vector<uint64_t> offsets;
     std::vector<gather_msg> answers;
@@ -98,8 +99,19 @@ api::~api() {
 
 std::optional<std::string> api::handle(conn_handle h, const http::request& req,
                                        http::keep_alive ka) {
-    if (!_config.api_key.empty() &&
-        req.header_value("authorization") != "Bearer " + _config.api_key) {
+    if (_config.api_key.empty()) {
+        // No key configured: whoever reaches the port could publish into anyone's user:
+        // channel and disconnect them, so only this host may.
+        if (!_io.peer(h).loopback()) {
+            ++_counters.not_loopback;
+            return http::make_error_response(
+                403,
+                "the API answers only this host (loopback) until an API key is set "
+                "(--api-key-file or RINGCAST_API_KEY)",
+                ka);
+        }
+    } else if (!bearer_matches(req, _config.api_key)) {
+        ++_counters.unauthorized;
         return http::make_error_response(401, "missing or wrong API key (Authorization: Bearer)",
                                          ka);
     }
@@ -182,7 +194,7 @@ std::optional<std::string> api::publish(conn_handle h, const http::request& req,
     if (!parsed) {
         return http::make_error_response(parsed.error().code, parsed.error().message, ka);
     }
-    const auto& requests = *parsed;
+    const auto& requests = parsed->requests;
     std::vector<std::string> targets;
     for (const auto& r : requests) {
         if (to_user) {
@@ -204,9 +216,7 @@ std::optional<std::string> api::publish(conn_handle h, const http::request& req,
     if (auto busy = refuse_if_busy(targets, ka)) {
         return busy;
     }
-    const bool batch =
-        requests.size() > 1 || req.body.find("\"messages\"") != std::string_view::npos;
-    return issue(h, ka, items, targets, batch);
+    return issue(h, ka, items, targets, parsed->shape);
 }
 
 std::optional<std::string> api::refuse_if_busy(const std::vector<std::string>& targets,
@@ -223,13 +233,14 @@ std::optional<std::string> api::refuse_if_busy(const std::vector<std::string>& t
 
 std::optional<std::string> api::issue(conn_handle h, http::keep_alive ka,
                                       const std::vector<const pubsub::publish_request*>& items,
-                                      const std::vector<std::string>& targets, bool batch,
+                                      const std::vector<std::string>& targets,
+                                      pubsub::body_shape shape,
                                       const core::frame_ref& shared_data) {
     const uint64_t token = _next_token++;
     auto& p = *_pending.emplace(token, std::make_unique<pending_request>()).first->second;
     p.h = h;
     p.ka = ka;
-    p.batch = batch;
+    p.shape = shape;
     p.remaining = static_cast<uint32_t>(items.size());
     p.offsets.assign(items.size(), 0);
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -249,8 +260,11 @@ std::optional<std::string> api::issue(conn_handle h, http::keep_alive ka,
 }
 
 std::string api::publish_result(const pending_request& p) {
-    if (!p.batch) {
+    switch (p.shape) {
+    case pubsub::body_shape::single:
         return "{\"ok\":true,\"offset\":" + std::to_string(p.offsets[0]) + "}";
+    case pubsub::body_shape::batch:
+        break;
     }
     std::string body = "{\"ok\":true,\"results\":[";
     for (std::size_t i = 0; i < p.offsets.size(); ++i) {
@@ -277,10 +291,10 @@ std::optional<std::string> api::broadcast(conn_handle h, const http::request& re
     if (!parsed) {
         return http::make_error_response(parsed.error().code, parsed.error().message, ka);
     }
-    if (parsed->size() != 1) {
+    if (parsed->requests.size() != 1) {
         return http::make_error_response(400, "broadcast takes one message", ka);
     }
-    const pubsub::publish_request& r = parsed->front();
+    const pubsub::publish_request& r = parsed->requests.front();
     if (!r.channels.empty()) {
         // To a list of channels: one ordered publish per channel, all sharing one copy of
         // the data (each channel's frame splices it in: pubsub/publish.cc).
@@ -289,7 +303,7 @@ std::optional<std::string> api::broadcast(conn_handle h, const http::request& re
         if (auto busy = refuse_if_busy(targets, ka)) {
             return busy;
         }
-        return issue(h, ka, items, targets, true, core::make_frame(r.data));
+        return issue(h, ka, items, targets, pubsub::body_shape::batch, core::make_frame(r.data));
     }
     // To every connection: framed once here, the same frame on every shard.
     pubsub::envelope e;
@@ -358,6 +372,7 @@ void api::answer_here(gather_msg& g) noexcept {
         g.core_counters = _io.counters();
         g.edge = _out.edge_stats();
         g.edge.api_busy_refused = _busy_refused;
+        g.api = _counters;
         break;
     case online:
         g.list = _engine.local_users();
@@ -414,6 +429,7 @@ struct stat_set {
     pubsub::counters pubsub;
     core::shard_counters core;
     edge_counters edge;
+    api_counters api;
 
     void add(const stat_set& o) {
         using P = pubsub::counters;
@@ -431,13 +447,17 @@ struct stat_set {
         for (auto m : {&C::accepted, &C::accept_errors, &C::refused, &C::closed,
                        &C::bytes_received, &C::bytes_sent, &C::sends, &C::frames_sent,
                        &C::recv_enobufs, &C::recv_rearms, &C::read_pauses, &C::budget_closes,
-                       &C::cq_overflows, &C::loop_iterations}) {
+                       &C::cq_overflows, &C::loop_iterations, &C::refused_unanswered,
+                       &C::refused_address_cap, &C::refused_address_rate,
+                       &C::address_evictions}) {
             core.*m += o.core.*m;
         }
         using E = edge_counters;
         for (auto m : {&E::inbound_held_bytes, &E::inbound_budget_closes, &E::api_busy_refused}) {
             edge.*m += o.edge.*m;
         }
+        api.unauthorized += o.api.unauthorized;
+        api.not_loopback += o.api.not_loopback;
     }
 };
 
@@ -475,6 +495,12 @@ void append_counters(std::string& out, const stat_set& s) {
     field("idle_channels_evicted", c.idle_channels_evicted);
     field("accepted", k.accepted);
     field("refused", k.refused);
+    field("refused_unanswered", k.refused_unanswered);
+    field("refused_per_ip_cap", k.refused_address_cap);
+    field("refused_per_ip_rate", k.refused_address_rate);
+    field("per_ip_evictions", k.address_evictions);
+    field("api_unauthorized", s.api.unauthorized);
+    field("api_not_loopback", s.api.not_loopback);
     field("sends", k.sends);
     field("recv_enobufs", k.recv_enobufs);
     field("read_pauses", k.read_pauses);
@@ -502,7 +528,7 @@ void api::finish(uint64_t token) {
         stat_set total;
         std::string shards;
         for (const auto& a : p.answers) {
-            const stat_set one{a.counters, a.core_counters, a.edge};
+            const stat_set one{a.counters, a.core_counters, a.edge, a.api};
             shards += shards.empty() ? "" : ",";
             append_counters(shards, one);
             total.add(one);

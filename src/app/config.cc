@@ -2,7 +2,12 @@
 
 #include <sched.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string_view>
 #include <type_traits>
@@ -33,8 +38,9 @@ std::string usage() {
                              affinity mask
   --echo PATH                serve a WebSocket echo endpoint on PATH (e.g. /echo) and the
                              demo page on /; off unless given
-  --max-connections N        connections per shard (direct-descriptor table size;
-                             default 65536, capped by RLIMIT_NOFILE)
+  --max-connections N        connections per shard (default 65536, capped by
+                             RLIMIT_NOFILE); beyond it a few spare slots still answer
+                             GET /healthz and /api/, and refuse upgrades with 503
   --max-connections-total N  connections across all shards (default: no cap beyond
                              the per-shard one)
   --max-message-bytes N      largest client message (default 16777216); larger → close 1009
@@ -63,7 +69,19 @@ std::string usage() {
                              largest holders are closed with 1009 (default 134217728)
   --max-idle-channels N      channels without subscribers whose offset a shard keeps
                              (default 16384; older ones restart under a new epoch)
-  --api-key KEY              require "Authorization: Bearer KEY" on /api/ requests
+  --backend-command-rate N   the same for a backend session (a /ws connection carrying
+                             the API key; default 100000)
+  --backend-command-burst N  ... and its burst (default 20000)
+  --max-connections-per-ip N connections at once from one address (IPv6: one /64);
+                             each shard allows ceil(N / shards) (default 1024; 0 = off;
+                             behind a proxy every client has the proxy's address)
+  --connect-rate-per-ip N    new connections per second from one address (default 100;
+                             0 = off), after a burst of
+  --connect-burst-per-ip N   (default 1024); both divided over the shards like the cap
+  --api-key-file PATH        the backend API key: a file holding one line of 16 or more
+                             visible ASCII characters; or set RINGCAST_API_KEY. Requests
+                             then need "Authorization: Bearer KEY". Without a key the
+                             API answers only loopback peers (127.0.0.0/8, ::1)
   --api-listen HOST:PORT     serve the backend API here instead of on --listen
   --check-config             validate the options and exit
   --version, --help
@@ -99,10 +117,67 @@ bool plain_path(std::string_view path) {
     return true;
 }
 
+/// The API key as given in `source` (a file's contents or the environment variable):
+/// one line of 16 or more visible ASCII characters, the line break removed. The error names
+/// where it came from and what is accepted, never the key.
+result<std::string, std::string> check_api_key(std::string text, const std::string& source) {
+    if (text.ends_with("\n")) {
+        text.pop_back();
+        if (text.ends_with("\r")) {
+            text.pop_back();
+        }
+    }
+    // 16: shorter keys are guessable; visible ASCII: the key travels in an HTTP header
+    // ("Authorization: Bearer KEY"), where spaces and control bytes do not survive.
+    const bool visible =
+        std::all_of(text.begin(), text.end(), [](char ch) { return ch > ' ' && ch < 0x7f; });
+    if (text.size() < 16 || !visible) {
+        return unexpected{source +
+                          " must hold one line of 16 or more visible ASCII characters "
+                          "(no spaces or control characters): the API key; it holds " +
+                          std::to_string(text.size()) + " characters" +
+                          (visible ? std::string() : std::string(", not all of them visible"))};
+    }
+    return text;
+}
+
+/// The API key from --api-key-file or RINGCAST_API_KEY (one of them); empty when neither.
+result<std::string, std::string> read_api_key(const std::string& path) {
+    const char* env = std::getenv(api_key_env);
+    if (!path.empty() && env != nullptr) {
+        return unexpected{"--api-key-file = '" + path + "' and the environment variable " +
+                          std::string(api_key_env) +
+                          " are both set; give the API key one way only"};
+    }
+    if (env != nullptr) {
+        return check_api_key(env, std::string("the environment variable ") + api_key_env);
+    }
+    if (path.empty()) {
+        return std::string();
+    }
+    // Bounded: a key file is one short line; a larger file is a mistake (a wrong path).
+    constexpr std::size_t max_key_file_bytes = 4096;
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        return unexpected{"--api-key-file = '" + path + "' cannot be read: " +
+                          std::strerror(errno) + " (it must name a file holding the API key)"};
+    }
+    std::string text(max_key_file_bytes + 1, '\0');
+    text.resize(std::fread(text.data(), 1, text.size(), f));
+    std::fclose(f);
+    if (text.size() > max_key_file_bytes) {
+        return unexpected{"--api-key-file = '" + path + "' is larger than " +
+                          std::to_string(max_key_file_bytes) +
+                          " bytes; it must hold the API key on one line"};
+    }
+    return check_api_key(std::move(text), "--api-key-file = '" + path + "'");
+}
+
 } // namespace
 
 result<config, std::string> parse_args(int argc, char** argv) {
     config cfg;
+    std::string api_key_file;
     constexpr uint32_t max_ms = 24u * 3600 * 1000;
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
@@ -231,15 +306,27 @@ result<config, std::string> parse_args(int argc, char** argv) {
         } else if (arg == "--max-idle-channels") {
             step = number(cfg.gateway.pubsub.max_idle_channels, 1, 1u << 26);
         } else if (arg == "--api-key") {
+            return unexpected{std::string(
+                "--api-key is not accepted: a key on the command line can be read by every "
+                "local user (ps, /proc/PID/cmdline); put it in a file readable only by "
+                "ringcastd and pass --api-key-file PATH, or set the environment variable " +
+                std::string(api_key_env))};
+        } else if (arg == "--api-key-file") {
             auto v = next();
             if (!v) {
                 return unexpected{v.error()};
             }
-            if (v->size() < 16) {
-                return unexpected{std::string("--api-key must be at least 16 characters; a short "
-                                              "key is guessable")};
-            }
-            cfg.gateway.api.api_key = std::string(*v);
+            api_key_file = std::string(*v);
+        } else if (arg == "--backend-command-rate") {
+            step = number(cfg.gateway.pubsub.backend_command_rate, 1, 10000000);
+        } else if (arg == "--backend-command-burst") {
+            step = number(cfg.gateway.pubsub.backend_command_burst, 1, 1000000);
+        } else if (arg == "--max-connections-per-ip") {
+            step = number(cfg.runtime.per_address.max_connections, 0, 1u << 30);
+        } else if (arg == "--connect-rate-per-ip") {
+            step = number(cfg.runtime.per_address.connect_rate, 0, 1000000);
+        } else if (arg == "--connect-burst-per-ip") {
+            step = number(cfg.runtime.per_address.connect_burst, 1, 1u << 30);
         } else if (arg == "--handshake-timeout-ms") {
             step = ms(cfg.gateway.handshake_timeout_ms);
         } else if (arg == "--ping-interval-ms") {
@@ -259,6 +346,14 @@ result<config, std::string> parse_args(int argc, char** argv) {
             return unexpected{step.error()};
         }
     }
+    auto key = read_api_key(api_key_file);
+    if (!key) {
+        return unexpected{key.error()};
+    }
+    cfg.gateway.api.api_key = std::move(*key);
+    cfg.api_key_source = api_key_file.empty()
+                             ? (cfg.gateway.api.api_key.empty() ? "" : std::string(api_key_env))
+                             : api_key_file;
     if (cfg.gateway.handshake_timeout_ms == 0) {
         return unexpected{std::string("--handshake-timeout-ms = 0 would close every connection "
                                       "at once; use a value of at least 1")};

@@ -9,6 +9,9 @@
 
 namespace ringcast::app {
 
+/// The environment variable ringcastd reads the backend API key from (or --api-key-file).
+inline constexpr const char* api_key_env = "RINGCAST_API_KEY";
+
 struct config {
     net::endpoint listen{"127.0.0.1", 8080};
     /// --api-listen: the backend API on its own address; unset: on the main listener.
@@ -18,6 +21,9 @@ struct config {
     unsigned shards = 0;
     core::runtime_config runtime;
     net::gateway_config gateway;
+    /// Where the API key came from (the --api-key-file path or the variable's name), for
+    /// the start-up line; empty: no key.
+    std::string api_key_source;
     /// --max-connections was given (else the default adapts to RLIMIT_NOFILE quietly).
     bool max_connections_set = false;
     bool check_only = false;

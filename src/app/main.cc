@@ -52,8 +52,10 @@ int run(int argc, char** argv) {
     const unsigned shards =
         cfg.shards != 0 ? cfg.shards : static_cast<unsigned>(std::max<std::size_t>(cpus.size(), 1));
     const rlim_t nofile = raise_nofile();
-    // Each shard's descriptor table (cap + refusal slots) counts against RLIMIT_NOFILE.
-    const rlim_t usable = nofile > core::refusal_slots ? nofile - core::refusal_slots : 1;
+    // Each shard's descriptor table (the cap plus the slots kept beyond it) counts against
+    // RLIMIT_NOFILE.
+    const rlim_t beyond_cap = core::descriptor_slots(0, cfg.api_listen_set);
+    const rlim_t usable = nofile > beyond_cap ? nofile - beyond_cap : 1;
     if (cfg.runtime.max_connections_per_shard > usable) {
         if (cfg.max_connections_set) {
             std::fprintf(
@@ -100,9 +102,13 @@ int run(int argc, char** argv) {
         }
         cfg.runtime.api_listen_fds = *api_fds;
     }
-    // What a connection beyond --max-connections gets (docs/close-codes.md).
-    cfg.runtime.refusal = http::make_error_response(
-        503, "too many connections on this server; retry later", http::keep_alive::no);
+    // What a connection over a per-address limit gets (docs/protocol.md "Connection
+    // limits"); one beyond --max-connections is answered by the gateway (restricted mode).
+    cfg.runtime.refusal_address_cap = http::make_error_response(
+        429, "too many connections from your address; close some or retry later",
+        http::keep_alive::no);
+    cfg.runtime.refusal_address_rate = http::make_error_response(
+        429, "too many new connections from your address; retry in a second", http::keep_alive::no);
     const uint16_t port = net::local_port(fds->front());
 
     // Block the stop signals in every thread (shards inherit this mask) and take them
@@ -129,6 +135,15 @@ int run(int argc, char** argv) {
     if (cfg.api_listen_set) {
         std::printf("ringcastd: api on %s:%u\n", cfg.api_listen.host.c_str(),
                     unsigned(net::local_port(cfg.runtime.api_listen_fds.front())));
+    }
+    if (cfg.api_key_source.empty()) {
+        std::printf("ringcastd: no API key (--api-key-file or %s): /api/ answers loopback "
+                    "peers only (127.0.0.0/8, ::1), 403 to others\n",
+                    app::api_key_env);
+    } else {
+        std::printf("ringcastd: API key from %s: /api/ and backend sessions need "
+                    "\"Authorization: Bearer\"\n",
+                    cfg.api_key_source.c_str());
     }
     std::fflush(stdout);
 

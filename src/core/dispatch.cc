@@ -13,7 +13,8 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
     const auto [o, h] = decode(cqe.user_data);
     switch (o) {
     case op::accept:
-        return on_accept(static_cast<listener>(h.slot), cqe);
+        // slot: the listener; generation: which of its accept buffers.
+        return on_accept(static_cast<listener>(h.slot), h.generation, cqe);
     case op::recv:
         return on_recv(h, cqe);
     case op::send:
@@ -31,10 +32,12 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
                  static_cast<unsigned long long>(cqe.user_data));
 }
 
-void shard::on_accept(listener which, const io_uring_cqe& cqe) noexcept {
-    if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
-        _accept_armed[size_t(which)] = false;
-    }
+void shard::on_accept(listener which, uint32_t index, const io_uring_cqe& cqe) noexcept {
+    RINGCAST_ASSERT(size_t(which) < _accept_buffers.size() && index < accepts_per_listener);
+    accept_buffer& b = _accept_buffers[size_t(which)][index];
+    RINGCAST_ASSERT(b.armed);
+    b.armed = false;
+    --_accept_armed[size_t(which)];
     if (cqe.res < 0) {
         if (cqe.res == -ECANCELED) {
             return;
@@ -54,46 +57,150 @@ void shard::on_accept(listener which, const io_uring_cqe& cqe) noexcept {
         std::fprintf(stderr, "ringcastd: shard %u: accept: %s\n", unsigned(_id),
                      std::strerror(-cqe.res));
     } else {
-        const auto file_index = static_cast<uint32_t>(cqe.res);
-        conn* c = _conns.allocate();
-        if (c == nullptr || _stopping) {
-            if (c != nullptr) {
-                c->file_index = file_index;
-                begin_teardown(*c);
-            } else {
-                prep_close(file_index);
-                _accept_paused = true;
-            }
-        } else {
-            c->file_index = file_index;
-            ++_counters.accepted;
-            const conn_handle h = _conns.handle(*c);
-            const uint32_t total = _gauge.connections.fetch_add(1, std::memory_order_relaxed);
-            const bool over_total =
-                _config.max_connections_total != 0 && total >= _config.max_connections_total;
-            if (_conns.live() > _config.max_connections_per_shard || over_total) {
-                _gauge.connections.fetch_sub(1, std::memory_order_relaxed);
-                // Over the cap, inside the spare slots: say why, then close. The handler
-                // never sees it (user stays null).
-                ++_counters.refused;
-                if (!_config.refusal.empty()) {
-                    send_raw(*c, core::make_frame(std::string_view(_config.refusal)));
-                }
-                close(h, close_mode::after_flush);
-            } else {
-                c->user = _handler->on_open(h, which);
-            }
-            if (c->state == conn_state::open || c->state == conn_state::draining ||
-                c->state == conn_state::lingering) {
-                if (!c->recv_armed) {
-                    prep_recv(*c);
-                }
-            }
-        }
+        admit(which, static_cast<uint32_t>(cqe.res), to_peer_address(b.addr, b.len));
     }
     if (!_accept_paused && !_stopping) {
-        arm_accepts();
+        prep_accept(which, index);
     }
+}
+
+void shard::admit(listener which, uint32_t file_index, const peer_address& peer) noexcept {
+    conn* c = _conns.allocate();
+    if (c == nullptr) {
+        // Cannot happen while the table is sized by descriptor_slots(); if it does, the
+        // kernel's table is full too: pause like ENFILE.
+        prep_close(file_index);
+        ++_counters.refused_unanswered;
+        _accept_paused = true;
+        return;
+    }
+    c->file_index = file_index;
+    ++_counters.accepted;
+    const conn_handle h = _conns.handle(*c);
+    slot_admission& a = _admitted[h.slot];
+    a = slot_admission{peer, slot_use::none, nullptr};
+    if (_stopping) {
+        begin_teardown(*c);
+        return;
+    }
+    if (which == listener::api) {
+        // The backend's listener: its own slots, no per-address limits (docs/decisions.md).
+        if (_api_connections >= api_slots) {
+            return refuse_unanswered(*c);
+        }
+        ++_api_connections;
+        a.use = slot_use::api;
+        return open_connection(*c, which, admission::full);
+    }
+    const address_table::admission verdict = _addresses.admit(key_of(peer), _now_ms);
+    _counters.address_evictions = _addresses.evictions();
+    switch (verdict.verdict) {
+    case address_verdict::admitted:
+        a.address_entry = verdict.entry;
+        break;
+    case address_verdict::untracked:
+        break;
+    case address_verdict::over_cap:
+    case address_verdict::over_rate: {
+        const bool cap = verdict.verdict == address_verdict::over_cap;
+        ++(cap ? _counters.refused_address_cap : _counters.refused_address_rate);
+        if (_log_address.due(_now_ms)) {
+            const address_limits limits =
+                per_shard(_config.per_address, unsigned(_config.listen_fds.size()));
+            std::fprintf(stderr,
+                         "ringcastd: shard %u: refusing connections from %s: over %s (%u on "
+                         "this shard); %llu other per-address refusals since the last line\n",
+                         unsigned(_id), peer.text().c_str(),
+                         cap ? "--max-connections-per-ip" : "--connect-rate-per-ip",
+                         cap ? limits.max_connections : limits.connect_rate,
+                         static_cast<unsigned long long>(_log_address.suppressed()));
+        }
+        return refuse_with(*c, cap ? _config.refusal_address_cap : _config.refusal_address_rate);
+    }
+    }
+    const uint32_t total = _gauge.connections.fetch_add(1, std::memory_order_relaxed);
+    const bool over_total =
+        _config.max_connections_total != 0 && total >= _config.max_connections_total;
+    if (_full_connections < _config.max_connections_per_shard && !over_total) {
+        ++_full_connections;
+        a.use = slot_use::full;
+        return open_connection(*c, which, admission::full);
+    }
+    _gauge.connections.fetch_sub(1, std::memory_order_relaxed);
+    ++_counters.refused;
+    if (_spare_connections >= refusal_slots) {
+        return refuse_unanswered(*c);
+    }
+    if (_log_restricted.due(_now_ms)) {
+        std::fprintf(stderr,
+                     "ringcastd: shard %u: over %s (%u): new connections get /healthz and /api/ "
+                     "only; %llu more since the last line\n",
+                     unsigned(_id), over_total ? "--max-connections-total" : "--max-connections",
+                     over_total ? _config.max_connections_total : _config.max_connections_per_shard,
+                     static_cast<unsigned long long>(_log_restricted.suppressed()));
+    }
+    ++_spare_connections;
+    a.use = slot_use::spare;
+    open_connection(*c, which, admission::restricted);
+}
+
+void shard::open_connection(conn& c, listener which, admission mode) noexcept {
+    c.user = _handler->on_open(_conns.handle(c), which, mode);
+    if (c.state == conn_state::open && !c.recv_armed) {
+        prep_recv(c);
+    }
+}
+
+void shard::refuse_with(conn& c, const std::string& refusal) noexcept {
+    if (refusal.empty() || _spare_connections >= refusal_slots) {
+        return refuse_unanswered(c);
+    }
+    // Say why from a spare slot, then close; the handler never sees it (user stays null).
+    ++_spare_connections;
+    _admitted[_conns.handle(c).slot].use = slot_use::spare;
+    send_raw(c, core::make_frame(std::string_view(refusal)));
+    close(_conns.handle(c), close_mode::after_flush);
+    if (!c.recv_armed) {
+        prep_recv(c); // the close waits for the peer's EOF
+    }
+}
+
+void shard::refuse_unanswered(conn& c) noexcept {
+    ++_counters.refused_unanswered;
+    if (_log_unanswered.due(_now_ms)) {
+        std::fprintf(stderr,
+                     "ringcastd: shard %u: every spare slot in use: closing new connections "
+                     "unanswered; %llu more since the last line\n",
+                     unsigned(_id), static_cast<unsigned long long>(_log_unanswered.suppressed()));
+    }
+    begin_teardown(c);
+}
+
+void shard::forget_admission(uint32_t slot) noexcept {
+    slot_admission& a = _admitted[slot];
+    switch (a.use) {
+    case slot_use::none:
+        break;
+    case slot_use::full:
+        --_full_connections;
+        _gauge.connections.fetch_sub(1, std::memory_order_relaxed);
+        break;
+    case slot_use::spare:
+        --_spare_connections;
+        break;
+    case slot_use::api:
+        --_api_connections;
+        break;
+    }
+    if (a.address_entry != nullptr) {
+        _addresses.release(a.address_entry, _now_ms);
+    }
+    a = slot_admission{};
+}
+
+peer_address shard::peer(conn_handle h) const noexcept {
+    return const_cast<conn_table&>(_conns).get(h) != nullptr ? _admitted[h.slot].peer
+                                                             : peer_address{};
 }
 
 void shard::on_recv(conn_handle h, const io_uring_cqe& cqe) noexcept {

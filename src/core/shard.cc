@@ -37,9 +37,12 @@ shard::shard(shard_id id, const runtime_config& config, std::array<int, 2> liste
              stop_token& stop, mesh& m, process_gauge& gauge)
     : _id(id), _config(config), _listen_fds(listen_fds), _stop(stop), _mesh(m), _gauge(gauge),
       _port(m, unsigned(id), [this](unsigned target) { prep_doorbell(target); }),
-      _conns(config.max_connections_per_shard + refusal_slots),
-      _timers(config.max_connections_per_shard + refusal_slots, monotonic_ms()) {
+      _conns(descriptor_slots(config.max_connections_per_shard, listen_fds[1] >= 0)),
+      _timers(_conns.capacity(), monotonic_ms()),
+      _addresses(per_shard(config.per_address, unsigned(config.listen_fds.size())),
+                 _conns.capacity()) {
     _now_ms = monotonic_ms();
+    _admitted.resize(_conns.capacity());
 }
 
 shard::~shard() {
@@ -53,7 +56,7 @@ shard::~shard() {
 }
 
 result<void, std::string> shard::init(const handler_factory& factory) {
-    if (auto r = _ring.init(sq_entries, _config.max_connections_per_shard + refusal_slots); !r) {
+    if (auto r = _ring.init(sq_entries, _conns.capacity()); !r) {
         return r;
     }
     if (auto r = _buffers.init(_ring.raw()); !r) {
@@ -243,14 +246,7 @@ void shard::enforce_output_budget() noexcept {
 void shard::begin_stop() noexcept {
     _stopping = true;
     _stop_deadline_ms = _now_ms + _config.shutdown_timeout_ms;
-    for (uint32_t which = 0; which < 2; ++which) {
-        if (_accept_armed[which]) {
-            io_uring_sqe* sqe = _ring.get_sqe();
-            io_uring_prep_cancel64(sqe, encode(op::accept, {which, 0}), 0);
-            io_uring_sqe_set_data64(sqe, encode(op::cancel, {}));
-            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-        }
-    }
+    cancel_accepts();
     for (uint32_t slot = 0; slot < _conns.high_water(); ++slot) {
         conn& c = _conns.at(slot);
         if (c.state == conn_state::open && c.user != nullptr) {
@@ -388,10 +384,10 @@ void shard::maybe_release(conn& c) noexcept {
     void* user = c.user;
     _queued_total -= c.out.cost_bytes();
     prep_close(c.file_index);
+    forget_admission(h.slot);
     _conns.release(c);
     ++_counters.closed;
     if (user != nullptr) { // refused connections never reached the handler
-        _gauge.connections.fetch_sub(1, std::memory_order_relaxed);
         _handler->on_closed(h, user);
     }
 }
@@ -414,20 +410,46 @@ void shard::give_batch(send_batch* b) noexcept {
 
 void shard::arm_accepts() noexcept {
     for (const listener which : {listener::main, listener::api}) {
-        if (_listen_fds[size_t(which)] >= 0 && !_accept_armed[size_t(which)]) {
-            prep_accept(which);
+        if (_listen_fds[size_t(which)] < 0) {
+            continue;
+        }
+        for (uint32_t index = 0; index < accepts_per_listener; ++index) {
+            if (!_accept_buffers[size_t(which)][index].armed) {
+                prep_accept(which, index);
+            }
         }
     }
 }
 
-void shard::prep_accept(listener which) noexcept {
-    const auto index = static_cast<uint32_t>(which);
+void shard::prep_accept(listener which, uint32_t index) noexcept {
+    const auto w = static_cast<uint32_t>(which);
+    accept_buffer& b = _accept_buffers[w][index];
+    b.len = sizeof(b.addr);
     io_uring_sqe* sqe = _ring.get_sqe();
-    // Multishot accept into the shard's sparse descriptor table: no process fd per
-    // connection (RLIMIT_NOFILE is not the cap; the table size is).
-    io_uring_prep_multishot_accept_direct(sqe, _listen_fds[index], nullptr, nullptr, 0);
-    io_uring_sqe_set_data64(sqe, encode(op::accept, {index, 0}));
-    _accept_armed[index] = true;
+    // Single-shot, so the kernel writes this connection's peer address into this buffer
+    // (a multishot accept would reuse one buffer for every connection it takes before we
+    // read it). Into the shard's sparse descriptor table at a slot the kernel picks: no
+    // process fd per connection (RLIMIT_NOFILE is not the cap; the table size is). The
+    // field is set directly because liburing 2.3 and later disagree on how the helper
+    // encodes "pick a slot".
+    io_uring_prep_accept(sqe, _listen_fds[w], reinterpret_cast<sockaddr*>(&b.addr), &b.len, 0);
+    sqe->file_index = IORING_FILE_INDEX_ALLOC;
+    io_uring_sqe_set_data64(sqe, encode(op::accept, {w, index}));
+    b.armed = true;
+    ++_accept_armed[w];
+}
+
+void shard::cancel_accepts() noexcept {
+    for (uint32_t w = 0; w < 2; ++w) {
+        for (uint32_t index = 0; index < accepts_per_listener; ++index) {
+            if (_accept_buffers[w][index].armed) {
+                io_uring_sqe* sqe = _ring.get_sqe();
+                io_uring_prep_cancel64(sqe, encode(op::accept, {w, index}), 0);
+                io_uring_sqe_set_data64(sqe, encode(op::cancel, {}));
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            }
+        }
+    }
 }
 
 void shard::prep_recv(conn& c) noexcept {

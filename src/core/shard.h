@@ -11,6 +11,7 @@
 // Everything queued for a connection during one pass leaves in one sendmsg (flush_sends).
 #pragma once
 
+#include "admission.h"
 #include "buf_ring.h"
 #include "conn_table.h"
 #include "mesh.h"
@@ -35,11 +36,37 @@ namespace ringcast::core {
 inline constexpr unsigned max_iov_per_send = 64;
 /// Bytes gathered into one sendmsg at most (a single larger frame still goes whole).
 inline constexpr std::size_t max_send_bytes = 256 * 1024;
+/// At most one log line per kind of refusal per this long: a flood must not become a
+/// flood of log lines, and an operator still learns within seconds that it is happening.
+inline constexpr uint64_t refusal_log_interval_ms = 10000;
 
 /// The one counter shards share: open connections in the process, for the total cap.
 /// Touched only at accept and release (relaxed RMWs: it is a gauge, it orders nothing).
 struct process_gauge {
     std::atomic<uint32_t> connections{0};
+};
+
+/// The address buffer of one armed single-shot accept; the kernel writes it before the
+/// completion, so it must stay put until then (the shard never moves).
+struct accept_buffer {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    bool armed = false;
+};
+
+/// Which budget a connection's slot came from (released with it).
+enum class slot_use : uint8_t {
+    none,  ///< not admitted (closed at once, or the shard is stopping)
+    full,  ///< main listener, under the cap: counts toward the cap and the process total
+    spare, ///< one of refusal_slots: restricted mode or a per-address refusal
+    api,   ///< one of the API listener's own api_slots
+};
+
+/// What the shard remembers about a slot's connection besides its conn.
+struct slot_admission {
+    peer_address peer;
+    slot_use use = slot_use::none;
+    void* address_entry = nullptr; ///< address_table::admit()'s handle, or null
 };
 
 /// The msghdr and iovecs of one in-flight sendmsg; must live until its completion.
@@ -84,6 +111,7 @@ public:
     bool mesh_congested(shard_id s) const noexcept override {
         return _port.congested(unsigned(s));
     }
+    peer_address peer(conn_handle h) const noexcept override;
 
 private:
     // Loop phases.
@@ -98,7 +126,15 @@ private:
 
     // dispatch.cc: one handler per op.
     void dispatch(const io_uring_cqe& cqe) noexcept;
-    void on_accept(listener which, const io_uring_cqe& cqe) noexcept;
+    void on_accept(listener which, uint32_t index, const io_uring_cqe& cqe) noexcept;
+    /// Admission of one accepted descriptor (admission.h): full, restricted, refused.
+    void admit(listener which, uint32_t file_index, const peer_address& peer) noexcept;
+    void open_connection(conn& c, listener which, admission mode) noexcept;
+    /// Answers `refusal` from a spare slot and closes; unanswered when none is free.
+    void refuse_with(conn& c, const std::string& refusal) noexcept;
+    void refuse_unanswered(conn& c) noexcept;
+    /// Returns the slot's budgets (cap, spare, API slots, its address's count).
+    void forget_admission(uint32_t slot) noexcept;
     /// Queues a frame regardless of what the handler knows (the refusal).
     void send_raw(conn& c, frame_ref f) noexcept;
     void push_output(conn& c, frame_ref f) noexcept;
@@ -110,8 +146,10 @@ private:
     void on_wake(const io_uring_cqe& cqe) noexcept;
 
     // SQE builders.
-    void prep_accept(listener which) noexcept;
+    void prep_accept(listener which, uint32_t index) noexcept;
+    /// Arms every accept buffer of every listener that is not armed.
     void arm_accepts() noexcept;
+    void cancel_accepts() noexcept;
     void prep_recv(conn& c) noexcept;
     void prep_send(conn& c) noexcept;
     void prep_shutdown(conn& c) noexcept;
@@ -154,7 +192,16 @@ private:
     uint64_t _dirty_since_us = 0; // when the current batch's first frame was queued
     uint64_t _stop_deadline_ms = 0;
     uint64_t _last_completion_ms = 0;    // stopping: when a CQE last arrived (progress)
-    std::array<bool, 2> _accept_armed{}; // by listener
+    std::array<uint32_t, 2> _accept_armed{}; // accepts outstanding, by listener
+    std::array<std::array<accept_buffer, accepts_per_listener>, 2> _accept_buffers{};
+    std::vector<slot_admission> _admitted; // by conn slot
+    address_table _addresses;
+    uint32_t _full_connections = 0;  // slot_use::full
+    uint32_t _spare_connections = 0; // slot_use::spare
+    uint32_t _api_connections = 0;   // slot_use::api
+    log_interval _log_address{refusal_log_interval_ms};
+    log_interval _log_restricted{refusal_log_interval_ms};
+    log_interval _log_unanswered{refusal_log_interval_ms};
     bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
     bool _final_drain = false;

@@ -14,7 +14,7 @@ std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gatewa
     return std::make_unique<gateway>(io, config);
 }
 
-void* gateway::on_open(conn_handle h, core::listener from) noexcept {
+void* gateway::on_open(conn_handle h, core::listener from, core::admission mode) noexcept {
     auto* c = new connection{std::make_unique<http::request_parser>(_config.http_limits),
                              {},
                              {},
@@ -22,6 +22,7 @@ void* gateway::on_open(conn_handle h, core::listener from) noexcept {
     c->last_rx_ms = _io.now_ms();
     _io.set_timer(h, _io.now_ms() + _config.handshake_timeout_ms);
     c->api_listener = from == core::listener::api;
+    c->restricted = mode == core::admission::restricted;
     return c;
 }
 
@@ -108,9 +109,20 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
                      std::span<std::byte> rest) noexcept {
     const bool is_get = req.method == "GET" || req.method == "HEAD";
     _head_only = req.method == "HEAD";
-    const auto ka = req.keep_alive() ? http::keep_alive::yes : http::keep_alive::no;
+    // A restricted connection holds one of the few spare slots: one answer, then it goes.
+    const auto ka =
+        req.keep_alive() && !c.restricted ? http::keep_alive::yes : http::keep_alive::no;
     // With --api-listen the API lives on its own socket and nothing else does.
     const bool api_here = _config.separate_api == c.api_listener;
+    if (c.restricted && req.path != "/healthz" && !(api_here && req.path.starts_with("/api/"))) {
+        // Over the connection cap: what keeps the server observable is answered above and
+        // below; a client (an upgrade included) is told to come back.
+        send_response(
+            h, c,
+            http::make_error_response(503, "too many connections on this server; retry later", ka),
+            ka);
+        return false;
+    }
     if (c.api_listener && !req.path.starts_with("/api/") && req.path != "/healthz") {
         send_response(h, c,
                       http::make_error_response(404, "the API listener serves /api/ only", ka), ka);
@@ -201,11 +213,10 @@ bool gateway::upgrade_pubsub(conn_handle h, connection& c, const http::request& 
                       http::keep_alive::no);
         return false;
     }
-    // A backend feed: the API key as a bearer token or ?api_key= (browsers cannot set
-    // headers on a WebSocket). Only when a key is configured.
-    const std::string& key = _config.api.api_key;
-    const bool backend = !key.empty() && (req.header_value("authorization") == "Bearer " + key ||
-                                          req.query_param("api_key") == key);
+    // A backend feed: the API key as a bearer token, only when a key is configured. Never
+    // from the query string: URLs end up in proxy and access logs, browser history and
+    // Referer headers (a backend is not a browser and can set the header).
+    const bool backend = admin::bearer_matches(req, _config.api.api_key);
     // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
     const std::string user_id(user);
     upgrade(h, c, req);

@@ -35,6 +35,10 @@ struct connection {
     /// connection's place in gateway::_holders while that is not zero.
     std::size_t held_in = 0;
     uint32_t holder_index = 0;
+    /// Accepted beyond the connection cap (core::admission::restricted): GET /healthz and
+    /// /api/ (where the API lives on this listener) are answered, each closing the
+    /// connection; anything else gets 503.
+    bool restricted = false;
     http::keep_alive awaiting_ka = http::keep_alive::yes;
 };
 
@@ -45,7 +49,7 @@ class gateway final : public core::conn_handler, private ws::frame_sink, private
 public:
     gateway(core::conn_io& io, const gateway_config& config);
 
-    void* on_open(conn_handle h, core::listener from) noexcept override;
+    void* on_open(conn_handle h, core::listener from, core::admission mode) noexcept override;
     void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
     void on_timer(conn_handle h, void* user) noexcept override;
     void on_shutdown(conn_handle h, void* user) noexcept override;

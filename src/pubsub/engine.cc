@@ -54,8 +54,9 @@ engine::~engine() = default;
 void engine::open_session(conn_handle h, session& s, std::string_view user_id, bool backend) {
     s._user_id = std::string(user_id);
     s._backend = backend;
-    s._rate_limit_rate = _config.command_rate;
-    s._rate_limit_burst = _config.command_burst;
+    // A backend session (API key) is a feed, not a client: it has its own, higher budget.
+    s._rate_limit_rate = backend ? _config.backend_command_rate : _config.command_rate;
+    s._rate_limit_burst = backend ? _config.backend_command_burst : _config.command_burst;
     s._tokens_milli = s._rate_limit_burst * 1000;
     s._refill_ms = _io.now_ms();
     s._registry_index = static_cast<uint32_t>(_sessions.size());

@@ -33,7 +33,7 @@ class publish_scanner {
 public:
     explicit publish_scanner(json::thread_state& state) noexcept : _state(state) {}
 
-    result<std::vector<publish_request>, publish_error> scan(json::od::document& doc);
+    result<publish_body, publish_error> scan(json::od::document& doc);
 
 private:
     bool messages(json::od::value& v);
@@ -63,8 +63,7 @@ bool is_request_field(std::string_view key) noexcept {
            key == "userId" || key == "channels";
 }
 
-result<std::vector<publish_request>, publish_error> publish_scanner::scan(
-    json::od::document& doc) {
+result<publish_body, publish_error> publish_scanner::scan(json::od::document& doc) {
     json::od::object root;
     json::od::json_type type;
     if (doc.type().get(type) != simdjson::SUCCESS) {
@@ -108,9 +107,9 @@ result<std::vector<publish_request>, publish_error> publish_scanner::scan(
         return unexpected{publish_error{400, std::move(_error)}};
     }
     if (!has_messages) {
-        _batch.assign(1, single);
+        return publish_body{{std::move(single)}, body_shape::single};
     }
-    return std::move(_batch);
+    return publish_body{std::move(_batch), body_shape::batch};
 }
 
 bool publish_scanner::messages(json::od::value& v) {
@@ -246,7 +245,7 @@ bool publish_scanner::fail(std::string_view field, std::string_view reason, std:
 
 } // namespace
 
-result<std::vector<publish_request>, publish_error> parse_publish_body(std::string_view body) {
+result<publish_body, publish_error> parse_publish_body(std::string_view body) {
     json::thread_state& state = json::local();
     json::od::document doc;
     const simdjson::error_code opened = state.open(body, doc);

@@ -115,8 +115,10 @@ void check_publish_body(std::string_view input) {
         return;
     }
     require(valid_json(input), "accepted a body that is not valid JSON");
-    require(!r->empty() && r->size() <= 1000, "batch size out of range");
-    for (const publish_request& p : *r) {
+    require(!r->requests.empty() && r->requests.size() <= 1000, "batch size out of range");
+    require(r->shape == body_shape::batch || r->requests.size() == 1,
+            "a single-shaped body parsed into several requests");
+    for (const publish_request& p : r->requests) {
         require(p.channel.empty() || valid_channel(p.channel), "request channel invalid");
         require(valid_event(p.event), "request event invalid");
         require(p.user_id.empty() || valid_user_id(p.user_id), "request userId invalid");

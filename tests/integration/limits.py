@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Limits that refuse or move things: --max-connections (a connection beyond the cap gets
-HTTP 503 and a slot frees when one closes), --api-listen (the backend API on its own
-socket, and only there), and --max-message-bytes on /ws (close 1009).
+"""Limits that refuse or move things: --max-connections (an upgrade beyond the cap gets
+HTTP 503 and a slot frees when one closes; edge_admission.py checks what such connections
+may still ask), --api-listen (the backend API on its own socket, and only there), and
+--max-message-bytes on /ws (close 1009).
 
 Usage: limits.py PATH/TO/ringcastd
 Exits 77 when python3-websockets is missing.
@@ -57,14 +58,11 @@ def cases(binary):
                 except websockets.InvalidStatusCode:
                     expect(time.monotonic() < deadline, "no slot freed 3 s after a close")
                     await asyncio.sleep(0.05)
-            stats = support.api_client(srv.port).request("GET", "/api/stats")
-            # The stats request itself needs a slot; it is refused too while all are held.
-            expect(stats.status == 503, f"stats with the cap reached: expected 503, got {stats}")
             for ws in held:
                 await ws.close()
             await asyncio.sleep(0.2)
             total = support.api_client(srv.port).request("GET", "/api/stats").json["total"]
-            expect(total["refused"] >= 2, f"refused counter: {total}")
+            expect(total["refused"] >= 1, f"refused counter: {total}")
             srv.stop_and_expect_clean_exit()
 
     async def total_cap_spans_shards():

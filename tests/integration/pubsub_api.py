@@ -4,7 +4,7 @@ broadcast (everyone, channel list), stats, channels, the API key, error statuses
 keep-alive; stdlib http.client for HTTP, Python `websockets` for the receiving side.
 
 Usage: pubsub_api.py PATH/TO/ringcastd
-Servers: `--shards 4 --insecure`, and one with `--api-key` for 401.
+Servers: `--shards 4 --insecure`, and one with an API key (RINGCAST_API_KEY) for 401.
 Exits 77 when python3-websockets is missing.
 """
 
@@ -273,19 +273,27 @@ def cases(port, key_port):
         ("POST /api/broadcast: every connection, a channel list", broadcast),
         ("GET /api/stats shape and counters; /api/channels(/name) across shards",
          stats_and_channels),
-        ("--api-key: 401 without / with a wrong bearer, 200 with it", api_key),
+        ("API key: 401 without / with a wrong bearer, 200 with it", api_key),
         ("400 bad bodies, 404 unknown /api path, 405 wrong method", bad_requests),
         ("413 for a body over 1 MiB (exactly 1 MiB accepted)", body_limit),
         ("keep-alive: 22 requests on one connection; pipelined requests", keep_alive),
     ]
 
 
+def keyed_server(binary):
+    """A server whose API key comes from RINGCAST_API_KEY (the server copies the
+    environment when it starts; the key never appears on its command line)."""
+    os.environ["RINGCAST_API_KEY"] = KEY
+    try:
+        return support.server(binary, ["--insecure", "--shards", "2"], echo_path=None)
+    finally:
+        del os.environ["RINGCAST_API_KEY"]
+
+
 def main():
     binary = support.binary_from_argv()
     with support.server(binary, ["--insecure", "--shards", str(SHARDS)],
-                        echo_path=None) as srv, \
-            support.server(binary, ["--insecure", "--shards", "2", "--api-key", KEY],
-                           echo_path=None) as keyed:
+                        echo_path=None) as srv, keyed_server(binary) as keyed:
         status = support.run_cases(cases(srv.port, keyed.port),
                                    f"backend API, --shards {SHARDS} (websockets "
                                    f"{websockets.__version__})")

@@ -23,7 +23,14 @@ std::vector<publish_request> accepted(std::string_view body) {
         FAIL_CHECK("refused: " << r.error().message);
     }
     REQUIRE(r);
-    return std::move(r).value();
+    return std::move(r).value().requests;
+}
+
+body_shape shape_of(std::string_view body) {
+    INFO("body: " << shown(body));
+    auto r = parse_publish_body(body);
+    REQUIRE(r);
+    return r->shape;
 }
 
 std::string refused(std::string_view body) {
@@ -186,4 +193,20 @@ TEST_CASE("parse_publish_body refuses invalid JSON anywhere", "[pubsub][protocol
     const auto r = parse_publish_body(body);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == 400);
+}
+
+TEST_CASE("parse_publish_body takes the batch shape from the parsed key, not from the text",
+          "[pubsub][protocol]") {
+    CHECK(shape_of(R"({"channel":"c","data":1})") == body_shape::single);
+    // The word inside values and unknown keys' values is data, not shape.
+    CHECK(shape_of(R"({"channel":"c","event":"messages","data":{"messages":[1]}})") ==
+          body_shape::single);
+    CHECK(shape_of(R"({"channel":"c","data":"\"messages\""})") == body_shape::single);
+    CHECK(shape_of(R"({"channel":"c","note":{"messages":[{"channel":"x"}]}})") ==
+          body_shape::single);
+    // An escaped key is the same key once unescaped.
+    CHECK(shape_of(R"({"\u006dessages":[{"channel":"c"}]})") == body_shape::batch);
+    // A batch of one is still a batch: its reply is a list of one.
+    CHECK(shape_of(R"({"messages":[{"channel":"c"}]})") == body_shape::batch);
+    CHECK(shape_of(batch_of(3)) == body_shape::batch);
 }
