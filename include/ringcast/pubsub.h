@@ -157,10 +157,12 @@ struct config {
     uint32_t command_rate = 100;
     uint32_t command_burst = 200;
     /// Channels with no subscriber on any shard whose order (offset, epoch) a home shard
-    /// keeps, least recently used first out (--max-idle-channels). ~250 B each: 16,384
-    /// hold ~4 MB per shard, however many fresh names backends publish to. An evicted
-    /// channel starts again at offset 1 under a new epoch, which tells a recovering client.
-    uint32_t max_idle_channels = 16384;
+    /// keeps, least recently used first out (--max-idle-channels). ~300 B each with their
+    /// map node and names: 4,096 hold ~1.2 MB per shard, however many fresh names backends
+    /// publish to (16,384 left 19 MB resident after perf/attack/churn on 2 shards, 4,096
+    /// 13 MB against a 16 MB target). An evicted channel starts again at offset 1 under a
+    /// new epoch, which tells a recovering client.
+    uint32_t max_idle_channels = 4096;
     /// The same for a backend session (a /ws connection that presented the API key): a
     /// publishing feed, trusted by its key (--backend-command-rate, --backend-command-burst).
     /// 1 000 times the client rate, so only a runaway loop meets it; the burst absorbs the

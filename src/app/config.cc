@@ -68,7 +68,7 @@ std::string usage() {
   --inbound-budget-bytes N   unfinished inbound messages per shard above which the
                              largest holders are closed with 1009 (default 134217728)
   --max-idle-channels N      channels without subscribers whose offset a shard keeps
-                             (default 16384; older ones restart under a new epoch)
+                             (default 4096; older ones restart under a new epoch)
   --backend-command-rate N   the same for a backend session (a /ws connection carrying
                              the API key; default 100000)
   --backend-command-burst N  ... and its burst (default 20000)

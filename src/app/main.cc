@@ -5,6 +5,7 @@
 #include <ringcast/core.h>
 #include <ringcast/net.h>
 
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -32,7 +33,21 @@ rlim_t raise_nofile() noexcept {
     return lim.rlim_cur;
 }
 
+/// glibc's allocator only (the system default): allocations of 1 MiB and more get their own
+/// mapping, returned to the kernel when freed. glibc otherwise raises this threshold
+/// after the first large free (up to 32 MiB), after which large reassembly buffers and
+/// shared payloads come from the heap and stay resident once freed: 80 unfinished 15 MiB
+/// messages left 290 MB resident after their clients were closed (perf/attack/fragments).
+/// Setting it also fixes the trim threshold at twice the value. No effect under jemalloc
+/// or mimalloc, which do not read mallopt.
+void pin_large_allocations_to_mmap() noexcept {
+#ifdef __GLIBC__
+    (void)mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+}
+
 int run(int argc, char** argv) {
+    pin_large_allocations_to_mmap();
     auto parsed = app::parse_args(argc, argv);
     if (!parsed) {
         std::fprintf(stderr, "ringcastd: %s\n", parsed.error().c_str());
