@@ -8,8 +8,8 @@ ratio against a baseline measured in the same run, at the same moments, under th
 load. An absolute latency bound judges the host instead: on a busy 2-vCPU machine the
 readers' p99 swings by hundreds of milliseconds from one second to the next, whatever the
 stalled client costs; and phases measured one after the other (stalled, then not) differ
-by as much as the host's load changes between them (tried: with 3-s phases in ABBA order
-the ratio of their median p99s ranged 0.5-2.8 over 8 runs with no stalled-client cost).
+by as much as the host's load changes between them (tried first, one server, 3-s phases
+in ABBA order: the ratio of their median p99s ranged 0.49-2.81 over 8 runs here).
 
 How: two identical servers, A and B, each `--shards 2 --insecure --max-channels 200
 --slow-consumer-bytes 8 MiB --close-timeout-ms 10000`, each with 1,000 Python `websockets`
@@ -48,10 +48,14 @@ Checks:
     the previous one; nothing else arrives and no reader is closed;
   * harm: p99 over all readers' latencies (publish stamp → receive) on the server that
     held the stalled client, pooled over the phases, against the same over the other
-    server in the same phases: the ratio must be at most RATIO_LIMIT (1.25). Printed
-    with it: the p50 ratio, per-phase p50/p99 of both sides, and how much later the same
-    message reached the same reader index on the stalled side (paired, so the host's
-    jitter mostly cancels);
+    server in the same phases: the ratio must be at most RATIO_LIMIT (1.25), and so must
+    the p50 ratio. The p50 is there because on a busy host the p99 is the host's stalls,
+    common to both sides: a test build that burnt 100 µs per message dropped for a
+    connection over its mark (~25 % of a core on that shard) doubled the readers' p50
+    under `stress-ng --cpu 2` while their p99 ratio stayed 1.00 in 2 runs of 3; without
+    stress-ng it failed the p99 bound 3 times of 3 (×1.53-1.55). Printed with them:
+    per-phase p50/p99 of both sides, and how much later the same message reached the
+    same reader index on the stalled side (paired, so the host's jitter mostly cancels);
   * each stalled client, seen from the outside: after its drain it read a close frame
     with code 1008 and then EOF; what it read before is in order (firehose numbers and
     each channel's sequence numbers strictly increasing) and fewer messages than were
@@ -60,10 +64,10 @@ Checks:
     its level before publishing, while over twice that went to its clients that do not
     read (printed);
   * SIGTERM → exit status 0 for both servers.
-What this cannot see: a harm small against the host's own jitter. The ratio is to the
-baseline's p99, so on a busy host (p99 hundreds of ms) only a large extra delay fails it;
-on a quiet one (p99 ~10-30 ms) a few milliseconds do.
-Every wait is bounded; the whole run is bounded by DEADLINE (about 35 s on a busy host).
+What this cannot see: a harm small against the readers' own latency, which on a busy
+host is mostly the host's. The same test build at 30 µs per dropped message (1.5 ms per
+20-ms tick on that shard) gave p99 ×1.07-1.17 and p50 ×1.22-1.34: it fails 1 run in 3.
+Every wait is bounded, the whole run by DEADLINE (110 s; runs took 30-50 s here).
 Exits 77 when python3-websockets is missing.
 """
 
@@ -592,21 +596,24 @@ def judge(results, per_channel):
     p99s, p99b = percentile(stalled_lat, .99), percentile(base_lat, .99)
     print(f"     all phases: with a stalled client p50 {p50s:.1f} p99 {p99s:.1f} ms, "
           f"without p50 {p50b:.1f} p99 {p99b:.1f} ms: ratio p50 {p50s / p50b:.2f}, "
-          f"p99 {p99s / p99b:.2f} (limit {RATIO_LIMIT}); the same message to the same "
-          f"reader index came later from the stalled server by p50 "
+          f"p99 {p99s / p99b:.2f} (limit {RATIO_LIMIT} each); the same message to the "
+          f"same reader index came later from the stalled server by p50 "
           f"{percentile(later, .5):.2f} ms, mean {sum(later) / len(later):.2f} ms, p99 "
           f"{percentile(later, .99):.1f} ms", flush=True)
     expect(p99s <= RATIO_LIMIT * p99b, f"readers' p99 with a stalled subscriber "
            f"{p99s:.1f} ms > {RATIO_LIMIT} × {p99b:.1f} ms without one (ratio "
            f"{p99s / p99b:.2f})")
+    expect(p50s <= RATIO_LIMIT * p50b, f"readers' p50 with a stalled subscriber "
+           f"{p50s:.1f} ms > {RATIO_LIMIT} × {p50b:.1f} ms without one (ratio "
+           f"{p50s / p50b:.2f})")
 
 
 def main():
     binary = support.binary_from_argv()
     return support.run_cases(
-        [(f"1 stalled subscriber among {READERS} readers: their p99 within {RATIO_LIMIT} × "
-          f"a simultaneous baseline, no loss for readers, 1008 + drops for the stalled "
-          f"one, bounded RSS", case(binary))],
+        [(f"1 stalled subscriber among {READERS} readers: their p99 and p50 within "
+          f"{RATIO_LIMIT} × a simultaneous baseline, no loss for readers, 1008 + drops "
+          f"for the stalled one, bounded RSS", case(binary))],
         f"slow consumer (websockets {websockets.__version__})")
 
 
