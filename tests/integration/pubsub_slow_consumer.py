@@ -59,8 +59,8 @@ Checks:
   * the readers kept up: the p50 without a stalled client is under a quarter of a phase
     (0.75 s). Past that the readers are the queue and the ratios say nothing: 2.1-2.4 s
     and ratios of 1.00 under `meson test` while its MALLOC_PERTURB_ reached the Python
-    side (see python_without_malloc_perturb); 5-35 ms here otherwise, 8-32 ms under
-    `stress-ng --cpu 2`;
+    side (see python_without_malloc_perturb); 4.9-18 ms over 40 runs here otherwise,
+    4.9-31 ms over 40 under `stress-ng --cpu 2`;
   * each stalled client, seen from the outside: after its drain it read a close frame
     with code 1008 and then EOF; what it read before is in order (firehose numbers and
     each channel's sequence numbers strictly increasing) and fewer messages than were
