@@ -73,6 +73,7 @@ void engine::open_session(conn_handle h, session& s, std::string_view user_id, b
         s._running = true;
         subscribe(h, s, join, reply_mode::silent);
         s._running = false;
+        resume(h, s); // frees the reply slot's backlog when the join finished at once
     }
 }
 
