@@ -1,5 +1,6 @@
 // One shard's io_uring: set up on the shard's thread with SINGLE_ISSUER | DEFER_TASKRUN
-// (../shared/IO_URING.md §2.2), registered ring fd, a sparse direct-descriptor table.
+// (completions run only inside our own io_uring_enter), registered ring fd, a sparse
+// direct-descriptor table.
 // Owned by one shard; every call happens on that shard's thread (the kernel enforces it:
 // -EEXIST from any other task).
 #pragma once

@@ -1,6 +1,7 @@
 // What liburing 2.3 (Debian bookworm, ~kernel 6.1 uapi) lacks and ringcast uses on newer
 // kernels. One place; each item names the kernel that added it. Values come from current
-// uapi headers (see ../shared/IO_URING.md §2.0). Every use is detected at run time.
+// uapi headers (include/uapi/linux/io_uring.h of the kernel named). Every use is detected
+// at run time.
 #pragma once
 
 #include <liburing.h>
