@@ -273,7 +273,9 @@ class session:
 
 class runner:
     """Runs cases one connection each against `srv` (restarting it if it dies, so one
-    crash does not hide the rest), prints the table, and returns an exit status."""
+    crash does not hide the rest), prints TAP (plan first, one `ok`/`not ok` line per case
+    carrying its verdict, time and description, details behind `# `) and returns an exit
+    status. OK and NON-STRICT verdicts are `ok`; FAILED is `not ok`."""
 
     def __init__(self, srv_factory, budget_s):
         self.srv_factory = srv_factory
@@ -282,7 +284,7 @@ class runner:
         self.results = []
 
     def run(self, cases):
-        print(f"{'case':<10} {'verdict':<10} {'ms':>8}  description", flush=True)
+        print(f"1..{len(cases)}", flush=True)
         for c in cases:
             self._run_one(c)
         return self._summary()
@@ -323,9 +325,11 @@ class runner:
 
     def _report(self, c, verdict, elapsed, detail):
         self.results.append((c.id, verdict))
-        print(f"{c.id:<10} {verdict:<10} {elapsed * 1000:>8.1f}  {c.description}", flush=True)
+        status = "not ok" if verdict == FAILED else "ok"
+        print(f"{status} {len(self.results)} - {c.id} {verdict} {elapsed * 1000:.1f} ms: "
+              f"{c.description}", flush=True)
         if detail and verdict != OK:
-            print("           " + detail.replace("\n", "\n           "), flush=True)
+            support.tap_comment(detail)
 
     def _summary(self):
         counts = {OK: 0, NON_STRICT: 0, FAILED: 0}
@@ -333,8 +337,8 @@ class runner:
             counts[v] += 1
         failed = [i for i, v in self.results if v == FAILED]
         if failed:
-            print("failed cases: " + " ".join(failed))
-        print(f"{counts[OK] + counts[NON_STRICT]} passed, {counts[FAILED]} failed "
+            support.tap_comment("failed cases: " + " ".join(failed))
+        support.tap_comment(f"{counts[OK] + counts[NON_STRICT]} passed, {counts[FAILED]} failed "
               f"({counts[OK]} OK, {counts[NON_STRICT]} NON-STRICT, {counts[FAILED]} FAILED, "
               f"{len(self.results)} cases)", flush=True)
         return 1 if failed else 0
@@ -343,6 +347,7 @@ class runner:
         if self.srv.alive():
             code = self.srv.stop()
             if code != 0:
-                print(f"ringcastd exited with status {code} after SIGTERM\n{self.srv.output()}")
+                support.tap_comment(f"ringcastd exited with status {code} after SIGTERM\n"
+                                    f"{self.srv.output()}")
                 return 1
         return 0

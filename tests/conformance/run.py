@@ -6,9 +6,9 @@ Usage: run.py PATH/TO/ringcastd [--section N ...] [--case PREFIX ...] [--budget 
        run.py --list
 
 Starts one ringcastd on an ephemeral loopback port (server pings off, default limits),
-runs each case on a fresh connection, prints a table (case, verdict, ms, description) and
-a final count line, and exits 1 if any case FAILED (0 otherwise, 77 if ringcastd is
-missing).
+runs each case on a fresh connection, prints TAP (the plan, then `ok`/`not ok` per
+case with its verdict, ms and description; details behind `# `) and exits 1 if any case
+FAILED or ringcastd is missing, 0 otherwise.
 """
 
 import argparse
@@ -82,7 +82,7 @@ def main():
         return 2
     binary = support.binary_from_argv([sys.argv[0], args.ringcastd or ""])
     names = ", ".join(f"{k} {SECTIONS[k][0]}" for k in sections)
-    print(f"== ringcastd conformance: sections {names}; {len(cases)} cases", flush=True)
+    support.tap_comment(f"ringcastd conformance: sections {names}; {len(cases)} cases")
     r = harness.runner(lambda: support.server(binary, SERVER_ARGS), args.budget)
     try:
         status = r.run(cases)

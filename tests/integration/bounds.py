@@ -18,7 +18,7 @@ clients saw (replies, close codes) and GET /api/stats:
   * broadcast to 1,000 channels of ~1 MB data: the server's resident memory grows by far
     less than one copy per channel (checked against a bound of 64 MiB; the code that copied
     per channel grew by ~1 GB).
-Exits 77 when python3-websockets is missing.
+Fails when python3-websockets is missing.
 """
 
 import asyncio
@@ -36,7 +36,7 @@ from support import expect, fail, pubsub_client  # noqa: E402
 try:
     import websockets  # noqa: F401
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 IDLE_CAP = 100
 
@@ -142,8 +142,8 @@ def cases(binary):
             # A survivor finishes its message and gets a normal answer.
             survivor = next(k for k in range(len(holders)) if k not in closed)
             holders[survivor].send_frame(support.OP_CONT, b"", fin=True)
-            print(f"     closed with 1009: {len(codes)} of {len(holders)}; held per shard "
-                  f"{held}", flush=True)
+            support.tap_comment(f"closed with 1009: {len(codes)} of {len(holders)}; held per shard "
+                  f"{held}")
             for c in holders:
                 c.close()
 
@@ -217,8 +217,7 @@ def cases(binary):
             expect(t["output_budget_closes"] >= len(budget_closes),
                    f"output_budget_closes {t['output_budget_closes']}, clients saw "
                    f"{len(budget_closes)}")
-            print(f"     output budget closes seen by clients: {len(budget_closes)} of 6",
-                  flush=True)
+            support.tap_comment(f"output budget closes seen by clients: {len(budget_closes)} of 6")
             for c in readers:
                 c.close()
 
@@ -255,8 +254,8 @@ def cases(binary):
             done.set()
             sampler.join(5)
             grew_mib = (peak[0] - base) / 1024
-            print(f"     1 MB x 1,000 channels: RSS {base / 1024:.0f} MiB -> peak "
-                  f"{peak[0] / 1024:.0f} MiB (+{grew_mib:.0f} MiB)", flush=True)
+            support.tap_comment(f"1 MB x 1,000 channels: RSS {base / 1024:.0f} MiB -> peak "
+                  f"{peak[0] / 1024:.0f} MiB (+{grew_mib:.0f} MiB)")
             expect(grew_mib <= 64, f"a 1 MB broadcast to 1,000 channels grew RSS by "
                    f"{grew_mib:.0f} MiB: the data is held per channel")
             for c in subs:

@@ -150,7 +150,7 @@ def cases(binary):
                     statuses[status] = statuses.get(status, 0) + 1
                     if status != 101:
                         reasons.add(rest[:120])
-                print(f"     {flood} upgrades from {FLOODER}: {statuses}", flush=True)
+                support.tap_comment(f"{flood} upgrades from {FLOODER}: {statuses}")
                 status, other = upgrade_status(OTHER, srv.port)
                 other.close()
                 expect(status == 101, f"an upgrade from {OTHER} during the flood: HTTP {status}")

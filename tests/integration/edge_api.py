@@ -33,7 +33,7 @@ from support import expect  # noqa: E402
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 KEY = "edge-test-key-0123456789abcdef"
 ENV = "RINGCAST_API_KEY"
@@ -169,7 +169,7 @@ def cases(binary):
             replies = await asyncio.wait_for(asyncio.gather(*pending), 30)
             ok = sum(1 for _, r in replies if r.get("ok") is True)
             codes = sorted({r["error"]["code"] for _, r in replies if r.get("ok") is not True})
-            print(f"     backend session: {ok} of {BURST} burst publishes accepted", flush=True)
+            support.tap_comment(f"backend session: {ok} of {BURST} burst publishes accepted")
             expect(ok == BURST, f"{ok} of {BURST} publishes from a backend session accepted "
                    f"(refusals: {codes})")
             # A client session keeps the client rate (default 100/s, burst 200): pings over
@@ -186,8 +186,7 @@ def cases(binary):
             answered = sum(1 for f in pending if f.done())
             for f in pending:
                 f.cancel()
-            print(f"     client session: {answered} of {BURST} burst pings accepted",
-                  flush=True)
+            support.tap_comment(f"client session: {answered} of {BURST} burst pings accepted")
             expect(answered < BURST, "a client session bursting 1,000 pings was never rate "
                    "limited")
             expect(any(r.get("error", {}).get("code") == 429 for _, r in client.null_replies),

@@ -6,8 +6,8 @@ A peer outside 127.0.0.0/8 and ::1 needs an address that is not loopback. The sc
 re-runs itself in a private network namespace (`unshare -n`, or `unshare -rn` as a user),
 where it brings lo up and gives it 10.77.0.1, 2001:db8::1, 2001:db8::2 and
 2001:db8:0:1::1: connections from those are as remote, to ringcastd, as any on a real
-interface, and nothing outside the namespace sees them. Exits 77 when no namespace can be
-made (no unshare or ip, user namespaces off).
+interface, and nothing outside the namespace sees them. Skips (a failure under CI)
+when no namespace can be made (no unshare or ip, user namespaces off).
 
 * No API key, --listen 0.0.0.0: /api/ from 10.77.0.1 → 403 with the reason (counted);
   from 127.0.0.1 → 200; /healthz and /ws still serve 10.77.0.1.

@@ -5,7 +5,7 @@ may still ask), --api-listen (the backend API on its own socket, and only there)
 --max-message-bytes on /ws (close 1009).
 
 Usage: limits.py PATH/TO/ringcastd
-Exits 77 when python3-websockets is missing.
+Fails when python3-websockets is missing.
 """
 
 import asyncio
@@ -21,7 +21,7 @@ from support import expect  # noqa: E402
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 API_PATTERN = re.compile(r"api on [0-9.]+:(\d+)")
 

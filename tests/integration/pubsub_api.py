@@ -5,7 +5,7 @@ keep-alive; stdlib http.client for HTTP, Python `websockets` for the receiving s
 
 Usage: pubsub_api.py PATH/TO/ringcastd
 Servers: `--shards 4 --insecure`, and one with an API key (RINGCAST_API_KEY) for 401.
-Exits 77 when python3-websockets is missing.
+Fails when python3-websockets is missing.
 """
 
 import asyncio
@@ -19,7 +19,7 @@ from support import expect, is_int, pubsub_client, quiet_for  # noqa: E402
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 SHARDS = 4
 KEY = "s3cr3t-key_for.tests"

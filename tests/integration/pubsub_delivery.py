@@ -5,7 +5,7 @@ and every error path of the client protocol, seen by Python `websockets`.
 Usage: pubsub_delivery.py PATH/TO/ringcastd
 Servers: `--shards 4 --insecure --client-publish chat,room` for delivery and envelopes;
 `--max-channels 3` for the channel limit; `--command-rate 5 --command-burst 5` for 429.
-Exits 77 when python3-websockets is missing.
+Fails when python3-websockets is missing.
 """
 
 import asyncio
@@ -22,7 +22,7 @@ try:
     import websockets  # noqa: F401
     from websockets.exceptions import ConnectionClosed  # noqa: F401
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 SUBSCRIBERS = 200
 MESSAGES = 500

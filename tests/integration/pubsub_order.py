@@ -10,7 +10,7 @@ backend publishers (POST /api/publish, single and batch) at the same time. Check
 channel: every subscriber sees the same messages at the same offsets (byte-identical
 frames), offsets go up by one with no gap from its subscribe reply's offset to the
 channel's last, every publish reply's offset carries that publish, and each publisher's
-messages appear in the order it sent them. Exits 77 when python3-websockets is missing.
+messages appear in the order it sent them. Fails when python3-websockets is missing.
 """
 
 import asyncio
@@ -27,7 +27,7 @@ from support import expect, fail, pubsub_client  # noqa: E402
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 CHANNELS = [f"chat:order-{i}" for i in range(6)]
 SUBSCRIBERS = 40
@@ -104,7 +104,7 @@ async def run_order(port, shards):
     api = support.api_client(port)
     stats = api.stats()
     per_shard = [s.get("connections") for s in stats.get("shards", [])]
-    print(f"     --shards {shards}: connections per shard {per_shard}", flush=True)
+    support.tap_comment(f"--shards {shards}: connections per shard {per_shard}")
 
     log = []
     late = []
@@ -193,8 +193,8 @@ async def run_order(port, shards):
                f"GET /api/channels/{ch}: {info}, expected offset {final[ch]} and "
                f"{SUBSCRIBERS // 2 + LATE_SUBSCRIBERS} subscribers")
     total = sum(len(c.messages) for c in subs + late)
-    print(f"     {len(log)} messages published in {publish_s:.2f}s, {total} deliveries, "
-          f"last offsets {[final[ch] for ch in CHANNELS]}", flush=True)
+    support.tap_comment(f"{len(log)} messages published in {publish_s:.2f}s, {total} deliveries, "
+          f"last offsets {[final[ch] for ch in CHANNELS]}")
     api.close()
     await asyncio.gather(*(c.close() for c in subs + late))
 
@@ -216,7 +216,7 @@ def main():
             try:
                 srv.stop_and_expect_clean_exit()
             except support.check_failed as e:
-                print(f"FAIL clean exit\n     {e}", flush=True)
+                support.tap_comment(f"FAIL clean exit\n{e}")
                 status = 1
     return status
 

@@ -14,7 +14,7 @@ every command was answered ok (no 404 "not subscribed" for an unsubscribe sent r
 behind its subscribe), replies came back in the order the commands were sent, and the
 connection got its own publish on B (it was subscribed when it published) before the
 reply to that publish. On the code before command ordering, the unsubscribes raced their
-subscribes and were answered 404. Exits 77 when python3-websockets is missing.
+subscribes and were answered 404. Fails when python3-websockets is missing.
 """
 
 import asyncio
@@ -29,7 +29,7 @@ from support import expect, fail  # noqa: E402
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 CONNECTIONS = 40
 ROUNDS = 25
@@ -110,8 +110,8 @@ def run_for(binary, shards):
             counts = await asyncio.gather(*(one_connection(srv.port, k, shards)
                                             for k in range(CONNECTIONS)))
             stats = support.api_client(srv.port).stats()["total"]
-            print(f"     --shards {shards}: {sum(counts)} frames to {CONNECTIONS} connections; "
-                  f"commands held for order {stats['commands_waited']}", flush=True)
+            support.tap_comment(f"--shards {shards}: {sum(counts)} frames to {CONNECTIONS} connections; "
+                  f"commands held for order {stats['commands_waited']}")
             expect(stats["commands_waited"] > 0, "no command ever waited for an earlier one: "
                    "the test did not exercise pipelining across shards")
             expect(stats["local_channels"] == 0 and stats["subscriptions"] == 0,

@@ -73,7 +73,7 @@ What this cannot see: a harm small against the readers' own latency, which on a 
 host is mostly the host's. The same test build at 30 µs per dropped message (1.5 ms per
 20-ms tick on that shard) gave p99 ×1.07-1.17 and p50 ×1.22-1.34: it fails 1 run in 3.
 Every wait is bounded, the whole run by DEADLINE (110 s; runs took 30-50 s here).
-Exits 77 when python3-websockets is missing.
+Fails when python3-websockets is missing.
 """
 
 import asyncio
@@ -94,7 +94,7 @@ from support import expect  # noqa: E402
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 SERVERS = "AB"
 READERS = 1000                 # per server
@@ -458,8 +458,8 @@ def case(binary):
             rd = readers([s.port for s in srvs])
             try:
                 rd.wait_ready(60)
-                print(f"     {READERS} readers on each of 2 servers subscribed in "
-                      f"{time.monotonic() - started:.1f}s", flush=True)
+                support.tap_comment(f"{READERS} readers on each of 2 servers subscribed in "
+                      f"{time.monotonic() - started:.1f}s")
                 pub = publisher([s.port for s in srvs])
                 time.sleep(0.3)
                 base_rss = [support.read_rss_kb(pid) for pid in pids]
@@ -500,13 +500,13 @@ def case(binary):
                         servers_cpu = [cpu_seconds(pid) - c for pid, c in zip(pids, cpu0)]
                         publisher_cpu = sum(os.times()[:2]) - cpu0[2]
                         readers_cpu = [c - p for c, p in zip(cpu, last_cpu)]
-                        print(f"     phase {k}: stalled client on {SERVERS[stalled]}: "
+                        support.tap_comment(f"phase {k}: stalled client on {SERVERS[stalled]}: "
                               f"{outside}\n       published in {seconds:.2f}s, readers "
                               f"caught up {time.monotonic() - drained_at:.2f}s after; CPU s "
                               f"over {time.monotonic() - wall0:.1f}s: servers "
                               f"{', '.join(f'{x:.2f}' for x in servers_cpu)}, publisher "
                               f"{publisher_cpu:.2f}, readers "
-                              f"{', '.join(f'{x:.2f}' for x in readers_cpu)}", flush=True)
+                              f"{', '.join(f'{x:.2f}' for x in readers_cpu)}")
                     last_cpu = cpu
                 stop.set()
                 sampler.join(2)
@@ -515,9 +515,9 @@ def case(binary):
                 judge(results, per_channel)
                 for i in range(len(srvs)):
                     growth = (peaks[i] - base_rss[i]) / 1024.0
-                    print(f"     server {SERVERS[i]} RSS {base_rss[i] // 1024} MB → peak "
+                    support.tap_comment(f"server {SERVERS[i]} RSS {base_rss[i] // 1024} MB → peak "
                           f"{peaks[i] // 1024} MB (+{growth:.0f} MB) while "
-                          f"{stalled_mb[i]:.0f} MB went to its stalled clients", flush=True)
+                          f"{stalled_mb[i]:.0f} MB went to its stalled clients")
                     expect(growth < RSS_LIMIT_MB, f"server {SERVERS[i]} RSS grew by "
                            f"{growth:.0f} MB (limit {RSS_LIMIT_MB}) while "
                            f"{stalled_mb[i]:.0f} MB went to clients that do not read")
@@ -602,16 +602,16 @@ def judge(results, per_channel):
         rows.append(f"{SERVERS[stalled]}* {percentile(s.values(), .5):.1f}/"
                     f"{percentile(s.values(), .99):.1f} {SERVERS[1 - stalled]} "
                     f"{percentile(b.values(), .5):.1f}/{percentile(b.values(), .99):.1f}")
-    print("     readers' latency p50/p99 by phase (ms; * has the stalled client): "
-          + ", ".join(rows), flush=True)
+    support.tap_comment("readers' latency p50/p99 by phase (ms; * has the stalled client): "
+          + ", ".join(rows))
     p50s, p50b = percentile(stalled_lat, .5), percentile(base_lat, .5)
     p99s, p99b = percentile(stalled_lat, .99), percentile(base_lat, .99)
-    print(f"     all phases: with a stalled client p50 {p50s:.1f} p99 {p99s:.1f} ms, "
+    support.tap_comment(f"all phases: with a stalled client p50 {p50s:.1f} p99 {p99s:.1f} ms, "
           f"without p50 {p50b:.1f} p99 {p99b:.1f} ms: ratio p50 {p50s / p50b:.2f}, "
           f"p99 {p99s / p99b:.2f} (limit {RATIO_LIMIT} each); the same message to the "
           f"same reader index came later from the stalled server by p50 "
           f"{percentile(later, .5):.2f} ms, mean {sum(later) / len(later):.2f} ms, p99 "
-          f"{percentile(later, .99):.1f} ms", flush=True)
+          f"{percentile(later, .99):.1f} ms")
     # Readers that are themselves the queue make both sides wait alike (ratio 1.00 whatever
     # the server does): say so rather than pass on a measurement of Python.
     expect(p50b <= PHASE_SECONDS * 1000 / 4, f"the readers could not keep up: their p50 "
@@ -646,7 +646,7 @@ def python_without_malloc_perturb():
     value = os.environ.pop(SERVER_PERTURB, "")
     if value:
         os.environ["MALLOC_PERTURB_"] = value
-        print(f"     MALLOC_PERTURB_={value} for the servers only", flush=True)
+        support.tap_comment(f"MALLOC_PERTURB_={value} for the servers only")
 
 
 def main():

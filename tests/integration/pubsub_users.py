@@ -5,7 +5,7 @@
 Usage: pubsub_users.py PATH/TO/ringcastd
 Server: `--shards 4 --insecure`. User 7 holds 3 connections (placed on at least two
 shards, using the per-shard connection counts of GET /api/stats), user 8 one, user 9 one
-and one anonymous connection as bystanders. Exits 77 when python3-websockets is missing.
+and one anonymous connection as bystanders. Fails when python3-websockets is missing.
 """
 
 import asyncio
@@ -20,7 +20,7 @@ from support import expect, fail, pubsub_client, quiet_for  # noqa: E402
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 SHARDS = 4
 
@@ -65,8 +65,12 @@ def cases(port):
         u8 = await pubsub_client.connect(port, user="8")
         u9 = await pubsub_client.connect(port, user="9")
         anon = await pubsub_client.connect(port)
-        print(f"     user 7 on shards {sorted(s for s in shards7 if s is not None)}; per-shard "
-              f"connections {shard_counts(api)}", flush=True)
+        placed = sorted(s for s in shards7 if s is not None)
+        support.tap_comment(f"user 7 on shards {placed}; per-shard connections "
+                            f"{shard_counts(api)}")
+        # Four shards and up to 24 tries: all on one shard has odds 4 x (1/4)^24.
+        expect(len(placed) >= 2, f"user 7's 3 connections are not on several shards: placed "
+                                 f"{placed} (per-shard connections {shard_counts(api)})")
         state.update(api=api, u7=u7, u8=u8, u9=u9, anon=anon)
         await asyncio.gather(*(c.ok("ping") for c in u7 + [u8, u9, anon]))
         r = await asyncio.to_thread(api.ok, "POST", "/api/send",
@@ -212,7 +216,7 @@ def main():
         try:
             srv.stop_and_expect_clean_exit()
         except support.check_failed as e:
-            print(f"FAIL clean exit\n     {e}", flush=True)
+            support.tap_comment(f"FAIL clean exit\n{e}")
             status = 1
     return status
 

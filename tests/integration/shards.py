@@ -4,8 +4,9 @@
 Usage: shards.py PATH/TO/ringcastd
 For --shards 1, 2, 3 and 2 x CPUs: 50 concurrent websockets clients each echo 50 messages
 of varying size and type and check content and order; /healthz answers; SIGTERM exits 0.
-With SO_REUSEPORT the kernel spreads the 50 connections over the shards' listeners, so
-every shard is exercised with high probability.
+With SO_REUSEPORT the kernel spreads the 50 connections over the shards' listeners; every
+shard must have served echo traffic, read from /api/stats per shard (the odds that 50
+connections miss one of 4 shards are 4 x (3/4)^50, about 2 in a million).
 """
 
 import asyncio
@@ -20,10 +21,11 @@ from support import expect  # noqa: E402
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 CLIENTS = 50
 MESSAGES = 50
+ECHO_FLOOR = 400
 
 
 async def client(port, index):
@@ -61,6 +63,18 @@ def shard_case(binary, shards):
             r = support.http_exchange(srv.port,
                                       b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             expect(r.status == 200, f"--shards {shards}: /healthz → {r.status}")
+            # Each client sends a handshake of over 200 bytes and 50 frames of at least 6; the
+            # two HTTP requests here are under 200 bytes together, so a shard past ECHO_FLOOR
+            # bytes served at least one echo client.
+            api = support.api_client(srv.port)
+            received = [s.get("bytes_received") for s in api.stats().get("shards", [])]
+            api.close()
+            expect(len(received) == shards, f"--shards {shards}: /api/stats lists "
+                                            f"{len(received)} shards")
+            idle = [i for i, b in enumerate(received) if not (isinstance(b, int) and
+                                                               b > ECHO_FLOOR)]
+            expect(not idle, f"--shards {shards}: shards {idle} served no echo client "
+                             f"(bytes received per shard {received})")
             srv.stop_and_expect_clean_exit()
     return check
 

@@ -19,7 +19,7 @@ try:
     import websockets
     from websockets.exceptions import ConnectionClosed
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 EXIT_BUDGET_S = 5.0  # contract: ~2 s; the rest is slack for a loaded CI host
 

@@ -12,7 +12,19 @@ What lives here:
 * `run_cases`   runs named checks, prints one line per check, exits non-zero on failure.
 
 Every blocking call here takes a timeout; nothing waits forever. Only 127.0.0.1 is used.
-Exit code 77 means "skipped" (meson's convention), used when a needed program is missing.
+
+Reporting is TAP (meson runs these scripts with `protocol: 'tap'`): `run_cases` prints the
+plan `1..N` before the first case, one `ok K - name` / `not ok K - name` per case and
+everything else behind `# `, so a script that dies midway is short of its plan and fails.
+Two ways out that are not a pass:
+
+* `missing(what)`: something `.ci/install` installs is absent (python3-websockets, the
+  ringcastd binary). Always a failure (exit 1): a suite that quietly shrinks on a machine
+  without its clients proves nothing.
+* `skip(reason)`: this machine cannot run the test at all (no network namespaces, a
+  descriptor limit below what the test needs). Prints the TAP skip plan `1..0 # SKIP` and
+  exits 0 on a developer's machine; under CI (`$CI` set) it is a failure (exit 1), since
+  the CI machine is defined by `.ci/install` and must run everything.
 """
 
 import base64
@@ -31,7 +43,6 @@ import threading
 import time
 import traceback
 
-SKIP = 77
 LOOPBACK = "127.0.0.1"
 READY_PATTERN = re.compile(rb"listening on [0-9.]+:(\d+)")
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -54,23 +65,47 @@ def expect(condition, message):
         raise check_failed(message)
 
 
+def under_ci():
+    """True when `$CI` is set (`.ci/run` sets it): skips become failures."""
+    return bool(os.environ.get("CI"))
+
+
+def missing(what):
+    """A dependency `.ci/install` provides is absent: fail, never skip."""
+    print(f"Bail out! missing dependency: {what} (run: bash .ci/install)", flush=True)
+    sys.exit(1)
+
+
 def skip(reason):
-    print(f"SKIP: {reason}", flush=True)
-    sys.exit(SKIP)
+    """This machine cannot run the test (see the module docstring): a TAP skip outside CI,
+    a failure under CI."""
+    if under_ci():
+        print(f"Bail out! cannot run here, and CI must run every test: {reason}", flush=True)
+        sys.exit(1)
+    print(f"1..0 # SKIP {reason}", flush=True)
+    sys.exit(0)
+
+
+def require_websockets():
+    """Imports Debian's python3-websockets or fails the script (it is always installed)."""
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 
 def binary_from_argv(argv=None):
     """Returns the ringcastd path: argv[1] (how meson calls us) or $RINGCASTD.
 
-    Skips (77) when no path is given or the file is not an executable, so a hand run
-    without a build says so instead of failing obscurely.
+    Fails (never skips) when no path is given or the file is not an executable: a test
+    that cannot find the server under test has not shown anything.
     """
     argv = sys.argv if argv is None else argv
     path = argv[1] if len(argv) > 1 else os.environ.get("RINGCASTD", "")
     if not path:
-        skip("usage: <script> PATH/TO/ringcastd (or set RINGCASTD)")
+        missing("usage: <script> PATH/TO/ringcastd (or set RINGCASTD)")
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        skip(f"ringcastd binary not found or not executable: {path}")
+        missing(f"ringcastd binary not found or not executable: {path}")
     return os.path.abspath(path)
 
 
@@ -550,21 +585,39 @@ def http_exchange(port, request, timeout=5.0, chunk=None):
 # Running checks
 # --------------------------------------------------------------------------------------
 
+def tap_comment(text):
+    """Prints text as TAP diagnostics: every line behind `# `."""
+    for line in str(text).splitlines() or [""]:
+        print(f"# {line}", flush=True)
+
+
 def run_cases(cases, title=None, case_timeout=60.0):
     """Runs (name, fn) pairs in order; fn may be a coroutine function (run with
-    asyncio and bounded by `case_timeout`). Prints one line per case and a summary, and
-    returns the process exit status (0 all passed, 1 otherwise)."""
+    asyncio and bounded by `case_timeout`). Prints TAP: the plan `1..N` first, then
+    `ok K - name` / `not ok K - name` per case with the failure behind `# `, and returns
+    the process exit status (0 all passed, 1 otherwise).
+
+    Besides its own checks, a case fails when a `pubsub_client` it opened received a frame
+    the protocol never sends (binary, or text that broke the reader): those are kept in
+    `non_text` and would otherwise go unnoticed."""
+    cases = list(cases)
+    print(f"1..{len(cases)}", flush=True)
     if title:
-        print(f"== {title}", flush=True)
+        tap_comment(title)
     failed = []
-    for name, fn in cases:
+    for number, (name, fn) in enumerate(cases, 1):
         started = time.monotonic()
+        first_client = len(pubsub_client.opened)
         try:
             if inspect.iscoroutinefunction(fn):
                 asyncio.run(asyncio.wait_for(fn(), case_timeout))
             else:
                 fn()
-            print(f"ok   {name} ({time.monotonic() - started:.2f}s)", flush=True)
+            strays = [(c.user, c.non_text[:3]) for c in pubsub_client.opened[first_client:]
+                      if c.non_text]
+            expect(not strays, "pub/sub clients received frames the protocol never sends "
+                               f"(user, first frames): {strays}")
+            print(f"ok {number} - {name} ({time.monotonic() - started:.2f}s)", flush=True)
         except Exception as e:  # a failed check or any unexpected error fails the case
             failed.append(name)
             if isinstance(e, check_failed):
@@ -573,12 +626,13 @@ def run_cases(cases, title=None, case_timeout=60.0):
                 detail = f"timed out after {case_timeout}s"
             else:
                 detail = "".join(traceback.format_exception(e)).rstrip()
-            print(f"FAIL {name} ({time.monotonic() - started:.2f}s)\n     "
-                  + detail.replace("\n", "\n     "), flush=True)
-    passed = len(cases) - len(failed)
-    print(f"{passed} passed, {len(failed)} failed", flush=True)
+            print(f"not ok {number} - {name} ({time.monotonic() - started:.2f}s)", flush=True)
+            tap_comment(detail)
+        finally:
+            del pubsub_client.opened[first_client:]
+    tap_comment(f"{len(cases) - len(failed)} passed, {len(failed)} failed")
     for name in failed:
-        print(f"  failed: {name}")
+        tap_comment(f"  failed: {name}")
     return 0 if not failed else 1
 
 
@@ -789,8 +843,12 @@ class pubsub_client:
     command with that id (replies with `"id":null` to `null_replies`); everything else is
     a message, kept as (raw text, parsed object, receive time) in `messages`, or handed to
     `on_message(raw)` if given. `closed` is set with (code, reason) when the connection
-    ends. Every wait is bounded.
+    ends. Binary frames and frames that break the reader go to `non_text`; `run_cases`
+    fails the case that opened a client with anything there (every client is listed in
+    `opened` for that). Every wait is bounded.
     """
+
+    opened = []  # every client since the current run_cases case started
 
     def __init__(self, ws, user=None, on_message=None):
         self.ws, self.user, self.on_message = ws, user, on_message
@@ -804,6 +862,7 @@ class pubsub_client:
         self.close_reason = None
         self.closed = asyncio.Event()
         self.non_text = []
+        pubsub_client.opened.append(self)
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod

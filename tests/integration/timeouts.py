@@ -19,7 +19,7 @@ from support import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, expect, fail  # noqa: E
 try:
     import websockets
 except ImportError:
-    support.skip("python3 module 'websockets' is missing (apt-get install python3-websockets)")
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 HANDSHAKE_MS = 300
 PING_MS = 200

@@ -4,7 +4,8 @@
 # Runs tuning/check, tuning/apply and tuning/irq-affinity read-only against this host, then
 # for real against temporary roots (apply --root, irq-affinity --root with a made-up
 # four-queue NIC). Never changes the host: apply runs without --apply or with --root only.
-# Passes as root and not. Exit 0 pass, 1 fail, 77 skip (no /usr/bin/python3).
+# Passes as root and not. Prints TAP (one line per check, the plan last, since some checks
+# depend on the host); exit 0 pass, 1 fail (also without /usr/bin/python3).
 #
 # ok() always succeeds, so "condition && ok ... || fail ..." below is an if/else.
 # shellcheck disable=SC2015
@@ -14,15 +15,20 @@ src=${1:?usage: test_tuning.sh SOURCE_ROOT}
 tuning=$src/tuning
 conf=$tuning/sysctl.d/90-ringcast.conf
 if [[ ! -x /usr/bin/python3 ]]; then
-    echo "SKIP: tuning/check and irq-affinity need /usr/bin/python3"
-    exit 77
+    echo "Bail out! tuning/check and irq-affinity need /usr/bin/python3 (bash .ci/install)"
+    exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
-ok() { echo "ok: $*"; }
+checks=0
+ok() {
+    checks=$((checks + 1))
+    echo "ok $checks - $*"
+}
 fail() {
-    echo "FAIL: $*"
+    checks=$((checks + 1))
+    echo "not ok $checks - $*"
     failures=$((failures + 1))
 }
 # run NAME CMD...: runs CMD with stdout/stderr in $tmp/NAME.{out,err}; sets $rc.
@@ -35,14 +41,14 @@ run() {
 no_stderr() {
     if [[ -s $tmp/$1.err ]]; then
         fail "$1 wrote to stderr:"
-        sed 's/^/    /' "$tmp/$1.err"
+        sed 's/^/#    /' "$tmp/$1.err"
     fi
 }
 
 # The keys of the sysctl file (the optional "-" dropped).
 mapfile -t keys < <(awk '!/^[[:space:]]*([#;]|$)/ {
     sub(/^[[:space:]]*-?[[:space:]]*/, ""); sub(/[[:space:]]*=.*/, ""); print }' "$conf")
-((${#keys[@]} > 0)) || { echo "FAIL: no keys in $conf"; exit 1; }
+((${#keys[@]} > 0)) || { echo "Bail out! no keys in $conf"; exit 1; }
 
 # Every key carries a "[rule] reason" comment right above it.
 undocumented=$(awk '/^[[:space:]]*-?[a-z]/ && prev !~ /^# \[(min|max|exact|each-min|width-min)\] ./ {
@@ -178,7 +184,7 @@ if [[ $rc == 0 ]] && ! grep -qE '^(run|write):' "$tmp/apply_again.out" &&
     ok "apply --apply --root again: everything unchanged (idempotent)"
 else
     fail "apply --apply --root again is not a no-op:"
-    sed 's/^/    /' "$tmp/apply_again.out"
+    sed 's/^/#    /' "$tmp/apply_again.out"
 fi
 
 run check_root "$tuning/check" --root "$root" --json
@@ -248,14 +254,15 @@ if [[ $rc == 0 && $got == "$want" && $(cat "$fake/proc/irq/54/smp_affinity_list"
     ok "irq-affinity --apply on a 4-queue NIC: queue q on CPU q, XPS 1<<q, RPS off, link IRQ left"
 else
     fail "irq-affinity on the fake NIC: exit $rc, got '$got', want '$want'"
-    sed 's/^/    /' "$tmp/irq_fake.out"
+    sed 's/^/#    /' "$tmp/irq_fake.out"
 fi
 run irq_fake_again "$tuning/irq-affinity" --root "$fake" --iface fake0 --cpus 0-3
 grep -q '^nothing to change' "$tmp/irq_fake_again.out" &&
     ok "irq-affinity again: nothing to change" || fail "irq-affinity is not idempotent"
 
+echo "1..$checks"
 if ((failures)); then
-    echo "$failures check(s) failed"
+    echo "# $failures check(s) failed"
     exit 1
 fi
-echo "all tuning checks passed"
+echo "# all tuning checks passed"
