@@ -339,8 +339,8 @@ class runner:
         if failed:
             support.tap_comment("failed cases: " + " ".join(failed))
         support.tap_comment(f"{counts[OK] + counts[NON_STRICT]} passed, {counts[FAILED]} failed "
-              f"({counts[OK]} OK, {counts[NON_STRICT]} NON-STRICT, {counts[FAILED]} FAILED, "
-              f"{len(self.results)} cases)", flush=True)
+                            f"({counts[OK]} OK, {counts[NON_STRICT]} NON-STRICT, "
+                            f"{counts[FAILED]} FAILED, {len(self.results)} cases)")
         return 1 if failed else 0
 
     def stop(self):

@@ -96,7 +96,9 @@ void check_views_in_place(const request& req, std::size_t head_bytes) {
     const auto in_head = [&](std::string_view v) {
         return v.data() == nullptr || (v.data() >= base && v.data() + v.size() <= body);
     };
-    CHECK(req.body.data() == body);
+    // As addresses: Catch2 would print char pointers as strings, and the body is not
+    // NUL-terminated (ASan caught the read past its end).
+    CHECK(static_cast<const void*>(req.body.data()) == static_cast<const void*>(body));
     CHECK(in_head(req.target));
     CHECK(in_head(req.path));
     CHECK(in_head(req.query));
