@@ -18,7 +18,7 @@ The connections are held by ringcast-bench (`idle`), not by a client library: th
 the count, and the bench is the only client here that holds thousands from one process.
 What the bench's connections saw is read from its progress lines (one a second on stderr:
 `open N/M  failed F  dropped D`, where dropped counts connections the server ended while
-they were held: a close frame, EOF or a reset).
+they were held, once their sockets are finished: a close frame, EOF or a reset).
 
 Usage: shutdown_many.py PATH/TO/ringcastd PATH/TO/ringcast-bench
 """
@@ -154,9 +154,12 @@ def sigterm_with_many_connections(binary, bench):
                 code = srv.stop(signal.SIGTERM, timeout=HANG_S)  # fails if still running
                 took = time.monotonic() - started
                 raw_seen = [f.result(timeout=2 * HANG_S) for f in goodbyes]
-            # The bench prints a line a second: wait for one that shows them all gone.
+            # The bench prints a line a second: wait for one that shows them all gone. A
+            # connection leaves `open` when the close frame arrives and is counted in
+            # `dropped` only once its socket is finished, so wait for the count.
             after = progress.wait_for(
-                lambda p: p["seq"] > before["seq"] and p["open"] == 0, HANG_S)
+                lambda p: p["seq"] > before["seq"] and p["open"] == 0
+                and p["dropped"] >= before["open"], HANG_S)
         finally:
             for ws in raws:
                 ws.close()
@@ -172,8 +175,9 @@ def sigterm_with_many_connections(binary, bench):
                    f"still being torn down at exit ({took:.1f} s after SIGTERM)\n"
                    f"{srv.output()}")
         # What the clients saw, from outside the server.
-        expect(after is not None, f"the bench still had connections open {HANG_S} s after "
-               f"the server exited: {progress.latest} (bench: {progress.said()})")
+        expect(after is not None, f"{HANG_S} s after the server exited the bench had not seen "
+               f"all {before['open']} connections it held end: {progress.latest} (bench: "
+               f"{progress.said()})")
         expect(after["dropped"] == before["open"] and after["failed"] == before["failed"] == 0,
                f"the bench held {before['open']} connections at the signal; after the exit it "
                f"saw {after['dropped']} ended by the server ({after['failed']} failed): "
