@@ -140,7 +140,7 @@ def cases(port, key_port):
                f"integer")
         expect(sum(per) == t1["connections"], f"shard connections {per} do not add up "
                f"to total {t1['connections']}")
-        print(f"     per-shard connections {per}", flush=True)
+        print(f"# per-shard connections {per}", flush=True)
         r = await asyncio.to_thread(api.ok, "GET", "/api/channels")
         listed = {c.get("channel"): c.get("subscribers") for c in r.get("channels", [])}
         expect(listed.get("stat-chan") == 12 and listed.get("stat-other") == 5,

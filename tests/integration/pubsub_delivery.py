@@ -112,7 +112,7 @@ def cases(port, limit_port, rate_port):
                        f"difference at "
                        f"{next((k for k, (a, b) in enumerate(zip(got[ch], sent[ch])) if a != b), min(len(got[ch]), len(sent[ch])))}")
         total = sum(len(c.messages) for c in subs)
-        print(f"     {SUBSCRIBERS} subscribers, {MESSAGES + 100} messages, {total} deliveries",
+        print(f"# {SUBSCRIBERS} subscribers, {MESSAGES + 100} messages, {total} deliveries",
               flush=True)
         api.close()
         await asyncio.gather(*(c.close() for c in subs + [pub]))
@@ -393,7 +393,7 @@ def cases(port, limit_port, rate_port):
         for r in limited:
             expect_error(r, 429, "ping over the rate")
         answered, dropped = await settled(futs, base, "all pings")
-        print(f"     {len(futs)} pings: {answered} ok, {dropped} dropped (= /api/stats "
+        print(f"# {len(futs)} pings: {answered} ok, {dropped} dropped (= /api/stats "
               f"rate_limited), {len(limited)} × 429 in {elapsed * 1000:.0f} ms", flush=True)
         for f in futs:
             f.cancel()  # the dropped pings' futures never resolve: that is the point

@@ -103,7 +103,7 @@ def cases(binary):
                 expect(code == 0, f"exit status {code} after {signal.Signals(sig).name}, "
                        f"expected 0\n{srv.output()}")
                 expect_exit_in_time(took, bound, f"{n_clients} clients")
-                print(f"     exited {took:.2f}s after the signal (bound {bound:.2f} s)",
+                print(f"# exited {took:.2f}s after the signal (bound {bound:.2f} s)",
                       flush=True)
         return check
 

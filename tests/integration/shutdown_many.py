@@ -192,7 +192,7 @@ def sigterm_with_many_connections(binary, bench):
                f"{budget:.1f} s ({SHUTDOWN_TIMEOUT_MS} ms shutdown timeout + "
                f"{FINAL_STALL_S:.0f} s + {TEARDOWN_FACTOR} x {opened_s:.1f} s)\n"
                f"{srv.output()}")
-        print(f"     {CONNECTIONS} + {RAW_CLIENTS} connections (opened in {opened_s:.2f} s): "
+        print(f"# {CONNECTIONS} + {RAW_CLIENTS} connections (opened in {opened_s:.2f} s): "
               f"exited {took:.2f} s after SIGTERM (bound {budget:.2f} s), all released; the "
               f"bench saw {after['dropped']} ended, the raw clients {RAW_CLIENTS} x 1001",
               flush=True)

@@ -226,7 +226,7 @@ def ping_cases(port):
             expect(not data, f"unexpected frames before the close: {data}")
             expect_in_window(elapsed, ping_s + pong_s, bound,
                              "a client that never answered a ping was closed")
-            print(f"     closed after {elapsed * 1000:.0f} ms (bound {bound:.2f} s); frames: "
+            print(f"# closed after {elapsed * 1000:.0f} ms (bound {bound:.2f} s); frames: "
                   f"{frames}", flush=True)
 
     return [
@@ -289,7 +289,7 @@ def idle_cases(port):
                     last = now
                     i += 1
                     time.sleep(CADENCE_S)
-                print(f"     {i} x {what} over {last - started:.2f} s, largest gap "
+                print(f"# {i} x {what} over {last - started:.2f} s, largest gap "
                       f"{max(gaps) * 1000:.0f} ms", flush=True)
         return check
 
