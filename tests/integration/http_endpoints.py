@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,6 +19,7 @@ import support  # noqa: E402
 from support import expect  # noqa: E402
 
 HEAD_LIMIT = 16 * 1024
+HANG_S = 30  # only against a hang: reads that end on an event wait at most this long
 
 
 def upgrade_request(path="/echo", method="GET", version="13", key=True, extra=()):
@@ -82,7 +84,8 @@ def cases(port):
         with support.raw_ws(port, handshake=False) as c:
             c.send(b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            data = c.read_until_eof(3.0)
+            # The GET says Connection: close: the server's EOF ends the read.
+            data = c.read_until_eof(HANG_S)
         expect(data.startswith(b"HTTP/1.1 "), f"no response to HEAD: {data[:200]!r}")
         head_end = data.find(b"\r\n\r\n") + 4
         status = data.split(b" ", 2)[1]
@@ -171,14 +174,36 @@ def cases(port):
     def frame_in_same_write_as_upgrade():
         # A client may send its first frame right behind the request, in the same segment;
         # those bytes belong to the WebSocket, not to the HTTP parser.
-        with support.raw_ws(port, handshake=False) as c:
-            c.send(upgrade_request() + support.encode_frame(support.OP_TEXT, b"early bird"))
-            data = c.read_until_eof(1.0)
-        expect(data.startswith(b"HTTP/1.1 101"), f"upgrade answered {data[:60]!r}")
+        # The read ends once the head and a frame's worth of bytes are in (not after a fixed
+        # time), so a slow server is not mistaken for one that dropped the frame.
+        # A second frame sent after that must be echoed next: anything the server sent in
+        # between (the first one twice, say) would show up before it.
         frame = support.encode_frame(support.OP_TEXT, b"early bird", mask=False)
-        expect(data.endswith(b"\r\n\r\n" + frame),
+        marker = support.encode_frame(support.OP_TEXT, b"marker", mask=False)
+        data = bytearray()
+        with support.raw_ws(port, handshake=False, timeout=HANG_S) as c:
+            c.send(upgrade_request() + support.encode_frame(support.OP_TEXT, b"early bird"))
+            deadline = time.monotonic() + HANG_S
+            sent_marker = False
+            while not (sent_marker and data.endswith(marker)):
+                if not sent_marker and b"\r\n\r\n" in data and \
+                        len(data) >= data.index(b"\r\n\r\n") + 4 + len(frame):
+                    c.send(support.encode_frame(support.OP_TEXT, b"marker"))
+                    sent_marker = True
+                remaining = deadline - time.monotonic()
+                expect(remaining > 0, f"no 101 and both echoes within {HANG_S}s; got "
+                       f"{bytes(data[-60:])!r}")
+                c.sock.settimeout(remaining)
+                try:
+                    more = c.sock.recv(65536)
+                except TimeoutError:
+                    continue
+                expect(more, f"the server closed the connection; got {bytes(data[-60:])!r}")
+                data += more
+        expect(data.startswith(b"HTTP/1.1 101"), f"upgrade answered {bytes(data[:60])!r}")
+        expect(data.endswith(b"\r\n\r\n" + frame + marker),
                f"the frame sent with the upgrade request was not echoed right after the "
-               f"101: got {data[-40:]!r}")
+               f"101 (and nothing else before the next echo): got {bytes(data[-50:])!r}")
 
     def server_still_serves():
         with support.raw_ws(port) as ws:

@@ -27,6 +27,10 @@ except ImportError:
 SUBSCRIBERS = 200
 MESSAGES = 500
 CHANNELS = [f"deliver-{i}" for i in range(4)]
+RATE_PER_S, RATE_BURST = 5, 5  # the rate-limited server's --command-rate / --command-burst
+MAX_RATE_PINGS = 1000  # bound on the pings sent before the first 429
+REFILL_TRIES = 50  # one token's time apart: ten seconds of refill, fifty times what one needs
+HANG_S = 30  # only against a hang
 
 # A data value with everything a re-serializer would change: spaces, tabs and newlines
 # between tokens, escapes that have a shorter form, \u escapes (also a surrogate pair),
@@ -108,7 +112,7 @@ def cases(port, limit_port, rate_port):
                        f"difference at "
                        f"{next((k for k, (a, b) in enumerate(zip(got[ch], sent[ch])) if a != b), min(len(got[ch]), len(sent[ch])))}")
         total = sum(len(c.messages) for c in subs)
-        print(f"     {SUBSCRIBERS} subscribers, {MESSAGES + 100} messages, {total} deliveries",
+        print(f"# {SUBSCRIBERS} subscribers, {MESSAGES + 100} messages, {total} deliveries",
               flush=True)
         api.close()
         await asyncio.gather(*(c.close() for c in subs + [pub]))
@@ -245,11 +249,11 @@ def cases(port, limit_port, rate_port):
                            ('"ping"', "a string, not an object")):
             before = len(c.null_replies)
             await c.ws.send(text)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + HANG_S
             while len(c.null_replies) == before and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             expect(len(c.null_replies) > before, f"{what} {text!r}: no reply with \"id\":null "
-                   f"within 5 s (stray replies: {c.stray_replies[-2:]}; closed: "
+                   f"within {HANG_S} s (stray replies: {c.stray_replies[-2:]}; closed: "
                    f"{c.close_code})")
             expect_error(c.null_replies[-1][1], 400, f"{what} {text!r}")
         checks = [
@@ -315,49 +319,92 @@ def cases(port, limit_port, rate_port):
 
     async def rate_limit():
         # Over the rate, commands are dropped unread (no reply of their own) and the client
-        # is told once a second with a 429 carrying "id":null. Replies keep command order,
-        # so once the reply to a later ping is in, every reply that will come has come.
+        # is told once a second with a 429 carrying "id":null. Nothing here depends on how
+        # fast this machine sends: pings go out back to back until the first 429 arrives
+        # (a bounded count: the bucket holds RATE_BURST and refills at RATE_PER_S, slower
+        # than any sender), and "every ping has been dealt with" is a state, not a pause:
+        # each one is either answered or counted in /api/stats rate_limited.
         c = await pubsub_client.connect(rate_port)
+        api = support.api_client(rate_port)
+
+        def rate_limited():
+            return api.stats()["total"]["rate_limited"]
+
+        async def settled(futs, base, what):
+            # Waits until answered + dropped (server's count) covers every ping sent.
+            deadline = time.monotonic() + HANG_S
+            while True:
+                answered = sum(1 for f in futs if f.done())
+                dropped = await asyncio.to_thread(rate_limited) - base
+                if answered + dropped >= len(futs):
+                    expect(answered + dropped == len(futs),
+                           f"{what}: {answered} answered + {dropped} counted rate_limited > "
+                           f"{len(futs)} sent")
+                    return answered, dropped
+                expect(time.monotonic() < deadline,
+                       f"{what}: after {HANG_S}s only {answered} of {len(futs)} pings answered "
+                       f"and {dropped} counted rate_limited")
+                await asyncio.sleep(0.05)
+
+        def told():
+            return [r for _, r in c.null_replies if error_code(r) == 429]
+
+        base = await asyncio.to_thread(rate_limited)
         started = time.monotonic()
         futs = []
-        for k in range(50):
-            cid, fut, sending = c.send_command("ping", id=1000 + k)
+        while not told():
+            expect(len(futs) < MAX_RATE_PINGS, f"{MAX_RATE_PINGS} pings sent back to back with "
+                   f"--command-rate {RATE_PER_S} --command-burst {RATE_BURST} and no 429")
+            cid, fut, sending = c.send_command("ping", id=1000 + len(futs))
             await sending
             futs.append(fut)
-        await asyncio.sleep(1.3)  # the bucket refills: a command passes again
-        again = await c.command("ping")
+            await asyncio.sleep(0)  # lets the reader take what has arrived
+        answered, dropped = await settled(futs, base, "the back-to-back pings")
         elapsed = time.monotonic() - started
-        expect(again.get("ok") is True, f"ping 1.3 s after the burst: {again}")
-        answered = [f.result()[1] for f in futs if f.done()]
-        oks = sum(1 for r in answered if r.get("ok") is True)
-        expect(len(answered) == oks, f"a ping with its own id was answered with an error: "
-               f"{[r for r in answered if r.get('ok') is not True][:3]}")
-        expect(all(f.done() for f in futs[:5]), "the first 5 (burst) pings must be answered")
-        expect(oks <= 5 + 5 * elapsed + 1, f"{oks} of 50 pings passed in {elapsed:.2f}s with "
-               f"rate 5/s burst 5")
-        dropped = 50 - oks
-        expect(dropped >= 30, f"only {dropped} of 50 back-to-back pings were over the rate")
-        limited = [r for _, r in c.null_replies if error_code(r) == 429]
-        expect(len(limited) >= 1, f"no 429 told the client its commands were dropped: "
-               f"{c.null_replies[:3]}")
+        replies = [f.result()[1] for f in futs if f.done()]
+        expect(all(r.get("ok") is True for r in replies),
+               f"a ping with its own id was answered with an error: "
+               f"{[r for r in replies if r.get('ok') is not True][:3]}")
+        expect(all(f.done() for f in futs[:RATE_BURST]),
+               f"the first {RATE_BURST} pings (the burst) must be answered; answered: "
+               f"{[k for k, f in enumerate(futs) if f.done()][:20]}")
+        expect(dropped >= 1, f"a 429 came but none of {len(futs)} pings was counted dropped")
+        expect(answered <= RATE_BURST + RATE_PER_S * elapsed + 1,
+               f"{answered} of {len(futs)} pings passed in {elapsed:.2f}s with rate "
+               f"{RATE_PER_S}/s burst {RATE_BURST}")
+        # The bucket refills: a later ping passes again. Each try is either answered or
+        # counted dropped, so no clock decides; the pause between tries is one token's time.
+        passed = False
+        for attempt in range(REFILL_TRIES):
+            cid, fut, sending = c.send_command("ping")
+            await sending
+            futs.append(fut)
+            await settled(futs, base, f"refill try {attempt + 1}")
+            if fut.done():
+                passed = True
+                break
+            await asyncio.sleep(1 / RATE_PER_S)
+        expect(passed, f"no ping passed in {REFILL_TRIES} tries {1 / RATE_PER_S:.1f} s apart "
+               f"after the burst: the bucket never refilled")
+        elapsed = time.monotonic() - started
+        limited = told()
         expect(len(limited) <= 1 + elapsed, f"{len(limited)} × 429 in {elapsed:.1f}s: the "
                f"refusals themselves must be rate-limited (one a second)")
         for r in limited:
             expect_error(r, 429, "ping over the rate")
-        stats = support.api_client(rate_port).stats()["total"]
-        expect(stats["rate_limited"] == dropped, f"/api/stats rate_limited "
-               f"{stats['rate_limited']}, the client saw {dropped} pings go unanswered")
-        print(f"     {oks} ok, {dropped} dropped, {len(limited)} × 429 in "
-              f"{elapsed * 1000:.0f} ms", flush=True)
+        answered, dropped = await settled(futs, base, "all pings")
+        print(f"# {len(futs)} pings: {answered} ok, {dropped} dropped (= /api/stats "
+              f"rate_limited), {len(limited)} × 429 in {elapsed * 1000:.0f} ms", flush=True)
         for f in futs:
             f.cancel()  # the dropped pings' futures never resolve: that is the point
+        api.close()
         await c.close()
 
     async def binary_frame_closes_1003():
         c = await pubsub_client.connect(port, user="41")
         await c.ok("ping")
         await c.ws.send(b'{"op":"ping","id":5}')
-        code, reason = await c.wait_closed(5)
+        code, reason = await c.wait_closed(HANG_S)
         expect(code == 1003, f"binary frame: closed with {code} {reason!r}, expected 1003")
 
     return [
@@ -374,7 +421,8 @@ def cases(port, limit_port, rate_port):
         ("403: publish outside --client-publish, user: channels; 404: not subscribed",
          errors_403_404),
         ("403: channel limit with --max-channels 3", channel_limit),
-        ("429: 50 pings with --command-rate 5 --command-burst 5", rate_limit),
+        (f"429: pings back to back with --command-rate {RATE_PER_S} --command-burst "
+         f"{RATE_BURST} until refused; then one passes again", rate_limit),
         ("binary frame → close 1003", binary_frame_closes_1003),
     ]
 
@@ -385,8 +433,9 @@ def main():
     with support.server(binary, common, echo_path=None) as srv, \
             support.server(binary, ["--insecure", "--shards", "2", "--max-channels", "3"],
                            echo_path=None) as lim, \
-            support.server(binary, ["--insecure", "--shards", "2", "--command-rate", "5",
-                                    "--command-burst", "5"], echo_path=None) as rate:
+            support.server(binary, ["--insecure", "--shards", "2", "--command-rate",
+                                    str(RATE_PER_S), "--command-burst", str(RATE_BURST)],
+                           echo_path=None) as rate:
         status = support.run_cases(cases(srv.port, lim.port, rate.port),
                                    "pub/sub delivery, envelope, errors (websockets "
                                    f"{websockets.__version__})", case_timeout=90)
