@@ -4,12 +4,13 @@
 //
 // Usage: node node_pubsub.js PATH/TO/ringcastd
 // Server: --shards 2 --insecure --client-publish chat. `ws` comes from
-// tests/integration/node_modules (npm ci --prefix tests/integration); without it the
-// script exits 77 (skip). Every wait is bounded; one line per case.
+// tests/integration/node_modules (npm ci --prefix tests/integration); without it, or
+// without the binary, the script fails. Every wait is bounded. Prints TAP
+// (support.js): the plan first, then one `ok` / `not ok` line per case.
 'use strict';
 
 const path = require('path');
-const { WebSocket, wsDir, withTimeout, check, startServer, runCases } =
+const { WebSocket, wsDir, withTimeout, check, startServer, runTap, exitWith } =
     require('./support.js');
 
 const http = require('http');
@@ -108,11 +109,13 @@ async function waitMessages(ws, n, ms = 10000) {
 
 const ENVELOPE = ['id', 'event', 'channel', 'data', 'priority', 'timestamp', 'userId', 'offset'];
 
-function cases(port) {
+// The cases; `srv.port` is set once the server is up (support.js runTap).
+function cases(srv) {
     const list = [];
     const add = (name, fn) => list.push({ name, fn });
 
     add('subscribe, API publish, envelope fields in order', async () => {
+        const port = srv.port;
         const ws = await connect(port, 'n1');
         const r = await subscribe(ws, 'node-basic');
         const before = Date.now();
@@ -135,6 +138,7 @@ function cases(port) {
         ws.close();
     });
     add('client publish on chat: reaches another client with the publisher\'s userId', async () => {
+        const port = srv.port;
         const a = await connect(port, 'alice');
         const b = await connect(port, 'bob');
         await subscribe(b, 'chat:node');
@@ -152,6 +156,7 @@ function cases(port) {
         b.close();
     });
     add('100 clients on 4 channels across 2 shards: same order everywhere, no gaps', async () => {
+        const port = srv.port;
         const channels = ['node-o1', 'node-o2', 'node-o3', 'node-o4'];
         const clients = await Promise.all([...Array(100).keys()].map((k) => connect(port, `o${k}`)));
         const start = {};
@@ -214,20 +219,10 @@ function cases(port) {
     return list;
 }
 
-async function main() {
-    let server;
-    try {
-        server = await startServer(['--insecure', '--shards', '2', '--client-publish', 'chat']);
-    } catch (e) {
-        console.log(`FAIL start ringcastd: ${e.message}`);
-        return 1;
-    }
-    console.log(`== node ws ${require(path.join(wsDir, 'package.json')).version} pub/sub ` +
-                `against ringcastd --shards 2 (port ${server.port})`);
-    return runCases(server, cases(server.port), () => agent.destroy());
-}
-
-main().then((code) => process.exit(code), (e) => {
-    console.log(`FAIL ${e && e.stack || e}`);
-    process.exit(1);
-});
+exitWith(runTap({
+    cases,
+    start: () => startServer(['--insecure', '--shards', '2', '--client-publish', 'chat']),
+    header: (server) => `node ws ${require(path.join(wsDir, 'package.json')).version} ` +
+                        `pub/sub against ringcastd --shards 2 (port ${server.port})`,
+    beforeStop: () => agent.destroy(),
+}));
