@@ -3,12 +3,13 @@
 //
 // Usage: node node_ws.js PATH/TO/ringcastd
 // `ws` comes from tests/integration/node_modules (npm ci --prefix tests/integration);
-// without it the script exits 77 (skip). Every wait is bounded; one line per case.
+// without it, or without the binary, the script fails. Every wait is bounded. Prints TAP
+// (support.js): the plan first, then one `ok` / `not ok` line per case.
 'use strict';
 
 const path = require('path');
 const crypto = require('crypto');
-const { WebSocket, wsDir, MIB, withTimeout, check, startServer, runCases } =
+const { WebSocket, wsDir, MIB, withTimeout, check, startServer, runTap, exitWith } =
     require('./support.js');
 
 function open(port, options = {}) {
@@ -70,31 +71,32 @@ async function echo(ws, data, isBinary) {
           `got ${got.data.subarray(0, 16).toString('hex')})`);
 }
 
-function cases(port) {
+// The cases; `srv.port` is set once the server is up (support.js runTap).
+function cases(srv) {
     const list = [];
     const add = (name, fn) => list.push({ name, fn });
 
     add('text echo (ascii, multi-byte, empty)', async () => {
-        const ws = await open(port);
+        const ws = await open(srv.port);
         await echo(ws, 'hello from node ws', false);
         await echo(ws, 'κόσμε ✓ 😀', false);
         await echo(ws, '', false);
         await closeAndWait(ws, 1000);
     });
     add('binary echo (all byte values, empty)', async () => {
-        const ws = await open(port);
+        const ws = await open(srv.port);
         await echo(ws, Buffer.from([...Array(256).keys()]), true);
         await echo(ws, Buffer.alloc(0), true);
         await closeAndWait(ws, 1000);
     });
     add('1 MiB text and 1 MiB binary messages echoed', async () => {
-        const ws = await open(port);
+        const ws = await open(srv.port);
         await echo(ws, 'é'.repeat(MIB / 2), false);
         await echo(ws, crypto.randomBytes(MIB), true);
         await closeAndWait(ws, 1000);
     });
     add('ping with payload is answered by a pong with the same payload', async () => {
-        const ws = await open(port);
+        const ws = await open(srv.port);
         const payloads = [Buffer.alloc(0), Buffer.from('node-ping'), crypto.randomBytes(125)];
         for (const payload of payloads) {
             const pong = withTimeout(new Promise((resolve) => ws.once('pong', resolve)), 5000,
@@ -109,14 +111,14 @@ function cases(port) {
     for (const [code, reason] of [[1000, ''], [1001, 'leaving'], [3000, 'app'], [4000, 'x'],
                                   [4999, '']]) {
         add(`close ${code} is answered with close ${code}`, async () => {
-            const ws = await open(port);
+            const ws = await open(srv.port);
             await echo(ws, 'before close', false);
             const got = await closeAndWait(ws, code, reason);
             check(got.code === code, `closed with ${code}, server answered ${got.code}`);
         });
     }
     add('close without a code is answered (1005 seen locally = empty close, or 1000)', async () => {
-        const ws = await open(port);
+        const ws = await open(srv.port);
         const got = await closeAndWait(ws);
         check(got.code === 1005 || got.code === 1000,
               `empty close answered with ${got.code}, expected an empty close or 1000`);
@@ -125,7 +127,7 @@ function cases(port) {
         const clients = 200;
         const messages = 100;
         const one = async (c) => {
-            const ws = await open(port);
+            const ws = await open(srv.port);
             const sent = [];
             for (let i = 0; i < messages; i++) {
                 const binary = (c + i) % 3 === 0;
@@ -154,20 +156,9 @@ function cases(port) {
     return list;
 }
 
-async function main() {
-    let server;
-    try {
-        server = await startServer([], { echo: true });
-    } catch (e) {
-        console.log(`FAIL start ringcastd: ${e.message}`);
-        return 1;
-    }
-    console.log(`== node ws ${require(path.join(wsDir, 'package.json')).version} against ` +
-                `ringcastd --echo (port ${server.port})`);
-    return runCases(server, cases(server.port));
-}
-
-main().then((code) => process.exit(code), (e) => {
-    console.log(`FAIL ${e && e.stack || e}`);
-    process.exit(1);
-});
+exitWith(runTap({
+    cases,
+    start: () => startServer([], { echo: true }),
+    header: (server) => `node ws ${require(path.join(wsDir, 'package.json')).version} ` +
+                        `against ringcastd --echo (port ${server.port})`,
+}));

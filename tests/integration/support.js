@@ -1,24 +1,38 @@
-// Shared by the Node integration scripts (the JavaScript side of support.py): skips with
-// 77 when `ws` or the binary is missing, starts and stops ringcastd, bounds every wait, and
-// runs cases with one line each plus the plain "N passed, N failed" line.
+// Shared by the Node integration scripts (the JavaScript side of support.py): requires `ws`
+// and the binary (a missing one is a failure, not a skip: .ci/install always installs
+// `ws`), starts and stops ringcastd, bounds every wait, and runs the cases printing TAP.
+//
+// Output (TAP): the plan `1..N` first, before any case runs, then `ok K - name` or
+// `not ok K - name` per case, details on lines starting with `# `. A script that dies
+// midway leaves its missing cases visible against the plan; one that cannot start prints
+// `Bail out!`. Exit 0 only when all N cases passed, otherwise 1. Nothing here exits 77:
+// these scripts have no environment-only skip.
 'use strict';
 
 const { spawn } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
-const SKIP = 77;
+// A failure that stops the script before (or instead of) its cases.
+function bailOut(message) {
+    console.log(`Bail out! ${message.split('\n')[0]}`);
+    for (const line of message.split('\n').slice(1)) {
+        console.log(`# ${line}`);
+    }
+    process.exit(1);
+}
+
 const wsDir = path.join(__dirname, 'node_modules', 'ws');
 if (!fs.existsSync(wsDir)) {
-    console.log(`SKIP: ${wsDir} is missing (run: npm ci --prefix tests/integration)`);
-    process.exit(SKIP);
+    bailOut(`the Node module 'ws' is missing (${wsDir}): run ` +
+            '`npm ci --prefix tests/integration` (.ci/install does)');
 }
 const WebSocket = require(wsDir);
 
 const binary = process.argv[2] || process.env.RINGCASTD || '';
 if (!binary || !fs.existsSync(binary)) {
-    console.log(`SKIP: ringcastd binary not found: '${binary}' (pass its path as argument 1)`);
-    process.exit(SKIP);
+    bailOut(`ringcastd binary not found: '${binary}' (pass its path as argument 1 or set ` +
+            'RINGCASTD)');
 }
 
 const MIB = 1 << 20;
@@ -44,6 +58,10 @@ function check(condition, message) {
 function startServer(extraArgs = [], { echo = false } = {}) {
     const args = ['--listen', '127.0.0.1:0', ...(echo ? ['--echo', '/echo'] : []), ...extraArgs];
     const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A script that dies (an uncaught exception) must not leave its server running.
+    const reap = () => proc.kill('SIGKILL');
+    process.on('exit', reap);
+    proc.on('exit', () => process.removeListener('exit', reap));
     const lines = [];
     const keep = (tag) => (chunk) => {
         for (const line of chunk.toString().split('\n')) {
@@ -84,12 +102,22 @@ function stopServer(server, timeoutMs = 5000) {
     return withTimeout(exited, timeoutMs, 'ringcastd exit after SIGTERM');
 }
 
-// Adds the "server exits 0 on SIGTERM" case, runs `list` in order (each bounded to 60 s),
-// prints one line per case and the summary; resolves with the exit status.
-async function runCases(server, list, beforeStop = () => {}) {
+// The TAP text of one case's details: every line starts with `# `.
+function details(text) {
+    return String(text).split('\n').map((line) => `# ${line}`).join('\n');
+}
+
+// Runs a script's cases as TAP. `cases(srv)` builds the list before the server starts (the
+// plan must come first); the cases read `srv.port` (and `srv.server`) when they run. Adds
+// the "server exits 0 on SIGTERM" case, prints the plan, starts the server with `start()`,
+// runs the cases in order (each bounded to 60 s) and resolves with the exit status.
+async function runTap({ cases, start, header, beforeStop = () => {} }) {
+    const srv = { port: 0, server: null };
+    const list = cases(srv);
     list.push({
         name: 'server exits 0 on SIGTERM',
         fn: async () => {
+            const server = srv.server;
             check(server.proc.exitCode === null && server.proc.signalCode === null,
                   'ringcastd died during the run ' +
                   `(${server.proc.exitCode ?? server.proc.signalCode})\n${server.output()}`);
@@ -99,25 +127,42 @@ async function runCases(server, list, beforeStop = () => {}) {
                   `exit ${code ?? signal} after SIGTERM, expected 0\n${server.output()}`);
         },
     });
-    const failed = [];
-    for (const { name, fn } of list) {
+    console.log(`1..${list.length}`);
+    try {
+        srv.server = await start();
+    } catch (e) {
+        bailOut(`ringcastd did not start: ${e && e.message || e}`);
+    }
+    srv.port = srv.server.port;
+    console.log(details(header(srv.server)));
+    let passed = 0;
+    for (const [k, { name, fn }] of list.entries()) {
+        const title = `${k + 1} - ${name.replace(/#/g, '\\#')}`;
         const started = Date.now();
         try {
             await withTimeout(fn(), 60000, name);
-            console.log(`ok   ${name} (${((Date.now() - started) / 1000).toFixed(2)}s)`);
+            passed += 1;
+            console.log(`ok ${title}`);
         } catch (e) {
-            failed.push(name);
-            console.log(`FAIL ${name} (${((Date.now() - started) / 1000).toFixed(2)}s)\n     ` +
-                        String(e && e.message || e).replace(/\n/g, '\n     '));
+            console.log(`not ok ${title}\n` +
+                        details(`after ${((Date.now() - started) / 1000).toFixed(2)} s: ` +
+                                (e && e.message || e)));
         }
     }
+    const server = srv.server;
     if (server.proc.exitCode === null && server.proc.signalCode === null) {
         server.proc.kill('SIGKILL');
     }
-    console.log(`${list.length - failed.length} passed, ${failed.length} failed`);
-    return failed.length ? 1 : 0;
+    console.log(`# ${passed} of ${list.length} passed`);
+    return passed === list.length ? 0 : 1;
 }
 
+// The end of a script's main(): exits with runTap's status; an exception that escaped
+// the cases is a bail-out (the cases not printed are the ones that did not run).
+function exitWith(promise) {
+    promise.then((code) => process.exit(code),
+                 (e) => bailOut(`uncaught: ${e && e.stack || e}`));
+}
 
 module.exports = { WebSocket, wsDir, binary, MIB, withTimeout, check, startServer, stopServer,
-                   runCases };
+                   runTap, exitWith };

@@ -1,9 +1,12 @@
 #include "mesh.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -111,17 +114,40 @@ TEST_CASE("mesh consumer does not sleep while a message waits for it", "[core][m
     CHECK(consumer.prepare_to_sleep());
 }
 
-// The sleep protocol under real concurrency: the consumer blocks only after announcing sleep
-// and re-checking; a lost wake-up would leave it waiting with a message in the ring until
-// its (long) timeout, which the test counts. Under -Db_sanitize=thread this also checks the
+// The sleep protocol (mesh.h, steps 1-3) under real concurrency, checked by the order of
+// events, not by time. The producer sends in rounds of 1 to 200 messages (the ring holds 64,
+// so many rounds overflow) and after each round waits, flushing its overflow meanwhile, until
+// the consumer has received everything sent so far. The consumer blocks with no timeout
+// until a doorbell arrives. Two kinds of round pin down an interleaving instead of hoping
+// the scheduler produces it:
+//   * early (every 8th round, from the 4th): the consumer has drained its ring and waits at
+//     a gate before announcing sleep; the producer pushes and flushes, then opens the gate.
+//     The flag was clear, so no doorbell: prepare_to_sleep() must see the message (step 2).
+//   * late (every 8th round): the producer waits until the consumer is blocked, checks its
+//     flag is set (step 1), pushes and flushes: a doorbell must follow (step 3).
+// The other rounds let the push race prepare_to_sleep(). A wake-up lost in an early or late
+// round is counted and the consumer is poked so the test goes on; one lost in a racing
+// round leaves both sides waiting on each other, and the hang guard (there only so the test
+// ends instead of hanging) reports it. Under -Db_sanitize=thread this also checks the
 // memory ordering of the handshake.
 TEST_CASE("mesh delivers every message in order and never loses a wake-up",
           "[core][mesh][threads]") {
     constexpr uint64_t messages = 100000;
+    // Far beyond any scheduling delay; below meson's timeout for unit_core, so a lost
+    // wake-up ends with the diagnostic below rather than a killed process.
+    constexpr auto hang_guard = std::chrono::seconds(20);
     mesh m(2, 64);
     std::mutex mutex;
     std::condition_variable bell;
+    // Guarded by mutex:
     uint64_t doorbells = 0;
+    bool blocked = false;   // the consumer is inside its doorbell wait
+    bool poke = false;      // the producer wakes the consumer without a doorbell
+    bool want_gate = false; // early round: stop at the gate before announcing sleep
+    bool at_gate = false;
+    bool gate_open = false;
+    std::atomic<uint64_t> received{0};
+    std::atomic<bool> gave_up{false}; // the consumer hit the hang guard
     mesh_port producer(m, 0, [&](unsigned) {
         std::lock_guard lock(mutex);
         ++doorbells;
@@ -129,45 +155,150 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
     });
     mesh_port consumer(m, 1, [](unsigned) {});
 
-    std::thread sender([&] {
-        for (uint64_t i = 0; i < messages; ++i) {
-            producer.send(1, numbered(i));
-            if (i % 32 == 31) {
-                producer.flush();
+    // Waits (yielding) until `ready()` holds under the mutex, then runs `then()` under it;
+    // false when the consumer gave up.
+    const auto await = [&](auto&& ready, auto&& then) {
+        for (;;) {
+            {
+                std::lock_guard lock(mutex);
+                if (ready()) {
+                    then();
+                    return true;
+                }
             }
-        }
-        while (producer.overflowed() > 0) {
-            producer.flush();
+            if (gave_up.load()) {
+                return false;
+            }
             std::this_thread::yield();
         }
-        producer.flush();
+    };
+
+    // Written by the sender thread, read after join.
+    uint64_t sent = 0;
+    uint64_t rounds = 0;
+    uint64_t early = 0;
+    uint64_t late = 0;
+    uint64_t flag_clear = 0; // late rounds whose blocked consumer had no sleep flag set
+    uint64_t not_rung = 0;   // late rounds whose push was not followed by a doorbell
+    std::thread sender([&] {
+        std::mt19937_64 rng(11);
+        while (sent < messages && !gave_up.load()) {
+            ++rounds;
+            const bool is_late = rounds % 8 == 0;
+            const bool is_early = rounds % 8 == 4;
+            uint64_t rung_before = 0;
+            if (is_early) {
+                ++early;
+                {
+                    std::lock_guard lock(mutex);
+                    want_gate = true;
+                    poke = true; // it may be asleep from the last round
+                    bell.notify_one();
+                }
+                if (!await([&] { return at_gate; }, [] {})) {
+                    return;
+                }
+            }
+            if (is_late) {
+                ++late;
+                // Blocked, and nothing but a doorbell wakes it: it announced sleep and has
+                // not called woke_up() since.
+                if (!await([&] { return blocked; }, [&] {
+                        flag_clear += m.sleeping(1).load() == 0 ? 1 : 0;
+                        rung_before = doorbells;
+                    })) {
+                    return;
+                }
+            }
+            const bool small = rng() % 2 == 0;
+            const uint64_t batch = std::min(messages - sent, 1 + rng() % (small ? 4 : 200));
+            for (uint64_t k = 0; k < batch; ++k) {
+                producer.send(1, numbered(sent++));
+            }
+            producer.flush();
+            {
+                std::lock_guard lock(mutex);
+                if (is_late && doorbells == rung_before) {
+                    ++not_rung;
+                    poke = true;
+                }
+                gate_open = is_early;
+                bell.notify_one();
+            }
+            while (received.load() < sent && !gave_up.load()) {
+                producer.flush(); // retries the overflow, rings again if needed
+                std::this_thread::yield();
+            }
+        }
     });
 
     uint64_t expected = 0;
     uint64_t out_of_order = 0;
-    uint64_t lost_wakeups = 0;
+    uint64_t sleeps = 0;
     uint64_t seen_bells = 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (expected < messages && std::chrono::steady_clock::now() < deadline) {
+    uint64_t missed_recheck = 0; // early rounds where prepare_to_sleep() missed the push
+    bool hung = false;
+    bool ring_empty_when_hung = true;
+    while (expected < messages && !hung) {
         const std::size_t n = consumer.drain([&](unsigned, const mesh_message& msg) {
             out_of_order += msg.u64 != expected;
             ++expected;
         });
-        if (n > 0 || !consumer.prepare_to_sleep()) {
+        received.store(expected);
+        if (n > 0) {
+            continue;
+        }
+        bool gated = false;
+        {
+            std::unique_lock lock(mutex);
+            if (want_gate) {
+                at_gate = true;
+                poke = false;
+                hung = !bell.wait_for(lock, hang_guard, [&] { return gate_open; });
+                at_gate = want_gate = gate_open = false;
+                gated = true;
+            }
+        }
+        if (hung || !consumer.prepare_to_sleep()) {
+            continue;
+        }
+        if (gated) {
+            // The push before the announcement is in the ring and no doorbell will come.
+            ++missed_recheck;
+            consumer.woke_up();
             continue;
         }
         std::unique_lock lock(mutex);
-        const bool woken = bell.wait_for(lock, std::chrono::milliseconds(500),
-                                         [&] { return doorbells != seen_bells; });
+        if (doorbells == seen_bells && !poke) { // else: a spare doorbell or a poke
+            blocked = true;
+            ++sleeps;
+            hung = !bell.wait_for(lock, hang_guard,
+                                  [&] { return doorbells != seen_bells || poke; });
+            blocked = false;
+        }
+        poke = false;
         seen_bells = doorbells;
         lock.unlock();
         consumer.woke_up();
-        if (!woken && !m.ring(0, 1).empty()) {
-            ++lost_wakeups;
-        }
+    }
+    if (hung) {
+        ring_empty_when_hung = m.ring(0, 1).empty();
+        gave_up.store(true);
     }
     sender.join();
+    INFO(expected << " received of " << sent << " sent in " << rounds << " rounds (" << early
+                  << " early, " << late << " late), " << sleeps << " sleeps, " << seen_bells
+                  << " doorbells");
+    INFO("hung with the ring " << (ring_empty_when_hung ? "empty" : "holding messages"));
+    CHECK_FALSE(hung);
     CHECK(expected == messages);
     CHECK(out_of_order == 0);
-    CHECK(lost_wakeups == 0);
+    // Both pinned interleavings ran (a round carries at most 200 messages)...
+    CHECK(early >= messages / 200 / 8);
+    CHECK(late >= messages / 200 / 8);
+    CHECK(sleeps >= late);
+    // ...and the protocol held in every one of them.
+    CHECK(missed_recheck == 0);
+    CHECK(flag_clear == 0);
+    CHECK(not_rung == 0);
 }
