@@ -36,7 +36,8 @@ struct endpoint {
     uint16_t port = 0;
 };
 
-/// Parses "HOST:PORT"; the error is a sentence naming the value.
+/// Parses "HOST:PORT" and resolves HOST (numeric or a name getaddrinfo knows); the error
+/// is a sentence naming the value.
 result<endpoint, std::string> parse_endpoint(std::string_view text);
 
 /// Opens `count` listening sockets bound to `where` with SO_REUSEPORT, so the kernel spreads

@@ -307,7 +307,10 @@ std::optional<std::string> api::broadcast(conn_handle h, const http::request& re
     }
     // To every connection: framed once here, the same frame on every shard.
     pubsub::envelope e;
-    const std::string id = "b-" + std::to_string(_io.now_ms()) + "-" + std::to_string(_next_token);
+    // Unique across shards as docs/protocol.md promises: the shard, then its clock and its
+    // own request counter (two shards answering in the same millisecond collided before).
+    const std::string id = "b-" + std::to_string(unsigned(_io.id())) + "-" +
+                           std::to_string(_io.now_ms()) + "-" + std::to_string(_next_token);
     e.message_id = id;
     e.event = r.event;
     e.channel = "";

@@ -36,8 +36,8 @@ std::string usage() {
                              port 0 picks a free port, printed on start)
   --shards N                 shards (threads pinned to CPUs); default: CPUs in the
                              affinity mask
-  --echo PATH                serve a WebSocket echo endpoint on PATH (e.g. /echo) and the
-                             demo page on /; off unless given
+  --echo PATH                serve a WebSocket echo endpoint on PATH (e.g. /echo); off
+                             unless given (the demo page on / is always served)
   --max-connections N        connections per shard (default 65536, capped by
                              RLIMIT_NOFILE); beyond it a few spare slots still answer
                              GET /healthz and /api/, and refuse upgrades with 503
@@ -315,6 +315,12 @@ result<config, std::string> parse_args(int argc, char** argv) {
             auto v = next();
             if (!v) {
                 return unexpected{v.error()};
+            }
+            if (v->empty()) {
+                // An unset shell variable ("--api-key-file $KEYFILE") must not start a server
+                // without the key its operator meant to give it.
+                return unexpected{std::string("--api-key-file: empty path; give the file "
+                                              "holding the key")};
             }
             api_key_file = std::string(*v);
         } else if (arg == "--backend-command-rate") {

@@ -41,8 +41,20 @@ result<endpoint, std::string> parse_endpoint(std::string_view text) {
         return unexpected{"listen port '" + std::string(port_text) + "' in '" + std::string(text) +
                           "' is not a number from 0 to 65535"};
     }
-    return endpoint{host.empty() ? std::string("0.0.0.0") : std::string(host),
-                    static_cast<uint16_t>(port)};
+    endpoint where{host.empty() ? std::string("0.0.0.0") : std::string(host),
+                   static_cast<uint16_t>(port)};
+    // Resolved here as well as at bind, so --check-config refuses what a start would.
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* found = nullptr;
+    if (const int rc = getaddrinfo(where.host.c_str(), nullptr, &hints, &found); rc != 0) {
+        return unexpected{"cannot resolve listen host '" + where.host + "' in '" +
+                          std::string(text) + "': " + gai_strerror(rc)};
+    }
+    freeaddrinfo(found);
+    return where;
 }
 
 uint16_t local_port(int fd) noexcept {

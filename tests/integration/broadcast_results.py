@@ -213,7 +213,7 @@ def cases(binary):
 
             # Each shard numbers its API requests; bring the two counters level.
             def token_of(raw):
-                m = re.match(r'\{"id":"b-\d+-(\d+)"', raw)
+                m = re.match(r'\{"id":"b-(?:\d+-)+(\d+)"', raw)  # the last part
                 return int(m.group(1)) if m else None
             for a, tag in ((a0, "t0"), (a1, "t1")):
                 await asyncio.to_thread(a.ok, "POST", "/api/broadcast", {"data": tag})

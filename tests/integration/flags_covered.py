@@ -16,10 +16,9 @@ value refuses a bad one.
    must exit with status 2 (a configuration error) within 20 s without printing
    "listening", with a stderr line naming the flag. The flag given last without a value
    must say it needs one. A server that starts is killed and reported.
-3. Two values found by 2 that are not refused as required, each a check of its own:
-   `--api-key-file ""` (an unset shell variable) starts a server with no API key at all;
-   `--listen 300.1.1.1:0` passes --check-config and fails only when binding, with a
-   message that does not name --listen.
+3. Two values that were once let through, each a check of its own: `--api-key-file ""`
+   (an unset shell variable) must not start a server with no API key at all;
+   `--listen 300.1.1.1:0` must fail --check-config as it fails a start, naming --listen.
 
 Usage: flags_covered.py PATH/TO/ringcastd (needs no client library).
 """
