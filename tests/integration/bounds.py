@@ -256,7 +256,8 @@ def cases(binary):
             grew_mib = (peak[0] - base) / 1024
             support.tap_comment(f"1 MB x 1,000 channels: RSS {base / 1024:.0f} MiB -> peak "
                   f"{peak[0] / 1024:.0f} MiB (+{grew_mib:.0f} MiB)")
-            expect(grew_mib <= 64, f"a 1 MB broadcast to 1,000 channels grew RSS by "
+            expect(support.asan_build(binary) or grew_mib <= 64,  # ASan: quarantine
+                   f"a 1 MB broadcast to 1,000 channels grew RSS by "
                    f"{grew_mib:.0f} MiB: the data is held per channel")
             for c in subs:
                 await c.close()

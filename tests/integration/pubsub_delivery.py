@@ -443,7 +443,7 @@ def main():
             try:
                 s.stop_and_expect_clean_exit()
             except support.check_failed as e:
-                print(f"FAIL clean exit\n     {e}", flush=True)
+                support.tap_comment(f"FAIL clean exit\n{e}")
                 status = 1
     return status
 

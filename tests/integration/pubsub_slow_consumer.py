@@ -518,7 +518,10 @@ def case(binary):
                     support.tap_comment(f"server {SERVERS[i]} RSS {base_rss[i] // 1024} MB → peak "
                           f"{peaks[i] // 1024} MB (+{growth:.0f} MB) while "
                           f"{stalled_mb[i]:.0f} MB went to its stalled clients")
-                    expect(growth < RSS_LIMIT_MB, f"server {SERVERS[i]} RSS grew by "
+                    # ASan keeps freed blocks in its quarantine (256 MB by default): RSS
+                    # there says nothing about what ringcastd holds.
+                    expect(support.asan_build(binary) or growth < RSS_LIMIT_MB,
+                           f"server {SERVERS[i]} RSS grew by "
                            f"{growth:.0f} MB (limit {RSS_LIMIT_MB}) while "
                            f"{stalled_mb[i]:.0f} MB went to clients that do not read")
                 pub.close()

@@ -645,6 +645,18 @@ def run_cases(cases, title=None, case_timeout=60.0):
 ENVELOPE_KEYS = ["id", "event", "channel", "data", "priority", "timestamp", "userId", "offset"]
 
 
+_asan_builds = {}
+
+
+def asan_build(binary):
+    """True when `binary` was built with AddressSanitizer (.ci/run's asan stage). RSS bounds
+    do not hold there: the quarantine keeps up to 256 MB of freed memory resident."""
+    if binary not in _asan_builds:
+        with open(binary, "rb") as f:
+            _asan_builds[binary] = b"__asan_init" in f.read()
+    return _asan_builds[binary]
+
+
 def read_rss_kb(pid):
     """VmRSS of a process in KiB (from /proc/PID/status), or None if it is gone."""
     try:
