@@ -60,6 +60,11 @@ public:
 
 struct pending_request;
 struct gather_msg;
+/// The API's mesh kinds (src/admin/api.cc): a question to every shard and each answer.
+namespace kinds {
+struct gather_question;
+struct gather_answer;
+} // namespace kinds
 
 class api final : public pubsub::publish_listener {
 public:
@@ -69,8 +74,9 @@ public:
     /// Handles one /api/ request. Returns the response, or nothing when it will come later
     /// through responder::respond() (the connection must not answer anything else first).
     std::optional<std::string> handle(conn_handle h, const http::request& req, http::keep_alive ka);
-    /// Mesh messages of admin kinds (kind >= pubsub::engine::first_foreign_kind).
-    void on_mesh(shard_id from, const core::mesh_message& msg) noexcept;
+    /// The API's mesh messages, registered with the shard in the constructor.
+    void on_mesh(kinds::gather_question, shard_id from, std::unique_ptr<gather_msg> g) noexcept;
+    void on_mesh(kinds::gather_answer, shard_id from, std::unique_ptr<gather_msg> g) noexcept;
     void on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept override;
 
 private:

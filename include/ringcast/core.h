@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <concepts>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -323,18 +324,97 @@ frame_ref make_frame(std::string_view text);
 /// in at `split` (0 ≤ split ≤ own_size). `body` must not itself be spliced. Allocates once.
 frame_ref make_spliced_frame(std::size_t own_size, std::size_t split, frame_ref body);
 
-/// A message between shards over the SPSC mesh (src/core/mesh.h). `kind` and the meaning
-/// of the other fields belong to the module that sends it; when `ptr` carries ownership
-/// (a leaked frame_ref, a heap object), that module's kind documents who frees it.
-/// 24 bytes, trivially copyable: a ring slot is a plain copy.
-struct mesh_message {
-    uint16_t kind = 0;
-    uint16_t flags = 0;
-    uint32_t u32 = 0;
-    uint64_t u64 = 0;
-    void* ptr = nullptr;
+/// Cross-shard messages. A module that talks to other shards declares one *kind* per
+/// message: a tag type naming its payload type and a name for diagnostics,
+///
+///   struct publish_request { using payload = publish_job; static constexpr std::string_view name = "pubsub.publish"; };
+///
+/// registers a handler for every kind it receives on every shard (mesh_handlers::on), and
+/// sends with conn_io::post<Kind>(to, std::unique_ptr<payload>). Ownership is in the types:
+/// the sender owns the payload until post(), the mesh while it travels, the handler once
+/// it is called (it receives the unique_ptr and may keep, forward or drop it). Messages
+/// still travelling when the shards stop (in a ring or a producer's overflow queue) are
+/// destroyed by the mesh itself, with the payload's destructor: no module frees payloads
+/// by hand and none has to tell a final drain apart from normal work. Kinds need no
+/// numbers: a kind's identity is its mesh_kind_info, made once per process.
+template <typename K>
+concept mesh_kind = requires {
+    typename K::payload;
+    { K::name } -> std::convertible_to<std::string_view>;
+} && std::is_nothrow_destructible_v<typename K::payload>;
+
+/// Kinds one process may declare (the handler table of each shard is an array of them).
+inline constexpr uint32_t mesh_max_kinds = 32;
+
+/// What the mesh knows of a kind: its name, how to destroy an unhandled payload, and a
+/// dense index into each shard's handler table. One per kind per process.
+struct mesh_kind_info {
+    std::string_view name;
+    void (*destroy)(void* payload) noexcept;
+    uint32_t index;
 };
-static_assert(sizeof(mesh_message) == 24);
+
+namespace detail {
+/// The next free handler-table index; asserts that fewer than mesh_max_kinds exist.
+uint32_t next_mesh_kind_index() noexcept;
+template <typename P> void destroy_payload(void* payload) noexcept {
+    delete static_cast<P*>(payload);
+}
+} // namespace detail
+
+/// The descriptor of kind K (initialised before main, in no particular order between kinds).
+template <mesh_kind K>
+inline const mesh_kind_info mesh_kind_info_of{K::name,
+                                              &detail::destroy_payload<typename K::payload>,
+                                              detail::next_mesh_kind_index()};
+
+/// One message in a mesh ring: the kind and the payload it owns. 16 bytes, trivially
+/// copyable (a ring slot is a plain copy); built only by conn_io::post().
+struct mesh_message {
+    const mesh_kind_info* kind = nullptr;
+    void* payload = nullptr;
+};
+static_assert(sizeof(mesh_message) == 16);
+
+/// One shard's handler table: which function takes each kind arriving at this shard.
+/// Filled by the modules while their shard's handler is built (before messages flow),
+/// used by the shard's thread only.
+class mesh_handlers {
+public:
+    /// Makes `target.on_mesh(K{}, from, std::unique_ptr<K::payload>)` the handler of K on
+    /// this shard. One handler per kind: registering a kind twice is an invariant violation.
+    template <mesh_kind K, typename C> void on(C& target) noexcept {
+        const mesh_kind_info& kind = mesh_kind_info_of<K>;
+        RINGCAST_ASSERT(_entries[kind.index].call == nullptr);
+        _entries[kind.index] = {&target, [](void* t, shard_id from, void* payload) noexcept {
+                                    static_cast<C*>(t)->on_mesh(
+                                        K{}, from,
+                                        std::unique_ptr<typename K::payload>(
+                                            static_cast<typename K::payload*>(payload)));
+                                }};
+    }
+    /// True when this shard has a handler for `kind`.
+    bool handles(const mesh_kind_info& kind) const noexcept {
+        return _entries[kind.index].call != nullptr;
+    }
+    /// Hands `msg` and its payload to the handler of its kind. Every shard registers the
+    /// same kinds, so a kind without a handler here is an invariant violation (checked at
+    /// post() on the sender already; aborts naming the kind).
+    void dispatch(shard_id from, const mesh_message& msg) const noexcept;
+    /// Destroys `msg`'s payload unhandled: how the mesh drops what is left at exit.
+    static void discard(const mesh_message& msg) noexcept {
+        if (msg.kind != nullptr) {
+            msg.kind->destroy(msg.payload);
+        }
+    }
+
+private:
+    struct entry {
+        void* target = nullptr;
+        void (*call)(void* target, shard_id from, void* payload) noexcept = nullptr;
+    };
+    std::array<entry, mesh_max_kinds> _entries{};
+};
 
 /// How a connection ends.
 enum class close_mode : uint8_t {
@@ -404,24 +484,35 @@ public:
     /// The per-connection state on_open() returned, or nullptr when `h` has closed: how an
     /// asynchronous completion (a reply from another shard) finds its connection safely.
     virtual void* user(conn_handle h) noexcept = 0;
-    /// True only while the shard hands over the mesh messages left at exit: payloads must
-    /// be freed, not forwarded.
-    virtual bool final_drain() const noexcept = 0;
     /// Number of shards in this process.
     virtual unsigned shards() const noexcept = 0;
     /// This shard's runtime counters (for the stats API).
     virtual const shard_counters& counters() const noexcept = 0;
     /// The address `h` connected from (ip_family::unknown once it has closed).
     virtual peer_address peer(conn_handle h) const noexcept = 0;
-    /// Hands `msg` to shard `to` (not this one) over the mesh; never blocks or drops. It
-    /// arrives in that shard's conn_handler::on_mesh(), in order per (from, to) pair.
-    virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
+    /// This shard's mesh handler table: a module registers the kinds it receives while
+    /// the shard's handler is built (handler_factory), before any message flows.
+    virtual mesh_handlers& mesh_receivers() noexcept = 0;
+    /// Hands `payload` to shard `to` (not this one) as a K; never blocks or drops. It
+    /// arrives in the handler registered for K on `to`, in order per (from, to) pair across
+    /// all kinds. A kind this shard has no handler for is an invariant violation: every
+    /// shard registers the same kinds, so the target would have none either.
+    template <mesh_kind K>
+    void post(shard_id to, std::unique_ptr<typename K::payload> payload) noexcept {
+        const mesh_kind_info& kind = mesh_kind_info_of<K>;
+        RINGCAST_ASSERT(mesh_receivers().handles(kind));
+        send_to_shard(to, mesh_message{&kind, payload.release()});
+    }
     /// This shard or shard `s` has more mesh messages waiting for a full ring than
     /// mesh_congestion_mark: new work that would travel through `s` (a publish homed there,
     /// a subscribe's round trip) should be refused with "busy" until it drains. This is the
-    /// mesh's back-pressure: send_to_shard() itself never refuses, so the overflow stays
+    /// mesh's back-pressure: post() itself never refuses, so the overflow stays
     /// bounded by the mark plus what was already under way.
     virtual bool mesh_congested(shard_id s) const noexcept = 0;
+
+protected:
+    /// The untyped send under post(): `msg` owns its payload from here on.
+    virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
 };
 
 /// Which listening socket accepted a connection.
@@ -502,8 +593,6 @@ public:
     virtual void on_output_budget(conn_handle h, void* user) noexcept = 0;
     /// The connection is gone (closed by either side); free `user`. Last call for `h`.
     virtual void on_closed(conn_handle h, void* user) noexcept = 0;
-    /// A message from shard `from` over the mesh (see conn_io::send_to_shard).
-    virtual void on_mesh(shard_id from, const mesh_message& msg) noexcept = 0;
 };
 
 /// How ringcastd's shards are laid out; filled by src/app from flags.

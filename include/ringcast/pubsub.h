@@ -194,6 +194,15 @@ struct counters {
 struct local_channel;
 struct home_channel;
 struct publish_job;
+struct interest_msg;
+struct delivery;
+namespace kinds {
+struct interest;
+struct confirmed;
+struct publish;
+struct published;
+struct deliver;
+} // namespace kinds
 struct pending_sub;
 struct session_backlog;
 enum class reply_mode : uint8_t;
@@ -293,9 +302,13 @@ public:
     void on_text(conn_handle h, session& s, std::string_view text);
     /// The connection is gone: its subscriptions end.
     void close_session(conn_handle h, session& s) noexcept;
-    /// Mesh messages of pubsub kinds (kind < first_foreign_kind).
-    void on_mesh(shard_id from, const core::mesh_message& msg) noexcept;
-    static constexpr uint16_t first_foreign_kind = 32;
+    /// The engine's mesh messages (src/pubsub/engine_types.h lists the kinds), registered
+    /// with the shard in the constructor; each handler owns the payload it is given.
+    void on_mesh(kinds::interest, shard_id from, std::unique_ptr<interest_msg> m) noexcept;
+    void on_mesh(kinds::confirmed, shard_id from, std::unique_ptr<interest_msg> m) noexcept;
+    void on_mesh(kinds::publish, shard_id from, std::unique_ptr<publish_job> job) noexcept;
+    void on_mesh(kinds::published, shard_id from, std::unique_ptr<publish_job> job) noexcept;
+    void on_mesh(kinds::deliver, shard_id from, std::unique_ptr<delivery> d) noexcept;
 
     /// A backend publish; the result reaches `listener` (possibly synchronously).
     /// `data` holds req.data's bytes when the caller shares one copy among several
@@ -349,7 +362,7 @@ private:
     void trim_idle() noexcept;
     // publish.cc: ordering on the home shard, fan-out, backpressure.
     void client_publish(conn_handle h, session& s, const command& cmd);
-    void route(publish_job* job);
+    void route(std::unique_ptr<publish_job> job);
     void order(publish_job& job);
     void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
                        uint64_t offset) noexcept;

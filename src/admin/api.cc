@@ -1,8 +1,9 @@
 // The backend API of one shard. Requests that need other shards fan out over the mesh and
 // are answered when the last shard replies:
 //
-//   gather_req   origin → every other shard   ptr: gather_msg*  (question and, on the way
-//   gather_reply shard → origin                                  back, that shard's answer)
+//   gather_question   origin → every other shard   gather_msg: the question
+//   gather_answer     shard → origin                the same gather_msg, with that shard's
+//                                                   answer filled in
 //
 // Publishes go through the pubsub engine, which reports each ordered offset back through
 // on_published(). A request whose every part completes synchronously (one shard, or the
@@ -19,7 +20,6 @@ namespace ringcast::admin {
 
 namespace {
 
-enum kind : uint16_t { gather_req = pubsub::engine::first_foreign_kind, gather_reply };
 enum what : uint16_t { stats = 1, online, channels, channel_info, broadcast_all, disconnect };
 
 std::string json_name(std::string_view s) {
@@ -75,6 +75,17 @@ struct gather_msg {
     std::string epoch;
 };
 
+namespace kinds {
+struct gather_question {
+    using payload = gather_msg;
+    static constexpr std::string_view name = "admin.gather_question";
+};
+struct gather_answer {
+    using payload = gather_msg;
+    static constexpr std::string_view name = "admin.gather_answer";
+};
+} // namespace kinds
+
 /// A request waiting for other shards or for the home shards of its publishes.
 struct pending_request {
     conn_handle h;
@@ -91,6 +102,8 @@ struct pending_request {
 api::api(core::conn_io& io, pubsub::engine& engine, const api_config& cfg, responder& out)
     : _io(io), _engine(engine), _config(cfg), _out(out) {
     _engine.set_listener(this);
+    _io.mesh_receivers().on<kinds::gather_question>(*this);
+    _io.mesh_receivers().on<kinds::gather_answer>(*this);
 }
 
 api::~api() {
@@ -339,7 +352,7 @@ std::optional<std::string> api::gather(conn_handle h, http::keep_alive ka, uint1
     p.arg = arg;
     p.remaining = _io.shards();
     for (unsigned shard = 0; shard < _io.shards(); ++shard) {
-        auto* g = new gather_msg;
+        auto g = std::make_unique<gather_msg>();
         g->token = token;
         g->what = question;
         g->arg = arg;
@@ -351,13 +364,9 @@ std::optional<std::string> api::gather(conn_handle h, http::keep_alive ka, uint1
         if (shard == unsigned(_io.id())) {
             answer_here(*g);
             merge(p, *g);
-            delete g;
             --p.remaining;
         } else {
-            core::mesh_message m;
-            m.kind = gather_req;
-            m.ptr = g;
-            _io.send_to_shard(shard_id(static_cast<uint16_t>(shard)), m);
+            _io.post<kinds::gather_question>(shard_id(static_cast<uint16_t>(shard)), std::move(g));
         }
     }
     p.issuing = false;
@@ -402,19 +411,12 @@ void api::merge(pending_request& p, const gather_msg& g) {
     p.answers.push_back(g);
 }
 
-void api::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
-    std::unique_ptr<gather_msg> g(static_cast<gather_msg*>(msg.ptr));
-    if (_io.final_drain()) {
-        return;
-    }
-    if (msg.kind == gather_req) {
-        answer_here(*g);
-        core::mesh_message back;
-        back.kind = gather_reply;
-        back.ptr = g.release();
-        _io.send_to_shard(from, back);
-        return;
-    }
+void api::on_mesh(kinds::gather_question, shard_id from, std::unique_ptr<gather_msg> g) noexcept {
+    answer_here(*g);
+    _io.post<kinds::gather_answer>(from, std::move(g));
+}
+
+void api::on_mesh(kinds::gather_answer, shard_id, std::unique_ptr<gather_msg> g) noexcept {
     auto it = _pending.find(g->token);
     if (it == _pending.end()) {
         return;

@@ -1,6 +1,26 @@
 #include "mesh.h"
 
+#include <cstdio>
+
 namespace ringcast::core {
+
+uint32_t detail::next_mesh_kind_index() noexcept {
+    // Runs during static initialisation, one call per kind, possibly from several
+    // translation units: the counter is a function-local static so it exists first.
+    static uint32_t next = 0;
+    RINGCAST_ASSERT(next < mesh_max_kinds);
+    return next++;
+}
+
+void mesh_handlers::dispatch(shard_id from, const mesh_message& msg) const noexcept {
+    const entry& e = _entries[msg.kind->index];
+    if (e.call == nullptr) [[unlikely]] {
+        std::fprintf(stderr, "ringcast: no handler for mesh kind %.*s\n",
+                     static_cast<int>(msg.kind->name.size()), msg.kind->name.data());
+        RINGCAST_ASSERT(e.call != nullptr);
+    }
+    e.call(e.target, from, msg.payload);
+}
 
 mesh::mesh(unsigned shards, std::size_t ring_slots)
     : _shards(shards), _sleep(std::make_unique<sleep_flag[]>(shards)), _doorbells(shards, -1) {
@@ -15,6 +35,16 @@ mesh::mesh(unsigned shards, std::size_t ring_slots)
 mesh_port::mesh_port(mesh& m, unsigned self, std::function<void(unsigned)> ring_doorbell)
     : _mesh(m), _self(self), _ring_doorbell(std::move(ring_doorbell)), _overflow(m.shards()),
       _touched(m.shards(), false) {}
+
+mesh_port::~mesh_port() {
+    // Messages that never reached a ring: their payloads die with the port (the shards
+    // have stopped; nobody will pop them).
+    for (auto& q : _overflow) {
+        for (const mesh_message& m : q) {
+            mesh_handlers::discard(m);
+        }
+    }
+}
 
 void mesh_port::send(unsigned to, mesh_message msg) noexcept {
     RINGCAST_ASSERT(to < _mesh.shards() && to != _self);

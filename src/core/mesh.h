@@ -1,4 +1,5 @@
-// The SPSC mesh: the only way shards talk (DESIGN §1). Every ordered pair of shards (i→j)
+// The SPSC mesh: the only way shards talk (docs/architecture.md "Shards"). Messages are
+// typed (core.h: mesh_kind, conn_io::post, mesh_handlers); this file moves them. Every ordered pair of shards (i→j)
 // has its own bounded lock-free ring, so each ring has exactly one producer and one consumer.
 //
 //            to 0        to 1        to 2
@@ -25,7 +26,8 @@
 // the consumer's re-check in step 2, which then sees the message. Either way no message
 // sits in a ring while its consumer sleeps. RMWs rather than fences because TSan does not
 // model atomic_thread_fence, and the mesh must pass a TSan run. A busy consumer gets no
-// doorbells at all (IO_URING.md §2.11: ~0.9 µs per MSG_RING; never one per message).
+// doorbells at all (docs/architecture.md "Measured io_uring facts": ~0.9 µs per MSG_RING;
+// never one per message).
 #pragma once
 
 #include "spsc_ring.h"
@@ -87,6 +89,11 @@ class mesh_port {
 public:
     /// `ring_doorbell(target)` sends the doorbell; the shard implements it with MSG_RING.
     mesh_port(mesh& m, unsigned self, std::function<void(unsigned)> ring_doorbell);
+    /// Destroys the payloads of messages still in the overflow queues (see discard_inbound()
+    /// for the ones in rings).
+    ~mesh_port();
+    mesh_port(const mesh_port&) = delete;
+    mesh_port& operator=(const mesh_port&) = delete;
 
     unsigned self() const noexcept { return _self; }
     unsigned shards() const noexcept { return _mesh.shards(); }
@@ -118,6 +125,13 @@ public:
             }
         }
         return n;
+    }
+
+    /// At exit, once every shard has stopped posting: destroys the payloads of the
+    /// messages waiting in this shard's inbound rings, unhandled.
+    void discard_inbound() noexcept {
+        while (drain([](unsigned, const mesh_message& m) { mesh_handlers::discard(m); }) > 0) {
+        }
     }
 
     /// Sleep protocol steps 1-2: announces that this shard may block. Returns false (and

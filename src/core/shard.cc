@@ -126,13 +126,13 @@ void shard::reap_completions() noexcept {
 
 void shard::drain_mesh() noexcept {
     _port.drain([this](unsigned from, const mesh_message& msg) {
-        _handler->on_mesh(shard_id(static_cast<uint16_t>(from)), msg);
+        _receivers.dispatch(shard_id(static_cast<uint16_t>(from)), msg);
     });
 }
 
 void shard::drain_leftovers() noexcept {
-    _final_drain = true;
-    drain_mesh();
+    _port.discard_inbound();
+    _mesh_closed = true;
 }
 
 std::size_t shard::queued_bytes(conn_handle h) const noexcept {
@@ -155,6 +155,11 @@ void* shard::user(conn_handle h) noexcept {
 }
 
 void shard::send_to_shard(shard_id to, mesh_message msg) noexcept {
+    if (_mesh_closed) [[unlikely]] {
+        // Tearing down after the last drain (a handler's destructor): nobody would pop it.
+        mesh_handlers::discard(msg);
+        return;
+    }
     _port.send(unsigned(to), msg);
 }
 

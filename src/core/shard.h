@@ -87,8 +87,9 @@ public:
     /// Runs until stop is requested and every connection has closed (or the shutdown
     /// deadline passed).
     void run() noexcept;
-    /// After every shard has left run(): hands what is still in the inbound rings to the
-    /// handler so owned payloads (frame references) are released.
+    /// After every shard has left run() (none posts any more): destroys the payloads still
+    /// in the inbound rings, unhandled, so what they own (frame references) is released.
+    /// The outbound overflow goes with the shard (mesh_port's destructor).
     void drain_leftovers() noexcept;
     const shard_counters& counters() const noexcept override { return _counters; }
 
@@ -106,14 +107,15 @@ public:
     }
     void discard_queued(conn_handle h) noexcept override;
     void* user(conn_handle h) noexcept override;
-    bool final_drain() const noexcept override { return _final_drain; }
-    void send_to_shard(shard_id to, mesh_message msg) noexcept override;
+    mesh_handlers& mesh_receivers() noexcept override { return _receivers; }
     bool mesh_congested(shard_id s) const noexcept override {
         return _port.congested(unsigned(s));
     }
     peer_address peer(conn_handle h) const noexcept override;
 
 private:
+    void send_to_shard(shard_id to, mesh_message msg) noexcept override;
+
     // Loop phases.
     void reap_completions() noexcept;
     void drain_mesh() noexcept;
@@ -177,6 +179,8 @@ private:
     mesh& _mesh;
     process_gauge& _gauge;
     mesh_port _port;
+    mesh_handlers _receivers; // filled by the handler's modules in init()
+    bool _mesh_closed = false; // drain_leftovers() ran: a later post is destroyed at once
     uring _ring;
     buf_ring _buffers;
     conn_table _conns;
@@ -204,7 +208,6 @@ private:
     log_interval _log_unanswered{refusal_log_interval_ms};
     bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
-    bool _final_drain = false;
     std::size_t _queued_total = 0; // sum of every connection's send_queue::cost_bytes()
 };
 

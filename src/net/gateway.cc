@@ -35,14 +35,6 @@ void gateway::on_closed(conn_handle h, void* user) noexcept {
     delete c;
 }
 
-void gateway::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
-    if (msg.kind < pubsub::engine::first_foreign_kind) {
-        _engine.on_mesh(from, msg);
-    } else {
-        _api.on_mesh(from, msg);
-    }
-}
-
 void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept {
     auto& c = *static_cast<connection*>(user);
     c.last_rx_ms = _io.now_ms();

@@ -55,7 +55,6 @@ public:
     void on_shutdown(conn_handle h, void* user) noexcept override;
     void on_output_budget(conn_handle h, void* user) noexcept override;
     void on_closed(conn_handle h, void* user) noexcept override;
-    void on_mesh(shard_id from, const core::mesh_message& msg) noexcept override;
 
 private:
     // ws::frame_sink: events for the connection in _current / _current_handle.

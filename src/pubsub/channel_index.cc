@@ -137,12 +137,10 @@ void engine::send_interest(std::string_view channel, uint64_t generation, bool i
     if (home_id == unsigned(_io.id())) {
         return on_interest(home_id, channel, generation, interested);
     }
-    if (_io.final_drain()) {
-        return;
-    }
-    auto* msg = new interest_msg{std::string(channel), {}, 0, generation};
-    _io.send_to_shard(shard_id(static_cast<uint16_t>(home_id)),
-                      make_message(interest, msg, interested ? 1 : 0));
+    _io.post<kinds::interest>(
+        shard_id(static_cast<uint16_t>(home_id)),
+        std::make_unique<interest_msg>(
+            interest_msg{std::string(channel), {}, 0, generation, interested}));
 }
 
 void engine::unsubscribe(conn_handle h, session& s, const command& cmd) {
@@ -232,9 +230,10 @@ void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t
                 confirm_interest(*it->second, ch.epoch, ch.offset);
             }
         } else {
-            auto* msg = new interest_msg{std::string(channel), ch.epoch, ch.offset, generation};
-            _io.send_to_shard(shard_id(static_cast<uint16_t>(from_shard)),
-                              make_message(confirmed, msg));
+            _io.post<kinds::confirmed>(shard_id(static_cast<uint16_t>(from_shard)),
+                                       std::make_unique<interest_msg>(interest_msg{
+                                           std::string(channel), ch.epoch, ch.offset,
+                                           generation, true}));
         }
     }
     trim_idle();

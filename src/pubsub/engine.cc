@@ -23,14 +23,6 @@ uint64_t wall_clock_ms() noexcept {
     return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
-core::mesh_message make_message(mesh_kind k, void* ptr, uint16_t flags) noexcept {
-    core::mesh_message m;
-    m.kind = k;
-    m.flags = flags;
-    m.ptr = ptr;
-    return m;
-}
-
 unsigned home_shard(std::string_view name, unsigned shards) noexcept {
     // FNV-1a: stable across runs and builds, so a channel keeps its home after a restart.
     uint64_t h = 14695981039346656037ull;
@@ -45,7 +37,14 @@ session::session() = default;
 session::~session() = default;
 
 engine::engine(core::conn_io& io, const config& cfg)
-    : _io(io), _config(cfg), _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)) {}
+    : _io(io), _config(cfg), _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)) {
+    auto& receivers = _io.mesh_receivers();
+    receivers.on<kinds::interest>(*this);
+    receivers.on<kinds::confirmed>(*this);
+    receivers.on<kinds::publish>(*this);
+    receivers.on<kinds::published>(*this);
+    receivers.on<kinds::deliver>(*this);
+}
 
 engine::~engine() = default;
 
@@ -324,52 +323,29 @@ bool engine::home_info(std::string_view channel, uint64_t& offset, std::string& 
 
 // --- mesh ---------------------------------------------------------------------------------
 
-void engine::on_mesh(shard_id from, const core::mesh_message& msg) noexcept {
-    const bool final_drain = _io.final_drain();
-    switch (msg.kind) {
-    case interest: {
-        std::unique_ptr<interest_msg> m(static_cast<interest_msg*>(msg.ptr));
-        if (!final_drain) {
-            on_interest(unsigned(from), m->channel, m->generation, msg.flags != 0);
-        }
-        return;
+void engine::on_mesh(kinds::interest, shard_id from, std::unique_ptr<interest_msg> m) noexcept {
+    on_interest(unsigned(from), m->channel, m->generation, m->gained);
+}
+
+void engine::on_mesh(kinds::confirmed, shard_id, std::unique_ptr<interest_msg> m) noexcept {
+    auto it = _local.find(m->channel);
+    if (it != _local.end() && !it->second->confirmed &&
+        it->second->generation == m->generation) {
+        confirm_interest(*it->second, m->epoch, m->offset);
     }
-    case confirmed: {
-        std::unique_ptr<interest_msg> m(static_cast<interest_msg*>(msg.ptr));
-        auto it = _local.find(m->channel);
-        if (it != _local.end() && !final_drain && !it->second->confirmed &&
-            it->second->generation == m->generation) {
-            confirm_interest(*it->second, m->epoch, m->offset);
-        }
-        return;
-    }
-    case publish_kind: {
-        auto* job = static_cast<publish_job*>(msg.ptr);
-        if (final_drain) {
-            delete job;
-            return;
-        }
-        order(*job);
-        _io.send_to_shard(from, make_message(published, job)); // the origin answers
-        return;
-    }
-    case published: {
-        std::unique_ptr<publish_job> job(static_cast<publish_job*>(msg.ptr));
-        if (!final_drain) {
-            finish_publish(job->origin, job->offset);
-        }
-        return;
-    }
-    case deliver_kind: {
-        std::unique_ptr<delivery> d(static_cast<delivery*>(msg.ptr));
-        if (!final_drain) {
-            deliver_local(d->channel, d->frame, d->prio, d->offset);
-        }
-        return;
-    }
-    default:
-        std::fprintf(stderr, "ringcastd: pubsub: unknown mesh kind %u\n", unsigned(msg.kind));
-    }
+}
+
+void engine::on_mesh(kinds::publish, shard_id from, std::unique_ptr<publish_job> job) noexcept {
+    order(*job);
+    _io.post<kinds::published>(from, std::move(job)); // the origin answers
+}
+
+void engine::on_mesh(kinds::published, shard_id, std::unique_ptr<publish_job> job) noexcept {
+    finish_publish(job->origin, job->offset);
+}
+
+void engine::on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery> d) noexcept {
+    deliver_local(d->channel, d->frame, d->prio, d->offset);
 }
 
 } // namespace ringcast::pubsub

@@ -106,25 +106,44 @@ struct interest_msg {
     std::string epoch;
     uint64_t offset;
     uint64_t generation; // the local channel instance that asked (echoed in confirmed)
+    bool gained = false; // interest: the first subscriber came (true) or the last went
 };
 
-/// Mesh kinds of the engine (core::mesh_message::kind) and who owns `ptr`:
+/// The engine's mesh kinds (core.h: mesh_kind). The handler of each owns the payload:
 ///
-///   interest    S → home   ptr: interest_msg*   S gained (flags=1) or lost (0) its first /
-///                                               last local subscriber; home deletes it
-///   confirmed   home → S   ptr: interest_msg*   the subscription point (epoch, offset);
-///                                               S deletes it
-///   publish     S → home   ptr: publish_job*    home orders it and sends it back
-///   published   home → S   ptr: publish_job*    offset filled in; S answers and deletes it
-///   deliver     home → T   ptr: delivery*       one ordered frame for T's local
-///                                               subscribers; T deletes it
+///   interest    S → home   interest_msg   S gained (`gained`) or lost its first / last local
+///                                         subscriber of `channel`
+///   confirmed   home → S   interest_msg   the subscription point (epoch, offset)
+///   publish     S → home   publish_job    home orders it and posts it back as `published`
+///   published   home → S   publish_job    offset filled in; S answers the publisher
+///   deliver     home → T   delivery       one ordered frame for T's local subscribers
 ///
-/// Per (from, to) pair the mesh keeps order, which the command order relies on: a shard's
-/// interest for a channel reaches the home before a later publish of the same shard, and
-/// the home's confirmation and deliveries reach the shard before the publish's answer.
-enum mesh_kind : uint16_t { interest = 1, confirmed, publish_kind, published, deliver_kind };
-
-core::mesh_message make_message(mesh_kind k, void* ptr, uint16_t flags = 0) noexcept;
+/// Per (from, to) pair the mesh keeps order across kinds, which the command order relies
+/// on: a shard's interest for a channel reaches the home before a later publish of the same
+/// shard, and the home's confirmation and deliveries reach the shard before the publish's
+/// answer.
+namespace kinds {
+struct interest {
+    using payload = interest_msg;
+    static constexpr std::string_view name = "pubsub.interest";
+};
+struct confirmed {
+    using payload = interest_msg;
+    static constexpr std::string_view name = "pubsub.confirmed";
+};
+struct publish {
+    using payload = publish_job;
+    static constexpr std::string_view name = "pubsub.publish";
+};
+struct published {
+    using payload = publish_job;
+    static constexpr std::string_view name = "pubsub.published";
+};
+struct deliver {
+    using payload = delivery;
+    static constexpr std::string_view name = "pubsub.deliver";
+};
+} // namespace kinds
 uint64_t wall_clock_ms() noexcept;
 
 } // namespace ringcast::pubsub

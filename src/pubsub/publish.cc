@@ -34,20 +34,20 @@ void engine::client_publish(conn_handle h, session& s, const command& cmd) {
         ++_counters.busy_refused;
         return send_reply(h, s, reply_error(cmd.has_id, cmd.id, 503, "server busy; retry"));
     }
-    auto* job = new publish_job{std::string(cmd.channel),
+    auto job = std::make_unique<publish_job>(publish_job{std::string(cmd.channel),
                                 std::string(cmd.event),
                                 core::make_frame(cmd.data),
                                 s._user_id,
                                 cmd.prio,
                                 {},
-                                0};
+                                0});
     job->origin.from = publish_origin::kind::client;
     job->origin.conn = h;
     job->origin.has_id = cmd.has_id;
     job->origin.id = cmd.id;
     job->origin.index = reserve_reply(s);
     ++s._publishing;
-    route(job);
+    route(std::move(job));
 }
 
 bool engine::accepts_work_for(std::string_view channel) const noexcept {
@@ -58,26 +58,25 @@ bool engine::accepts_work_for(std::string_view channel) const noexcept {
 
 void engine::publish(const publish_request& req, std::string_view channel, publish_origin origin,
                      core::frame_ref data) {
-    auto* job = new publish_job{std::string(channel),
+    auto job = std::make_unique<publish_job>(publish_job{std::string(channel),
                                 std::string(req.event),
                                 data ? std::move(data) : core::make_frame(req.data),
                                 std::string(req.user_id),
                                 req.prio,
                                 origin,
-                                0};
-    route(job);
+                                0});
+    route(std::move(job));
 }
 
-void engine::route(publish_job* job) {
+void engine::route(std::unique_ptr<publish_job> job) {
     ++_counters.messages_in;
     const unsigned home_id = home_shard(job->channel, _io.shards());
     if (home_id == unsigned(_io.id())) {
         order(*job);
         finish_publish(job->origin, job->offset);
-        delete job;
         return;
     }
-    _io.send_to_shard(shard_id(static_cast<uint16_t>(home_id)), make_message(publish_kind, job));
+    _io.post<kinds::publish>(shard_id(static_cast<uint16_t>(home_id)), std::move(job));
 }
 
 std::string engine::next_message_id() {
@@ -130,9 +129,9 @@ void engine::order(publish_job& job) {
         if (shard == self) {
             deliver_local(job.channel, f, job.prio, job.offset);
         } else {
-            auto* d = new delivery{f, job.channel, job.prio, job.offset};
-            _io.send_to_shard(shard_id(static_cast<uint16_t>(shard)),
-                              make_message(deliver_kind, d));
+            _io.post<kinds::deliver>(
+                shard_id(static_cast<uint16_t>(shard)),
+                std::make_unique<delivery>(delivery{f, job.channel, job.prio, job.offset}));
         }
     }
     trim_idle();

@@ -16,12 +16,52 @@ using core::mesh_message;
 using core::mesh_port;
 
 namespace {
+// The ring and port tests carry a number in the payload pointer: a kind whose destroy does
+// nothing, so no allocation per message under TSan.
+const core::mesh_kind_info numbered_kind{"test.numbered", [](void*) noexcept {}, 0};
+
 mesh_message numbered(uint64_t n) {
-    mesh_message m;
-    m.kind = 1;
-    m.u64 = n;
-    return m;
+    return mesh_message{&numbered_kind, reinterpret_cast<void*>(static_cast<uintptr_t>(n))};
 }
+uint64_t number_of(const mesh_message& m) {
+    return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(m.payload));
+}
+
+// Typed kinds for the handler-table tests: payloads that count their destructions.
+int alive = 0;
+struct tracked {
+    explicit tracked(int v) : value(v) { ++alive; }
+    tracked(const tracked&) = delete;
+    ~tracked() { --alive; }
+    int value;
+};
+struct first_kind {
+    using payload = tracked;
+    static constexpr std::string_view name = "test.first";
+};
+struct second_kind {
+    using payload = tracked;
+    static constexpr std::string_view name = "test.second";
+};
+
+template <typename K> mesh_message typed(int value) {
+    return mesh_message{&core::mesh_kind_info_of<K>, new tracked(value)};
+}
+
+struct receiver {
+    std::vector<std::pair<char, int>> seen;
+    std::vector<std::unique_ptr<tracked>> kept;
+    shard_id last_from{};
+    void on_mesh(first_kind, shard_id from, std::unique_ptr<tracked> p) noexcept {
+        seen.emplace_back('1', p->value);
+        last_from = from;
+        kept.push_back(std::move(p)); // keeps it: the handler owns the payload
+    }
+    void on_mesh(second_kind, shard_id from, std::unique_ptr<tracked> p) noexcept {
+        seen.emplace_back('2', p->value); // drops it here
+        last_from = from;
+    }
+};
 } // namespace
 
 TEST_CASE("mesh keeps per-pair order when the ring overflows into the producer's queue",
@@ -37,7 +77,7 @@ TEST_CASE("mesh keeps per-pair order when the ring overflows into the producer's
     for (int pass = 0; pass < 5 && got.size() < 10; ++pass) {
         consumer.drain([&](unsigned from, const mesh_message& msg) {
             CHECK(from == 0);
-            got.push_back(msg.u64);
+            got.push_back(number_of(msg));
         });
         producer.flush();
     }
@@ -241,7 +281,7 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
     bool ring_empty_when_hung = true;
     while (expected < messages && !hung) {
         const std::size_t n = consumer.drain([&](unsigned, const mesh_message& msg) {
-            out_of_order += msg.u64 != expected;
+            out_of_order += number_of(msg) != expected;
             ++expected;
         });
         received.store(expected);
@@ -301,4 +341,56 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
     CHECK(missed_recheck == 0);
     CHECK(flag_clear == 0);
     CHECK(not_rung == 0);
+}
+
+TEST_CASE("mesh handlers give each kind's payload to its own handler, which owns it",
+          "[core][mesh]") {
+    REQUIRE(&core::mesh_kind_info_of<first_kind> != &core::mesh_kind_info_of<second_kind>);
+    REQUIRE(core::mesh_kind_info_of<first_kind>.index !=
+            core::mesh_kind_info_of<second_kind>.index);
+    CHECK(core::mesh_kind_info_of<second_kind>.name == "test.second");
+    alive = 0;
+    receiver r;
+    core::mesh_handlers handlers;
+    CHECK_FALSE(handlers.handles(core::mesh_kind_info_of<first_kind>));
+    handlers.on<first_kind>(r);
+    handlers.on<second_kind>(r);
+    CHECK(handlers.handles(core::mesh_kind_info_of<first_kind>));
+    CHECK(handlers.handles(core::mesh_kind_info_of<second_kind>));
+
+    // Through a real ring, interleaved kinds keep their order.
+    mesh m(2);
+    mesh_port producer(m, 0, [](unsigned) {});
+    mesh_port consumer(m, 1, [](unsigned) {});
+    producer.send(1, typed<first_kind>(1));
+    producer.send(1, typed<second_kind>(2));
+    producer.send(1, typed<first_kind>(3));
+    CHECK(alive == 3);
+    const std::size_t n = consumer.drain([&](unsigned from, const mesh_message& msg) {
+        handlers.dispatch(shard_id(static_cast<uint16_t>(from)), msg);
+    });
+    CHECK(n == 3);
+    CHECK(r.seen == std::vector<std::pair<char, int>>{{'1', 1}, {'2', 2}, {'1', 3}});
+    CHECK(r.last_from == shard_id(0));
+    CHECK(alive == 2); // the second kind's handler let its payload go; the first kept two
+    r.kept.clear();
+    CHECK(alive == 0);
+}
+
+TEST_CASE("mesh destroys the payloads still travelling when the shards stop", "[core][mesh]") {
+    alive = 0;
+    mesh m(2, 4);
+    {
+        mesh_port producer(m, 0, [](unsigned) {});
+        mesh_port consumer(m, 1, [](unsigned) {});
+        for (int i = 0; i < 10; ++i) { // 4 in the ring, 6 in the producer's overflow
+            producer.send(1, i % 2 == 0 ? typed<first_kind>(i) : typed<second_kind>(i));
+        }
+        REQUIRE(producer.overflowed() == 6);
+        REQUIRE(alive == 10);
+        consumer.discard_inbound(); // what the stopping consumer does
+        CHECK(alive == 6);
+        CHECK(m.ring(0, 1).empty());
+    } // the producer's port goes with its shard, and its overflow with it
+    CHECK(alive == 0);
 }
