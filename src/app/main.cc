@@ -100,8 +100,8 @@ int run(int argc, char** argv) {
     }
     if (cfg.check_only) {
         cfg.shards = shards; // the value in force, for the list below
-        std::printf("ringcastd: configuration OK (%u shards on %s:%u)\n%s", shards,
-                    cfg.listen.host.c_str(), unsigned(cfg.listen.port),
+        std::printf("ringcastd: configuration OK (%u shard%s on %s:%u)\n%s", shards,
+                    shards == 1 ? "" : "s", cfg.listen.host.c_str(), unsigned(cfg.listen.port),
                     app::effective_options(cfg).c_str());
         return 0;
     }
