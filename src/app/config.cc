@@ -1,16 +1,17 @@
+// Reading argv through the option table, finishing the config once every value is in,
+// and the two texts generated from the table: --help and --check-config's list.
 #include "config.h"
+
+#include "options.h"
 
 #include <sched.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <string_view>
-#include <type_traits>
 
 namespace ringcast::app {
 
@@ -29,93 +30,7 @@ std::vector<int> allowed_cpus() {
     return cpus;
 }
 
-std::string usage() {
-    return R"(usage: ringcastd [options]
-
-  --listen HOST:PORT         address to serve WebSocket and HTTP on (default 127.0.0.1:8080;
-                             port 0 picks a free port, printed on start)
-  --shards N                 shards (threads pinned to CPUs); default: CPUs in the
-                             affinity mask
-  --echo PATH                serve a WebSocket echo endpoint on PATH (e.g. /echo); off
-                             unless given (the demo page on / is always served)
-  --max-connections N        connections per shard (default 65536, capped by
-                             RLIMIT_NOFILE); beyond it a few spare slots still answer
-                             GET /healthz and /api/, and refuse upgrades with 503
-  --max-connections-total N  connections across all shards (default: no cap beyond
-                             the per-shard one)
-  --max-message-bytes N      largest client message (default 16777216); larger → close 1009
-  --handshake-timeout-ms N   time to send the HTTP request (default 10000)
-  --ping-interval-ms N       ping a client silent for this long (default 30000; 0 = off)
-  --pong-timeout-ms N        close a client that stays silent after a ping (default 10000)
-  --idle-timeout-ms N        close a client silent for this long (default 300000; 0 = off)
-  --linger-us N              hold output up to N µs so more messages share one send
-                             (default 0: send every loop pass)
-  --close-timeout-ms N       wait for a closing peer at most this long (default 2000)
-  --shutdown-timeout-ms N    on SIGTERM/SIGINT, wait for goodbyes this long (default 2000)
-  --insecure                 take the user id from ?user= on /ws (no authentication yet)
-  --client-publish NS[,NS]   namespaces whose channels clients may publish to (e.g. chat)
-  --max-channels N           channels per connection (default 50)
-  --command-rate N           client commands per second per connection (default 100)
-  --command-burst N          ... and the burst allowed above that rate (default 200)
-  --slow-consumer-bytes N    queued output at which a subscriber is closed with 1008
-                             (default 4194304; half of it drops priority 4, three
-                             quarters drops priority 3)
-  --read-pause-bytes N       stop reading from a connection with this much output
-                             queued for it (default 262144)
-  --output-budget-bytes N    queued output per shard above which priorities 3-4 are
-                             dropped and the largest holders closed with 1008
-                             (default 1073741824)
-  --inbound-budget-bytes N   unfinished inbound messages per shard above which the
-                             largest holders are closed with 1009 (default 134217728)
-  --max-idle-channels N      channels without subscribers whose offset a shard keeps
-                             (default 4096; older ones restart under a new epoch)
-  --backend-command-rate N   the same for a backend session (a /ws connection carrying
-                             the API key; default 100000)
-  --backend-command-burst N  ... and its burst (default 20000)
-  --max-connections-per-ip N connections at once from one address (IPv6: one /64);
-                             each shard allows ceil(N / shards) (default 1024; 0 = off;
-                             behind a proxy every client has the proxy's address)
-  --connect-rate-per-ip N    new connections per second from one address (default 100;
-                             0 = off), after a burst of
-  --connect-burst-per-ip N   (default 1024); both divided over the shards like the cap
-  --api-key-file PATH        the backend API key: a file holding one line of 16 or more
-                             visible ASCII characters; or set RINGCAST_API_KEY. Requests
-                             then need "Authorization: Bearer KEY". Without a key the
-                             API answers only loopback peers (127.0.0.0/8, ::1)
-  --api-listen HOST:PORT     serve the backend API here instead of on --listen
-  --check-config             validate the options and exit
-  --version, --help
-)";
-}
-
 namespace {
-
-template <typename T>
-result<T, std::string> parse_number(std::string_view flag, std::string_view text, T min, T max) {
-    T value{};
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
-        return unexpected{std::string(flag) + " = '" + std::string(text) +
-                          "' is not a whole number from " + std::to_string(min) + " to " +
-                          std::to_string(max)};
-    }
-    return value;
-}
-
-bool plain_path(std::string_view path) {
-    if (path.empty() || path.front() != '/') {
-        return false;
-    }
-    for (const char ch : path) {
-        const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                        (ch >= '0' && ch <= '9') || ch == '/' || ch == '-' || ch == '_' ||
-                        ch == '.' || ch == '~';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
 
 /// The API key as given in `source` (a file's contents or the environment variable):
 /// one line of 16 or more visible ASCII characters, the line break removed. The error names
@@ -173,202 +88,226 @@ result<std::string, std::string> read_api_key(const std::string& path) {
     return check_api_key(std::move(text), "--api-key-file = '" + path + "'");
 }
 
-} // namespace
+/// The option `arg` names on the command line ("--shards", or an alias such as "-h"), or null.
+const option* command_line_option(std::string_view arg) noexcept {
+    if (arg.starts_with("--")) {
+        return find_option(arg.substr(2));
+    }
+    for (const option& opt : options()) {
+        if (!opt.alias.empty() && opt.alias == arg) {
+            return &opt;
+        }
+    }
+    return nullptr;
+}
 
-result<config, std::string> parse_args(int argc, char** argv) {
-    config cfg;
-    std::string api_key_file;
-    constexpr uint32_t max_ms = 24u * 3600 * 1000;
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        std::string_view value;
-        bool has_value = false;
-        if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-            value = arg.substr(eq + 1);
-            arg = arg.substr(0, eq);
-            has_value = true;
-        }
-        auto next = [&]() -> result<std::string_view, std::string> {
-            if (has_value) {
-                return value;
-            }
-            if (i + 1 >= argc) {
-                return unexpected{std::string(arg) + " needs a value (see --help)"};
-            }
-            return std::string_view(argv[++i]);
-        };
-        // Reads the flag's value as a whole number from `min` to `max` into `out`.
-        auto number = [&](auto& out, auto min, auto max) -> result<void, std::string> {
-            using T = std::remove_reference_t<decltype(out)>;
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto n = parse_number<T>(arg, *v, static_cast<T>(min), static_cast<T>(max));
-            if (!n) {
-                return unexpected{n.error()};
-            }
-            out = *n;
-            return {};
-        };
-        auto ms = [&](uint32_t& out) { return number(out, 0u, max_ms); };
-        result<void, std::string> step{};
-        if (arg == "--help" || arg == "-h") {
-            cfg.show_help = true;
-        } else if (arg == "--version") {
-            cfg.show_version = true;
-        } else if (arg == "--check-config") {
-            cfg.check_only = true;
-        } else if (arg == "--listen") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto e = net::parse_endpoint(*v);
-            if (!e) {
-                return unexpected{"--listen: " + e.error()};
-            }
-            cfg.listen = *e;
-        } else if (arg == "--api-listen") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            auto e = net::parse_endpoint(*v);
-            if (!e) {
-                return unexpected{"--api-listen: " + e.error()};
-            }
-            cfg.api_listen = *e;
-            cfg.api_listen_set = true;
-            cfg.gateway.separate_api = true;
-        } else if (arg == "--shards") {
-            step = number(cfg.shards, 1, 1024);
-        } else if (arg == "--echo") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            if (!plain_path(*v) || *v == "/" || *v == "/healthz" || *v == "/ws" ||
-                v->starts_with("/api/")) {
-                return unexpected{"--echo = '" + std::string(*v) +
-                                  "' must be a path such as /echo: it starts with '/', is not "
-                                  "'/', '/healthz', '/ws' or under /api/, and uses only letters, "
-                                  "digits and /-_.~"};
-            }
-            cfg.gateway.echo_path = std::string(*v);
-        } else if (arg == "--max-connections") {
-            step = number(cfg.runtime.max_connections_per_shard, 1, 1u << 20);
-            cfg.max_connections_set = true;
-        } else if (arg == "--max-connections-total") {
-            step = number(cfg.runtime.max_connections_total, 1, 1u << 30);
-        } else if (arg == "--max-message-bytes") {
-            step = number(cfg.gateway.ws_limits.max_message_bytes, 125, std::size_t(1) << 30);
-        } else if (arg == "--linger-us") {
-            step = number(cfg.runtime.linger_us, 0, 100000);
-        } else if (arg == "--insecure") {
-            cfg.gateway.insecure = true;
-        } else if (arg == "--client-publish") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            std::string_view list = *v;
-            while (!list.empty()) {
-                const auto comma = list.find(',');
-                const std::string_view ns = list.substr(0, comma);
-                if (ns.empty() || !pubsub::valid_channel(ns) ||
-                    ns.find(':') != std::string_view::npos) {
-                    return unexpected{"--client-publish: '" + std::string(ns) +
-                                      "' is not a namespace name (letters, digits, _.@*-)"};
-                }
-                if (ns == "user") {
-                    return unexpected{std::string("--client-publish: the user namespace is "
-                                                  "server-only (per-user channels)")};
-                }
-                cfg.gateway.pubsub.client_publish_namespaces.emplace_back(ns);
-                list =
-                    comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-            }
-        } else if (arg == "--max-channels") {
-            step = number(cfg.gateway.pubsub.max_channels_per_connection, 1, 100000);
-        } else if (arg == "--command-rate" || arg == "--command-burst") {
-            step = number(arg == "--command-rate" ? cfg.gateway.pubsub.command_rate
-                                                  : cfg.gateway.pubsub.command_burst,
-                          1, 1000000);
-        } else if (arg == "--slow-consumer-bytes") {
-            step = number(cfg.gateway.pubsub.slow_consumer_bytes, 4096, std::size_t(1) << 34);
-        } else if (arg == "--read-pause-bytes") {
-            step = number(cfg.runtime.read_pause_bytes, 4096, std::size_t(1) << 34);
-        } else if (arg == "--output-budget-bytes") {
-            step = number(cfg.runtime.output_budget_bytes, 65536, std::size_t(1) << 40);
-        } else if (arg == "--inbound-budget-bytes") {
-            step = number(cfg.gateway.inbound_budget_bytes, 65536, std::size_t(1) << 40);
-        } else if (arg == "--max-idle-channels") {
-            step = number(cfg.gateway.pubsub.max_idle_channels, 1, 1u << 26);
-        } else if (arg == "--api-key") {
-            return unexpected{std::string(
-                "--api-key is not accepted: a key on the command line can be read by every "
-                "local user (ps, /proc/PID/cmdline); put it in a file readable only by "
-                "ringcastd and pass --api-key-file PATH, or set the environment variable " +
-                std::string(api_key_env))};
-        } else if (arg == "--api-key-file") {
-            auto v = next();
-            if (!v) {
-                return unexpected{v.error()};
-            }
-            if (v->empty()) {
-                // An unset shell variable ("--api-key-file $KEYFILE") must not start a server
-                // without the key its operator meant to give it.
-                return unexpected{std::string("--api-key-file: empty path; give the file "
-                                              "holding the key")};
-            }
-            api_key_file = std::string(*v);
-        } else if (arg == "--backend-command-rate") {
-            step = number(cfg.gateway.pubsub.backend_command_rate, 1, 10000000);
-        } else if (arg == "--backend-command-burst") {
-            step = number(cfg.gateway.pubsub.backend_command_burst, 1, 1000000);
-        } else if (arg == "--max-connections-per-ip") {
-            step = number(cfg.runtime.per_address.max_connections, 0, 1u << 30);
-        } else if (arg == "--connect-rate-per-ip") {
-            step = number(cfg.runtime.per_address.connect_rate, 0, 1000000);
-        } else if (arg == "--connect-burst-per-ip") {
-            step = number(cfg.runtime.per_address.connect_burst, 1, 1u << 30);
-        } else if (arg == "--handshake-timeout-ms") {
-            step = ms(cfg.gateway.handshake_timeout_ms);
-        } else if (arg == "--ping-interval-ms") {
-            step = ms(cfg.gateway.ping_interval_ms);
-        } else if (arg == "--pong-timeout-ms") {
-            step = ms(cfg.gateway.pong_timeout_ms);
-        } else if (arg == "--idle-timeout-ms") {
-            step = ms(cfg.gateway.idle_timeout_ms);
-        } else if (arg == "--close-timeout-ms") {
-            step = ms(cfg.runtime.close_timeout_ms);
-        } else if (arg == "--shutdown-timeout-ms") {
-            step = ms(cfg.runtime.shutdown_timeout_ms);
-        } else {
-            return unexpected{"unknown option '" + std::string(argv[i]) + "' (see --help)"};
-        }
-        if (!step) {
-            return unexpected{step.error()};
-        }
-    }
-    auto key = read_api_key(api_key_file);
-    if (!key) {
-        return unexpected{key.error()};
-    }
-    cfg.gateway.api.api_key = std::move(*key);
-    cfg.api_key_source = api_key_file.empty()
-                             ? (cfg.gateway.api.api_key.empty() ? "" : std::string(api_key_env))
-                             : api_key_file;
-    if (cfg.gateway.handshake_timeout_ms == 0) {
-        return unexpected{std::string("--handshake-timeout-ms = 0 would close every connection "
-                                      "at once; use a value of at least 1")};
-    }
+/// Combinations of options that each source accepted one by one but that cannot run
+/// together; the error names every option involved.
+result<void, std::string> check_combinations(const config& cfg) {
     if (cfg.gateway.ping_interval_ms > 0 && cfg.gateway.pong_timeout_ms == 0) {
         return unexpected{std::string("--pong-timeout-ms = 0 with pings on would close every "
                                       "pinged client; use at least 1 or --ping-interval-ms 0")};
     }
+    return {};
+}
+
+/// Columns `text` takes on a terminal: one per UTF-8 character ("µ" and "→" are one each).
+std::size_t columns(std::string_view text) noexcept {
+    return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char ch) {
+        return (static_cast<unsigned char>(ch) & 0xc0) != 0x80;
+    }));
+}
+
+/// Appends `words` separated by spaces, the first at column `at` of the current line, and
+/// wraps to a new line indented to `indent` before a word that would pass help_width. A
+/// word is never split, so "(default 16777216)" stays on one line.
+void append_wrapped(std::string& out, const std::vector<std::string>& words, std::size_t at,
+                    std::size_t indent) {
+    std::size_t column = at;
+    bool line_empty = true;
+    for (const std::string& word : words) {
+        const std::size_t width = columns(word);
+        if (!line_empty && column + 1 + width > help_width) {
+            out += "\n" + std::string(indent, ' ');
+            column = indent;
+            line_empty = true;
+        }
+        if (!line_empty) {
+            out += ' ';
+            ++column;
+        }
+        out += word;
+        column += width;
+        line_empty = false;
+    }
+    out += '\n';
+}
+
+/// "  --name VALUE" or "  --help, -h": the left column of an option's --help entry.
+std::string help_head(const option& opt) {
+    std::string head = "  " + flag_of(opt);
+    if (!opt.alias.empty()) {
+        head += ", " + std::string(opt.alias);
+    }
+    if (const auto value = value_name(opt); !value.empty()) {
+        head += " " + std::string(value);
+    }
+    return head;
+}
+
+/// How --help shows the default: "(default 2000)", "(default: none)" for an option without
+/// a default value; empty for a switch that is off and for a command (given means on).
+std::string default_clause(const option& opt) {
+    if (!opt.when_unset.empty()) {
+        return "(default: " + std::string(opt.when_unset) + ")";
+    }
+    const auto shown = render_value(config{}, opt);
+    if (!shown) {
+        // A default outside the row's range: a table bug tests/unit/app reports by name.
+        return {};
+    }
+    switch (opt.type) {
+    case option_type::toggle:
+        return *shown == "true" ? "(default on)" : "";
+    case option_type::integer:
+    case option_type::bytes:
+    case option_type::milliseconds:
+    case option_type::microseconds:
+    case option_type::address:
+    case option_type::path:
+    case option_type::name_list:
+        return "(default " + *shown + ")";
+    }
+    return {};
+}
+
+std::vector<std::string> split_words(std::string_view text) {
+    std::vector<std::string> words;
+    while (!text.empty()) {
+        const auto space = text.find(' ');
+        if (space != 0) {
+            words.emplace_back(text.substr(0, space));
+        }
+        text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
+    }
+    return words;
+}
+
+} // namespace
+
+result<void, std::string> read_command_line(config& cfg, int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        // "--name=VALUE": the value is joined to the option.
+        std::optional<std::string_view> joined;
+        if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+            joined = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+        }
+        const option* opt = command_line_option(arg);
+        if (opt == nullptr) {
+            if (arg.starts_with("--")) {
+                if (const std::string why = refusal(arg.substr(2)); !why.empty()) {
+                    return unexpected{std::string(arg) + " is not accepted: " + why};
+                }
+            }
+            return unexpected{"unknown option '" + std::string(argv[i]) + "' (see --help)"};
+        }
+        std::string_view value;
+        if (joined) {
+            value = *joined;
+        } else if (opt->type == option_type::toggle) {
+            value = "true";
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            return unexpected{std::string(arg) + " needs a value (see --help)"};
+        }
+        if (auto ok = set_option(cfg, *opt, arg, value); !ok) {
+            return ok;
+        }
+        if (std::find(cfg.given.begin(), cfg.given.end(), opt) == cfg.given.end()) {
+            cfg.given.push_back(opt);
+        }
+    }
+    return {};
+}
+
+result<void, std::string> finish_config(config& cfg) {
+    auto key = read_api_key(cfg.api_key_file);
+    if (!key) {
+        return unexpected{key.error()};
+    }
+    cfg.gateway.api.api_key = std::move(*key);
+    cfg.api_key_source = !cfg.api_key_file.empty()          ? cfg.api_key_file
+                         : !cfg.gateway.api.api_key.empty() ? std::string(api_key_env)
+                                                            : std::string();
+    cfg.gateway.separate_api = cfg.api_listen.has_value();
+    return check_combinations(cfg);
+}
+
+result<config, std::string> parse_args(int argc, char** argv) {
+    config cfg;
+    if (auto read = read_command_line(cfg, argc, argv); !read) {
+        return unexpected{read.error()};
+    }
+    if (auto finished = finish_config(cfg); !finished) {
+        return unexpected{finished.error()};
+    }
     return cfg;
+}
+
+bool given(const config& cfg, std::string_view name) {
+    RINGCAST_ASSERT(find_option(name) != nullptr);
+    return std::any_of(cfg.given.begin(), cfg.given.end(),
+                       [name](const option* opt) { return opt->name == name; });
+}
+
+std::string usage() {
+    std::size_t indent = 0;
+    for (const option& opt : options()) {
+        indent = std::max(indent, columns(help_head(opt)) + 1);
+    }
+    std::string text = "usage: ringcastd [options]\n\n";
+    for (const option& opt : options()) {
+        const std::string head = help_head(opt);
+        text += head;
+        text += std::string(indent - columns(head), ' ');
+        std::vector<std::string> words = split_words(opt.help);
+        if (std::string clause = default_clause(opt); !clause.empty()) {
+            words.push_back(std::move(clause));
+        }
+        append_wrapped(text, words, indent, indent);
+    }
+    text += '\n';
+    append_wrapped(text,
+                   split_words("A value follows its option (--shards 2) or is joined to it "
+                               "(--shards=2); a switch alone is on (--insecure), "
+                               "--insecure=false is off."),
+                   0, 0);
+    return text;
+}
+
+std::string effective_options(const config& cfg) {
+    std::size_t indent = 0;
+    for (const option& opt : options()) {
+        indent = std::max(indent, 2 + flag_of(opt).size() + 1);
+    }
+    std::string text;
+    for (const option& opt : options()) {
+        switch (opt.scope) {
+        case option_scope::setting:
+            break;
+        case option_scope::command:
+            continue;
+        }
+        const std::string flag = flag_of(opt);
+        text += "  " + flag + std::string(indent - 2 - flag.size(), ' ');
+        const auto value = render_value(cfg, opt);
+        text += value ? *value : "not set: " + std::string(opt.when_unset);
+        text += '\n';
+    }
+    return text;
 }
 
 } // namespace ringcast::app

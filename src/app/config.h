@@ -1,41 +1,81 @@
-// ringcastd's settings: flags parsed and validated here, then handed to core and net.
+// ringcastd's settings: what the option table (options.h) reads values into, how argv is
+// read, and what is decided once every value is in (the API key, combinations of options).
+//
+//   argv ──► read_command_line ──► finish_config ──► config (handed to core and net)
+//              (one option at a      (API key read,
+//               time: set_option)     cross-option checks)
+//
+// The next issue adds a config file and environment variables: each becomes one more
+// reader between config{} and finish_config, setting options by name with set_option.
 #pragma once
 
 #include <ringcast/core.h>
 #include <ringcast/net.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ringcast::app {
 
+struct option;
+
 /// The environment variable ringcastd reads the backend API key from (or --api-key-file).
 inline constexpr const char* api_key_env = "RINGCAST_API_KEY";
 
+/// Every setting of one ringcastd run. A default-constructed config holds every option's
+/// default: the initialisers here and in the module structs it embeds are the only place a
+/// default is written (options.h reads them from here). Filled at start-up on the main
+/// thread; afterwards read only.
 struct config {
     net::endpoint listen{"127.0.0.1", 8080};
-    /// --api-listen: the backend API on its own address; unset: on the main listener.
-    bool api_listen_set = false;
-    net::endpoint api_listen;
-    /// 0: one shard per CPU of the affinity mask.
+    /// --api-listen: the backend API on its own address; empty: on the main listener.
+    std::optional<net::endpoint> api_listen;
+    /// 0 (not a value --shards takes): one shard per CPU of the affinity mask.
     unsigned shards = 0;
     core::runtime_config runtime;
     net::gateway_config gateway;
+    /// --api-key-file as given; empty: none (the key may still come from api_key_env).
+    std::string api_key_file;
     /// Where the API key came from (the --api-key-file path or the variable's name), for
-    /// the start-up line; empty: no key.
+    /// the start-up line; empty: no key. Set by finish_config.
     std::string api_key_source;
-    /// --max-connections was given (else the default adapts to RLIMIT_NOFILE quietly).
-    bool max_connections_set = false;
     bool check_only = false;
     bool show_help = false;
     bool show_version = false;
+    /// The options a source set (today only the command line), each once, in the order
+    /// they were first given; every other option holds its default.
+    std::vector<const option*> given;
 };
 
-/// Parses argv; the error is a sentence naming the flag, the value and what is accepted.
+/// Reads argv into `cfg`: "--name VALUE", "--name=VALUE", a switch alone ("--insecure"),
+/// an alias ("-h"). Later values of an option replace earlier ones (a list option adds to
+/// its list). The error is a sentence naming the flag, the value and what is accepted: an
+/// unknown option, a refused one (--api-key), a missing or bad value. Stops at the first.
+result<void, std::string> read_command_line(config& cfg, int argc, char** argv);
+
+/// Completes `cfg` once every source was read: reads the API key (--api-key-file or
+/// api_key_env, never both), derives the settings several options decide together, and
+/// checks the combinations of options that each source accepted one by one. The error
+/// names the options involved.
+result<void, std::string> finish_config(config& cfg);
+
+/// read_command_line then finish_config on a default config.
 result<config, std::string> parse_args(int argc, char** argv);
 
-/// The --help text.
+/// Whether an option named `name` (as in the table: "max-connections") was set by a source
+/// rather than left at its default. `name` must be a row of the table.
+bool given(const config& cfg, std::string_view name);
+
+/// The --help text, generated from the option table: every row with its value's form,
+/// its help and its default, wrapped at help_width columns.
 std::string usage();
+inline constexpr std::size_t help_width = 92;
+
+/// What --check-config prints after its verdict: one line per setting (commands left out)
+/// with the value `cfg` holds, or "not set" and what that means.
+std::string effective_options(const config& cfg);
 
 /// CPUs this process may run on (sched_getaffinity), in order.
 std::vector<int> allowed_cpus();

@@ -69,10 +69,11 @@ int run(int argc, char** argv) {
     const rlim_t nofile = raise_nofile();
     // Each shard's descriptor table (the cap plus the slots kept beyond it) counts against
     // RLIMIT_NOFILE.
-    const rlim_t beyond_cap = core::descriptor_slots(0, cfg.api_listen_set);
+    const rlim_t beyond_cap = core::descriptor_slots(0, cfg.api_listen.has_value());
     const rlim_t usable = nofile > beyond_cap ? nofile - beyond_cap : 1;
+    const bool max_connections_given = app::given(cfg, "max-connections");
     if (cfg.runtime.max_connections_per_shard > usable) {
-        if (cfg.max_connections_set) {
+        if (max_connections_given) {
             std::fprintf(
                 stderr,
                 "ringcastd: warning: --max-connections %u per shard is above RLIMIT_NOFILE "
@@ -81,9 +82,9 @@ int run(int argc, char** argv) {
                 cfg.runtime.max_connections_per_shard, static_cast<unsigned long long>(nofile),
                 static_cast<unsigned long long>(usable));
         }
-        if (!cfg.max_connections_set) {
-            // The default (65 536 per shard) is what a tuned host gives; say when this one
-            // gives less, so an operator finds the cap before a load test does.
+        if (!max_connections_given) {
+            // The default is what a tuned host gives; say when this one gives less, so an
+            // operator finds the cap before a load test does.
             std::fprintf(stderr,
                          "ringcastd: warning: RLIMIT_NOFILE (%llu) caps each shard at %llu "
                          "connections (%llu in all); raise LimitNOFILE / ulimit -n for more "
@@ -98,8 +99,10 @@ int run(int argc, char** argv) {
         cfg.runtime.cpus.push_back(cpus.empty() ? -1 : cpus[i % cpus.size()]);
     }
     if (cfg.check_only) {
-        std::printf("ringcastd: configuration OK (%u shards on %s:%u)\n", shards,
-                    cfg.listen.host.c_str(), unsigned(cfg.listen.port));
+        cfg.shards = shards; // the value in force, for the list below
+        std::printf("ringcastd: configuration OK (%u shard%s on %s:%u)\n%s", shards,
+                    shards == 1 ? "" : "s", cfg.listen.host.c_str(), unsigned(cfg.listen.port),
+                    app::effective_options(cfg).c_str());
         return 0;
     }
 
@@ -109,8 +112,8 @@ int run(int argc, char** argv) {
         return 1;
     }
     cfg.runtime.listen_fds = *fds;
-    if (cfg.api_listen_set) {
-        auto api_fds = net::open_listeners(cfg.api_listen, shards);
+    if (cfg.api_listen) {
+        auto api_fds = net::open_listeners(*cfg.api_listen, shards);
         if (!api_fds) {
             std::fprintf(stderr, "ringcastd: --api-listen: %s\n", api_fds.error().c_str());
             return 1;
@@ -147,8 +150,8 @@ int run(int argc, char** argv) {
     std::printf("ringcastd: listening on %s:%u (%u shard%s%s%s)\n", cfg.listen.host.c_str(),
                 unsigned(port), shards, shards == 1 ? "" : "s",
                 gateway.echo_path.empty() ? "" : ", echo on ", gateway.echo_path.c_str());
-    if (cfg.api_listen_set) {
-        std::printf("ringcastd: api on %s:%u\n", cfg.api_listen.host.c_str(),
+    if (cfg.api_listen) {
+        std::printf("ringcastd: api on %s:%u\n", cfg.api_listen->host.c_str(),
                     unsigned(net::local_port(cfg.runtime.api_listen_fds.front())));
     }
     if (cfg.api_key_source.empty()) {

@@ -309,8 +309,14 @@ def cases(binary):
                 takes = len(head) > 1 and re.fullmatch(r"[A-Z][A-Z:\[\],]*", head[1])
                 args = [flag]
                 if takes:
-                    text = " ".join(lines[line:line + 3])
-                    m = re.search(r"default (\d+)", text)
+                    # The option's entry: its line and the lines indented under it, the
+                    # default last ("(default N)"), not a default of the next option.
+                    end = line + 1
+                    while end < len(lines) and lines[end].startswith(" ") \
+                            and not re.match(r"\s{1,4}--", lines[end]):
+                        end += 1
+                    text = " ".join(lines[line:end])
+                    m = re.search(r"\(default (\d+)\)", text)
                     value = {"HOST:PORT": f"{support.LOOPBACK}:0", "PATH": keyfile,
                              "NS[,NS]": "chat"}.get(head[1], m.group(1) if m else "1")
                     if flag == "--echo":

@@ -1,0 +1,531 @@
+// The option table (see options.h for what a row is) and what each option_type does with a
+// value: read it from text, check it, show it.
+#include "options.h"
+
+#include <ringcast/pubsub.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+
+namespace ringcast::app {
+
+namespace {
+
+// --- checks that the types alone do not make -------------------------------------------
+
+bool plain_path(std::string_view path) {
+    if (path.empty() || path.front() != '/') {
+        return false;
+    }
+    for (const char ch : path) {
+        const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                        (ch >= '0' && ch <= '9') || ch == '/' || ch == '-' || ch == '_' ||
+                        ch == '.' || ch == '~';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/// --echo: a path of its own, not one the gateway serves already.
+result<void, std::string> check_echo_path(std::string_view given_as, std::string_view path) {
+    if (!plain_path(path) || path == "/" || path == "/healthz" || path == "/ws" ||
+        path.starts_with("/api/")) {
+        return unexpected{std::string(given_as) + " = '" + std::string(path) +
+                          "' must be a path such as /echo: it starts with '/', is not "
+                          "'/', '/healthz', '/ws' or under /api/, and uses only letters, "
+                          "digits and /-_.~"};
+    }
+    return {};
+}
+
+/// --client-publish, one name: a namespace (a channel name without ':'), not "user".
+result<void, std::string> check_namespace(std::string_view given_as, std::string_view name) {
+    if (name.empty() || !pubsub::valid_channel(name) || name.find(':') != std::string_view::npos) {
+        return unexpected{std::string(given_as) + ": '" + std::string(name) +
+                          "' is not a namespace name (letters, digits, _.@*-)"};
+    }
+    if (name == "user") {
+        return unexpected{std::string(given_as) +
+                          ": the user namespace is server-only (per-user channels)"};
+    }
+    return {};
+}
+
+/// --api-key-file: not empty. An unset shell variable ("--api-key-file $KEYFILE") must not
+/// start a server without the key its operator meant to give it. The file is read by
+/// finish_config, once every source is in.
+result<void, std::string> check_key_file(std::string_view given_as, std::string_view path) {
+    if (path.empty()) {
+        return unexpected{std::string(given_as) + ": empty path; give the file holding the key"};
+    }
+    return {};
+}
+
+// A day: the longest timeout any *-ms option takes.
+constexpr uint64_t max_timeout_ms = 24u * 3600 * 1000;
+
+// The option's field in a config, for a row: `c.member` must name a field of app::config.
+// clang-format off
+#define RINGCAST_FIELD(member) [](config& c) -> auto& { return c.member; }
+
+constexpr option table[] = {
+    {.name = "listen", .type = option_type::address, .field = RINGCAST_FIELD(listen),
+     .help = "address to serve WebSocket and HTTP on; port 0 picks a free port, printed on "
+             "start"},
+    {.name = "shards", .type = option_type::integer, .field = RINGCAST_FIELD(shards),
+     .range = {1, 1024}, .when_unset = "one per CPU of the affinity mask",
+     .help = "shards (threads pinned to CPUs)"},
+    {.name = "echo", .type = option_type::path, .field = RINGCAST_FIELD(gateway.echo_path),
+     .check = check_echo_path, .when_unset = "off",
+     .help = "serve a WebSocket echo endpoint on PATH (e.g. /echo); the demo page on / is "
+             "always served"},
+    {.name = "max-connections", .type = option_type::integer,
+     .field = RINGCAST_FIELD(runtime.max_connections_per_shard), .range = {1, 1u << 20},
+     .help = "connections per shard, capped by RLIMIT_NOFILE; beyond it a few spare slots "
+             "still answer GET /healthz and /api/, and refuse upgrades with 503"},
+    {.name = "max-connections-total", .type = option_type::integer,
+     .field = RINGCAST_FIELD(runtime.max_connections_total), .range = {1, 1u << 30},
+     .when_unset = "no cap beyond the per-shard one",
+     .help = "connections across all shards"},
+    {.name = "max-message-bytes", .type = option_type::bytes,
+     .field = RINGCAST_FIELD(gateway.ws_limits.max_message_bytes),
+     .range = {125, std::size_t(1) << 30},
+     .help = "largest client message; larger → close 1009"},
+    {.name = "handshake-timeout-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(gateway.handshake_timeout_ms), .range = {1, max_timeout_ms},
+     .help = "time allowed for the HTTP request, and between keep-alive requests"},
+    {.name = "ping-interval-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(gateway.ping_interval_ms), .range = {0, max_timeout_ms},
+     .help = "ping a client silent for this long; 0 = off"},
+    {.name = "pong-timeout-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(gateway.pong_timeout_ms), .range = {0, max_timeout_ms},
+     .help = "close a client that stays silent after a ping; 0 only with "
+             "--ping-interval-ms 0"},
+    {.name = "idle-timeout-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(gateway.idle_timeout_ms), .range = {0, max_timeout_ms},
+     .help = "close a client silent for this long; 0 = off"},
+    {.name = "linger-us", .type = option_type::microseconds,
+     .field = RINGCAST_FIELD(runtime.linger_us), .range = {0, 100000},
+     .help = "hold output up to N µs so more messages share one send; 0 sends every loop "
+             "pass"},
+    {.name = "close-timeout-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(runtime.close_timeout_ms), .range = {0, max_timeout_ms},
+     .help = "wait for a closing peer at most this long"},
+    {.name = "shutdown-timeout-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(runtime.shutdown_timeout_ms), .range = {0, max_timeout_ms},
+     .help = "on SIGTERM/SIGINT, wait for goodbyes this long"},
+    {.name = "insecure", .type = option_type::toggle, .field = RINGCAST_FIELD(gateway.insecure),
+     .help = "take the user id from ?user= on /ws (no authentication yet)"},
+    {.name = "client-publish", .type = option_type::name_list,
+     .field = RINGCAST_FIELD(gateway.pubsub.client_publish_namespaces),
+     .check = check_namespace, .when_unset = "none",
+     .help = "namespaces whose channels clients may publish to (e.g. chat); each use adds "
+             "to the list"},
+    {.name = "max-channels", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.max_channels_per_connection), .range = {1, 100000},
+     .help = "channels per connection"},
+    {.name = "command-rate", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.command_rate), .range = {1, 1000000},
+     .help = "client commands per second per connection"},
+    {.name = "command-burst", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.command_burst), .range = {1, 1000000},
+     .help = "client commands a connection may send at once above --command-rate"},
+    {.name = "slow-consumer-bytes", .type = option_type::bytes,
+     .field = RINGCAST_FIELD(gateway.pubsub.slow_consumer_bytes),
+     .range = {4096, std::size_t(1) << 34},
+     .help = "queued output at which a subscriber is closed with 1008; half of it drops "
+             "priority 4, three quarters drops priority 3"},
+    {.name = "read-pause-bytes", .type = option_type::bytes,
+     .field = RINGCAST_FIELD(runtime.read_pause_bytes), .range = {4096, std::size_t(1) << 34},
+     .help = "stop reading from a connection with this much output queued for it"},
+    {.name = "output-budget-bytes", .type = option_type::bytes,
+     .field = RINGCAST_FIELD(runtime.output_budget_bytes),
+     .range = {65536, std::size_t(1) << 40},
+     .help = "queued output per shard above which priorities 3-4 are dropped and the "
+             "largest holders closed with 1008"},
+    {.name = "inbound-budget-bytes", .type = option_type::bytes,
+     .field = RINGCAST_FIELD(gateway.inbound_budget_bytes),
+     .range = {65536, std::size_t(1) << 40},
+     .help = "unfinished inbound messages per shard above which the largest holders are "
+             "closed with 1009"},
+    {.name = "max-idle-channels", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.max_idle_channels), .range = {1, 1u << 26},
+     .help = "channels without subscribers whose offset a shard keeps; older ones restart "
+             "under a new epoch"},
+    {.name = "backend-command-rate", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.backend_command_rate), .range = {1, 10000000},
+     .help = "commands per second of a backend session, a /ws connection carrying the API "
+             "key"},
+    {.name = "backend-command-burst", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.backend_command_burst), .range = {1, 1000000},
+     .help = "commands a backend session may send at once above --backend-command-rate"},
+    {.name = "max-connections-per-ip", .type = option_type::integer,
+     .field = RINGCAST_FIELD(runtime.per_address.max_connections), .range = {0, 1u << 30},
+     .help = "connections at once from one address (IPv6: one /64); each shard allows "
+             "ceil(N / shards); 0 = off; behind a proxy every client has the proxy's "
+             "address"},
+    {.name = "connect-rate-per-ip", .type = option_type::integer,
+     .field = RINGCAST_FIELD(runtime.per_address.connect_rate), .range = {0, 1000000},
+     .help = "new connections per second from one address once its burst is spent; 0 = "
+             "off; divided over the shards like --max-connections-per-ip"},
+    {.name = "connect-burst-per-ip", .type = option_type::integer,
+     .field = RINGCAST_FIELD(runtime.per_address.connect_burst), .range = {1, 1u << 30},
+     .help = "new connections from one address at once before --connect-rate-per-ip "
+             "applies; divided over the shards the same way"},
+    {.name = "api-key-file", .type = option_type::path, .field = RINGCAST_FIELD(api_key_file),
+     .check = check_key_file, .when_unset = "the key from RINGCAST_API_KEY, if set",
+     .help = "the backend API key: a file holding one line of 16 or more visible ASCII "
+             "characters; or set RINGCAST_API_KEY. Requests then need \"Authorization: "
+             "Bearer KEY\". Without a key the API answers only loopback peers (127.0.0.0/8, "
+             "::1)"},
+    {.name = "api-listen", .type = option_type::address, .field = RINGCAST_FIELD(api_listen),
+     .when_unset = "on --listen",
+     .help = "serve the backend API here instead of on --listen"},
+    {.name = "check-config", .type = option_type::toggle, .field = RINGCAST_FIELD(check_only),
+     .help = "validate the options, print the value of each, and exit",
+     .scope = option_scope::command},
+    {.name = "version", .type = option_type::toggle, .field = RINGCAST_FIELD(show_version),
+     .help = "print the version and exit", .scope = option_scope::command},
+    {.name = "help", .type = option_type::toggle, .field = RINGCAST_FIELD(show_help),
+     .help = "print this help and exit", .scope = option_scope::command, .alias = "-h"},
+};
+// clang-format on
+
+#undef RINGCAST_FIELD
+
+// --- what the compiler checks of every row ---------------------------------------------
+
+template <typename T> constexpr bool holds(const option& opt) noexcept {
+    return std::holds_alternative<field_of<T>>(opt.field);
+}
+
+constexpr bool is_number(option_type type) noexcept {
+    switch (type) {
+    case option_type::integer:
+    case option_type::bytes:
+    case option_type::milliseconds:
+    case option_type::microseconds:
+        return true;
+    case option_type::address:
+    case option_type::path:
+    case option_type::name_list:
+    case option_type::toggle:
+        return false;
+    }
+    return false;
+}
+
+/// The field types each option_type can read a value into.
+constexpr bool field_fits_type(const option& opt) noexcept {
+    switch (opt.type) {
+    case option_type::integer:
+    case option_type::milliseconds:
+    case option_type::microseconds:
+        return holds<uint32_t>(opt) || holds<std::size_t>(opt);
+    case option_type::bytes:
+        return holds<std::size_t>(opt);
+    case option_type::address:
+        return holds<net::endpoint>(opt) || holds<std::optional<net::endpoint>>(opt);
+    case option_type::path:
+        return holds<std::string>(opt);
+    case option_type::name_list:
+        return holds<std::vector<std::string>>(opt);
+    case option_type::toggle:
+        return holds<bool>(opt);
+    }
+    return false;
+}
+
+/// The unit in the name matches the type, both ways: "-bytes" is a bytes option, and so on.
+constexpr bool unit_in_name(const option& opt) noexcept {
+    const bool bytes = opt.name.ends_with("-bytes");
+    const bool ms = opt.name.ends_with("-ms");
+    const bool us = opt.name.ends_with("-us");
+    return bytes == (opt.type == option_type::bytes) &&
+           ms == (opt.type == option_type::milliseconds) &&
+           us == (opt.type == option_type::microseconds);
+}
+
+constexpr bool well_formed_name(std::string_view name) noexcept {
+    if (name.empty() || name.front() == '-' || name.back() == '-' ||
+        name.find("--") != std::string_view::npos) {
+        return false;
+    }
+    return std::all_of(name.begin(), name.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+    });
+}
+
+constexpr bool row_is_consistent(const option& opt) noexcept {
+    const uint64_t field_max = holds<uint32_t>(opt) ? std::numeric_limits<uint32_t>::max()
+                                                    : std::numeric_limits<std::size_t>::max();
+    const bool range_ok = is_number(opt.type)
+                              ? opt.range.min <= opt.range.max && opt.range.max <= field_max
+                              : opt.range.min == 0 && opt.range.max == 0;
+    const bool check_ok =
+        opt.check == nullptr || opt.type == option_type::path || opt.type == option_type::name_list;
+    // A command is something ringcastd does instead of serving: only a switch makes sense.
+    const bool scope_ok = opt.scope == option_scope::setting || opt.type == option_type::toggle;
+    return well_formed_name(opt.name) && !opt.help.empty() && field_fits_type(opt) &&
+           unit_in_name(opt) && range_ok && check_ok && scope_ok;
+}
+
+constexpr bool names_are_unique(std::span<const option> rows) noexcept {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        for (std::size_t j = i + 1; j < rows.size(); ++j) {
+            if (rows[i].name == rows[j].name ||
+                (!rows[i].alias.empty() && rows[i].alias == rows[j].alias)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static_assert(std::all_of(std::begin(table), std::end(table), row_is_consistent),
+              "an option row's field, range, check, scope or name does not fit its type");
+static_assert(names_are_unique(table), "two option rows share a name or an alias");
+
+// --- reading and showing values ---------------------------------------------------------
+
+/// The field `opt` names in `cfg`; T must be the row's field type (row_is_consistent).
+template <typename T> T& field_in(config& cfg, const option& opt) noexcept {
+    const auto* field = std::get_if<field_of<T>>(&opt.field);
+    RINGCAST_ASSERT(field != nullptr);
+    return (*field)(cfg);
+}
+
+// Rendering reads through the same accessors as setting; they take a config& because one
+// function per field serves both, and nothing is written through this one.
+template <typename T> const T& field_in(const config& cfg, const option& opt) noexcept {
+    return field_in<T>(const_cast<config&>(cfg), opt);
+}
+
+template <typename T>
+result<T, std::string> parse_number(std::string_view given_as, std::string_view text,
+                                    value_range range) {
+    T value{};
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < range.min ||
+        value > range.max) {
+        return unexpected{std::string(given_as) + " = '" + std::string(text) +
+                          "' is not a whole number from " + std::to_string(range.min) + " to " +
+                          std::to_string(range.max)};
+    }
+    return value;
+}
+
+template <typename T>
+result<void, std::string> set_number(config& cfg, const option& opt, std::string_view given_as,
+                                     std::string_view text) {
+    auto value = parse_number<T>(given_as, text, opt.range);
+    if (!value) {
+        return unexpected{value.error()};
+    }
+    field_in<T>(cfg, opt) = *value;
+    return {};
+}
+
+result<void, std::string> set_address(config& cfg, const option& opt, std::string_view given_as,
+                                      std::string_view text) {
+    auto where = net::parse_endpoint(text);
+    if (!where) {
+        return unexpected{std::string(given_as) + ": " + where.error()};
+    }
+    if (holds<net::endpoint>(opt)) {
+        field_in<net::endpoint>(cfg, opt) = std::move(*where);
+    } else {
+        field_in<std::optional<net::endpoint>>(cfg, opt) = std::move(*where);
+    }
+    return {};
+}
+
+/// "a,b,c" → a, b, c, each checked, added only when all pass. An empty value adds nothing;
+/// so does a trailing comma, but an empty name between commas (",", "a,,b") is refused.
+result<void, std::string> add_names(config& cfg, const option& opt, std::string_view given_as,
+                                    std::string_view list) {
+    std::vector<std::string> names;
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        const std::string_view name = list.substr(0, comma);
+        if (opt.check != nullptr) {
+            if (auto ok = opt.check(given_as, name); !ok) {
+                return ok;
+            }
+        }
+        names.emplace_back(name);
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+    auto& field = field_in<std::vector<std::string>>(cfg, opt);
+    field.insert(field.end(), names.begin(), names.end());
+    return {};
+}
+
+result<void, std::string> set_toggle(config& cfg, const option& opt, std::string_view given_as,
+                                     std::string_view text) {
+    constexpr std::string_view on[] = {"true", "yes", "on", "1"};
+    constexpr std::string_view off[] = {"false", "no", "off", "0"};
+    if (std::find(std::begin(on), std::end(on), text) != std::end(on)) {
+        field_in<bool>(cfg, opt) = true;
+    } else if (std::find(std::begin(off), std::end(off), text) != std::end(off)) {
+        field_in<bool>(cfg, opt) = false;
+    } else {
+        return unexpected{std::string(given_as) + " = '" + std::string(text) +
+                          "' is not a switch value: true or false (also yes/no, on/off, 1/0)"};
+    }
+    return {};
+}
+
+std::string render_endpoint(const net::endpoint& where) {
+    const bool v6 = where.host.find(':') != std::string::npos;
+    return (v6 ? "[" + where.host + "]" : where.host) + ":" + std::to_string(where.port);
+}
+
+std::optional<std::string> render_number(uint64_t value, value_range range) {
+    if (value < range.min || value > range.max) {
+        return std::nullopt;
+    }
+    return std::to_string(value);
+}
+
+} // namespace
+
+std::span<const option> options() noexcept {
+    return table;
+}
+
+const option* find_option(std::string_view name) noexcept {
+    for (const option& opt : table) {
+        if (opt.name == name) {
+            return &opt;
+        }
+    }
+    return nullptr;
+}
+
+std::string refusal(std::string_view name) {
+    if (name == "api-key") {
+        return "a key on the command line can be read by every local user (ps, "
+               "/proc/PID/cmdline); put it in a file readable only by ringcastd and pass "
+               "--api-key-file PATH, or set the environment variable " +
+               std::string(api_key_env);
+    }
+    return {};
+}
+
+std::string flag_of(const option& opt) {
+    return "--" + std::string(opt.name);
+}
+
+std::string_view config_key(const option& opt) noexcept {
+    switch (opt.scope) {
+    case option_scope::setting:
+        return opt.name;
+    case option_scope::command:
+        return {};
+    }
+    return {};
+}
+
+std::string env_name(const option& opt) {
+    switch (opt.scope) {
+    case option_scope::setting:
+        break;
+    case option_scope::command:
+        return {};
+    }
+    std::string name = "RINGCAST_";
+    for (const char ch : opt.name) {
+        name += ch == '-' ? '_' : static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch);
+    }
+    return name;
+}
+
+std::string_view value_name(const option& opt) noexcept {
+    switch (opt.type) {
+    case option_type::integer:
+    case option_type::bytes:
+    case option_type::milliseconds:
+    case option_type::microseconds:
+        return "N";
+    case option_type::address:
+        return "HOST:PORT";
+    case option_type::path:
+        return "PATH";
+    case option_type::name_list:
+        return "NS[,NS]";
+    case option_type::toggle:
+        return {};
+    }
+    return {};
+}
+
+result<void, std::string> set_option(config& cfg, const option& opt, std::string_view given_as,
+                                     std::string_view value) {
+    switch (opt.type) {
+    case option_type::integer:
+    case option_type::bytes:
+    case option_type::milliseconds:
+    case option_type::microseconds:
+        return holds<uint32_t>(opt) ? set_number<uint32_t>(cfg, opt, given_as, value)
+                                    : set_number<std::size_t>(cfg, opt, given_as, value);
+    case option_type::address:
+        return set_address(cfg, opt, given_as, value);
+    case option_type::path:
+        if (opt.check != nullptr) {
+            if (auto ok = opt.check(given_as, value); !ok) {
+                return ok;
+            }
+        }
+        field_in<std::string>(cfg, opt) = std::string(value);
+        return {};
+    case option_type::name_list:
+        return add_names(cfg, opt, given_as, value);
+    case option_type::toggle:
+        return set_toggle(cfg, opt, given_as, value);
+    }
+    return unexpected{std::string(given_as) + ": option of an unknown type"};
+}
+
+std::optional<std::string> render_value(const config& cfg, const option& opt) {
+    switch (opt.type) {
+    case option_type::integer:
+    case option_type::bytes:
+    case option_type::milliseconds:
+    case option_type::microseconds:
+        return holds<uint32_t>(opt) ? render_number(field_in<uint32_t>(cfg, opt), opt.range)
+                                    : render_number(field_in<std::size_t>(cfg, opt), opt.range);
+    case option_type::address:
+        if (holds<net::endpoint>(opt)) {
+            return render_endpoint(field_in<net::endpoint>(cfg, opt));
+        } else if (const auto& where = field_in<std::optional<net::endpoint>>(cfg, opt)) {
+            return render_endpoint(*where);
+        }
+        return std::nullopt;
+    case option_type::path: {
+        const auto& path = field_in<std::string>(cfg, opt);
+        return path.empty() ? std::nullopt : std::optional<std::string>(path);
+    }
+    case option_type::name_list: {
+        const auto& names = field_in<std::vector<std::string>>(cfg, opt);
+        if (names.empty()) {
+            return std::nullopt;
+        }
+        std::string text;
+        for (const auto& name : names) {
+            text += (text.empty() ? "" : ",") + name;
+        }
+        return text;
+    }
+    case option_type::toggle:
+        return field_in<bool>(cfg, opt) ? "true" : "false";
+    }
+    return std::nullopt;
+}
+
+} // namespace ringcast::app
