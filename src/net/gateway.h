@@ -1,5 +1,12 @@
 // Private to src/net: the gateway's per-connection state and the handler class.
+//
+// The gateway is the shard's core::conn_handler: it owns each connection's protocol state
+// (`connection`) and moves it between phases. It routes nothing itself: a complete HTTP
+// request is looked up in the route table (routes.h) and handed to that row's handler with
+// a request_context, which carries everything about the request the handler acts on.
 #pragma once
+
+#include "routes.h"
 
 #include <ringcast/net.h>
 
@@ -29,25 +36,31 @@ struct connection {
     bool awaiting = false;
     /// A response went out and the connection stayed open: it is a keep-alive connection.
     bool kept_alive = false;
-    /// Accepted on the --api-listen socket: serves /api/ and /healthz only.
-    bool api_listener = false;
+    /// The socket that accepted it: with --api-listen, the API listener serves /api/ and
+    /// /healthz only (the route table's listeners column).
+    core::listener listener = core::listener::main;
+    /// What the connection may do (the route table's restricted column): a restricted one,
+    /// accepted beyond the connection cap, gets one answer and is closed.
+    core::admission admission = core::admission::full;
+    /// What the pending /api/ answer may promise, and whether it loses its body (HEAD).
+    http::keep_alive awaiting_ka = http::keep_alive::yes;
+    head_only awaiting_head = head_only::no;
     /// What the parsers held at the last count (the shard's inbound budget), and this
     /// connection's place in gateway::_holders while that is not zero.
     std::size_t held_in = 0;
     uint32_t holder_index = 0;
-    /// Accepted beyond the connection cap (core::admission::restricted): GET /healthz and
-    /// /api/ (where the API lives on this listener) are answered, each closing the
-    /// connection; anything else gets 503.
-    bool restricted = false;
-    http::keep_alive awaiting_ka = http::keep_alive::yes;
 };
 
 /// The page served at "/": a live channel a person can watch and publish to.
 std::string_view demo_page() noexcept;
 
+/// One per shard, created by make_gateway() and called only from that shard's loop. Not
+/// copyable: the route table views its own _config.
 class gateway final : public core::conn_handler, private ws::frame_sink, private admin::responder {
 public:
     gateway(core::conn_io& io, const gateway_config& config);
+    gateway(const gateway&) = delete;
+    gateway& operator=(const gateway&) = delete;
 
     void* on_open(conn_handle h, core::listener from, core::admission mode) noexcept override;
     void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
@@ -58,6 +71,28 @@ public:
     void on_mesh(shard_id from, const core::mesh_message& msg) noexcept override;
 
 private:
+    friend std::vector<route> make_routes(const gateway_config& config);
+
+    // --- route handlers (handlers.cc): one per row of make_routes(), each a route_handler
+    // (routes.h: called only for a request the lookup let through, answers exactly once).
+
+    /// /api/...: hands the request to admin::api. Its answer is sent now, or the connection
+    /// waits (`awaiting`, pipelined bytes stashed) until respond() brings it. Keeps the
+    /// connection for the next request when ctx.ka allows.
+    void serve_api(const request_context& ctx) noexcept;
+    /// The pubsub WebSocket path: with --insecure, 400 for an invalid ?user=; then the
+    /// handshake check (its status on failure); then 101, a pubsub session (a backend one
+    /// when the API key comes as a bearer token) and ctx.rest fed as the first frames. Every
+    /// refusal closes the connection.
+    void serve_pubsub(const request_context& ctx) noexcept;
+    /// --echo PATH: the handshake check (its status on failure, closing), then 101 and
+    /// ctx.rest fed as the first frames; messages come back unchanged.
+    void serve_echo(const request_context& ctx) noexcept;
+    /// /healthz: 200 {"status":"ok"} (application/json).
+    void serve_healthz(const request_context& ctx) noexcept;
+    /// "/": 200, the demo page (text/html).
+    void serve_demo(const request_context& ctx) noexcept;
+
     // ws::frame_sink: events for the connection in _current / _current_handle.
     void on_message(ws::opcode type, std::span<const std::byte> payload) noexcept override;
     void on_ping(std::span<const std::byte> payload) noexcept override;
@@ -77,26 +112,35 @@ private:
     void forget_inbound(connection& c) noexcept;
 
     void read_http(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
-    /// Answers one complete request; returns true when the connection stays in HTTP.
+    /// Answers one complete request: looks it up in _routes and runs the row's handler, or
+    /// sends the lookup's refusal. Returns true when the connection stays in HTTP (then the
+    /// bytes after the request, `rest`, are the next request's).
     bool answer(conn_handle h, connection& c, const http::request& req,
                 std::span<std::byte> rest) noexcept;
-    void upgrade(conn_handle h, connection& c, const http::request& req) noexcept;
-    bool upgrade_pubsub(conn_handle h, connection& c, const http::request& req,
-                        std::span<std::byte> rest) noexcept;
-    bool call_api(conn_handle h, connection& c, const http::request& req, http::keep_alive ka);
+    /// Sends the 101 for ctx.req (which it invalidates: the HTTP parser goes) and moves the
+    /// connection to phase::websocket.
+    void upgrade(const request_context& ctx) noexcept;
     void read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
-    void send_response(conn_handle h, connection& c, std::string response,
-                       http::keep_alive ka) noexcept;
+    /// Sends `response` (headers only for head_only::yes); keep_alive::no closes after it,
+    /// yes re-arms the keep-alive idle timer.
+    void send_response(conn_handle h, connection& c, std::string response, http::keep_alive ka,
+                       head_only head) noexcept;
+    /// send_response for a route handler's answer: ctx's keep-alive and HEAD.
+    void reply(const request_context& ctx, std::string response) noexcept;
     void close_websocket(conn_handle h, connection& c, ws::close_code code,
                          std::string_view reason) noexcept;
     void arm_liveness_timer(conn_handle h, const connection& c) noexcept;
 
     core::conn_io& _io;
     gateway_config _config;
+    /// make_routes(_config), built once; rows view _config's strings.
+    std::vector<route> _routes;
     conn_handle _current_handle{};
     connection* _current = nullptr;
-    bool _head_only = false; // answering a HEAD request: responses lose their body
-    bool _in_api = false;    // inside api::handle(): a respond() now is synchronous
+    /// Inside api::handle(): a respond() now is synchronous and must not replay stashed
+    /// requests (that would re-enter the API). A guard on the call stack, not request state
+    /// (admin::responder::respond() is given only a handle).
+    bool _in_api = false;
     /// Connections whose parser holds heap (held_in > 0), for the budget's eviction.
     std::vector<std::pair<conn_handle, connection*>> _holders;
     std::size_t _inbound_held = 0;
