@@ -1,6 +1,7 @@
 // The gateway: the connection state machine of include/ringcast/net.h. One instance per
 // shard; every call comes from that shard's loop. A complete request goes through the route
-// table (routes.h) to its handler (handlers.cc).
+// table (routes.h) to its handler (handlers.cc); an upgraded connection's frames come back
+// here through frame_events with their frame_context.
 #include "gateway.h"
 
 #include <algorithm>
@@ -177,20 +178,44 @@ void gateway::respond(conn_handle h, std::string response) noexcept {
     }
 }
 
-void gateway::upgrade(const request_context& ctx) noexcept {
+void gateway::upgrade(const request_context& ctx, ws_endpoint endpoint) noexcept {
     _io.send(ctx.h, core::make_frame(std::string_view(http::upgrade_response(ctx.req))));
     ctx.conn.state = phase::websocket;
+    ctx.conn.endpoint = endpoint;
     ctx.conn.http.reset();
     arm_liveness_timer(ctx.h, ctx.conn);
 }
 
 // --- WebSocket ----------------------------------------------------------------------------
 
+/// One read's frame events, forwarded with the connection they belong to. Lives on
+/// read_frames()' stack for one ws::frame_parser::feed() call.
+class gateway::frame_events final : public ws::frame_sink {
+public:
+    frame_events(gateway& g, const frame_context& f) noexcept : _gateway(g), _frame(f) {}
+
+    void on_message(ws::opcode type, std::span<const std::byte> payload) noexcept override {
+        _gateway.on_message(_frame, type, payload);
+    }
+    void on_ping(std::span<const std::byte> payload) noexcept override {
+        _gateway.on_ping(_frame, payload);
+    }
+    void on_pong(std::span<const std::byte>) noexcept override {
+        // Liveness is any inbound byte (last_rx_ms); an unsolicited pong needs no answer
+        // (RFC 6455 §5.5.3).
+    }
+    void on_close(uint16_t code, std::string_view) noexcept override {
+        _gateway.on_close(_frame, code);
+    }
+
+private:
+    gateway& _gateway;
+    frame_context _frame;
+};
+
 void gateway::read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept {
-    _current_handle = h;
-    _current = &c;
-    const ws::parse_result r = c.ws.feed(bytes, *this);
-    _current = nullptr;
+    frame_events events(*this, frame_context{h, c});
+    const ws::parse_result r = c.ws.feed(bytes, events);
     if (r.status == ws::parse_status::error && c.state == phase::websocket) {
         // RFC 6455 §7.1.7: fail the connection with the code that names the violation.
         close_websocket(h, c, r.code, r.reason);
@@ -269,50 +294,55 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     return e;
 }
 
-void gateway::on_message(ws::opcode type, std::span<const std::byte> payload) noexcept {
-    if (_current->state != phase::websocket) {
+void gateway::on_message(const frame_context& f, ws::opcode type,
+                         std::span<const std::byte> payload) noexcept {
+    if (f.conn.state != phase::websocket) {
         return;
     }
-    if (_current->session) {
-        if (type != ws::opcode::text) {
-            return close_websocket(_current_handle, *_current, ws::close_code::unsupported_data,
-                                   "binary messages are not accepted");
-        }
-        _engine.on_text(
-            _current_handle, *_current->session,
-            std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
-        return;
+    switch (f.conn.endpoint) {
+    case ws_endpoint::pubsub:
+        return pubsub_message(f, type, payload);
+    case ws_endpoint::echo:
+        return echo_message(f, type, payload);
     }
-    // The echo endpoint is the only WebSocket route until pubsub lands.
-    _io.send(_current_handle, ws::make_server_frame(type, payload));
 }
 
-void gateway::on_ping(std::span<const std::byte> payload) noexcept {
+void gateway::pubsub_message(const frame_context& f, ws::opcode type,
+                             std::span<const std::byte> payload) noexcept {
+    if (type != ws::opcode::text) {
+        return close_websocket(f.h, f.conn, ws::close_code::unsupported_data,
+                               "binary messages are not accepted");
+    }
+    _engine.on_text(
+        f.h, *f.conn.session,
+        std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+}
+
+void gateway::echo_message(const frame_context& f, ws::opcode type,
+                           std::span<const std::byte> payload) noexcept {
+    _io.send(f.h, ws::make_server_frame(type, payload));
+}
+
+void gateway::on_ping(const frame_context& f, std::span<const std::byte> payload) noexcept {
     // RFC 6455 §5.5.2: answer with a pong carrying the same application data.
-    if (_current->state == phase::websocket) {
-        _io.send(_current_handle, ws::make_server_frame(ws::opcode::pong, payload));
+    if (f.conn.state == phase::websocket) {
+        _io.send(f.h, ws::make_server_frame(ws::opcode::pong, payload));
     }
 }
 
-void gateway::on_pong(std::span<const std::byte>) noexcept {
-    // Liveness is any inbound byte (last_rx_ms); an unsolicited pong needs no answer
-    // (RFC 6455 §5.5.3).
-}
-
-void gateway::on_close(uint16_t code, std::string_view) noexcept {
-    if (_current->state != phase::websocket) {
+void gateway::on_close(const frame_context& f, uint16_t code) noexcept {
+    if (f.conn.state != phase::websocket) {
         return;
     }
     // RFC 6455 §5.5.1: answer a close with a close, echoing the status code.
-    _current->state = phase::closed;
+    f.conn.state = phase::closed;
     if (code == static_cast<uint16_t>(ws::close_code::no_status)) {
-        _io.send(_current_handle,
-                 ws::make_server_frame(ws::opcode::close, std::span<const std::byte>()));
+        _io.send(f.h, ws::make_server_frame(ws::opcode::close, std::span<const std::byte>()));
     } else {
         std::array<std::byte, 2> body{std::byte(code >> 8), std::byte(code & 0xff)};
-        _io.send(_current_handle, ws::make_server_frame(ws::opcode::close, body));
+        _io.send(f.h, ws::make_server_frame(ws::opcode::close, body));
     }
-    _io.close(_current_handle, core::close_mode::after_flush);
+    _io.close(f.h, core::close_mode::after_flush);
 }
 
 void gateway::close_websocket(conn_handle h, connection& c, ws::close_code code,

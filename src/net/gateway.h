@@ -3,7 +3,9 @@
 // The gateway is the shard's core::conn_handler: it owns each connection's protocol state
 // (`connection`) and moves it between phases. It routes nothing itself: a complete HTTP
 // request is looked up in the route table (routes.h) and handed to that row's handler with
-// a request_context, which carries everything about the request the handler acts on.
+// a request_context; frames of an upgraded connection reach the frame handlers with a
+// frame_context. Nothing about the request or connection being served is kept in members
+// between calls: every handler is given what it acts on.
 #pragma once
 
 #include "routes.h"
@@ -20,6 +22,12 @@ enum class phase : uint8_t {
     closed,    ///< we asked the shard to close; input is ignored
 };
 
+/// Which WebSocket route a connection upgraded on: where its data messages go.
+enum class ws_endpoint : uint8_t {
+    pubsub, ///< docs/protocol.md commands to the pubsub engine; connection::session is set
+    echo,   ///< --echo: every message is sent back as it came
+};
+
 /// One connection's protocol state; allocated at accept, freed in on_closed().
 struct connection {
     /// Present only while reading HTTP: an upgraded connection keeps no HTTP buffer.
@@ -32,6 +40,8 @@ struct connection {
     uint64_t last_rx_ms = 0;   ///< last inbound bytes (any), the liveness clock
     uint64_t ping_sent_ms = 0; ///< when the outstanding ping left; 0: none outstanding
     phase state = phase::http;
+    /// Set at the upgrade; meaningful in phase::websocket only.
+    ws_endpoint endpoint = ws_endpoint::echo;
     /// An /api/ request is waiting for other shards; nothing else may be answered first.
     bool awaiting = false;
     /// A response went out and the connection stayed open: it is a keep-alive connection.
@@ -51,12 +61,19 @@ struct connection {
     uint32_t holder_index = 0;
 };
 
+/// What a frame handler is given: the upgraded connection the frame arrived on. Valid for
+/// one gateway::read_frames() call.
+struct frame_context {
+    conn_handle h;
+    connection& conn;
+};
+
 /// The page served at "/": a live channel a person can watch and publish to.
 std::string_view demo_page() noexcept;
 
 /// One per shard, created by make_gateway() and called only from that shard's loop. Not
 /// copyable: the route table views its own _config.
-class gateway final : public core::conn_handler, private ws::frame_sink, private admin::responder {
+class gateway final : public core::conn_handler, private admin::responder {
 public:
     gateway(core::conn_io& io, const gateway_config& config);
     gateway(const gateway&) = delete;
@@ -93,11 +110,20 @@ private:
     /// "/": 200, the demo page (text/html).
     void serve_demo(const request_context& ctx) noexcept;
 
-    // ws::frame_sink: events for the connection in _current / _current_handle.
-    void on_message(ws::opcode type, std::span<const std::byte> payload) noexcept override;
-    void on_ping(std::span<const std::byte> payload) noexcept override;
-    void on_pong(std::span<const std::byte> payload) noexcept override;
-    void on_close(uint16_t code, std::string_view reason) noexcept override;
+    // --- WebSocket frames, with the connection they arrived on (gateway.cc).
+
+    /// Adapts ws::frame_sink's events of one read to the frame handlers below.
+    class frame_events;
+    /// A complete data message: to the connection's endpoint (pubsub_message, echo_message).
+    void on_message(const frame_context& f, ws::opcode type,
+                    std::span<const std::byte> payload) noexcept;
+    /// Text to the pubsub engine as a command; binary closes with 1003.
+    void pubsub_message(const frame_context& f, ws::opcode type,
+                        std::span<const std::byte> payload) noexcept;
+    void echo_message(const frame_context& f, ws::opcode type,
+                      std::span<const std::byte> payload) noexcept;
+    void on_ping(const frame_context& f, std::span<const std::byte> payload) noexcept;
+    void on_close(const frame_context& f, uint16_t code) noexcept;
 
     // admin::responder: an API answer that waited for other shards.
     void respond(conn_handle h, std::string response) noexcept override;
@@ -118,8 +144,8 @@ private:
     bool answer(conn_handle h, connection& c, const http::request& req,
                 std::span<std::byte> rest) noexcept;
     /// Sends the 101 for ctx.req (which it invalidates: the HTTP parser goes) and moves the
-    /// connection to phase::websocket.
-    void upgrade(const request_context& ctx) noexcept;
+    /// connection to phase::websocket, bound to `endpoint`.
+    void upgrade(const request_context& ctx, ws_endpoint endpoint) noexcept;
     void read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
     /// Sends `response` (headers only for head_only::yes); keep_alive::no closes after it,
     /// yes re-arms the keep-alive idle timer.
@@ -135,8 +161,6 @@ private:
     gateway_config _config;
     /// make_routes(_config), built once; rows view _config's strings.
     std::vector<route> _routes;
-    conn_handle _current_handle{};
-    connection* _current = nullptr;
     /// Inside api::handle(): a respond() now is synchronous and must not replay stashed
     /// requests (that would re-enter the API). A guard on the call stack, not request state
     /// (admin::responder::respond() is given only a handle).

@@ -43,7 +43,7 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
     const bool backend = admin::bearer_matches(req, _config.api.api_key);
     // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
     const std::string user_id(user);
-    upgrade(ctx);
+    upgrade(ctx, ws_endpoint::pubsub);
     ctx.conn.session = std::make_unique<pubsub::session>();
     _engine.open_session(ctx.h, *ctx.conn.session, user_id, backend);
     // Frames the client sent right behind its request arrived in the same read.
@@ -60,7 +60,7 @@ void gateway::serve_echo(const request_context& ctx) noexcept {
                       http::keep_alive::no, ctx.head);
         return;
     }
-    upgrade(ctx);
+    upgrade(ctx, ws_endpoint::echo);
     if (!ctx.rest.empty()) {
         read_frames(ctx.h, ctx.conn, ctx.rest);
     }
