@@ -3,13 +3,16 @@
 // What it owns: the SO_REUSEPORT listening sockets (one per shard, opened at start-up) and
 // the gateway: the core::conn_handler each shard runs, which takes a connection through
 //
-//   accept ─► HTTP request ─┬─► GET /ws + valid upgrade ─► 101 ─► frames ─► pubsub engine
-//                           ├─► GET <echo path> + upgrade ─► 101 ─► frames echoed
-//                           ├─► /api/... ─► admin::api (maybe answered after other shards)
-//                           ├─► GET /healthz, GET / (demo page) ─► response (keep-alive)
-//                           └─► anything else ─► 4xx/5xx response, close
+//   accept ─► HTTP request ─► route table ─┬─► GET /ws + valid upgrade ─► 101 ─► frames ─► pubsub
+//                                          ├─► GET <echo path> + upgrade ─► 101 ─► frames echoed
+//                                          ├─► /api/... ─► admin::api (maybe answered later)
+//                                          ├─► GET /healthz, GET / (demo page) ─► response
+//                                          └─► refused ─► 404/405/503 response
 //
 // and, once upgraded, feeds frames through ws::frame_parser and answers pings and closes.
+// The route table (src/net/routes.h) is one row per path: exact or prefix, the methods it
+// takes, whether it upgrades, whether a restricted connection (core::admission) may use it
+// and which listener serves it; each row names its handler.
 //
 // Runs on each shard's thread; the gateway holds per-connection state allocated at accept
 // and freed at close. Never blocks; protocol errors become HTTP statuses or close codes.

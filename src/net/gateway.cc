@@ -1,5 +1,7 @@
 // The gateway: the connection state machine of include/ringcast/net.h. One instance per
-// shard; every call comes from that shard's loop.
+// shard; every call comes from that shard's loop. A complete request goes through the route
+// table (routes.h) to its handler (handlers.cc); an upgraded connection's frames come back
+// here through frame_events with their frame_context.
 #include "gateway.h"
 
 #include <algorithm>
@@ -8,7 +10,8 @@
 namespace ringcast::net {
 
 gateway::gateway(core::conn_io& io, const gateway_config& config)
-    : _io(io), _config(config), _engine(io, config.pubsub), _api(io, _engine, config.api, *this) {}
+    : _io(io), _config(config), _routes(make_routes(_config)), _engine(io, config.pubsub),
+      _api(io, _engine, config.api, *this) {}
 
 std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config) {
     return std::make_unique<gateway>(io, config);
@@ -21,8 +24,8 @@ void* gateway::on_open(conn_handle h, core::listener from, core::admission mode)
                              ws::frame_parser(ws::role::server, _config.ws_limits)};
     c->last_rx_ms = _io.now_ms();
     _io.set_timer(h, _io.now_ms() + _config.handshake_timeout_ms);
-    c->api_listener = from == core::listener::api;
-    c->restricted = mode == core::admission::restricted;
+    c->listener = from;
+    c->admission = mode;
     return c;
 }
 
@@ -81,13 +84,11 @@ void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes
         if (r.status == http::parse_status::error) {
             send_response(h, c,
                           http::make_error_response(r.http_status, r.reason, http::keep_alive::no),
-                          http::keep_alive::no);
+                          http::keep_alive::no, head_only::no);
             return;
         }
         bytes = bytes.subspan(r.consumed);
-        const bool stays_http = answer(h, c, c.http->get(), bytes);
-        _head_only = false;
-        if (!stays_http) {
+        if (!answer(h, c, c.http->get(), bytes)) {
             return;
         }
         c.http->reset();
@@ -99,77 +100,37 @@ void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes
 
 bool gateway::answer(conn_handle h, connection& c, const http::request& req,
                      std::span<std::byte> rest) noexcept {
-    const bool is_get = req.method == "GET" || req.method == "HEAD";
-    _head_only = req.method == "HEAD";
     // A restricted connection holds one of the few spare slots: one answer, then it goes.
-    const auto ka =
-        req.keep_alive() && !c.restricted ? http::keep_alive::yes : http::keep_alive::no;
-    // With --api-listen the API lives on its own socket and nothing else does.
-    const bool api_here = _config.separate_api == c.api_listener;
-    if (c.restricted && req.path != "/healthz" && !(api_here && req.path.starts_with("/api/"))) {
-        // Over the connection cap: what keeps the server observable is answered above and
-        // below; a client (an upgrade included) is told to come back.
-        send_response(
-            h, c,
-            http::make_error_response(503, "too many connections on this server; retry later", ka),
-            ka);
-        return false;
-    }
-    if (c.api_listener && !req.path.starts_with("/api/") && req.path != "/healthz") {
-        send_response(h, c,
-                      http::make_error_response(404, "the API listener serves /api/ only", ka), ka);
+    const auto ka = req.keep_alive() && c.admission == core::admission::full ? http::keep_alive::yes
+                                                                             : http::keep_alive::no;
+    const head_only head = req.method == "HEAD" ? head_only::yes : head_only::no;
+    const route_match m = find_route(_routes, req.method, req.path, c.listener, c.admission);
+    switch (m.status) {
+    case route_status::found:
+        break;
+    case route_status::restricted:
+    case route_status::not_found:
+    case route_status::wrong_listener:
+    case route_status::method_not_allowed:
+        send_response(h, c, http::make_error_response(m.http_status, m.reason, ka), ka, head);
         return c.state == phase::http;
     }
-    if (req.path.starts_with("/api/")) {
-        if (!api_here) {
-            send_response(h, c, http::make_error_response(404, "the API is on --api-listen", ka),
-                          ka);
-            return c.state == phase::http;
-        }
-        return call_api(h, c, req, ka);
-    }
-    if (req.path == _config.ws_path) {
-        return upgrade_pubsub(h, c, req, rest);
-    }
-    if (!_config.echo_path.empty() && req.path == _config.echo_path) {
-        const http::upgrade_check check = http::check_upgrade(req);
-        if (check.status != 101) {
-            send_response(
-                h, c, http::make_error_response(check.status, check.reason, http::keep_alive::no),
-                http::keep_alive::no);
-            return false;
-        }
-        upgrade(h, c, req);
-        // Frames the client sent right behind its request arrived in the same read.
-        if (!rest.empty()) {
-            read_frames(h, c, rest);
-        }
+    const route& row = *m.row;
+    switch (row.kind) {
+    case route_kind::http:
+        // The bytes after the request are the next pipelined request: read_http's.
+        (this->*row.handler)(request_context{h, c, req, ka, head, {}});
+        return c.state == phase::http;
+    case route_kind::websocket:
+        (this->*row.handler)(request_context{h, c, req, ka, head, rest});
         return false;
     }
-    if (req.path == "/healthz") {
-        if (!is_get) {
-            send_response(h, c, http::make_error_response(405, "use GET", ka), ka);
-        } else {
-            send_response(h, c,
-                          http::make_response(200, "application/json", "{\"status\":\"ok\"}\n", ka),
-                          ka);
-        }
-    } else if (req.path == "/") {
-        if (!is_get) {
-            send_response(h, c, http::make_error_response(405, "use GET", ka), ka);
-        } else {
-            send_response(
-                h, c, http::make_response(200, "text/html; charset=utf-8", demo_page(), ka), ka);
-        }
-    } else {
-        send_response(h, c, http::make_error_response(404, "no such path", ka), ka);
-    }
-    return c.state == phase::http;
+    return false;
 }
 
-void gateway::send_response(conn_handle h, connection& c, std::string response,
-                            http::keep_alive ka) noexcept {
-    if (_head_only) {
+void gateway::send_response(conn_handle h, connection& c, std::string response, http::keep_alive ka,
+                            head_only head) noexcept {
+    if (head == head_only::yes) {
         // RFC 9110 §9.3.2: a HEAD response carries the GET headers and no body; a body here
         // would be read as the start of the next response on a keep-alive connection.
         if (const auto end = response.find("\r\n\r\n"); end != std::string::npos) {
@@ -187,51 +148,8 @@ void gateway::send_response(conn_handle h, connection& c, std::string response,
     }
 }
 
-bool gateway::upgrade_pubsub(conn_handle h, connection& c, const http::request& req,
-                             std::span<std::byte> rest) noexcept {
-    const std::string_view user = _config.insecure ? req.query_param("user") : std::string_view();
-    if (!user.empty() && !pubsub::valid_user_id(user)) {
-        send_response(h, c,
-                      http::make_error_response(400,
-                                                "user must be 1-64 characters of A-Za-z0-9_.@-",
-                                                http::keep_alive::no),
-                      http::keep_alive::no);
-        return false;
-    }
-    const http::upgrade_check check = http::check_upgrade(req);
-    if (check.status != 101) {
-        send_response(h, c,
-                      http::make_error_response(check.status, check.reason, http::keep_alive::no),
-                      http::keep_alive::no);
-        return false;
-    }
-    // A backend feed: the API key as a bearer token, only when a key is configured. Never
-    // from the query string: URLs end up in proxy and access logs, browser history and
-    // Referer headers (a backend is not a browser and can set the header).
-    const bool backend = admin::bearer_matches(req, _config.api.api_key);
-    // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
-    const std::string user_id(user);
-    upgrade(h, c, req);
-    c.session = std::make_unique<pubsub::session>();
-    _engine.open_session(h, *c.session, user_id, backend);
-    if (!rest.empty()) {
-        read_frames(h, c, rest);
-    }
-    return false;
-}
-
-bool gateway::call_api(conn_handle h, connection& c, const http::request& req,
-                       http::keep_alive ka) {
-    c.awaiting = true;
-    c.awaiting_ka = ka;
-    _in_api = true;
-    auto response = _api.handle(h, req, ka);
-    _in_api = false;
-    if (response) {
-        c.awaiting = false;
-        send_response(h, c, std::move(*response), ka);
-    }
-    return c.state == phase::http;
+void gateway::reply(const request_context& ctx, std::string response) noexcept {
+    send_response(ctx.h, ctx.conn, std::move(response), ctx.ka, ctx.head);
 }
 
 void gateway::respond(conn_handle h, std::string response) noexcept {
@@ -240,7 +158,7 @@ void gateway::respond(conn_handle h, std::string response) noexcept {
         return; // closed while the other shards answered
     }
     c->awaiting = false;
-    send_response(h, *c, std::move(response), c->awaiting_ka);
+    send_response(h, *c, std::move(response), c->awaiting_ka, c->awaiting_head);
     if (!_in_api && c->state == phase::http && !c->stash.empty()) {
         std::string stash = std::move(c->stash);
         c->stash.clear();
@@ -252,20 +170,44 @@ void gateway::respond(conn_handle h, std::string response) noexcept {
     }
 }
 
-void gateway::upgrade(conn_handle h, connection& c, const http::request& req) noexcept {
-    _io.send(h, core::make_frame(std::string_view(http::upgrade_response(req))));
-    c.state = phase::websocket;
-    c.http.reset();
-    arm_liveness_timer(h, c);
+void gateway::upgrade(const request_context& ctx, ws_endpoint endpoint) noexcept {
+    _io.send(ctx.h, core::make_frame(std::string_view(http::upgrade_response(ctx.req))));
+    ctx.conn.state = phase::websocket;
+    ctx.conn.endpoint = endpoint;
+    ctx.conn.http.reset();
+    arm_liveness_timer(ctx.h, ctx.conn);
 }
 
 // --- WebSocket ----------------------------------------------------------------------------
 
+/// One read's frame events, forwarded with the connection they belong to. Lives on
+/// read_frames()' stack for one ws::frame_parser::feed() call.
+class gateway::frame_events final : public ws::frame_sink {
+public:
+    frame_events(gateway& g, const frame_context& f) noexcept : _gateway(g), _frame(f) {}
+
+    void on_message(ws::opcode type, std::span<const std::byte> payload) noexcept override {
+        _gateway.on_message(_frame, type, payload);
+    }
+    void on_ping(std::span<const std::byte> payload) noexcept override {
+        _gateway.on_ping(_frame, payload);
+    }
+    void on_pong(std::span<const std::byte>) noexcept override {
+        // Liveness is any inbound byte (last_rx_ms); an unsolicited pong needs no answer
+        // (RFC 6455 §5.5.3).
+    }
+    void on_close(uint16_t code, std::string_view) noexcept override {
+        _gateway.on_close(_frame, code);
+    }
+
+private:
+    gateway& _gateway;
+    frame_context _frame;
+};
+
 void gateway::read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept {
-    _current_handle = h;
-    _current = &c;
-    const ws::parse_result r = c.ws.feed(bytes, *this);
-    _current = nullptr;
+    frame_events events(*this, frame_context{h, c});
+    const ws::parse_result r = c.ws.feed(bytes, events);
     if (r.status == ws::parse_status::error && c.state == phase::websocket) {
         // RFC 6455 §7.1.7: fail the connection with the code that names the violation.
         close_websocket(h, c, r.code, r.reason);
@@ -344,50 +286,55 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     return e;
 }
 
-void gateway::on_message(ws::opcode type, std::span<const std::byte> payload) noexcept {
-    if (_current->state != phase::websocket) {
+void gateway::on_message(const frame_context& f, ws::opcode type,
+                         std::span<const std::byte> payload) noexcept {
+    if (f.conn.state != phase::websocket) {
         return;
     }
-    if (_current->session) {
-        if (type != ws::opcode::text) {
-            return close_websocket(_current_handle, *_current, ws::close_code::unsupported_data,
-                                   "binary messages are not accepted");
-        }
-        _engine.on_text(
-            _current_handle, *_current->session,
-            std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
-        return;
+    switch (f.conn.endpoint) {
+    case ws_endpoint::pubsub:
+        return pubsub_message(f, type, payload);
+    case ws_endpoint::echo:
+        return echo_message(f, type, payload);
     }
-    // The echo endpoint is the only WebSocket route until pubsub lands.
-    _io.send(_current_handle, ws::make_server_frame(type, payload));
 }
 
-void gateway::on_ping(std::span<const std::byte> payload) noexcept {
+void gateway::pubsub_message(const frame_context& f, ws::opcode type,
+                             std::span<const std::byte> payload) noexcept {
+    if (type != ws::opcode::text) {
+        return close_websocket(f.h, f.conn, ws::close_code::unsupported_data,
+                               "binary messages are not accepted");
+    }
+    _engine.on_text(
+        f.h, *f.conn.session,
+        std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+}
+
+void gateway::echo_message(const frame_context& f, ws::opcode type,
+                           std::span<const std::byte> payload) noexcept {
+    _io.send(f.h, ws::make_server_frame(type, payload));
+}
+
+void gateway::on_ping(const frame_context& f, std::span<const std::byte> payload) noexcept {
     // RFC 6455 §5.5.2: answer with a pong carrying the same application data.
-    if (_current->state == phase::websocket) {
-        _io.send(_current_handle, ws::make_server_frame(ws::opcode::pong, payload));
+    if (f.conn.state == phase::websocket) {
+        _io.send(f.h, ws::make_server_frame(ws::opcode::pong, payload));
     }
 }
 
-void gateway::on_pong(std::span<const std::byte>) noexcept {
-    // Liveness is any inbound byte (last_rx_ms); an unsolicited pong needs no answer
-    // (RFC 6455 §5.5.3).
-}
-
-void gateway::on_close(uint16_t code, std::string_view) noexcept {
-    if (_current->state != phase::websocket) {
+void gateway::on_close(const frame_context& f, uint16_t code) noexcept {
+    if (f.conn.state != phase::websocket) {
         return;
     }
     // RFC 6455 §5.5.1: answer a close with a close, echoing the status code.
-    _current->state = phase::closed;
+    f.conn.state = phase::closed;
     if (code == static_cast<uint16_t>(ws::close_code::no_status)) {
-        _io.send(_current_handle,
-                 ws::make_server_frame(ws::opcode::close, std::span<const std::byte>()));
+        _io.send(f.h, ws::make_server_frame(ws::opcode::close, std::span<const std::byte>()));
     } else {
         std::array<std::byte, 2> body{std::byte(code >> 8), std::byte(code & 0xff)};
-        _io.send(_current_handle, ws::make_server_frame(ws::opcode::close, body));
+        _io.send(f.h, ws::make_server_frame(ws::opcode::close, body));
     }
-    _io.close(_current_handle, core::close_mode::after_flush);
+    _io.close(f.h, core::close_mode::after_flush);
 }
 
 void gateway::close_websocket(conn_handle h, connection& c, ws::close_code code,
@@ -433,7 +380,7 @@ void gateway::on_timer(conn_handle h, void* user) noexcept {
         send_response(
             h, c,
             http::make_error_response(408, "request not received in time", http::keep_alive::no),
-            http::keep_alive::no);
+            http::keep_alive::no, head_only::no);
         return;
     }
     if (c.state != phase::websocket) {

@@ -1,5 +1,14 @@
 // Private to src/net: the gateway's per-connection state and the handler class.
+//
+// The gateway is the shard's core::conn_handler: it owns each connection's protocol state
+// (`connection`) and moves it between phases. It routes nothing itself: a complete HTTP
+// request is looked up in the route table (routes.h) and handed to that row's handler with
+// a request_context; frames of an upgraded connection reach the frame handlers with a
+// frame_context. Nothing about the request or connection being served is kept in members
+// between calls: every handler is given what it acts on.
 #pragma once
+
+#include "routes.h"
 
 #include <ringcast/net.h>
 
@@ -11,6 +20,12 @@ enum class phase : uint8_t {
     http,      ///< reading an HTTP request (handshake timeout armed)
     websocket, ///< upgraded: frames in, frames out (ping/idle timers armed)
     closed,    ///< we asked the shard to close; input is ignored
+};
+
+/// Which WebSocket route a connection upgraded on: where its data messages go.
+enum class ws_endpoint : uint8_t {
+    pubsub, ///< docs/protocol.md commands to the pubsub engine; connection::session is set
+    echo,   ///< --echo: every message is sent back as it came
 };
 
 /// One connection's protocol state; allocated at accept, freed in on_closed().
@@ -25,29 +40,44 @@ struct connection {
     uint64_t last_rx_ms = 0;   ///< last inbound bytes (any), the liveness clock
     uint64_t ping_sent_ms = 0; ///< when the outstanding ping left; 0: none outstanding
     phase state = phase::http;
+    /// Set at the upgrade; meaningful in phase::websocket only.
+    ws_endpoint endpoint = ws_endpoint::echo;
     /// An /api/ request is waiting for other shards; nothing else may be answered first.
     bool awaiting = false;
     /// A response went out and the connection stayed open: it is a keep-alive connection.
     bool kept_alive = false;
-    /// Accepted on the --api-listen socket: serves /api/ and /healthz only.
-    bool api_listener = false;
+    /// The socket that accepted it: with --api-listen, the API listener serves /api/ and
+    /// /healthz only (the route table's listeners column).
+    core::listener listener = core::listener::main;
+    /// What the connection may do (the route table's restricted column): a restricted one,
+    /// accepted beyond the connection cap, gets one answer and is closed.
+    core::admission admission = core::admission::full;
+    /// What the pending /api/ answer may promise, and whether it loses its body (HEAD).
+    http::keep_alive awaiting_ka = http::keep_alive::yes;
+    head_only awaiting_head = head_only::no;
     /// What the parsers held at the last count (the shard's inbound budget), and this
     /// connection's place in gateway::_holders while that is not zero.
     std::size_t held_in = 0;
     uint32_t holder_index = 0;
-    /// Accepted beyond the connection cap (core::admission::restricted): GET /healthz and
-    /// /api/ (where the API lives on this listener) are answered, each closing the
-    /// connection; anything else gets 503.
-    bool restricted = false;
-    http::keep_alive awaiting_ka = http::keep_alive::yes;
+};
+
+/// What a frame handler is given: the upgraded connection the frame arrived on. Valid for
+/// one gateway::read_frames() call.
+struct frame_context {
+    conn_handle h;
+    connection& conn;
 };
 
 /// The page served at "/": a live channel a person can watch and publish to.
 std::string_view demo_page() noexcept;
 
-class gateway final : public core::conn_handler, private ws::frame_sink, private admin::responder {
+/// One per shard, created by make_gateway() and called only from that shard's loop. Not
+/// copyable: the route table views its own _config.
+class gateway final : public core::conn_handler, private admin::responder {
 public:
     gateway(core::conn_io& io, const gateway_config& config);
+    gateway(const gateway&) = delete;
+    gateway& operator=(const gateway&) = delete;
 
     void* on_open(conn_handle h, core::listener from, core::admission mode) noexcept override;
     void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
@@ -57,11 +87,42 @@ public:
     void on_closed(conn_handle h, void* user) noexcept override;
 
 private:
-    // ws::frame_sink: events for the connection in _current / _current_handle.
-    void on_message(ws::opcode type, std::span<const std::byte> payload) noexcept override;
-    void on_ping(std::span<const std::byte> payload) noexcept override;
-    void on_pong(std::span<const std::byte> payload) noexcept override;
-    void on_close(uint16_t code, std::string_view reason) noexcept override;
+    friend std::vector<route> make_routes(const gateway_config& config);
+
+    // --- route handlers (handlers.cc): one per row of make_routes(), each a route_handler
+    // (routes.h: called only for a request the lookup let through, answers exactly once).
+
+    /// /api/...: hands the request to admin::api. Its answer is sent now, or the connection
+    /// waits (`awaiting`, pipelined bytes stashed) until respond() brings it. Keeps the
+    /// connection for the next request when ctx.ka allows.
+    void serve_api(const request_context& ctx) noexcept;
+    /// The pubsub WebSocket path: with --insecure, 400 for an invalid ?user=; then the
+    /// handshake check (its status on failure); then 101, a pubsub session (a backend one
+    /// when the API key comes as a bearer token) and ctx.rest fed as the first frames. Every
+    /// refusal closes the connection.
+    void serve_pubsub(const request_context& ctx) noexcept;
+    /// --echo PATH: the handshake check (its status on failure, closing), then 101 and
+    /// ctx.rest fed as the first frames; messages come back unchanged.
+    void serve_echo(const request_context& ctx) noexcept;
+    /// /healthz: 200 {"status":"ok"} (application/json).
+    void serve_healthz(const request_context& ctx) noexcept;
+    /// "/": 200, the demo page (text/html).
+    void serve_demo(const request_context& ctx) noexcept;
+
+    // --- WebSocket frames, with the connection they arrived on (gateway.cc).
+
+    /// Adapts ws::frame_sink's events of one read to the frame handlers below.
+    class frame_events;
+    /// A complete data message: to the connection's endpoint (pubsub_message, echo_message).
+    void on_message(const frame_context& f, ws::opcode type,
+                    std::span<const std::byte> payload) noexcept;
+    /// Text to the pubsub engine as a command; binary closes with 1003.
+    void pubsub_message(const frame_context& f, ws::opcode type,
+                        std::span<const std::byte> payload) noexcept;
+    void echo_message(const frame_context& f, ws::opcode type,
+                      std::span<const std::byte> payload) noexcept;
+    void on_ping(const frame_context& f, std::span<const std::byte> payload) noexcept;
+    void on_close(const frame_context& f, uint16_t code) noexcept;
 
     // admin::responder: an API answer that waited for other shards.
     void respond(conn_handle h, std::string response) noexcept override;
@@ -76,26 +137,33 @@ private:
     void forget_inbound(connection& c) noexcept;
 
     void read_http(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
-    /// Answers one complete request; returns true when the connection stays in HTTP.
+    /// Answers one complete request: looks it up in _routes and runs the row's handler, or
+    /// sends the lookup's refusal. Returns true when the connection stays in HTTP (then the
+    /// bytes after the request, `rest`, are the next request's).
     bool answer(conn_handle h, connection& c, const http::request& req,
                 std::span<std::byte> rest) noexcept;
-    void upgrade(conn_handle h, connection& c, const http::request& req) noexcept;
-    bool upgrade_pubsub(conn_handle h, connection& c, const http::request& req,
-                        std::span<std::byte> rest) noexcept;
-    bool call_api(conn_handle h, connection& c, const http::request& req, http::keep_alive ka);
+    /// Sends the 101 for ctx.req (which it invalidates: the HTTP parser goes) and moves the
+    /// connection to phase::websocket, bound to `endpoint`.
+    void upgrade(const request_context& ctx, ws_endpoint endpoint) noexcept;
     void read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
-    void send_response(conn_handle h, connection& c, std::string response,
-                       http::keep_alive ka) noexcept;
+    /// Sends `response` (headers only for head_only::yes); keep_alive::no closes after it,
+    /// yes re-arms the keep-alive idle timer.
+    void send_response(conn_handle h, connection& c, std::string response, http::keep_alive ka,
+                       head_only head) noexcept;
+    /// send_response for a route handler's answer: ctx's keep-alive and HEAD.
+    void reply(const request_context& ctx, std::string response) noexcept;
     void close_websocket(conn_handle h, connection& c, ws::close_code code,
                          std::string_view reason) noexcept;
     void arm_liveness_timer(conn_handle h, const connection& c) noexcept;
 
     core::conn_io& _io;
     gateway_config _config;
-    conn_handle _current_handle{};
-    connection* _current = nullptr;
-    bool _head_only = false; // answering a HEAD request: responses lose their body
-    bool _in_api = false;    // inside api::handle(): a respond() now is synchronous
+    /// make_routes(_config), built once; rows view _config's strings.
+    std::vector<route> _routes;
+    /// Inside api::handle(): a respond() now is synchronous and must not replay stashed
+    /// requests (that would re-enter the API). A guard on the call stack, not request state
+    /// (admin::responder::respond() is given only a handle).
+    bool _in_api = false;
     /// Connections whose parser holds heap (held_in > 0), for the budget's eviction.
     std::vector<std::pair<conn_handle, connection*>> _holders;
     std::size_t _inbound_held = 0;

@@ -1,0 +1,77 @@
+// The route handlers: one gateway member per row of make_routes() (routes.cc), each given
+// its request_context by gateway::answer() after the lookup let the request through. Their
+// contracts are in gateway.h; what they share is in routes.h (route_handler).
+#include "gateway.h"
+
+namespace ringcast::net {
+
+void gateway::serve_api(const request_context& ctx) noexcept {
+    connection& c = ctx.conn;
+    c.awaiting = true;
+    c.awaiting_ka = ctx.ka;
+    c.awaiting_head = ctx.head;
+    _in_api = true;
+    auto response = _api.handle(ctx.h, ctx.req, ctx.ka);
+    _in_api = false;
+    if (response) {
+        c.awaiting = false;
+        reply(ctx, std::move(*response));
+    }
+}
+
+void gateway::serve_pubsub(const request_context& ctx) noexcept {
+    const http::request& req = ctx.req;
+    const std::string_view user = _config.insecure ? req.query_param("user") : std::string_view();
+    if (!user.empty() && !pubsub::valid_user_id(user)) {
+        send_response(ctx.h, ctx.conn,
+                      http::make_error_response(400,
+                                                "user must be 1-64 characters of A-Za-z0-9_.@-",
+                                                http::keep_alive::no),
+                      http::keep_alive::no, ctx.head);
+        return;
+    }
+    const http::upgrade_check check = http::check_upgrade(req);
+    if (check.status != 101) {
+        send_response(ctx.h, ctx.conn,
+                      http::make_error_response(check.status, check.reason, http::keep_alive::no),
+                      http::keep_alive::no, ctx.head);
+        return;
+    }
+    // A backend feed: the API key as a bearer token, only when a key is configured. Never
+    // from the query string: URLs end up in proxy and access logs, browser history and
+    // Referer headers (a backend is not a browser and can set the header).
+    const bool backend = admin::bearer_matches(req, _config.api.api_key);
+    // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
+    const std::string user_id(user);
+    upgrade(ctx, ws_endpoint::pubsub);
+    ctx.conn.session = std::make_unique<pubsub::session>();
+    _engine.open_session(ctx.h, *ctx.conn.session, user_id, backend);
+    // Frames the client sent right behind its request arrived in the same read.
+    if (!ctx.rest.empty()) {
+        read_frames(ctx.h, ctx.conn, ctx.rest);
+    }
+}
+
+void gateway::serve_echo(const request_context& ctx) noexcept {
+    const http::upgrade_check check = http::check_upgrade(ctx.req);
+    if (check.status != 101) {
+        send_response(ctx.h, ctx.conn,
+                      http::make_error_response(check.status, check.reason, http::keep_alive::no),
+                      http::keep_alive::no, ctx.head);
+        return;
+    }
+    upgrade(ctx, ws_endpoint::echo);
+    if (!ctx.rest.empty()) {
+        read_frames(ctx.h, ctx.conn, ctx.rest);
+    }
+}
+
+void gateway::serve_healthz(const request_context& ctx) noexcept {
+    reply(ctx, http::make_response(200, "application/json", "{\"status\":\"ok\"}\n", ctx.ka));
+}
+
+void gateway::serve_demo(const request_context& ctx) noexcept {
+    reply(ctx, http::make_response(200, "text/html; charset=utf-8", demo_page(), ctx.ka));
+}
+
+} // namespace ringcast::net

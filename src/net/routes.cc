@@ -1,0 +1,127 @@
+// The route table (make_routes) and its lookup (find_route): see routes.h. The handlers the
+// rows name are gateway members, defined in handlers.cc.
+#include "routes.h"
+
+#include "gateway.h"
+
+namespace ringcast::net {
+
+namespace {
+
+bool matches(const route& row, std::string_view path) noexcept {
+    switch (row.match) {
+    case path_match::exact:
+        return path == row.path;
+    case path_match::prefix:
+        return path.starts_with(row.path);
+    }
+    return false;
+}
+
+bool served_on(route_listeners where, core::listener from) noexcept {
+    switch (from) {
+    case core::listener::main:
+        return where != route_listeners::api;
+    case core::listener::api:
+        return where != route_listeners::main;
+    }
+    return false;
+}
+
+bool allows(route_methods methods, std::string_view method) noexcept {
+    switch (methods) {
+    case route_methods::get:
+        return method == "GET" || method == "HEAD";
+    case route_methods::any:
+        return true;
+    }
+    return false;
+}
+
+/// 404 for a path that is not served on listener `from`: where to look instead.
+std::string_view not_here(core::listener from) noexcept {
+    switch (from) {
+    case core::listener::main:
+        return "the API is on --api-listen";
+    case core::listener::api:
+        return "the API listener serves /api/ only";
+    }
+    return {};
+}
+
+bool restricted(core::admission mode) noexcept {
+    switch (mode) {
+    case core::admission::full:
+        return false;
+    case core::admission::restricted:
+        return true;
+    }
+    return true;
+}
+
+} // namespace
+
+route_match find_route(std::span<const route> table, std::string_view method, std::string_view path,
+                       core::listener from, core::admission mode) noexcept {
+    const route* row = nullptr;
+    for (const route& r : table) {
+        if (matches(r, path)) {
+            row = &r;
+            break;
+        }
+    }
+    if (restricted(mode) && (row == nullptr || row->restricted == when_restricted::refused ||
+                             !served_on(row->listeners, from))) {
+        // Over the connection cap: what keeps the server observable is served; a client (an
+        // upgrade included) is told to come back.
+        return {route_status::restricted, row, 503,
+                "too many connections on this server; retry later"};
+    }
+    if (row == nullptr) {
+        return {route_status::not_found, nullptr, 404,
+                from == core::listener::api ? not_here(from) : "no such path"};
+    }
+    if (!served_on(row->listeners, from)) {
+        return {route_status::wrong_listener, row, 404, not_here(from)};
+    }
+    if (!allows(row->methods, method)) {
+        return {route_status::method_not_allowed, row, 405, "use GET"};
+    }
+    return {route_status::found, row, 0, {}};
+}
+
+std::vector<route> make_routes(const gateway_config& config) {
+    using enum path_match;
+    using enum route_methods;
+    using enum when_restricted;
+    constexpr route_kind plain = route_kind::http;
+    constexpr route_kind upgrade = route_kind::websocket;
+    constexpr route_listeners on_main = route_listeners::main;
+    constexpr route_listeners on_both = route_listeners::both;
+    // With --api-listen the API lives on its own socket, which serves nothing else but
+    // /healthz; without it, on the main listener.
+    const route_listeners on_api_home = config.separate_api ? route_listeners::api : on_main;
+    // Table order is lookup order: the first row whose path matches wins. The app refuses an
+    // --echo path another row serves ('/', '/healthz', '/ws', under /api/).
+    // clang-format off
+    const route rows[] = {
+    //   path              match   methods kind     restricted listeners   handler
+        {"/api/",          prefix, any,    plain,   served,    on_api_home, &gateway::serve_api},
+        {config.ws_path,   exact,  any,    upgrade, refused,   on_main,    &gateway::serve_pubsub},
+        {config.echo_path, exact,  any,    upgrade, refused,   on_main,    &gateway::serve_echo},
+        {"/healthz",       exact,  get,    plain,   served,    on_both,    &gateway::serve_healthz},
+        {"/",              exact,  get,    plain,   refused,   on_main,    &gateway::serve_demo},
+    };
+    // clang-format on
+    std::vector<route> table;
+    table.reserve(std::size(rows));
+    for (const route& r : rows) {
+        // An empty path is a route switched off (no --echo); a request's path never is.
+        if (!r.path.empty()) {
+            table.push_back(r);
+        }
+    }
+    return table;
+}
+
+} // namespace ringcast::net
