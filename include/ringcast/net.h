@@ -45,8 +45,8 @@ result<endpoint, std::string> parse_endpoint(std::string_view text);
 
 /// Opens `count` listening sockets bound to `where` with SO_REUSEPORT, so the kernel spreads
 /// new connections over the shards. Port 0 binds an ephemeral port and all sockets share
-/// it. TCP_NODELAY is set on the listeners and inherited by accepted sockets (IO_URING.md
-/// §2.18). Setup only: blocking calls.
+/// it. TCP_NODELAY is set on the listeners and inherited by accepted sockets
+/// (docs/architecture.md "Listeners"). Setup only: blocking calls.
 result<std::vector<int>, std::string> open_listeners(const endpoint& where, std::size_t count);
 
 /// The port a bound socket got.

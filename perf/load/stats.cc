@@ -150,7 +150,7 @@ long sockstat_tcp(std::string_view text, std::string_view word) noexcept {
     return std::strtol(rest.c_str(), nullptr, 10);
 }
 
-// Bytes held by the slab caches a TCP socket allocates (IO_URING.md §1.5: TCP 2368 B,
+// Bytes held by the slab caches a TCP socket allocates (docs/architecture.md "Memory per connection": TCP 2368 B,
 // sock_inode_cache 832 B, plus filp/dentry which are shared with everything else and so
 // left out). /proc/slabinfo is root-only; -1 otherwise.
 long slab_tcp_bytes(std::string_view text) noexcept {

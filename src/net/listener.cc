@@ -1,4 +1,4 @@
-// Listening sockets: one per shard on the same address with SO_REUSEPORT (IO_URING.md §2.17).
+// Listening sockets: one per shard on the same address with SO_REUSEPORT (docs/architecture.md "Listeners").
 #include <ringcast/net.h>
 
 #include <arpa/inet.h>

@@ -183,8 +183,9 @@ void append(std::vector<std::byte>& to, std::span<const std::byte> bytes) {
 
 } // namespace
 
-// 80 bytes: every connection carries one, so idle cost matters (DESIGN §7 budgets a few
-// hundred bytes per idle connection for all of ringcast).
+// 80 bytes: every connection carries one, so idle cost matters (the aim is a few hundred
+// bytes per idle connection for all of ringcast: docs/architecture.md "Memory per
+// connection").
 static_assert(sizeof(frame_parser) <= 80);
 
 frame_parser::frame_parser(role side, parser_limits limits) noexcept

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""What untrusted input can make the server hold is bounded (DESIGN §8), seen from outside.
+"""What untrusted input can make the server hold is bounded (docs/architecture.md "Budgets"), seen from outside.
 
 Usage: bounds.py PATH/TO/ringcastd
 Each case starts its own ringcastd (--shards 2) with a small budget so the bound is reached

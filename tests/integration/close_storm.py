@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Closing a connection costs O(its own subscriptions), never O(the shard's channels)
-(DESIGN §8), even when it closes with subscribes still waiting for their home shard.
+(docs/architecture.md "Budgets"), even when it closes with subscribes still waiting for their home shard.
 
 Usage: close_storm.py PATH/TO/ringcastd
 Server: --shards 2 --insecure --max-channels 60. Two rounds of the same size, each

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A subscriber that stops reading must not hurt anyone else (DESIGN §2.7, backpressure).
+"""A subscriber that stops reading must not hurt anyone else (docs/architecture.md "Budgets").
 
 Usage: pubsub_slow_consumer.py PATH/TO/ringcastd
 
