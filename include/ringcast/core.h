@@ -434,7 +434,7 @@ struct shard_counters {
     /// restricted mode (GET /healthz and /api/ only; an upgrade is answered 503), or, with
     /// every spare slot in use, closed unanswered (then counted in refused_unanswered too).
     uint64_t refused = 0;
-    /// Closed at once without an answer: no spare slot left for one (or the API listener's
+    /// Closed at once without an answer: no spare slot left for one (or a reserved listener's
     /// own slots are all in use), so a flood cannot take the slots kept for answers.
     uint64_t refused_unanswered = 0;
     uint64_t refused_address_cap = 0;  ///< over --max-connections-per-ip: 429
@@ -454,6 +454,19 @@ struct shard_counters {
     uint64_t loop_iterations = 0;
 };
 
+/// The timers of a connection: independent deadlines, each on_timer() call says which one
+/// expired. Kept in the shard's timer wheel (10 ms ticks), 16 B per timer per slot, no
+/// kernel timer. Once a connection is closing, its timers are the shard's: liveness then
+/// bounds the close (close_timeout_ms) and the others are disarmed.
+enum class conn_timer : uint8_t {
+    /// The protocol's clock: handshake, keep-alive, ping, pong and idle deadlines.
+    liveness,
+    /// A deadline after which the connection may not stay open (a token's expiry), kept
+    /// apart so that the liveness clock, re-armed on every read, does not move it.
+    expiry,
+};
+inline constexpr uint32_t conn_timer_count = 2;
+
 /// What a connection handler may ask of its shard. Implemented by the shard runtime; every
 /// call is made on the shard's own thread, with a handle the shard gave to this handler.
 /// Calls on a handle whose connection is already closing are ignored.
@@ -464,9 +477,12 @@ public:
     virtual void send(conn_handle h, frame_ref f) noexcept = 0;
     /// Starts closing; the handler's on_closed() follows once the socket is released.
     virtual void close(conn_handle h, close_mode mode) noexcept = 0;
-    /// The connection's one timer: on_timer() runs at or soon after `deadline_ms`
-    /// (monotonic, see now_ms()); replaces an earlier deadline.
-    virtual void set_timer(conn_handle h, uint64_t deadline_ms) noexcept = 0;
+    /// Arms timer `which` of the connection: on_timer(which) runs at or soon after
+    /// `deadline_ms` (monotonic, see now_ms()); replaces that timer's earlier deadline and
+    /// leaves the other timers alone. Ignored once the connection is closing.
+    virtual void set_timer(conn_handle h, conn_timer which, uint64_t deadline_ms) noexcept = 0;
+    /// Disarms timer `which` (nothing happens if it was not armed).
+    virtual void cancel_timer(conn_handle h, conn_timer which) noexcept = 0;
     /// Monotonic milliseconds, read once per loop iteration.
     virtual uint64_t now_ms() const noexcept = 0;
     virtual shard_id id() const noexcept = 0;
@@ -515,8 +531,32 @@ protected:
     virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
 };
 
-/// Which listening socket accepted a connection.
-enum class listener : uint8_t { main, api };
+/// The role of the listening socket that accepted a connection: what the handler serves
+/// there (core treats every role alike; listener_config says how its connections take slots).
+enum class listener : uint8_t {
+    main, ///< --listen: WebSocket clients, the demo page, health, and the API unless api is set
+    api,  ///< --api-listen: the backend API only
+};
+
+/// How a listener's connections take descriptor slots on each shard.
+enum class listener_slots : uint8_t {
+    /// From the connection cap (--max-connections, --max-connections-total), with the
+    /// per-address limits; beyond the cap the refusal slots answer (admission::restricted).
+    capped,
+    /// From the listener's own `reserved_slots`, outside the cap and without per-address
+    /// limits: a backend's or an operator's port that a client flood cannot fill.
+    reserved,
+};
+
+/// One listening address, opened once per shard (SO_REUSEPORT).
+struct listener_config {
+    listener role = listener::main;
+    listener_slots slots = listener_slots::capped;
+    /// listener_slots::reserved: slots of each shard only this listener uses.
+    uint32_t reserved_slots = 0;
+    /// One bound, listening socket per shard (the shard closes it when it ends).
+    std::vector<int> fds;
+};
 
 /// What a new connection may do (decided at accept, before the handler sees it).
 enum class admission : uint8_t {
@@ -534,12 +574,6 @@ enum class admission : uint8_t {
 /// hold much (each lasts one request, bounded by the handshake and close timeouts).
 inline constexpr uint32_t refusal_slots = 64;
 
-/// Slots of each shard only the --api-listen listener uses, on top of the connection cap
-/// (its connections no longer count toward the cap): a backend keeps reaching the API while
-/// clients fill the table. 1024 keep-alive API connections per shard is more than a fleet
-/// of backend workers holds, for 1024 descriptor-table entries.
-inline constexpr uint32_t api_slots = 1024;
-
 /// Single-shot accepts kept armed per listener, each with its own address buffer (the peer
 /// address is why they are not one multishot accept: docs/decisions.md "Edge hardening").
 /// It is also the most connections one listener hands over per loop pass: 16 drains a
@@ -547,12 +581,16 @@ inline constexpr uint32_t api_slots = 1024;
 /// pass can take only to close them (descriptor_slots()).
 inline constexpr uint32_t accepts_per_listener = 16;
 
-/// Direct-descriptor slots a shard's table needs: the cap, the spare slots, the API
+/// Direct-descriptor slots a shard's table needs: the cap, the spare slots, each reserved
 /// listener's own, and one per armed accept (a connection accepted only to be closed holds
 /// its slot until the close is submitted in the next pass).
-constexpr uint32_t descriptor_slots(uint32_t max_connections, bool api_listener) noexcept {
-    return max_connections + refusal_slots + (api_listener ? api_slots : 0) +
-           accepts_per_listener * (api_listener ? 2 : 1);
+constexpr uint32_t descriptor_slots(uint32_t max_connections,
+                                    std::span<const listener_config> listeners) noexcept {
+    uint32_t slots = max_connections + refusal_slots;
+    for (const listener_config& l : listeners) {
+        slots += accepts_per_listener + (l.slots == listener_slots::reserved ? l.reserved_slots : 0);
+    }
+    return slots;
 }
 
 /// Limits per client address, process-wide (--max-connections-per-ip,
@@ -583,8 +621,9 @@ public:
     /// Received bytes, valid only during the call (the buffer returns to the kernel after).
     /// The span is writable so parsers can unmask in place.
     virtual void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept = 0;
-    /// The deadline set with conn_io::set_timer() has passed.
-    virtual void on_timer(conn_handle h, void* user) noexcept = 0;
+    /// The deadline of timer `which` set with conn_io::set_timer() has passed (the timer is
+    /// disarmed; the handler may arm it again).
+    virtual void on_timer(conn_handle h, void* user, conn_timer which) noexcept = 0;
     /// The shard is stopping: say goodbye (e.g. close 1001) and close the connection.
     virtual void on_shutdown(conn_handle h, void* user) noexcept = 0;
     /// The shard's queued output is over its budget and this connection holds the most:
@@ -597,10 +636,12 @@ public:
 
 /// How ringcastd's shards are laid out; filled by src/app from flags.
 struct runtime_config {
-    /// Listening sockets, one per shard, already bound and listening (SO_REUSEPORT).
-    std::vector<int> listen_fds;
-    /// A second set for the backend API (--api-listen), one per shard, or empty.
-    std::vector<int> api_listen_fds;
+    /// The listening addresses, each with one socket per shard; at least one, all with the
+    /// same number of sockets, which is the number of shards.
+    std::vector<listener_config> listeners;
+    unsigned shards() const noexcept {
+        return listeners.empty() ? 0 : static_cast<unsigned>(listeners.front().fds.size());
+    }
     /// CPU for each shard (pinned); -1 leaves a shard unpinned.
     std::vector<int> cpus;
     /// Connections per shard in full mode (src/app fills it: --max-connections, or 65536
@@ -641,8 +682,8 @@ struct stop_token {
     std::atomic<bool> requested{false};
 };
 
-/// Starts one pinned thread per listen fd, each with its own io_uring, and returns when all
-/// of them have set up their rings (or one failed: the error names the shard and reason).
+/// Starts one pinned thread per shard (config.shards()), each with its own io_uring, and
+/// returns when all of them have set up their rings (or one failed: the error names the shard and reason).
 /// The shards run until `stop` is requested; join with wait_shards().
 class shard_group;
 struct shard_group_deleter {

@@ -18,6 +18,13 @@ using namespace ringcast;
 
 namespace {
 
+/// Slots of each shard only the --api-listen listener uses, on top of the connection cap
+/// (its connections do not count toward the cap): a backend keeps reaching the API while
+/// clients fill the table. 1024 keep-alive API connections per shard is more than a fleet
+/// of backend workers holds, for 1024 descriptor-table entries.
+constexpr uint32_t api_reserved_slots = 1024;
+
+
 /// Raises RLIMIT_NOFILE to its hard limit: every shard's direct-descriptor table counts
 /// against it. Returns the limit in force.
 rlim_t raise_nofile() noexcept {
@@ -69,7 +76,13 @@ int run(int argc, char** argv) {
     const rlim_t nofile = raise_nofile();
     // Each shard's descriptor table (the cap plus the slots kept beyond it) counts against
     // RLIMIT_NOFILE.
-    const rlim_t beyond_cap = core::descriptor_slots(0, cfg.api_listen.has_value());
+    // The listeners, their sockets opened below once the configuration is known good.
+    cfg.runtime.listeners.push_back({core::listener::main, core::listener_slots::capped, 0, {}});
+    if (cfg.api_listen) {
+        cfg.runtime.listeners.push_back(
+            {core::listener::api, core::listener_slots::reserved, api_reserved_slots, {}});
+    }
+    const rlim_t beyond_cap = core::descriptor_slots(0, cfg.runtime.listeners);
     const rlim_t usable = nofile > beyond_cap ? nofile - beyond_cap : 1;
     const bool max_connections_given = app::given(cfg, "max-connections");
     if (cfg.runtime.max_connections_per_shard > usable) {
@@ -111,14 +124,14 @@ int run(int argc, char** argv) {
         std::fprintf(stderr, "ringcastd: %s\n", fds.error().c_str());
         return 1;
     }
-    cfg.runtime.listen_fds = *fds;
+    cfg.runtime.listeners[0].fds = *fds;
     if (cfg.api_listen) {
         auto api_fds = net::open_listeners(*cfg.api_listen, shards);
         if (!api_fds) {
             std::fprintf(stderr, "ringcastd: --api-listen: %s\n", api_fds.error().c_str());
             return 1;
         }
-        cfg.runtime.api_listen_fds = *api_fds;
+        cfg.runtime.listeners[1].fds = *api_fds;
     }
     // What a connection over a per-address limit gets (docs/protocol.md "Connection
     // limits"); one beyond --max-connections is answered by the gateway (restricted mode).
@@ -152,7 +165,7 @@ int run(int argc, char** argv) {
                 gateway.echo_path.empty() ? "" : ", echo on ", gateway.echo_path.c_str());
     if (cfg.api_listen) {
         std::printf("ringcastd: api on %s:%u\n", cfg.api_listen->host.c_str(),
-                    unsigned(net::local_port(cfg.runtime.api_listen_fds.front())));
+                    unsigned(net::local_port(cfg.runtime.listeners[1].fds.front())));
     }
     if (cfg.api_key_source.empty()) {
         std::printf("ringcastd: no API key (--api-key-file or %s): /api/ answers loopback "

@@ -1,6 +1,6 @@
 // The shard's provided-buffer ring: one pool of receive buffers shared by every connection
 // of the shard. The kernel picks a buffer only when data arrives, so an idle connection
-// holds no receive memory (IO_URING.md §2.6).
+// holds no receive memory (docs/architecture.md "Provided buffers and ENOBUFS").
 //
 //   kernel owns ──recv CQE (bid)──► we own ──parse, copy leftovers──► recycle(bid) ──┐
 //        ▲                                                                            │
@@ -25,7 +25,7 @@ public:
     /// 4 KiB buffers: a page, fits any client command or control frame in one completion
     /// while large messages arrive in few pieces.
     static constexpr std::size_t buffer_bytes = 4096;
-    /// 1024 buffers (4 MiB per shard): IO_URING.md §2.15 measured zero ENOBUFS for 9 000
+    /// 1024 buffers (4 MiB per shard): docs/architecture.md "Provided buffers and ENOBUFS": measured zero ENOBUFS for 9 000
     /// busy connections with 256 buffers when waits stay small; 4x that covers bursts.
     static constexpr unsigned buffer_count = 1024;
     static constexpr uint16_t group_id = 0;

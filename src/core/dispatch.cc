@@ -13,8 +13,8 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
     const auto [o, h] = decode(cqe.user_data);
     switch (o) {
     case op::accept:
-        // slot: the listener; generation: which of its accept buffers.
-        return on_accept(static_cast<listener>(h.slot), h.generation, cqe);
+        // slot: the listener's index; generation: which of its accept buffers.
+        return on_accept(h.slot, h.generation, cqe);
     case op::recv:
         return on_recv(h, cqe);
     case op::send:
@@ -32,12 +32,13 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
                  static_cast<unsigned long long>(cqe.user_data));
 }
 
-void shard::on_accept(listener which, uint32_t index, const io_uring_cqe& cqe) noexcept {
-    RINGCAST_ASSERT(size_t(which) < _accept_buffers.size() && index < accepts_per_listener);
-    accept_buffer& b = _accept_buffers[size_t(which)][index];
+void shard::on_accept(uint32_t listener_index, uint32_t index, const io_uring_cqe& cqe) noexcept {
+    RINGCAST_ASSERT(listener_index < _listeners.size() && index < accepts_per_listener);
+    listener_state& l = _listeners[listener_index];
+    accept_buffer& b = l.buffers[index];
     RINGCAST_ASSERT(b.armed);
     b.armed = false;
-    --_accept_armed[size_t(which)];
+    --l.armed;
     if (cqe.res < 0) {
         if (cqe.res == -ECANCELED) {
             return;
@@ -57,14 +58,16 @@ void shard::on_accept(listener which, uint32_t index, const io_uring_cqe& cqe) n
         std::fprintf(stderr, "ringcastd: shard %u: accept: %s\n", unsigned(_id),
                      std::strerror(-cqe.res));
     } else {
-        admit(which, static_cast<uint32_t>(cqe.res), to_peer_address(b.addr, b.len));
+        admit(listener_index, static_cast<uint32_t>(cqe.res), to_peer_address(b.addr, b.len));
     }
     if (!_accept_paused && !_stopping) {
-        prep_accept(which, index);
+        prep_accept(listener_index, index);
     }
 }
 
-void shard::admit(listener which, uint32_t file_index, const peer_address& peer) noexcept {
+void shard::admit(uint32_t listener_index, uint32_t file_index, const peer_address& peer) noexcept {
+    listener_state& l = _listeners[listener_index];
+    const listener which = l.config->role;
     conn* c = _conns.allocate();
     if (c == nullptr) {
         // Cannot happen while the table is sized by descriptor_slots(); if it does, the
@@ -78,19 +81,23 @@ void shard::admit(listener which, uint32_t file_index, const peer_address& peer)
     ++_counters.accepted;
     const conn_handle h = _conns.handle(*c);
     slot_admission& a = _admitted[h.slot];
-    a = slot_admission{peer, slot_use::none, nullptr};
+    a = slot_admission{peer, slot_use::none, static_cast<uint8_t>(listener_index), nullptr};
     if (_stopping) {
         begin_teardown(*c);
         return;
     }
-    if (which == listener::api) {
-        // The backend's listener: its own slots, no per-address limits (docs/decisions.md).
-        if (_api_connections >= api_slots) {
-            return refuse_unanswered(*c);
+    switch (l.config->slots) {
+    case listener_slots::reserved:
+        // A backend's or operator's listener: its own slots, no per-address limits
+        // (docs/decisions.md "Edge hardening").
+        if (l.reserved_in_use >= l.config->reserved_slots) {
+            return refuse_unanswered(*c, "a reserved listener's own slots are all in use");
         }
-        ++_api_connections;
-        a.use = slot_use::api;
+        ++l.reserved_in_use;
+        a.use = slot_use::reserved;
         return open_connection(*c, which, admission::full);
+    case listener_slots::capped:
+        break;
     }
     const address_table::admission verdict = _addresses.admit(key_of(peer), _now_ms);
     _counters.address_evictions = _addresses.evictions();
@@ -106,7 +113,7 @@ void shard::admit(listener which, uint32_t file_index, const peer_address& peer)
         ++(cap ? _counters.refused_address_cap : _counters.refused_address_rate);
         if (_log_address.due(_now_ms)) {
             const address_limits limits =
-                per_shard(_config.per_address, unsigned(_config.listen_fds.size()));
+                per_shard(_config.per_address, _config.shards());
             std::fprintf(stderr,
                          "ringcastd: shard %u: refusing connections from %s: over %s (%u on "
                          "this shard); %llu other per-address refusals since the last line\n",
@@ -129,7 +136,7 @@ void shard::admit(listener which, uint32_t file_index, const peer_address& peer)
     _gauge.connections.fetch_sub(1, std::memory_order_relaxed);
     ++_counters.refused;
     if (_spare_connections >= refusal_slots) {
-        return refuse_unanswered(*c);
+        return refuse_unanswered(*c, "every spare slot in use");
     }
     if (_log_restricted.due(_now_ms)) {
         std::fprintf(stderr,
@@ -153,7 +160,7 @@ void shard::open_connection(conn& c, listener which, admission mode) noexcept {
 
 void shard::refuse_with(conn& c, const std::string& refusal) noexcept {
     if (refusal.empty() || _spare_connections >= refusal_slots) {
-        return refuse_unanswered(c);
+        return refuse_unanswered(c, "every spare slot in use");
     }
     // Say why from a spare slot, then close; the handler never sees it (user stays null).
     ++_spare_connections;
@@ -165,13 +172,14 @@ void shard::refuse_with(conn& c, const std::string& refusal) noexcept {
     }
 }
 
-void shard::refuse_unanswered(conn& c) noexcept {
+void shard::refuse_unanswered(conn& c, const char* why) noexcept {
     ++_counters.refused_unanswered;
     if (_log_unanswered.due(_now_ms)) {
         std::fprintf(stderr,
-                     "ringcastd: shard %u: every spare slot in use: closing new connections "
-                     "unanswered; %llu more since the last line\n",
-                     unsigned(_id), static_cast<unsigned long long>(_log_unanswered.suppressed()));
+                     "ringcastd: shard %u: %s: closing new connections unanswered; %llu more "
+                     "since the last line\n",
+                     unsigned(_id), why,
+                     static_cast<unsigned long long>(_log_unanswered.suppressed()));
     }
     begin_teardown(c);
 }
@@ -188,8 +196,8 @@ void shard::forget_admission(uint32_t slot) noexcept {
     case slot_use::spare:
         --_spare_connections;
         break;
-    case slot_use::api:
-        --_api_connections;
+    case slot_use::reserved:
+        --_listeners[a.listener_index].reserved_in_use;
         break;
     }
     if (a.address_entry != nullptr) {
@@ -233,7 +241,7 @@ void shard::on_recv(conn_handle h, const io_uring_cqe& cqe) noexcept {
         begin_teardown(*c);
     } else if (cqe.res == -ENOBUFS) {
         // The shard's buffer pool ran dry; recycled buffers are published before the
-        // re-arm in rearm_receives() (IO_URING.md §2.15).
+        // re-arm in rearm_receives() (docs/architecture.md "Provided buffers and ENOBUFS").
         ++_counters.recv_enobufs;
     }
     if (c == nullptr) {

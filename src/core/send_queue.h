@@ -35,7 +35,7 @@ public:
     std::size_t queued_bytes() const noexcept { return _queued_bytes; }
     /// What the queue costs in memory accounting: the bytes still to send plus
     /// frame_overhead_bytes per queued frame, so ten thousand 30-byte replies count as the
-    /// ~1 MB they hold, not 300 KB (DESIGN's budgets count replies with their overhead).
+    /// ~1 MB they hold, not 300 KB (the budgets count replies with their overhead: docs/architecture.md "Budgets").
     std::size_t cost_bytes() const noexcept { return _queued_bytes + _count * frame_overhead_bytes; }
 
     /// What one queued frame holds besides its wire bytes: the 24-byte frame header, the

@@ -33,25 +33,30 @@ uint64_t monotonic_ms() noexcept {
 }
 } // namespace
 
-shard::shard(shard_id id, const runtime_config& config, std::array<int, 2> listen_fds,
-             stop_token& stop, mesh& m, process_gauge& gauge)
-    : _id(id), _config(config), _listen_fds(listen_fds), _stop(stop), _mesh(m), _gauge(gauge),
+shard::shard(shard_id id, const runtime_config& config, stop_token& stop, mesh& m,
+             process_gauge& gauge)
+    : _id(id), _config(config), _stop(stop), _mesh(m), _gauge(gauge),
       _port(m, unsigned(id), [this](unsigned target) { prep_doorbell(target); }),
-      _conns(descriptor_slots(config.max_connections_per_shard, listen_fds[1] >= 0)),
-      _timers(_conns.capacity(), monotonic_ms()),
-      _addresses(per_shard(config.per_address, unsigned(config.listen_fds.size())),
-                 _conns.capacity()) {
+      _conns(descriptor_slots(config.max_connections_per_shard, config.listeners)),
+      _timers(_conns.capacity() * conn_timer_count, monotonic_ms()),
+      _addresses(per_shard(config.per_address, config.shards()), _conns.capacity()) {
     _now_ms = monotonic_ms();
     _admitted.resize(_conns.capacity());
+    // The listener index travels in an accept's user_data and in slot_admission.
+    RINGCAST_ASSERT(config.listeners.size() <= UINT8_MAX);
+    for (const listener_config& l : config.listeners) {
+        RINGCAST_ASSERT(l.fds.size() == config.shards());
+        auto& state = _listeners.emplace_back();
+        state.config = &l;
+        state.fd = l.fds[unsigned(id)];
+    }
 }
 
 shard::~shard() {
     // The handler may hold frames; release it before the ring and buffers go away.
     _handler.reset();
-    for (const int fd : _listen_fds) {
-        if (fd >= 0) {
-            ::close(fd);
-        }
+    for (const listener_state& l : _listeners) {
+        ::close(l.fd);
     }
 }
 
@@ -164,16 +169,19 @@ void shard::send_to_shard(shard_id to, mesh_message msg) noexcept {
 }
 
 void shard::run_timers() noexcept {
-    _timers.advance(_now_ms, [this](uint32_t slot) {
-        conn& c = _conns.at(slot);
+    _timers.advance(_now_ms, [this](uint32_t id) {
+        conn& c = _conns.at(id / conn_timer_count);
         const conn_handle h = _conns.handle(c);
+        const auto which = static_cast<conn_timer>(id % conn_timer_count);
         switch (c.state) {
         case conn_state::open:
-            _handler->on_timer(h, c.user);
+            _handler->on_timer(h, c.user, which);
             break;
         case conn_state::draining:
         case conn_state::lingering:
-            // The close timeout: the peer neither drained our output nor closed its side.
+            // The close timeout (close() disarmed every other timer): the peer neither
+            // drained our output nor closed its side.
+            RINGCAST_DEBUG_ASSERT(which == conn_timer::liveness);
             begin_teardown(c);
             break;
         case conn_state::closing:
@@ -281,7 +289,8 @@ bool shard::finished() noexcept {
             return true;
         }
     }
-    return _conns.live() == 0 && !_accept_armed[0] && !_accept_armed[1];
+    return _conns.live() == 0 && std::all_of(_listeners.begin(), _listeners.end(),
+                                             [](const listener_state& l) { return l.armed == 0; });
 }
 
 // --- conn_io ------------------------------------------------------------------------------
@@ -304,7 +313,7 @@ void shard::send(conn_handle h, frame_ref f) noexcept {
     push_output(*c, std::move(f));
     if (c->out.cost_bytes() > _config.read_pause_bytes && !c->recv_paused) {
         // The peer is not reading what we send: stop reading what it sends until the
-        // backlog drains (DESIGN §2.7), so its input cannot grow our output without bound.
+        // backlog drains (docs/architecture.md "Budgets"), so its input cannot grow our output without bound.
         c->recv_paused = true;
         ++_counters.read_pauses;
         if (c->recv_armed) {
@@ -323,16 +332,30 @@ void shard::close(conn_handle h, close_mode mode) noexcept {
         return;
     }
     c->state = conn_state::draining;
-    _timers.schedule(h.slot, _now_ms + _config.close_timeout_ms);
+    cancel_timers(h.slot);
+    _timers.schedule(timer_id(h.slot, conn_timer::liveness), _now_ms + _config.close_timeout_ms);
     if (!c->send_in_flight && c->out.empty()) {
         begin_lingering(*c);
     }
 }
 
-void shard::set_timer(conn_handle h, uint64_t deadline_ms) noexcept {
+void shard::set_timer(conn_handle h, conn_timer which, uint64_t deadline_ms) noexcept {
     conn* c = _conns.get(h);
     if (c != nullptr && c->state == conn_state::open) {
-        _timers.schedule(h.slot, deadline_ms);
+        _timers.schedule(timer_id(h.slot, which), deadline_ms);
+    }
+}
+
+void shard::cancel_timer(conn_handle h, conn_timer which) noexcept {
+    conn* c = _conns.get(h);
+    if (c != nullptr && c->state == conn_state::open) {
+        _timers.cancel(timer_id(h.slot, which));
+    }
+}
+
+void shard::cancel_timers(uint32_t slot) noexcept {
+    for (uint32_t which = 0; which < conn_timer_count; ++which) {
+        _timers.cancel(slot * conn_timer_count + which);
     }
 }
 
@@ -372,7 +395,7 @@ void shard::begin_teardown(conn& c) noexcept {
         return;
     }
     c.state = conn_state::closing;
-    _timers.cancel(_conns.handle(c).slot);
+    cancel_timers(_conns.handle(c).slot);
     if ((c.recv_armed || c.send_in_flight) && !c.cancel_sent) {
         prep_cancel(c);
     }
@@ -414,21 +437,18 @@ void shard::give_batch(send_batch* b) noexcept {
 // --- SQE builders -------------------------------------------------------------------------
 
 void shard::arm_accepts() noexcept {
-    for (const listener which : {listener::main, listener::api}) {
-        if (_listen_fds[size_t(which)] < 0) {
-            continue;
-        }
+    for (uint32_t l = 0; l < _listeners.size(); ++l) {
         for (uint32_t index = 0; index < accepts_per_listener; ++index) {
-            if (!_accept_buffers[size_t(which)][index].armed) {
-                prep_accept(which, index);
+            if (!_listeners[l].buffers[index].armed) {
+                prep_accept(l, index);
             }
         }
     }
 }
 
-void shard::prep_accept(listener which, uint32_t index) noexcept {
-    const auto w = static_cast<uint32_t>(which);
-    accept_buffer& b = _accept_buffers[w][index];
+void shard::prep_accept(uint32_t listener_index, uint32_t index) noexcept {
+    listener_state& l = _listeners[listener_index];
+    accept_buffer& b = l.buffers[index];
     b.len = sizeof(b.addr);
     io_uring_sqe* sqe = _ring.get_sqe();
     // Single-shot, so the kernel writes this connection's peer address into this buffer
@@ -437,17 +457,17 @@ void shard::prep_accept(listener which, uint32_t index) noexcept {
     // process fd per connection (RLIMIT_NOFILE is not the cap; the table size is). The
     // field is set directly because liburing 2.3 and later disagree on how the helper
     // encodes "pick a slot".
-    io_uring_prep_accept(sqe, _listen_fds[w], reinterpret_cast<sockaddr*>(&b.addr), &b.len, 0);
+    io_uring_prep_accept(sqe, l.fd, reinterpret_cast<sockaddr*>(&b.addr), &b.len, 0);
     sqe->file_index = IORING_FILE_INDEX_ALLOC;
-    io_uring_sqe_set_data64(sqe, encode(op::accept, {w, index}));
+    io_uring_sqe_set_data64(sqe, encode(op::accept, {listener_index, index}));
     b.armed = true;
-    ++_accept_armed[w];
+    ++l.armed;
 }
 
 void shard::cancel_accepts() noexcept {
-    for (uint32_t w = 0; w < 2; ++w) {
+    for (uint32_t w = 0; w < _listeners.size(); ++w) {
         for (uint32_t index = 0; index < accepts_per_listener; ++index) {
-            if (_accept_buffers[w][index].armed) {
+            if (_listeners[w].buffers[index].armed) {
                 io_uring_sqe* sqe = _ring.get_sqe();
                 io_uring_prep_cancel64(sqe, encode(op::accept, {w, index}), 0);
                 io_uring_sqe_set_data64(sqe, encode(op::cancel, {}));
@@ -492,7 +512,7 @@ void shard::prep_shutdown(conn& c) noexcept {
 
 void shard::prep_cancel(conn& c) noexcept {
     // Every op still outstanding on this descriptor (the multishot recv holds its own file
-    // reference, so closing alone would not stop it; IO_URING.md §2.13), each cancelled by
+    // reference, so closing alone would not stop it; docs/architecture.md "Teardown and cancellation"), each cancelled by
     // its user_data. Not by descriptor: IORING_ASYNC_CANCEL_FD walks every armed poll of the
     // ring, so closing n connections cost O(n²) (measured: SIGTERM with 19 900 held
     // connections on one shard took ~12 s in io_cancel_req_match; docs/decisions.md).
@@ -525,7 +545,7 @@ void shard::prep_cancel_recv(conn& c) noexcept {
 
 void shard::prep_doorbell(unsigned target) noexcept {
     // MSG_RING posts a CQE (op::wake) into the target's ring, which ends its wait; our own
-    // CQE is skipped unless the doorbell fails (IO_URING.md §2.11).
+    // CQE is skipped unless the doorbell fails (docs/architecture.md "MSG_RING doorbells").
     io_uring_sqe* sqe = _ring.get_sqe();
     io_uring_prep_msg_ring(sqe, _mesh.doorbell(target), 0, encode(op::wake, {}), 0);
     io_uring_sqe_set_data64(sqe, encode(op::wake, {}));

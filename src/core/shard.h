@@ -31,8 +31,9 @@
 
 namespace ringcast::core {
 
-/// Frames gathered into one sendmsg at most. 64 iovecs = 1 KiB per in-flight send; IO_URING
-/// §1.5 measured 32 frames per send already at 0.15 µs/frame against 3 µs for a lone send.
+/// Frames gathered into one sendmsg at most. 64 iovecs = 1 KiB per in-flight send; 32
+/// frames per writev already cost 0.12-0.17 µs each against ~3 µs for a lone send
+/// (docs/architecture.md "Send batching").
 inline constexpr unsigned max_iov_per_send = 64;
 /// Bytes gathered into one sendmsg at most (a single larger frame still goes whole).
 inline constexpr std::size_t max_send_bytes = 256 * 1024;
@@ -57,16 +58,26 @@ struct accept_buffer {
 /// Which budget a connection's slot came from (released with it).
 enum class slot_use : uint8_t {
     none,  ///< not admitted (closed at once, or the shard is stopping)
-    full,  ///< main listener, under the cap: counts toward the cap and the process total
-    spare, ///< one of refusal_slots: restricted mode or a per-address refusal
-    api,   ///< one of the API listener's own api_slots
+    full,     ///< a capped listener, under the cap: counts toward the cap and the total
+    spare,    ///< one of refusal_slots: restricted mode or a per-address refusal
+    reserved, ///< one of a reserved listener's own slots (slot_admission::listener_index)
 };
 
 /// What the shard remembers about a slot's connection besides its conn.
 struct slot_admission {
     peer_address peer;
     slot_use use = slot_use::none;
+    uint8_t listener_index = 0;    ///< which of the shard's listeners accepted it
     void* address_entry = nullptr; ///< address_table::admit()'s handle, or null
+};
+
+/// One listening socket of the shard and the single-shot accepts armed on it.
+struct listener_state {
+    const listener_config* config = nullptr;
+    int fd = -1;
+    uint32_t armed = 0;           ///< accepts outstanding
+    uint32_t reserved_in_use = 0; ///< listener_slots::reserved: slots taken (slot_use::reserved)
+    std::array<accept_buffer, accepts_per_listener> buffers{};
 };
 
 /// The msghdr and iovecs of one in-flight sendmsg; must live until its completion.
@@ -78,8 +89,9 @@ struct send_batch {
 
 class shard final : public conn_io {
 public:
-    shard(shard_id id, const runtime_config& config, std::array<int, 2> listen_fds,
-          stop_token& stop, mesh& m, process_gauge& gauge);
+    /// Shard `id` serves socket `id` of every listener in `config` (and closes them).
+    shard(shard_id id, const runtime_config& config, stop_token& stop, mesh& m,
+          process_gauge& gauge);
     ~shard() override;
 
     /// Sets up the ring, buffer ring and handler; must run on the shard's own thread.
@@ -96,7 +108,8 @@ public:
     // conn_io
     void send(conn_handle h, frame_ref f) noexcept override;
     void close(conn_handle h, close_mode mode) noexcept override;
-    void set_timer(conn_handle h, uint64_t deadline_ms) noexcept override;
+    void set_timer(conn_handle h, conn_timer which, uint64_t deadline_ms) noexcept override;
+    void cancel_timer(conn_handle h, conn_timer which) noexcept override;
     uint64_t now_ms() const noexcept override { return _now_ms; }
     shard_id id() const noexcept override { return _id; }
     unsigned shards() const noexcept override { return _port.shards(); }
@@ -115,6 +128,11 @@ public:
 
 private:
     void send_to_shard(shard_id to, mesh_message msg) noexcept override;
+    /// The wheel's id of timer `which` of `slot`.
+    static uint32_t timer_id(uint32_t slot, conn_timer which) noexcept {
+        return slot * conn_timer_count + static_cast<uint32_t>(which);
+    }
+    void cancel_timers(uint32_t slot) noexcept;
 
     // Loop phases.
     void reap_completions() noexcept;
@@ -128,13 +146,14 @@ private:
 
     // dispatch.cc: one handler per op.
     void dispatch(const io_uring_cqe& cqe) noexcept;
-    void on_accept(listener which, uint32_t index, const io_uring_cqe& cqe) noexcept;
+    void on_accept(uint32_t listener_index, uint32_t index, const io_uring_cqe& cqe) noexcept;
     /// Admission of one accepted descriptor (admission.h): full, restricted, refused.
-    void admit(listener which, uint32_t file_index, const peer_address& peer) noexcept;
+    void admit(uint32_t listener_index, uint32_t file_index, const peer_address& peer) noexcept;
     void open_connection(conn& c, listener which, admission mode) noexcept;
     /// Answers `refusal` from a spare slot and closes; unanswered when none is free.
     void refuse_with(conn& c, const std::string& refusal) noexcept;
-    void refuse_unanswered(conn& c) noexcept;
+    /// Closes `c` without a word (no slot left to answer from); `why` goes to the log.
+    void refuse_unanswered(conn& c, const char* why) noexcept;
     /// Returns the slot's budgets (cap, spare, API slots, its address's count).
     void forget_admission(uint32_t slot) noexcept;
     /// Queues a frame regardless of what the handler knows (the refusal).
@@ -148,7 +167,7 @@ private:
     void on_wake(const io_uring_cqe& cqe) noexcept;
 
     // SQE builders.
-    void prep_accept(listener which, uint32_t index) noexcept;
+    void prep_accept(uint32_t listener_index, uint32_t index) noexcept;
     /// Arms every accept buffer of every listener that is not armed.
     void arm_accepts() noexcept;
     void cancel_accepts() noexcept;
@@ -174,7 +193,6 @@ private:
 
     shard_id _id;
     const runtime_config& _config;
-    std::array<int, 2> _listen_fds; // by listener; -1 when absent
     stop_token& _stop;
     mesh& _mesh;
     process_gauge& _gauge;
@@ -196,13 +214,11 @@ private:
     uint64_t _dirty_since_us = 0; // when the current batch's first frame was queued
     uint64_t _stop_deadline_ms = 0;
     uint64_t _last_completion_ms = 0;    // stopping: when a CQE last arrived (progress)
-    std::array<uint32_t, 2> _accept_armed{}; // accepts outstanding, by listener
-    std::array<std::array<accept_buffer, accepts_per_listener>, 2> _accept_buffers{};
+    std::vector<listener_state> _listeners; // as in runtime_config::listeners
     std::vector<slot_admission> _admitted; // by conn slot
     address_table _addresses;
     uint32_t _full_connections = 0;  // slot_use::full
     uint32_t _spare_connections = 0; // slot_use::spare
-    uint32_t _api_connections = 0;   // slot_use::api
     log_interval _log_address{refusal_log_interval_ms};
     log_interval _log_restricted{refusal_log_interval_ms};
     log_interval _log_unanswered{refusal_log_interval_ms};

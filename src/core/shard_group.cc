@@ -46,7 +46,7 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
                                                   handler_factory factory, stop_token& stop) {
     shard_group_ptr group(new shard_group());
     group->config = config;
-    const std::size_t count = config.listen_fds.size();
+    const std::size_t count = config.shards();
     group->counters.resize(count);
     group->mesh = std::make_unique<core::mesh>(static_cast<unsigned>(count));
     group->started = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(count));
@@ -62,12 +62,7 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
             [g = group.get(), i, cpu, &factory, &stop, p = std::move(promise)]() mutable {
                 pin_to_cpu(cpu);
                 const auto id = shard_id(static_cast<uint16_t>(i));
-                auto s = std::make_unique<shard>(
-                    id, g->config,
-                    std::array<int, 2>{g->config.listen_fds[i], g->config.api_listen_fds.empty()
-                                                                    ? -1
-                                                                    : g->config.api_listen_fds[i]},
-                    stop, *g->mesh, g->gauge);
+                auto s = std::make_unique<shard>(id, g->config, stop, *g->mesh, g->gauge);
                 auto r = s->init(factory);
                 if (!r) {
                     g->init_failed.store(true);

@@ -1,5 +1,5 @@
 // Bounded lock-free single-producer single-consumer ring: the lane from one shard to another
-// in the SPSC mesh (DESIGN §1). One thread only pushes, one thread only pops.
+// in the SPSC mesh (docs/architecture.md "Shards"). One thread only pushes, one thread only pops.
 //
 //      _head (consumer writes)                 _tail (producer writes)
 //         │                                       │

@@ -1,10 +1,11 @@
-// Coarse per-shard timers for handshake, ping, pong, idle and close deadlines: one timer per
-// connection slot, kept in a hashed wheel of intrusive lists (IO_URING.md §2.14: no kernel
-// timer per connection). Scheduling and cancelling are O(1); advancing visits only the
+// Coarse per-shard timers for handshake, ping, pong, idle, expiry and close deadlines:
+// conn_timer_count timers per connection slot (timer id = slot × conn_timer_count + which),
+// kept in a hashed wheel of intrusive lists, with no kernel timer per connection (one would
+// cost a ~256 B request and an hrtimer each; docs/architecture.md "Timers"). Scheduling and cancelling are O(1); advancing visits only the
 // buckets of elapsed ticks. The loop's wait timeout comes from next_wait_ms(), so a shard
 // with no due timers sleeps.
 //
-//   bucket[t & mask] ──► slot ⇄ slot ⇄ slot      (doubly linked by slot index)
+//   bucket[t & mask] ──► timer ⇄ timer ⇄ timer    (doubly linked by timer id)
 //   A node whose deadline is a later revolution stays in its bucket until then.
 //
 // Owned by one shard; not thread-safe.
@@ -25,17 +26,18 @@ public:
     /// most timers are visited once.
     static constexpr uint32_t bucket_count = 4096;
 
-    timer_wheel(uint32_t slots, uint64_t now_ms);
+    /// Timers with ids 0 .. timers-1 (16 B each), none armed.
+    timer_wheel(uint32_t timers, uint64_t now_ms);
 
-    /// Arms (or re-arms) the timer of `slot` for `deadline_ms`; a deadline in the past fires
-    /// at the next advance().
-    void schedule(uint32_t slot, uint64_t deadline_ms) noexcept;
-    void cancel(uint32_t slot) noexcept;
-    bool scheduled(uint32_t slot) const noexcept { return _nodes[slot].deadline_tick != 0; }
+    /// Arms (or re-arms) timer `id` for `deadline_ms`; a deadline in the past fires at the
+    /// next advance().
+    void schedule(uint32_t id, uint64_t deadline_ms) noexcept;
+    void cancel(uint32_t id) noexcept;
+    bool scheduled(uint32_t id) const noexcept { return _nodes[id].deadline_tick != 0; }
     std::size_t size() const noexcept { return _count; }
 
-    /// Fires every timer due at `now_ms`: on_expired(slot) runs after the slot was
-    /// unscheduled, so the callback may schedule it again.
+    /// Fires every timer due at `now_ms`: on_expired(id) runs after the timer was
+    /// disarmed, so the callback may schedule it again.
     template <typename F> void advance(uint64_t now_ms, F&& on_expired) {
         const uint64_t now_tick = now_ms / tick_ms;
         // After a stall longer than a revolution, one pass over every bucket still finds

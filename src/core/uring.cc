@@ -16,9 +16,9 @@ uring::~uring() {
 result<void, std::string> uring::init(unsigned sq_entries, unsigned file_slots) {
     io_uring_params params{};
     // SINGLE_ISSUER | DEFER_TASKRUN: completions run only inside our own io_uring_enter,
-    // in batches, on this thread (IO_URING.md §2.2). SUBMIT_ALL: one bad SQE does not
+    // in batches, on this thread (docs/architecture.md "Ring setup"). SUBMIT_ALL: one bad SQE does not
     // strand the rest of a batch. CQ 4x SQ: multishot recv and accept post many CQEs per
-    // SQE, and a full CQ silently ends multishots (IO_URING.md §2.12).
+    // SQE, and a full CQ silently ends multishots (docs/architecture.md "CQ overflow").
     params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                    IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
     params.cq_entries = sq_entries * 4;
@@ -42,7 +42,7 @@ result<void, std::string> uring::init(unsigned sq_entries, unsigned file_slots) 
         return unexpected{std::string("this kernel's io_uring lacks NODROP, FAST_POLL, EXT_ARG "
                                       "or CQE_SKIP; ringcast needs Linux 6.1 or newer")};
     }
-    // Saves an fdget/fdput per enter in a threaded process (IO_URING.md §2.4); optional.
+    // Saves an fdget/fdput per enter in a threaded process (docs/architecture.md "Registered ring fd"); optional.
     (void)io_uring_register_ring_fd(&_ring);
     if (const int rc = io_uring_register_files_sparse(&_ring, file_slots); rc < 0) {
         return unexpected{"registering " + std::to_string(file_slots) +

@@ -23,7 +23,7 @@ void* gateway::on_open(conn_handle h, core::listener from, core::admission mode)
                              {},
                              ws::frame_parser(ws::role::server, _config.ws_limits)};
     c->last_rx_ms = _io.now_ms();
-    _io.set_timer(h, _io.now_ms() + _config.handshake_timeout_ms);
+    _io.set_timer(h, core::conn_timer::liveness, _io.now_ms() + _config.handshake_timeout_ms);
     c->listener = from;
     c->admission = mode;
     return c;
@@ -144,7 +144,7 @@ void gateway::send_response(conn_handle h, connection& c, std::string response, 
     } else {
         // The handshake timeout doubles as the keep-alive idle timeout.
         c.kept_alive = true;
-        _io.set_timer(h, _io.now_ms() + _config.handshake_timeout_ms);
+        _io.set_timer(h, core::conn_timer::liveness, _io.now_ms() + _config.handshake_timeout_ms);
     }
 }
 
@@ -356,16 +356,23 @@ void gateway::arm_liveness_timer(conn_handle h, const connection& c) noexcept {
         deadline = std::min(deadline, c.last_rx_ms + _config.idle_timeout_ms);
     }
     if (deadline != UINT64_MAX) {
-        _io.set_timer(h, deadline);
+        _io.set_timer(h, core::conn_timer::liveness, deadline);
     }
 }
 
-void gateway::on_timer(conn_handle h, void* user) noexcept {
+void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexcept {
+    switch (which) {
+    case core::conn_timer::liveness:
+        break;
+    case core::conn_timer::expiry:
+        // Not armed by any endpoint yet; token expiry (authentication) will arm it.
+        return;
+    }
     auto& c = *static_cast<connection*>(user);
     const uint64_t now = _io.now_ms();
     if (c.state == phase::http && c.awaiting) {
         // The keep-alive idle clock does not run while our own answer is pending.
-        _io.set_timer(h, now + _config.handshake_timeout_ms);
+        _io.set_timer(h, core::conn_timer::liveness, now + _config.handshake_timeout_ms);
         return;
     }
     if (c.state == phase::http && c.kept_alive && c.http->buffered_bytes() == 0) {

@@ -81,7 +81,7 @@ public:
 
     void* on_open(conn_handle h, core::listener from, core::admission mode) noexcept override;
     void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
-    void on_timer(conn_handle h, void* user) noexcept override;
+    void on_timer(conn_handle h, void* user, core::conn_timer which) noexcept override;
     void on_shutdown(conn_handle h, void* user) noexcept override;
     void on_output_budget(conn_handle h, void* user) noexcept override;
     void on_closed(conn_handle h, void* user) noexcept override;
