@@ -35,17 +35,19 @@ bool keys_equal(std::string_view presented, std::string_view expected) noexcept;
 /// is `key` (keys_equal). Always false for an empty `key`.
 bool bearer_matches(const http::request& req, std::string_view key) noexcept;
 
-/// Requests the API refused before routing them, per shard (GET /api/stats).
+/// The API's own counters, per shard (GET /api/stats). Every member is a row of
+/// src/admin/stats.h, which refuses to compile without one.
 struct api_counters {
     uint64_t unauthorized = 0; ///< 401: missing or wrong API key
     uint64_t not_loopback = 0; ///< 403: no API key configured and the peer is not on this host
+    uint64_t busy_refused = 0; ///< publishes refused with 503 (mesh congested)
 };
 
-/// Counters of the connection layer (src/net) and the API itself, for GET /api/stats.
+/// Counters of the connection layer (src/net), for GET /api/stats. Every member is a row of
+/// src/admin/stats.h, which refuses to compile without one.
 struct edge_counters {
     uint64_t inbound_held_bytes = 0;    ///< unfinished inbound messages (gauge)
     uint64_t inbound_budget_closes = 0; ///< closed with 1009: the shard's inbound budget
-    uint64_t api_busy_refused = 0;      ///< API publishes refused with 503 (mesh congested)
 };
 
 /// How the API answers a request it could not answer at once (the gateway implements it).
@@ -109,7 +111,6 @@ private:
     std::unordered_map<uint64_t, std::unique_ptr<pending_request>> _pending;
     uint64_t _next_token = 1;
     api_counters _counters;
-    uint64_t _busy_refused = 0;
 };
 
 } // namespace ringcast::admin

@@ -8,6 +8,8 @@
 // Publishes go through the pubsub engine, which reports each ordered offset back through
 // on_published(). A request whose every part completes synchronously (one shard, or the
 // channel's home is here) is answered at once.
+#include "stats.h"
+
 #include <ringcast/admin.h>
 #include <ringcast/ws.h>
 
@@ -64,10 +66,7 @@ struct gather_msg {
     pubsub::priority prio = pubsub::priority::normal;
     // One shard's answer:
     unsigned shard = 0;
-    pubsub::counters counters;
-    core::shard_counters core_counters;
-    admin::edge_counters edge;
-    api_counters api;
+    stats::shard_stats counters;
     std::vector<std::pair<std::string, uint32_t>> list;
     uint64_t number = 0;
     bool home_found = false;
@@ -179,7 +178,7 @@ std::optional<std::string> api::handle(conn_handle h, const http::request& req,
         });
     }
     if (path == "/api/stats") {
-        return only(get, [&] { return gather(h, ka, stats, {}); });
+        return only(get, [&] { return gather(h, ka, what::stats, {}); });
     }
     if (path == "/api/online") {
         return only(get, [&] { return gather(h, ka, online, {}); });
@@ -236,7 +235,7 @@ std::optional<std::string> api::refuse_if_busy(const std::vector<std::string>& t
                                                http::keep_alive ka) {
     for (const auto& target : targets) {
         if (!_engine.accepts_work_for(target)) {
-            ++_busy_refused;
+            ++_counters.busy_refused;
             return http::make_error_response(
                 503, "server busy: traffic between shards is backed up; retry shortly", ka);
         }
@@ -379,12 +378,8 @@ std::optional<std::string> api::gather(conn_handle h, http::keep_alive ka, uint1
 void api::answer_here(gather_msg& g) noexcept {
     g.shard = unsigned(_io.id());
     switch (g.what) {
-    case stats:
-        g.counters = _engine.stats();
-        g.core_counters = _io.counters();
-        g.edge = _out.edge_stats();
-        g.edge.api_busy_refused = _busy_refused;
-        g.api = _counters;
+    case what::stats:
+        g.counters = {_engine.stats(), _io.counters(), _out.edge_stats(), _counters};
         break;
     case online:
         g.list = _engine.local_users();
@@ -427,96 +422,6 @@ void api::on_mesh(kinds::gather_answer, shard_id, std::unique_ptr<gather_msg> g)
     }
 }
 
-namespace {
-
-/// One shard's counters, or their sum: every figure of GET /api/stats in one place.
-struct stat_set {
-    pubsub::counters pubsub;
-    core::shard_counters core;
-    edge_counters edge;
-    api_counters api;
-
-    void add(const stat_set& o) {
-        using P = pubsub::counters;
-        for (auto m : {&P::sessions, &P::subscriptions, &P::messages_in, &P::messages_out,
-                       &P::bytes_out, &P::slow_consumer_closes, &P::commands, &P::command_errors,
-                       &P::rate_limited, &P::commands_waited, &P::backlog_refused,
-                       &P::busy_refused, &P::local_channels, &P::home_channels,
-                       &P::idle_channels_evicted}) {
-            pubsub.*m += o.pubsub.*m;
-        }
-        for (int i = 0; i < 5; ++i) {
-            pubsub.dropped[i] += o.pubsub.dropped[i];
-        }
-        using C = core::shard_counters;
-        for (auto m : {&C::accepted, &C::accept_errors, &C::refused, &C::closed,
-                       &C::bytes_received, &C::bytes_sent, &C::sends, &C::frames_sent,
-                       &C::recv_enobufs, &C::recv_rearms, &C::read_pauses, &C::budget_closes,
-                       &C::cq_overflows, &C::loop_iterations, &C::refused_unanswered,
-                       &C::refused_address_cap, &C::refused_address_rate,
-                       &C::address_evictions}) {
-            core.*m += o.core.*m;
-        }
-        using E = edge_counters;
-        for (auto m : {&E::inbound_held_bytes, &E::inbound_budget_closes, &E::api_busy_refused}) {
-            edge.*m += o.edge.*m;
-        }
-        api.unauthorized += o.api.unauthorized;
-        api.not_loopback += o.api.not_loopback;
-    }
-};
-
-void append_counters(std::string& out, const stat_set& s) {
-    const auto& c = s.pubsub;
-    const auto& k = s.core;
-    const uint64_t dropped = c.dropped[1] + c.dropped[2] + c.dropped[3] + c.dropped[4];
-    auto field = [&out](std::string_view name, uint64_t value) {
-        out += out.back() == '{' ? "\"" : ",\"";
-        out += name;
-        out += "\":";
-        out += std::to_string(value);
-    };
-    out += "{";
-    field("connections", k.accepted - k.closed);
-    field("sessions", c.sessions);
-    field("subscriptions", c.subscriptions);
-    field("messages_in", c.messages_in);
-    field("messages_out", c.messages_out);
-    field("bytes_out", c.bytes_out);
-    field("bytes_sent", k.bytes_sent);
-    field("bytes_received", k.bytes_received);
-    field("dropped", dropped);
-    out += ",\"dropped_by_priority\":{\"3\":" + std::to_string(c.dropped[3]) +
-           ",\"4\":" + std::to_string(c.dropped[4]) + "}";
-    field("slow_consumer_closes", c.slow_consumer_closes);
-    field("commands", c.commands);
-    field("command_errors", c.command_errors);
-    field("rate_limited", c.rate_limited);
-    field("commands_waited", c.commands_waited);
-    field("backlog_refused", c.backlog_refused);
-    field("busy_refused", c.busy_refused + s.edge.api_busy_refused);
-    field("local_channels", c.local_channels);
-    field("home_channels", c.home_channels);
-    field("idle_channels_evicted", c.idle_channels_evicted);
-    field("accepted", k.accepted);
-    field("refused", k.refused);
-    field("refused_unanswered", k.refused_unanswered);
-    field("refused_per_ip_cap", k.refused_address_cap);
-    field("refused_per_ip_rate", k.refused_address_rate);
-    field("per_ip_evictions", k.address_evictions);
-    field("api_unauthorized", s.api.unauthorized);
-    field("api_not_loopback", s.api.not_loopback);
-    field("sends", k.sends);
-    field("recv_enobufs", k.recv_enobufs);
-    field("read_pauses", k.read_pauses);
-    field("output_budget_closes", k.budget_closes);
-    field("inbound_held_bytes", s.edge.inbound_held_bytes);
-    field("inbound_budget_closes", s.edge.inbound_budget_closes);
-    out += "}";
-}
-
-} // namespace
-
 void api::finish(uint64_t token) {
     auto node = _pending.extract(token);
     if (node.empty()) {
@@ -527,20 +432,14 @@ void api::finish(uint64_t token) {
     int status = 200;
     if (p.what == 0) {
         body = publish_result(p);
-    } else if (p.what == stats) {
+    } else if (p.what == what::stats) {
         std::sort(p.answers.begin(), p.answers.end(),
                   [](const gather_msg& a, const gather_msg& b) { return a.shard < b.shard; });
-        stat_set total;
-        std::string shards;
+        std::vector<stats::shard_stats> shards;
         for (const auto& a : p.answers) {
-            const stat_set one{a.counters, a.core_counters, a.edge, a.api};
-            shards += shards.empty() ? "" : ",";
-            append_counters(shards, one);
-            total.add(one);
+            shards.push_back(a.counters);
         }
-        body = "{\"total\":";
-        append_counters(body, total);
-        body += ",\"shards\":[" + shards + "]}";
+        body = stats::stats_json(shards);
     } else if (p.what == online || p.what == channels || p.what == channel_info) {
         std::map<std::string, uint64_t> merged;
         bool found = false;
