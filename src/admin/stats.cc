@@ -1,10 +1,33 @@
-// The counters tables (stats.h) put to work: summing the shards' answers row by row and
-// writing each figure of GET /api/stats under its row's name.
+// GET /api/stats: the endpoint, and the counters tables (stats.h) put to work — summing the
+// shards' answers row by row and writing each figure under its row's name.
 #include "stats.h"
+
+#include "endpoints.h"
+#include "gather.h"
 
 #include <algorithm>
 
 namespace ringcast::admin {
+
+std::optional<std::string> api::get_stats(const call& c) {
+    return gather(c, question::stats, {});
+}
+
+std::string stats_response(std::span<const gather_msg> answers, http::keep_alive ka) {
+    std::vector<const gather_msg*> by_shard;
+    by_shard.reserve(answers.size());
+    for (const gather_msg& a : answers) {
+        by_shard.push_back(&a);
+    }
+    std::sort(by_shard.begin(), by_shard.end(),
+              [](const gather_msg* a, const gather_msg* b) { return a->shard < b->shard; });
+    std::vector<stats::shard_stats> shards;
+    shards.reserve(by_shard.size());
+    for (const gather_msg* a : by_shard) {
+        shards.push_back(a->counters);
+    }
+    return http::make_response(200, "application/json", stats::stats_json(shards), ka);
+}
 
 namespace stats {
 

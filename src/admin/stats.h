@@ -8,7 +8,7 @@
 // the end). The structs stay where their modules keep them; the tables point into them with
 // member pointers.
 //
-// How GET /api/stats flows: every shard fills one shard_stats (api::answer_here), the
+// How GET /api/stats flows: every shard fills one shard_stats (gather.cc, answer_here), the
 // shard that took the request merges the answers in shard order and writes
 // {"total":{…},"shards":[{…},…]} (stats_json), each object holding every figure below.
 //
