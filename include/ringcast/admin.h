@@ -5,16 +5,25 @@
 // scatter-gather questions (stats, online users, channels, broadcast, disconnect) that every
 // shard answers over the mesh. One instance per shard, next to that shard's pubsub engine;
 // the gateway (src/net) hands it requests and sends what it answers.
+//
+// How a request flows: handle() checks access, finds the path in the route table
+// (src/admin/api.cc; 404 and 405 come from it) and calls that endpoint's handler. A handler
+// answers at once (a refusal, or a publish whose home shards were all this one) or leaves a
+// pending request behind, answered through responder::respond() when the home shards have
+// reported (on_published) or every shard has answered its gather (on_mesh).
 #pragma once
 
 #include <ringcast/core.h>
 #include <ringcast/http.h>
 #include <ringcast/pubsub.h>
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace ringcast::admin {
 
@@ -35,17 +44,19 @@ bool keys_equal(std::string_view presented, std::string_view expected) noexcept;
 /// is `key` (keys_equal). Always false for an empty `key`.
 bool bearer_matches(const http::request& req, std::string_view key) noexcept;
 
-/// Requests the API refused before routing them, per shard (GET /api/stats).
+/// The API's own counters, per shard (GET /api/stats). Every member is a row of
+/// src/admin/stats.h, which refuses to compile without one.
 struct api_counters {
     uint64_t unauthorized = 0; ///< 401: missing or wrong API key
     uint64_t not_loopback = 0; ///< 403: no API key configured and the peer is not on this host
+    uint64_t busy_refused = 0; ///< publishes refused with 503 (mesh congested)
 };
 
-/// Counters of the connection layer (src/net) and the API itself, for GET /api/stats.
+/// Counters of the connection layer (src/net), for GET /api/stats. Every member is a row of
+/// src/admin/stats.h, which refuses to compile without one.
 struct edge_counters {
     uint64_t inbound_held_bytes = 0;    ///< unfinished inbound messages (gauge)
     uint64_t inbound_budget_closes = 0; ///< closed with 1009: the shard's inbound budget
-    uint64_t api_busy_refused = 0;      ///< API publishes refused with 503 (mesh congested)
 };
 
 /// How the API answers a request it could not answer at once (the gateway implements it).
@@ -58,14 +69,20 @@ public:
     virtual edge_counters edge_stats() const noexcept = 0;
 };
 
-struct pending_request;
+// The API's private types (src/admin/endpoints.h, src/admin/gather.h).
+struct call;
+struct pending_publish;
+struct pending_gather;
 struct gather_msg;
-/// The API's mesh kinds (src/admin/api.cc): a question to every shard and each answer.
+enum class question : uint8_t;
+/// The API's mesh kinds (src/admin/gather.h): a question to every shard and each answer.
 namespace kinds {
 struct gather_question;
 struct gather_answer;
 } // namespace kinds
 
+/// The backend API of one shard. Built with the shard's handler (src/net), on the shard's
+/// thread, before any message flows; every call is made on that thread.
 class api final : public pubsub::publish_listener {
 public:
     api(core::conn_io& io, pubsub::engine& engine, const api_config& cfg, responder& out);
@@ -80,36 +97,53 @@ public:
     void on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept override;
 
 private:
-    std::optional<std::string> publish(conn_handle h, const http::request& req, http::keep_alive ka,
-                                       bool to_user);
-    std::optional<std::string> broadcast(conn_handle h, const http::request& req,
-                                         http::keep_alive ka);
-    /// Hands each item to the engine for its target channel; answers at once when every
-    /// home shard was this one, else later through finish().
-    std::optional<std::string> issue(conn_handle h, http::keep_alive ka,
+    /// A 403 or 401 when `req` may not use the API (api_config::api_key), counted.
+    std::optional<std::string> refuse_access(conn_handle h, const http::request& req,
+                                             http::keep_alive ka);
+
+    // --- the endpoints: one handler per row of the route table (api.cc) -------------------
+    // Each takes the request as routed and returns what handle() returns.
+    std::optional<std::string> post_publish(const call& c);    // publish_endpoints.cc
+    std::optional<std::string> post_send(const call& c);       // publish_endpoints.cc
+    std::optional<std::string> post_broadcast(const call& c);  // publish_endpoints.cc
+    std::optional<std::string> post_disconnect(const call& c); // disconnect_endpoint.cc
+    std::optional<std::string> get_stats(const call& c);       // stats.cc
+    std::optional<std::string> get_online(const call& c);      // query_endpoints.cc
+    std::optional<std::string> get_channels(const call& c);    // query_endpoints.cc
+    std::optional<std::string> get_channel(const call& c);     // query_endpoints.cc
+
+    // --- publishing (publish_endpoints.cc) ------------------------------------------------
+    /// Publishes items[i] to targets[i]. A 503 when a target's home shard is congested
+    /// (pubsub::engine::accepts_work_for; nothing is published then). Else each item goes
+    /// to the engine, and the answer comes at once when every home shard was this one, or
+    /// later through finish_publish().
+    std::optional<std::string> issue(const call& c,
                                      const std::vector<const pubsub::publish_request*>& items,
                                      const std::vector<std::string>& targets,
                                      pubsub::body_shape shape,
                                      const core::frame_ref& shared_data = {});
-    /// A 503 when a target's home shard is congested (pubsub::engine::accepts_work_for).
-    std::optional<std::string> refuse_if_busy(const std::vector<std::string>& targets,
-                                              http::keep_alive ka);
-    static std::string publish_result(const pending_request& p);
-    std::optional<std::string> gather(conn_handle h, http::keep_alive ka, uint16_t what,
-                                      std::string arg, uint16_t code = 0,
-                                      core::frame_ref frame = {}, std::string text = {});
+    void finish_publish(uint64_t token);
+
+    // --- scatter-gather (gather.cc) -------------------------------------------------------
+    /// Asks every shard `what` (this one directly, the others over the mesh); the answer
+    /// goes out through finish_gather() once the last shard has replied, so this returns
+    /// nothing.
+    std::optional<std::string> gather(const call& c, question what, std::string arg,
+                                      uint16_t code = 0, core::frame_ref frame = {},
+                                      std::string text = {});
+    /// Fills in this shard's answer to `g`.
     void answer_here(gather_msg& g) noexcept;
-    void merge(pending_request& p, const gather_msg& g);
-    void finish(uint64_t token);
+    void finish_gather(uint64_t token);
 
     core::conn_io& _io;
     pubsub::engine& _engine;
     api_config _config;
     responder& _out;
-    std::unordered_map<uint64_t, std::unique_ptr<pending_request>> _pending;
+    std::unordered_map<uint64_t, std::unique_ptr<pending_publish>> _publishes;
+    std::unordered_map<uint64_t, std::unique_ptr<pending_gather>> _gathers;
+    /// Names each pending request, and makes broadcast message ids unique on this shard.
     uint64_t _next_token = 1;
     api_counters _counters;
-    uint64_t _busy_refused = 0;
 };
 
 } // namespace ringcast::admin

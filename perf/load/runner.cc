@@ -218,7 +218,7 @@ void warn_host_limits(const bench_options& options) {
     if (options.server_pid > 0) {
         const std::string limits = "/proc/" + std::to_string(options.server_pid) + "/limits";
         const long long nofile = proc_number(limits.c_str(), "Max open files");
-        if (nofile > 0 && nofile < (long long)options.connections + 16) {
+        if (nofile > 0 && nofile < static_cast<long long>(options.connections) + 16) {
             std::fprintf(stderr,
                          "ringcast-bench: warning: the server's RLIMIT_NOFILE soft limit is "
                          "%lld, below --connections %u plus its own descriptors: a server "
@@ -229,7 +229,7 @@ void warn_host_limits(const bench_options& options) {
         }
     }
     const long long somaxconn = proc_number("/proc/sys/net/core/somaxconn", "");
-    if (somaxconn > 0 && somaxconn < (long long)options.connect_concurrency) {
+    if (somaxconn > 0 && somaxconn < static_cast<long long>(options.connect_concurrency)) {
         std::fprintf(stderr,
                      "ringcast-bench: warning: net.core.somaxconn is %lld, below "
                      "--connect-concurrency %u: SYNs past the accept backlog are dropped and "

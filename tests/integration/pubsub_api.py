@@ -27,6 +27,9 @@ MIB = 1 << 20
 HANG_S = 30  # only against a hang: reads that end on an event wait at most this long
 STATS_KEYS = ["connections", "subscriptions", "messages_in", "messages_out", "dropped",
               "slow_consumer_closes"]
+# Exposed in /api/stats once every counter came from one table per struct (issue 12).
+STATS_KEYS_12 = ["accept_errors", "closed", "frames_sent", "recv_rearms", "cq_overflows",
+                 "loop_iterations", "command_busy_refused", "api_busy_refused"]
 
 
 def expect_api_error(r, status, what):
@@ -141,6 +144,7 @@ def cases(port, key_port):
         expect(sum(per) == t1["connections"], f"shard connections {per} do not add up "
                f"to total {t1['connections']}")
         print(f"# per-shard connections {per}", flush=True)
+        stats_figures_move(total, s1)
         r = await asyncio.to_thread(api.ok, "GET", "/api/channels")
         listed = {c.get("channel"): c.get("subscribers") for c in r.get("channels", [])}
         expect(listed.get("stat-chan") == 12 and listed.get("stat-other") == 5,
@@ -154,8 +158,47 @@ def cases(port, key_port):
         await subs[0].ok("unsubscribe", channel="stat-chan")
         info = await asyncio.to_thread(api.ok, "GET", "/api/channels/stat-chan")
         expect(info.get("subscribers") == 11, f"after one unsubscribe: {info}")
-        api.close()
         await asyncio.gather(*(c.close() for c in subs))
+        # The server releases a socket after the close handshake: wait for `closed` to count
+        # the 12, bounded by HANG_S.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANG_S
+        while True:
+            t2 = (await asyncio.to_thread(api.stats))["total"]
+            if t2["closed"] - t1["closed"] >= 12 or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        expect(t2["closed"] - t1["closed"] >= 12,
+               f"closed {t1['closed']} → {t2['closed']} after closing 12 connections")
+        expect(t2["connections"] == t2["accepted"] - t2["closed"],
+               f"connections {t2['connections']} is not accepted {t2['accepted']} - closed "
+               f"{t2['closed']}")
+        api.close()
+
+    def stats_figures_move(before, after):
+        """The figures exposed in issue 12 are in the total and in every shard, and move
+        with the traffic of stats_and_channels; the legacy sums agree with their parts."""
+        t0, t1 = before, after["total"]
+        for obj in [t1] + after["shards"]:
+            missing = [k for k in STATS_KEYS_12 if not is_int(obj.get(k))]
+            expect(not missing, f"/api/stats object without {missing}: {obj}")
+            expect(set(obj) == set(t1), f"a shard's stats keys differ from the total's: "
+                   f"{sorted(set(obj) ^ set(t1))}")
+            expect(obj["loop_iterations"] > 0, f"loop_iterations {obj['loop_iterations']}: "
+                   f"every shard's loop has turned")
+        expect(t1["frames_sent"] - t0["frames_sent"] >= 120,
+               f"frames_sent {t0['frames_sent']} → {t1['frames_sent']} after 120 deliveries")
+        expect(t1["loop_iterations"] > t0["loop_iterations"],
+               f"loop_iterations {t0['loop_iterations']} → {t1['loop_iterations']}")
+        expect(t1["busy_refused"] == t1["command_busy_refused"] + t1["api_busy_refused"],
+               f"busy_refused {t1['busy_refused']} is not command_busy_refused "
+               f"{t1['command_busy_refused']} + api_busy_refused {t1['api_busy_refused']}")
+        expect(t1["dropped"] == sum(t1["dropped_by_priority"].values()),
+               f"dropped {t1['dropped']} is not the sum of {t1['dropped_by_priority']}")
+        for k in STATS_KEYS_12:
+            expect(t1[k] == sum(s[k] for s in after["shards"]),
+                   f"total {k} {t1[k]} is not the sum of the shards' "
+                   f"{[s[k] for s in after['shards']]}")
 
     def api_key():
         r = support.api_client(key_port).request("GET", "/api/stats")

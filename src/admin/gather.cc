@@ -1,0 +1,122 @@
+// The scatter-gather machinery (diagram in gather.h): asking every shard a question,
+// answering one on this shard, collecting the answers, and handing them to the question's
+// response (stats.cc, query_endpoints.cc; broadcast and disconnect count connections here).
+#include "gather.h"
+
+#include "endpoints.h"
+
+#include <ringcast/admin.h>
+
+namespace ringcast::admin {
+
+std::optional<std::string> api::gather(const call& c, question what, std::string arg,
+                                       uint16_t code, core::frame_ref frame, std::string text) {
+    const uint64_t token = _next_token++;
+    auto& p = *_gathers.emplace(token, std::make_unique<pending_gather>()).first->second;
+    p.h = c.h;
+    p.ka = c.ka;
+    p.what = what;
+    p.arg = arg;
+    p.remaining = _io.shards();
+    for (unsigned shard = 0; shard < _io.shards(); ++shard) {
+        auto g = std::make_unique<gather_msg>();
+        g->token = token;
+        g->what = what;
+        g->arg = arg;
+        g->code = code;
+        g->text = text;
+        g->frame = frame;
+        g->prio = what == question::broadcast_all ? static_cast<pubsub::priority>(code)
+                                                  : pubsub::priority::normal;
+        if (shard == unsigned(_io.id())) {
+            answer_here(*g);
+            p.answers.push_back(std::move(*g));
+            --p.remaining;
+        } else {
+            _io.post<kinds::gather_question>(shard_id(static_cast<uint16_t>(shard)), std::move(g));
+        }
+    }
+    // Other shards answer over the mesh, so never before this returns.
+    if (p.remaining == 0) {
+        finish_gather(token);
+    }
+    return std::nullopt;
+}
+
+void api::answer_here(gather_msg& g) noexcept {
+    g.shard = unsigned(_io.id());
+    switch (g.what) {
+    case question::stats:
+        g.counters = {_engine.stats(), _io.counters(), _out.edge_stats(), _counters};
+        break;
+    case question::online:
+        g.list = _engine.local_users();
+        break;
+    case question::channels:
+        g.list = _engine.local_channels();
+        break;
+    case question::channel_info:
+        g.list = _engine.local_channels();
+        std::erase_if(g.list, [&](const auto& e) { return e.first != g.arg; });
+        g.home_found = _engine.home_info(g.arg, g.offset, g.epoch);
+        break;
+    case question::broadcast_all:
+        g.number = _engine.broadcast_local(g.frame, g.prio);
+        break;
+    case question::disconnect:
+        g.number = _engine.disconnect_user(g.arg, g.code, g.text);
+        break;
+    }
+    g.frame = core::frame_ref();
+}
+
+void api::on_mesh(kinds::gather_question, shard_id from, std::unique_ptr<gather_msg> g) noexcept {
+    answer_here(*g);
+    _io.post<kinds::gather_answer>(from, std::move(g));
+}
+
+void api::on_mesh(kinds::gather_answer, shard_id, std::unique_ptr<gather_msg> g) noexcept {
+    auto it = _gathers.find(g->token);
+    if (it == _gathers.end()) {
+        return;
+    }
+    it->second->answers.push_back(std::move(*g));
+    if (--it->second->remaining == 0) {
+        finish_gather(it->first);
+    }
+}
+
+void api::finish_gather(uint64_t token) {
+    auto node = _gathers.extract(token);
+    if (node.empty()) {
+        return;
+    }
+    const pending_gather& p = *node.mapped();
+    std::string response;
+    switch (p.what) {
+    case question::stats:
+        response = stats_response(p.answers, p.ka);
+        break;
+    case question::online:
+    case question::channels:
+        response = names_response(p.what, p.answers, p.ka);
+        break;
+    case question::channel_info:
+        response = channel_response(p.arg, p.answers, p.ka);
+        break;
+    case question::broadcast_all:
+    case question::disconnect: {
+        uint64_t connections = 0;
+        for (const auto& a : p.answers) {
+            connections += a.number;
+        }
+        response = http::make_response(
+            200, "application/json",
+            "{\"ok\":true,\"connections\":" + std::to_string(connections) + "}", p.ka);
+        break;
+    }
+    }
+    _out.respond(p.h, std::move(response));
+}
+
+} // namespace ringcast::admin

@@ -1,0 +1,101 @@
+// Scatter-gather over the mesh (private to src/admin). A request that needs every shard —
+// stats, online users, channels, a broadcast to every connection, a disconnect — asks each
+// shard one question and is answered when the last shard has replied:
+//
+//   origin shard                         every other shard
+//   api::gather ── gather_question ────▶ api::on_mesh: answer_here fills in its part
+//      │ answer_here (its own part)       │
+//      ▼                                  ▼
+//   pending_gather ◀── gather_answer ─── the same gather_msg, answered
+//      │ last answer in
+//      ▼
+//   finish_gather: the question's body (stats.cc, query_endpoints.cc) → responder::respond
+//
+// A gather_msg travels out and back as one allocation: the handler of each kind owns it
+// (core.h "Cross-shard messages"); what is in flight at exit the mesh destroys.
+#pragma once
+
+#include "stats.h"
+
+#include <ringcast/admin.h>
+#include <ringcast/core.h>
+#include <ringcast/http.h>
+#include <ringcast/pubsub.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ringcast::admin {
+
+/// What a gather asks every shard. A closed set: answer_here and finish_gather switch over
+/// all of it.
+enum class question : uint8_t {
+    stats,         ///< its counters (GET /api/stats)
+    online,        ///< its users and their connection counts (GET /api/online)
+    channels,      ///< its channels and their subscriber counts (GET /api/channels)
+    channel_info,  ///< one channel's subscribers, and its offset where it is home
+    broadcast_all, ///< deliver a frame to every connection (POST /api/broadcast)
+    disconnect,    ///< close a user's connections (POST /api/disconnect)
+};
+
+/// The question a gather asks every shard, and one shard's answer to it.
+struct gather_msg {
+    uint64_t token = 0;
+    question what = question::stats;
+    // The question's arguments: channel_info's channel or disconnect's user; disconnect's
+    // close code and reason; broadcast_all's frame (dropped once answered) and priority.
+    std::string arg;
+    std::string text;
+    uint16_t code = 0;
+    core::frame_ref frame;
+    pubsub::priority prio = pubsub::priority::normal;
+    // One shard's answer: stats its counters; online, channels and channel_info its names
+    // with their counts; broadcast_all and disconnect the connections reached; channel_info
+    // also the channel's offset and epoch when this shard is its home.
+    unsigned shard = 0;
+    stats::shard_stats counters;
+    std::vector<std::pair<std::string, uint32_t>> list;
+    uint64_t number = 0;
+    bool home_found = false;
+    uint64_t offset = 0;
+    std::string epoch;
+};
+
+namespace kinds {
+struct gather_question {
+    using payload = gather_msg;
+    static constexpr std::string_view name = "admin.gather_question";
+};
+struct gather_answer {
+    using payload = gather_msg;
+    static constexpr std::string_view name = "admin.gather_answer";
+};
+} // namespace kinds
+
+/// A gather waiting for shards to answer. Lives in api::_gathers.
+struct pending_gather {
+    conn_handle h;
+    http::keep_alive ka = http::keep_alive::yes;
+    question what = question::stats;
+    std::string arg;
+    uint32_t remaining = 0;
+    std::vector<gather_msg> answers; // in arrival order
+};
+
+// The response each question's answers make (status and body), written next to its
+// endpoint; pure functions of the answers.
+
+/// GET /api/stats (stats.cc).
+std::string stats_response(std::span<const gather_msg> answers, http::keep_alive ka);
+/// GET /api/online, /api/channels (query_endpoints.cc).
+std::string names_response(question what, std::span<const gather_msg> answers,
+                           http::keep_alive ka);
+/// GET /api/channels/<name> (query_endpoints.cc).
+std::string channel_response(std::string_view channel, std::span<const gather_msg> answers,
+                             http::keep_alive ka);
+
+} // namespace ringcast::admin

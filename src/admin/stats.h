@@ -1,0 +1,282 @@
+// The counters of GET /api/stats as tables (private to src/admin; tests/unit/admin reads
+// them too). One row per field of each counters struct — pubsub::counters,
+// core::shard_counters, admin::edge_counters, admin::api_counters — says the name the figure
+// has in JSON, one line of help, whether it is a counter or a gauge (and how a gauge's
+// shards combine), and the member it reads. Summing the shards (merge) and writing the JSON
+// (stats.cc) read these tables and nothing else, so adding a counter is adding a struct
+// member and one row here; a member without a row does not compile (the static_asserts at
+// the end). The structs stay where their modules keep them; the tables point into them with
+// member pointers.
+//
+// How GET /api/stats flows: every shard fills one shard_stats (gather.cc, answer_here), the
+// shard that took the request merges the answers in shard order and writes
+// {"total":{…},"shards":[{…},…]} (stats_json), each object holding every figure below.
+//
+// For Prometheus (/metrics, the next issue): a row's name is the metric's stem
+// (ringcast_<section>_<name>), help is its # HELP line, type its # TYPE, a shard its label,
+// and a per_priority row a "priority" label; for_each_section lists the sections. The
+// derived figures exist for the JSON names clients already read; each repeats rows.
+#pragma once
+
+#include <ringcast/admin.h>
+#include <ringcast/core.h>
+#include <ringcast/pubsub.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace ringcast::admin::stats {
+
+/// What a figure is, and how the shards' figures make the total. A closed set: every switch
+/// on it lists all three.
+enum class figure : uint8_t {
+    counter,   ///< only grows while the process runs; the total adds the shards up
+    gauge_sum, ///< a level that goes up and down; the total adds the shards up
+    gauge_max, ///< a level whose total is the largest shard's (a high-water mark)
+};
+
+/// pubsub::counters::dropped: one figure per delivery priority, indexed by its value (1-4;
+/// index 0 is no priority and stays 0).
+using by_priority = uint64_t[5];
+
+/// One field of the counters struct S. Exactly one of `value` and `per_priority` is set.
+template <typename S>
+struct field {
+    /// The JSON key, also the Prometheus stem: [a-z_][a-z0-9_]*, unique across all tables.
+    std::string_view name;
+    figure type;
+    uint64_t S::*value = nullptr;
+    by_priority S::*per_priority = nullptr;
+    /// per_priority: the priorities written, from this one to priority::low. Below it no
+    /// figure can be non-zero (priorities 1 and 2 are never dropped, pubsub/publish.cc).
+    pubsub::priority shown_from = pubsub::priority::critical;
+    /// One sentence, no line breaks or backslashes (a # HELP line takes it as it is).
+    std::string_view help;
+
+    constexpr field(std::string_view n, figure t, uint64_t S::*v, std::string_view h)
+        : name(n), type(t), value(v), help(h) {}
+    constexpr field(std::string_view n, figure t, by_priority S::*v, pubsub::priority from,
+                    std::string_view h)
+        : name(n), type(t), per_priority(v), shown_from(from), help(h) {}
+};
+
+// clang-format off
+inline constexpr field<pubsub::counters> pubsub_fields[] = {
+    {"sessions", figure::gauge_sum, &pubsub::counters::sessions, "open /ws connections"},
+    {"subscriptions", figure::gauge_sum, &pubsub::counters::subscriptions,
+     "subscriptions of the open /ws connections"},
+    {"messages_in", figure::counter, &pubsub::counters::messages_in,
+     "publishes accepted on this shard (clients, backend sessions and the API)"},
+    {"messages_out", figure::counter, &pubsub::counters::messages_out,
+     "message frames queued to connections"},
+    {"bytes_out", figure::counter, &pubsub::counters::bytes_out,
+     "bytes of the message frames queued to connections"},
+    {"dropped_by_priority", figure::counter, &pubsub::counters::dropped, pubsub::priority::normal,
+     "messages not queued to a connection with a long backlog, by priority"},
+    {"slow_consumer_closes", figure::counter, &pubsub::counters::slow_consumer_closes,
+     "connections closed 1008 because their backlog reached --slow-consumer-bytes"},
+    {"commands", figure::counter, &pubsub::counters::commands, "/ws commands received"},
+    {"command_errors", figure::counter, &pubsub::counters::command_errors,
+     "/ws commands answered with an error"},
+    {"rate_limited", figure::counter, &pubsub::counters::rate_limited,
+     "/ws commands over the command rate, dropped before parsing"},
+    {"commands_waited", figure::counter, &pubsub::counters::commands_waited,
+     "/ws commands held until an earlier one of the connection finished"},
+    {"backlog_refused", figure::counter, &pubsub::counters::backlog_refused,
+     "/ws commands refused because too many waited on one connection"},
+    {"command_busy_refused", figure::counter, &pubsub::counters::busy_refused,
+     "/ws publishes and subscribes refused with 503 because traffic between shards was "
+     "backed up"},
+    {"local_channels", figure::gauge_sum, &pubsub::counters::local_channels,
+     "channels with subscribers or pending subscribes on this shard"},
+    {"home_channels", figure::gauge_sum, &pubsub::counters::home_channels,
+     "channels whose messages this shard orders (their home shard)"},
+    {"idle_channels_evicted", figure::counter, &pubsub::counters::idle_channels_evicted,
+     "idle channels whose ordering state was dropped to stay under --max-idle-channels"},
+};
+
+inline constexpr field<core::shard_counters> core_fields[] = {
+    {"accepted", figure::counter, &core::shard_counters::accepted, "connections accepted"},
+    {"accept_errors", figure::counter, &core::shard_counters::accept_errors,
+     "accepts that failed (descriptor table full, resources)"},
+    {"refused", figure::counter, &core::shard_counters::refused,
+     "connections over --max-connections or --max-connections-total"},
+    {"refused_unanswered", figure::counter, &core::shard_counters::refused_unanswered,
+     "connections closed without an answer: no spare slot left for one"},
+    {"refused_per_ip_cap", figure::counter, &core::shard_counters::refused_address_cap,
+     "connections refused 429: over --max-connections-per-ip"},
+    {"refused_per_ip_rate", figure::counter, &core::shard_counters::refused_address_rate,
+     "connections refused 429: over --connect-rate-per-ip and its burst"},
+    {"per_ip_evictions", figure::counter, &core::shard_counters::address_evictions,
+     "per-address entries dropped to keep that table bounded"},
+    {"closed", figure::counter, &core::shard_counters::closed,
+     "connections whose socket was released"},
+    {"bytes_received", figure::counter, &core::shard_counters::bytes_received,
+     "bytes read from connections"},
+    {"bytes_sent", figure::counter, &core::shard_counters::bytes_sent,
+     "bytes written to connections"},
+    {"sends", figure::counter, &core::shard_counters::sends,
+     "sendmsg operations submitted (each a batch of queued frames)"},
+    {"frames_sent", figure::counter, &core::shard_counters::frames_sent,
+     "queued frames (messages, replies, HTTP responses) written out whole"},
+    {"recv_enobufs", figure::counter, &core::shard_counters::recv_enobufs,
+     "receives that found the shard's buffer pool empty"},
+    {"recv_rearms", figure::counter, &core::shard_counters::recv_rearms,
+     "receives armed again after one ended"},
+    {"read_pauses", figure::counter, &core::shard_counters::read_pauses,
+     "times reading from a connection stopped because its output backlog was too long"},
+    {"output_budget_closes", figure::counter, &core::shard_counters::budget_closes,
+     "connections closed because the shard's queued output was over its budget"},
+    {"cq_overflows", figure::counter, &core::shard_counters::cq_overflows,
+     "event loop turns that found the completion queue overflowed"},
+    {"loop_iterations", figure::counter, &core::shard_counters::loop_iterations,
+     "turns of the shard's event loop"},
+};
+
+inline constexpr field<edge_counters> edge_fields[] = {
+    {"inbound_held_bytes", figure::gauge_sum, &edge_counters::inbound_held_bytes,
+     "bytes of unfinished inbound messages held"},
+    {"inbound_budget_closes", figure::counter, &edge_counters::inbound_budget_closes,
+     "connections closed 1009 because the shard's inbound budget was used up"},
+};
+
+inline constexpr field<api_counters> api_fields[] = {
+    {"api_unauthorized", figure::counter, &api_counters::unauthorized,
+     "API requests refused 401: missing or wrong API key"},
+    {"api_not_loopback", figure::counter, &api_counters::not_loopback,
+     "API requests refused 403: no API key set and the peer not on this host"},
+    {"api_busy_refused", figure::counter, &api_counters::busy_refused,
+     "API publishes refused 503 because traffic between shards was backed up"},
+};
+// clang-format on
+
+/// One shard's figures, or the total of several (merge).
+struct shard_stats {
+    pubsub::counters pubsub;
+    core::shard_counters core;
+    edge_counters edge;
+    api_counters api;
+};
+
+template <typename S>
+using rows = std::span<const field<S>>;
+
+/// Calls fn(section, rows, part) for each table, in the order the JSON writes them:
+/// `section` names the struct's module ("pubsub", "core", "edge", "api"), `rows` is its
+/// table (a stats::rows<S>), `part` the shard_stats member holding that struct. The one
+/// list of tables.
+template <typename Fn>
+constexpr void for_each_section(Fn&& fn) {
+    fn(std::string_view("pubsub"), rows<pubsub::counters>(pubsub_fields), &shard_stats::pubsub);
+    fn(std::string_view("core"), rows<core::shard_counters>(core_fields), &shard_stats::core);
+    fn(std::string_view("edge"), rows<edge_counters>(edge_fields), &shard_stats::edge);
+    fn(std::string_view("api"), rows<api_counters>(api_fields), &shard_stats::api);
+}
+
+/// A figure computed from rows, under the JSON name clients read before the rows were
+/// exposed one by one.
+struct derived_field {
+    std::string_view name;
+    figure type;
+    uint64_t (*value)(const shard_stats& s) noexcept;
+    std::string_view help;
+};
+
+inline uint64_t open_connections(const shard_stats& s) noexcept {
+    return s.core.accepted - s.core.closed;
+}
+inline uint64_t all_dropped(const shard_stats& s) noexcept {
+    const auto& d = s.pubsub.dropped;
+    return d[1] + d[2] + d[3] + d[4];
+}
+inline uint64_t all_busy_refused(const shard_stats& s) noexcept {
+    return s.pubsub.busy_refused + s.api.busy_refused;
+}
+
+inline constexpr derived_field derived_fields[] = {
+    {"connections", figure::gauge_sum, &open_connections,
+     "open connections of every kind (accepted - closed)"},
+    {"dropped", figure::counter, &all_dropped, "messages dropped, every priority"},
+    {"busy_refused", figure::counter, &all_busy_refused,
+     "publishes and subscribes refused 503 (command_busy_refused + api_busy_refused)"},
+};
+
+/// `one` folded into `total` as `type` says.
+constexpr void combine(figure type, uint64_t& total, uint64_t one) noexcept {
+    switch (type) {
+    case figure::counter:
+    case figure::gauge_sum:
+        total += one;
+        return;
+    case figure::gauge_max:
+        total = one > total ? one : total;
+        return;
+    }
+}
+
+/// Every figure `table` reads, of `one` folded into `total` (combine).
+template <typename S>
+constexpr void merge_rows(rows<S> table, S& total, const S& one) noexcept {
+    for (const field<S>& row : table) {
+        if (row.value != nullptr) {
+            combine(row.type, total.*row.value, one.*row.value);
+            continue;
+        }
+        for (std::size_t i = 0; i < std::extent_v<by_priority>; ++i) {
+            combine(row.type, (total.*row.per_priority)[i], (one.*row.per_priority)[i]);
+        }
+    }
+}
+
+/// `one`'s figures folded into `total` as each row's type says.
+void merge(shard_stats& total, const shard_stats& one) noexcept;
+
+/// Appends the JSON object of `s`: the derived figures, then every row of every table; a
+/// per_priority row is an object keyed by priority ("3", "4").
+void append_json(std::string& out, const shard_stats& s);
+
+/// The body of GET /api/stats for the shards' answers, in shard order:
+/// {"total":{…},"shards":[{…},…]}.
+std::string stats_json(std::span<const shard_stats> shards);
+
+/// Figures a row reads: 1, or one per priority.
+template <typename S>
+constexpr std::size_t slots(const field<S>& row) noexcept {
+    return row.value != nullptr ? 1 : std::extent_v<by_priority>;
+}
+
+/// True when `rows` name each member of S once and nothing else: no two rows read the same
+/// member, each row reads exactly one, and the figures they read fill sizeof(S) (all
+/// members are uint64_t or by_priority, so a member without a row leaves bytes uncounted).
+template <typename S, std::size_t N>
+constexpr bool covers_every_member(const field<S> (&rows)[N]) noexcept {
+    std::size_t figures = 0;
+    for (std::size_t i = 0; i < N; ++i) {
+        if ((rows[i].value == nullptr) == (rows[i].per_priority == nullptr)) {
+            return false;
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            if ((rows[i].value != nullptr && rows[i].value == rows[j].value) ||
+                (rows[i].per_priority != nullptr && rows[i].per_priority == rows[j].per_priority)) {
+                return false;
+            }
+        }
+        figures += slots(rows[i]);
+    }
+    return figures * sizeof(uint64_t) == sizeof(S);
+}
+
+static_assert(covers_every_member(pubsub_fields),
+              "pubsub::counters changed: give each member one row in stats::pubsub_fields");
+static_assert(covers_every_member(core_fields),
+              "core::shard_counters changed: give each member one row in stats::core_fields");
+static_assert(covers_every_member(edge_fields),
+              "admin::edge_counters changed: give each member one row in stats::edge_fields");
+static_assert(covers_every_member(api_fields),
+              "admin::api_counters changed: give each member one row in stats::api_fields");
+
+} // namespace ringcast::admin::stats
