@@ -192,7 +192,6 @@ struct counters {
 };
 
 struct local_channel;
-struct home_channel;
 struct publish_job;
 struct interest_msg;
 struct delivery;
@@ -206,6 +205,8 @@ struct deliver;
 struct pending_sub;
 struct session_backlog;
 enum class reply_mode : uint8_t;
+enum class interest_change : uint8_t;
+class ordering;
 class engine;
 
 /// The pubsub side of one /ws connection; owned by the gateway's connection state.
@@ -330,7 +331,8 @@ public:
     std::vector<std::pair<std::string, uint32_t>> local_channels() const;
     /// For a channel whose home is this shard: its offset and epoch, if it exists.
     bool home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const;
-    const counters& stats() const noexcept { return _counters; }
+    /// This shard's counters, gathered from the engine's parts.
+    counters stats() const noexcept;
 
 private:
     // engine.cc: sessions, command order, replies.
@@ -352,14 +354,10 @@ private:
     void remove_subscription(session& s, std::size_t at) noexcept;
     void cancel_pending(conn_handle h, session& s) noexcept;
     void drop_local_channel(local_channel& ch) noexcept;
-    void send_interest(std::string_view channel, uint64_t generation, bool interested);
+    void send_interest(std::string_view channel, uint64_t generation, interest_change change);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
     void on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
-                     bool interested);
-    home_channel& home(std::string_view channel);
-    void idle_unlink(home_channel& ch) noexcept;
-    void idle_push(home_channel& ch) noexcept;
-    void trim_idle() noexcept;
+                     interest_change change);
     // publish.cc: ordering on the home shard, fan-out, backpressure.
     void client_publish(conn_handle h, session& s, const command& cmd);
     void route(std::unique_ptr<publish_job> job);
@@ -376,18 +374,14 @@ private:
     config _config;
     publish_listener* _listener = nullptr;
     name_map<std::unique_ptr<local_channel>> _local;
-    name_map<std::unique_ptr<home_channel>> _home;
     name_map<std::vector<conn_handle>> _users;
     std::vector<std::pair<conn_handle, session*>> _sessions;
     std::unordered_map<uint32_t, session*> _by_slot; // conn_handle::slot → open session
-    home_channel* _idle_head = nullptr; // least recently used channel nobody subscribes to
-    home_channel* _idle_tail = nullptr;
-    uint32_t _idle_count = 0;
     uint64_t _local_generation = 0; // numbers each local_channel's interest round trip
     counters _counters;
     uint64_t _message_seq = 0;
-    uint64_t _epoch_seq = 0;
     uint32_t _start_s = 0;
+    std::unique_ptr<ordering> _ordering;
 };
 
 } // namespace ringcast::pubsub

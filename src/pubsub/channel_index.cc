@@ -8,6 +8,7 @@
 //   home channel:  created by the first interest or publish; while no shard is interested
 //                  it waits on the idle list and is evicted past config::max_idle_channels.
 #include "engine_types.h"
+#include "ordering.h"
 
 #include <cstdio>
 
@@ -77,7 +78,7 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
     if (created) {
         // First local subscriber: a round trip to the home shard fixes the point from which
         // this shard receives the channel's messages.
-        send_interest(ch.name, ch.generation, true);
+        send_interest(ch.name, ch.generation, interest_change::gained);
     }
 }
 
@@ -129,18 +130,19 @@ void engine::drop_local_channel(local_channel& ch) noexcept {
     _local.erase(name);
     --_counters.local_channels;
     // Also when the interest was never confirmed: the home counted it when it arrived.
-    send_interest(name, generation, false);
+    send_interest(name, generation, interest_change::lost);
 }
 
-void engine::send_interest(std::string_view channel, uint64_t generation, bool interested) {
+void engine::send_interest(std::string_view channel, uint64_t generation,
+                           interest_change change) {
     const unsigned home_id = home_shard(channel, _io.shards());
     if (home_id == unsigned(_io.id())) {
-        return on_interest(home_id, channel, generation, interested);
+        return on_interest(home_id, channel, generation, change);
     }
-    _io.post<kinds::interest>(
-        shard_id(static_cast<uint16_t>(home_id)),
-        std::make_unique<interest_msg>(
-            interest_msg{std::string(channel), {}, 0, generation, interested}));
+    _io.post<kinds::interest>(shard_id(static_cast<uint16_t>(home_id)),
+                              std::make_unique<interest_msg>(interest_msg{
+                                  std::string(channel), {}, 0, generation,
+                                  change == interest_change::gained}));
 }
 
 void engine::unsubscribe(conn_handle h, session& s, const command& cmd) {
@@ -192,83 +194,27 @@ void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_
     }
 }
 
-// --- home channels ------------------------------------------------------------------------
-
-home_channel& engine::home(std::string_view channel) {
-    auto [it, created] = _home.try_emplace(std::string(channel));
-    if (created) {
-        it->second = std::make_unique<home_channel>();
-        home_channel& ch = *it->second;
-        char epoch[32];
-        std::snprintf(epoch, sizeof(epoch), "%x%02x%x", _start_s, unsigned(_io.id()) & 0xff,
-                      static_cast<unsigned>(++_epoch_seq));
-        ch.epoch = epoch;
-        ch.interested.assign(_io.shards(), false);
-        ch.name = &it->first;
-        ++_counters.home_channels;
-        idle_push(ch);
-    }
-    return *it->second;
-}
+// --- interest on the home shard ------------------------------------------------------------
 
 void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
-                         bool interested) {
-    home_channel& ch = home(channel);
-    if (ch.interested[from_shard] != interested) {
-        ch.interested[from_shard] = interested;
-        ch.interested_count += interested ? 1 : uint32_t(-1);
-    }
-    if (ch.interested_count > 0 && ch.idle) {
-        idle_unlink(ch);
-    } else if (ch.interested_count == 0) {
-        idle_push(ch); // to the most recent end
-    }
-    if (interested) {
-        if (from_shard == unsigned(_io.id())) {
-            if (auto it = _local.find(channel);
-                it != _local.end() && it->second->generation == generation) {
-                confirm_interest(*it->second, ch.epoch, ch.offset);
-            }
-        } else {
-            _io.post<kinds::confirmed>(shard_id(static_cast<uint16_t>(from_shard)),
-                                       std::make_unique<interest_msg>(interest_msg{
-                                           std::string(channel), ch.epoch, ch.offset,
-                                           generation, true}));
-        }
-    }
-    trim_idle();
-}
-
-void engine::idle_unlink(home_channel& ch) noexcept {
-    if (!ch.idle) {
+                         interest_change change) {
+    const home_channel& ch = _ordering->interest(from_shard, channel, change);
+    switch (change) {
+    case interest_change::lost:
         return;
+    case interest_change::gained:
+        break;
     }
-    (ch.idle_prev != nullptr ? ch.idle_prev->idle_next : _idle_head) = ch.idle_next;
-    (ch.idle_next != nullptr ? ch.idle_next->idle_prev : _idle_tail) = ch.idle_prev;
-    ch.idle_prev = ch.idle_next = nullptr;
-    ch.idle = false;
-    --_idle_count;
-}
-
-void engine::idle_push(home_channel& ch) noexcept {
-    idle_unlink(ch);
-    ch.idle_prev = _idle_tail;
-    (_idle_tail != nullptr ? _idle_tail->idle_next : _idle_head) = &ch;
-    _idle_tail = &ch;
-    ch.idle = true;
-    ++_idle_count;
-}
-
-void engine::trim_idle() noexcept {
-    // The most recent idle channel is never evicted (max_idle_channels ≥ 1): callers may
-    // still hold a reference to the channel they just touched.
-    while (_idle_count > std::max<uint32_t>(_config.max_idle_channels, 1)) {
-        home_channel* oldest = _idle_head;
-        idle_unlink(*oldest);
-        const std::string name = *oldest->name;
-        _home.erase(name);
-        --_counters.home_channels;
-        ++_counters.idle_channels_evicted;
+    if (from_shard == unsigned(_io.id())) {
+        if (auto it = _local.find(channel);
+            it != _local.end() && it->second->generation == generation) {
+            confirm_interest(*it->second, ch.epoch, ch.offset);
+        }
+    } else {
+        _io.post<kinds::confirmed>(shard_id(static_cast<uint16_t>(from_shard)),
+                                   std::make_unique<interest_msg>(interest_msg{
+                                       std::string(channel), ch.epoch, ch.offset, generation,
+                                       true}));
     }
 }
 

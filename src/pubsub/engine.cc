@@ -3,6 +3,7 @@
 // channel_index.cc, publishing and fan-out in publish.cc; include/ringcast/pubsub.h part 2
 // has the model and engine_types.h the mesh kinds.
 #include "engine_types.h"
+#include "ordering.h"
 
 #include <ringcast/ws.h>
 
@@ -37,7 +38,11 @@ session::session() = default;
 session::~session() = default;
 
 engine::engine(core::conn_io& io, const config& cfg)
-    : _io(io), _config(cfg), _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)) {
+    : _io(io),
+      _config(cfg),
+      _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)),
+      _ordering(std::make_unique<ordering>(io.id(), io.shards(), _start_s,
+                                           cfg.max_idle_channels)) {
     auto& receivers = _io.mesh_receivers();
     receivers.on<kinds::interest>(*this);
     receivers.on<kinds::confirmed>(*this);
@@ -312,19 +317,27 @@ std::vector<std::pair<std::string, uint32_t>> engine::local_channels() const {
 }
 
 bool engine::home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const {
-    auto it = _home.find(channel);
-    if (it == _home.end()) {
+    const home_channel* ch = _ordering->find(channel);
+    if (ch == nullptr) {
         return false;
     }
-    offset = it->second->offset;
-    epoch = it->second->epoch;
+    offset = ch->offset;
+    epoch = ch->epoch;
     return true;
+}
+
+counters engine::stats() const noexcept {
+    counters c = _counters;
+    c.home_channels = _ordering->size();
+    c.idle_channels_evicted = _ordering->evicted();
+    return c;
 }
 
 // --- mesh ---------------------------------------------------------------------------------
 
 void engine::on_mesh(kinds::interest, shard_id from, std::unique_ptr<interest_msg> m) noexcept {
-    on_interest(unsigned(from), m->channel, m->generation, m->gained);
+    on_interest(unsigned(from), m->channel, m->generation,
+                m->gained ? interest_change::gained : interest_change::lost);
 }
 
 void engine::on_mesh(kinds::confirmed, shard_id, std::unique_ptr<interest_msg> m) noexcept {

@@ -11,6 +11,11 @@ namespace ringcast::pubsub {
 
 enum class reply_mode : uint8_t { reply, silent };
 
+/// A shard's interest in a channel changed: its first local subscriber came (or is
+/// pending), or its last one went. The shard's subscriptions produce it, the channel's home
+/// shard's ordering consumes it (the interest mesh kind carries it between them).
+enum class interest_change : uint8_t { gained, lost };
+
 /// Commands a session may hold back while an earlier one is under way, and their bytes
 /// (a command is at most --max-message-bytes on its own). Above the default burst of the
 /// rate limit (200), so a client pipelining a whole burst is never refused; ~40 KB of
@@ -64,20 +69,6 @@ struct local_channel {
     uint64_t offset = 0;
     uint64_t generation = 0;
     bool confirmed = false; // the home shard knows this shard is interested
-};
-
-/// A channel on its home shard: the order (offset, epoch) and which shards want it. While
-/// no shard wants it, it sits on the engine's idle list (least recently used first) and is
-/// evicted past config::max_idle_channels; a new entry for the name gets a new epoch.
-struct home_channel {
-    uint64_t offset = 0;
-    std::string epoch;
-    std::vector<bool> interested; // per shard
-    uint32_t interested_count = 0;
-    const std::string* name = nullptr; // the map key (stable: node-based map)
-    home_channel* idle_prev = nullptr;
-    home_channel* idle_next = nullptr;
-    bool idle = false;
 };
 
 /// A publish travelling to the channel's home shard and back to its origin. `data` is

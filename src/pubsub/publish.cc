@@ -3,6 +3,7 @@
 // interested shard; each shard queues a reference on each local subscriber, and the
 // backpressure policy (DESIGN §2.7) decides per subscriber.
 #include "engine_types.h"
+#include "ordering.h"
 
 #include <ringcast/ws.h>
 
@@ -87,11 +88,8 @@ std::string engine::next_message_id() {
 }
 
 void engine::order(publish_job& job) {
-    home_channel& ch = home(job.channel);
-    job.offset = ++ch.offset;
-    if (ch.idle) {
-        idle_push(ch); // recently used: the last to be evicted
-    }
+    const home_channel& ch = _ordering->order(job.channel);
+    job.offset = ch.offset;
     const std::string id = next_message_id();
     const auto data = std::string_view(reinterpret_cast<const char*>(job.data->data()),
                                        job.data->own_size());
@@ -134,7 +132,6 @@ void engine::order(publish_job& job) {
                 std::make_unique<delivery>(delivery{f, job.channel, job.prio, job.offset}));
         }
     }
-    trim_idle();
 }
 
 void engine::finish_publish(const publish_origin& origin, uint64_t offset) {
