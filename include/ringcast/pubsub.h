@@ -207,6 +207,8 @@ struct session_backlog;
 enum class reply_mode : uint8_t;
 enum class interest_change : uint8_t;
 class ordering;
+class subscriptions;
+class fanout;
 class engine;
 
 /// The pubsub side of one /ws connection; owned by the gateway's connection state.
@@ -235,26 +237,30 @@ public:
     void mark_closing() noexcept { _closing = true; }
 
 private:
+    // Each field belongs to one part of the engine, which alone reads and writes it: the
+    // command path (engine), subscribing (subscriptions) or delivery (fanout).
     friend class engine;
+    friend class subscriptions;
+    friend class fanout;
     struct subscription {
         local_channel* channel;
         uint32_t index; // position in channel->subscribers
     };
-    std::string _user_id;
-    std::vector<subscription> _subs;
-    std::vector<local_channel*> _waiting_on;   // channels holding a pending subscribe of ours
-    std::unique_ptr<session_backlog> _backlog; // deferred commands, reply slots; or null
-    uint32_t _registry_index = 0;              // position in engine::_sessions
-    uint32_t _tokens_milli = 0;                // command tokens x1000
-    uint32_t _pending = 0;                     // subscribes waiting for their home shard
-    uint32_t _publishing = 0;                  // publishes waiting for their home shard
-    uint32_t _rate_limit_burst = 0;            // this session's bucket (client or backend)
-    uint32_t _rate_limit_rate = 0;
-    bool _closing = false; // closed as a slow consumer: deliver nothing more
-    bool _backend = false; // holds the API key: may publish anywhere
-    bool _running = false; // its commands are being run: do not re-enter
-    uint64_t _refill_ms = 0;
-    uint64_t _limit_reply_ms = 0; // when the last 429 for an over-rate command left
+    std::string _user_id;                      // engine
+    std::vector<subscription> _subs;           // subscriptions: the channels it receives
+    std::vector<local_channel*> _waiting_on;   // subscriptions: where a subscribe of ours waits
+    std::unique_ptr<session_backlog> _backlog; // engine: deferred commands, reply slots; or null
+    uint32_t _registry_index = 0;              // engine: position in engine::_sessions
+    uint32_t _tokens_milli = 0;                // engine: command tokens x1000
+    uint32_t _pending = 0;                     // subscriptions: subscribes waiting for a home
+    uint32_t _publishing = 0;                  // engine: publishes waiting for their home shard
+    uint32_t _rate_limit_burst = 0;            // engine: its bucket (client or backend)
+    uint32_t _rate_limit_rate = 0;             // engine
+    bool _closing = false; // fanout: closing (slow consumer, or told): deliver nothing more
+    bool _backend = false; // engine: holds the API key: may publish anywhere
+    bool _running = false; // engine: its commands are being run: do not re-enter
+    uint64_t _refill_ms = 0;      // engine
+    uint64_t _limit_reply_ms = 0; // engine: when the last 429 for an over-rate command left
 };
 
 /// Where the result of a publish goes when the home shard has ordered it.
@@ -347,13 +353,10 @@ private:
     session* find_session(conn_handle h) noexcept;
     void reply(conn_handle h, const std::string& text) noexcept;
     bool take_token(session& s) noexcept;
-    // channel_index.cc: subscriptions, interest, home channels.
     void subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode);
     void unsubscribe(conn_handle h, session& s, const command& cmd);
-    void add_subscriber(local_channel& ch, conn_handle h, session& s);
-    void remove_subscription(session& s, std::size_t at) noexcept;
-    void cancel_pending(conn_handle h, session& s) noexcept;
-    void drop_local_channel(local_channel& ch) noexcept;
+    // engine.cc: the interest round trip between subscriptions and a home's ordering.
+    struct interest_relay;
     void send_interest(std::string_view channel, uint64_t generation, interest_change change);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
     void on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
@@ -373,14 +376,14 @@ private:
     core::conn_io& _io;
     config _config;
     publish_listener* _listener = nullptr;
-    name_map<std::unique_ptr<local_channel>> _local;
     name_map<std::vector<conn_handle>> _users;
     std::vector<std::pair<conn_handle, session*>> _sessions;
     std::unordered_map<uint32_t, session*> _by_slot; // conn_handle::slot → open session
-    uint64_t _local_generation = 0; // numbers each local_channel's interest round trip
     counters _counters;
     uint64_t _message_seq = 0;
     uint32_t _start_s = 0;
+    std::unique_ptr<interest_relay> _relay; // subscriptions' interest_sink
+    std::unique_ptr<subscriptions> _subscriptions;
     std::unique_ptr<ordering> _ordering;
 };
 

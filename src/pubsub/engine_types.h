@@ -9,8 +9,6 @@
 
 namespace ringcast::pubsub {
 
-enum class reply_mode : uint8_t { reply, silent };
-
 /// A shard's interest in a channel changed: its first local subscriber came (or is
 /// pending), or its last one went. The shard's subscriptions produce it, the channel's home
 /// shard's ordering consumes it (the interest mesh kind carries it between them).
@@ -38,37 +36,6 @@ struct session_backlog {
     };
     std::deque<slot> replies;
     uint32_t first_slot = 0; // number of replies.front(); wraps harmlessly
-};
-
-/// A subscribe waiting for the home shard's confirmation (the first local subscriber's
-/// round trip); answered when it arrives.
-struct pending_sub {
-    conn_handle h;
-    session* s;
-    bool has_id;
-    uint64_t id;
-    reply_mode mode;
-    uint32_t slot; // the session's reply slot
-};
-
-/// A channel as seen by one shard: its local subscribers. Exists while it has subscribers
-/// or pending subscribes, and is erased with the last (which also tells the home shard).
-/// `offset` is the last offset delivered here (or the subscription point), which is what a
-/// later local subscribe reply reports. `generation` numbers this instance's interest
-/// round trip: a confirmation meant for an earlier instance of the same name is ignored.
-struct local_channel {
-    struct entry {
-        conn_handle h;
-        session* s;
-        uint32_t sub_index; // position in s->_subs
-    };
-    std::string name;
-    std::vector<entry> subscribers;
-    std::vector<pending_sub> waiting;
-    std::string epoch;
-    uint64_t offset = 0;
-    uint64_t generation = 0;
-    bool confirmed = false; // the home shard knows this shard is interested
 };
 
 /// A publish travelling to the channel's home shard and back to its origin. `data` is

@@ -4,6 +4,7 @@
 // backpressure policy (DESIGN §2.7) decides per subscriber.
 #include "engine_types.h"
 #include "ordering.h"
+#include "subscriptions.h"
 
 #include <ringcast/ws.h>
 
@@ -155,12 +156,11 @@ void engine::finish_publish(const publish_origin& origin, uint64_t offset) {
 
 void engine::deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
                            uint64_t offset) noexcept {
-    auto it = _local.find(channel);
-    if (it == _local.end()) {
+    local_channel* found = _subscriptions->delivering(channel, offset);
+    if (found == nullptr) {
         return; // the last local subscriber left while this was in flight
     }
-    local_channel& ch = *it->second;
-    ch.offset = offset;
+    const local_channel& ch = *found;
     // Index loop: a slow-consumer close does not change the list (the session stays until
     // its connection is released), so positions are stable during the pass. The shard's
     // budget is read once per message, not per subscriber.
