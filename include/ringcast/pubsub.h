@@ -361,17 +361,10 @@ private:
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
     void on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
                      interest_change change);
-    // publish.cc: ordering on the home shard, fan-out, backpressure.
     void client_publish(conn_handle h, session& s, const command& cmd);
     void route(std::unique_ptr<publish_job> job);
     void order(publish_job& job);
-    void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
-                       uint64_t offset) noexcept;
-    bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
-                 bool shard_over_budget) noexcept;
-    void close_slow_consumer(conn_handle h, session& s) noexcept;
     void finish_publish(const publish_origin& origin, uint64_t offset);
-    std::string next_message_id();
 
     core::conn_io& _io;
     config _config;
@@ -380,11 +373,11 @@ private:
     std::vector<std::pair<conn_handle, session*>> _sessions;
     std::unordered_map<uint32_t, session*> _by_slot; // conn_handle::slot → open session
     counters _counters;
-    uint64_t _message_seq = 0;
     uint32_t _start_s = 0;
     std::unique_ptr<interest_relay> _relay; // subscriptions' interest_sink
     std::unique_ptr<subscriptions> _subscriptions;
     std::unique_ptr<ordering> _ordering;
+    std::unique_ptr<fanout> _fanout;
 };
 
 } // namespace ringcast::pubsub

@@ -264,4 +264,40 @@ void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_
     }
 }
 
+// --- the publish command -------------------------------------------------------------------
+
+void engine::client_publish(conn_handle h, session& s, const command& cmd) {
+    const std::string_view ns = channel_namespace(cmd.channel);
+    const auto& allowed = _config.client_publish_namespaces;
+    const bool permitted = s._backend || (!ns.empty() && std::find(allowed.begin(), allowed.end(),
+                                                                   ns) != allowed.end());
+    if (!permitted) {
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 403,
+                                      "publishing to this channel is not allowed for clients"));
+    }
+    if (cmd.channel.starts_with("user:") && !s._backend) {
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 403, "user channels are server-only"));
+    }
+    if (!accepts_work_for(cmd.channel)) {
+        ++_counters.busy_refused;
+        return send_reply(h, s, reply_error(cmd.has_id, cmd.id, 503, "server busy; retry"));
+    }
+    auto job = std::make_unique<publish_job>(publish_job{std::string(cmd.channel),
+                                std::string(cmd.event),
+                                core::make_frame(cmd.data),
+                                s._user_id,
+                                cmd.prio,
+                                {},
+                                0});
+    job->origin.from = publish_origin::kind::client;
+    job->origin.conn = h;
+    job->origin.has_id = cmd.has_id;
+    job->origin.id = cmd.id;
+    job->origin.index = reserve_reply(s);
+    ++s._publishing;
+    route(std::move(job));
+}
+
 } // namespace ringcast::pubsub

@@ -3,6 +3,7 @@
 // channel_index.cc, publishing and fan-out in publish.cc; include/ringcast/pubsub.h part 2
 // has the model and engine_types.h the mesh kinds.
 #include "engine_types.h"
+#include "fanout.h"
 #include "ordering.h"
 #include "subscriptions.h"
 
@@ -12,6 +13,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
+#include <memory>
 
 namespace ringcast::pubsub {
 
@@ -51,7 +54,8 @@ engine::engine(core::conn_io& io, const config& cfg)
       _relay(std::make_unique<interest_relay>(*this)),
       _subscriptions(std::make_unique<subscriptions>(*_relay)),
       _ordering(std::make_unique<ordering>(io.id(), io.shards(), _start_s,
-                                           cfg.max_idle_channels)) {
+                                           cfg.max_idle_channels)),
+      _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s)) {
     auto& receivers = _io.mesh_receivers();
     receivers.on<kinds::interest>(*this);
     receivers.on<kinds::confirmed>(*this);
@@ -123,6 +127,10 @@ session* engine::find_session(conn_handle h) noexcept {
 
 // --- what the backend API gathers ---------------------------------------------------------
 
+uint64_t engine::broadcast_local(const core::frame_ref& f, priority prio) noexcept {
+    return _fanout->broadcast(_sessions, f, prio);
+}
+
 uint64_t engine::disconnect_user(std::string_view user_id, uint16_t code, std::string_view reason) {
     auto it = _users.find(user_id);
     if (it == _users.end()) {
@@ -163,9 +171,68 @@ counters engine::stats() const noexcept {
     counters c = _counters;
     c.subscriptions = _subscriptions->subscription_count();
     c.local_channels = _subscriptions->channel_count();
+    const delivery_stats& d = _fanout->stats();
+    c.messages_out = d.messages_out;
+    c.bytes_out = d.bytes_out;
+    std::copy(std::begin(d.dropped), std::end(d.dropped), std::begin(c.dropped));
+    c.slow_consumer_closes = d.slow_consumer_closes;
     c.home_channels = _ordering->size();
     c.idle_channels_evicted = _ordering->evicted();
     return c;
+}
+
+// --- publishing: to the home shard, ordered, fanned out, answered ---------------------------
+
+bool engine::accepts_work_for(std::string_view channel) const noexcept {
+    const unsigned home_id = home_shard(channel, _io.shards());
+    return home_id == unsigned(_io.id()) ||
+           !_io.mesh_congested(shard_id(static_cast<uint16_t>(home_id)));
+}
+
+void engine::publish(const publish_request& req, std::string_view channel, publish_origin origin,
+                     core::frame_ref data) {
+    auto job = std::make_unique<publish_job>(publish_job{std::string(channel),
+                                std::string(req.event),
+                                data ? std::move(data) : core::make_frame(req.data),
+                                std::string(req.user_id),
+                                req.prio,
+                                origin,
+                                0});
+    route(std::move(job));
+}
+
+void engine::route(std::unique_ptr<publish_job> job) {
+    ++_counters.messages_in;
+    const unsigned home_id = home_shard(job->channel, _io.shards());
+    if (home_id == unsigned(_io.id())) {
+        order(*job);
+        finish_publish(job->origin, job->offset);
+        return;
+    }
+    _io.post<kinds::publish>(shard_id(static_cast<uint16_t>(home_id)), std::move(job));
+}
+
+void engine::order(publish_job& job) {
+    const home_channel& ch = _ordering->order(job.channel);
+    job.offset = ch.offset;
+    _fanout->fan_out(job, ch.interested);
+}
+
+void engine::finish_publish(const publish_origin& origin, uint64_t offset) {
+    if (origin.from == publish_origin::kind::api) {
+        if (_listener != nullptr) {
+            _listener->on_published(origin, offset);
+        }
+        return;
+    }
+    session* s = find_session(origin.conn);
+    if (s == nullptr) {
+        return; // the publisher left meanwhile
+    }
+    --s->_publishing;
+    fill_reply(origin.conn, *s, origin.index,
+               reply_ok(origin.has_id, origin.id, ",\"offset\":" + std::to_string(offset)));
+    resume(origin.conn, *s);
 }
 
 // --- the interest round trip ----------------------------------------------------------------
@@ -228,7 +295,7 @@ void engine::on_mesh(kinds::published, shard_id, std::unique_ptr<publish_job> jo
 }
 
 void engine::on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery> d) noexcept {
-    deliver_local(d->channel, d->frame, d->prio, d->offset);
+    _fanout->deliver_local(d->channel, d->frame, d->prio, d->offset);
 }
 
 } // namespace ringcast::pubsub
