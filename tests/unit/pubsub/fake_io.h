@@ -37,9 +37,9 @@ public:
     /// The payload of post `i` if it is of kind K, else nullptr.
     template <core::mesh_kind K> typename K::payload* post_of(std::size_t i) const {
         const posted& p = posts.at(i);
-        return p.msg.kind == &core::mesh_kind_info_of<K> ? static_cast<typename K::payload*>(
-                                                                p.msg.payload)
-                                                          : nullptr;
+        return p.msg.kind == &core::mesh_kind_info_of<K>
+                   ? static_cast<typename K::payload*>(p.msg.payload)
+                   : nullptr;
     }
 
     void send(conn_handle h, core::frame_ref f) noexcept override {

@@ -7,7 +7,6 @@
 #include "subscriptions.h"
 
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,8 +68,7 @@ struct local_shard {
 
 publish_job job(std::string channel, uint64_t offset, priority prio = priority::normal,
                 std::string_view data = "{\"n\":1}") {
-    return publish_job{std::move(channel), "message", core::make_frame(data), "", prio, {},
-                       offset};
+    return publish_job{std::move(channel), "message", core::make_frame(data), "", prio, {}, offset};
 }
 
 std::string envelope_text(const envelope& e) {
@@ -140,8 +138,7 @@ TEST_CASE("fanout splices large data into the frame by reference instead of copy
     CHECK(f->size() == 4 + envelope_size(e)); // 126-65535 bytes: a 4-byte header
 }
 
-TEST_CASE("fanout delivers one frame by reference to every local subscriber",
-          "[pubsub][fanout]") {
+TEST_CASE("fanout delivers one frame by reference to every local subscriber", "[pubsub][fanout]") {
     local_shard shard;
     session a;
     session b;
@@ -172,8 +169,7 @@ TEST_CASE("fanout delivers one frame by reference to every local subscriber",
     CHECK(frame_text(shard.sent_to(1)[1]).starts_with("{\"id\":\"m-5f00-0-2\""));
 }
 
-TEST_CASE("fanout hands the frame to the other interested shards, each once",
-          "[pubsub][fanout]") {
+TEST_CASE("fanout hands the frame to the other interested shards, each once", "[pubsub][fanout]") {
     local_shard shard(1, 4);
     session a;
     shard.subscribe("news", 1, a);

@@ -3,7 +3,6 @@
 #include "ordering.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,8 +35,7 @@ TEST_CASE("ordering gives each channel its own offsets, increasing from 1", "[pu
     CHECK(o.size() == 2);
 }
 
-TEST_CASE("ordering names epochs by start time, shard and channel instance",
-          "[pubsub][ordering]") {
+TEST_CASE("ordering names epochs by start time, shard and channel instance", "[pubsub][ordering]") {
     auto o = make(16, 4, 3);
     const std::string a = o.order("a").epoch;
     const std::string b = o.order("b").epoch;

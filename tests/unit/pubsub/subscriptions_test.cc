@@ -3,9 +3,8 @@
 // a channel is gained or lost.
 #include "subscriptions.h"
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <functional>
 #include <string>
 #include <vector>
@@ -125,8 +124,7 @@ TEST_CASE("subscriptions: a confirmed channel takes more subscribers without a r
     subscribe(subs, "news", 2, b);
     CHECK(sink.changes.size() == 1);
     CHECK(subscribers_of(subs, "news") == sorted({&a, &b}));
-    CHECK(subs.channel_counts() ==
-          std::vector<std::pair<std::string, uint32_t>>{{"news", 2}});
+    CHECK(subs.channel_counts() == std::vector<std::pair<std::string, uint32_t>>{{"news", 2}});
 }
 
 TEST_CASE("subscriptions: only the last local subscriber's departure loses the interest",
@@ -251,8 +249,7 @@ TEST_CASE("subscriptions: a channel that comes back is a new instance with a new
     subs.wait("news", nullptr, waiter(1, s));
     REQUIRE(sink.changes.size() == 3);
     CHECK(sink.changes[0].what == interest_change::gained);
-    CHECK(sink.changes[1] ==
-          change{"news", sink.changes[0].generation, interest_change::lost});
+    CHECK(sink.changes[1] == change{"news", sink.changes[0].generation, interest_change::lost});
     CHECK(sink.changes[2].what == interest_change::gained);
     CHECK(sink.changes[2].generation != sink.changes[0].generation);
     CHECK(subs.find("news")->generation == sink.changes[2].generation);
