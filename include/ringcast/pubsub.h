@@ -1,12 +1,14 @@
-// ringcast pubsub — channels, subscriptions, publishing and fan-out (DESIGN §2-4).
+// ringcast pubsub — channels, subscriptions, publishing and fan-out.
 //
 // This header has two parts:
 //  1. The wire protocol (pure functions, no state): parsing client commands and backend
 //     publish requests, validating names, writing the message envelope and replies. They
 //     take bytes and return values, so unit tests, fuzzers and the server share them.
-//  2. The runtime (channel index, home-shard ordering, mesh fan-out): added below.
+//  2. The runtime: one engine per shard, the facade over subscribing, ordering and
+//     delivery (src/pubsub), which the gateway and the backend API drive.
 //
-// The protocol itself is specified in docs/protocol.md.
+// The protocol itself is specified in docs/protocol.md; the choices behind the runtime are
+// in docs/decisions.md ("Pub/sub", "The engine split by concern").
 #pragma once
 
 #include <ringcast/core.h>
@@ -137,11 +139,12 @@ std::string reply_error(bool has_id, uint64_t id, int code, std::string_view mes
 // ---- 2. runtime ---------------------------------------------------------------------------
 //
 // One engine per shard (built by the gateway on the shard's thread). A channel's home shard
-// (channel_home()) orders its messages: it assigns offsets, frames each message once and
+// (home_shard()) orders its messages: it assigns offsets, frames each message once and
 // hands the frame, by reference, to every shard that has local subscribers; each shard
 // queues a reference on each local subscriber. Subscribing is a round trip to the home
 // shard, so a subscription takes effect at a known offset (the reply's) and misses nothing
-// after it. Cross-shard traffic uses the core mesh; kinds are listed in engine.cc.
+// after it. Cross-shard traffic uses the core mesh; src/pubsub/engine_types.h lists the
+// kinds.
 
 /// Knobs of the engine; filled from flags by src/app.
 struct config {
@@ -293,6 +296,26 @@ using name_map = std::unordered_map<std::string, T, name_hash, std::equal_to<>>;
 /// The home shard of a channel or user: FNV-1a of the name, modulo the shard count.
 unsigned home_shard(std::string_view name, unsigned shards) noexcept;
 
+/// The pubsub engine of one shard: a facade over three parts, each with its own state and
+/// its own file in src/pubsub, which reach each other only through the engine:
+///
+///   subscriptions  local channels and their subscribers, the sessions' channel lists,
+///                  subscribes waiting for their home shard, interest gained / lost
+///   ordering       the channels homed here: offset, epoch, interested shards, idle LRU
+///   fanout         framing once, hand-off to the interested shards, local delivery under
+///                  the slow-consumer policy, broadcast
+///
+/// The engine itself keeps the sessions and the command path (rate limit, command order,
+/// replies; commands.cc), carries a publish to its home shard and back and the interest
+/// round trip between a shard's subscriptions and the home's ordering, and handles the mesh
+/// kinds (engine.cc):
+///
+///   command ─► engine ─► subscribe ─► subscriptions ─(interest)─► home: ordering ─┐
+///                     └► publish ─► route ─(publish)─► home: order ─► ordering ─► fanout
+///   confirmed ─► engine ─► subscriptions ─► replies     deliver ─► fanout ◄───────┘
+///
+/// Built on its shard's thread (it registers its mesh handlers there) and used by that
+/// thread only.
 class engine {
 public:
     engine(core::conn_io& io, const config& cfg);
@@ -341,7 +364,7 @@ public:
     counters stats() const noexcept;
 
 private:
-    // engine.cc: sessions, command order, replies.
+    // commands.cc: the command path — order, rate limit, replies, the commands.
     bool can_start(const session& s, command_op op) const noexcept;
     void run(conn_handle h, session& s, const command& cmd);
     void resume(conn_handle h, session& s);
@@ -350,18 +373,19 @@ private:
     void send_reply(conn_handle h, session& s, std::string text);
     uint32_t reserve_reply(session& s);
     void fill_reply(conn_handle h, session& s, uint32_t slot, std::string text);
-    session* find_session(conn_handle h) noexcept;
     void reply(conn_handle h, const std::string& text) noexcept;
     bool take_token(session& s) noexcept;
     void subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode);
     void unsubscribe(conn_handle h, session& s, const command& cmd);
-    // engine.cc: the interest round trip between subscriptions and a home's ordering.
-    struct interest_relay;
-    void send_interest(std::string_view channel, uint64_t generation, interest_change change);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
+    void client_publish(conn_handle h, session& s, const command& cmd);
+    // engine.cc: sessions, the interest round trip between subscriptions and a home's
+    // ordering, a publish's way to its home shard and back.
+    struct interest_relay;
+    session* find_session(conn_handle h) noexcept;
+    void send_interest(std::string_view channel, uint64_t generation, interest_change change);
     void on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
                      interest_change change);
-    void client_publish(conn_handle h, session& s, const command& cmd);
     void route(std::unique_ptr<publish_job> job);
     void order(publish_job& job);
     void finish_publish(const publish_origin& origin, uint64_t offset);
@@ -372,8 +396,10 @@ private:
     name_map<std::vector<conn_handle>> _users;
     std::vector<std::pair<conn_handle, session*>> _sessions;
     std::unordered_map<uint32_t, session*> _by_slot; // conn_handle::slot → open session
-    counters _counters;
+    counters _counters; // the command path's fields; stats() adds the parts' own
     uint32_t _start_s = 0;
+    // The parts, built in this order (fanout reads subscriptions, subscriptions tells the
+    // relay); heap-held because their types are private to src/pubsub.
     std::unique_ptr<interest_relay> _relay; // subscriptions' interest_sink
     std::unique_ptr<subscriptions> _subscriptions;
     std::unique_ptr<ordering> _ordering;

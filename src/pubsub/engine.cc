@@ -1,7 +1,15 @@
-// The pubsub engine of one shard, part 1: sessions, the command path and its order, the
-// mesh dispatch and the queries the backend API gathers. Channels and subscriptions are in
-// channel_index.cc, publishing and fan-out in publish.cc; include/ringcast/pubsub.h part 2
-// has the model and engine_types.h the mesh kinds.
+// The pubsub engine of one shard: the facade that owns its three parts — subscriptions
+// (subscriptions.h), ordering (ordering.h) and fanout (fanout.h) — and carries what goes
+// between them: the session registry, a publish's way to its channel's home shard and its
+// answer back, the interest round trip between this shard's subscriptions and a home's
+// ordering, the mesh handlers, and the queries the backend API gathers. The command path
+// is in commands.cc; include/ringcast/pubsub.h (engine) draws how a message flows, and
+// engine_types.h lists the mesh kinds.
+//
+//   publish ─► route ─► home here? ─yes─► order ─► ordering (offset) ─► fanout ─► finish
+//                          └─no─► (publish) ─► home: order ─► (published) ─► finish
+//   subscribe's first waiter ─► relay ─► send_interest ─► home here? on_interest : (interest)
+//   on_interest ─► ordering ─► gained: confirm (here) or (confirmed) ─► confirm_interest
 #include "engine_types.h"
 #include "fanout.h"
 #include "ordering.h"

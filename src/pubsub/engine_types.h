@@ -1,4 +1,6 @@
-// Private to src/pubsub: the engine's data structures and its mesh payloads.
+// Private to src/pubsub: the vocabulary the engine's parts share — how an interest change
+// is said, the command path's backlog and limits, and the mesh kinds with their payloads.
+// Each part's own types are in its header (subscriptions.h, ordering.h, fanout.h).
 #pragma once
 
 #include <ringcast/pubsub.h>

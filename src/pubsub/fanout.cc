@@ -51,8 +51,8 @@ void fanout::fan_out(const publish_job& job, const std::vector<bool>& interested
     e.message_id = id;
     e.event = job.event;
     e.channel = job.channel;
-    e.data = std::string_view(reinterpret_cast<const char*>(job.data->data()),
-                              job.data->own_size());
+    e.data =
+        std::string_view(reinterpret_cast<const char*>(job.data->data()), job.data->own_size());
     e.prio = job.prio;
     e.timestamp_ms = wall_clock_ms();
     e.user_id = job.user_id;

@@ -30,8 +30,8 @@ namespace ringcast::pubsub {
 /// in ordering's map; the node-based map keeps its address and `name` stable until the
 /// channel is evicted, which only happens to idle channels other than the most recent one.
 struct home_channel {
-    uint64_t offset = 0; ///< the last message's offset in this epoch (0: none yet)
-    std::string epoch;   ///< unique per shard start, shard and channel instance
+    uint64_t offset = 0;          ///< the last message's offset in this epoch (0: none yet)
+    std::string epoch;            ///< unique per shard start, shard and channel instance
     std::vector<bool> interested; ///< per shard: it has local subscribers (or pending ones)
     uint32_t interested_count = 0;
     const std::string* name = nullptr; ///< the map key

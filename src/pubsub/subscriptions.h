@@ -7,7 +7,7 @@
 //                                               │ no
 //                                               ▼
 //                                  wait(): first one? ─► sink: gained ─► (home shard)
-//   confirmed (epoch, offset) ─► engine ─► confirm() ─► the waiters are added; the engine replies
+//   confirmed (epoch, offset) ─► engine ─► confirm() ─► waiters added ─► the engine replies
 //   unsubscribe / close ─► remove() / close() ─► last one gone? ─► sink: lost ─► (home shard)
 //
 // The delivery path reads a channel's subscriber list through delivering(): one lookup per
@@ -73,9 +73,9 @@ public:
 
 /// The local subscription index of one shard (see the file comment).
 ///
-///   absent ──wait()──► waiting ──confirm()──► confirmed ◄──add()/remove()──┐
-///     ▲        sink: gained                      │ ─────────────────────────┘
-///     └──── last subscriber and waiter gone (remove, close) ── sink: lost ──┘
+///   absent ──wait() [sink: gained]──► waiting ──confirm()──► confirmed ◄─► add() / remove()
+///     ▲                                   │                         │
+///     └── [sink: lost] ◄── its last waiter or subscriber gone (remove, close)
 ///
 /// Invariants: a local channel is in the map iff it has a subscriber or a waiter; each
 /// subscriber entry and the session's record of it point at each other (swap-removal keeps
@@ -120,8 +120,7 @@ public:
     /// confirmed, adds every waiter that is not subscribed already, and returns the waiters
     /// in their order, for the engine to answer. Runs nothing else: `ch` stays valid
     /// until the caller runs commands again.
-    std::vector<pending_sub> confirm(local_channel& ch, std::string_view epoch,
-                                     uint64_t offset);
+    std::vector<pending_sub> confirm(local_channel& ch, std::string_view epoch, uint64_t offset);
     /// Ends the subscription of `s` to `channel`; false when it has none. The last local
     /// subscriber's departure erases the channel and tells the sink.
     bool remove(session& s, std::string_view channel) noexcept;
