@@ -1,12 +1,14 @@
-// ringcast pubsub — channels, subscriptions, publishing and fan-out (DESIGN §2-4).
+// ringcast pubsub — channels, subscriptions, publishing and fan-out.
 //
 // This header has two parts:
 //  1. The wire protocol (pure functions, no state): parsing client commands and backend
 //     publish requests, validating names, writing the message envelope and replies. They
 //     take bytes and return values, so unit tests, fuzzers and the server share them.
-//  2. The runtime (channel index, home-shard ordering, mesh fan-out): added below.
+//  2. The runtime: one engine per shard, the facade over subscribing, ordering and
+//     delivery (src/pubsub), which the gateway and the backend API drive.
 //
-// The protocol itself is specified in docs/protocol.md.
+// The protocol itself is specified in docs/protocol.md; the choices behind the runtime are
+// in docs/decisions.md ("Pub/sub", "The engine split by concern").
 #pragma once
 
 #include <ringcast/core.h>
@@ -137,11 +139,12 @@ std::string reply_error(bool has_id, uint64_t id, int code, std::string_view mes
 // ---- 2. runtime ---------------------------------------------------------------------------
 //
 // One engine per shard (built by the gateway on the shard's thread). A channel's home shard
-// (channel_home()) orders its messages: it assigns offsets, frames each message once and
+// (home_shard()) orders its messages: it assigns offsets, frames each message once and
 // hands the frame, by reference, to every shard that has local subscribers; each shard
 // queues a reference on each local subscriber. Subscribing is a round trip to the home
 // shard, so a subscription takes effect at a known offset (the reply's) and misses nothing
-// after it. Cross-shard traffic uses the core mesh; kinds are listed in engine.cc.
+// after it. Cross-shard traffic uses the core mesh; src/pubsub/engine_types.h lists the
+// kinds.
 
 /// Knobs of the engine; filled from flags by src/app.
 struct config {
@@ -192,7 +195,6 @@ struct counters {
 };
 
 struct local_channel;
-struct home_channel;
 struct publish_job;
 struct interest_msg;
 struct delivery;
@@ -206,6 +208,10 @@ struct deliver;
 struct pending_sub;
 struct session_backlog;
 enum class reply_mode : uint8_t;
+enum class interest_change : uint8_t;
+class ordering;
+class subscriptions;
+class fanout;
 class engine;
 
 /// The pubsub side of one /ws connection; owned by the gateway's connection state.
@@ -234,26 +240,30 @@ public:
     void mark_closing() noexcept { _closing = true; }
 
 private:
+    // Each field belongs to one part of the engine, which alone reads and writes it: the
+    // command path (engine), subscribing (subscriptions) or delivery (fanout).
     friend class engine;
+    friend class subscriptions;
+    friend class fanout;
     struct subscription {
         local_channel* channel;
         uint32_t index; // position in channel->subscribers
     };
-    std::string _user_id;
-    std::vector<subscription> _subs;
-    std::vector<local_channel*> _waiting_on;   // channels holding a pending subscribe of ours
-    std::unique_ptr<session_backlog> _backlog; // deferred commands, reply slots; or null
-    uint32_t _registry_index = 0;              // position in engine::_sessions
-    uint32_t _tokens_milli = 0;                // command tokens x1000
-    uint32_t _pending = 0;                     // subscribes waiting for their home shard
-    uint32_t _publishing = 0;                  // publishes waiting for their home shard
-    uint32_t _rate_limit_burst = 0;            // this session's bucket (client or backend)
-    uint32_t _rate_limit_rate = 0;
-    bool _closing = false; // closed as a slow consumer: deliver nothing more
-    bool _backend = false; // holds the API key: may publish anywhere
-    bool _running = false; // its commands are being run: do not re-enter
-    uint64_t _refill_ms = 0;
-    uint64_t _limit_reply_ms = 0; // when the last 429 for an over-rate command left
+    std::string _user_id;                      // engine
+    std::vector<subscription> _subs;           // subscriptions: the channels it receives
+    std::vector<local_channel*> _waiting_on;   // subscriptions: where a subscribe of ours waits
+    std::unique_ptr<session_backlog> _backlog; // engine: deferred commands, reply slots; or null
+    uint32_t _registry_index = 0;              // engine: position in engine::_sessions
+    uint32_t _tokens_milli = 0;                // engine: command tokens x1000
+    uint32_t _pending = 0;                     // subscriptions: subscribes waiting for a home
+    uint32_t _publishing = 0;                  // engine: publishes waiting for their home shard
+    uint32_t _rate_limit_burst = 0;            // engine: its bucket (client or backend)
+    uint32_t _rate_limit_rate = 0;             // engine
+    bool _closing = false; // fanout: closing (slow consumer, or told): deliver nothing more
+    bool _backend = false; // engine: holds the API key: may publish anywhere
+    bool _running = false; // engine: its commands are being run: do not re-enter
+    uint64_t _refill_ms = 0;      // engine
+    uint64_t _limit_reply_ms = 0; // engine: when the last 429 for an over-rate command left
 };
 
 /// Where the result of a publish goes when the home shard has ordered it.
@@ -286,6 +296,26 @@ using name_map = std::unordered_map<std::string, T, name_hash, std::equal_to<>>;
 /// The home shard of a channel or user: FNV-1a of the name, modulo the shard count.
 unsigned home_shard(std::string_view name, unsigned shards) noexcept;
 
+/// The pubsub engine of one shard: a facade over three parts, each with its own state and
+/// its own file in src/pubsub, which reach each other only through the engine:
+///
+///   subscriptions  local channels and their subscribers, the sessions' channel lists,
+///                  subscribes waiting for their home shard, interest gained / lost
+///   ordering       the channels homed here: offset, epoch, interested shards, idle LRU
+///   fanout         framing once, hand-off to the interested shards, local delivery under
+///                  the slow-consumer policy, broadcast
+///
+/// The engine itself keeps the sessions and the command path (rate limit, command order,
+/// replies; commands.cc), carries a publish to its home shard and back and the interest
+/// round trip between a shard's subscriptions and the home's ordering, and handles the mesh
+/// kinds (engine.cc):
+///
+///   command ─► engine ─► subscribe ─► subscriptions ─(interest)─► home: ordering ─┐
+///                     └► publish ─► route ─(publish)─► home: order ─► ordering ─► fanout
+///   confirmed ─► engine ─► subscriptions ─► replies     deliver ─► fanout ◄───────┘
+///
+/// Built on its shard's thread (it registers its mesh handlers there) and used by that
+/// thread only.
 class engine {
 public:
     engine(core::conn_io& io, const config& cfg);
@@ -330,10 +360,11 @@ public:
     std::vector<std::pair<std::string, uint32_t>> local_channels() const;
     /// For a channel whose home is this shard: its offset and epoch, if it exists.
     bool home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const;
-    const counters& stats() const noexcept { return _counters; }
+    /// This shard's counters, gathered from the engine's parts.
+    counters stats() const noexcept;
 
 private:
-    // engine.cc: sessions, command order, replies.
+    // commands.cc: the command path — order, rate limit, replies, the commands.
     bool can_start(const session& s, command_op op) const noexcept;
     void run(conn_handle h, session& s, const command& cmd);
     void resume(conn_handle h, session& s);
@@ -342,52 +373,37 @@ private:
     void send_reply(conn_handle h, session& s, std::string text);
     uint32_t reserve_reply(session& s);
     void fill_reply(conn_handle h, session& s, uint32_t slot, std::string text);
-    session* find_session(conn_handle h) noexcept;
     void reply(conn_handle h, const std::string& text) noexcept;
     bool take_token(session& s) noexcept;
-    // channel_index.cc: subscriptions, interest, home channels.
     void subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode);
     void unsubscribe(conn_handle h, session& s, const command& cmd);
-    void add_subscriber(local_channel& ch, conn_handle h, session& s);
-    void remove_subscription(session& s, std::size_t at) noexcept;
-    void cancel_pending(conn_handle h, session& s) noexcept;
-    void drop_local_channel(local_channel& ch) noexcept;
-    void send_interest(std::string_view channel, uint64_t generation, bool interested);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
-    void on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
-                     bool interested);
-    home_channel& home(std::string_view channel);
-    void idle_unlink(home_channel& ch) noexcept;
-    void idle_push(home_channel& ch) noexcept;
-    void trim_idle() noexcept;
-    // publish.cc: ordering on the home shard, fan-out, backpressure.
     void client_publish(conn_handle h, session& s, const command& cmd);
+    // engine.cc: sessions, the interest round trip between subscriptions and a home's
+    // ordering, a publish's way to its home shard and back.
+    struct interest_relay;
+    session* find_session(conn_handle h) noexcept;
+    void send_interest(std::string_view channel, uint64_t generation, interest_change change);
+    void on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
+                     interest_change change);
     void route(std::unique_ptr<publish_job> job);
     void order(publish_job& job);
-    void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
-                       uint64_t offset) noexcept;
-    bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
-                 bool shard_over_budget) noexcept;
-    void close_slow_consumer(conn_handle h, session& s) noexcept;
     void finish_publish(const publish_origin& origin, uint64_t offset);
-    std::string next_message_id();
 
     core::conn_io& _io;
     config _config;
     publish_listener* _listener = nullptr;
-    name_map<std::unique_ptr<local_channel>> _local;
-    name_map<std::unique_ptr<home_channel>> _home;
     name_map<std::vector<conn_handle>> _users;
     std::vector<std::pair<conn_handle, session*>> _sessions;
     std::unordered_map<uint32_t, session*> _by_slot; // conn_handle::slot → open session
-    home_channel* _idle_head = nullptr; // least recently used channel nobody subscribes to
-    home_channel* _idle_tail = nullptr;
-    uint32_t _idle_count = 0;
-    uint64_t _local_generation = 0; // numbers each local_channel's interest round trip
-    counters _counters;
-    uint64_t _message_seq = 0;
-    uint64_t _epoch_seq = 0;
+    counters _counters; // the command path's fields; stats() adds the parts' own
     uint32_t _start_s = 0;
+    // The parts, built in this order (fanout reads subscriptions, subscriptions tells the
+    // relay); heap-held because their types are private to src/pubsub.
+    std::unique_ptr<interest_relay> _relay; // subscriptions' interest_sink
+    std::unique_ptr<subscriptions> _subscriptions;
+    std::unique_ptr<ordering> _ordering;
+    std::unique_ptr<fanout> _fanout;
 };
 
 } // namespace ringcast::pubsub

@@ -1,8 +1,19 @@
-// The pubsub engine of one shard, part 1: sessions, the command path and its order, the
-// mesh dispatch and the queries the backend API gathers. Channels and subscriptions are in
-// channel_index.cc, publishing and fan-out in publish.cc; include/ringcast/pubsub.h part 2
-// has the model and engine_types.h the mesh kinds.
+// The pubsub engine of one shard: the facade that owns its three parts — subscriptions
+// (subscriptions.h), ordering (ordering.h) and fanout (fanout.h) — and carries what goes
+// between them: the session registry, a publish's way to its channel's home shard and its
+// answer back, the interest round trip between this shard's subscriptions and a home's
+// ordering, the mesh handlers, and the queries the backend API gathers. The command path
+// is in commands.cc; include/ringcast/pubsub.h (engine) draws how a message flows, and
+// engine_types.h lists the mesh kinds.
+//
+//   publish ─► route ─► home here? ─yes─► order ─► ordering (offset) ─► fanout ─► finish
+//                          └─no─► (publish) ─► home: order ─► (published) ─► finish
+//   subscribe's first waiter ─► relay ─► send_interest ─► home here? on_interest : (interest)
+//   on_interest ─► ordering ─► gained: confirm (here) or (confirmed) ─► confirm_interest
 #include "engine_types.h"
+#include "fanout.h"
+#include "ordering.h"
+#include "subscriptions.h"
 
 #include <ringcast/ws.h>
 
@@ -10,12 +21,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
+#include <memory>
 
 namespace ringcast::pubsub {
-
-/// One 429 reply a second for commands dropped over the rate: a client that floods learns
-/// why, and its flood cannot turn into a flood of replies.
-constexpr uint64_t rate_limit_reply_interval_ms = 1000;
 
 uint64_t wall_clock_ms() noexcept {
     timespec ts{};
@@ -36,8 +45,25 @@ unsigned home_shard(std::string_view name, unsigned shards) noexcept {
 session::session() = default;
 session::~session() = default;
 
+/// Carries the interest changes of this shard's subscriptions to the channels' home shards.
+struct engine::interest_relay final : interest_sink {
+    explicit interest_relay(engine& e) : owner(e) {}
+    void interest_changed(std::string_view channel, uint64_t generation,
+                          interest_change change) override {
+        owner.send_interest(channel, generation, change);
+    }
+    engine& owner;
+};
+
 engine::engine(core::conn_io& io, const config& cfg)
-    : _io(io), _config(cfg), _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)) {
+    : _io(io),
+      _config(cfg),
+      _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)),
+      _relay(std::make_unique<interest_relay>(*this)),
+      _subscriptions(std::make_unique<subscriptions>(*_relay)),
+      _ordering(std::make_unique<ordering>(io.id(), io.shards(), _start_s,
+                                           cfg.max_idle_channels)),
+      _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s)) {
     auto& receivers = _io.mesh_receivers();
     receivers.on<kinds::interest>(*this);
     receivers.on<kinds::confirmed>(*this);
@@ -79,10 +105,7 @@ void engine::open_session(conn_handle h, session& s, std::string_view user_id, b
 void engine::close_session(conn_handle h, session& s) noexcept {
     // O(this session's subscriptions and pending subscribes): nothing here walks the
     // shard's channels.
-    while (!s._subs.empty()) {
-        remove_subscription(s, s._subs.size() - 1);
-    }
-    cancel_pending(h, s);
+    _subscriptions->close(h, s);
     s._backlog.reset();
     // Swap-remove from the registry.
     const uint32_t at = s._registry_index;
@@ -110,174 +133,11 @@ session* engine::find_session(conn_handle h) noexcept {
     return it->second;
 }
 
-bool engine::take_token(session& s) noexcept {
-    const uint64_t now = _io.now_ms();
-    const uint64_t cap = uint64_t(s._rate_limit_burst) * 1000;
-    const uint64_t refill = (now - s._refill_ms) * s._rate_limit_rate;
-    s._refill_ms = now;
-    s._tokens_milli = static_cast<uint32_t>(std::min<uint64_t>(cap, s._tokens_milli + refill));
-    if (s._tokens_milli < 1000) {
-        return false;
-    }
-    s._tokens_milli -= 1000;
-    return true;
-}
-
-// --- the command path ---------------------------------------------------------------------
-
-void engine::on_text(conn_handle h, session& s, std::string_view text) {
-    ++_counters.commands;
-    // Over the rate: dropped before any parsing, so a flood costs one bucket check each.
-    if (!take_token(s)) {
-        return refuse_over_rate(h, s);
-    }
-    if (s._backlog && !s._backlog->deferred.empty()) {
-        return defer(h, s, text); // behind commands that are already waiting
-    }
-    auto parsed = parse_command(text);
-    if (!parsed) {
-        ++_counters.command_errors;
-        const auto& e = parsed.error();
-        return send_reply(h, s, reply_error(e.has_id, e.id, e.code, e.message));
-    }
-    if (!can_start(s, parsed->op)) {
-        return defer(h, s, text);
-    }
-    run(h, s, *parsed);
-    resume(h, s); // a command that finished at once may have freed what waited
-}
-
-bool engine::can_start(const session& s, command_op op) const noexcept {
-    if (s._pending > 0) {
-        return false;
-    }
-    return s._publishing == 0 ||
-           (op == command_op::publish && s._publishing < max_publishes_in_flight);
-}
-
-void engine::run(conn_handle h, session& s, const command& cmd) {
-    const bool outer = !s._running;
-    s._running = true;
-    switch (cmd.op) {
-    case command_op::subscribe:
-        subscribe(h, s, cmd, reply_mode::reply);
-        break;
-    case command_op::unsubscribe:
-        unsubscribe(h, s, cmd);
-        break;
-    case command_op::publish:
-        client_publish(h, s, cmd);
-        break;
-    case command_op::ping:
-        send_reply(h, s, reply_ok(cmd.has_id, cmd.id));
-        break;
-    }
-    if (outer) {
-        s._running = false;
-    }
-}
-
-void engine::resume(conn_handle h, session& s) {
-    if (s._running || !s._backlog) {
-        return;
-    }
-    s._running = true;
-    auto& deferred = s._backlog->deferred;
-    while (!deferred.empty()) {
-        auto parsed = parse_command(deferred.front());
-        if (parsed && !can_start(s, parsed->op)) {
-            break;
-        }
-        // Parsing again is cheaper than keeping parsed commands: their views point into
-        // the text, which moves out here and stays alive while the command runs.
-        const std::string text = std::move(deferred.front());
-        deferred.pop_front();
-        s._backlog->deferred_bytes -= text.size();
-        parsed = parse_command(text);
-        if (!parsed) {
-            ++_counters.command_errors;
-            const auto& e = parsed.error();
-            send_reply(h, s, reply_error(e.has_id, e.id, e.code, e.message));
-            continue;
-        }
-        run(h, s, *parsed);
-    }
-    s._running = false;
-    if (deferred.empty() && s._backlog->replies.empty()) {
-        s._backlog.reset();
-    }
-}
-
-void engine::defer(conn_handle h, session& s, std::string_view text) {
-    if (!s._backlog) {
-        s._backlog = std::make_unique<session_backlog>();
-    }
-    session_backlog& b = *s._backlog;
-    if (b.deferred.size() >= max_deferred_commands ||
-        b.deferred_bytes + text.size() > max_deferred_bytes) {
-        ++_counters.backlog_refused;
-        // The command is not parsed, so the reply cannot echo its id.
-        return send_reply(h, s,
-                          reply_error(false, 0, 429,
-                                      "too many commands waiting for earlier ones; wait for "
-                                      "replies before sending more"));
-    }
-    ++_counters.commands_waited;
-    b.deferred.emplace_back(text);
-    b.deferred_bytes += text.size();
-}
-
-void engine::refuse_over_rate(conn_handle h, session& s) {
-    ++_counters.rate_limited;
-    const uint64_t now = _io.now_ms();
-    if (s._limit_reply_ms != 0 && now - s._limit_reply_ms < rate_limit_reply_interval_ms) {
-        return; // counted; one reply a second says it
-    }
-    s._limit_reply_ms = now;
-    send_reply(h, s,
-               reply_error(false, 0, 429,
-                           "too many commands; slow down (commands over the rate are dropped "
-                           "unread)"));
-}
-
-// --- replies in command order -------------------------------------------------------------
-
-void engine::reply(conn_handle h, const std::string& text) noexcept {
-    _io.send(h, ws::make_server_frame(ws::opcode::text, text));
-}
-
-void engine::send_reply(conn_handle h, session& s, std::string text) {
-    if (!s._backlog || s._backlog->replies.empty()) {
-        return reply(h, text);
-    }
-    s._backlog->replies.push_back({true, std::move(text)});
-}
-
-uint32_t engine::reserve_reply(session& s) {
-    if (!s._backlog) {
-        s._backlog = std::make_unique<session_backlog>();
-    }
-    auto& b = *s._backlog;
-    b.replies.push_back({});
-    return b.first_slot + static_cast<uint32_t>(b.replies.size() - 1);
-}
-
-void engine::fill_reply(conn_handle h, session& s, uint32_t slot, std::string text) {
-    RINGCAST_ASSERT(s._backlog);
-    auto& b = *s._backlog;
-    const uint32_t at = slot - b.first_slot;
-    RINGCAST_ASSERT(at < b.replies.size() && !b.replies[at].ready);
-    b.replies[at] = {true, std::move(text)};
-    while (!b.replies.empty() && b.replies.front().ready) {
-        if (!b.replies.front().text.empty()) {
-            reply(h, b.replies.front().text);
-        }
-        b.replies.pop_front();
-        ++b.first_slot;
-    }
-}
-
 // --- what the backend API gathers ---------------------------------------------------------
+
+uint64_t engine::broadcast_local(const core::frame_ref& f, priority prio) noexcept {
+    return _fanout->broadcast(_sessions, f, prio);
+}
 
 uint64_t engine::disconnect_user(std::string_view user_id, uint16_t code, std::string_view reason) {
     auto it = _users.find(user_id);
@@ -302,36 +162,134 @@ std::vector<std::pair<std::string, uint32_t>> engine::local_users() const {
 }
 
 std::vector<std::pair<std::string, uint32_t>> engine::local_channels() const {
-    std::vector<std::pair<std::string, uint32_t>> out;
-    for (const auto& [name, ch] : _local) {
-        if (!ch->subscribers.empty()) {
-            out.emplace_back(name, static_cast<uint32_t>(ch->subscribers.size()));
-        }
-    }
-    return out;
+    return _subscriptions->channel_counts();
 }
 
 bool engine::home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const {
-    auto it = _home.find(channel);
-    if (it == _home.end()) {
+    const home_channel* ch = _ordering->find(channel);
+    if (ch == nullptr) {
         return false;
     }
-    offset = it->second->offset;
-    epoch = it->second->epoch;
+    offset = ch->offset;
+    epoch = ch->epoch;
     return true;
+}
+
+counters engine::stats() const noexcept {
+    counters c = _counters;
+    c.subscriptions = _subscriptions->subscription_count();
+    c.local_channels = _subscriptions->channel_count();
+    const delivery_stats& d = _fanout->stats();
+    c.messages_out = d.messages_out;
+    c.bytes_out = d.bytes_out;
+    std::copy(std::begin(d.dropped), std::end(d.dropped), std::begin(c.dropped));
+    c.slow_consumer_closes = d.slow_consumer_closes;
+    c.home_channels = _ordering->size();
+    c.idle_channels_evicted = _ordering->evicted();
+    return c;
+}
+
+// --- publishing: to the home shard, ordered, fanned out, answered ---------------------------
+
+bool engine::accepts_work_for(std::string_view channel) const noexcept {
+    const unsigned home_id = home_shard(channel, _io.shards());
+    return home_id == unsigned(_io.id()) ||
+           !_io.mesh_congested(shard_id(static_cast<uint16_t>(home_id)));
+}
+
+void engine::publish(const publish_request& req, std::string_view channel, publish_origin origin,
+                     core::frame_ref data) {
+    auto job = std::make_unique<publish_job>(publish_job{std::string(channel),
+                                std::string(req.event),
+                                data ? std::move(data) : core::make_frame(req.data),
+                                std::string(req.user_id),
+                                req.prio,
+                                origin,
+                                0});
+    route(std::move(job));
+}
+
+void engine::route(std::unique_ptr<publish_job> job) {
+    ++_counters.messages_in;
+    const unsigned home_id = home_shard(job->channel, _io.shards());
+    if (home_id == unsigned(_io.id())) {
+        order(*job);
+        finish_publish(job->origin, job->offset);
+        return;
+    }
+    _io.post<kinds::publish>(shard_id(static_cast<uint16_t>(home_id)), std::move(job));
+}
+
+void engine::order(publish_job& job) {
+    const home_channel& ch = _ordering->order(job.channel);
+    job.offset = ch.offset;
+    _fanout->fan_out(job, ch.interested);
+}
+
+void engine::finish_publish(const publish_origin& origin, uint64_t offset) {
+    if (origin.from == publish_origin::kind::api) {
+        if (_listener != nullptr) {
+            _listener->on_published(origin, offset);
+        }
+        return;
+    }
+    session* s = find_session(origin.conn);
+    if (s == nullptr) {
+        return; // the publisher left meanwhile
+    }
+    --s->_publishing;
+    fill_reply(origin.conn, *s, origin.index,
+               reply_ok(origin.has_id, origin.id, ",\"offset\":" + std::to_string(offset)));
+    resume(origin.conn, *s);
+}
+
+// --- the interest round trip ----------------------------------------------------------------
+
+void engine::send_interest(std::string_view channel, uint64_t generation,
+                           interest_change change) {
+    const unsigned home_id = home_shard(channel, _io.shards());
+    if (home_id == unsigned(_io.id())) {
+        return on_interest(home_id, channel, generation, change);
+    }
+    _io.post<kinds::interest>(shard_id(static_cast<uint16_t>(home_id)),
+                              std::make_unique<interest_msg>(interest_msg{
+                                  std::string(channel), {}, 0, generation,
+                                  change == interest_change::gained}));
+}
+
+void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
+                         interest_change change) {
+    const home_channel& ch = _ordering->interest(from_shard, channel, change);
+    switch (change) {
+    case interest_change::lost:
+        return;
+    case interest_change::gained:
+        break;
+    }
+    if (from_shard == unsigned(_io.id())) {
+        if (local_channel* local = _subscriptions->find(channel);
+            local != nullptr && local->generation == generation) {
+            confirm_interest(*local, ch.epoch, ch.offset);
+        }
+    } else {
+        _io.post<kinds::confirmed>(shard_id(static_cast<uint16_t>(from_shard)),
+                                   std::make_unique<interest_msg>(interest_msg{
+                                       std::string(channel), ch.epoch, ch.offset, generation,
+                                       true}));
+    }
 }
 
 // --- mesh ---------------------------------------------------------------------------------
 
 void engine::on_mesh(kinds::interest, shard_id from, std::unique_ptr<interest_msg> m) noexcept {
-    on_interest(unsigned(from), m->channel, m->generation, m->gained);
+    on_interest(unsigned(from), m->channel, m->generation,
+                m->gained ? interest_change::gained : interest_change::lost);
 }
 
 void engine::on_mesh(kinds::confirmed, shard_id, std::unique_ptr<interest_msg> m) noexcept {
-    auto it = _local.find(m->channel);
-    if (it != _local.end() && !it->second->confirmed &&
-        it->second->generation == m->generation) {
-        confirm_interest(*it->second, m->epoch, m->offset);
+    local_channel* ch = _subscriptions->find(m->channel);
+    if (ch != nullptr && !ch->confirmed && ch->generation == m->generation) {
+        confirm_interest(*ch, m->epoch, m->offset);
     }
 }
 
@@ -345,7 +303,7 @@ void engine::on_mesh(kinds::published, shard_id, std::unique_ptr<publish_job> jo
 }
 
 void engine::on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery> d) noexcept {
-    deliver_local(d->channel, d->frame, d->prio, d->offset);
+    _fanout->deliver_local(d->channel, d->frame, d->prio, d->offset);
 }
 
 } // namespace ringcast::pubsub

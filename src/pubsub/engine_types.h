@@ -1,4 +1,6 @@
-// Private to src/pubsub: the engine's data structures and its mesh payloads.
+// Private to src/pubsub: the vocabulary the engine's parts share — how an interest change
+// is said, the command path's backlog and limits, and the mesh kinds with their payloads.
+// Each part's own types are in its header (subscriptions.h, ordering.h, fanout.h).
 #pragma once
 
 #include <ringcast/pubsub.h>
@@ -9,7 +11,10 @@
 
 namespace ringcast::pubsub {
 
-enum class reply_mode : uint8_t { reply, silent };
+/// A shard's interest in a channel changed: its first local subscriber came (or is
+/// pending), or its last one went. The shard's subscriptions produce it, the channel's home
+/// shard's ordering consumes it (the interest mesh kind carries it between them).
+enum class interest_change : uint8_t { gained, lost };
 
 /// Commands a session may hold back while an earlier one is under way, and their bytes
 /// (a command is at most --max-message-bytes on its own). Above the default burst of the
@@ -33,51 +38,6 @@ struct session_backlog {
     };
     std::deque<slot> replies;
     uint32_t first_slot = 0; // number of replies.front(); wraps harmlessly
-};
-
-/// A subscribe waiting for the home shard's confirmation (the first local subscriber's
-/// round trip); answered when it arrives.
-struct pending_sub {
-    conn_handle h;
-    session* s;
-    bool has_id;
-    uint64_t id;
-    reply_mode mode;
-    uint32_t slot; // the session's reply slot
-};
-
-/// A channel as seen by one shard: its local subscribers. Exists while it has subscribers
-/// or pending subscribes, and is erased with the last (which also tells the home shard).
-/// `offset` is the last offset delivered here (or the subscription point), which is what a
-/// later local subscribe reply reports. `generation` numbers this instance's interest
-/// round trip: a confirmation meant for an earlier instance of the same name is ignored.
-struct local_channel {
-    struct entry {
-        conn_handle h;
-        session* s;
-        uint32_t sub_index; // position in s->_subs
-    };
-    std::string name;
-    std::vector<entry> subscribers;
-    std::vector<pending_sub> waiting;
-    std::string epoch;
-    uint64_t offset = 0;
-    uint64_t generation = 0;
-    bool confirmed = false; // the home shard knows this shard is interested
-};
-
-/// A channel on its home shard: the order (offset, epoch) and which shards want it. While
-/// no shard wants it, it sits on the engine's idle list (least recently used first) and is
-/// evicted past config::max_idle_channels; a new entry for the name gets a new epoch.
-struct home_channel {
-    uint64_t offset = 0;
-    std::string epoch;
-    std::vector<bool> interested; // per shard
-    uint32_t interested_count = 0;
-    const std::string* name = nullptr; // the map key (stable: node-based map)
-    home_channel* idle_prev = nullptr;
-    home_channel* idle_next = nullptr;
-    bool idle = false;
 };
 
 /// A publish travelling to the channel's home shard and back to its origin. `data` is

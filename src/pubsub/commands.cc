@@ -1,0 +1,303 @@
+// The pubsub engine's command path: what a /ws connection's commands do, in the order
+// they were sent (see session in include/ringcast/pubsub.h for the flow). A command is rate
+// limited, parsed, run — at once, or held back until the commands before it finish — and
+// answered through reply slots, so replies leave in command order whichever shards
+// answer. The subscribe commands check and answer here and change state through
+// subscriptions (subscriptions.h); a publish leaves through engine::route (engine.cc).
+#include "engine_types.h"
+#include "subscriptions.h"
+
+#include <ringcast/ws.h>
+
+#include <algorithm>
+#include <string>
+
+namespace ringcast::pubsub {
+
+namespace {
+
+/// One 429 reply a second for commands dropped over the rate: a client that floods learns
+/// why, and its flood cannot turn into a flood of replies.
+constexpr uint64_t rate_limit_reply_interval_ms = 1000;
+
+std::string offset_fields(std::string_view channel, std::string_view epoch, uint64_t offset) {
+    std::string out = ",\"channel\":\"";
+    out.append(channel);
+    out += "\",\"epoch\":\"";
+    out.append(epoch);
+    out += "\",\"offset\":";
+    out += std::to_string(offset);
+    return out;
+}
+
+} // namespace
+
+// --- the command path ---------------------------------------------------------------------
+
+void engine::on_text(conn_handle h, session& s, std::string_view text) {
+    ++_counters.commands;
+    // Over the rate: dropped before any parsing, so a flood costs one bucket check each.
+    if (!take_token(s)) {
+        return refuse_over_rate(h, s);
+    }
+    if (s._backlog && !s._backlog->deferred.empty()) {
+        return defer(h, s, text); // behind commands that are already waiting
+    }
+    auto parsed = parse_command(text);
+    if (!parsed) {
+        ++_counters.command_errors;
+        const auto& e = parsed.error();
+        return send_reply(h, s, reply_error(e.has_id, e.id, e.code, e.message));
+    }
+    if (!can_start(s, parsed->op)) {
+        return defer(h, s, text);
+    }
+    run(h, s, *parsed);
+    resume(h, s); // a command that finished at once may have freed what waited
+}
+
+bool engine::can_start(const session& s, command_op op) const noexcept {
+    if (subscriptions::pending(s) > 0) {
+        return false;
+    }
+    return s._publishing == 0 ||
+           (op == command_op::publish && s._publishing < max_publishes_in_flight);
+}
+
+void engine::run(conn_handle h, session& s, const command& cmd) {
+    const bool outer = !s._running;
+    s._running = true;
+    switch (cmd.op) {
+    case command_op::subscribe:
+        subscribe(h, s, cmd, reply_mode::reply);
+        break;
+    case command_op::unsubscribe:
+        unsubscribe(h, s, cmd);
+        break;
+    case command_op::publish:
+        client_publish(h, s, cmd);
+        break;
+    case command_op::ping:
+        send_reply(h, s, reply_ok(cmd.has_id, cmd.id));
+        break;
+    }
+    if (outer) {
+        s._running = false;
+    }
+}
+
+void engine::resume(conn_handle h, session& s) {
+    if (s._running || !s._backlog) {
+        return;
+    }
+    s._running = true;
+    auto& deferred = s._backlog->deferred;
+    while (!deferred.empty()) {
+        auto parsed = parse_command(deferred.front());
+        if (parsed && !can_start(s, parsed->op)) {
+            break;
+        }
+        // Parsing again is cheaper than keeping parsed commands: their views point into
+        // the text, which moves out here and stays alive while the command runs.
+        const std::string text = std::move(deferred.front());
+        deferred.pop_front();
+        s._backlog->deferred_bytes -= text.size();
+        parsed = parse_command(text);
+        if (!parsed) {
+            ++_counters.command_errors;
+            const auto& e = parsed.error();
+            send_reply(h, s, reply_error(e.has_id, e.id, e.code, e.message));
+            continue;
+        }
+        run(h, s, *parsed);
+    }
+    s._running = false;
+    if (deferred.empty() && s._backlog->replies.empty()) {
+        s._backlog.reset();
+    }
+}
+
+void engine::defer(conn_handle h, session& s, std::string_view text) {
+    if (!s._backlog) {
+        s._backlog = std::make_unique<session_backlog>();
+    }
+    session_backlog& b = *s._backlog;
+    if (b.deferred.size() >= max_deferred_commands ||
+        b.deferred_bytes + text.size() > max_deferred_bytes) {
+        ++_counters.backlog_refused;
+        // The command is not parsed, so the reply cannot echo its id.
+        return send_reply(h, s,
+                          reply_error(false, 0, 429,
+                                      "too many commands waiting for earlier ones; wait for "
+                                      "replies before sending more"));
+    }
+    ++_counters.commands_waited;
+    b.deferred.emplace_back(text);
+    b.deferred_bytes += text.size();
+}
+
+void engine::refuse_over_rate(conn_handle h, session& s) {
+    ++_counters.rate_limited;
+    const uint64_t now = _io.now_ms();
+    if (s._limit_reply_ms != 0 && now - s._limit_reply_ms < rate_limit_reply_interval_ms) {
+        return; // counted; one reply a second says it
+    }
+    s._limit_reply_ms = now;
+    send_reply(h, s,
+               reply_error(false, 0, 429,
+                           "too many commands; slow down (commands over the rate are dropped "
+                           "unread)"));
+}
+
+bool engine::take_token(session& s) noexcept {
+    const uint64_t now = _io.now_ms();
+    const uint64_t cap = uint64_t(s._rate_limit_burst) * 1000;
+    const uint64_t refill = (now - s._refill_ms) * s._rate_limit_rate;
+    s._refill_ms = now;
+    s._tokens_milli = static_cast<uint32_t>(std::min<uint64_t>(cap, s._tokens_milli + refill));
+    if (s._tokens_milli < 1000) {
+        return false;
+    }
+    s._tokens_milli -= 1000;
+    return true;
+}
+
+
+// --- replies in command order -------------------------------------------------------------
+
+void engine::reply(conn_handle h, const std::string& text) noexcept {
+    _io.send(h, ws::make_server_frame(ws::opcode::text, text));
+}
+
+void engine::send_reply(conn_handle h, session& s, std::string text) {
+    if (!s._backlog || s._backlog->replies.empty()) {
+        return reply(h, text);
+    }
+    s._backlog->replies.push_back({true, std::move(text)});
+}
+
+uint32_t engine::reserve_reply(session& s) {
+    if (!s._backlog) {
+        s._backlog = std::make_unique<session_backlog>();
+    }
+    auto& b = *s._backlog;
+    b.replies.push_back({});
+    return b.first_slot + static_cast<uint32_t>(b.replies.size() - 1);
+}
+
+void engine::fill_reply(conn_handle h, session& s, uint32_t slot, std::string text) {
+    RINGCAST_ASSERT(s._backlog);
+    auto& b = *s._backlog;
+    const uint32_t at = slot - b.first_slot;
+    RINGCAST_ASSERT(at < b.replies.size() && !b.replies[at].ready);
+    b.replies[at] = {true, std::move(text)};
+    while (!b.replies.empty() && b.replies.front().ready) {
+        if (!b.replies.front().text.empty()) {
+            reply(h, b.replies.front().text);
+        }
+        b.replies.pop_front();
+        ++b.first_slot;
+    }
+}
+
+// --- the subscribe commands ---------------------------------------------------------------
+
+void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode) {
+    const std::string_view channel = cmd.channel;
+    auto answer = [&](std::string text) {
+        if (mode == reply_mode::reply) {
+            send_reply(h, s, std::move(text));
+        }
+    };
+    if (channel.starts_with("user:") && channel.substr(5) != s._user_id) {
+        return answer(reply_error(cmd.has_id, cmd.id, 403, "another user's channel"));
+    }
+    if (const local_channel* ch = _subscriptions->subscribed(s, channel); ch != nullptr) {
+        return answer(reply_ok(cmd.has_id, cmd.id, offset_fields(channel, ch->epoch, ch->offset)));
+    }
+    if (subscriptions::held(s) >= _config.max_channels_per_connection) {
+        return answer(reply_error(cmd.has_id, cmd.id, 403, "channel limit reached"));
+    }
+    local_channel* ch = _subscriptions->find(channel);
+    if (ch != nullptr && ch->confirmed) {
+        _subscriptions->add(*ch, h, s);
+        return answer(reply_ok(cmd.has_id, cmd.id, offset_fields(channel, ch->epoch, ch->offset)));
+    }
+    const unsigned home_id = home_shard(channel, _io.shards());
+    if (ch == nullptr && home_id != unsigned(_io.id()) &&
+        _io.mesh_congested(shard_id(static_cast<uint16_t>(home_id)))) {
+        ++_counters.busy_refused;
+        return answer(reply_error(cmd.has_id, cmd.id, 503, "server busy; retry the subscribe"));
+    }
+    // Answered when the home shard confirms (confirm_interest), in this reply slot.
+    const uint32_t slot = reserve_reply(s);
+    _subscriptions->wait(channel, ch, {h, &s, cmd.has_id, cmd.id, mode, slot});
+}
+
+void engine::unsubscribe(conn_handle h, session& s, const command& cmd) {
+    if (!s._user_id.empty() && cmd.channel == "user:" + s._user_id) {
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 403,
+                                      "cannot leave your own user channel"));
+    }
+    if (_subscriptions->remove(s, cmd.channel)) {
+        return send_reply(h, s, reply_ok(cmd.has_id, cmd.id));
+    }
+    send_reply(h, s, reply_error(cmd.has_id, cmd.id, 404, "not subscribed"));
+}
+
+void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset) {
+    const std::vector<pending_sub> waiting = _subscriptions->confirm(ch, epoch, offset);
+    for (const pending_sub& p : waiting) {
+        fill_reply(p.h, *p.s, p.slot,
+                   p.mode == reply_mode::reply
+                       ? reply_ok(p.has_id, p.id, offset_fields(ch.name, ch.epoch, ch.offset))
+                       : std::string());
+    }
+    // Only now may the sessions run what they held back: a command run earlier could
+    // unsubscribe and erase `ch` while this loop still used it. A session may also have
+    // closed meanwhile, hence the lookup by handle.
+    for (const pending_sub& p : waiting) {
+        if (session* s = find_session(p.h); s != nullptr) {
+            resume(p.h, *s);
+        }
+    }
+}
+
+// --- the publish command -------------------------------------------------------------------
+
+void engine::client_publish(conn_handle h, session& s, const command& cmd) {
+    const std::string_view ns = channel_namespace(cmd.channel);
+    const auto& allowed = _config.client_publish_namespaces;
+    const bool permitted = s._backend || (!ns.empty() && std::find(allowed.begin(), allowed.end(),
+                                                                   ns) != allowed.end());
+    if (!permitted) {
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 403,
+                                      "publishing to this channel is not allowed for clients"));
+    }
+    if (cmd.channel.starts_with("user:") && !s._backend) {
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 403, "user channels are server-only"));
+    }
+    if (!accepts_work_for(cmd.channel)) {
+        ++_counters.busy_refused;
+        return send_reply(h, s, reply_error(cmd.has_id, cmd.id, 503, "server busy; retry"));
+    }
+    auto job = std::make_unique<publish_job>(publish_job{std::string(cmd.channel),
+                                std::string(cmd.event),
+                                core::make_frame(cmd.data),
+                                s._user_id,
+                                cmd.prio,
+                                {},
+                                0});
+    job->origin.from = publish_origin::kind::client;
+    job->origin.conn = h;
+    job->origin.has_id = cmd.has_id;
+    job->origin.id = cmd.id;
+    job->origin.index = reserve_reply(s);
+    ++s._publishing;
+    route(std::move(job));
+}
+
+} // namespace ringcast::pubsub

@@ -1,0 +1,136 @@
+// Fanout: framing an ordered message once, handing it to the interested shards, and local
+// delivery under the slow-consumer policy (fanout.h has the model).
+#include "fanout.h"
+
+#include "subscriptions.h"
+
+#include <ringcast/ws.h>
+
+#include <cstdio>
+#include <memory>
+
+namespace ringcast::pubsub {
+
+core::frame_ref frame_message(const envelope& e, const core::frame_ref& data) {
+    // The WebSocket header and the envelope in one shareable buffer, with a large payload
+    // spliced in by reference instead of copied.
+    const std::size_t body = envelope_size(e);
+    const std::size_t header = ws::frame_header_size(body);
+    core::frame_ref f;
+    if (e.data.size() >= splice_data_bytes) {
+        const std::size_t own = header + body - e.data.size();
+        f = core::make_spliced_frame(own, header + envelope_data_offset(e), data);
+        ws::write_frame_header(f->mutable_data(), ws::opcode::text, body);
+        write_envelope_around_data(
+            e, std::span(reinterpret_cast<char*>(f->mutable_data() + header), own - header));
+    } else {
+        f = core::make_frame(header + body);
+        ws::write_frame_header(f->mutable_data(), ws::opcode::text, body);
+        write_envelope(e, std::span(reinterpret_cast<char*>(f->mutable_data() + header), body));
+    }
+    return f;
+}
+
+fanout::fanout(core::conn_io& io, subscriptions& local, std::size_t slow_consumer_bytes,
+               uint32_t start_s)
+    : _io(io), _local(local), _slow_consumer_bytes(slow_consumer_bytes), _self(io.id()),
+      _start_s(start_s) {}
+
+fanout::~fanout() = default;
+
+std::string fanout::next_message_id() {
+    char id[48];
+    std::snprintf(id, sizeof(id), "m-%x-%x-%llx", _start_s, unsigned(_self),
+                  static_cast<unsigned long long>(++_message_seq));
+    return id;
+}
+
+void fanout::fan_out(const publish_job& job, const std::vector<bool>& interested) {
+    const std::string id = next_message_id();
+    envelope e;
+    e.message_id = id;
+    e.event = job.event;
+    e.channel = job.channel;
+    e.data =
+        std::string_view(reinterpret_cast<const char*>(job.data->data()), job.data->own_size());
+    e.prio = job.prio;
+    e.timestamp_ms = wall_clock_ms();
+    e.user_id = job.user_id;
+    e.offset = job.offset;
+    const core::frame_ref f = frame_message(e, job.data);
+
+    const unsigned self = unsigned(_self);
+    for (unsigned shard = 0; shard < interested.size(); ++shard) {
+        if (!interested[shard]) {
+            continue;
+        }
+        if (shard == self) {
+            deliver_local(job.channel, f, job.prio, job.offset);
+        } else {
+            _io.post<kinds::deliver>(
+                shard_id(static_cast<uint16_t>(shard)),
+                std::make_unique<delivery>(delivery{f, job.channel, job.prio, job.offset}));
+        }
+    }
+}
+
+void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
+                           uint64_t offset) noexcept {
+    const local_channel* ch = _local.delivering(channel, offset);
+    if (ch == nullptr) {
+        return; // the last local subscriber left while this was in flight
+    }
+    // Index loop: a slow-consumer close does not change the list (the session stays until
+    // its connection is released), so positions are stable during the pass. The shard's
+    // budget is read once per message, not per subscriber.
+    const bool over = _io.output_over_budget();
+    for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
+        const auto& sub = ch->subscribers[i];
+        if (!sub.s->_closing) {
+            deliver(sub.h, *sub.s, f, prio, over);
+        }
+    }
+}
+
+uint64_t fanout::broadcast(const std::vector<std::pair<conn_handle, session*>>& sessions,
+                           const core::frame_ref& f, priority prio) noexcept {
+    uint64_t n = 0;
+    const bool over = _io.output_over_budget();
+    for (std::size_t i = 0; i < sessions.size(); ++i) {
+        auto [h, s] = sessions[i];
+        if (!s->_closing && deliver(h, *s, f, prio, over)) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+bool fanout::deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
+                     bool shard_over_budget) noexcept {
+    switch (admit(_io.queued_bytes(h), _slow_consumer_bytes, prio, shard_over_budget)) {
+    case delivery_verdict::close:
+        close_slow_consumer(h, s);
+        return false;
+    case delivery_verdict::drop:
+        ++_stats.dropped[static_cast<unsigned>(prio)];
+        return false;
+    case delivery_verdict::send:
+        break;
+    }
+    ++_stats.messages_out;
+    _stats.bytes_out += f->size();
+    _io.send(h, f);
+    return true;
+}
+
+void fanout::close_slow_consumer(conn_handle h, session& s) noexcept {
+    // Whatever has not started on the wire is dropped so the close frame is next; the
+    // close timeout bounds how long we wait for a peer that never reads it.
+    s._closing = true;
+    ++_stats.slow_consumer_closes;
+    _io.discard_queued(h);
+    _io.send(h, ws::make_close_frame(ws::close_code::policy_violation, "slow consumer"));
+    _io.close(h, core::close_mode::after_flush);
+}
+
+} // namespace ringcast::pubsub

@@ -1,0 +1,124 @@
+// Fanout: the delivery side of the pubsub engine. It frames an ordered message once, hands
+// the frame by reference to every shard interested in its channel, queues a reference on
+// each local subscriber under the per-priority slow-consumer policy, and does the same for
+// a broadcast to every session of the shard.
+//
+//   home shard:  engine::order ─► ordering (offset) ─► fan_out(job, interested)
+//                   frame once ──┬─► this shard:   deliver_local
+//                                └─► other shards: deliver (mesh) ─► engine ─► deliver_local
+//   deliver_local ─► subscriptions::delivering (one lookup) ─► per subscriber: admit() ─►
+//                    send a reference | drop (counted) | close as a slow consumer
+//
+// This is the hot path. Per message: one channel lookup, one budget check, and the
+// allocations of the frame, its message id and one mesh payload per other shard. Per
+// subscriber: one queued-bytes read and one send of a reference, no allocation, and only
+// calls that are inline or in fanout.cc.
+//
+// One per shard, used by that shard's thread only.
+#pragma once
+
+#include "engine_types.h"
+
+#include <ringcast/core.h>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ringcast::pubsub {
+
+class subscriptions;
+
+/// Data at least this large is not copied into each channel's frame but spliced in by
+/// reference (core::make_spliced_frame): a broadcast of 1 MiB to 1,000 channels holds the
+/// megabyte once. Below it a copy is cheaper than the two extra iovecs per send.
+inline constexpr std::size_t splice_data_bytes = 4096;
+
+/// Frames one message: a WebSocket text frame holding envelope `e`, header and envelope in
+/// one shareable buffer. `data` holds e.data's bytes (e.data views them); from
+/// splice_data_bytes on they are spliced in by reference instead of copied.
+core::frame_ref frame_message(const envelope& e, const core::frame_ref& data);
+
+/// What the slow-consumer policy does with one message for one connection.
+enum class delivery_verdict : uint8_t { send, drop, close };
+
+/// The slow-consumer policy (docs/decisions.md, "Backpressure policy"): the connection's
+/// queued bytes decide. At `slow_consumer_bytes` the connection is closed; from three
+/// quarters of it priority 3 is dropped, from half of it priority 4; 1 and 2 are never
+/// dropped. Over the shard's output budget, 3 and 4 are dropped for every connection.
+inline delivery_verdict admit(std::size_t queued_bytes, std::size_t slow_consumer_bytes,
+                              priority prio, bool shard_over_budget) noexcept {
+    if (queued_bytes >= slow_consumer_bytes) {
+        return delivery_verdict::close;
+    }
+    switch (prio) {
+    case priority::critical:
+    case priority::high:
+        return delivery_verdict::send;
+    case priority::normal:
+        return queued_bytes >= slow_consumer_bytes / 4 * 3 || shard_over_budget
+                   ? delivery_verdict::drop
+                   : delivery_verdict::send;
+    case priority::low:
+        return queued_bytes >= slow_consumer_bytes / 2 || shard_over_budget
+                   ? delivery_verdict::drop
+                   : delivery_verdict::send;
+    }
+    return delivery_verdict::send; // a value outside the enum (never parsed): as 1 and 2
+}
+
+/// Fanout's counters (the engine's counters gather them).
+struct delivery_stats {
+    uint64_t messages_out = 0; ///< frames queued to connections
+    uint64_t bytes_out = 0;    ///< bytes of those frames
+    uint64_t dropped[5] = {};  ///< by priority (index 1-4)
+    uint64_t slow_consumer_closes = 0;
+};
+
+/// Framing, fan-out and local delivery of one shard (see the file comment). Reads the
+/// local subscriber lists through `local` and sends through `io`; sets a session's closing
+/// flag when it closes it as a slow consumer.
+class fanout {
+public:
+    /// `slow_consumer_bytes`: config::slow_consumer_bytes; `start_s` (process start,
+    /// wall-clock seconds) makes message ids differ across restarts.
+    fanout(core::conn_io& io, subscriptions& local, std::size_t slow_consumer_bytes,
+           uint32_t start_s);
+    ~fanout();
+    fanout(const fanout&) = delete;
+    fanout& operator=(const fanout&) = delete;
+
+    /// On the channel's home shard, after ordering gave `job` its offset: frames it once and
+    /// hands the frame to every shard set in `interested` (indexed by shard): this one
+    /// through deliver_local, the others as a deliver mesh message.
+    void fan_out(const publish_job& job, const std::vector<bool>& interested);
+    /// Queues `f` (the message at `offset` on `channel`) on every local subscriber of the
+    /// channel that is not closing, under the slow-consumer policy. Nothing when the last
+    /// local subscriber left while the message was in flight.
+    void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
+                       uint64_t offset) noexcept;
+    /// Queues `f` on every session in `sessions` that is not closing, under the same
+    /// policy; returns how many got it.
+    uint64_t broadcast(const std::vector<std::pair<conn_handle, session*>>& sessions,
+                       const core::frame_ref& f, priority prio) noexcept;
+
+    const delivery_stats& stats() const noexcept { return _stats; }
+
+private:
+    bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
+                 bool shard_over_budget) noexcept;
+    void close_slow_consumer(conn_handle h, session& s) noexcept;
+    std::string next_message_id();
+
+    core::conn_io& _io;
+    subscriptions& _local;
+    delivery_stats _stats;
+    std::size_t _slow_consumer_bytes;
+    uint64_t _message_seq = 0;
+    shard_id _self;
+    uint32_t _start_s;
+};
+
+} // namespace ringcast::pubsub
