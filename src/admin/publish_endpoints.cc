@@ -59,7 +59,7 @@ std::optional<std::string> api::post_broadcast(const call& c) {
     const pubsub::publish_request& r = parsed->requests.front();
     if (!r.channels.empty()) {
         // To a list of channels: one ordered publish per channel, all sharing one copy of
-        // the data (each channel's frame splices it in: pubsub/publish.cc).
+        // the data (each channel's frame splices it in: pubsub/fanout.h, splice_data_bytes).
         const std::vector<const pubsub::publish_request*> items(r.channels.size(), &r);
         const std::vector<std::string> targets(r.channels.begin(), r.channels.end());
         return issue(c, items, targets, pubsub::body_shape::batch, core::make_frame(r.data));

@@ -52,7 +52,7 @@ struct field {
     uint64_t S::*value = nullptr;
     by_priority S::*per_priority = nullptr;
     /// per_priority: the priorities written, from this one to priority::low. Below it no
-    /// figure can be non-zero (priorities 1 and 2 are never dropped, pubsub/publish.cc).
+    /// figure can be non-zero (priorities 1 and 2 are never dropped: admit() in pubsub/fanout.h).
     pubsub::priority shown_from = pubsub::priority::critical;
     /// One sentence, no line breaks or backslashes (a # HELP line takes it as it is).
     std::string_view help;
