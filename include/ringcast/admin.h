@@ -27,12 +27,52 @@
 
 namespace ringcast::admin {
 
-struct api_config {
-    /// Required as "Authorization: Bearer <key>" on every /api/ request when not empty (and
-    /// makes a /ws upgrade carrying it a backend session). Empty: the API answers only peers
-    /// on this host (peer_address::loopback()), 403 to anyone else.
-    std::string api_key;
+/// What an API key may do; a key holds one or more scopes.
+enum class api_scope : uint8_t {
+    /// POST /api/publish, /api/send, /api/broadcast, and a backend session on /ws.
+    publish,
+    /// POST /api/disconnect; GET /api/stats, /api/online, /api/channels[/<name>]: what
+    /// disconnects users or shows who is online.
+    admin,
 };
+inline constexpr unsigned api_scope_count = 2;
+
+/// The scope's name as written in a key file ("publish", "admin").
+std::string_view scope_name(api_scope s) noexcept;
+
+/// One backend API key. The secret is compared only through keys_equal and never printed:
+/// logs, errors and counters name the key by `name`.
+struct api_key {
+    std::string name;
+    uint8_t scopes = 0; ///< bit (1 << api_scope) per scope held
+    std::string secret;
+
+    bool allows(api_scope s) const noexcept { return (scopes >> unsigned(s)) & 1u; }
+};
+
+struct api_config {
+    /// Keys accepted as "Authorization: Bearer <secret>" on /api/ requests (and on a /ws
+    /// upgrade, where a key with the publish scope makes a backend session). Empty: the API
+    /// answers only peers on this host (peer_address::loopback()), every scope, and 403 to
+    /// anyone else.
+    std::vector<api_key> keys;
+};
+
+/// Most keys one source may hold (parse_api_keys): a key file is short text.
+inline constexpr std::size_t max_api_keys = 64;
+
+/// Reads API keys from `text` (a key file's contents or the environment variable; `source`
+/// names it in errors). Two forms:
+///  * one line `NAME:SCOPE[,SCOPE...]:SECRET` per key (NAME from [A-Za-z0-9_.-], 1-64
+///    bytes; SCOPE `publish` or `admin`); empty lines and lines starting with `#` are
+///    skipped;
+///  * the whole text one SECRET with no `:` (the single-key form): the key "default" with
+///    every scope.
+/// A SECRET is 16 or more visible ASCII bytes (no spaces or control bytes: it travels in
+/// an HTTP header); names and secrets are unique; at most max_api_keys keys; a line break
+/// may be LF or CRLF. Every error names the line and what is accepted, never a secret.
+result<std::vector<api_key>, std::string> parse_api_keys(std::string_view text,
+                                                         std::string_view source);
 
 /// Compares a presented secret with the configured one in time that depends only on their
 /// lengths, never on their contents (no early exit at the first difference), so response
@@ -44,10 +84,15 @@ bool keys_equal(std::string_view presented, std::string_view expected) noexcept;
 /// is `key` (keys_equal). Always false for an empty `key`.
 bool bearer_matches(const http::request& req, std::string_view key) noexcept;
 
+/// The key `req` presents as "Authorization: Bearer <secret>" among `keys`, or null. Every
+/// key is compared (keys_equal), whichever matches, so the time taken does not say which.
+const api_key* bearer_key(const http::request& req, const std::vector<api_key>& keys) noexcept;
+
 /// The API's own counters, per shard (GET /api/stats). Every member is a row of
 /// src/admin/stats.h, which refuses to compile without one.
 struct api_counters {
     uint64_t unauthorized = 0; ///< 401: missing or wrong API key
+    uint64_t forbidden_scope = 0; ///< 403: a known key without the endpoint's scope
     uint64_t not_loopback = 0; ///< 403: no API key configured and the peer is not on this host
     uint64_t busy_refused = 0; ///< publishes refused with 503 (mesh congested)
 };
@@ -97,9 +142,11 @@ public:
     void on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept override;
 
 private:
-    /// A 403 or 401 when `req` may not use the API (api_config::api_key), counted.
+    /// A 403 (no keys and not loopback) or 401 (no key matches) when `req` may not use the
+    /// API, counted; otherwise nothing, with `key` the key presented (null without keys).
+    /// The route's scope is checked against `key` once the route is known (handle()).
     std::optional<std::string> refuse_access(conn_handle h, const http::request& req,
-                                             http::keep_alive ka);
+                                             const api_key*& key, http::keep_alive ka);
 
     // --- the endpoints: one handler per row of the route table (api.cc) -------------------
     // Each takes the request as routed and returns what handle() returns.

@@ -3,8 +3,8 @@
 // the API's mesh kinds. A request flows
 //
 //   handle ── refuse_access (401, 403) ── the route table: no row for the path (404),
-//          a name after the path that is not valid (400), no row with the method (405)
-//          ── the row's handler (an api member)
+//          a name after the path that is not valid (400), no row with the method (405),
+//          the key lacks the row's scope (403) ── the row's handler (an api member)
 //
 // The handlers live by family: publish_endpoints.cc (publish, send, broadcast),
 // disconnect_endpoint.cc, query_endpoints.cc (online, channels, channel info), stats.cc;
@@ -29,6 +29,8 @@ struct route {
     std::string_view path;
     path_kind kind;
     std::string_view method;
+    /// What the presented key must allow (api_config::keys; loopback-only allows every one).
+    api_scope scope;
     std::optional<std::string> (api::*handler)(const call& c);
 };
 
@@ -67,8 +69,9 @@ api::~api() {
 }
 
 std::optional<std::string> api::refuse_access(conn_handle h, const http::request& req,
-                                              http::keep_alive ka) {
-    if (_config.api_key.empty()) {
+                                              const api_key*& key, http::keep_alive ka) {
+    key = nullptr;
+    if (_config.keys.empty()) {
         // No key configured: whoever reaches the port could publish into anyone's user:
         // channel and disconnect them, so only this host may.
         if (!_io.peer(h).loopback()) {
@@ -79,7 +82,10 @@ std::optional<std::string> api::refuse_access(conn_handle h, const http::request
                 "(--api-key-file or RINGCAST_API_KEY)",
                 ka);
         }
-    } else if (!bearer_matches(req, _config.api_key)) {
+        return std::nullopt;
+    }
+    key = bearer_key(req, _config.keys);
+    if (key == nullptr) {
         ++_counters.unauthorized;
         return http::make_error_response(401, "missing or wrong API key (Authorization: Bearer)",
                                          ka);
@@ -93,16 +99,19 @@ std::optional<std::string> api::handle(conn_handle h, const http::request& req,
     // methods would have two rows). A path that is not here is a 404, a listed one with
     // another method a 405.
     static constexpr route routes[] = {
-        {"/api/publish", path_kind::exact, "POST", &api::post_publish},
-        {"/api/send", path_kind::exact, "POST", &api::post_send},
-        {"/api/broadcast", path_kind::exact, "POST", &api::post_broadcast},
-        {"/api/disconnect", path_kind::exact, "POST", &api::post_disconnect},
-        {"/api/stats", path_kind::exact, "GET", &api::get_stats},
-        {"/api/online", path_kind::exact, "GET", &api::get_online},
-        {"/api/channels", path_kind::exact, "GET", &api::get_channels},
-        {"/api/channels/", path_kind::channel, "GET", &api::get_channel},
+        {"/api/publish", path_kind::exact, "POST", api_scope::publish, &api::post_publish},
+        {"/api/send", path_kind::exact, "POST", api_scope::publish, &api::post_send},
+        {"/api/broadcast", path_kind::exact, "POST", api_scope::publish, &api::post_broadcast},
+        {"/api/disconnect", path_kind::exact, "POST", api_scope::admin, &api::post_disconnect},
+        {"/api/stats", path_kind::exact, "GET", api_scope::admin, &api::get_stats},
+        {"/api/online", path_kind::exact, "GET", api_scope::admin, &api::get_online},
+        {"/api/channels", path_kind::exact, "GET", api_scope::admin, &api::get_channels},
+        {"/api/channels/", path_kind::channel, "GET", api_scope::admin, &api::get_channel},
     };
-    if (auto refused = refuse_access(h, req, ka)) {
+    // A request without a valid key learns nothing about paths: 401 (or the loopback 403)
+    // comes before 404 and 405. The scope is the route's, checked once it is found.
+    const api_key* key = nullptr;
+    if (auto refused = refuse_access(h, req, key, ka)) {
         return refused;
     }
     const std::string_view path = req.path;
@@ -127,6 +136,13 @@ std::optional<std::string> api::handle(conn_handle h, const http::request& req,
             break;
         }
         if (req.method == r.method) {
+            if (key != nullptr && !key->allows(r.scope)) {
+                ++_counters.forbidden_scope;
+                return http::make_error_response(403,
+                                                 "API key '" + key->name + "' lacks the scope '" +
+                                                     std::string(scope_name(r.scope)) + "'",
+                                                 ka);
+            }
             return (this->*r.handler)(call{h, req, ka, name});
         }
         path_known = true;

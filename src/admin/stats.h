@@ -147,6 +147,8 @@ inline constexpr field<edge_counters> edge_fields[] = {
 inline constexpr field<api_counters> api_fields[] = {
     {"api_unauthorized", figure::counter, &api_counters::unauthorized,
      "API requests refused 401: missing or wrong API key"},
+    {"api_forbidden_scope", figure::counter, &api_counters::forbidden_scope,
+     "API requests refused 403: the key lacks the endpoint's scope"},
     {"api_not_loopback", figure::counter, &api_counters::not_loopback,
      "API requests refused 403: no API key set and the peer not on this host"},
     {"api_busy_refused", figure::counter, &api_counters::busy_refused,

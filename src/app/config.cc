@@ -32,32 +32,8 @@ std::vector<int> allowed_cpus() {
 
 namespace {
 
-/// The API key as given in `source` (a file's contents or the environment variable):
-/// one line of 16 or more visible ASCII characters, the line break removed. The error names
-/// where it came from and what is accepted, never the key.
-result<std::string, std::string> check_api_key(std::string text, const std::string& source) {
-    if (text.ends_with("\n")) {
-        text.pop_back();
-        if (text.ends_with("\r")) {
-            text.pop_back();
-        }
-    }
-    // 16: shorter keys are guessable; visible ASCII: the key travels in an HTTP header
-    // ("Authorization: Bearer KEY"), where spaces and control bytes do not survive.
-    const bool visible =
-        std::all_of(text.begin(), text.end(), [](char ch) { return ch > ' ' && ch < 0x7f; });
-    if (text.size() < 16 || !visible) {
-        return unexpected{source +
-                          " must hold one line of 16 or more visible ASCII characters "
-                          "(no spaces or control characters): the API key; it holds " +
-                          std::to_string(text.size()) + " characters" +
-                          (visible ? std::string() : std::string(", not all of them visible"))};
-    }
-    return text;
-}
-
-/// The API key from --api-key-file or RINGCAST_API_KEY (one of them); empty when neither.
-result<std::string, std::string> read_api_key(const std::string& path) {
+/// The API keys from --api-key-file or RINGCAST_API_KEY (one of them); none when neither.
+result<std::vector<admin::api_key>, std::string> read_api_keys(const std::string& path) {
     const char* env = std::getenv(api_key_env);
     if (!path.empty() && env != nullptr) {
         return unexpected{"--api-key-file = '" + path + "' and the environment variable " +
@@ -65,13 +41,14 @@ result<std::string, std::string> read_api_key(const std::string& path) {
                           " are both set; give the API key one way only"};
     }
     if (env != nullptr) {
-        return check_api_key(env, std::string("the environment variable ") + api_key_env);
+        return admin::parse_api_keys(env, std::string("the environment variable ") + api_key_env);
     }
     if (path.empty()) {
-        return std::string();
+        return std::vector<admin::api_key>();
     }
-    // Bounded: a key file is one short line; a larger file is a mistake (a wrong path).
-    constexpr std::size_t max_key_file_bytes = 4096;
+    // Bounded: a key file is short lines (64 keys of a few hundred bytes); a larger file is
+    // a mistake (a wrong path).
+    constexpr std::size_t max_key_file_bytes = 64 * 1024;
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (f == nullptr) {
         return unexpected{"--api-key-file = '" + path + "' cannot be read: " +
@@ -83,9 +60,9 @@ result<std::string, std::string> read_api_key(const std::string& path) {
     if (text.size() > max_key_file_bytes) {
         return unexpected{"--api-key-file = '" + path + "' is larger than " +
                           std::to_string(max_key_file_bytes) +
-                          " bytes; it must hold the API key on one line"};
+                          " bytes; it must hold API keys, one per line"};
     }
-    return check_api_key(std::move(text), "--api-key-file = '" + path + "'");
+    return admin::parse_api_keys(text, "--api-key-file = '" + path + "'");
 }
 
 /// The option `arg` names on the command line ("--shards", or an alias such as "-h"), or null.
@@ -234,14 +211,14 @@ result<void, std::string> read_command_line(config& cfg, int argc, char** argv) 
 }
 
 result<void, std::string> finish_config(config& cfg) {
-    auto key = read_api_key(cfg.api_key_file);
-    if (!key) {
-        return unexpected{key.error()};
+    auto keys = read_api_keys(cfg.api_key_file);
+    if (!keys) {
+        return unexpected{keys.error()};
     }
-    cfg.gateway.api.api_key = std::move(*key);
-    cfg.api_key_source = !cfg.api_key_file.empty()          ? cfg.api_key_file
-                         : !cfg.gateway.api.api_key.empty() ? std::string(api_key_env)
-                                                            : std::string();
+    cfg.gateway.api.keys = std::move(*keys);
+    cfg.api_key_source = !cfg.api_key_file.empty()        ? cfg.api_key_file
+                         : !cfg.gateway.api.keys.empty() ? std::string(api_key_env)
+                                                         : std::string();
     cfg.gateway.separate_api = cfg.api_listen.has_value();
     return check_combinations(cfg);
 }

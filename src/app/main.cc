@@ -167,14 +167,32 @@ int run(int argc, char** argv) {
         std::printf("ringcastd: api on %s:%u\n", cfg.api_listen->host.c_str(),
                     unsigned(net::local_port(cfg.runtime.listeners[1].fds.front())));
     }
+    if (cfg.gateway.insecure) {
+        std::fprintf(stderr,
+                     "ringcastd: WARNING: --insecure: any client may claim any user id with "
+                     "?user= (its user: channel, its messages); for development only, never "
+                     "on a port others can reach\n");
+    }
     if (cfg.api_key_source.empty()) {
         std::printf("ringcastd: no API key (--api-key-file or %s): /api/ answers loopback "
                     "peers only (127.0.0.0/8, ::1), 403 to others\n",
                     app::api_key_env);
     } else {
-        std::printf("ringcastd: API key from %s: /api/ and backend sessions need "
+        std::printf("ringcastd: %zu API key%s from %s: /api/ and backend sessions need "
                     "\"Authorization: Bearer\"\n",
+                    cfg.gateway.api.keys.size(), cfg.gateway.api.keys.size() == 1 ? "" : "s",
                     cfg.api_key_source.c_str());
+        // Names and scopes only: a secret is never printed.
+        for (const admin::api_key& k : cfg.gateway.api.keys) {
+            std::string scopes;
+            for (unsigned i = 0; i < admin::api_scope_count; ++i) {
+                if (k.allows(admin::api_scope(i))) {
+                    scopes += (scopes.empty() ? "" : ",");
+                    scopes += admin::scope_name(admin::api_scope(i));
+                }
+            }
+            std::printf("ringcastd: API key '%s': %s\n", k.name.c_str(), scopes.c_str());
+        }
     }
     std::fflush(stdout);
 

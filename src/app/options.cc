@@ -179,10 +179,10 @@ constexpr option table[] = {
              "applies; divided over the shards the same way"},
     {.name = "api-key-file", .type = option_type::path, .field = RINGCAST_FIELD(api_key_file),
      .check = check_key_file, .when_unset = "the key from RINGCAST_API_KEY, if set",
-     .help = "the backend API key: a file holding one line of 16 or more visible ASCII "
-             "characters; or set RINGCAST_API_KEY. Requests then need \"Authorization: "
-             "Bearer KEY\". Without a key the API answers only loopback peers (127.0.0.0/8, "
-             "::1)"},
+     .help = "backend API keys: a file of NAME:SCOPE[,SCOPE]:SECRET lines (scopes publish, "
+             "admin), or one SECRET line (every scope); or set RINGCAST_API_KEY the same way. "
+             "Requests then need \"Authorization: Bearer SECRET\". Without a key the API "
+             "answers only loopback peers (127.0.0.0/8, ::1)"},
     {.name = "api-listen", .type = option_type::address, .field = RINGCAST_FIELD(api_listen),
      .when_unset = "on --listen",
      .help = "serve the backend API here instead of on --listen"},

@@ -37,10 +37,12 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
                       http::keep_alive::no, ctx.head);
         return;
     }
-    // A backend feed: the API key as a bearer token, only when a key is configured. Never
-    // from the query string: URLs end up in proxy and access logs, browser history and
-    // Referer headers (a backend is not a browser and can set the header).
-    const bool backend = admin::bearer_matches(req, _config.api.api_key);
+    // A backend feed: an API key with the publish scope as a bearer token, only when keys
+    // are configured. Never from the query string: URLs end up in proxy and access logs,
+    // browser history and Referer headers (a backend is not a browser and can set the
+    // header). A key without the scope makes an ordinary client session.
+    const admin::api_key* key = admin::bearer_key(req, _config.api.keys);
+    const bool backend = key != nullptr && key->allows(admin::api_scope::publish);
     // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
     const std::string user_id(user);
     upgrade(ctx, ws_endpoint::pubsub);

@@ -7,6 +7,8 @@
   a sentence naming it.
 * With a key: no Authorization or a wrong one → 401, "Bearer KEY" → 200, on the HTTP API;
   on /ws the bearer header opens a backend session and ?api_key= no longer does.
+* Named keys with scopes (NAME:SCOPE[,SCOPE]:SECRET lines): a key without the endpoint's
+  scope gets 403 naming the key and the scope; only the publish scope opens a backend session.
 * A backend session bursting 1,000 publishes gets every one accepted (its own command rate),
   while a client session is still held to the client rate.
 * POST /api/publish answers by the body's parsed shape: a single request whose event or
@@ -195,6 +197,66 @@ def cases(binary):
             await client.close()
             srv.stop_and_expect_clean_exit()
 
+    async def keys_with_scopes():
+        pub, ops = "scoped-publish-0123456789abcdef", "scoped-admin-0123456789abcdef"
+        text = f"# two keys\nfeed:publish:{pub}\nops:admin:{ops}\n"
+        with key_file(text) as path, \
+                support.server(binary, ["--shards", "2", "--api-key-file", path],
+                               echo_path=None) as srv:
+            lines = srv.lines()
+            for name, scope in (("feed", "publish"), ("ops", "admin")):
+                expect(any(f"API key '{name}': {scope}" in line for line in lines),
+                       f"no start-up line naming key {name} and its scope\n{srv.output()}")
+            expect(not any(pub in line or ops in line for line in lines),
+                   f"a secret was printed\n{srv.output()}")
+            feed, admin = support.api_client(srv.port, pub), support.api_client(srv.port, ops)
+            r = feed.request("POST", "/api/publish", {"channel": "c", "data": 1})
+            expect(r.status == 200, f"publish with the publish key: {r}")
+            r = admin.request("POST", "/api/publish", {"channel": "c", "data": 1})
+            expect(r.status == 403 and "'ops'" in r.body.decode() and "publish" in r.body.decode(),
+                   f"publish with the admin key: {r}")
+            for method, target, body in (("GET", "/api/stats", None),
+                                         ("GET", "/api/online", None),
+                                         ("GET", "/api/channels/c", None),
+                                         ("POST", "/api/disconnect", {"userId": "u"})):
+                r = feed.request(method, target, body)
+                expect(r.status == 403 and "'feed'" in r.body.decode() and "admin" in r.body.decode(),
+                       f"{method} {target} with the publish key: {r}")
+                r = admin.request(method, target, body)
+                expect(r.status == 200, f"{method} {target} with the admin key: {r}")
+            # Without a valid key nothing about paths is told: 401 before 404 and 405.
+            anon = support.api_client(srv.port)
+            for method, target in (("GET", "/api/nothing-here"), ("DELETE", "/api/stats")):
+                r = anon.request(method, target)
+                expect(r.status == 401, f"{method} {target} without a key: {r}")
+            r = feed.request("GET", "/api/nothing-here")
+            expect(r.status == 404, f"an unknown path with a key: {r}")
+            total = admin.ok("GET", "/api/stats")["total"]
+            expect(total["api_forbidden_scope"] == 5 and total["api_unauthorized"] == 2,
+                   f"refusal counters: forbidden_scope {total.get('api_forbidden_scope')} "
+                   f"(5 sent), unauthorized {total.get('api_unauthorized')} (2 sent)")
+            # On /ws only a key with the publish scope makes a backend session.
+            for key, backend in ((pub, True), (ops, False)):
+                c = await support.pubsub_client.connect(
+                    srv.port, extra_headers={"Authorization": f"Bearer {key}"})
+                r = await c.command("publish", channel="user:victim", data=1)
+                if backend:
+                    expect(r.get("ok") is True, f"backend session (publish key): {r}")
+                else:
+                    expect(r.get("ok") is False and r["error"]["code"] == 403,
+                           f"the admin key must not make a backend session: {r}")
+                await c.close()
+            for c in (feed, admin, anon):
+                c.close()
+            srv.stop_and_expect_clean_exit()
+        with key_file(f"feed:publish:{pub}\nfeed:admin:{ops}\n") as path:
+            err = refused_config(binary, ["--api-key-file", path])
+            expect("line 2" in err and "twice" in err and pub not in err and ops not in err,
+                   f"a name used twice: {err!r}")
+        with key_file(f"feed:root:{pub}\n") as path:
+            err = refused_config(binary, ["--api-key-file", path])
+            expect("publish, admin" in err and pub not in err, f"an unknown scope: {err!r}")
+
     def publish_reply_shape_follows_the_parsed_body():
         with support.server(binary, ["--shards", "2"], echo_path=None) as srv:
             api = support.api_client(srv.port)
@@ -226,9 +288,17 @@ def cases(binary):
             r = await c.command("subscribe", channel="user:victim")
             expect(r.get("ok") is False and r["error"]["code"] == 403,
                    f"subscribing to user:victim without being victim: {r}")
+            expect(not any("--insecure" in line for line in srv.lines()),
+                   f"a warning about --insecure without it\n{srv.output()}")
             api.close()
             await c.close()
             srv.stop_and_expect_clean_exit()
+        with support.server(binary, ["--shards", "1", "--insecure"], echo_path=None) as srv:
+            # Printed on stderr before the listening line; stopping the server collects
+            # every line it wrote.
+            srv.stop_and_expect_clean_exit()
+            expect(any("WARNING: --insecure" in line for line in srv.lines()),
+                   f"no start-up warning with --insecure\n{srv.output()}")
 
     return [
         ("--api-key on the command line is refused, naming the file and the variable",
@@ -243,9 +313,13 @@ def cases(binary):
          backend_session_by_bearer_only),
         (f"a backend session bursting {BURST} publishes gets all accepted",
          backend_session_bursts_1000_publishes),
+        ("keys with scopes: 403 naming the key and scope, 401 before 404/405, counted; "
+         "only a publish key makes a backend session; bad key files refused",
+         keys_with_scopes),
         ("a single publish mentioning \"messages\" gets the single-shaped reply",
          publish_reply_shape_follows_the_parsed_body),
-        ("?user= is ignored without --insecure", user_query_is_ignored_without_insecure),
+        ("?user= is ignored without --insecure; --insecure warns at start",
+         user_query_is_ignored_without_insecure),
     ]
 
 

@@ -3,7 +3,10 @@
 #include "config.h"
 #include "options.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
 #include <string>
@@ -106,7 +109,7 @@ TEST_CASE("no arguments give every option its default and mark none as given", "
         CHECK(render_value(*parsed, opt) == render_value(defaults, opt));
         CHECK_FALSE(given(*parsed, opt.name));
     }
-    CHECK(parsed->gateway.api.api_key.empty());
+    CHECK(parsed->gateway.api.keys.empty());
     CHECK(parsed->api_key_source.empty());
     CHECK_FALSE(parsed->gateway.separate_api);
 }
@@ -215,7 +218,9 @@ TEST_CASE("the API key comes from the environment, and not from both places", "[
     setenv(api_key_env, "0123456789abcdef-KEY", 1);
     config from_env;
     REQUIRE(finish_config(from_env).has_value());
-    CHECK(from_env.gateway.api.api_key == "0123456789abcdef-KEY");
+    REQUIRE(from_env.gateway.api.keys.size() == 1);
+    CHECK(from_env.gateway.api.keys[0].secret == "0123456789abcdef-KEY");
+    CHECK(from_env.gateway.api.keys[0].name == "default");
     CHECK(from_env.api_key_source == api_key_env);
 
     config both;
@@ -225,6 +230,36 @@ TEST_CASE("the API key comes from the environment, and not from both places", "[
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error().find("one way only") != std::string::npos);
     CHECK(refused.error().find("--api-key-file") != std::string::npos);
+}
+
+TEST_CASE("--api-key-file holds named keys with scopes; errors name the line, never the secret",
+          "[app][config]") {
+    const std::string path = "/tmp/ringcast-config-test-keys-" + std::to_string(getpid());
+    auto write = [&](const std::string& text) {
+        std::FILE* f = std::fopen(path.c_str(), "wb");
+        REQUIRE(f != nullptr);
+        std::fwrite(text.data(), 1, text.size(), f);
+        std::fclose(f);
+    };
+    write("# keys\npub:publish:0123456789abcdef-PUB\nops:admin,publish:0123456789abcdef-OPS\n");
+    config named;
+    named.api_key_file = path;
+    REQUIRE(finish_config(named).has_value());
+    REQUIRE(named.gateway.api.keys.size() == 2);
+    CHECK(named.gateway.api.keys[0].name == "pub");
+    CHECK(named.gateway.api.keys[0].allows(admin::api_scope::publish));
+    CHECK_FALSE(named.gateway.api.keys[0].allows(admin::api_scope::admin));
+    CHECK(named.api_key_source == path);
+
+    write("pub:publish:0123456789abcdef-PUB\nbad:root:0123456789abcdef-BAD\n");
+    config bad;
+    bad.api_key_file = path;
+    auto refused = finish_config(bad);
+    std::remove(path.c_str());
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().find("line 2") != std::string::npos);
+    CHECK(refused.error().find("publish, admin") != std::string::npos);
+    CHECK(refused.error().find("0123456789abcdef") == std::string::npos);
 }
 
 TEST_CASE("--help lists every option once, with its value form", "[app][config][help]") {
