@@ -43,7 +43,18 @@ namespace ringcast::auth {
 
 /// The JWS algorithms verified (RFC 7518 §3.1, RFC 8037 §3.1 for EdDSA with Ed25519 only).
 /// "none" and every other name are refused ("algorithm not allowed").
-enum class jwt_alg : uint8_t { hs256, hs384, hs512, rs256, rs384, rs512, ps256, es256, es384, eddsa };
+enum class jwt_alg : uint8_t {
+    hs256,
+    hs384,
+    hs512,
+    rs256,
+    rs384,
+    rs512,
+    ps256,
+    es256,
+    es384,
+    eddsa
+};
 
 /// The algorithm named exactly `name` (case-sensitive, as RFC 7515 §4.1.1 says); nullopt
 /// for "none" and anything unknown.
@@ -64,12 +75,12 @@ struct pkey_free {
 
 /// One verification key, parsed once at load (the EVP_PKEY is never rebuilt per token).
 struct jwt_key {
-    std::string kid;              ///< JWK "kid"; empty for secret and PEM files
+    std::string kid; ///< JWK "kid"; empty for secret and PEM files
     key_type type = key_type::secret;
-    std::optional<jwt_alg> alg;   ///< JWK "alg": when set, the only algorithm this key verifies
-    std::string secret;           ///< the HMAC key bytes (type secret only)
+    std::optional<jwt_alg> alg; ///< JWK "alg": when set, the only algorithm this key verifies
+    std::string secret;         ///< the HMAC key bytes (type secret only)
     std::unique_ptr<evp_pkey_st, detail::pkey_free> pkey; ///< public key (every other type)
-    int bits = 0;                 ///< key size in bits (RSA modulus, EC field, 256 for Ed25519)
+    int bits = 0; ///< key size in bits (RSA modulus, EC field, 256 for Ed25519)
 };
 
 /// The keys tokens may be signed with: the union of every source added. Immutable once
@@ -79,15 +90,15 @@ struct jwt_key {
 /// is added from a source that fails):
 ///   - secret: the bytes as given (a file loses one trailing "\n" or "\r\n"); at least 32
 ///     bytes (RFC 7518 §3.2: no shorter than the HS256 output).
-///   - PEM: one or more "-----BEGIN PUBLIC KEY-----" blocks (SubjectPublicKeyInfo); RSA of
-///     at least 2048 bits, EC on P-256 or P-384, or Ed25519. A private key is refused.
+///   - PEM: one or more "-----BEGIN PUBLIC KEY-----" blocks (SubjectPublicKeyInfo): RSA,
+///     EC on P-256 or P-384, or Ed25519. A private key is refused.
 ///   - JWKS: {"keys":[…]} as strict JSON (no duplicate member names). kty RSA (n, e), EC
 ///     (crv P-256 / P-384, x, y of exactly the field size), OKP (crv Ed25519, x), oct (k);
 ///     values strict base64url. "use":"enc" keys are skipped (they sign nothing); any
 ///     other "use" than "sig" is an error, as are private members ("d"), an unsupported
 ///     kty / crv / alg, an "alg" that does not fit the kty, and two keys with one kid.
-///   - Every RSA modulus is at least 2048 bits; RSA and EC keys pass OpenSSL's public-key
-///     check.
+///   - Every RSA modulus has 2048 to 8192 bits, n and e odd, 1 < e < n (checked by hand:
+///     OpenSSL's RSA public check is randomised); EC points pass OpenSSL's public-key check.
 class key_set {
 public:
     key_set() = default;
@@ -131,9 +142,9 @@ struct verify_options {
 /// Who a verified token says the connection is. Data only: what it may do is decided by
 /// may_subscribe / may_publish against the namespace table.
 struct identity {
-    std::string user_id;               ///< "sub": a non-empty string of at most 256 bytes
-    std::vector<std::string> channels; ///< "channels": names, or prefixes ending in '*'
-    std::vector<std::string> roles;    ///< "roles"
+    std::string user_id;                 ///< "sub": a non-empty string of at most 256 bytes
+    std::vector<std::string> channels;   ///< "channels": names, or prefixes ending in '*'
+    std::vector<std::string> roles;      ///< "roles"
     std::optional<int64_t> expires_at_s; ///< "exp" (Unix seconds, rounded down)
 };
 

@@ -44,8 +44,12 @@ std::optional<jwt_alg> parse_alg(std::string_view name) noexcept {
     return std::nullopt;
 }
 
-std::string_view alg_name(jwt_alg alg) noexcept { return row(alg).name; }
+std::string_view alg_name(jwt_alg alg) noexcept {
+    return row(alg).name;
+}
 
-key_type alg_key_type(jwt_alg alg) noexcept { return row(alg).type; }
+key_type alg_key_type(jwt_alg alg) noexcept {
+    return row(alg).type;
+}
 
 } // namespace ringcast::auth

@@ -221,9 +221,8 @@ EVP_PKEY_CTX* verifier::state::verify_context(const jwt_key& key, std::size_t ke
 }
 
 bool verifier::state::check_signature(const jwt_key& key, std::size_t key_index, jwt_alg alg,
-                                      std::string_view signed_part,
-                                      std::span<const uint8_t> sig, const uint8_t* digest,
-                                      std::size_t digest_size) noexcept {
+                                      std::string_view signed_part, std::span<const uint8_t> sig,
+                                      const uint8_t* digest, std::size_t digest_size) noexcept {
     const auto* message = reinterpret_cast<const unsigned char*>(signed_part.data());
     switch (key.type) {
     case key_type::secret: {
@@ -236,16 +235,14 @@ bool verifier::state::check_signature(const jwt_key& key, std::size_t key_index,
             EVP_MAC_final(mac, tag, &tag_size, sizeof tag) != 1) {
             return false;
         }
-        return tag_size == sig.size() &&
-               CRYPTO_memcmp(tag, sig.data(), tag_size) == 0;
+        return tag_size == sig.size() && CRYPTO_memcmp(tag, sig.data(), tag_size) == 0;
     }
     case key_type::ed25519: {
         EVP_MD_CTX* ctx = eddsa_context.get();
         EVP_MD_CTX_reset(ctx);
         return EVP_DigestVerifyInit_ex(ctx, nullptr, nullptr, nullptr, nullptr, key.pkey.get(),
                                        nullptr) == 1 &&
-               EVP_DigestVerify(ctx, sig.data(), sig.size(), message,
-                                signed_part.size()) == 1;
+               EVP_DigestVerify(ctx, sig.data(), sig.size(), message, signed_part.size()) == 1;
     }
     case key_type::ec_p256:
     case key_type::ec_p384: {
@@ -256,13 +253,12 @@ bool verifier::state::check_signature(const jwt_key& key, std::size_t key_index,
         uint8_t der[2 + 2 * (3 + 48)];
         const std::size_t der_size = jose_to_der(sig.data(), half, der);
         EVP_PKEY_CTX* ctx = verify_context(key, key_index, alg);
-        return ctx != nullptr &&
-               EVP_PKEY_verify(ctx, der, der_size, digest, digest_size) == 1;
+        return ctx != nullptr && EVP_PKEY_verify(ctx, der, der_size, digest, digest_size) == 1;
     }
     case key_type::rsa: {
         EVP_PKEY_CTX* ctx = verify_context(key, key_index, alg);
-        return ctx != nullptr && EVP_PKEY_verify(ctx, sig.data(), sig.size(), digest,
-                                                 digest_size) == 1;
+        return ctx != nullptr &&
+               EVP_PKEY_verify(ctx, sig.data(), sig.size(), digest, digest_size) == 1;
     }
     }
     return false;

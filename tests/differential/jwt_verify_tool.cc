@@ -40,9 +40,10 @@ int main(int argc, char** argv) {
             continue;
         }
         if (i + 1 >= argc) {
-            std::fprintf(stderr, "usage: %s [--secret-file F|--public-key F|--jwks-file F]... "
-                                 "[--issuer S] [--audience S] [--leeway N] [--now T] "
-                                 "[--no-require-exp] < tokens\n",
+            std::fprintf(stderr,
+                         "usage: %s [--secret-file F|--public-key F|--jwks-file F]... "
+                         "[--issuer S] [--audience S] [--leeway N] [--now T] "
+                         "[--no-require-exp] < tokens\n",
                          argv[0]);
             return 64;
         }

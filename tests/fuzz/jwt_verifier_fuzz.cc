@@ -51,7 +51,8 @@ std::string bn_member(EVP_PKEY* key, const char* name, int pad) {
     BIGNUM* bn = nullptr;
     require(EVP_PKEY_get_bn_param(key, name, &bn) == 1);
     std::string bytes(static_cast<std::size_t>(pad != 0 ? pad : BN_num_bytes(bn)), '\0');
-    BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(bytes.data()),
+                 static_cast<int>(bytes.size()));
     BN_free(bn);
     return detail::base64url_encode(bytes);
 }
@@ -119,12 +120,19 @@ verifier& lenient_verifier() {
 }
 
 bool documented(std::string_view reason) {
-    static constexpr std::array<std::string_view, 13> reasons{
-        "token too long",  "malformed token",     "unsupported crit header",
-        "algorithm not allowed", "unknown key",   "bad signature",
-        "missing exp",     "token expired",       "token not yet valid",
-        "token issued in the future", "wrong issuer", "wrong audience",
-        "missing sub"};
+    static constexpr std::array<std::string_view, 13> reasons{"token too long",
+                                                              "malformed token",
+                                                              "unsupported crit header",
+                                                              "algorithm not allowed",
+                                                              "unknown key",
+                                                              "bad signature",
+                                                              "missing exp",
+                                                              "token expired",
+                                                              "token not yet valid",
+                                                              "token issued in the future",
+                                                              "wrong issuer",
+                                                              "wrong audience",
+                                                              "missing sub"};
     for (std::string_view r : reasons) {
         if (r == reason) {
             return true;

@@ -2,13 +2,14 @@
 #include "base64url.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace ringcast::auth::detail;
 
 namespace {
-bool decodes(std::string_view in, std::string& out) { return base64url_decode(in, out); }
+bool decodes(std::string_view in, std::string& out) {
+    return base64url_decode(in, out);
+}
 } // namespace
 
 TEST_CASE("base64url round-trips every length and byte value", "[auth][base64url]") {
@@ -35,7 +36,7 @@ TEST_CASE("base64url decodes the RFC 7515 appendix example header", "[auth][base
 TEST_CASE("base64url refuses padding, other alphabets, whitespace and impossible lengths",
           "[auth][base64url][strict]") {
     std::string out;
-    CHECK_FALSE(decodes("YQ==", out));  // padding
+    CHECK_FALSE(decodes("YQ==", out)); // padding
     CHECK_FALSE(decodes("YQ=", out));
     CHECK_FALSE(decodes("a+b/", out));  // standard alphabet
     CHECK_FALSE(decodes("YW Jj", out)); // whitespace

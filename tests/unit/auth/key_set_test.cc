@@ -1,14 +1,15 @@
 // Tests for src/auth/key_set.cc: what each source loads, and each refusal at load.
+#include "base64url.h"
 #include "token_maker.h"
 
 #include <ringcast/auth.h>
 
-#include <catch2/catch.hpp>
+#include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 using namespace ringcast::auth;
 using namespace ringcast::auth::test;
@@ -23,7 +24,9 @@ bool contains(const std::string& text, std::string_view part) {
     return text.find(part) != std::string::npos;
 }
 
-std::string jwks(std::string_view members) { return "{\"keys\":[{" + std::string(members) + "}]}"; }
+std::string jwks(std::string_view members) {
+    return "{\"keys\":[{" + std::string(members) + "}]}";
+}
 
 /// A file under /tmp removed at scope exit.
 struct temp_file {
@@ -56,8 +59,7 @@ TEST_CASE("PEM public keys load with their type and size", "[auth][keys][pem]") 
     CHECK(set.keys()[3].type == key_type::ed25519);
     // Several blocks in one file: all of them (rotation).
     key_set two;
-    REQUIRE(error_of(two.add_pem(public_pem(k.rsa.get()) + public_pem(k.rsa_other.get()))) ==
-            "ok");
+    REQUIRE(error_of(two.add_pem(public_pem(k.rsa.get()) + public_pem(k.rsa_other.get()))) == "ok");
     CHECK(two.keys().size() == 2);
 }
 
@@ -154,6 +156,18 @@ TEST_CASE("JWKS refusals name the key and the cause", "[auth][keys][jwks]") {
     CHECK(contains(load(jwks(rsa + ",\"d\":\"AQAB\"")), "private"));
     CHECK(contains(load(jwks(jwk_members(k.rsa_1024.get()))), "1024 bits"));
     CHECK(contains(load(jwks("\"kty\":\"RSA\",\"e\":\"AQAB\"")), "missing \"n\""));
+    // RSA parts checked deterministically: the same file loads the same way every time.
+    const std::string n =
+        rsa.substr(rsa.find("\"n\":\"") + 5, rsa.find("\",\"e\"") - rsa.find("\"n\":\"") - 5);
+    std::string modulus;
+    REQUIRE(ringcast::auth::detail::base64url_decode(n, modulus));
+    CHECK(contains(load(jwks("\"kty\":\"RSA\",\"n\":\"" + n + "\",\"e\":\"AQAA\"")), "exponent"));
+    CHECK(contains(load(jwks("\"kty\":\"RSA\",\"n\":\"" + n + "\",\"e\":\"AQ\"")), "exponent"));
+    CHECK(contains(load(jwks("\"kty\":\"RSA\",\"n\":\"" + n + "\",\"e\":\"" + n + "\"")),
+                   "exponent"));
+    modulus.back() = static_cast<char>(modulus.back() & ~1);
+    CHECK(contains(load(jwks("\"kty\":\"RSA\",\"n\":\"" + b64(modulus) + "\",\"e\":\"AQAB\"")),
+                   "even modulus"));
     CHECK(contains(load(jwks("\"kty\":\"RSA\",\"n\":\"AQAB=\",\"e\":\"AQAB\"")), "base64url"));
     // EC: wrong curve, short coordinates, a point not on the curve.
     CHECK(contains(load(jwks("\"kty\":\"EC\",\"crv\":\"P-521\",\"x\":\"AA\",\"y\":\"AA\"")),
@@ -171,9 +185,9 @@ TEST_CASE("JWKS refusals name the key and the cause", "[auth][keys][jwks]") {
     CHECK(contains(load(jwks("\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"")), "32 bytes"));
     CHECK(contains(load(jwks("\"kty\":\"oct\",\"k\":\"" + b64(std::string(16, 'k')) + "\"")),
                    "at least 32"));
-    CHECK(contains(load(jwks("\"kty\":\"oct\",\"k\":\"" + b64(std::string(32, 'k')) +
-                             "\",\"alg\":\"RS256\"")),
-                   "does not fit"));
+    CHECK(contains(
+        load(jwks("\"kty\":\"oct\",\"k\":\"" + b64(std::string(32, 'k')) + "\",\"alg\":\"RS256\"")),
+        "does not fit"));
     // An error names the key by index and kid.
     CHECK(contains(load("{\"keys\":[{" + p256 + ",\"kid\":\"fine\"},{" + rsa +
                         ",\"kid\":\"bad\",\"d\":\"AQAB\"}]}"),

@@ -2,7 +2,6 @@
 #include <ringcast/auth.h>
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace ringcast::auth;
@@ -29,7 +28,9 @@ identity user(std::string id, std::vector<std::string> channels = {},
     return who;
 }
 
-std::string verdict(access_verdict v) { return v.allowed ? "allowed" : std::string(v.reason); }
+std::string verdict(access_verdict v) {
+    return v.allowed ? "allowed" : std::string(v.reason);
+}
 
 } // namespace
 
@@ -83,8 +84,7 @@ TEST_CASE("channels without a namespace are public; user:<id> is its user's only
     CHECK(verdict(may_subscribe(alice, "user:bob", none)) == "channel belongs to another user");
     CHECK(verdict(may_subscribe(alice, "user:alice2", none)) == "channel belongs to another user");
     CHECK(verdict(may_subscribe(alice, "user:", none)) == "channel belongs to another user");
-    CHECK(verdict(may_subscribe(alice, "user:alice:x", none)) ==
-          "channel belongs to another user");
+    CHECK(verdict(may_subscribe(alice, "user:alice:x", none)) == "channel belongs to another user");
     CHECK(verdict(may_subscribe(alice, "chat:x", none)) == "namespace not configured");
     CHECK(verdict(may_subscribe(alice, ":x", none)) == "namespace not configured");
     CHECK(channel_namespace("a:b:c") == "a");
@@ -92,8 +92,8 @@ TEST_CASE("channels without a namespace are public; user:<id> is its user's only
 }
 
 TEST_CASE("public, private and role namespaces", "[auth][permissions]") {
-    const namespace_table table =
-        table_of({"chat:public", "team:private", "admin:role=admin,role=ops", "news:public,publish"});
+    const namespace_table table = table_of(
+        {"chat:public", "team:private", "admin:role=admin,role=ops", "news:public,publish"});
     const identity alice = user("alice", {"team:red", "team:blue-*"}, {"ops"});
     const identity bob = user("bob", {"*"}, {"viewer"});
     const identity carol = user("carol");

@@ -36,7 +36,8 @@ std::string bn_param(EVP_PKEY* key, const char* name, std::size_t pad_to = 0) {
     BIGNUM* bn = nullptr;
     require(EVP_PKEY_get_bn_param(key, name, &bn) == 1, "get_bn_param");
     std::string bytes(pad_to != 0 ? pad_to : static_cast<std::size_t>(BN_num_bytes(bn)), '\0');
-    BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(bytes.data()),
+                 static_cast<int>(bytes.size()));
     BN_free(bn);
     return bytes;
 }
@@ -97,7 +98,9 @@ std::string private_pem(EVP_PKEY* key) {
     return bio_text(bio);
 }
 
-std::string b64(std::string_view bytes) { return detail::base64url_encode(bytes); }
+std::string b64(std::string_view bytes) {
+    return detail::base64url_encode(bytes);
+}
 
 std::string jwk_members(EVP_PKEY* key) {
     if (EVP_PKEY_is_a(key, "RSA")) {
@@ -112,8 +115,8 @@ std::string jwk_members(EVP_PKEY* key) {
         const bool p256 = std::string_view(group, length) == "prime256v1";
         const std::size_t size = p256 ? 32 : 48;
         return std::string("\"kty\":\"EC\",\"crv\":\"") + (p256 ? "P-256" : "P-384") +
-               "\",\"x\":\"" + b64(bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, size)) +
-               "\",\"y\":\"" + b64(bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, size)) + "\"";
+               "\",\"x\":\"" + b64(bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, size)) + "\",\"y\":\"" +
+               b64(bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, size)) + "\"";
     }
     unsigned char raw[32];
     std::size_t size = sizeof raw;

@@ -5,7 +5,6 @@
 #include <ringcast/auth.h>
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace ringcast::auth;
@@ -74,12 +73,11 @@ std::string reason(verifier& v, std::string_view t, int64_t at = now) {
 
 } // namespace
 
-TEST_CASE("every supported algorithm verifies a token signed with its key",
-          "[auth][verifier]") {
+TEST_CASE("every supported algorithm verifies a token signed with its key", "[auth][verifier]") {
     const key_set set = all_types();
     verifier v(set, {});
-    for (const char* alg : {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256",
-                            "ES256", "ES384", "EdDSA"}) {
+    for (const char* alg : {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256",
+                            "ES384", "EdDSA"}) {
         INFO(alg);
         const std::string t = token(alg, payload("\"channels\":[\"a\",\"team:*\"],"
                                                  "\"roles\":[\"admin\"]"));
@@ -109,8 +107,7 @@ TEST_CASE("a changed payload, header or signature is a bad signature", "[auth][v
             b64(header(alg)) + "." + b64(payload("\"roles\":[\"admin\"]"));
         CHECK(reason(v, other_payload + good.substr(dot)) == "bad signature");
         // A signature from the other RSA key, or over other bytes.
-        const std::string other_sig =
-            sign_bytes(alg, input + "x", key_for(alg), keys().secret);
+        const std::string other_sig = sign_bytes(alg, input + "x", key_for(alg), keys().secret);
         CHECK(reason(v, input + "." + b64(other_sig)) == "bad signature");
         // Truncated and extended signatures.
         std::string sig = sign_bytes(alg, input, key_for(alg), keys().secret);
@@ -144,8 +141,8 @@ TEST_CASE("ECDSA signatures must be raw R||S of the curve's size, not DER",
 TEST_CASE("alg none and unknown algorithms are never accepted", "[auth][verifier][alg]") {
     const key_set set = all_types();
     verifier v(set, {});
-    for (const char* alg : {"none", "None", "NONE", "hs256", "HS1", "RS1", "ES512", "PS384",
-                            "Ed25519", ""}) {
+    for (const char* alg :
+         {"none", "None", "NONE", "hs256", "HS1", "RS1", "ES512", "PS384", "Ed25519", ""}) {
         INFO(alg);
         const std::string input = b64(header(alg)) + "." + b64(payload());
         CHECK(reason(v, input + "." + b64(std::string(32, 'x'))) == "algorithm not allowed");
@@ -186,16 +183,14 @@ TEST_CASE("kid selects the key; keys without kid match any kid", "[auth][verifie
     REQUIRE(loaded);
     verifier v(set, {});
     const auto with_kid = [](std::string_view alg, std::string_view kid, EVP_PKEY* key) {
-        return sign_token(alg, header(alg, "\"kid\":\"" + std::string(kid) + "\""), payload(),
-                          key);
+        return sign_token(alg, header(alg, "\"kid\":\"" + std::string(kid) + "\""), payload(), key);
     };
     CHECK(reason(v, with_kid("RS256", "old", keys().rsa.get())) == "ok");
     CHECK(reason(v, with_kid("RS256", "new", keys().rsa_other.get())) == "ok");
     CHECK(reason(v, with_kid("RS256", "new", keys().rsa.get())) == "bad signature");
     CHECK(reason(v, with_kid("RS256", "gone", keys().rsa.get())) == "unknown key");
     // The JWK's own alg restricts it: "new" is RS256 only, "old" takes any RSA alg.
-    CHECK(reason(v, with_kid("PS256", "new", keys().rsa_other.get())) ==
-          "algorithm not allowed");
+    CHECK(reason(v, with_kid("PS256", "new", keys().rsa_other.get())) == "algorithm not allowed");
     CHECK(reason(v, with_kid("PS256", "old", keys().rsa.get())) == "ok");
     // No kid: every key of the type is tried (rotation without kids).
     CHECK(reason(v, token("RS256", payload())) == "ok");
@@ -214,8 +209,7 @@ TEST_CASE("kid selects the key; keys without kid match any kid", "[auth][verifie
     CHECK(reason(nv, token("RS256", payload())) == "unknown key");
 }
 
-TEST_CASE("the token's shape, encoding and header JSON are strict",
-          "[auth][verifier][strict]") {
+TEST_CASE("the token's shape, encoding and header JSON are strict", "[auth][verifier][strict]") {
     const key_set set = all_types();
     verifier v(set, {});
     const std::string good = token("HS256", payload());
@@ -256,7 +250,8 @@ TEST_CASE("the token's shape, encoding and header JSON are strict",
     CHECK(reason(v, with_header("{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}")) ==
           "unsupported crit header");
     CHECK(reason(v, with_header("{\"alg\":\"HS256\",\"crit\":[]}")) == "unsupported crit header");
-    std::string deep = "{\"alg\":\"HS256\",\"x\":" + std::string(40, '[') + std::string(40, ']') + "}";
+    std::string deep =
+        "{\"alg\":\"HS256\",\"x\":" + std::string(40, '[') + std::string(40, ']') + "}";
     CHECK(reason(v, with_header(deep)) == "malformed token");
     // A header segment that is not base64url.
     CHECK(reason(v, "e30=" + good.substr(good.find('.'))) == "malformed token");
@@ -309,9 +304,8 @@ TEST_CASE("the payload JSON is strict and claims have their types", "[auth][veri
     CHECK(check("{\"sub\":\"a\"," + exp + ",\"roles\":[\"x\",null]}") == "malformed token");
     CHECK(check("{\"sub\":\"a\"," + exp + ",\"channels\":[],\"roles\":[]}") == "ok");
     // A fractional exp counts down, a fractional nbf up.
-    auto r = v.verify(token("HS256", "{\"sub\":\"a\",\"exp\":" + std::to_string(now + 10) +
-                                         ".9}"),
-                      now);
+    auto r =
+        v.verify(token("HS256", "{\"sub\":\"a\",\"exp\":" + std::to_string(now + 10) + ".9}"), now);
     REQUIRE(r);
     CHECK(r->expires_at_s == now + 10);
 }
@@ -385,8 +379,8 @@ TEST_CASE("sub is required and non-empty", "[auth][verifier][claims]") {
 }
 
 TEST_CASE("parse_alg knows exactly the listed names", "[auth][alg]") {
-    for (const char* name : {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256",
-                             "ES256", "ES384", "EdDSA"}) {
+    for (const char* name : {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256",
+                             "ES384", "EdDSA"}) {
         const auto alg = parse_alg(name);
         REQUIRE(alg);
         CHECK(alg_name(*alg) == name);
