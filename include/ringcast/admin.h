@@ -102,6 +102,7 @@ struct api_counters {
 struct edge_counters {
     uint64_t inbound_held_bytes = 0;    ///< unfinished inbound messages (gauge)
     uint64_t inbound_budget_closes = 0; ///< closed with 1009: the shard's inbound budget
+    uint64_t refused_origin = 0;        ///< /ws upgrades refused 403: --allowed-origins
 };
 
 /// How the API answers a request it could not answer at once (the gateway implements it).

@@ -59,6 +59,9 @@ struct gateway_config {
     std::string echo_path;
     /// --insecure: take the user id from ?user= on the upgrade (until auth lands).
     bool insecure = false;
+    /// --allowed-origins: the origins a browser's upgrade may come from (origin_allowed);
+    /// empty: any.
+    std::vector<std::string> allowed_origins;
     pubsub::config pubsub;
     admin::api_config api;
     /// --api-listen: /api/ is served only on the API listener (and only /api/ there).
@@ -79,6 +82,21 @@ struct gateway_config {
     /// --max-message-bytes, or thousands of ordinary partial ones.
     std::size_t inbound_budget_bytes = 128u << 20;
 };
+
+/// An --allowed-origins entry, checked at start: `scheme://host[:port]` (exact),
+/// `scheme://*.domain[:port]` (any subdomain of domain, not domain itself), `*.domain` (any
+/// subdomain, any scheme and port) or `null` (the Origin of sandboxed and file pages).
+/// Lowercase is not required; a path, a bare `*` or an empty entry is refused with a
+/// sentence naming the value.
+result<void, std::string> check_origin_pattern(std::string_view pattern);
+
+/// Whether a WebSocket upgrade with Origin header `origin` may proceed under `allowed`
+/// (--allowed-origins): always when `allowed` is empty or the request has no Origin (a
+/// non-browser client, which could send any Origin it liked: the check protects browsers'
+/// users from other sites' pages, not the server from clients); otherwise when one pattern
+/// matches, comparing scheme and host without regard to ASCII case. A malformed Origin
+/// matches nothing.
+bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) noexcept;
 
 /// The protocol handler for one shard, bound to that shard's conn_io.
 std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config);

@@ -142,6 +142,8 @@ inline constexpr field<edge_counters> edge_fields[] = {
      "bytes of unfinished inbound messages held"},
     {"inbound_budget_closes", figure::counter, &edge_counters::inbound_budget_closes,
      "connections closed 1009 because the shard's inbound budget was used up"},
+    {"refused_origin", figure::counter, &edge_counters::refused_origin,
+     "WebSocket upgrades refused 403 because their Origin is not in --allowed-origins"},
 };
 
 inline constexpr field<api_counters> api_fields[] = {

@@ -2,6 +2,7 @@
 // value: read it from text, check it, show it.
 #include "options.h"
 
+#include <ringcast/net.h>
 #include <ringcast/pubsub.h>
 
 #include <algorithm>
@@ -41,6 +42,11 @@ result<void, std::string> check_echo_path(std::string_view given_as, std::string
                           "digits and /-_.~"};
     }
     return {};
+}
+
+/// --allowed-origins, one pattern (net::check_origin_pattern).
+result<void, std::string> check_origin(std::string_view, std::string_view pattern) {
+    return net::check_origin_pattern(pattern);
 }
 
 /// --client-publish, one name: a namespace (a channel name without ':'), not "user".
@@ -121,6 +127,12 @@ constexpr option table[] = {
      .help = "on SIGTERM/SIGINT, wait for goodbyes this long"},
     {.name = "insecure", .type = option_type::toggle, .field = RINGCAST_FIELD(gateway.insecure),
      .help = "take the user id from ?user= on /ws (no authentication yet)"},
+    {.name = "allowed-origins", .type = option_type::name_list,
+     .field = RINGCAST_FIELD(gateway.allowed_origins), .check = check_origin,
+     .when_unset = "any origin",
+     .help = "origins a browser may open /ws from: scheme://host[:port], scheme://*.domain, "
+             "*.domain or null, comma-separated; others get 403. Requests without Origin "
+             "(non-browser clients) pass; each use adds to the list"},
     {.name = "client-publish", .type = option_type::name_list,
      .field = RINGCAST_FIELD(gateway.pubsub.client_publish_namespaces),
      .check = check_namespace, .when_unset = "none",

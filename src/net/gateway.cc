@@ -283,6 +283,7 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     admin::edge_counters e;
     e.inbound_held_bytes = _inbound_held;
     e.inbound_budget_closes = _inbound_budget_closes;
+    e.refused_origin = _refused_origin;
     return e;
 }
 

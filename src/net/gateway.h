@@ -168,6 +168,7 @@ private:
     std::vector<std::pair<conn_handle, connection*>> _holders;
     std::size_t _inbound_held = 0;
     uint64_t _inbound_budget_closes = 0;
+    uint64_t _refused_origin = 0; ///< /ws upgrades refused 403: Origin not in --allowed-origins
     pubsub::engine _engine;
     admin::api _api;
 };

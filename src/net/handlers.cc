@@ -37,6 +37,13 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
                       http::keep_alive::no, ctx.head);
         return;
     }
+    if (!origin_allowed(req.header_value("origin"), _config.allowed_origins)) {
+        ++_refused_origin;
+        send_response(ctx.h, ctx.conn,
+                      http::make_error_response(403, "origin not allowed", http::keep_alive::no),
+                      http::keep_alive::no, ctx.head);
+        return;
+    }
     // A backend feed: an API key with the publish scope as a bearer token, only when keys
     // are configured. Never from the query string: URLs end up in proxy and access logs,
     // browser history and Referer headers (a backend is not a browser and can set the

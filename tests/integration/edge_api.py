@@ -257,6 +257,33 @@ def cases(binary):
             err = refused_config(binary, ["--api-key-file", path])
             expect("publish, admin" in err and pub not in err, f"an unknown scope: {err!r}")
 
+    async def allowed_origins():
+        args = ["--shards", "2", "--allowed-origins", "https://app.example.com,*.trusted.test"]
+        with support.server(binary, args, echo_path=None) as srv:
+            url = f"ws://{support.LOOPBACK}:{srv.port}/ws"
+            passed = ["https://app.example.com", "http://a.trusted.test:3000", None]
+            refused = ["https://evil.example", "http://app.example.com",
+                       "https://trusted.test", "https://app.example.com.evil.io", "null"]
+            for origin in passed:
+                ws = await websockets.connect(url, origin=origin, open_timeout=10,
+                                              ping_interval=None)
+                await ws.close()
+            for origin in refused:
+                try:
+                    ws = await websockets.connect(url, origin=origin, open_timeout=10,
+                                                  ping_interval=None)
+                except websockets.exceptions.InvalidStatusCode as e:
+                    expect(e.status_code == 403, f"Origin {origin}: status {e.status_code}")
+                else:
+                    await ws.close()
+                    support.fail(f"an upgrade from Origin {origin} was let through")
+            stats = support.api_client(srv.port).ok("GET", "/api/stats")["total"]
+            expect(stats["refused_origin"] == len(refused),
+                   f"refused_origin {stats.get('refused_origin')}, {len(refused)} refused")
+            srv.stop_and_expect_clean_exit()
+        err = refused_config(binary, ["--allowed-origins", "https://app.example.com/"])
+        expect("not an origin pattern" in err, f"a pattern with a path: {err!r}")
+
     def publish_reply_shape_follows_the_parsed_body():
         with support.server(binary, ["--shards", "2"], echo_path=None) as srv:
             api = support.api_client(srv.port)
@@ -316,6 +343,8 @@ def cases(binary):
         ("keys with scopes: 403 naming the key and scope, 401 before 404/405, counted; "
          "only a publish key makes a backend session; bad key files refused",
          keys_with_scopes),
+        ("--allowed-origins: listed origins and wildcards pass, others 403 and counted, "
+         "no Origin passes, a bad pattern refused", allowed_origins),
         ("a single publish mentioning \"messages\" gets the single-shaped reply",
          publish_reply_shape_follows_the_parsed_body),
         ("?user= is ignored without --insecure; --insecure warns at start",
