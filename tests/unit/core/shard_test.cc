@@ -128,6 +128,9 @@ public:
     void on_output_budget(conn_handle h, void*) noexcept override {
         _io.close(h, core::close_mode::now);
     }
+    void on_connect_result(conn_handle, void*, std::error_code) noexcept override {
+        _journal.add("unexpected connect result"); // it never connects
+    }
     void on_closed(conn_handle, void* user) noexcept override {
         auto* role = static_cast<core::listener*>(user);
         _journal.add(std::string("closed ") + role_name(*role));
