@@ -68,9 +68,10 @@ struct peer_state {
 /// Control lines:
 ///   "connect4 PORT TIMEOUT_MS" / "connect6 PORT TIMEOUT_MS": connect to 127.0.0.1 / ::1;
 ///       journals "connect ok N" or "connect error <reason>"
-///   "send N TEXT": sends TEXT on outbound N;  "close N": closes it (after_flush)
+///   "send N TEXT": sends TEXT on outbound N;  "close N": closes it (after_flush);
+///   "timer N": arms its liveness timer 10 ms ahead
 /// Outbound events: "connected N <peer>", "failed N <reason>", "data N <bytes>",
-/// "shutdown N", "closed N". On connecting it sends "hello" at once.
+/// "timer N", "shutdown N", "closed N". On connecting it sends "hello" at once.
 class outbound_handler final : public core::conn_handler {
 public:
     outbound_handler(core::conn_io& io, journal& j) : _io(io), _journal(j) {}
@@ -106,7 +107,9 @@ public:
                      std::to_string(to.port));
         _io.send(h, core::make_frame(std::string_view("hello")));
     }
-    void on_timer(conn_handle, void*, core::conn_timer) noexcept override {}
+    void on_timer(conn_handle, void* user, core::conn_timer) noexcept override {
+        _journal.add("timer " + std::to_string(static_cast<peer_state*>(user)->id));
+    }
     void on_shutdown(conn_handle h, void* user) noexcept override {
         auto* p = static_cast<peer_state*>(user);
         if (!p->control) {
@@ -168,6 +171,8 @@ private:
             _io.send(it->second, core::make_frame(std::string_view(command).substr(consumed)));
         } else if (v == "close") {
             _io.close(it->second, core::close_mode::after_flush);
+        } else if (v == "timer") {
+            _io.set_timer(it->second, core::conn_timer::liveness, _io.now_ms() + 10);
         }
     }
 
@@ -282,8 +287,8 @@ long position(const std::vector<std::string>& events, const std::string& e) {
 
 } // namespace
 
-TEST_CASE("outbound: a connection opens, carries bytes both ways and closes from the shard's "
-          "side after flushing",
+TEST_CASE("outbound: a connection opens, carries bytes both ways, runs its timers and closes "
+          "from the shard's side after flushing",
           "[core][outbound]") {
     const int fds_before = open_fds();
     uint16_t port = 0;
@@ -297,6 +302,8 @@ TEST_CASE("outbound: a connection opens, carries bytes both ways and closes from
         CHECK(read_exactly(server, 5) == "hello"); // sent inside on_connect_result
         REQUIRE(::send(server, "world", 5, 0) == 5);
         REQUIRE(s.events.wait_for("data 1 world"));
+        s.command("timer 1");
+        REQUIRE(s.events.wait_for("timer 1"));
         s.command("send 1 bye");
         CHECK(read_exactly(server, 3) == "bye");
         s.command("close 1");
