@@ -485,8 +485,12 @@ struct outbound_target {
     /// From connect() to an open connection, the kernel's SYN retransmissions included
     /// (Linux resends at 1 s and 3 s, so 5 s allows two); past it the connect fails with
     /// std::errc::timed_out. Kept on the shard's timer wheel (10 ms ticks); 0 counts as
-    /// one tick.
+    /// one tick. Counted from the start (after delay_ms).
     uint32_t connect_timeout_ms = 5000;
+    /// The connect starts this long after connect() (a reconnect's backoff and jitter,
+    /// without a timer of the handler's own): the handle is connecting and holds its slot
+    /// meanwhile, and close() or a stopping shard ends it as any connect. 0: at once.
+    uint32_t delay_ms = 0;
 };
 
 /// What a connection handler may ask of its shard. Implemented by the shard runtime; every

@@ -4,10 +4,13 @@
 //
 //   connect() ── socket + TCP_NODELAY, installed at a free outbound file index ──► connecting
 //      (synchronous; an error here is connect()'s result and nothing follows)        │
-//                                           IORING_OP_CONNECT on the fixed file ◄─────┘
+//                        IORING_OP_CONNECT on the fixed file, now or after delay_ms ◄─┘
 //   connect CQE 0 ─────────────────────────────► open: on_connect_result(h, user, {})
 //   connect CQE < 0, or ended by the shard ────► closing: on_connect_result(h, user, why)
 //      (deadline, stopping; abandoned: silent)     then on_closed(h, user) once released
+//
+// The liveness timer is the shard's while connecting: first the start (delay_ms), then the
+// deadline (connect_timeout_ms).
 //
 // The socket is made with plain socket() and setsockopt() on the shard's thread, not with
 // IORING_OP_SOCKET: TCP_NODELAY on a direct descriptor needs SOCKET_URING_OP_SETSOCKOPT
@@ -108,19 +111,22 @@ result<conn_handle> shard::connect(const outbound_target& to, void* user) noexce
     o.addr = addr;
     o.len = len;
     o.end = connect_end::none;
+    o.connect_timeout_ms = std::max<uint32_t>(to.connect_timeout_ms, timer_wheel::tick_ms);
     const conn_handle h = _conns.handle(*c);
     _admitted[h.slot] = slot_admission{to.address, slot_use::outbound, 0, nullptr};
     ++_counters.outbound_connects;
-    // The deadline is the liveness timer, the shard's while connecting (set_timer is
-    // ignored until the connection opens).
-    _timers.schedule(timer_id(h.slot, conn_timer::liveness),
-                     _now_ms + std::max<uint64_t>(to.connect_timeout_ms, timer_wheel::tick_ms));
-    prep_connect(*c);
+    if (to.delay_ms > 0) {
+        _timers.schedule(timer_id(h.slot, conn_timer::liveness), _now_ms + to.delay_ms);
+    } else {
+        prep_connect(*c);
+    }
     return h;
 }
 
 void shard::prep_connect(conn& c) noexcept {
     outbound_state& o = outbound_of(c);
+    _timers.schedule(timer_id(_conns.handle(c).slot, conn_timer::liveness),
+                     _now_ms + o.connect_timeout_ms);
     io_uring_sqe* sqe = _ring.get_sqe();
     io_uring_prep_connect(sqe, static_cast<int>(c.file_index),
                           reinterpret_cast<const sockaddr*>(&o.addr), o.len);
@@ -129,10 +135,22 @@ void shard::prep_connect(conn& c) noexcept {
     c.connect_in_flight = true;
 }
 
+void shard::on_connect_timer(conn& c) noexcept {
+    if (c.connect_in_flight) {
+        end_connect(c, connect_end::deadline);
+    } else {
+        prep_connect(c); // the delay is over
+    }
+}
+
 void shard::end_connect(conn& c, connect_end why) noexcept {
     RINGCAST_ASSERT(c.state == conn_state::connecting && why != connect_end::none);
     outbound_of(c).end = why;
-    begin_teardown(c); // cancels the connect; on_connect() reports the end
+    if (c.connect_in_flight) {
+        begin_teardown(c); // cancels the connect; on_connect() reports the end
+    } else {
+        fail_connect(c, 0); // still waiting for its start: nothing to cancel
+    }
 }
 
 void shard::on_connect(conn_handle h, const io_uring_cqe& cqe) noexcept {
@@ -149,14 +167,19 @@ void shard::on_connect(conn_handle h, const io_uring_cqe& cqe) noexcept {
         }
         return;
     }
-    // It never opened. When the shard ended it, the connect's own result (-ECANCELED, or 0
-    // if it won the race with the cancel) is not the reason.
+    fail_connect(*c, cqe.res);
+}
+
+void shard::fail_connect(conn& c, int cqe_res) noexcept {
+    // When the shard ended it, the connect's own result (-ECANCELED, 0 if it won the race
+    // with the cancel, or none if it never started) is not the reason.
+    const conn_handle h = _conns.handle(c);
     ++_counters.outbound_connect_failures;
     int why = 0;
-    switch (outbound_of(*c).end) {
+    switch (outbound_of(c).end) {
     case connect_end::none:
-        RINGCAST_ASSERT(cqe.res < 0);
-        why = -cqe.res;
+        RINGCAST_ASSERT(cqe_res < 0);
+        why = -cqe_res;
         break;
     case connect_end::deadline:
         why = ETIMEDOUT;
@@ -167,16 +190,16 @@ void shard::on_connect(conn_handle h, const io_uring_cqe& cqe) noexcept {
     case connect_end::abandoned:
         break;
     }
-    if (c->state != conn_state::closing) {
-        // Refused or unreachable: nothing else is outstanding. Closing before the handler
-        // hears of it, so a close(h) in on_connect_result is a no-op.
-        c->state = conn_state::closing;
+    if (c.state != conn_state::closing) {
+        // Refused, unreachable, or not started: nothing is outstanding. Closing before the
+        // handler hears of it, so a close(h) in on_connect_result is a no-op.
+        c.state = conn_state::closing;
         cancel_timers(h.slot);
     }
     if (why != 0) {
-        _handler->on_connect_result(h, c->user, errno_error(why).error);
+        _handler->on_connect_result(h, c.user, errno_error(why).error);
     }
-    maybe_release(*c);
+    maybe_release(c);
 }
 
 void shard::release_outbound(conn& c) noexcept {

@@ -181,9 +181,9 @@ void shard::run_timers() noexcept {
         const auto which = static_cast<conn_timer>(id % conn_timer_count);
         switch (c.state) {
         case conn_state::connecting:
-            // The connect deadline (the handler's timers are not armed until it opens).
+            // The connect's start or deadline (the handler's timers wait until it opens).
             RINGCAST_DEBUG_ASSERT(which == conn_timer::liveness);
-            end_connect(c, connect_end::deadline);
+            on_connect_timer(c);
             break;
         case conn_state::open:
             _handler->on_timer(h, c.user, which);

@@ -98,6 +98,7 @@ struct outbound_state {
     sockaddr_storage addr{};
     socklen_t len = 0;
     connect_end end = connect_end::none;
+    uint32_t connect_timeout_ms = 0; // armed when the connect starts (after the delay)
 };
 
 /// The msghdr and iovecs of one in-flight sendmsg; must live until its completion.
@@ -188,8 +189,15 @@ private:
     void on_wake(const io_uring_cqe& cqe) noexcept;
     // outbound.cc
     void on_connect(conn_handle h, const io_uring_cqe& cqe) noexcept;
-    /// Ends a connecting `c` for `why` (cancels its connect; on_connect() reports it).
+    /// Ends a connecting `c` for `why`: cancels its connect (on_connect() then reports
+    /// it), or reports at once if it has not started (outbound_target::delay_ms).
     void end_connect(conn& c, connect_end why) noexcept;
+    /// The connect of `c` never opened: reports `why` (nothing when the handler abandoned
+    /// it) and releases `c` once nothing is outstanding.
+    void fail_connect(conn& c, int cqe_res) noexcept;
+    /// The deadline of a connecting `c`: starts a delayed connect, or ends one past its
+    /// connect timeout.
+    void on_connect_timer(conn& c) noexcept;
     outbound_state& outbound_of(const conn& c) noexcept {
         return _outbound[c.file_index - _outbound_base];
     }
