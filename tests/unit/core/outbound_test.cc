@@ -12,6 +12,7 @@
 #include <ringcast/core.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -66,7 +67,7 @@ struct peer_state {
 };
 
 /// Control lines:
-///   "connect4 PORT TIMEOUT_MS" / "connect6 PORT TIMEOUT_MS": connect to 127.0.0.1 / ::1;
+///   "connect4 PORT TIMEOUT_MS [DELAY_MS]" / "connect6 …": connect to 127.0.0.1 / ::1;
 ///       journals "connect ok N" or "connect error <reason>"
 ///   "send N TEXT": sends TEXT on outbound N;  "close N": closes it (after_flush);
 ///   "timer N": arms its liveness timer 10 ms ahead
@@ -133,8 +134,9 @@ private:
         char verb[16] = {};
         unsigned a = 0;
         unsigned b = 0;
+        unsigned delay = 0;
         int consumed = 0;
-        if (std::sscanf(command.c_str(), "%15s %u %u", verb, &a, &b) < 2) {
+        if (std::sscanf(command.c_str(), "%15s %u %u %u", verb, &a, &b, &delay) < 2) {
             _journal.add("bad command " + command);
             return;
         }
@@ -150,6 +152,7 @@ private:
                 to.address.bytes[15] = 1;
             }
             to.connect_timeout_ms = b;
+            to.delay_ms = delay;
             auto p = std::make_unique<peer_state>();
             p->id = ++_next_id;
             auto h = _io.connect(to, p.get());
@@ -471,6 +474,45 @@ TEST_CASE("outbound: a stopping shard says goodbye to an open outbound connectio
         CHECK(testing::closed_by_peer(server));
         ::close(server);
     }
+    ::close(listener);
+    CHECK(open_fds() == fds_before);
+}
+
+TEST_CASE("outbound: a delayed connect starts after its delay, and one closed or stopped "
+          "before it starts never reaches the peer",
+          "[core][outbound][delay]") {
+    const int fds_before = open_fds();
+    uint16_t port = 0;
+    const int listener = listen_loopback(port);
+    {
+        running_shard s;
+        s.command("connect4 " + std::to_string(port) + " 5000 20");
+        REQUIRE(s.events.wait_for("connected 1 127.0.0.1:" + std::to_string(port)));
+        const int server = accept_one(listener);
+        CHECK(read_exactly(server, 5) == "hello");
+        ::close(server);
+        REQUIRE(s.events.wait_for("closed 1"));
+        // Abandoned during its delay: on_closed only.
+        s.command("connect4 " + std::to_string(port) + " 5000 60000");
+        REQUIRE(s.events.wait_for("connect ok 2"));
+        s.command("close 2");
+        REQUIRE(s.events.wait_for("closed 2"));
+        // Stopped during its delay: cancelled, then closed.
+        s.command("connect4 " + std::to_string(port) + " 5000 60000");
+        REQUIRE(s.events.wait_for("connect ok 3"));
+        const core::shard_counters c = s.stop_and_join();
+        const auto events = s.events.snapshot();
+        CHECK(s.events.count("failed 2 canceled") == 0);
+        CHECK(position(events, "failed 3 canceled") >= 0);
+        CHECK(position(events, "failed 3 canceled") < position(events, "closed 3"));
+        CHECK(c.outbound_connects == 3);
+        CHECK(c.outbound_connect_failures == 2);
+        CHECK(c.outbound_closed == 3);
+    }
+    // Neither delayed connect reached the listener.
+    REQUIRE(::fcntl(listener, F_SETFL, O_NONBLOCK) == 0);
+    CHECK(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC) < 0);
+    CHECK(errno == EAGAIN);
     ::close(listener);
     CHECK(open_fds() == fds_before);
 }
