@@ -96,7 +96,7 @@ result<conn_handle> shard::connect(const outbound_target& to, void* user) noexce
                    rc < 0) {
             err = -rc;
         }
-        ::close(fd); // installed: the table holds its own reference
+        ::close(fd); // installed or not, it goes: the table holds its own reference
     }
     if (err != 0) {
         _conns.release(*c);
