@@ -441,7 +441,15 @@ struct shard_counters {
     uint64_t refused_address_rate = 0; ///< over --connect-rate-per-ip / burst: 429
     /// Per-address entries dropped to make room while their connect bucket still refilled.
     uint64_t address_evictions = 0;
-    uint64_t closed = 0;
+    uint64_t closed = 0; ///< accepted connections released (outbound ones: outbound_closed)
+    /// conn_io::connect() calls that returned a handle (each ends in outbound_closed).
+    uint64_t outbound_connects = 0;
+    /// Outbound connections that never opened: refused, unreachable, past their connect
+    /// timeout, cancelled by a stopping shard or abandoned by their handler.
+    uint64_t outbound_connect_failures = 0;
+    /// Outbound connections released, failed ones included: open ones are
+    /// outbound_connects - outbound_closed.
+    uint64_t outbound_closed = 0;
     uint64_t bytes_received = 0;
     uint64_t bytes_sent = 0;
     uint64_t sends = 0;
@@ -467,6 +475,24 @@ enum class conn_timer : uint8_t {
 };
 inline constexpr uint32_t conn_timer_count = 2;
 
+/// Where conn_io::connect() goes: an address already resolved, because a shard never
+/// resolves names (getaddrinfo blocks; resolve before the shards start, or on another
+/// thread, and hand the result over).
+struct outbound_target {
+    /// ip_family::v4 or ip_family::v6 with its port (host byte order): the value
+    /// conn_io::peer() reports for the connection.
+    peer_address address;
+    /// From connect() to an open connection, the kernel's SYN retransmissions included
+    /// (Linux resends at 1 s and 3 s, so 5 s allows two); past it the connect fails with
+    /// std::errc::timed_out. Kept on the shard's timer wheel (10 ms ticks); 0 counts as
+    /// one tick. Counted from the start (after delay_ms).
+    uint32_t connect_timeout_ms = 5000;
+    /// The connect starts this long after connect() (a reconnect's backoff and jitter,
+    /// without a timer of the handler's own): the handle is connecting and holds its slot
+    /// meanwhile, and close() or a stopping shard ends it as any connect. 0: at once.
+    uint32_t delay_ms = 0;
+};
+
 /// What a connection handler may ask of its shard. Implemented by the shard runtime; every
 /// call is made on the shard's own thread, with a handle the shard gave to this handler.
 /// Calls on a handle whose connection is already closing are ignored.
@@ -483,6 +509,24 @@ public:
     virtual void set_timer(conn_handle h, conn_timer which, uint64_t deadline_ms) noexcept = 0;
     /// Disarms timer `which` (nothing happens if it was not armed).
     virtual void cancel_timer(conn_handle h, conn_timer which) noexcept = 0;
+    /// Opens a TCP connection from this shard to `to` (TCP_NODELAY set), asynchronously on
+    /// the shard's ring; for a handler that talks to a server of its own (a broker). The
+    /// handle comes back at once, connecting; `user` (not null) is what every later call
+    /// for it carries. Then, always later and on this thread, exactly one of:
+    ///   * on_connect_result(h, user, {}): open, an ordinary connection from here on
+    ///     (on_data, send, close, timers, on_shutdown, budgets; on_closed ends it);
+    ///   * on_connect_result(h, user, why), then on_closed(h, user): it never opened. `why`
+    ///     is the connect's errno (connection_refused, network_unreachable,
+    ///     connection_reset, …), timed_out past outbound_target::connect_timeout_ms, or
+    ///     operation_canceled when the shard began stopping first;
+    ///   * on_closed(h, user) alone, when the handler called close(h) while connecting.
+    /// While connecting, every other call on `h` is ignored (send, set_timer, …; user(h)
+    /// is nullptr, peer(h) is the target). Each connection holds one of
+    /// runtime_config::outbound_slots, free again when on_closed runs. On an error nothing
+    /// follows and `user` stays the caller's: EMFILE when every outbound slot is in use,
+    /// ESHUTDOWN once the shard is stopping, EAFNOSUPPORT for an address neither IPv4 nor
+    /// IPv6, or what socket() or installing it in the descriptor table failed with.
+    virtual result<conn_handle> connect(const outbound_target& to, void* user) noexcept = 0;
     /// Monotonic milliseconds, read once per loop iteration.
     virtual uint64_t now_ms() const noexcept = 0;
     virtual shard_id id() const noexcept = 0;
@@ -504,7 +548,8 @@ public:
     virtual unsigned shards() const noexcept = 0;
     /// This shard's runtime counters (for the stats API).
     virtual const shard_counters& counters() const noexcept = 0;
-    /// The address `h` connected from (ip_family::unknown once it has closed).
+    /// The address `h` connected from, or the target of an outbound connection
+    /// (ip_family::unknown once it has closed).
     virtual peer_address peer(conn_handle h) const noexcept = 0;
     /// This shard's mesh handler table: a module registers the kinds it receives while
     /// the shard's handler is built (handler_factory), before any message flows.
@@ -582,11 +627,14 @@ inline constexpr uint32_t refusal_slots = 64;
 inline constexpr uint32_t accepts_per_listener = 16;
 
 /// Direct-descriptor slots a shard's table needs: the cap, the spare slots, each reserved
-/// listener's own, and one per armed accept (a connection accepted only to be closed holds
-/// its slot until the close is submitted in the next pass).
+/// listener's own, one per armed accept (a connection accepted only to be closed holds
+/// its slot until the close is submitted in the next pass), and the outbound slots
+/// (runtime_config::outbound_slots), which sit at the top of the table where the kernel
+/// never places an accepted connection.
 constexpr uint32_t descriptor_slots(uint32_t max_connections,
-                                    std::span<const listener_config> listeners) noexcept {
-    uint32_t slots = max_connections + refusal_slots;
+                                    std::span<const listener_config> listeners,
+                                    uint32_t outbound_slots) noexcept {
+    uint32_t slots = max_connections + refusal_slots + outbound_slots;
     for (const listener_config& l : listeners) {
         slots += accepts_per_listener + (l.slots == listener_slots::reserved ? l.reserved_slots : 0);
     }
@@ -630,7 +678,12 @@ public:
     /// drop what it has not started sending and close it (a WebSocket with 1008). If the
     /// connection is still open afterwards, the shard closes it at once.
     virtual void on_output_budget(conn_handle h, void* user) noexcept = 0;
-    /// The connection is gone (closed by either side); free `user`. Last call for `h`.
+    /// How a conn_io::connect() ended: `error` is empty when the connection is open (it
+    /// is then an ordinary connection), else why it never opened, and on_closed follows.
+    /// Not called for accepted connections, nor for a connect the handler closed first.
+    virtual void on_connect_result(conn_handle h, void* user, std::error_code error) noexcept = 0;
+    /// The connection is gone (closed by either side, or an outbound one that failed);
+    /// free `user`. Last call for `h`.
     virtual void on_closed(conn_handle h, void* user) noexcept = 0;
 };
 
@@ -671,6 +724,12 @@ struct runtime_config {
     uint32_t close_timeout_ms = 2000;
     /// How long a stopping shard waits for goodbyes before closing what is left.
     uint32_t shutdown_timeout_ms = 2000;
+    /// Descriptor slots of each shard for conn_io::connect(), outside the connection cap
+    /// and apart from every listener's: a client flood cannot take them, and they never
+    /// take a client's (descriptor_slots()). A connect beyond them fails at once (EMFILE).
+    /// 16 is a few broker connections each with room to spare; a table entry costs 8 B
+    /// until used.
+    uint32_t outbound_slots = 16;
 };
 
 /// Builds a shard's handler, bound to that shard's conn_io; called on the shard's own

@@ -114,7 +114,14 @@ inline constexpr field<core::shard_counters> core_fields[] = {
     {"per_ip_evictions", figure::counter, &core::shard_counters::address_evictions,
      "per-address entries dropped to keep that table bounded"},
     {"closed", figure::counter, &core::shard_counters::closed,
-     "connections whose socket was released"},
+     "accepted connections whose socket was released"},
+    {"outbound_connects", figure::counter, &core::shard_counters::outbound_connects,
+     "outbound connections started (to a broker)"},
+    {"outbound_connect_failures", figure::counter,
+     &core::shard_counters::outbound_connect_failures,
+     "outbound connections that never opened: refused, unreachable, timed out or cancelled"},
+    {"outbound_closed", figure::counter, &core::shard_counters::outbound_closed,
+     "outbound connections whose socket was released, failed ones included"},
     {"bytes_received", figure::counter, &core::shard_counters::bytes_received,
      "bytes read from connections"},
     {"bytes_sent", figure::counter, &core::shard_counters::bytes_sent,
@@ -193,6 +200,9 @@ struct derived_field {
 inline uint64_t open_connections(const shard_stats& s) noexcept {
     return s.core.accepted - s.core.closed;
 }
+inline uint64_t open_outbound_connections(const shard_stats& s) noexcept {
+    return s.core.outbound_connects - s.core.outbound_closed;
+}
 inline uint64_t all_dropped(const shard_stats& s) noexcept {
     const auto& d = s.pubsub.dropped;
     return d[1] + d[2] + d[3] + d[4];
@@ -203,7 +213,9 @@ inline uint64_t all_busy_refused(const shard_stats& s) noexcept {
 
 inline constexpr derived_field derived_fields[] = {
     {"connections", figure::gauge_sum, &open_connections,
-     "open connections of every kind (accepted - closed)"},
+     "open accepted connections, clients and API alike (accepted - closed)"},
+    {"outbound_connections", figure::gauge_sum, &open_outbound_connections,
+     "outbound connections connecting or open (outbound_connects - outbound_closed)"},
     {"dropped", figure::counter, &all_dropped, "messages dropped, every priority"},
     {"busy_refused", figure::counter, &all_busy_refused,
      "publishes and subscribes refused 503 (command_busy_refused + api_busy_refused)"},

@@ -82,7 +82,7 @@ int run(int argc, char** argv) {
         cfg.runtime.listeners.push_back(
             {core::listener::api, core::listener_slots::reserved, api_reserved_slots, {}});
     }
-    const rlim_t beyond_cap = core::descriptor_slots(0, cfg.runtime.listeners);
+    const rlim_t beyond_cap = core::descriptor_slots(0, cfg.runtime.listeners, cfg.runtime.outbound_slots);
     const rlim_t usable = nofile > beyond_cap ? nofile - beyond_cap : 1;
     const bool max_connections_given = app::given(cfg, "max-connections");
     if (cfg.runtime.max_connections_per_shard > usable) {

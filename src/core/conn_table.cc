@@ -29,7 +29,8 @@ conn* conn_table::allocate() noexcept {
 
 void conn_table::release(conn& c) noexcept {
     RINGCAST_ASSERT(c.state != conn_state::free);
-    RINGCAST_ASSERT(!c.recv_armed && !c.send_in_flight && !c.shutdown_in_flight);
+    RINGCAST_ASSERT(!c.recv_armed && !c.send_in_flight && !c.shutdown_in_flight &&
+                    !c.connect_in_flight);
     c.out.clear();
     c.user = nullptr;
     c.batch = nullptr;

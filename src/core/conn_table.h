@@ -4,9 +4,12 @@
 // tenant (op.h puts the generation in every SQE's user_data).
 //
 //   free ──allocate()──► open ──close(after_flush)──► draining ──queue empty──► lingering
-//                          │                              │                      │ EOF/timeout
-//                          └──────── close(now) / error ──┴──────────────────────┴─► closing
-//   closing ──no op outstanding──► close_direct, handler.on_closed() ──► free (generation+1)
+//     │                    │ ▲                            │                      │ EOF/timeout
+//     │                    └─┼────── close(now) / error ──┴──────────────────────┴─► closing
+//     │ conn_io::connect()   │ connected                                               ▲
+//     └──────────────► connecting ── refused / deadline / close() / stopping ──────────┘
+//   closing ──no op outstanding──► close the descriptor, handler.on_closed() ──► free
+//   (generation+1)
 #pragma once
 
 #include "send_queue.h"
@@ -20,7 +23,7 @@ struct msghdr;
 
 namespace ringcast::core {
 
-enum class conn_state : uint8_t { free, open, draining, lingering, closing };
+enum class conn_state : uint8_t { free, connecting, open, draining, lingering, closing };
 
 struct send_batch;
 
@@ -40,6 +43,7 @@ struct conn {
     bool cancel_sent : 1 = false;
     bool in_dirty_list : 1 = false; // queued output waits for flush_sends()
     bool in_rearm_list : 1 = false; // its multishot recv ended and must be re-armed
+    bool connect_in_flight : 1 = false; // an outbound connection's connect is outstanding
 };
 static_assert(sizeof(conn) <= 64, "conn: one cache line per connection");
 
@@ -47,7 +51,8 @@ class conn_table {
 public:
     explicit conn_table(uint32_t capacity);
 
-    /// A fresh open slot, or nullptr when all `capacity` slots are in use.
+    /// A fresh open slot (the caller may make it connecting), or nullptr when all
+    /// `capacity` slots are in use.
     conn* allocate() noexcept;
     /// The live connection `h` names, or nullptr when it has closed (stale generation).
     conn* get(conn_handle h) noexcept {

@@ -15,6 +15,8 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
     case op::accept:
         // slot: the listener's index; generation: which of its accept buffers.
         return on_accept(h.slot, h.generation, cqe);
+    case op::connect:
+        return on_connect(h, cqe);
     case op::recv:
         return on_recv(h, cqe);
     case op::send:
@@ -198,6 +200,9 @@ void shard::forget_admission(uint32_t slot) noexcept {
         break;
     case slot_use::reserved:
         --_listeners[a.listener_index].reserved_in_use;
+        break;
+    case slot_use::outbound:
+        _outbound_free.push_back(_conns.at(slot).file_index - _outbound_base);
         break;
     }
     if (a.address_entry != nullptr) {

@@ -11,7 +11,8 @@
 namespace ringcast::core {
 
 enum class op : uint8_t {
-    accept = 1, ///< multishot accept on the shard's listener (slot unused)
+    accept = 1, ///< single-shot accept on a listener (slot: listener, generation: buffer)
+    connect,    ///< connect of an outbound connection on its direct descriptor (outbound.cc)
     recv,       ///< multishot recv with buffer select
     send,       ///< one batched sendmsg
     shutdown,   ///< SHUT_WR after the last queued frame (close_mode::after_flush)

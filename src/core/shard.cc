@@ -37,11 +37,17 @@ shard::shard(shard_id id, const runtime_config& config, stop_token& stop, mesh& 
              process_gauge& gauge)
     : _id(id), _config(config), _stop(stop), _mesh(m), _gauge(gauge),
       _port(m, unsigned(id), [this](unsigned target) { prep_doorbell(target); }),
-      _conns(descriptor_slots(config.max_connections_per_shard, config.listeners)),
+      _conns(descriptor_slots(config.max_connections_per_shard, config.listeners,
+                              config.outbound_slots)),
       _timers(_conns.capacity() * conn_timer_count, monotonic_ms()),
       _addresses(per_shard(config.per_address, config.shards()), _conns.capacity()) {
     _now_ms = monotonic_ms();
     _admitted.resize(_conns.capacity());
+    _outbound_base = _conns.capacity() - config.outbound_slots;
+    _outbound.resize(config.outbound_slots);
+    for (uint32_t i = config.outbound_slots; i > 0; --i) {
+        _outbound_free.push_back(i - 1); // lowest first
+    }
     // The listener index travels in an accept's user_data and in slot_admission.
     RINGCAST_ASSERT(config.listeners.size() <= UINT8_MAX);
     for (const listener_config& l : config.listeners) {
@@ -61,7 +67,7 @@ shard::~shard() {
 }
 
 result<void, std::string> shard::init(const handler_factory& factory) {
-    if (auto r = _ring.init(sq_entries, _conns.capacity()); !r) {
+    if (auto r = _ring.init(sq_entries, _conns.capacity(), _config.outbound_slots); !r) {
         return r;
     }
     if (auto r = _buffers.init(_ring.raw()); !r) {
@@ -174,6 +180,11 @@ void shard::run_timers() noexcept {
         const conn_handle h = _conns.handle(c);
         const auto which = static_cast<conn_timer>(id % conn_timer_count);
         switch (c.state) {
+        case conn_state::connecting:
+            // The connect's start or deadline (the handler's timers wait until it opens).
+            RINGCAST_DEBUG_ASSERT(which == conn_timer::liveness);
+            on_connect_timer(c);
+            break;
         case conn_state::open:
             _handler->on_timer(h, c.user, which);
             break;
@@ -264,6 +275,8 @@ void shard::begin_stop() noexcept {
         conn& c = _conns.at(slot);
         if (c.state == conn_state::open && c.user != nullptr) {
             _handler->on_shutdown(_conns.handle(c), c.user);
+        } else if (c.state == conn_state::connecting) {
+            end_connect(c, connect_end::stopping);
         }
     }
 }
@@ -324,6 +337,10 @@ void shard::send(conn_handle h, frame_ref f) noexcept {
 
 void shard::close(conn_handle h, close_mode mode) noexcept {
     conn* c = _conns.get(h);
+    if (c != nullptr && c->state == conn_state::connecting) {
+        end_connect(*c, connect_end::abandoned); // nothing to flush in either mode
+        return;
+    }
     if (c == nullptr || c->state != conn_state::open) {
         return;
     }
@@ -396,7 +413,7 @@ void shard::begin_teardown(conn& c) noexcept {
     }
     c.state = conn_state::closing;
     cancel_timers(_conns.handle(c).slot);
-    if ((c.recv_armed || c.send_in_flight) && !c.cancel_sent) {
+    if ((c.recv_armed || c.send_in_flight || c.connect_in_flight) && !c.cancel_sent) {
         prep_cancel(c);
     }
     maybe_release(c);
@@ -404,17 +421,21 @@ void shard::begin_teardown(conn& c) noexcept {
 
 void shard::maybe_release(conn& c) noexcept {
     if (c.state != conn_state::closing || c.recv_armed || c.send_in_flight ||
-        c.shutdown_in_flight) {
+        c.shutdown_in_flight || c.connect_in_flight) {
         return;
     }
     // Every op on the descriptor has posted its final CQE: nothing can touch the slot now.
     const conn_handle h = _conns.handle(c);
     void* user = c.user;
     _queued_total -= c.out.cost_bytes();
-    prep_close(c.file_index);
+    if (_admitted[h.slot].use == slot_use::outbound) {
+        release_outbound(c);
+    } else {
+        prep_close(c.file_index);
+        ++_counters.closed;
+    }
     forget_admission(h.slot);
     _conns.release(c);
-    ++_counters.closed;
     if (user != nullptr) { // refused connections never reached the handler
         _handler->on_closed(h, user);
     }
@@ -523,6 +544,9 @@ void shard::prep_cancel(conn& c) noexcept {
     }
     if (c.send_in_flight) {
         prep_cancel_op(encode(op::send, h), h);
+    }
+    if (c.connect_in_flight) {
+        prep_cancel_op(encode(op::connect, h), h);
     }
     // A SHUT_WR in flight is not cancelled: it runs on an io-wq worker, cannot block, and
     // posts its CQE on its own. Graceful closes hit this all the time (the peer's EOF

@@ -1,6 +1,7 @@
 // A shard: one thread pinned to one CPU that owns an io_uring, a listening socket, its
-// connections, their buffers, timers and counters. Nothing in it is shared; the only way in
-// from another thread is the stop flag (and, with pubsub, the SPSC mesh).
+// connections (accepted ones, and the outbound ones its handler opens: outbound.cc), their
+// buffers, timers and counters. Nothing in it is shared; the only way in from another
+// thread is the stop flag (and, with pubsub, the SPSC mesh).
 //
 // The loop is a sequence of named phases, one pass per io_uring_enter:
 //
@@ -61,6 +62,7 @@ enum class slot_use : uint8_t {
     full,     ///< a capped listener, under the cap: counts toward the cap and the total
     spare,    ///< one of refusal_slots: restricted mode or a per-address refusal
     reserved, ///< one of a reserved listener's own slots (slot_admission::listener_index)
+    outbound, ///< one of runtime_config::outbound_slots (conn_io::connect)
 };
 
 /// What the shard remembers about a slot's connection besides its conn.
@@ -78,6 +80,25 @@ struct listener_state {
     uint32_t armed = 0;           ///< accepts outstanding
     uint32_t reserved_in_use = 0; ///< listener_slots::reserved: slots taken (slot_use::reserved)
     std::array<accept_buffer, accepts_per_listener> buffers{};
+};
+
+/// Why the shard ended an outbound connect before it opened (outbound.cc). A closed set:
+/// on_connect() switches over it.
+enum class connect_end : uint8_t {
+    none,      ///< still connecting, or the kernel answered (refused, unreachable)
+    deadline,  ///< outbound_target::connect_timeout_ms passed: timed_out
+    stopping,  ///< the shard began stopping: operation_canceled
+    abandoned, ///< the handler closed it: no on_connect_result
+};
+
+/// One outbound slot: the target's address, which the kernel reads while the connect is
+/// outstanding, so it lives here rather than on a stack. Indexed by file index minus the
+/// first outbound file index (the top of the descriptor table, uring::init).
+struct outbound_state {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    connect_end end = connect_end::none;
+    uint32_t connect_timeout_ms = 0; // armed when the connect starts (after the delay)
 };
 
 /// The msghdr and iovecs of one in-flight sendmsg; must live until its completion.
@@ -110,6 +131,7 @@ public:
     void close(conn_handle h, close_mode mode) noexcept override;
     void set_timer(conn_handle h, conn_timer which, uint64_t deadline_ms) noexcept override;
     void cancel_timer(conn_handle h, conn_timer which) noexcept override;
+    result<conn_handle> connect(const outbound_target& to, void* user) noexcept override;
     uint64_t now_ms() const noexcept override { return _now_ms; }
     shard_id id() const noexcept override { return _id; }
     unsigned shards() const noexcept override { return _port.shards(); }
@@ -165,6 +187,22 @@ private:
     void on_cancel(conn_handle h, const io_uring_cqe& cqe) noexcept;
     void on_close(conn_handle h, const io_uring_cqe& cqe) noexcept;
     void on_wake(const io_uring_cqe& cqe) noexcept;
+    // outbound.cc
+    void on_connect(conn_handle h, const io_uring_cqe& cqe) noexcept;
+    /// Ends a connecting `c` for `why`: cancels its connect (on_connect() then reports
+    /// it), or reports at once if it has not started (outbound_target::delay_ms).
+    void end_connect(conn& c, connect_end why) noexcept;
+    /// The connect of `c` never opened: reports `why` (nothing when the handler abandoned
+    /// it) and releases `c` once nothing is outstanding.
+    void fail_connect(conn& c, int cqe_res) noexcept;
+    /// The deadline of a connecting `c`: starts a delayed connect, or ends one past its
+    /// connect timeout.
+    void on_connect_timer(conn& c) noexcept;
+    outbound_state& outbound_of(const conn& c) noexcept {
+        return _outbound[c.file_index - _outbound_base];
+    }
+    /// Releases an outbound slot's descriptor (synchronously, so connect() may reuse it).
+    void release_outbound(conn& c) noexcept;
 
     // SQE builders.
     void prep_accept(uint32_t listener_index, uint32_t index) noexcept;
@@ -177,6 +215,7 @@ private:
     void prep_cancel(conn& c) noexcept;
     void prep_cancel_recv(conn& c) noexcept;
     void prep_cancel_op(uint64_t target, conn_handle h) noexcept;
+    void prep_connect(conn& c) noexcept;
     void prep_close(uint32_t file_index) noexcept;
     void prep_doorbell(unsigned target) noexcept;
 
@@ -216,6 +255,9 @@ private:
     uint64_t _last_completion_ms = 0;    // stopping: when a CQE last arrived (progress)
     std::vector<listener_state> _listeners; // as in runtime_config::listeners
     std::vector<slot_admission> _admitted; // by conn slot
+    uint32_t _outbound_base = 0;           // first outbound file index (the table's top)
+    std::vector<outbound_state> _outbound; // by file index - _outbound_base
+    std::vector<uint32_t> _outbound_free;  // free outbound file indices
     address_table _addresses;
     uint32_t _full_connections = 0;  // slot_use::full
     uint32_t _spare_connections = 0; // slot_use::spare

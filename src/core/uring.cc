@@ -13,7 +13,8 @@ uring::~uring() {
     }
 }
 
-result<void, std::string> uring::init(unsigned sq_entries, unsigned file_slots) {
+result<void, std::string> uring::init(unsigned sq_entries, unsigned file_slots,
+                                      unsigned owner_slots) {
     io_uring_params params{};
     // SINGLE_ISSUER | DEFER_TASKRUN: completions run only inside our own io_uring_enter,
     // in batches, on this thread (docs/architecture.md "Ring setup"). SUBMIT_ALL: one bad SQE does not
@@ -50,7 +51,28 @@ result<void, std::string> uring::init(unsigned sq_entries, unsigned file_slots) 
                           " (the table counts against RLIMIT_NOFILE; lower "
                           "--max-connections or raise the limit)"};
     }
+    if (owner_slots > 0) {
+        RINGCAST_ASSERT(owner_slots < file_slots);
+        // Linux 6.0: IORING_FILE_INDEX_ALLOC picks only below the owner's slots.
+        if (const int rc = io_uring_register_file_alloc_range(&_ring, 0, file_slots - owner_slots);
+            rc < 0) {
+            return unexpected{"keeping " + std::to_string(owner_slots) +
+                              " direct descriptors for outbound connections failed: " +
+                              std::strerror(-rc) + " (ringcast needs Linux 6.1 or newer)"};
+        }
+    }
     return {};
+}
+
+int uring::install_file(unsigned index, int fd) noexcept {
+    const int rc = io_uring_register_files_update(&_ring, index, &fd, 1);
+    return rc == 1 ? 0 : rc < 0 ? rc : -EIO;
+}
+
+int uring::remove_file(unsigned index) noexcept {
+    int none = -1;
+    const int rc = io_uring_register_files_update(&_ring, index, &none, 1);
+    return rc == 1 ? 0 : rc < 0 ? rc : -EIO;
 }
 
 io_uring_sqe* uring::get_sqe() noexcept {

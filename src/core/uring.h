@@ -21,8 +21,21 @@ public:
     ~uring();
 
     /// Creates the ring (`sq_entries`, CQ four times larger) and a sparse table of
-    /// `file_slots` direct descriptors. The error is a sentence for the operator.
-    result<void, std::string> init(unsigned sq_entries, unsigned file_slots);
+    /// `file_slots` direct descriptors, of which the kernel allocates (accept with
+    /// IORING_FILE_INDEX_ALLOC) only the first `file_slots - owner_slots`: the top
+    /// `owner_slots` are the owner's to fill with install_file(). The error is a sentence
+    /// for the operator.
+    result<void, std::string> init(unsigned sq_entries, unsigned file_slots,
+                                   unsigned owner_slots);
+
+    /// Puts process descriptor `fd` into direct-descriptor slot `index`, replacing nothing
+    /// the owner still uses; the table takes its own reference, so the caller closes `fd`.
+    /// Synchronous (one io_uring_register): the slot is usable by the next SQE. 0 or -errno.
+    int install_file(unsigned index, int fd) noexcept;
+    /// Empties slot `index`, releasing the table's reference, synchronously: `index` may be
+    /// installed again at once (a close_direct SQE would run later, after such a reuse).
+    /// No operation may still use the slot. 0 or -errno.
+    int remove_file(unsigned index) noexcept;
 
     /// A free SQE; when the SQ is full, submits what is queued first. Never null.
     io_uring_sqe* get_sqe() noexcept;

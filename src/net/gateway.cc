@@ -29,6 +29,10 @@ void* gateway::on_open(conn_handle h, core::listener from, core::admission mode)
     return c;
 }
 
+void gateway::on_connect_result(conn_handle, void*, std::error_code) noexcept {
+    RINGCAST_ASSERT(!"the gateway never opens outbound connections");
+}
+
 void gateway::on_closed(conn_handle h, void* user) noexcept {
     auto* c = static_cast<connection*>(user);
     forget_inbound(*c);

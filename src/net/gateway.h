@@ -84,6 +84,9 @@ public:
     void on_timer(conn_handle h, void* user, core::conn_timer which) noexcept override;
     void on_shutdown(conn_handle h, void* user) noexcept override;
     void on_output_budget(conn_handle h, void* user) noexcept override;
+    /// Never called: the gateway serves accepted connections only and never calls
+    /// conn_io::connect() (an invariant violation if it comes).
+    void on_connect_result(conn_handle h, void* user, std::error_code error) noexcept override;
     void on_closed(conn_handle h, void* user) noexcept override;
 
 private:

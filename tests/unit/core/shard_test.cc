@@ -2,78 +2,20 @@
 // sockets from the test thread: what the shard promises its handler about listeners
 // (roles, reserved slots) and a connection's timers. Checked by the order of events; the
 // only clock is a hang guard that fails the test instead of blocking the suite.
+#include "loopback.h"
+
 #include <ringcast/core.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
-#include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <vector>
 
 using namespace ringcast;
+using testing::connect_loopback;
+using testing::journal;
+using testing::listen_loopback;
 
 namespace {
-
-constexpr auto hang_guard = std::chrono::seconds(20);
-
-/// A loopback listening socket on a free port.
-int listen_loopback(uint16_t& port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    REQUIRE(::listen(fd, 64) == 0);
-    socklen_t len = sizeof(a);
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port = ntohs(a.sin_port);
-    return fd;
-}
-
-int connect_loopback(uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    return fd;
-}
-
-/// What the handler saw, in order, shared with the test thread.
-struct journal {
-    std::mutex mutex;
-    std::condition_variable changed;
-    std::vector<std::string> events;
-
-    void add(std::string e) {
-        {
-            std::lock_guard lock(mutex);
-            events.push_back(std::move(e));
-        }
-        changed.notify_all();
-    }
-    /// Waits until `e` has been recorded `n` times; false after the hang guard.
-    bool wait_for(const std::string& e, long n = 1) {
-        std::unique_lock lock(mutex);
-        return changed.wait_for(lock, hang_guard,
-                                [&] { return std::count(events.begin(), events.end(), e) >= n; });
-    }
-    std::vector<std::string> snapshot() {
-        std::lock_guard lock(mutex);
-        return events;
-    }
-};
 
 const char* role_name(core::listener l) {
     switch (l) {
@@ -128,6 +70,9 @@ public:
     void on_output_budget(conn_handle h, void*) noexcept override {
         _io.close(h, core::close_mode::now);
     }
+    void on_connect_result(conn_handle, void*, std::error_code) noexcept override {
+        _journal.add("unexpected connect result"); // it never connects
+    }
     void on_closed(conn_handle, void* user) noexcept override {
         auto* role = static_cast<core::listener*>(user);
         _journal.add(std::string("closed ") + role_name(*role));
@@ -167,13 +112,8 @@ struct running_shard {
     }
 };
 
-/// True when the server closed `fd` (EOF or reset) within the hang guard.
 bool closed_by_server(int fd) {
-    timeval tv{static_cast<time_t>(hang_guard.count()), 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char byte;
-    const ssize_t n = ::recv(fd, &byte, 1, 0);
-    return n == 0 || (n < 0 && errno == ECONNRESET);
+    return testing::closed_by_peer(fd);
 }
 
 } // namespace

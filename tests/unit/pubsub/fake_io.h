@@ -5,6 +5,7 @@
 
 #include <ringcast/core.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <string>
 #include <unordered_map>
@@ -50,6 +51,10 @@ public:
     }
     void set_timer(conn_handle, core::conn_timer, uint64_t) noexcept override {}
     void cancel_timer(conn_handle, core::conn_timer) noexcept override {}
+    /// The engine opens no outbound connections yet: refused, as a shard out of slots.
+    result<conn_handle> connect(const core::outbound_target&, void*) noexcept override {
+        return errno_error(EMFILE);
+    }
     uint64_t now_ms() const noexcept override { return now; }
     shard_id id() const noexcept override { return self_id; }
     std::size_t queued_bytes(conn_handle h) const noexcept override {
