@@ -184,7 +184,10 @@ TEST_CASE("stats JSON holds every figure of every shard and their total", "[admi
     std::vector<std::pair<simdjson::dom::element, const shard_stats*>> objects = {
         {doc["total"].value_unsafe(), &total}, {listed.at(0).value_unsafe(), &shards[0]},
         {listed.at(1).value_unsafe(), &shards[1]}};
-    for (const auto& [object, s] : objects) {
+    for (const auto& entry : objects) {
+        // Named copies, not structured bindings: clang 14 cannot capture those in a lambda.
+        const auto object = entry.first;
+        const auto* s = entry.second;
         simdjson::dom::object fields;
         REQUIRE(object.get(fields) == simdjson::SUCCESS);
         CHECK(fields.size() == all_names().size());
