@@ -87,7 +87,7 @@ void gateway::read_proxy_header(conn_handle h, connection& c, std::span<std::byt
     // Usually the whole header is in the first read: it is parsed where it lies. Only a
     // header split over reads is gathered in proxy_bytes, never more of a read than a
     // header can still take, so the bytes after it stay in `bytes` for read_http.
-    std::size_t kept_before = c.proxy_bytes.size();
+    const std::size_t kept_before = c.proxy_bytes.size();
     proxy_parse r;
     if (kept_before == 0) {
         r = parse_proxy_header(bytes);
@@ -109,7 +109,9 @@ void gateway::read_proxy_header(conn_handle h, connection& c, std::span<std::byt
         break;
     }
     ++_proxy_headers;
-    // What of this read the header took (the rest of it was kept from earlier reads).
+    // What of this read the header took (the rest of it was kept from earlier reads, which
+    // were a header's prefix: the reader answers need_more for every prefix of a header).
+    RINGCAST_ASSERT(r.consumed > kept_before);
     const std::size_t used = r.consumed - kept_before;
     std::string().swap(c.proxy_bytes);
     peer_address client = _io.peer(h);
