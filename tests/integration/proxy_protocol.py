@@ -10,8 +10,8 @@ The server trusts 127.0.0.1/32; clients bound to 127.0.0.1 play the proxy, clien
   is 127.0.0.1, a carried 127.0.0.9 or ::1 gets 200, and UNKNOWN / LOCAL keep the proxy's
   own 127.0.0.1 (200). A Python `websockets` client runs its handshake and echo on a
   socket that sent a header first (v1 and v2).
-* A header arriving in pieces (one byte per send, then the rest of the header with the
-  upgrade behind it in the same send) is read whole and the request after it is not lost.
+* A header arriving in pieces (one byte per send for its first 18 bytes, then pieces, then
+  its last bytes with the upgrade behind them in the same send) is read whole and the request after it is not lost.
 * Truncated header then silence: closed unanswered once --handshake-timeout-ms passes
   (judged by the close happening and the counter, with a hang guard only); garbage, an
   invalid v1 port and a plain HTTP request from the trusted address: closed unanswered.
@@ -228,9 +228,14 @@ def cases(binary):
         for header in (v1("TCP4", "198.51.100.7", "192.0.2.1", 4000, 443),
                        v2("PROXY", "2001:db8::9", "2001:db8::1", 4000, 443, TLVS)):
             with connect_from(PROXY, port) as s:
+                # One byte per send through v1's preamble and v2's fixed part, then pieces
+                # of 37 (all of it well within --handshake-timeout-ms), and the last 3
+                # bytes with the upgrade request.
                 cut = len(header) - 3
-                for i in range(cut):
-                    s.sendall(header[i:i + 1])
+                pieces = [header[i:i + 1] for i in range(18)] + \
+                    [header[i:min(i + 37, cut)] for i in range(18, cut, 37)]
+                for piece in pieces:
+                    s.sendall(piece)
                     time.sleep(0.002)
                 s.sendall(header[cut:] + upgrade_request())
                 status, rest = read_response(s)
