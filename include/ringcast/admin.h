@@ -103,6 +103,12 @@ struct edge_counters {
     uint64_t inbound_held_bytes = 0;    ///< unfinished inbound messages (gauge)
     uint64_t inbound_budget_closes = 0; ///< closed with 1009: the shard's inbound budget
     uint64_t refused_origin = 0;        ///< /ws upgrades refused 403: --allowed-origins
+
+    /// PROXY protocol (--proxy-protocol-from, docs/proxy-protocol.md):
+    uint64_t proxy_headers = 0;          ///< valid headers read from trusted proxies
+    uint64_t proxy_header_invalid = 0;   ///< trusted connections closed: not a valid header
+    uint64_t proxy_header_timeouts = 0;  ///< trusted connections closed: no whole header in time
+    uint64_t proxy_header_untrusted = 0; ///< 400: a header from an address not trusted to send one
 };
 
 /// How the API answers a request it could not answer at once (the gateway implements it).

@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -197,6 +198,34 @@ struct peer_address {
     /// "192.0.2.7" or "2001:db8::1" (no port), for log lines; allocates.
     std::string text() const;
 };
+
+/// Reads a numeric address as written: IPv4 as exactly four decimal numbers 0-255 joined
+/// by '.', without leading zeros ("010.0.0.1" could mean octal); IPv6 in RFC 4291 text form
+/// (hex groups of 1-4 digits, one "::", a trailing dotted quad allowed). The port is 0, and
+/// an IPv4-mapped IPv6 address stays IPv6 (peer_address's rule is for accepted peers).
+/// Nothing else: no spaces, brackets, zone ids ("%eth0"), names or shorthand ("127.1").
+std::optional<peer_address> parse_ip_address(std::string_view text) noexcept;
+
+/// An IPv4 or IPv6 network: the leading `bits` of `network` (its port unused). What
+/// --proxy-protocol-from lists: the addresses trusted to name their clients' addresses.
+struct address_prefix {
+    peer_address network; ///< host bits beyond `bits` are zero (parse_address_prefix)
+    uint8_t bits = 0;     ///< 0-32 for IPv4, 0-128 for IPv6
+
+    /// True when `a` is of the network's family and its first `bits` bits match. An IPv4
+    /// network never contains an IPv6 address (IPv4-mapped peers are IPv4 already: see
+    /// peer_address), and nothing contains ip_family::unknown.
+    bool contains(const peer_address& a) const noexcept;
+    /// "10.0.0.0/8", "2001:db8::/32"; allocates.
+    std::string text() const;
+};
+
+/// Reads "ADDRESS/BITS" or a lone ADDRESS (all its bits: /32, /128), ADDRESS a numeric IPv4
+/// (dotted quad, no leading zeros) or IPv6 address. Refused: another form, BITS past the
+/// family's width or with a sign or leading zero, and host bits set beyond BITS
+/// ("10.0.0.1/8": a trust list must say exactly what it means). The error is a sentence
+/// naming the text.
+result<address_prefix, std::string> parse_address_prefix(std::string_view text);
 
 /// A connection slot on its shard plus the slot's generation when the handle was taken.
 /// A handle whose generation no longer matches the slot's refers to a closed connection:
@@ -493,6 +522,12 @@ struct outbound_target {
     uint32_t delay_ms = 0;
 };
 
+/// What conn_io::admit_client() decided for a proxy's connection.
+enum class client_verdict : uint8_t {
+    admitted, ///< within the per-address limits of the client's address (or none apply)
+    refused,  ///< over one: its 429 is queued and the connection is closing
+};
+
 /// What a connection handler may ask of its shard. Implemented by the shard runtime; every
 /// call is made on the shard's own thread, with a handle the shard gave to this handler.
 /// Calls on a handle whose connection is already closing are ignored.
@@ -549,8 +584,21 @@ public:
     /// This shard's runtime counters (for the stats API).
     virtual const shard_counters& counters() const noexcept = 0;
     /// The address `h` connected from, or the target of an outbound connection
-    /// (ip_family::unknown once it has closed).
+    /// (ip_family::unknown once it has closed); for a proxy's connection, the client
+    /// admit_client() named, once it has.
     virtual peer_address peer(conn_handle h) const noexcept = 0;
+    /// True while `h` came from a runtime_config::proxy_from network and admit_client() has
+    /// not named its client yet: its first bytes must be a PROXY header (src/net), and
+    /// peer(h) is still the proxy's address. False for a closed handle.
+    virtual bool awaits_client(conn_handle h) const noexcept = 0;
+    /// Names the client of a connection that awaits_client(): `client` becomes peer(h) for
+    /// everything after (log lines, the API's loopback check), and the per-address limits
+    /// are applied to it now, as accept applies them to other connections (on capped
+    /// listeners, counted and logged the same way). refused: over a limit; the connection's
+    /// 429 (runtime_config::refusal_address_*) is queued and it is closing, so the handler
+    /// treats it as closed (on_closed follows). Called at most once per connection, and
+    /// only while awaits_client(h).
+    virtual client_verdict admit_client(conn_handle h, const peer_address& client) noexcept = 0;
     /// This shard's mesh handler table: a module registers the kinds it receives while
     /// the shard's handler is built (handler_factory), before any message flows.
     virtual mesh_handlers& mesh_receivers() noexcept = 0;
@@ -704,6 +752,13 @@ struct runtime_config {
     uint32_t max_connections_total = 0;
     /// Per-address limits (see per_address_limits); shards divide them.
     per_address_limits per_address;
+    /// --proxy-protocol-from: networks whose connections come from a trusted proxy and begin
+    /// with a PROXY protocol header naming the client. Such a connection (on any listener)
+    /// skips the per-address limits at accept, since its address is the proxy's and all of
+    /// that proxy's clients share it, and waits for the handler to name its client
+    /// (conn_io::admit_client), which applies the limits to the client's address. Empty:
+    /// no connection is a proxy's.
+    std::vector<address_prefix> proxy_from;
     /// Complete HTTP responses sent before closing a connection over a per-address limit
     /// (the cap, the connect rate), using one of the refusal_slots; empty: close at once.
     std::string refusal_address_cap;

@@ -151,6 +151,18 @@ inline constexpr field<edge_counters> edge_fields[] = {
      "connections closed 1009 because the shard's inbound budget was used up"},
     {"refused_origin", figure::counter, &edge_counters::refused_origin,
      "WebSocket upgrades refused 403 because their Origin is not in --allowed-origins"},
+
+    {"proxy_headers", figure::counter, &edge_counters::proxy_headers,
+     "PROXY protocol headers read from --proxy-protocol-from addresses"},
+    {"proxy_header_invalid", figure::counter, &edge_counters::proxy_header_invalid,
+     "connections from --proxy-protocol-from addresses closed because they did not start "
+     "with a valid PROXY header"},
+    {"proxy_header_timeouts", figure::counter, &edge_counters::proxy_header_timeouts,
+     "connections from --proxy-protocol-from addresses closed because no whole PROXY header "
+     "came within the handshake timeout"},
+    {"proxy_header_untrusted", figure::counter, &edge_counters::proxy_header_untrusted,
+     "connections refused 400 for a PROXY header from an address not in "
+     "--proxy-protocol-from"},
 };
 
 inline constexpr field<api_counters> api_fields[] = {

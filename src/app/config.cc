@@ -153,6 +153,7 @@ std::string default_clause(const option& opt) {
     case option_type::address:
     case option_type::path:
     case option_type::name_list:
+    case option_type::network_list:
         return "(default " + *shown + ")";
     }
     return {};

@@ -180,7 +180,7 @@ constexpr option table[] = {
      .field = RINGCAST_FIELD(runtime.per_address.max_connections), .range = {0, 1u << 30},
      .help = "connections at once from one address (IPv6: one /64); each shard allows "
              "ceil(N / shards); 0 = off; behind a proxy every client has the proxy's "
-             "address"},
+             "address, unless the proxy is in --proxy-protocol-from"},
     {.name = "connect-rate-per-ip", .type = option_type::integer,
      .field = RINGCAST_FIELD(runtime.per_address.connect_rate), .range = {0, 1000000},
      .help = "new connections per second from one address once its burst is spent; 0 = "
@@ -189,6 +189,13 @@ constexpr option table[] = {
      .field = RINGCAST_FIELD(runtime.per_address.connect_burst), .range = {1, 1u << 30},
      .help = "new connections from one address at once before --connect-rate-per-ip "
              "applies; divided over the shards the same way"},
+    {.name = "proxy-protocol-from", .type = option_type::network_list,
+     .field = RINGCAST_FIELD(runtime.proxy_from),
+     .when_unset = "none",
+     .help = "trusted proxies (e.g. 10.0.0.0/8,2001:db8::/32): a connection from one of "
+             "these networks must begin with a PROXY protocol v1 or v2 header, and the "
+             "client address it carries is the connection's address for the per-address "
+             "limits, logs and the API's loopback check; each use adds to the list"},
     {.name = "api-key-file", .type = option_type::path, .field = RINGCAST_FIELD(api_key_file),
      .check = check_key_file, .when_unset = "the key from RINGCAST_API_KEY, if set",
      .help = "backend API keys: a file of NAME:SCOPE[,SCOPE]:SECRET lines (scopes publish, "
@@ -226,6 +233,7 @@ constexpr bool is_number(option_type type) noexcept {
     case option_type::address:
     case option_type::path:
     case option_type::name_list:
+    case option_type::network_list:
     case option_type::toggle:
         return false;
     }
@@ -247,6 +255,8 @@ constexpr bool field_fits_type(const option& opt) noexcept {
         return holds<std::string>(opt);
     case option_type::name_list:
         return holds<std::vector<std::string>>(opt);
+    case option_type::network_list:
+        return holds<std::vector<address_prefix>>(opt);
     case option_type::toggle:
         return holds<bool>(opt);
     }
@@ -378,6 +388,30 @@ result<void, std::string> add_names(config& cfg, const option& opt, std::string_
     return {};
 }
 
+/// "10.0.0.0/8,::1" → each network, added only when all are valid. Unlike a name list an
+/// empty value and empty items are refused: a trust list given empty is a mistake (an
+/// unset variable), never a way to say "nobody".
+result<void, std::string> add_networks(config& cfg, const option& opt, std::string_view given_as,
+                                       std::string_view list) {
+    std::vector<address_prefix> networks;
+    do {
+        const auto comma = list.find(',');
+        auto network = parse_address_prefix(list.substr(0, comma));
+        if (!network) {
+            return unexpected{std::string(given_as) + ": " + network.error()};
+        }
+        networks.push_back(*network);
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+        if (comma != std::string_view::npos && list.empty()) {
+            return unexpected{std::string(given_as) + ": a trailing comma; list networks "
+                                                      "as CIDR[,CIDR]"};
+        }
+    } while (!list.empty());
+    auto& field = field_in<std::vector<address_prefix>>(cfg, opt);
+    field.insert(field.end(), networks.begin(), networks.end());
+    return {};
+}
+
 result<void, std::string> set_toggle(config& cfg, const option& opt, std::string_view given_as,
                                      std::string_view text) {
     constexpr std::string_view on[] = {"true", "yes", "on", "1"};
@@ -471,6 +505,8 @@ std::string_view value_name(const option& opt) noexcept {
         return "PATH";
     case option_type::name_list:
         return "NS[,NS]";
+    case option_type::network_list:
+        return "CIDR[,CIDR]";
     case option_type::toggle:
         return {};
     }
@@ -498,6 +534,8 @@ result<void, std::string> set_option(config& cfg, const option& opt, std::string
         return {};
     case option_type::name_list:
         return add_names(cfg, opt, given_as, value);
+    case option_type::network_list:
+        return add_networks(cfg, opt, given_as, value);
     case option_type::toggle:
         return set_toggle(cfg, opt, given_as, value);
     }
@@ -531,6 +569,17 @@ std::optional<std::string> render_value(const config& cfg, const option& opt) {
         std::string text;
         for (const auto& name : names) {
             text += (text.empty() ? "" : ",") + name;
+        }
+        return text;
+    }
+    case option_type::network_list: {
+        const auto& networks = field_in<std::vector<address_prefix>>(cfg, opt);
+        if (networks.empty()) {
+            return std::nullopt;
+        }
+        std::string text;
+        for (const auto& network : networks) {
+            text += (text.empty() ? "" : ",") + network.text();
         }
         return text;
     }

@@ -44,6 +44,7 @@ enum class option_type : uint8_t {
     address,      ///< HOST:PORT, the host resolved when the value is set (net::parse_endpoint)
     path,         ///< a path, checked by the row's check
     name_list,    ///< comma-separated names, each checked by the row's check; adds to the list
+    network_list, ///< comma-separated networks (parse_address_prefix); adds to the list
     toggle,       ///< a switch: on when given alone; from text true/false (yes/no, on/off, 1/0)
 };
 
@@ -59,7 +60,8 @@ enum class option_scope : uint8_t {
 template <typename T> using field_of = T& (*)(config&);
 using option_field = std::variant<field_of<uint32_t>, field_of<std::size_t>, field_of<bool>,
                                   field_of<std::string>, field_of<std::vector<std::string>>,
-                                  field_of<net::endpoint>, field_of<std::optional<net::endpoint>>>;
+                                  field_of<net::endpoint>, field_of<std::optional<net::endpoint>>,
+                                  field_of<std::vector<address_prefix>>>;
 
 /// The values a number option accepts, both ends included.
 struct value_range {
@@ -111,7 +113,8 @@ std::string_view config_key(const option& opt) noexcept;
 /// The environment variable (next issue): "RINGCAST_" + the name in upper case with '_'
 /// for '-' ("RINGCAST_MAX_CONNECTIONS"); empty for a command.
 std::string env_name(const option& opt);
-/// How --help shows the value: "N", "HOST:PORT", "PATH", "NS[,NS]"; empty for a toggle.
+/// How --help shows the value: "N", "HOST:PORT", "PATH", "NS[,NS]", "CIDR[,CIDR]"; empty for
+/// a toggle.
 std::string_view value_name(const option& opt) noexcept;
 
 /// Sets `opt` in `cfg` from `value`, the text one source gave (an argv word; a config-file

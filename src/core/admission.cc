@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <string>
 
 namespace ringcast {
 
@@ -21,6 +23,145 @@ std::string peer_address::text() const {
         break;
     }
     return "(unknown address)";
+}
+
+namespace {
+
+/// A decimal number 0..max without sign or leading zero (except "0" itself).
+std::optional<unsigned> strict_decimal(std::string_view text, unsigned max) noexcept {
+    if (text.empty() || text.size() > 10 || (text.size() > 1 && text.front() == '0')) {
+        return std::nullopt;
+    }
+    uint64_t value = 0;
+    for (const char ch : text) {
+        if (ch < '0' || ch > '9') {
+            return std::nullopt;
+        }
+        value = value * 10 + unsigned(ch - '0');
+    }
+    if (value > max) {
+        return std::nullopt;
+    }
+    return static_cast<unsigned>(value);
+}
+
+std::optional<peer_address> parse_ipv4(std::string_view text) noexcept {
+    peer_address a;
+    a.family = ip_family::v4;
+    for (std::size_t i = 0; i < 4; ++i) {
+        const auto dot = text.find('.');
+        if ((i < 3) == (dot == std::string_view::npos)) {
+            return std::nullopt; // fewer or more than four parts
+        }
+        const auto part = strict_decimal(text.substr(0, dot), 255);
+        if (!part) {
+            return std::nullopt;
+        }
+        a.bytes[i] = static_cast<uint8_t>(*part);
+        text = i < 3 ? text.substr(dot + 1) : std::string_view();
+    }
+    return a;
+}
+
+std::optional<peer_address> parse_ipv6(std::string_view text) noexcept {
+    // inet_pton wants a NUL-terminated string; the longest IPv6 text form (a full address
+    // with a trailing dotted quad) is 45 characters.
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (text.empty() || text.size() >= sizeof(buf)) {
+        return std::nullopt;
+    }
+    for (const char ch : text) {
+        const bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                        (ch >= 'A' && ch <= 'F') || ch == ':' || ch == '.';
+        if (!ok) {
+            return std::nullopt;
+        }
+    }
+    std::memcpy(buf, text.data(), text.size());
+    in6_addr addr{};
+    if (inet_pton(AF_INET6, buf, &addr) != 1) {
+        return std::nullopt;
+    }
+    peer_address a;
+    a.family = ip_family::v6;
+    std::memcpy(a.bytes.data(), addr.s6_addr, 16);
+    return a;
+}
+
+unsigned width_of(ip_family family) noexcept {
+    switch (family) {
+    case ip_family::v4:
+        return 32;
+    case ip_family::v6:
+        return 128;
+    case ip_family::unknown:
+        break;
+    }
+    return 0;
+}
+
+/// True when the first `bits` bits of a and b are equal.
+bool same_leading_bits(const std::array<uint8_t, 16>& a, const std::array<uint8_t, 16>& b,
+                       unsigned bits) noexcept {
+    const unsigned whole = bits / 8;
+    if (!std::equal(a.begin(), a.begin() + whole, b.begin())) {
+        return false;
+    }
+    const unsigned rest = bits % 8;
+    if (rest == 0) {
+        return true;
+    }
+    const auto mask = static_cast<uint8_t>(0xff << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+} // namespace
+
+std::optional<peer_address> parse_ip_address(std::string_view text) noexcept {
+    if (text.find(':') != std::string_view::npos) {
+        return parse_ipv6(text);
+    }
+    return parse_ipv4(text);
+}
+
+bool address_prefix::contains(const peer_address& a) const noexcept {
+    if (a.family != network.family || a.family == ip_family::unknown) {
+        return false;
+    }
+    return same_leading_bits(a.bytes, network.bytes, std::min<unsigned>(bits, width_of(a.family)));
+}
+
+std::string address_prefix::text() const {
+    return network.text() + "/" + std::to_string(bits);
+}
+
+result<address_prefix, std::string> parse_address_prefix(std::string_view text) {
+    const auto slash = text.find('/');
+    const auto address = parse_ip_address(text.substr(0, slash));
+    if (!address) {
+        return unexpected{"'" + std::string(text) +
+                          "' is not an IPv4 or IPv6 network: ADDRESS/BITS (10.0.0.0/8, "
+                          "2001:db8::/32) or a single numeric address"};
+    }
+    const unsigned width = width_of(address->family);
+    address_prefix prefix{*address, static_cast<uint8_t>(width)};
+    if (slash != std::string_view::npos) {
+        const auto bits = strict_decimal(text.substr(slash + 1), width);
+        if (!bits) {
+            return unexpected{"'" + std::string(text) + "': the prefix length after '/' must be "
+                              "a whole number from 0 to " + std::to_string(width)};
+        }
+        prefix.bits = static_cast<uint8_t>(*bits);
+    }
+    peer_address zeroed = *address;
+    for (unsigned bit = prefix.bits; bit < width; ++bit) {
+        zeroed.bytes[bit / 8] = static_cast<uint8_t>(zeroed.bytes[bit / 8] & ~(0x80u >> (bit % 8)));
+    }
+    if (zeroed.bytes != address->bytes) {
+        return unexpected{"'" + std::string(text) + "' has bits set past its prefix length; "
+                          "write the network as " + address_prefix{zeroed, prefix.bits}.text()};
+    }
+    return prefix;
 }
 
 namespace core {

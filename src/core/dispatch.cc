@@ -3,6 +3,7 @@
 #include "op.h"
 #include "shard.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -83,7 +84,8 @@ void shard::admit(uint32_t listener_index, uint32_t file_index, const peer_addre
     ++_counters.accepted;
     const conn_handle h = _conns.handle(*c);
     slot_admission& a = _admitted[h.slot];
-    a = slot_admission{peer, slot_use::none, static_cast<uint8_t>(listener_index), nullptr};
+    a = slot_admission{peer, slot_use::none, static_cast<uint8_t>(listener_index), nullptr,
+                       from_proxy(peer)};
     if (_stopping) {
         begin_teardown(*c);
         return;
@@ -101,7 +103,12 @@ void shard::admit(uint32_t listener_index, uint32_t file_index, const peer_addre
     case listener_slots::capped:
         break;
     }
-    const address_table::admission verdict = _addresses.admit(key_of(peer), _now_ms);
+    // A proxy's connection is counted against its client's address once the handler names
+    // the client (admit_client): its own address is the proxy's, shared by every client
+    // of that proxy (docs/proxy-protocol.md).
+    const address_table::admission verdict =
+        a.awaiting_client ? address_table::admission{}
+                          : _addresses.admit(key_of(peer), _now_ms);
     _counters.address_evictions = _addresses.evictions();
     switch (verdict.verdict) {
     case address_verdict::admitted:
@@ -110,22 +117,8 @@ void shard::admit(uint32_t listener_index, uint32_t file_index, const peer_addre
     case address_verdict::untracked:
         break;
     case address_verdict::over_cap:
-    case address_verdict::over_rate: {
-        const bool cap = verdict.verdict == address_verdict::over_cap;
-        ++(cap ? _counters.refused_address_cap : _counters.refused_address_rate);
-        if (_log_address.due(_now_ms)) {
-            const address_limits limits =
-                per_shard(_config.per_address, _config.shards());
-            std::fprintf(stderr,
-                         "ringcastd: shard %u: refusing connections from %s: over %s (%u on "
-                         "this shard); %llu other per-address refusals since the last line\n",
-                         unsigned(_id), peer.text().c_str(),
-                         cap ? "--max-connections-per-ip" : "--connect-rate-per-ip",
-                         cap ? limits.max_connections : limits.connect_rate,
-                         static_cast<unsigned long long>(_log_address.suppressed()));
-        }
-        return refuse_with(*c, cap ? _config.refusal_address_cap : _config.refusal_address_rate);
-    }
+    case address_verdict::over_rate:
+        return refuse_with(*c, refuse_address(verdict.verdict, peer));
     }
     const uint32_t total = _gauge.connections.fetch_add(1, std::memory_order_relaxed);
     const bool over_total =
@@ -151,6 +144,71 @@ void shard::admit(uint32_t listener_index, uint32_t file_index, const peer_addre
     ++_spare_connections;
     a.use = slot_use::spare;
     open_connection(*c, which, admission::restricted);
+}
+
+bool shard::from_proxy(const peer_address& peer) const noexcept {
+    return std::any_of(_config.proxy_from.begin(), _config.proxy_from.end(),
+                       [&peer](const address_prefix& p) { return p.contains(peer); });
+}
+
+const std::string& shard::refuse_address(address_verdict verdict,
+                                         const peer_address& peer) noexcept {
+    const bool cap = verdict == address_verdict::over_cap;
+    ++(cap ? _counters.refused_address_cap : _counters.refused_address_rate);
+    if (_log_address.due(_now_ms)) {
+        const address_limits limits = per_shard(_config.per_address, _config.shards());
+        std::fprintf(stderr,
+                     "ringcastd: shard %u: refusing connections from %s: over %s (%u on "
+                     "this shard); %llu other per-address refusals since the last line\n",
+                     unsigned(_id), peer.text().c_str(),
+                     cap ? "--max-connections-per-ip" : "--connect-rate-per-ip",
+                     cap ? limits.max_connections : limits.connect_rate,
+                     static_cast<unsigned long long>(_log_address.suppressed()));
+    }
+    return cap ? _config.refusal_address_cap : _config.refusal_address_rate;
+}
+
+bool shard::awaits_client(conn_handle h) const noexcept {
+    return const_cast<conn_table&>(_conns).get(h) != nullptr && _admitted[h.slot].awaiting_client;
+}
+
+client_verdict shard::admit_client(conn_handle h, const peer_address& client) noexcept {
+    conn* c = _conns.get(h);
+    RINGCAST_ASSERT(c != nullptr && _admitted[h.slot].awaiting_client);
+    slot_admission& a = _admitted[h.slot];
+    a.awaiting_client = false;
+    a.peer = client;
+    if (c->state != conn_state::open) {
+        return client_verdict::refused; // already closing: nothing left to admit
+    }
+    switch (_listeners[a.listener_index].config->slots) {
+    case listener_slots::reserved:
+        return client_verdict::admitted; // no per-address limits here (admit())
+    case listener_slots::capped:
+        break;
+    }
+    const address_table::admission verdict = _addresses.admit(key_of(client), _now_ms);
+    _counters.address_evictions = _addresses.evictions();
+    switch (verdict.verdict) {
+    case address_verdict::admitted:
+        a.address_entry = verdict.entry;
+        return client_verdict::admitted;
+    case address_verdict::untracked:
+        return client_verdict::admitted;
+    case address_verdict::over_cap:
+    case address_verdict::over_rate:
+        break;
+    }
+    // The connection already holds its slot (full or spare) and its handler state: the
+    // answer goes out through the ordinary send path, then the connection closes.
+    const std::string& refusal = refuse_address(verdict.verdict, client);
+    if (refusal.empty()) {
+        close(h, close_mode::now);
+    } else {
+        send(h, core::make_frame(std::string_view(refusal)));
+        close(h, close_mode::after_flush);
+    }
+    return client_verdict::refused;
 }
 
 void shard::open_connection(conn& c, listener which, admission mode) noexcept {

@@ -71,6 +71,9 @@ struct slot_admission {
     slot_use use = slot_use::none;
     uint8_t listener_index = 0;    ///< which of the shard's listeners accepted it
     void* address_entry = nullptr; ///< address_table::admit()'s handle, or null
+    /// From a runtime_config::proxy_from network, client not named yet (admit_client):
+    /// `peer` is the proxy's, and no per-address limit has counted the connection.
+    bool awaiting_client = false;
 };
 
 /// One listening socket of the shard and the single-shot accepts armed on it.
@@ -147,6 +150,8 @@ public:
         return _port.congested(unsigned(s));
     }
     peer_address peer(conn_handle h) const noexcept override;
+    bool awaits_client(conn_handle h) const noexcept override;
+    client_verdict admit_client(conn_handle h, const peer_address& client) noexcept override;
 
 private:
     void send_to_shard(shard_id to, mesh_message msg) noexcept override;
@@ -172,6 +177,11 @@ private:
     /// Admission of one accepted descriptor (admission.h): full, restricted, refused.
     void admit(uint32_t listener_index, uint32_t file_index, const peer_address& peer) noexcept;
     void open_connection(conn& c, listener which, admission mode) noexcept;
+    /// A connection from a runtime_config::proxy_from network (it names its client later).
+    bool from_proxy(const peer_address& peer) const noexcept;
+    /// Counts and logs a per-address refusal of `peer` (over_cap or over_rate); returns the
+    /// answer to send (runtime_config::refusal_address_*).
+    const std::string& refuse_address(address_verdict verdict, const peer_address& peer) noexcept;
     /// Answers `refusal` from a spare slot and closes; unanswered when none is free.
     void refuse_with(conn& c, const std::string& refusal) noexcept;
     /// Closes `c` without a word (no slot left to answer from); `why` goes to the log.

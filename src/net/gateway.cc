@@ -4,8 +4,11 @@
 // here through frame_events with their frame_context.
 #include "gateway.h"
 
+#include "proxy_header.h"
+
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace ringcast::net {
 
@@ -21,11 +24,15 @@ void* gateway::on_open(conn_handle h, core::listener from, core::admission mode)
     auto* c = new connection{std::make_unique<http::request_parser>(_config.http_limits),
                              {},
                              {},
+                             {},
                              ws::frame_parser(ws::role::server, _config.ws_limits)};
     c->last_rx_ms = _io.now_ms();
     _io.set_timer(h, core::conn_timer::liveness, _io.now_ms() + _config.handshake_timeout_ms);
     c->listener = from;
     c->admission = mode;
+    if (_io.awaits_client(h)) {
+        c->state = phase::proxy_header;
+    }
     return c;
 }
 
@@ -45,8 +52,24 @@ void gateway::on_closed(conn_handle h, void* user) noexcept {
 void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept {
     auto& c = *static_cast<connection*>(user);
     c.last_rx_ms = _io.now_ms();
+    const bool first_read = std::exchange(c.first_read, false);
     switch (c.state) {
+    case phase::proxy_header:
+        read_proxy_header(h, c, bytes);
+        break;
     case phase::http:
+        if (first_read && starts_with_proxy_preamble(bytes)) {
+            // A proxy whose address is not in --proxy-protocol-from (or a client posing as
+            // one): say why instead of a 400 about a strange request line, and count it so
+            // an operator sees a proxy that lost its trust (docs/proxy-protocol.md).
+            ++_proxy_header_untrusted;
+            send_response(h, c,
+                          http::make_error_response(
+                              400, "PROXY protocol header from an address not trusted to send one",
+                              http::keep_alive::no),
+                          http::keep_alive::no, head_only::no);
+            break;
+        }
         read_http(h, c, bytes);
         break;
     case phase::websocket:
@@ -60,6 +83,67 @@ void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noe
     if (_io.user(h) == &c && c.held_in != inbound_held(c)) {
         account_inbound(h, c);
     }
+}
+
+// --- PROXY protocol -----------------------------------------------------------------------
+
+void gateway::read_proxy_header(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept {
+    // Usually the whole header is in the first read: it is parsed where it lies. Only a
+    // header split over reads is gathered in proxy_bytes, never more of a read than a
+    // header can still take, so the bytes after it stay in `bytes` for read_http.
+    const std::size_t kept_before = c.proxy_bytes.size();
+    proxy_parse r;
+    if (kept_before == 0) {
+        r = parse_proxy_header(bytes);
+    } else {
+        const std::size_t take = std::min(bytes.size(), proxy_header_max_bytes - kept_before);
+        c.proxy_bytes.append(reinterpret_cast<const char*>(bytes.data()), take);
+        r = parse_proxy_header(std::as_bytes(std::span(c.proxy_bytes)));
+    }
+    switch (r.status) {
+    case proxy_status::need_more:
+        if (kept_before == 0) {
+            // need_more means fewer bytes than a header's maximum: all of them are kept.
+            c.proxy_bytes.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        }
+        return;
+    case proxy_status::error:
+        return drop_proxy_connection(h, c, _proxy_header_invalid);
+    case proxy_status::done:
+        break;
+    }
+    ++_proxy_headers;
+    // What of this read the header took (the rest of it was kept from earlier reads, which
+    // were a header's prefix: the reader answers need_more for every prefix of a header).
+    RINGCAST_ASSERT(r.consumed > kept_before);
+    const std::size_t used = r.consumed - kept_before;
+    std::string().swap(c.proxy_bytes);
+    peer_address client = _io.peer(h);
+    switch (r.header.client) {
+    case proxy_client::carried:
+        client = r.header.source;
+        break;
+    case proxy_client::own:
+        break; // LOCAL, UNKNOWN: the proxy speaks for itself
+    }
+    switch (_io.admit_client(h, client)) {
+    case core::client_verdict::admitted:
+        break;
+    case core::client_verdict::refused:
+        c.state = phase::closed; // the shard sent the 429 and is closing it
+        return;
+    }
+    c.state = phase::http;
+    if (used < bytes.size()) {
+        read_http(h, c, bytes.subspan(used));
+    }
+}
+
+void gateway::drop_proxy_connection(conn_handle h, connection& c, uint64_t& counter) noexcept {
+    ++counter;
+    std::string().swap(c.proxy_bytes);
+    c.state = phase::closed;
+    _io.close(h, core::close_mode::after_flush);
 }
 
 // --- HTTP ---------------------------------------------------------------------------------
@@ -221,7 +305,7 @@ void gateway::read_frames(conn_handle h, connection& c, std::span<std::byte> byt
 // --- the shard's inbound budget -----------------------------------------------------------
 
 std::size_t gateway::inbound_held(const connection& c) noexcept {
-    return c.ws.held_bytes() + (c.http ? c.http->held_bytes() : 0);
+    return c.ws.held_bytes() + (c.http ? c.http->held_bytes() : 0) + c.proxy_bytes.capacity();
 }
 
 void gateway::account_inbound(conn_handle h, connection& c) noexcept {
@@ -271,6 +355,12 @@ void gateway::enforce_inbound_budget() noexcept {
             }
             close_websocket(h, *c, ws::close_code::message_too_big,
                             "server inbound budget exceeded; send smaller messages");
+        } else if (c->state == phase::proxy_header) {
+            // A PROXY header still arriving: nothing to answer it with (the protocol
+            // drops bad headers unanswered); its bytes go at once.
+            std::string().swap(c->proxy_bytes);
+            c->state = phase::closed;
+            _io.close(h, core::close_mode::after_flush);
         } else if (c->state == phase::http) {
             // A request still arriving: its buffer goes at once, with a 503 that says why.
             c->http->reset();
@@ -288,6 +378,11 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     e.inbound_held_bytes = _inbound_held;
     e.inbound_budget_closes = _inbound_budget_closes;
     e.refused_origin = _refused_origin;
+
+    e.proxy_headers = _proxy_headers;
+    e.proxy_header_invalid = _proxy_header_invalid;
+    e.proxy_header_timeouts = _proxy_header_timeouts;
+    e.proxy_header_untrusted = _proxy_header_untrusted;
     return e;
 }
 
@@ -375,6 +470,10 @@ void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexce
     }
     auto& c = *static_cast<connection*>(user);
     const uint64_t now = _io.now_ms();
+    if (c.state == phase::proxy_header) {
+        // The handshake timeout, armed at accept, covers the header as well as the request.
+        return drop_proxy_connection(h, c, _proxy_header_timeouts);
+    }
     if (c.state == phase::http && c.awaiting) {
         // The keep-alive idle clock does not run while our own answer is pending.
         _io.set_timer(h, core::conn_timer::liveness, now + _config.handshake_timeout_ms);
@@ -433,7 +532,7 @@ void gateway::on_shutdown(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
     if (c.state == phase::websocket) {
         close_websocket(h, c, ws::close_code::going_away, "server shutting down");
-    } else if (c.state == phase::http) {
+    } else if (c.state == phase::http || c.state == phase::proxy_header) {
         c.state = phase::closed;
         _io.close(h, core::close_mode::now);
     }

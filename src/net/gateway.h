@@ -17,6 +17,9 @@
 namespace ringcast::net {
 
 enum class phase : uint8_t {
+    /// From a --proxy-protocol-from address: reading its PROXY header (proxy_header.h)
+    /// before anything else; the handshake timeout armed at accept bounds it too.
+    proxy_header,
     http,      ///< reading an HTTP request (handshake timeout armed)
     websocket, ///< upgraded: frames in, frames out (ping/idle timers armed)
     closed,    ///< we asked the shard to close; input is ignored
@@ -36,6 +39,9 @@ struct connection {
     std::unique_ptr<pubsub::session> session;
     /// Bytes that arrived while an API response was pending (pipelining), replayed after.
     std::string stash;
+    /// phase::proxy_header: the header's bytes so far, when it came in more than one read
+    /// (at most proxy_header_max_bytes); released once it is complete.
+    std::string proxy_bytes;
     ws::frame_parser ws;
     uint64_t last_rx_ms = 0;   ///< last inbound bytes (any), the liveness clock
     uint64_t ping_sent_ms = 0; ///< when the outstanding ping left; 0: none outstanding
@@ -46,6 +52,9 @@ struct connection {
     bool awaiting = false;
     /// A response went out and the connection stayed open: it is a keep-alive connection.
     bool kept_alive = false;
+    /// No bytes have come from the peer yet (on_data clears it): where a PROXY header from
+    /// an address not trusted to send one is recognised.
+    bool first_read = true;
     /// The socket that accepted it: with --api-listen, the API listener serves /api/ and
     /// /healthz only (the route table's listeners column).
     core::listener listener = core::listener::main;
@@ -139,6 +148,13 @@ private:
     void enforce_inbound_budget() noexcept;
     void forget_inbound(connection& c) noexcept;
 
+    /// phase::proxy_header: gathers the header (parse_proxy_header), names the client to the
+    /// shard (conn_io::admit_client) and hands the bytes after the header to read_http. A
+    /// bad header closes the connection unanswered (counted).
+    void read_proxy_header(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
+    /// A PROXY header ended badly (invalid, or not complete in time): counted, and the
+    /// connection closed without an answer, as the protocol asks.
+    void drop_proxy_connection(conn_handle h, connection& c, uint64_t& counter) noexcept;
     void read_http(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
     /// Answers one complete request: looks it up in _routes and runs the row's handler, or
     /// sends the lookup's refusal. Returns true when the connection stays in HTTP (then the
@@ -172,6 +188,12 @@ private:
     std::size_t _inbound_held = 0;
     uint64_t _inbound_budget_closes = 0;
     uint64_t _refused_origin = 0; ///< /ws upgrades refused 403: Origin not in --allowed-origins
+
+    // PROXY protocol outcomes (admin::edge_counters).
+    uint64_t _proxy_headers = 0;
+    uint64_t _proxy_header_invalid = 0;
+    uint64_t _proxy_header_timeouts = 0;
+    uint64_t _proxy_header_untrusted = 0;
     pubsub::engine _engine;
     admin::api _api;
 };

@@ -318,7 +318,8 @@ def cases(binary):
                     text = " ".join(lines[line:end])
                     m = re.search(r"\(default (\d+)\)", text)
                     value = {"HOST:PORT": f"{support.LOOPBACK}:0", "PATH": keyfile,
-                             "NS[,NS]": "chat"}.get(head[1], m.group(1) if m else "1")
+                             "NS[,NS]": "chat",
+                             "CIDR[,CIDR]": "10.0.0.0/8,::1"}.get(head[1], m.group(1) if m else "1")
                     if flag == "--echo":
                         value = "/echo"
                     args.append(value)

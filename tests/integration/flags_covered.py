@@ -48,6 +48,9 @@ BAD = {
     "PATH": ["/nonexistent/ringcast-test/api-key", "."],
     # An empty value or a trailing comma is taken as "no (more) namespaces": lenient, left.
     "NS[,NS]": ["user", "a:b", "bad ns", ",", "chat,,x", "chat,user"],
+    # A trust list is never lenient: empty, a trailing comma or host bits set are refused.
+    "CIDR[,CIDR]": ["abc", "-1", "1.5", "", ",", "10.0.0.0/8,", "10.0.0.1/8", "10.0.0.0/33",
+                    "::1/129", "127.1", "10.0.0.0/08", "localhost"],
 }
 ECHO_BAD = ["abc", "-1", "", "/", "/ws", "/healthz", "/api/x", "/a b", "/ech?o"]
 

@@ -22,6 +22,7 @@ bool is_number(option_type type) {
     case option_type::address:
     case option_type::path:
     case option_type::name_list:
+    case option_type::network_list:
     case option_type::toggle:
         return false;
     }
@@ -260,4 +261,30 @@ TEST_CASE("--api-key is refused with what to use instead; other names are not re
     CHECK(refusal("shards").empty());
     CHECK(refusal("").empty());
     CHECK(find_option("api-key") == nullptr);
+}
+
+TEST_CASE("--proxy-protocol-from adds networks in order; a bad list is refused and adds none",
+          "[app][options]") {
+    const option& from = row("proxy-protocol-from");
+    CHECK(value_name(from) == "CIDR[,CIDR]");
+    config cfg;
+    CHECK_FALSE(render_value(cfg, from).has_value());
+    REQUIRE(set_option(cfg, from, "--proxy-protocol-from", "10.0.0.0/8,127.0.0.1").has_value());
+    REQUIRE(set_option(cfg, from, "--proxy-protocol-from", "2001:DB8::/32").has_value());
+    CHECK(render_value(cfg, from) == "10.0.0.0/8,127.0.0.1/32,2001:db8::/32");
+    REQUIRE(cfg.runtime.proxy_from.size() == 3);
+    CHECK(cfg.runtime.proxy_from[1].bits == 32);
+    for (const std::string_view bad :
+         {"", ",", "10.0.0.0/8,", ",10.0.0.0/8", "10.0.0.0/8,,::1", "10.0.0.1/8", "10.0.0.0/33",
+          "abc", "1.5", "-1", "10.0.0.0/8 ", "::1/129", "10.0.0.0/8,bad"}) {
+        INFO("'" << bad << "'");
+        auto refused = set_option(cfg, from, "--proxy-protocol-from", bad);
+        REQUIRE_FALSE(refused.has_value());
+        CHECK(refused.error().starts_with("--proxy-protocol-from"));
+    }
+    CHECK(cfg.runtime.proxy_from.size() == 3);
+    // What is shown reads back as the same list.
+    config again;
+    REQUIRE(set_option(again, from, "--proxy-protocol-from", *render_value(cfg, from)).has_value());
+    CHECK(render_value(again, from) == render_value(cfg, from));
 }

@@ -196,3 +196,76 @@ TEST_CASE("address_table never evicts an address that has connections", "[core][
     }
     CHECK(t.admit(key(v4("192.0.2.1")), 0).verdict == address_verdict::over_cap);
 }
+
+TEST_CASE("parse_ip_address reads numeric IPv4 and IPv6 exactly as written", "[core][admission]") {
+    const auto a = parse_ip_address("192.0.2.7");
+    REQUIRE(a);
+    CHECK(a->family == ip_family::v4);
+    CHECK(a->text() == "192.0.2.7");
+    CHECK(a->port == 0);
+    const auto b = parse_ip_address("2001:DB8::1");
+    REQUIRE(b);
+    CHECK(b->family == ip_family::v6);
+    CHECK(b->text() == "2001:db8::1");
+    const auto mapped = parse_ip_address("::ffff:192.0.2.7");
+    REQUIRE(mapped);
+    CHECK(mapped->family == ip_family::v6); // as written; accept's rule is for peers
+    for (const char* text : {"", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.256", "127.1",
+                             " 1.2.3.4", "1.2.3.4 ", "+1.2.3.4", "1.2.3.-4", "localhost",
+                             "[::1]", "fe80::1%eth0", "1::2::3", "12345::", ":::",
+                             "::1/128", "1.2.3.4/32", "0x7f.0.0.1"}) {
+        INFO("'" << text << "'");
+        CHECK_FALSE(parse_ip_address(text).has_value());
+    }
+}
+
+TEST_CASE("address prefixes: parsing, host bits, and which peers they contain",
+          "[core][admission]") {
+    const auto net8 = parse_address_prefix("10.0.0.0/8");
+    REQUIRE(net8);
+    CHECK(net8->bits == 8);
+    CHECK(net8->text() == "10.0.0.0/8");
+    CHECK(net8->contains(v4("10.255.1.2")));
+    CHECK_FALSE(net8->contains(v4("11.0.0.0")));
+    CHECK_FALSE(net8->contains(v6("::ffff:9.0.0.1")));
+    CHECK(net8->contains(v6("::ffff:10.0.0.1"))); // an accepted mapped peer is IPv4
+    CHECK_FALSE(net8->contains(v6("a00::1")));     // same leading bits, other family
+    CHECK_FALSE(net8->contains(peer_address{}));
+
+    const auto single = parse_address_prefix("127.0.0.2");
+    REQUIRE(single);
+    CHECK(single->bits == 32);
+    CHECK(single->contains(v4("127.0.0.2")));
+    CHECK_FALSE(single->contains(v4("127.0.0.1")));
+
+    const auto odd = parse_address_prefix("192.0.2.128/25");
+    REQUIRE(odd);
+    CHECK(odd->contains(v4("192.0.2.200")));
+    CHECK_FALSE(odd->contains(v4("192.0.2.127")));
+
+    const auto v6net = parse_address_prefix("2001:db8::/33");
+    REQUIRE(v6net);
+    CHECK(v6net->contains(v6("2001:db8:7fff::1")));
+    CHECK_FALSE(v6net->contains(v6("2001:db8:8000::1")));
+    CHECK_FALSE(v6net->contains(v4("32.1.13.184")));
+
+    const auto everything = parse_address_prefix("0.0.0.0/0");
+    REQUIRE(everything);
+    CHECK(everything->contains(v4("203.0.113.9")));
+    CHECK_FALSE(everything->contains(v6("::1")));
+    CHECK(parse_address_prefix("::/0")->contains(v6("2001:db8::1")));
+    CHECK(parse_address_prefix("::1")->bits == 128);
+
+    for (const char* text : {"", "/8", "10.0.0.0/", "10.0.0.0/33", "::/129", "10.0.0.0/08",
+                             "10.0.0.0/+8", "10.0.0.0/-1", "10.0.0.0/8/8", "10.0.0.0/8 ",
+                             "abc", "1.5", "-1", "10.0.0/8"}) {
+        INFO("'" << text << "'");
+        CHECK_FALSE(parse_address_prefix(text).has_value());
+    }
+    const auto host_bits = parse_address_prefix("10.0.0.1/8");
+    REQUIRE_FALSE(host_bits.has_value());
+    CHECK(host_bits.error().find("write the network as 10.0.0.0/8") != std::string::npos);
+    const auto host_bits6 = parse_address_prefix("2001:db8::1/64");
+    REQUIRE_FALSE(host_bits6.has_value());
+    CHECK(host_bits6.error().find("2001:db8::/64") != std::string::npos);
+}

@@ -68,6 +68,10 @@ public:
     unsigned shards() const noexcept override { return shard_count; }
     const core::shard_counters& counters() const noexcept override { return shard_stats; }
     peer_address peer(conn_handle) const noexcept override { return {}; }
+    bool awaits_client(conn_handle) const noexcept override { return false; }
+    core::client_verdict admit_client(conn_handle, const peer_address&) noexcept override {
+        return core::client_verdict::admitted;
+    }
     core::mesh_handlers& mesh_receivers() noexcept override { return handlers; }
     bool mesh_congested(shard_id) const noexcept override { return false; }
 
