@@ -103,6 +103,11 @@ struct edge_counters {
     uint64_t inbound_held_bytes = 0;    ///< unfinished inbound messages (gauge)
     uint64_t inbound_budget_closes = 0; ///< closed with 1009: the shard's inbound budget
     uint64_t refused_origin = 0;        ///< /ws upgrades refused 403: --allowed-origins
+    uint64_t refused_token_missing = 0; ///< /ws upgrades refused 401: no token (JWT on)
+    uint64_t refused_token_expired = 0; ///< 401: expired, not yet valid, issued in the future
+    uint64_t refused_token_invalid = 0; ///< 401: malformed, bad signature, unknown key, alg
+    uint64_t refused_token_claims = 0;  ///< 401: issuer, audience, sub or exp claim
+    uint64_t token_expiry_closes = 0;   ///< connections closed 4001: token expired
 };
 
 /// How the API answers a request it could not answer at once (the gateway implements it).
