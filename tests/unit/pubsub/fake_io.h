@@ -48,7 +48,9 @@ public:
     void close(conn_handle h, core::close_mode mode) noexcept override {
         closes.emplace_back(h, mode);
     }
-    void set_timer(conn_handle, core::conn_timer, uint64_t) noexcept override {}
+    void set_timer(conn_handle h, core::conn_timer which, uint64_t deadline_ms) noexcept override {
+        timers.push_back({h, which, deadline_ms});
+    }
     void cancel_timer(conn_handle, core::conn_timer) noexcept override {}
     uint64_t now_ms() const noexcept override { return now; }
     shard_id id() const noexcept override { return self_id; }
@@ -74,6 +76,12 @@ public:
     std::vector<sent> sends;
     std::vector<std::pair<conn_handle, core::close_mode>> closes;
     std::vector<conn_handle> discarded;
+    struct timer_set {
+        conn_handle h;
+        core::conn_timer which;
+        uint64_t deadline_ms;
+    };
+    std::vector<timer_set> timers; // every set_timer, in order
     std::vector<posted> posts;
     core::shard_counters shard_stats{};
     core::mesh_handlers handlers;
