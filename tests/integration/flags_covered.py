@@ -48,6 +48,9 @@ BAD = {
     "PATH": ["/nonexistent/ringcast-test/api-key", "."],
     # An empty value or a trailing comma is taken as "no (more) namespaces": lenient, left.
     "NS[,NS]": ["user", "a:b", "bad ns", ",", "chat,,x", "chat,user"],
+    "TEXT": [""],
+    "NAME:RULE[,RULE]": ["abc", "", "user:public", "chat:", "chat:public,private",
+                         "chat:bogus", "chat:public,publish,publish"],
 }
 ECHO_BAD = ["abc", "-1", "", "/", "/ws", "/healthz", "/api/x", "/a b", "/ech?o"]
 
