@@ -208,7 +208,7 @@ struct counters {
     uint64_t local_channels = 0;  ///< channels with local subscribers or pending (gauge)
     uint64_t home_channels = 0;   ///< channels ordered here (gauge)
     uint64_t idle_channels_evicted = 0;
-    uint64_t permission_refused = 0; ///< subscribes / publishes refused 403 by the namespace rules
+    uint64_t permission_refused = 0; ///< subscribes / publishes refused 403 (namespace rules)
     uint64_t refreshes = 0;          ///< refresh commands that replaced a connection's token
     uint64_t refresh_refused = 0;    ///< refresh commands refused (401, 403)
     uint64_t revoked_subscriptions = 0; ///< subscriptions ended by a refresh (notice sent)

@@ -127,7 +127,8 @@ result<void, std::string> check_combinations(const config& cfg) {
             "drop --insecure")};
     }
     if (jwt && !cfg.gateway.pubsub.client_publish_namespaces.empty()) {
-        return unexpected{"--client-publish " + cfg.gateway.pubsub.client_publish_namespaces.front() +
+        return unexpected{"--client-publish " +
+                          cfg.gateway.pubsub.client_publish_namespaces.front() +
                           " is for servers without JWT keys; with them the namespace rules "
                           "decide: --namespace " +
                           cfg.gateway.pubsub.client_publish_namespaces.front() + ":public,publish"};

@@ -30,11 +30,11 @@ std::string_view presented_token(const http::request& req) noexcept {
 }
 
 token_refusal classify_token_refusal(std::string_view reason) noexcept {
-    constexpr std::array<std::string_view, 3> expired = {
-        "token expired", "token not yet valid", "token issued in the future"};
-    constexpr std::array<std::string_view, 5> claims = {
-        "wrong issuer", "wrong audience", "missing sub", "missing exp",
-        "sub is not a valid user id"};
+    constexpr std::array<std::string_view, 3> expired = {"token expired", "token not yet valid",
+                                                         "token issued in the future"};
+    constexpr std::array<std::string_view, 5> claims = {"wrong issuer", "wrong audience",
+                                                        "missing sub", "missing exp",
+                                                        "sub is not a valid user id"};
     if (reason == "token required") {
         return token_refusal::missing;
     }

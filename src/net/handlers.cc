@@ -58,10 +58,9 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
     if (_verifier && !backend) {
         auto verified = authenticate(req);
         if (!verified) {
-            send_response(
-                ctx.h, ctx.conn,
-                http::make_error_response(401, verified.error(), http::keep_alive::no),
-                http::keep_alive::no, ctx.head);
+            send_response(ctx.h, ctx.conn,
+                          http::make_error_response(401, verified.error(), http::keep_alive::no),
+                          http::keep_alive::no, ctx.head);
             return;
         }
         who = std::move(*verified);

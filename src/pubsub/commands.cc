@@ -213,7 +213,8 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
         }
     };
     if (s._identity) {
-        const auth::access_verdict v = auth::may_subscribe(*s._identity, channel, *_config.namespaces);
+        const auth::access_verdict v =
+            auth::may_subscribe(*s._identity, channel, *_config.namespaces);
         if (!v.allowed) {
             ++_counters.permission_refused;
             return answer(reply_error(cmd.has_id, cmd.id, 403, v.reason));
@@ -279,7 +280,8 @@ void engine::client_publish(conn_handle h, session& s, const command& cmd) {
     if (s._identity) {
         // Authenticated: the namespace rules alone decide (--client-publish is refused at
         // start together with JWT keys).
-        const auth::access_verdict v = auth::may_publish(*s._identity, cmd.channel, *_config.namespaces);
+        const auth::access_verdict v =
+            auth::may_publish(*s._identity, cmd.channel, *_config.namespaces);
         if (!v.allowed) {
             ++_counters.permission_refused;
             return send_reply(h, s, reply_error(cmd.has_id, cmd.id, 403, v.reason));
@@ -287,8 +289,9 @@ void engine::client_publish(conn_handle h, session& s, const command& cmd) {
     }
     const std::string_view ns = channel_namespace(cmd.channel);
     const auto& allowed = _config.client_publish_namespaces;
-    const bool permitted = s._backend || s._identity ||
-                           (!ns.empty() && std::find(allowed.begin(), allowed.end(), ns) != allowed.end());
+    const bool permitted =
+        s._backend || s._identity ||
+        (!ns.empty() && std::find(allowed.begin(), allowed.end(), ns) != allowed.end());
     if (!permitted) {
         return send_reply(h, s,
                           reply_error(cmd.has_id, cmd.id, 403,

@@ -3,15 +3,14 @@
 // refresh command (verified, same user, permissions recomputed, a notice per revoked
 // subscription ahead of the reply, the expiry timer moved) and its refusals. Tokens are
 // signed by tests/unit/auth/token_maker, independently of src/auth.
+#include "../auth/token_maker.h"
 #include "fake_io.h"
 #include "shown.h"
-#include "../auth/token_maker.h"
 
 #include <ringcast/auth.h>
 #include <ringcast/pubsub.h>
 
 #include <catch2/catch.hpp>
-
 #include <ctime>
 #include <memory>
 #include <string>
@@ -126,8 +125,7 @@ TEST_CASE("an authenticated session subscribes and publishes only where the name
                                     ",\"ok\":true"));
         } else {
             CHECK(reply == "{\"op\":\"reply\",\"id\":" + std::to_string(id) +
-                               R"(,"ok":false,"error":{"code":403,"message":")" + x.error +
-                               "\"}}");
+                               R"(,"ok":false,"error":{"code":403,"message":")" + x.error + "\"}}");
         }
         ++id;
     }
@@ -138,8 +136,9 @@ TEST_CASE("an authenticated session subscribes and publishes only where the name
     for (const char* channel : {"lobby", "private:test-progress-42", "user:alice"}) {
         INFO(channel);
         e.on_text(handle(1), s, command_text("publish", channel, 21));
-        CHECK(last(io, 1) ==
-              R"({"op":"reply","id":21,"ok":false,"error":{"code":403,"message":"publish not allowed"}})");
+        CHECK(
+            last(io, 1) ==
+            R"({"op":"reply","id":21,"ok":false,"error":{"code":403,"message":"publish not allowed"}})");
     }
     e.on_text(handle(1), s, command_text("publish", "admin:ops", 22));
     CHECK(last(io, 1) ==
@@ -195,8 +194,9 @@ TEST_CASE("refresh replaces the token, revokes what the new claims no longer all
     e.on_text(handle(1), s, R"({"op":"refresh","token":")" + fresh + R"(","id":4})");
     const auto texts = texts_to(io, 1);
     REQUIRE(texts.size() == sent_before + 2);
-    CHECK(texts[sent_before] ==
-          R"({"op":"notice","type":"unsubscribed","channel":"private:b","reason":"channel not granted by token"})");
+    CHECK(
+        texts[sent_before] ==
+        R"({"op":"notice","type":"unsubscribed","channel":"private:b","reason":"channel not granted by token"})");
     CHECK(texts[sent_before + 1].starts_with(R"({"op":"reply","id":4,"ok":true,"expiresAt":)"));
     CHECK(e.stats().subscriptions == 3);
     CHECK(e.stats().refreshes == 1);
@@ -210,8 +210,9 @@ TEST_CASE("refresh replaces the token, revokes what the new claims no longer all
         e.on_text(handle(1), s,
                   R"({"op":"refresh","token":")" + token("bob", R"(,"channels":["*"])") +
                       R"(","id":5})");
-        CHECK(last(io, 1) ==
-              R"({"op":"reply","id":5,"ok":false,"error":{"code":403,"message":"token for another user"}})");
+        CHECK(
+            last(io, 1) ==
+            R"({"op":"reply","id":5,"ok":false,"error":{"code":403,"message":"token for another user"}})");
         CHECK(s.identity()->channels == std::vector<std::string>{"private:a"});
         CHECK(io.timers.size() == timers_before + 1);
     }
@@ -239,13 +240,15 @@ TEST_CASE("refresh on a session without a token is refused with 400", "[pubsub][
     session anonymous;
     e.open_session(handle(1), anonymous, "");
     e.on_text(handle(1), anonymous, R"({"op":"refresh","token":"a.b.c","id":1})");
-    CHECK(last(io, 1) ==
-          R"({"op":"reply","id":1,"ok":false,"error":{"code":400,"message":"authentication is off: no token to refresh"}})");
+    CHECK(
+        last(io, 1) ==
+        R"({"op":"reply","id":1,"ok":false,"error":{"code":400,"message":"authentication is off: no token to refresh"}})");
     session backend;
     e.open_session(handle(2), backend, "", true);
     e.on_text(handle(2), backend, R"({"op":"refresh","token":"a.b.c","id":1})");
-    CHECK(last(io, 2) ==
-          R"({"op":"reply","id":1,"ok":false,"error":{"code":400,"message":"a backend session has no token to refresh"}})");
+    CHECK(
+        last(io, 2) ==
+        R"({"op":"reply","id":1,"ok":false,"error":{"code":400,"message":"a backend session has no token to refresh"}})");
     e.close_session(handle(1), anonymous);
     e.close_session(handle(2), backend);
 }
