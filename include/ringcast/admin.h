@@ -109,6 +109,11 @@ struct edge_counters {
     uint64_t proxy_header_invalid = 0;   ///< trusted connections closed: not a valid header
     uint64_t proxy_header_timeouts = 0;  ///< trusted connections closed: no whole header in time
     uint64_t proxy_header_untrusted = 0; ///< 400: a header from an address not trusted to send one
+    uint64_t refused_token_missing = 0; ///< /ws upgrades refused 401: no token (JWT on)
+    uint64_t refused_token_expired = 0; ///< 401: expired, not yet valid, issued in the future
+    uint64_t refused_token_invalid = 0; ///< 401: malformed, bad signature, unknown key, alg
+    uint64_t refused_token_claims = 0;  ///< 401: issuer, audience, sub or exp claim
+    uint64_t token_expiry_closes = 0;   ///< connections closed 4001: token expired
 };
 
 /// How the API answers a request it could not answer at once (the gateway implements it).

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <ringcast/admin.h>
+#include <ringcast/auth.h>
 #include <ringcast/core.h>
 #include <ringcast/http.h>
 #include <ringcast/pubsub.h>
@@ -52,13 +53,26 @@ result<std::vector<int>, std::string> open_listeners(const endpoint& where, std:
 /// The port a bound socket got.
 uint16_t local_port(int fd) noexcept;
 
+/// JWT authentication on /ws (docs/protocol.md "Identity"): on when `keys` is set.
+struct token_config {
+    /// The keys from --jwt-secret-file, --jwt-public-key and --jwks-file, loaded once at
+    /// start-up and shared read-only by every shard (each builds its own auth::verifier
+    /// over it). Null: authentication off.
+    std::shared_ptr<const auth::key_set> keys;
+    /// --jwt-issuer, --jwt-audience, --jwt-leeway-s.
+    auth::verify_options verify;
+};
+
 struct gateway_config {
     /// Path of the pubsub WebSocket endpoint (docs/protocol.md).
     std::string ws_path = "/ws";
     /// Path of the echo WebSocket endpoint (--echo); empty: no echo endpoint.
     std::string echo_path;
-    /// --insecure: take the user id from ?user= on the upgrade (until auth lands).
+    /// --insecure: take the user id from ?user= on the upgrade (development only; never
+    /// together with JWT keys, refused at start).
     bool insecure = false;
+    /// JWT authentication; with keys, every /ws client but a backend session needs a token.
+    token_config tokens;
     /// --allowed-origins: the origins a browser's upgrade may come from (origin_allowed);
     /// empty: any.
     std::vector<std::string> allowed_origins;
@@ -97,6 +111,27 @@ result<void, std::string> check_origin_pattern(std::string_view pattern);
 /// matches, comparing scheme and host without regard to ASCII case. A malformed Origin
 /// matches nothing.
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) noexcept;
+
+/// The token a /ws upgrade presents: the value of "Authorization: Bearer <token>" (scheme
+/// in any case) when the request has that header, else the ?token= query parameter as sent
+/// (not percent-decoded: a compact JWS needs no encoding); empty when neither. The header
+/// wins when both are there. Whether the value is an API key instead is the caller's
+/// question (admin::bearer_key).
+std::string_view presented_token(const http::request& req) noexcept;
+
+/// How a refused handshake token is counted in /api/stats (edge_counters).
+enum class token_refusal : uint8_t {
+    missing, ///< no token at all ("token required")
+    expired, ///< "token expired", "token not yet valid", "token issued in the future"
+    invalid, ///< a token that proves nothing: malformed, too long, bad signature, unknown
+             ///< key, algorithm not allowed, unsupported crit header
+    claims,  ///< signed, but its claims do not fit: issuer, audience, missing sub or exp,
+             ///< a sub that is not a user id
+};
+
+/// The class of an auth::verifier::verify() reason or of one of the gateway's own
+/// ("token required", "sub is not a valid user id"); an unknown reason counts as invalid.
+token_refusal classify_token_refusal(std::string_view reason) noexcept;
 
 /// The protocol handler for one shard, bound to that shard's conn_io.
 std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config);

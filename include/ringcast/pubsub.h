@@ -11,10 +11,12 @@
 // in docs/decisions.md ("Pub/sub", "The engine split by concern").
 #pragma once
 
+#include <ringcast/auth.h>
 #include <ringcast/core.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,8 +38,12 @@ bool valid_event(std::string_view name) noexcept;
 bool valid_user_id(std::string_view id) noexcept;
 /// The namespace of a channel: the part before the first ':' (empty when none).
 std::string_view channel_namespace(std::string_view channel) noexcept;
+/// Refresh tokens: 1-max_token_chars bytes of [A-Za-z0-9_.-] (a compact JWS); whether it
+/// verifies is auth::verifier's to say.
+inline constexpr std::size_t max_token_chars = 16384;
+bool valid_token(std::string_view token) noexcept;
 
-enum class command_op : uint8_t { subscribe, unsubscribe, publish, ping };
+enum class command_op : uint8_t { subscribe, unsubscribe, publish, ping, refresh };
 
 struct recover_point {
     std::string_view epoch;
@@ -55,6 +61,7 @@ struct command {
     priority prio = priority::normal;
     bool has_recover = false;
     recover_point recover; ///< subscribe with "recover"
+    std::string_view token; ///< refresh: the new token (valid_token)
 };
 
 /// Why a command was refused; `code` per docs/protocol.md (400 ...), `message` static text.
@@ -135,6 +142,10 @@ std::string reply_ok(bool has_id, uint64_t id, std::string_view extra_fields = {
 /// {"op":"reply","id":<id|null>,"ok":false,"error":{"code":N,"message":"..."}} with the
 /// message JSON-escaped.
 std::string reply_error(bool has_id, uint64_t id, int code, std::string_view message);
+/// {"op":"notice","type":"unsubscribed","channel":"<channel>","reason":"<reason>"}: a
+/// refresh ended the connection's subscription to `channel` (a valid_channel), because the
+/// new token does not allow it; `reason` (JSON-escaped) is auth::may_subscribe's.
+std::string notice_unsubscribed(std::string_view channel, std::string_view reason);
 
 // ---- 2. runtime ---------------------------------------------------------------------------
 //
@@ -148,8 +159,13 @@ std::string reply_error(bool has_id, uint64_t id, int code, std::string_view mes
 
 /// Knobs of the engine; filled from flags by src/app.
 struct config {
-    /// Namespaces whose channels clients may publish to (--client-publish).
+    /// Namespaces whose channels clients may publish to (--client-publish), for sessions
+    /// without an identity (authentication off).
     std::vector<std::string> client_publish_namespaces;
+    /// The namespace rules (--namespace), set when authentication is on (JWT keys
+    /// configured): a session opened with an identity subscribes and publishes only as
+    /// auth::may_subscribe / may_publish allow. Shared read-only by every shard.
+    std::shared_ptr<const auth::namespace_table> namespaces;
     /// Channels one connection may subscribe to (its own user: channel included).
     uint32_t max_channels_per_connection = 50;
     /// Queued output at which a connection is a slow consumer and is closed with 1008.
@@ -192,6 +208,10 @@ struct counters {
     uint64_t local_channels = 0;  ///< channels with local subscribers or pending (gauge)
     uint64_t home_channels = 0;   ///< channels ordered here (gauge)
     uint64_t idle_channels_evicted = 0;
+    uint64_t permission_refused = 0; ///< subscribes / publishes refused 403 (namespace rules)
+    uint64_t refreshes = 0;          ///< refresh commands that replaced a connection's token
+    uint64_t refresh_refused = 0;    ///< refresh commands refused (401, 403)
+    uint64_t revoked_subscriptions = 0; ///< subscriptions ended by a refresh (notice sent)
 };
 
 struct local_channel;
@@ -236,6 +256,9 @@ public:
     session& operator=(const session&) = delete;
 
     const std::string& user_id() const noexcept { return _user_id; }
+    /// Who the connection's token says it is; null when it was opened without one
+    /// (authentication off, or a backend session).
+    const auth::identity* identity() const noexcept { return _identity.get(); }
     /// The connection is closing: deliver nothing more to it.
     void mark_closing() noexcept { _closing = true; }
 
@@ -250,6 +273,9 @@ private:
         uint32_t index; // position in channel->subscribers
     };
     std::string _user_id;                      // engine
+    // engine: the verified token's claims, replaced by a refresh. Bounded by the token's
+    // size (auth::verify_options::max_token_bytes): at most that many bytes of names.
+    std::unique_ptr<auth::identity> _identity;
     std::vector<subscription> _subs;           // subscriptions: the channels it receives
     std::vector<local_channel*> _waiting_on;   // subscriptions: where a subscribe of ours waits
     std::unique_ptr<session_backlog> _backlog; // engine: deferred commands, reply slots; or null
@@ -318,7 +344,9 @@ unsigned home_shard(std::string_view name, unsigned shards) noexcept;
 /// thread only.
 class engine {
 public:
-    engine(core::conn_io& io, const config& cfg);
+    /// `tokens`: the shard's verifier when authentication is on (a refresh command is
+    /// verified with it; it must outlive the engine), else null.
+    engine(core::conn_io& io, const config& cfg, auth::verifier* tokens = nullptr);
     ~engine();
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
@@ -328,6 +356,12 @@ public:
     /// `backend`: the connection presented the API key and may publish to any channel
     /// (a high-rate feed over one WebSocket instead of HTTP requests).
     void open_session(conn_handle h, session& s, std::string_view user_id, bool backend = false);
+    /// A /ws connection authenticated by a token the gateway verified: opens it as
+    /// who.user_id (which must be a valid_user_id), keeps `who` for the subscribe and
+    /// publish decisions (config::namespaces, which must be set) and arms the connection's
+    /// core::conn_timer::expiry at exp + leeway; the handler closes it (4001) when that
+    /// fires, unless a refresh moved it.
+    void open_session(conn_handle h, session& s, auth::identity who);
     /// A text message from the client: one command (docs/protocol.md).
     void on_text(conn_handle h, session& s, std::string_view text);
     /// The connection is gone: its subscriptions end.
@@ -379,6 +413,9 @@ private:
     void unsubscribe(conn_handle h, session& s, const command& cmd);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
     void client_publish(conn_handle h, session& s, const command& cmd);
+    void refresh(conn_handle h, session& s, const command& cmd);
+    /// Arms h's expiry timer at exp + leeway (monotonic); nothing when `who` has no exp.
+    void arm_expiry(conn_handle h, const auth::identity& who) noexcept;
     // engine.cc: sessions, the interest round trip between subscriptions and a home's
     // ordering, a publish's way to its home shard and back.
     struct interest_relay;
@@ -392,6 +429,7 @@ private:
 
     core::conn_io& _io;
     config _config;
+    auth::verifier* _tokens = nullptr;
     publish_listener* _listener = nullptr;
     name_map<std::vector<conn_handle>> _users;
     std::vector<std::pair<conn_handle, session*>> _sessions;

@@ -97,6 +97,14 @@ inline constexpr field<pubsub::counters> pubsub_fields[] = {
      "channels whose messages this shard orders (their home shard)"},
     {"idle_channels_evicted", figure::counter, &pubsub::counters::idle_channels_evicted,
      "idle channels whose ordering state was dropped to stay under --max-idle-channels"},
+    {"permission_refused", figure::counter, &pubsub::counters::permission_refused,
+     "/ws subscribes and publishes refused 403 by the namespace rules (JWT on)"},
+    {"refreshes", figure::counter, &pubsub::counters::refreshes,
+     "/ws refresh commands that replaced the connection's token"},
+    {"refresh_refused", figure::counter, &pubsub::counters::refresh_refused,
+     "/ws refresh commands refused (401 bad token, 403 another user's token, 400 no token)"},
+    {"revoked_subscriptions", figure::counter, &pubsub::counters::revoked_subscriptions,
+     "subscriptions ended by a refresh whose token no longer allows them (notice sent)"},
 };
 
 inline constexpr field<core::shard_counters> core_fields[] = {
@@ -151,7 +159,6 @@ inline constexpr field<edge_counters> edge_fields[] = {
      "connections closed 1009 because the shard's inbound budget was used up"},
     {"refused_origin", figure::counter, &edge_counters::refused_origin,
      "WebSocket upgrades refused 403 because their Origin is not in --allowed-origins"},
-
     {"proxy_headers", figure::counter, &edge_counters::proxy_headers,
      "PROXY protocol headers read from --proxy-protocol-from addresses"},
     {"proxy_header_invalid", figure::counter, &edge_counters::proxy_header_invalid,
@@ -163,6 +170,18 @@ inline constexpr field<edge_counters> edge_fields[] = {
     {"proxy_header_untrusted", figure::counter, &edge_counters::proxy_header_untrusted,
      "connections refused 400 for a PROXY header from an address not in "
      "--proxy-protocol-from"},
+    {"refused_token_missing", figure::counter, &edge_counters::refused_token_missing,
+     "WebSocket upgrades refused 401 without a token (JWT keys configured)"},
+    {"refused_token_expired", figure::counter, &edge_counters::refused_token_expired,
+     "WebSocket upgrades refused 401: token expired, not yet valid or issued in the future"},
+    {"refused_token_invalid", figure::counter, &edge_counters::refused_token_invalid,
+     "WebSocket upgrades refused 401: token malformed, too long, badly signed, of an unknown "
+     "key or a refused algorithm"},
+    {"refused_token_claims", figure::counter, &edge_counters::refused_token_claims,
+     "WebSocket upgrades refused 401: wrong issuer or audience, missing exp or sub, a sub that "
+     "is not a user id"},
+    {"token_expiry_closes", figure::counter, &edge_counters::token_expiry_closes,
+     "connections closed 4001 because their token expired without a refresh"},
 };
 
 inline constexpr field<api_counters> api_fields[] = {

@@ -4,6 +4,8 @@
 
 #include "options.h"
 
+#include <ringcast/auth.h>
+
 #include <sched.h>
 
 #include <algorithm>
@@ -11,7 +13,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string_view>
+#include <tuple>
 
 namespace ringcast::app {
 
@@ -65,6 +69,35 @@ result<std::vector<admin::api_key>, std::string> read_api_keys(const std::string
     return admin::parse_api_keys(text, "--api-key-file = '" + path + "'");
 }
 
+/// The key set of --jwt-secret-file, --jwt-public-key and --jwks-file; null when none is
+/// given (authentication off).
+result<std::shared_ptr<const auth::key_set>, std::string> load_jwt_keys(const config& cfg) {
+    if (cfg.jwt_secret_file.empty() && cfg.jwt_public_key_file.empty() && cfg.jwks_file.empty()) {
+        return std::shared_ptr<const auth::key_set>();
+    }
+    auto keys = std::make_shared<auth::key_set>();
+    using loader = result<void, std::string> (auth::key_set::*)(const std::string&);
+    const std::tuple<const char*, const std::string*, loader> sources[] = {
+        {"--jwt-secret-file", &cfg.jwt_secret_file, &auth::key_set::load_secret_file},
+        {"--jwt-public-key", &cfg.jwt_public_key_file, &auth::key_set::load_public_key_file},
+        {"--jwks-file", &cfg.jwks_file, &auth::key_set::load_jwks_file},
+    };
+    for (const auto& [flag, path, load] : sources) {
+        if (path->empty()) {
+            continue;
+        }
+        if (auto ok = ((*keys).*load)(*path); !ok) {
+            return unexpected{std::string(flag) + ": " + ok.error()};
+        }
+    }
+    if (keys->empty()) {
+        return unexpected{std::string("the JWT key files given hold no signing key (a JWKS "
+                                      "of \"use\":\"enc\" keys only?); tokens could never "
+                                      "verify")};
+    }
+    return std::shared_ptr<const auth::key_set>(std::move(keys));
+}
+
 /// The option `arg` names on the command line ("--shards", or an alias such as "-h"), or null.
 const option* command_line_option(std::string_view arg) noexcept {
     if (arg.starts_with("--")) {
@@ -84,6 +117,31 @@ result<void, std::string> check_combinations(const config& cfg) {
     if (cfg.gateway.ping_interval_ms > 0 && cfg.gateway.pong_timeout_ms == 0) {
         return unexpected{std::string("--pong-timeout-ms = 0 with pings on would close every "
                                       "pinged client; use at least 1 or --ping-interval-ms 0")};
+    }
+    const bool jwt = !cfg.jwt_secret_file.empty() || !cfg.jwt_public_key_file.empty() ||
+                     !cfg.jwks_file.empty();
+    if (jwt && cfg.gateway.insecure) {
+        return unexpected{std::string(
+            "--insecure (user ids from ?user=, unchecked) cannot be combined with JWT keys "
+            "(--jwt-secret-file, --jwt-public-key, --jwks-file): users come from tokens; "
+            "drop --insecure")};
+    }
+    if (jwt && !cfg.gateway.pubsub.client_publish_namespaces.empty()) {
+        return unexpected{"--client-publish " +
+                          cfg.gateway.pubsub.client_publish_namespaces.front() +
+                          " is for servers without JWT keys; with them the namespace rules "
+                          "decide: --namespace " +
+                          cfg.gateway.pubsub.client_publish_namespaces.front() + ":public,publish"};
+    }
+    if (!jwt && !cfg.namespaces.empty()) {
+        return unexpected{std::string(
+            "--namespace needs JWT keys (--jwt-secret-file, --jwt-public-key or --jwks-file): "
+            "its rules decide by a token's claims")};
+    }
+    if (!jwt && (!cfg.gateway.tokens.verify.issuer.empty() ||
+                 !cfg.gateway.tokens.verify.audience.empty())) {
+        return unexpected{std::string("--jwt-issuer and --jwt-audience need JWT keys "
+                                      "(--jwt-secret-file, --jwt-public-key or --jwks-file)")};
     }
     return {};
 }
@@ -154,6 +212,8 @@ std::string default_clause(const option& opt) {
     case option_type::path:
     case option_type::name_list:
     case option_type::network_list:
+    case option_type::text:
+    case option_type::entry_list:
         return "(default " + *shown + ")";
     }
     return {};
@@ -221,7 +281,29 @@ result<void, std::string> finish_config(config& cfg) {
                          : !cfg.gateway.api.keys.empty() ? std::string(api_key_env)
                                                          : std::string();
     cfg.gateway.separate_api = cfg.api_listen.has_value();
-    return check_combinations(cfg);
+    if (auto ok = check_combinations(cfg); !ok) {
+        return ok;
+    }
+    auto jwt_keys = load_jwt_keys(cfg);
+    if (!jwt_keys) {
+        return unexpected{jwt_keys.error()};
+    }
+    cfg.gateway.tokens.keys = std::move(*jwt_keys);
+    cfg.gateway.tokens.verify.leeway_s = cfg.jwt_leeway_s;
+    if (cfg.gateway.tokens.keys) {
+        auto table = std::make_shared<auth::namespace_table>();
+        for (const std::string& entry : cfg.namespaces) {
+            auto rule = auth::parse_namespace_rule(entry); // checked when set: cannot fail
+            if (!rule) {
+                return unexpected{"--namespace = '" + entry + "': " + rule.error()};
+            }
+            if (auto added = table->add(std::move(*rule)); !added) {
+                return unexpected{"--namespace = '" + entry + "': " + added.error()};
+            }
+        }
+        cfg.gateway.pubsub.namespaces = std::move(table);
+    }
+    return {};
 }
 
 result<config, std::string> parse_args(int argc, char** argv) {

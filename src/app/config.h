@@ -38,6 +38,15 @@ struct config {
     net::gateway_config gateway;
     /// --api-key-file as given; empty: none (the key may still come from api_key_env).
     std::string api_key_file;
+    /// --jwt-secret-file, --jwt-public-key, --jwks-file as given; empty: none. finish_config
+    /// loads every one given into gateway.tokens.keys (authentication is on when any is).
+    std::string jwt_secret_file;
+    std::string jwt_public_key_file;
+    std::string jwks_file;
+    /// --jwt-leeway-s; finish_config copies it into gateway.tokens.verify.
+    uint32_t jwt_leeway_s = 30;
+    /// --namespace entries as given; finish_config builds gateway.pubsub.namespaces.
+    std::vector<std::string> namespaces;
     /// Where the API key came from (the --api-key-file path or the variable's name), for
     /// the start-up line; empty: no key. Set by finish_config.
     std::string api_key_source;
@@ -56,8 +65,10 @@ struct config {
 result<void, std::string> read_command_line(config& cfg, int argc, char** argv);
 
 /// Completes `cfg` once every source was read: reads the API key (--api-key-file or
-/// api_key_env, never both), derives the settings several options decide together, and
-/// checks the combinations of options that each source accepted one by one. The error
+/// api_key_env, never both) and the JWT keys (each error a sentence naming the option and
+/// the file), builds the namespace table, derives the settings several options decide
+/// together, and checks the combinations of options that each source accepted one by one
+/// (--insecure or --client-publish with JWT keys, --namespace without them). The error
 /// names the options involved.
 result<void, std::string> finish_config(config& cfg);
 

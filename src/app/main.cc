@@ -173,6 +173,17 @@ int run(int argc, char** argv) {
                      "?user= (its user: channel, its messages); for development only, never "
                      "on a port others can reach\n");
     }
+    if (cfg.gateway.tokens.keys) {
+        // Which files, how many keys: never a key's bytes.
+        std::printf("ringcastd: JWT authentication on: %zu key%s; every /ws client needs a "
+                    "token (?token= or Authorization: Bearer), or an API key with the publish "
+                    "scope\n",
+                    cfg.gateway.tokens.keys->keys().size(),
+                    cfg.gateway.tokens.keys->keys().size() == 1 ? "" : "s");
+    } else if (!cfg.gateway.insecure) {
+        std::printf("ringcastd: no JWT keys: /ws clients are anonymous (development and demo "
+                    "only; see docs/security.md)\n");
+    }
     if (cfg.api_key_source.empty()) {
         std::printf("ringcastd: no API key (--api-key-file or %s): /api/ answers loopback "
                     "peers only (127.0.0.0/8, ::1), 403 to others\n",

@@ -2,6 +2,7 @@
 // value: read it from text, check it, show it.
 #include "options.h"
 
+#include <ringcast/auth.h>
 #include <ringcast/net.h>
 #include <ringcast/pubsub.h>
 
@@ -72,6 +73,25 @@ result<void, std::string> check_key_file(std::string_view given_as, std::string_
     return {};
 }
 
+/// --jwt-secret-file, --jwt-public-key, --jwks-file: not empty (an unset shell variable must
+/// not quietly turn authentication off). The file is read by finish_config.
+result<void, std::string> check_jwt_file(std::string_view given_as, std::string_view path) {
+    if (path.empty()) {
+        return unexpected{std::string(given_as) + ": empty path; give the file holding the key"};
+    }
+    return {};
+}
+
+/// --namespace, one NAME:RULE[,RULE…] (auth::parse_namespace_rule).
+result<void, std::string> check_namespace_rule(std::string_view given_as, std::string_view rule) {
+    if (auto parsed = auth::parse_namespace_rule(rule); !parsed) {
+        // The error names the option and the value already ("--namespace x:bad: …").
+        (void)given_as;
+        return unexpected{parsed.error()};
+    }
+    return {};
+}
+
 // A day: the longest timeout any *-ms option takes.
 constexpr uint64_t max_timeout_ms = 24u * 3600 * 1000;
 
@@ -126,7 +146,8 @@ constexpr option table[] = {
      .field = RINGCAST_FIELD(runtime.shutdown_timeout_ms), .range = {0, max_timeout_ms},
      .help = "on SIGTERM/SIGINT, wait for goodbyes this long"},
     {.name = "insecure", .type = option_type::toggle, .field = RINGCAST_FIELD(gateway.insecure),
-     .help = "take the user id from ?user= on /ws (no authentication yet)"},
+     .help = "development only: take the user id from ?user= on /ws, unchecked; refused "
+             "together with JWT keys"},
     {.name = "allowed-origins", .type = option_type::name_list,
      .field = RINGCAST_FIELD(gateway.allowed_origins), .check = check_origin,
      .when_unset = "any origin",
@@ -136,8 +157,38 @@ constexpr option table[] = {
     {.name = "client-publish", .type = option_type::name_list,
      .field = RINGCAST_FIELD(gateway.pubsub.client_publish_namespaces),
      .check = check_namespace, .when_unset = "none",
-     .help = "namespaces whose channels clients may publish to (e.g. chat); each use adds "
-             "to the list"},
+     .help = "namespaces whose channels clients may publish to (e.g. chat), without JWT; "
+             "with JWT use --namespace NS:public,publish; each use adds to the list"},
+    {.name = "jwt-secret-file", .type = option_type::path,
+     .field = RINGCAST_FIELD(jwt_secret_file), .check = check_jwt_file,
+     .when_unset = "no HMAC secret",
+     .help = "HMAC secret (32 bytes or more) that client tokens (HS256/384/512) are signed "
+             "with; any JWT key turns authentication on: every /ws client needs a token"},
+    {.name = "jwt-public-key", .type = option_type::path,
+     .field = RINGCAST_FIELD(jwt_public_key_file), .check = check_jwt_file,
+     .when_unset = "no PEM key",
+     .help = "PEM file of public keys (RSA, EC P-256/P-384, Ed25519) that client tokens are "
+             "signed with"},
+    {.name = "jwks-file", .type = option_type::path, .field = RINGCAST_FIELD(jwks_file),
+     .check = check_jwt_file, .when_unset = "no JWKS",
+     .help = "JSON Web Key Set of the keys client tokens are signed with (chosen by kid)"},
+    {.name = "jwt-leeway-s", .type = option_type::integer, .field = RINGCAST_FIELD(jwt_leeway_s),
+     .range = {0, 3600},
+     .help = "seconds of clock skew allowed on a token's exp, nbf and iat; a connection is "
+             "closed with 4001 at exp plus this"},
+    {.name = "jwt-issuer", .type = option_type::text,
+     .field = RINGCAST_FIELD(gateway.tokens.verify.issuer), .when_unset = "iss not checked",
+     .help = "the iss a token must carry"},
+    {.name = "jwt-audience", .type = option_type::text,
+     .field = RINGCAST_FIELD(gateway.tokens.verify.audience),
+     .when_unset = "a token with aud is refused",
+     .help = "the audience a token's aud must name"},
+    {.name = "namespace", .type = option_type::entry_list, .field = RINGCAST_FIELD(namespaces),
+     .check = check_namespace_rule, .when_unset = "none",
+     .help = "who may use channels NAME:…, with JWT: public, private (the token's channels "
+             "claim), role=R (a roles claim entry), plus publish to let them publish; "
+             "repeat for each namespace",
+     .metavar = "NAME:RULE[,RULE]"},
     {.name = "max-channels", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.max_channels_per_connection), .range = {1, 100000},
      .help = "channels per connection"},
@@ -234,6 +285,8 @@ constexpr bool is_number(option_type type) noexcept {
     case option_type::path:
     case option_type::name_list:
     case option_type::network_list:
+    case option_type::text:
+    case option_type::entry_list:
     case option_type::toggle:
         return false;
     }
@@ -254,9 +307,12 @@ constexpr bool field_fits_type(const option& opt) noexcept {
     case option_type::path:
         return holds<std::string>(opt);
     case option_type::name_list:
+    case option_type::entry_list:
         return holds<std::vector<std::string>>(opt);
     case option_type::network_list:
         return holds<std::vector<address_prefix>>(opt);
+    case option_type::text:
+        return holds<std::string>(opt);
     case option_type::toggle:
         return holds<bool>(opt);
     }
@@ -289,8 +345,9 @@ constexpr bool row_is_consistent(const option& opt) noexcept {
     const bool range_ok = is_number(opt.type)
                               ? opt.range.min <= opt.range.max && opt.range.max <= field_max
                               : opt.range.min == 0 && opt.range.max == 0;
-    const bool check_ok =
-        opt.check == nullptr || opt.type == option_type::path || opt.type == option_type::name_list;
+    const bool check_ok = opt.check == nullptr || opt.type == option_type::path ||
+                          opt.type == option_type::name_list || opt.type == option_type::text ||
+                          opt.type == option_type::entry_list;
     // A command is something ringcastd does instead of serving: only a switch makes sense.
     const bool scope_ok = opt.scope == option_scope::setting || opt.type == option_type::toggle;
     return well_formed_name(opt.name) && !opt.help.empty() && field_fits_type(opt) &&
@@ -493,6 +550,9 @@ std::string env_name(const option& opt) {
 }
 
 std::string_view value_name(const option& opt) noexcept {
+    if (!opt.metavar.empty()) {
+        return opt.metavar;
+    }
     switch (opt.type) {
     case option_type::integer:
     case option_type::bytes:
@@ -507,6 +567,10 @@ std::string_view value_name(const option& opt) noexcept {
         return "NS[,NS]";
     case option_type::network_list:
         return "CIDR[,CIDR]";
+    case option_type::text:
+        return "TEXT";
+    case option_type::entry_list:
+        return "ENTRY";
     case option_type::toggle:
         return {};
     }
@@ -536,6 +600,22 @@ result<void, std::string> set_option(config& cfg, const option& opt, std::string
         return add_names(cfg, opt, given_as, value);
     case option_type::network_list:
         return add_networks(cfg, opt, given_as, value);
+    case option_type::text:
+    case option_type::entry_list:
+        if (value.empty()) {
+            return unexpected{std::string(given_as) + ": empty value"};
+        }
+        if (opt.check != nullptr) {
+            if (auto ok = opt.check(given_as, value); !ok) {
+                return ok;
+            }
+        }
+        if (opt.type == option_type::text) {
+            field_in<std::string>(cfg, opt) = std::string(value);
+        } else {
+            field_in<std::vector<std::string>>(cfg, opt).emplace_back(value);
+        }
+        return {};
     case option_type::toggle:
         return set_toggle(cfg, opt, given_as, value);
     }
@@ -557,9 +637,23 @@ std::optional<std::string> render_value(const config& cfg, const option& opt) {
             return render_endpoint(*where);
         }
         return std::nullopt;
-    case option_type::path: {
-        const auto& path = field_in<std::string>(cfg, opt);
-        return path.empty() ? std::nullopt : std::optional<std::string>(path);
+    case option_type::path:
+    case option_type::text: {
+        const auto& text = field_in<std::string>(cfg, opt);
+        return text.empty() ? std::nullopt : std::optional<std::string>(text);
+    }
+    case option_type::entry_list: {
+        // One entry per use, as given; shown one after another separated by spaces (an
+        // entry holds commas, never a space).
+        const auto& entries = field_in<std::vector<std::string>>(cfg, opt);
+        if (entries.empty()) {
+            return std::nullopt;
+        }
+        std::string text;
+        for (const auto& entry : entries) {
+            text += (text.empty() ? "" : " ") + entry;
+        }
+        return text;
     }
     case option_type::name_list: {
         const auto& names = field_in<std::vector<std::string>>(cfg, opt);

@@ -45,6 +45,8 @@ enum class option_type : uint8_t {
     path,         ///< a path, checked by the row's check
     name_list,    ///< comma-separated names, each checked by the row's check; adds to the list
     network_list, ///< comma-separated networks (parse_address_prefix); adds to the list
+    text,         ///< a non-empty string, checked by the row's check (--jwt-issuer)
+    entry_list,   ///< one entry per use, commas included, checked; adds to the list
     toggle,       ///< a switch: on when given alone; from text true/false (yes/no, on/off, 1/0)
 };
 
@@ -93,6 +95,9 @@ struct option {
     option_scope scope = option_scope::setting;
     /// Another spelling on the command line ("-h"); empty: none.
     std::string_view alias{};
+    /// How --help shows the value when the type's own form says too little
+    /// ("NAME:RULE[,RULE]"); empty: value_name's form for the type.
+    std::string_view metavar{};
 };
 
 /// Every row, in --help order.
@@ -113,8 +118,8 @@ std::string_view config_key(const option& opt) noexcept;
 /// The environment variable (next issue): "RINGCAST_" + the name in upper case with '_'
 /// for '-' ("RINGCAST_MAX_CONNECTIONS"); empty for a command.
 std::string env_name(const option& opt);
-/// How --help shows the value: "N", "HOST:PORT", "PATH", "NS[,NS]", "CIDR[,CIDR]"; empty for
-/// a toggle.
+/// How --help shows the value: the row's metavar, else "N", "HOST:PORT", "PATH",
+/// "NS[,NS]", "CIDR[,CIDR]", "TEXT", "ENTRY"; empty for a toggle.
 std::string_view value_name(const option& opt) noexcept;
 
 /// Sets `opt` in `cfg` from `value`, the text one source gave (an argv word; a config-file

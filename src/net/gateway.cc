@@ -13,8 +13,11 @@
 namespace ringcast::net {
 
 gateway::gateway(core::conn_io& io, const gateway_config& config)
-    : _io(io), _config(config), _routes(make_routes(_config)), _engine(io, config.pubsub),
-      _api(io, _engine, config.api, *this) {}
+    : _io(io), _config(config), _routes(make_routes(_config)),
+      _verifier(_config.tokens.keys
+                    ? std::make_unique<auth::verifier>(*_config.tokens.keys, _config.tokens.verify)
+                    : nullptr),
+      _engine(io, config.pubsub, _verifier.get()), _api(io, _engine, config.api, *this) {}
 
 std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config) {
     return std::make_unique<gateway>(io, config);
@@ -378,11 +381,15 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     e.inbound_held_bytes = _inbound_held;
     e.inbound_budget_closes = _inbound_budget_closes;
     e.refused_origin = _refused_origin;
-
     e.proxy_headers = _proxy_headers;
     e.proxy_header_invalid = _proxy_header_invalid;
     e.proxy_header_timeouts = _proxy_header_timeouts;
     e.proxy_header_untrusted = _proxy_header_untrusted;
+    e.refused_token_missing = _refused_tokens[std::size_t(token_refusal::missing)];
+    e.refused_token_expired = _refused_tokens[std::size_t(token_refusal::expired)];
+    e.refused_token_invalid = _refused_tokens[std::size_t(token_refusal::invalid)];
+    e.refused_token_claims = _refused_tokens[std::size_t(token_refusal::claims)];
+    e.token_expiry_closes = _token_expiry_closes;
     return e;
 }
 
@@ -461,14 +468,22 @@ void gateway::arm_liveness_timer(conn_handle h, const connection& c) noexcept {
 }
 
 void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexcept {
+    auto& c = *static_cast<connection*>(user);
     switch (which) {
     case core::conn_timer::liveness:
         break;
     case core::conn_timer::expiry:
-        // Not armed by any endpoint yet; token expiry (authentication) will arm it.
+        // Armed by the engine for an authenticated session at its token's exp + leeway,
+        // and moved by each refresh: firing means no refresh came in time.
+        if (c.state == phase::websocket) {
+            ++_token_expiry_closes;
+            if (c.session) {
+                c.session->mark_closing();
+            }
+            close_websocket(h, c, ws::close_code::token_expired, "token expired");
+        }
         return;
     }
-    auto& c = *static_cast<connection*>(user);
     const uint64_t now = _io.now_ms();
     if (c.state == phase::proxy_header) {
         // The handshake timeout, armed at accept, covers the header as well as the request.

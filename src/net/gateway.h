@@ -12,6 +12,7 @@
 
 #include <ringcast/net.h>
 
+#include <array>
 #include <memory>
 
 namespace ringcast::net {
@@ -109,10 +110,15 @@ private:
     /// connection for the next request when ctx.ka allows.
     void serve_api(const request_context& ctx) noexcept;
     /// The pubsub WebSocket path: with --insecure, 400 for an invalid ?user=; then the
-    /// handshake check (its status on failure); then 101, a pubsub session (a backend one
-    /// when the API key comes as a bearer token) and ctx.rest fed as the first frames. Every
-    /// refusal closes the connection.
+    /// handshake check (its status on failure) and the Origin (403); then, with JWT keys,
+    /// the token (authenticate: 401 with the reason, counted by class, unless the bearer is
+    /// an API key with the publish scope); then 101, a pubsub session (a backend one when
+    /// the API key comes as a bearer token; an authenticated one with the token's identity)
+    /// and ctx.rest fed as the first frames. Every refusal closes the connection.
     void serve_pubsub(const request_context& ctx) noexcept;
+    /// The identity of ctx.req's token (presented_token), or the reason it is refused:
+    /// verify()'s, "token required", "sub is not a valid user id". Counts a refusal.
+    result<auth::identity, std::string_view> authenticate(const http::request& req) noexcept;
     /// --echo PATH: the handshake check (its status on failure, closing), then 101 and
     /// ctx.rest fed as the first frames; messages come back unchanged.
     void serve_echo(const request_context& ctx) noexcept;
@@ -194,6 +200,12 @@ private:
     uint64_t _proxy_header_invalid = 0;
     uint64_t _proxy_header_timeouts = 0;
     uint64_t _proxy_header_untrusted = 0;
+    /// Handshake tokens refused, by token_refusal; connections closed 4001 at expiry.
+    std::array<uint64_t, 4> _refused_tokens{};
+    uint64_t _token_expiry_closes = 0;
+    /// This shard's verifier over _config.tokens.keys; null when authentication is off.
+    /// Declared before _engine, which verifies refreshes with it.
+    std::unique_ptr<auth::verifier> _verifier;
     pubsub::engine _engine;
     admin::api _api;
 };

@@ -3,6 +3,8 @@
 // contracts are in gateway.h; what they share is in routes.h (route_handler).
 #include "gateway.h"
 
+#include <time.h>
+
 namespace ringcast::net {
 
 void gateway::serve_api(const request_context& ctx) noexcept {
@@ -50,15 +52,56 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
     // header). A key without the scope makes an ordinary client session.
     const admin::api_key* key = admin::bearer_key(req, _config.api.keys);
     const bool backend = key != nullptr && key->allows(admin::api_scope::publish);
+    // With JWT keys every other client proves who it is, before any WebSocket exists. A
+    // bearer that is an API key without the publish scope is no token either: refused.
+    std::optional<auth::identity> who;
+    if (_verifier && !backend) {
+        auto verified = authenticate(req);
+        if (!verified) {
+            send_response(ctx.h, ctx.conn,
+                          http::make_error_response(401, verified.error(), http::keep_alive::no),
+                          http::keep_alive::no, ctx.head);
+            return;
+        }
+        who = std::move(*verified);
+    }
     // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
     const std::string user_id(user);
     upgrade(ctx, ws_endpoint::pubsub);
     ctx.conn.session = std::make_unique<pubsub::session>();
-    _engine.open_session(ctx.h, *ctx.conn.session, user_id, backend);
+    if (who) {
+        _engine.open_session(ctx.h, *ctx.conn.session, std::move(*who));
+    } else {
+        _engine.open_session(ctx.h, *ctx.conn.session, user_id, backend);
+    }
     // Frames the client sent right behind its request arrived in the same read.
     if (!ctx.rest.empty()) {
         read_frames(ctx.h, ctx.conn, ctx.rest);
     }
+}
+
+result<auth::identity, std::string_view> gateway::authenticate(const http::request& req) noexcept {
+    // Never logged, never copied beyond this call: the token is a credential.
+    const std::string_view token = presented_token(req);
+    auto refuse = [this](std::string_view reason) -> result<auth::identity, std::string_view> {
+        ++_refused_tokens[std::size_t(classify_token_refusal(reason))];
+        return unexpected{reason};
+    };
+    if (token.empty()) {
+        return refuse("token required");
+    }
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    auto verified = _verifier->verify(token, static_cast<int64_t>(now.tv_sec));
+    if (!verified) {
+        return refuse(verified.error());
+    }
+    // The user id names the user: channel and travels in envelopes: its charset is the
+    // same as ?user='s (docs/protocol.md "Names").
+    if (!pubsub::valid_user_id(verified->user_id)) {
+        return refuse("sub is not a valid user id");
+    }
+    return std::move(*verified);
 }
 
 void gateway::serve_echo(const request_context& ctx) noexcept {

@@ -80,6 +80,9 @@ void engine::run(conn_handle h, session& s, const command& cmd) {
     case command_op::ping:
         send_reply(h, s, reply_ok(cmd.has_id, cmd.id));
         break;
+    case command_op::refresh:
+        refresh(h, s, cmd);
+        break;
     }
     if (outer) {
         s._running = false;
@@ -209,7 +212,14 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
             send_reply(h, s, std::move(text));
         }
     };
-    if (channel.starts_with("user:") && channel.substr(5) != s._user_id) {
+    if (s._identity) {
+        const auth::access_verdict v =
+            auth::may_subscribe(*s._identity, channel, *_config.namespaces);
+        if (!v.allowed) {
+            ++_counters.permission_refused;
+            return answer(reply_error(cmd.has_id, cmd.id, 403, v.reason));
+        }
+    } else if (channel.starts_with("user:") && channel.substr(5) != s._user_id) {
         return answer(reply_error(cmd.has_id, cmd.id, 403, "another user's channel"));
     }
     if (const local_channel* ch = _subscriptions->subscribed(s, channel); ch != nullptr) {
@@ -267,10 +277,21 @@ void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_
 // --- the publish command -------------------------------------------------------------------
 
 void engine::client_publish(conn_handle h, session& s, const command& cmd) {
+    if (s._identity) {
+        // Authenticated: the namespace rules alone decide (--client-publish is refused at
+        // start together with JWT keys).
+        const auth::access_verdict v =
+            auth::may_publish(*s._identity, cmd.channel, *_config.namespaces);
+        if (!v.allowed) {
+            ++_counters.permission_refused;
+            return send_reply(h, s, reply_error(cmd.has_id, cmd.id, 403, v.reason));
+        }
+    }
     const std::string_view ns = channel_namespace(cmd.channel);
     const auto& allowed = _config.client_publish_namespaces;
-    const bool permitted = s._backend || (!ns.empty() && std::find(allowed.begin(), allowed.end(),
-                                                                   ns) != allowed.end());
+    const bool permitted =
+        s._backend || s._identity ||
+        (!ns.empty() && std::find(allowed.begin(), allowed.end(), ns) != allowed.end());
     if (!permitted) {
         return send_reply(h, s,
                           reply_error(cmd.has_id, cmd.id, 403,
@@ -298,6 +319,55 @@ void engine::client_publish(conn_handle h, session& s, const command& cmd) {
     job->origin.index = reserve_reply(s);
     ++s._publishing;
     route(std::move(job));
+}
+
+// --- the refresh command -------------------------------------------------------------------
+
+void engine::refresh(conn_handle h, session& s, const command& cmd) {
+    if (_tokens == nullptr || !s._identity) {
+        ++_counters.refresh_refused;
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 400,
+                                      s._backend ? "a backend session has no token to refresh"
+                                                 : "authentication is off: no token to refresh"));
+    }
+    const auto now_s = static_cast<int64_t>(wall_clock_ms() / 1000);
+    auto verified = _tokens->verify(cmd.token, now_s);
+    if (!verified) {
+        // The connection keeps its old token, and with it its deadline.
+        ++_counters.refresh_refused;
+        return send_reply(h, s, reply_error(cmd.has_id, cmd.id, 401, verified.error()));
+    }
+    if (verified->user_id != s._user_id) {
+        ++_counters.refresh_refused;
+        return send_reply(h, s, reply_error(cmd.has_id, cmd.id, 403, "token for another user"));
+    }
+    ++_counters.refreshes;
+    *s._identity = std::move(*verified);
+    // Every subscription is decided again under the new claims: those no longer allowed end,
+    // each with a notice ahead of the reply. Names are copied first: remove() reorders _subs.
+    std::vector<std::string> revoked;
+    std::vector<std::string_view> reasons;
+    for (const session::subscription& sub : s._subs) {
+        const auth::access_verdict v =
+            auth::may_subscribe(*s._identity, sub.channel->name, *_config.namespaces);
+        if (!v.allowed) {
+            revoked.push_back(sub.channel->name);
+            reasons.push_back(v.reason);
+        }
+    }
+    for (std::size_t i = 0; i < revoked.size(); ++i) {
+        if (_subscriptions->remove(s, revoked[i])) {
+            ++_counters.revoked_subscriptions;
+            send_reply(h, s, notice_unsubscribed(revoked[i], reasons[i]));
+        }
+    }
+    arm_expiry(h, *s._identity);
+    std::string fields;
+    if (s._identity->expires_at_s) {
+        fields = ",\"expiresAt\":" + std::to_string(*s._identity->expires_at_s);
+    }
+    send_reply(h, s, reply_ok(cmd.has_id, cmd.id, fields));
 }
 
 } // namespace ringcast::pubsub

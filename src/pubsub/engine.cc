@@ -55,9 +55,10 @@ struct engine::interest_relay final : interest_sink {
     engine& owner;
 };
 
-engine::engine(core::conn_io& io, const config& cfg)
+engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
     : _io(io),
       _config(cfg),
+      _tokens(tokens),
       _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)),
       _relay(std::make_unique<interest_relay>(*this)),
       _subscriptions(std::make_unique<subscriptions>(*_relay)),
@@ -100,6 +101,31 @@ void engine::open_session(conn_handle h, session& s, std::string_view user_id, b
         s._running = false;
         resume(h, s); // frees the reply slot's backlog when the join finished at once
     }
+}
+
+void engine::open_session(conn_handle h, session& s, auth::identity who) {
+    RINGCAST_ASSERT(_config.namespaces != nullptr && valid_user_id(who.user_id));
+    arm_expiry(h, who);
+    const std::string user_id = who.user_id;
+    s._identity = std::make_unique<auth::identity>(std::move(who));
+    open_session(h, s, user_id, false);
+}
+
+void engine::arm_expiry(conn_handle h, const auth::identity& who) noexcept {
+    if (!who.expires_at_s) {
+        return;
+    }
+    // The verifier accepts a token while now < exp + leeway (wall clock); the timer runs on
+    // the monotonic clock, so the remaining time is carried over once, here.
+    const int64_t leeway_s = _tokens != nullptr ? _tokens->options().leeway_s : 0;
+    const int64_t end_ms = (*who.expires_at_s + leeway_s) * 1000;
+    const auto now_wall_ms = static_cast<int64_t>(wall_clock_ms());
+    // Capped (~35 years) so the monotonic deadline cannot wrap for an exp near 2^53.
+    const uint64_t left_ms = end_ms > now_wall_ms
+                                 ? std::min(static_cast<uint64_t>(end_ms - now_wall_ms),
+                                            uint64_t{1} << 50)
+                                 : 0;
+    _io.set_timer(h, core::conn_timer::expiry, _io.now_ms() + left_ms);
 }
 
 void engine::close_session(conn_handle h, session& s) noexcept {

@@ -221,4 +221,15 @@ std::string reply_error(bool has_id, uint64_t id, int code, std::string_view mes
     return out;
 }
 
+std::string notice_unsubscribed(std::string_view channel, std::string_view reason) {
+    std::string out;
+    out.reserve(80 + channel.size() + reason.size());
+    out += R"({"op":"notice","type":"unsubscribed","channel":")";
+    out.append(channel); // a valid channel name: nothing to escape
+    out += R"(","reason":")";
+    append_json_string_body(out, reason);
+    out += "\"}";
+    return out;
+}
+
 } // namespace ringcast::pubsub

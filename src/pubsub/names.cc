@@ -78,6 +78,20 @@ bool valid_user_id(std::string_view id) noexcept {
     return all_in(id, max_user_id_bytes, user_id_char);
 }
 
+bool valid_token(std::string_view token) noexcept {
+    if (token.empty() || token.size() > max_token_chars) {
+        return false;
+    }
+    for (const char c : token) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
 std::string_view channel_namespace(std::string_view channel) noexcept {
     const auto colon = channel.find(':');
     return colon == std::string_view::npos ? std::string_view{} : channel.substr(0, colon);

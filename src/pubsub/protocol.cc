@@ -40,6 +40,9 @@ constexpr std::string_view bad_priority = "priority must be an integer from 1 to
 constexpr std::string_view bad_recover = "recover must be an object with epoch and offset";
 constexpr std::string_view bad_epoch = "recover.epoch must be 1-64 characters of [A-Za-z0-9_.@-]";
 constexpr std::string_view bad_offset = "recover.offset must be an integer from 0 to 2^64-1";
+constexpr std::string_view token_missing = "token is missing";
+constexpr std::string_view bad_token =
+    "token must be a compact JWT: 1-16384 characters of [A-Za-z0-9_.-]";
 
 /// HTTP-style status for a server-side failure (the parse buffer could not grow); not a
 /// client error, so not 400.
@@ -81,6 +84,7 @@ private:
     command _cmd;
     op_state _op = op_state::missing;
     bool _has_channel = false;
+    bool _has_token = false;
     std::string_view _syntax;  // first JSON syntax error: the document is not valid JSON
     std::string_view _refusal; // first field error in a well-formed document
 };
@@ -134,6 +138,11 @@ void command_scanner::field(std::string_view key, json::od::value& v) noexcept {
         _cmd.prio = static_cast<priority>(p);
     } else if (key == "recover") {
         recover_field(v);
+    } else if (key == "token") {
+        _has_token = name(v, valid_token, _cmd.token);
+        if (!_has_token) {
+            refuse(bad_token);
+        }
     } else {
         std::string_view ignored;
         if (!json::read_raw(_state, v, ignored)) {
@@ -157,6 +166,8 @@ void command_scanner::op_field(json::od::value& v) noexcept {
         _cmd.op = command_op::publish;
     } else if (op == "ping") {
         _cmd.op = command_op::ping;
+    } else if (op == "refresh") {
+        _cmd.op = command_op::refresh;
     } else {
         refuse(op_unknown);
         return;
@@ -228,8 +239,21 @@ result<command, command_error> command_scanner::finish(json::od::document& doc) 
     if (_op == op_state::missing) {
         return unexpected{error(op_missing)};
     }
-    if (_cmd.op != command_op::ping && !_has_channel) {
-        return unexpected{error(channel_missing)};
+    switch (_cmd.op) {
+    case command_op::subscribe:
+    case command_op::unsubscribe:
+    case command_op::publish:
+        if (!_has_channel) {
+            return unexpected{error(channel_missing)};
+        }
+        break;
+    case command_op::refresh:
+        if (!_has_token) {
+            return unexpected{error(token_missing)};
+        }
+        break;
+    case command_op::ping:
+        break;
     }
     if (_cmd.event.empty()) {
         _cmd.event = "message";

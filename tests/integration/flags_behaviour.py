@@ -300,6 +300,18 @@ def cases(binary):
             keyfile = os.path.join(d, "key")
             with open(keyfile, "w") as f:
                 f.write("help-test-key-0123456789\n")
+            jwt_secret, jwt_pem, jwt_jwks = (os.path.join(d, n) for n in
+                                             ("jwt-secret", "jwt.pem", "jwks.json"))
+            with open(jwt_secret, "w") as f:
+                f.write("help-test-jwt-secret-0123456789abcdef\n")
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+            with open(jwt_pem, "wb") as f:
+                f.write(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+            with open(jwt_jwks, "w") as f:
+                f.write('{"keys":[{"kty":"oct","kid":"h","k":"'
+                        'aGVscC10ZXN0LWp3dC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZg"}]}')
             env = {k: v for k, v in os.environ.items() if k != "RINGCAST_API_KEY"}
             for flag in sorted(flags - {"--help", "--version", "--check-config"}):
                 line = next((i for i, ln in enumerate(lines)
@@ -318,11 +330,16 @@ def cases(binary):
                     text = " ".join(lines[line:end])
                     m = re.search(r"\(default (\d+)\)", text)
                     value = {"HOST:PORT": f"{support.LOOPBACK}:0", "PATH": keyfile,
-                             "NS[,NS]": "chat",
-                             "CIDR[,CIDR]": "10.0.0.0/8,::1"}.get(head[1], m.group(1) if m else "1")
-                    if flag == "--echo":
-                        value = "/echo"
+                             "NS[,NS]": "chat", "TEXT": "ringcast-test",
+                             "CIDR[,CIDR]": "10.0.0.0/8,::1",
+                             "NAME:RULE[,RULE]": "chat:public,publish"}.get(
+                                 head[1], m.group(1) if m else "1")
+                    value = {"--echo": "/echo", "--allowed-origins": "https://chat.test",
+                             "--jwt-secret-file": jwt_secret, "--jwt-public-key": jwt_pem,
+                             "--jwks-file": jwt_jwks}.get(flag, value)
                     args.append(value)
+                    if flag in ("--jwt-issuer", "--jwt-audience", "--namespace"):
+                        args += ["--jwt-secret-file", jwt_secret]  # they need JWT keys
                 rr = run(binary, [*args, "--check-config"], env=env)
                 expect(rr.returncode == 0, f"{' '.join(args)} (listed in --help) --check-config:"
                        f" exit {rr.returncode}, {rr.stderr.strip()!r}")

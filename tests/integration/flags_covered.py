@@ -51,6 +51,9 @@ BAD = {
     # A trust list is never lenient: empty, a trailing comma or host bits set are refused.
     "CIDR[,CIDR]": ["abc", "-1", "1.5", "", ",", "10.0.0.0/8,", "10.0.0.1/8", "10.0.0.0/33",
                     "::1/129", "127.1", "10.0.0.0/08", "localhost"],
+    "TEXT": [""],
+    "NAME:RULE[,RULE]": ["abc", "", "user:public", "chat:", "chat:public,private",
+                         "chat:bogus", "chat:public,publish,publish"],
 }
 ECHO_BAD = ["abc", "-1", "", "/", "/ws", "/healthz", "/api/x", "/a b", "/ech?o"]
 

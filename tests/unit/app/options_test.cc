@@ -23,6 +23,8 @@ bool is_number(option_type type) {
     case option_type::path:
     case option_type::name_list:
     case option_type::network_list:
+    case option_type::text:
+    case option_type::entry_list:
     case option_type::toggle:
         return false;
     }

@@ -49,7 +49,9 @@ public:
     void close(conn_handle h, core::close_mode mode) noexcept override {
         closes.emplace_back(h, mode);
     }
-    void set_timer(conn_handle, core::conn_timer, uint64_t) noexcept override {}
+    void set_timer(conn_handle h, core::conn_timer which, uint64_t deadline_ms) noexcept override {
+        timers.push_back({h, which, deadline_ms});
+    }
     void cancel_timer(conn_handle, core::conn_timer) noexcept override {}
     /// The engine opens no outbound connections yet: refused, as a shard out of slots.
     result<conn_handle> connect(const core::outbound_target&, void*) noexcept override {
@@ -83,6 +85,12 @@ public:
     std::vector<sent> sends;
     std::vector<std::pair<conn_handle, core::close_mode>> closes;
     std::vector<conn_handle> discarded;
+    struct timer_set {
+        conn_handle h;
+        core::conn_timer which;
+        uint64_t deadline_ms;
+    };
+    std::vector<timer_set> timers; // every set_timer, in order
     std::vector<posted> posts;
     core::shard_counters shard_stats{};
     core::mesh_handlers handlers;

@@ -438,3 +438,23 @@ TEST_CASE("parse_command refuses an empty message even as a thread's first input
     std::thread([&] { refused_empty = !parse_publish_body(std::string_view()); }).join();
     CHECK(refused_empty);
 }
+
+TEST_CASE("parse_command reads a refresh with its token; the token is required and checked",
+          "[pubsub][protocol][auth]") {
+    const command c = accepted(R"({"op":"refresh","token":"aGVhZA.cGF5bG9hZA.c2ln-_","id":9})");
+    CHECK(c.op == command_op::refresh);
+    CHECK(c.token == "aGVhZA.cGF5bG9hZA.c2ln-_");
+    CHECK(c.has_id);
+    CHECK(c.id == 9);
+    CHECK(refused(R"({"op":"refresh","id":1})").message == "token is missing");
+    CHECK(refused(R"({"op":"refresh","id":1})").id == 1);
+    for (const char* bad : {R"({"op":"refresh","token":""})", R"({"op":"refresh","token":"a b"})",
+                            R"({"op":"refresh","token":"a\u002eb"})",
+                            R"({"op":"refresh","token":7})",
+                            R"({"op":"refresh","token":"a+b/c="})"}) {
+        INFO(bad);
+        CHECK(refused(bad).message.starts_with("token must be a compact JWT"));
+    }
+    CHECK(valid_token(std::string(max_token_chars, 'a')));
+    CHECK_FALSE(valid_token(std::string(max_token_chars + 1, 'a')));
+}
