@@ -103,6 +103,8 @@ struct edge_counters {
     uint64_t inbound_held_bytes = 0;    ///< unfinished inbound messages (gauge)
     uint64_t inbound_budget_closes = 0; ///< closed with 1009: the shard's inbound budget
     uint64_t refused_origin = 0;        ///< /ws upgrades refused 403: --allowed-origins
+    uint64_t refused_user_limit = 0;    ///< /ws upgrades refused 429: --max-connections-per-user
+    uint64_t user_slot_users = 0;       ///< users homed here holding slots (gauge)
 
     /// PROXY protocol (--proxy-protocol-from, docs/proxy-protocol.md):
     uint64_t proxy_headers = 0;          ///< valid headers read from trusted proxies

@@ -76,6 +76,10 @@ struct gateway_config {
     /// --allowed-origins: the origins a browser's upgrade may come from (origin_allowed);
     /// empty: any.
     std::vector<std::string> allowed_origins;
+    /// --max-connections-per-user: /ws connections one user id (the token's sub, or ?user=
+    /// under --insecure) may hold on the whole node, counted by the user's home shard;
+    /// the next handshake gets 429. Anonymous and backend sessions are not counted. 0: off.
+    uint32_t max_connections_per_user = 10;
     pubsub::config pubsub;
     admin::api_config api;
     /// --api-listen: /api/ is served only on the API listener (and only /api/ there).

@@ -159,6 +159,12 @@ inline constexpr field<edge_counters> edge_fields[] = {
      "connections closed 1009 because the shard's inbound budget was used up"},
     {"refused_origin", figure::counter, &edge_counters::refused_origin,
      "WebSocket upgrades refused 403 because their Origin is not in --allowed-origins"},
+    {"refused_user_limit", figure::counter, &edge_counters::refused_user_limit,
+     "WebSocket upgrades refused 429 because their user held --max-connections-per-user "
+     "connections"},
+    {"user_slot_users", figure::gauge_sum, &edge_counters::user_slot_users,
+     "users holding connection slots, counted on their home shards "
+     "(--max-connections-per-user)"},
     {"proxy_headers", figure::counter, &edge_counters::proxy_headers,
      "PROXY protocol headers read from --proxy-protocol-from addresses"},
     {"proxy_header_invalid", figure::counter, &edge_counters::proxy_header_invalid,

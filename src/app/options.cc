@@ -227,6 +227,11 @@ constexpr option table[] = {
     {.name = "backend-command-burst", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.backend_command_burst), .range = {1, 1000000},
      .help = "commands a backend session may send at once above --backend-command-rate"},
+    {.name = "max-connections-per-user", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.max_connections_per_user), .range = {0, 1u << 20},
+     .help = "WebSocket connections one user (the token's sub, or ?user= with --insecure) "
+             "may hold on this node, all shards together; the next handshake gets 429; 0 = "
+             "off"},
     {.name = "max-connections-per-ip", .type = option_type::integer,
      .field = RINGCAST_FIELD(runtime.per_address.max_connections), .range = {0, 1u << 30},
      .help = "connections at once from one address (IPv6: one /64); each shard allows "

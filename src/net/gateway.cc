@@ -14,10 +14,16 @@ namespace ringcast::net {
 
 gateway::gateway(core::conn_io& io, const gateway_config& config)
     : _io(io), _config(config), _routes(make_routes(_config)),
+      _user_slots(std::max<uint32_t>(1, config.max_connections_per_user)),
       _verifier(_config.tokens.keys
                     ? std::make_unique<auth::verifier>(*_config.tokens.keys, _config.tokens.verify)
                     : nullptr),
-      _engine(io, config.pubsub, _verifier.get()), _api(io, _engine, config.api, *this) {}
+      _engine(io, config.pubsub, _verifier.get()), _api(io, _engine, config.api, *this) {
+    auto& receivers = _io.mesh_receivers();
+    receivers.on<kinds::user_claim>(*this);
+    receivers.on<kinds::user_answer>(*this);
+    receivers.on<kinds::user_release>(*this);
+}
 
 std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config) {
     return std::make_unique<gateway>(io, config);
@@ -25,6 +31,7 @@ std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gatewa
 
 void* gateway::on_open(conn_handle h, core::listener from, core::admission mode) noexcept {
     auto* c = new connection{std::make_unique<http::request_parser>(_config.http_limits),
+                             {},
                              {},
                              {},
                              {},
@@ -47,6 +54,9 @@ void gateway::on_closed(conn_handle h, void* user) noexcept {
     auto* c = static_cast<connection*>(user);
     forget_inbound(*c);
     if (c->session) {
+        if (c->holds_user_slot) {
+            release_user_slot(c->session->user_id());
+        }
         _engine.close_session(h, *c->session);
     }
     delete c;
@@ -75,6 +85,17 @@ void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noe
         }
         read_http(h, c, bytes);
         break;
+    case phase::user_slot:
+        // Frames sent before the 101 (the client did not wait for it): kept for the
+        // session, bounded like pipelined requests; a client pushing more is dropped.
+        if (c.stash.size() + bytes.size() >
+            _config.http_limits.max_header_bytes + _config.http_limits.max_body_bytes) {
+            c.state = phase::closed;
+            _io.close(h, core::close_mode::now);
+            return;
+        }
+        c.stash.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        return;
     case phase::websocket:
         read_frames(h, c, bytes);
         break;
@@ -261,12 +282,13 @@ void gateway::respond(conn_handle h, std::string response) noexcept {
     }
 }
 
-void gateway::upgrade(const request_context& ctx, ws_endpoint endpoint) noexcept {
-    _io.send(ctx.h, core::make_frame(std::string_view(http::upgrade_response(ctx.req))));
-    ctx.conn.state = phase::websocket;
-    ctx.conn.endpoint = endpoint;
-    ctx.conn.http.reset();
-    arm_liveness_timer(ctx.h, ctx.conn);
+void gateway::upgrade(conn_handle h, connection& c, std::string_view response,
+                      ws_endpoint endpoint) noexcept {
+    _io.send(h, core::make_frame(response));
+    c.state = phase::websocket;
+    c.endpoint = endpoint;
+    c.http.reset();
+    arm_liveness_timer(h, c);
 }
 
 // --- WebSocket ----------------------------------------------------------------------------
@@ -381,6 +403,8 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     e.inbound_held_bytes = _inbound_held;
     e.inbound_budget_closes = _inbound_budget_closes;
     e.refused_origin = _refused_origin;
+    e.refused_user_limit = _refused_user_limit;
+    e.user_slot_users = _user_slots.users();
     e.proxy_headers = _proxy_headers;
     e.proxy_header_invalid = _proxy_header_invalid;
     e.proxy_header_timeouts = _proxy_header_timeouts;
@@ -489,8 +513,9 @@ void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexce
         // The handshake timeout, armed at accept, covers the header as well as the request.
         return drop_proxy_connection(h, c, _proxy_header_timeouts);
     }
-    if (c.state == phase::http && c.awaiting) {
-        // The keep-alive idle clock does not run while our own answer is pending.
+    if (c.state == phase::user_slot || (c.state == phase::http && c.awaiting)) {
+        // The keep-alive idle clock does not run while our own answer is pending (an API
+        // response, or the user's home shard deciding on a slot).
         _io.set_timer(h, core::conn_timer::liveness, now + _config.handshake_timeout_ms);
         return;
     }
@@ -547,7 +572,8 @@ void gateway::on_shutdown(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
     if (c.state == phase::websocket) {
         close_websocket(h, c, ws::close_code::going_away, "server shutting down");
-    } else if (c.state == phase::http || c.state == phase::proxy_header) {
+    } else if (c.state == phase::http || c.state == phase::proxy_header ||
+               c.state == phase::user_slot) {
         c.state = phase::closed;
         _io.close(h, core::close_mode::now);
     }

@@ -9,11 +9,13 @@
 #pragma once
 
 #include "routes.h"
+#include "user_slots.h"
 
 #include <ringcast/net.h>
 
 #include <array>
 #include <memory>
+#include <optional>
 
 namespace ringcast::net {
 
@@ -22,6 +24,10 @@ enum class phase : uint8_t {
     /// before anything else; the handshake timeout armed at accept bounds it too.
     proxy_header,
     http,      ///< reading an HTTP request (handshake timeout armed)
+    /// A /ws handshake that passed every check but its user's connection slot, waiting for
+    /// the user's home shard to answer (user_slots.h); its 101 is ready in
+    /// connection::pending. The handshake timeout is re-armed while it waits.
+    user_slot,
     websocket, ///< upgraded: frames in, frames out (ping/idle timers armed)
     closed,    ///< we asked the shard to close; input is ignored
 };
@@ -32,14 +38,26 @@ enum class ws_endpoint : uint8_t {
     echo,   ///< --echo: every message is sent back as it came
 };
 
+/// What a pubsub upgrade needs once the request is gone: made by serve_pubsub() when every
+/// check passed, used at once or kept while the user's home shard decides (phase::user_slot).
+struct pubsub_start {
+    std::string response;              ///< the 101 for the request
+    std::optional<auth::identity> who; ///< the token's identity (JWT on; not a backend)
+    std::string user_id;               ///< --insecure: ?user= (may be empty)
+    bool backend = false;              ///< the bearer is an API key with the publish scope
+};
+
 /// One connection's protocol state; allocated at accept, freed in on_closed().
 struct connection {
     /// Present only while reading HTTP: an upgraded connection keeps no HTTP buffer.
     std::unique_ptr<http::request_parser> http;
     /// Present on /ws connections: the pubsub side (subscriptions, user, rate bucket).
     std::unique_ptr<pubsub::session> session;
-    /// Bytes that arrived while an API response was pending (pipelining), replayed after.
+    /// Bytes that arrived while an API response was pending (pipelining), replayed after;
+    /// in phase::user_slot, the client's first frames (sent before its 101 came).
     std::string stash;
+    /// phase::user_slot only: the upgrade waiting for its slot.
+    std::unique_ptr<pubsub_start> pending;
     /// phase::proxy_header: the header's bytes so far, when it came in more than one read
     /// (at most proxy_header_max_bytes); released once it is complete.
     std::string proxy_bytes;
@@ -53,6 +71,9 @@ struct connection {
     bool awaiting = false;
     /// A response went out and the connection stayed open: it is a keep-alive connection.
     bool kept_alive = false;
+    /// The connection holds one of its user's --max-connections-per-user slots (its session
+    /// names the user): on_closed() gives it back to the user's home shard.
+    bool holds_user_slot = false;
     /// No bytes have come from the peer yet (on_data clears it): where a PROXY header from
     /// an address not trusted to send one is recognised.
     bool first_read = true;
@@ -99,6 +120,13 @@ public:
     void on_connect_result(conn_handle h, void* user, std::error_code error) noexcept override;
     void on_closed(conn_handle h, void* user) noexcept override;
 
+    /// --max-connections-per-user between shards (user_slots.h), registered with the shard
+    /// in the constructor: a claim answered here as the user's home, the home's answer to a
+    /// handshake waiting here (phase::user_slot), a slot given back to this home.
+    void on_mesh(kinds::user_claim, shard_id from, std::unique_ptr<user_slot_msg> m) noexcept;
+    void on_mesh(kinds::user_answer, shard_id from, std::unique_ptr<user_slot_msg> m) noexcept;
+    void on_mesh(kinds::user_release, shard_id from, std::unique_ptr<user_slot_msg> m) noexcept;
+
 private:
     friend std::vector<route> make_routes(const gateway_config& config);
 
@@ -116,6 +144,19 @@ private:
     /// the API key comes as a bearer token; an authenticated one with the token's identity)
     /// and ctx.rest fed as the first frames. Every refusal closes the connection.
     void serve_pubsub(const request_context& ctx) noexcept;
+    /// A pubsub upgrade that passed its checks: with a user id (the token's sub, or ?user=
+    /// under --insecure) and --max-connections-per-user on, the user's home shard must
+    /// grant a slot first — decided here when the home is this shard, else the connection
+    /// waits in phase::user_slot with `rest` stashed. 429 when the user holds them all.
+    void admit_pubsub(const request_context& ctx, pubsub_start start) noexcept;
+    /// Sends start.response, opens the pubsub session and feeds `early` (frames the client
+    /// sent before its 101) as the first frames.
+    void open_pubsub(conn_handle h, connection& c, pubsub_start start,
+                     std::span<std::byte> early) noexcept;
+    /// 429 "too many connections for this user", counted; closes.
+    void refuse_user_limit(conn_handle h, connection& c) noexcept;
+    /// A slot of `user` is free again: given back here or posted to its home.
+    void release_user_slot(std::string_view user) noexcept;
     /// The identity of ctx.req's token (presented_token), or the reason it is refused:
     /// verify()'s, "token required", "sub is not a valid user id". Counts a refusal.
     result<auth::identity, std::string_view> authenticate(const http::request& req) noexcept;
@@ -167,9 +208,10 @@ private:
     /// bytes after the request, `rest`, are the next request's).
     bool answer(conn_handle h, connection& c, const http::request& req,
                 std::span<std::byte> rest) noexcept;
-    /// Sends the 101 for ctx.req (which it invalidates: the HTTP parser goes) and moves the
-    /// connection to phase::websocket, bound to `endpoint`.
-    void upgrade(const request_context& ctx, ws_endpoint endpoint) noexcept;
+    /// Sends `response` (a 101) and moves the connection to phase::websocket, bound to
+    /// `endpoint`; the HTTP parser goes, and with it any request it holds.
+    void upgrade(conn_handle h, connection& c, std::string_view response,
+                 ws_endpoint endpoint) noexcept;
     void read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
     /// Sends `response` (headers only for head_only::yes); keep_alive::no closes after it,
     /// yes re-arms the keep-alive idle timer.
@@ -194,6 +236,10 @@ private:
     std::size_t _inbound_held = 0;
     uint64_t _inbound_budget_closes = 0;
     uint64_t _refused_origin = 0; ///< /ws upgrades refused 403: Origin not in --allowed-origins
+    /// The users homed here and their connection slots (--max-connections-per-user), and
+    /// the handshakes this shard refused 429 for a full user.
+    user_slots _user_slots;
+    uint64_t _refused_user_limit = 0;
 
     // PROXY protocol outcomes (admin::edge_counters).
     uint64_t _proxy_headers = 0;

@@ -65,19 +65,100 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
         }
         who = std::move(*verified);
     }
-    // upgrade() frees the HTTP parser and with it `req`'s views: copy what we keep first.
-    const std::string user_id(user);
-    upgrade(ctx, ws_endpoint::pubsub);
-    ctx.conn.session = std::make_unique<pubsub::session>();
-    if (who) {
-        _engine.open_session(ctx.h, *ctx.conn.session, std::move(*who));
+    // The request goes with the HTTP parser at the upgrade: keep what the session needs.
+    admit_pubsub(ctx, pubsub_start{http::upgrade_response(req), std::move(who), std::string(user),
+                                   backend});
+}
+
+void gateway::admit_pubsub(const request_context& ctx, pubsub_start start) noexcept {
+    const std::string_view user = start.who ? std::string_view(start.who->user_id)
+                                            : std::string_view(start.user_id);
+    if (start.backend || user.empty() || _config.max_connections_per_user == 0) {
+        return open_pubsub(ctx.h, ctx.conn, std::move(start), ctx.rest);
+    }
+    const auto home = shard_id(static_cast<uint16_t>(pubsub::home_shard(user, _io.shards())));
+    if (home == _io.id()) {
+        if (!_user_slots.take(user)) {
+            return refuse_user_limit(ctx.h, ctx.conn);
+        }
+        ctx.conn.holds_user_slot = true;
+        return open_pubsub(ctx.h, ctx.conn, std::move(start), ctx.rest);
+    }
+    // The home shard counts this user: the handshake waits for its answer (on_mesh
+    // user_answer). The rest of the read is at most one read's bytes.
+    auto claim = std::make_unique<user_slot_msg>(user_slot_msg{std::string(user), ctx.h});
+    ctx.conn.stash.assign(reinterpret_cast<const char*>(ctx.rest.data()), ctx.rest.size());
+    ctx.conn.pending = std::make_unique<pubsub_start>(std::move(start));
+    ctx.conn.http.reset();
+    ctx.conn.state = phase::user_slot;
+    _io.post<kinds::user_claim>(home, std::move(claim));
+}
+
+void gateway::open_pubsub(conn_handle h, connection& c, pubsub_start start,
+                          std::span<std::byte> early) noexcept {
+    upgrade(h, c, start.response, ws_endpoint::pubsub);
+    c.session = std::make_unique<pubsub::session>();
+    if (start.who) {
+        _engine.open_session(h, *c.session, std::move(*start.who));
     } else {
-        _engine.open_session(ctx.h, *ctx.conn.session, user_id, backend);
+        _engine.open_session(h, *c.session, start.user_id, start.backend);
     }
     // Frames the client sent right behind its request arrived in the same read.
-    if (!ctx.rest.empty()) {
-        read_frames(ctx.h, ctx.conn, ctx.rest);
+    if (!early.empty()) {
+        read_frames(h, c, early);
     }
+}
+
+void gateway::refuse_user_limit(conn_handle h, connection& c) noexcept {
+    ++_refused_user_limit;
+    send_response(h, c,
+                  http::make_error_response(429, "too many connections for this user",
+                                            http::keep_alive::no),
+                  http::keep_alive::no, head_only::no);
+}
+
+void gateway::release_user_slot(std::string_view user) noexcept {
+    const auto home = shard_id(static_cast<uint16_t>(pubsub::home_shard(user, _io.shards())));
+    if (home == _io.id()) {
+        return _user_slots.give_back(user);
+    }
+    _io.post<kinds::user_release>(home, std::make_unique<user_slot_msg>(
+                                            user_slot_msg{std::string(user), conn_handle{}}));
+}
+
+void gateway::on_mesh(kinds::user_claim, shard_id from, std::unique_ptr<user_slot_msg> m) noexcept {
+    m->granted = _user_slots.take(m->user);
+    _io.post<kinds::user_answer>(from, std::move(m));
+}
+
+void gateway::on_mesh(kinds::user_answer, shard_id from,
+                      std::unique_ptr<user_slot_msg> m) noexcept {
+    auto* c = static_cast<connection*>(_io.user(m->conn));
+    if (c == nullptr || c->state != phase::user_slot) {
+        // Closed while its home answered (timeout, shutdown, budget): a slot taken for it
+        // goes back to the home that sent the answer.
+        if (m->granted) {
+            _io.post<kinds::user_release>(from, std::move(m));
+        }
+        return;
+    }
+    const conn_handle h = m->conn;
+    pubsub_start start = std::move(*c->pending);
+    c->pending.reset();
+    std::string early = std::move(c->stash);
+    c->stash.clear();
+    if (!m->granted) {
+        return refuse_user_limit(h, *c);
+    }
+    c->holds_user_slot = true;
+    open_pubsub(h, *c, std::move(start), std::as_writable_bytes(std::span(early.data(), early.size())));
+    if (_io.user(h) == c && c->held_in != inbound_held(*c)) {
+        account_inbound(h, *c);
+    }
+}
+
+void gateway::on_mesh(kinds::user_release, shard_id, std::unique_ptr<user_slot_msg> m) noexcept {
+    _user_slots.give_back(m->user);
 }
 
 result<auth::identity, std::string_view> gateway::authenticate(const http::request& req) noexcept {
@@ -112,7 +193,7 @@ void gateway::serve_echo(const request_context& ctx) noexcept {
                       http::keep_alive::no, ctx.head);
         return;
     }
-    upgrade(ctx, ws_endpoint::echo);
+    upgrade(ctx.h, ctx.conn, http::upgrade_response(ctx.req), ws_endpoint::echo);
     if (!ctx.rest.empty()) {
         read_frames(ctx.h, ctx.conn, ctx.rest);
     }
