@@ -214,7 +214,8 @@ struct running_shard {
                 static_cast<ssize_t>(text.size()));
     }
     core::shard_counters stop_and_join() {
-        stop.requested.store(true);
+        // A flag only: pairs with the relaxed load in shard::run (stop_token).
+        stop.requested.store(true, std::memory_order_relaxed);
         auto counters = core::wait_shards(std::move(group));
         ::close(control);
         return counters.at(0);
