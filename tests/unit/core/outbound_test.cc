@@ -254,16 +254,7 @@ std::string read_exactly(int fd, std::size_t n) {
 /// A port where nothing listens: bound, so nobody else takes it while the test runs, but
 /// not listening, so a SYN to it is answered with a reset.
 int closed_port(uint16_t& port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    socklen_t len = sizeof(a);
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port = ntohs(a.sin_port);
-    return fd;
+    return testing::bind_loopback(port);
 }
 
 /// A listener whose accept queue is full, so the kernel drops new SYNs and a connect to it
