@@ -134,6 +134,7 @@ struct pending_publish;
 struct pending_gather;
 struct gather_msg;
 enum class question : uint8_t;
+enum class addressed_to : uint8_t;
 /// The API's mesh kinds (src/admin/gather.h): a question to every shard and each answer.
 namespace kinds {
 struct gather_question;
@@ -174,6 +175,10 @@ private:
     std::optional<std::string> get_channel(const call& c);     // query_endpoints.cc
 
     // --- publishing (publish_endpoints.cc) ------------------------------------------------
+    /// /api/publish and /api/send: every item of the body published on the channel `to`
+    /// names, through issue(); a 400 for a body that does not parse or an item without
+    /// that field (nothing is published then).
+    std::optional<std::string> publish_each(const call& c, addressed_to to);
     /// Publishes items[i] to targets[i]. A 503 when a target's home shard is congested
     /// (pubsub::engine::accepts_work_for; nothing is published then). Else each item goes
     /// to the engine, and the answer comes at once when every home shard was this one, or

@@ -173,6 +173,12 @@ struct identity {
 ///      "aud" does not name options.audience (see above)   → "wrong audience"
 ///  10. "sub" absent or empty                              → "missing sub"
 /// The claims are read only after the signature has verified. `now_s` is Unix seconds.
+/// Allocation: the decode buffers are sized at construction; the JSON parser grows to the
+/// largest header or payload seen (at most max_token_bytes, kept for the next token); a
+/// key's verify context is made on its first use; and once a signature has verified, the
+/// identity's strings (sub, channels, roles) are built, also for a token then refused for
+/// its times or claims. Nothing else of ours per token (OpenSSL may allocate inside a
+/// signature check, Ed25519 and RSA-PSS especially).
 class verifier {
 public:
     verifier(const key_set& keys, verify_options options);

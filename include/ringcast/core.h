@@ -792,6 +792,9 @@ struct runtime_config {
 using handler_factory = std::function<std::unique_ptr<conn_handler>(conn_io&)>;
 
 /// Set by a signal or by the operator: every shard stops at its next loop iteration.
+/// A flag only, publishing no data: set with a relaxed store, read by each shard's relaxed
+/// load at the end of its loop pass (shard::run); what follows the stop is ordered by
+/// joining the threads (wait_shards).
 struct stop_token {
     std::atomic<bool> requested{false};
 };

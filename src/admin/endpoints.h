@@ -24,6 +24,12 @@ struct call {
     std::string_view name;
 };
 
+/// Where api::publish_each puts each item of a body: /api/publish and /api/send.
+enum class addressed_to : uint8_t {
+    channel, ///< on its "channel" (/api/publish)
+    user,    ///< on user:<its "userId"> (/api/send)
+};
+
 /// A publish request waiting for the home shards of its items (pubsub::engine reports each
 /// item's offset through api::on_published, in any order). Lives in api::_publishes.
 struct pending_publish {

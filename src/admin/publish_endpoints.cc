@@ -15,23 +15,14 @@
 namespace ringcast::admin {
 
 std::optional<std::string> api::post_publish(const call& c) {
-    auto parsed = pubsub::parse_publish_body(c.req.body);
-    if (!parsed) {
-        return http::make_error_response(parsed.error().code, parsed.error().message, c.ka);
-    }
-    std::vector<const pubsub::publish_request*> items;
-    std::vector<std::string> targets;
-    for (const auto& r : parsed->requests) {
-        if (r.channel.empty()) {
-            return http::make_error_response(400, "channel is required", c.ka);
-        }
-        items.push_back(&r);
-        targets.emplace_back(r.channel);
-    }
-    return issue(c, items, targets, parsed->shape);
+    return publish_each(c, addressed_to::channel);
 }
 
 std::optional<std::string> api::post_send(const call& c) {
+    return publish_each(c, addressed_to::user);
+}
+
+std::optional<std::string> api::publish_each(const call& c, addressed_to to) {
     auto parsed = pubsub::parse_publish_body(c.req.body);
     if (!parsed) {
         return http::make_error_response(parsed.error().code, parsed.error().message, c.ka);
@@ -39,11 +30,21 @@ std::optional<std::string> api::post_send(const call& c) {
     std::vector<const pubsub::publish_request*> items;
     std::vector<std::string> targets;
     for (const auto& r : parsed->requests) {
-        if (r.user_id.empty()) {
-            return http::make_error_response(400, "userId is required", c.ka);
+        switch (to) {
+        case addressed_to::channel:
+            if (r.channel.empty()) {
+                return http::make_error_response(400, "channel is required", c.ka);
+            }
+            targets.emplace_back(r.channel);
+            break;
+        case addressed_to::user:
+            if (r.user_id.empty()) {
+                return http::make_error_response(400, "userId is required", c.ka);
+            }
+            targets.push_back("user:" + std::string(r.user_id));
+            break;
         }
         items.push_back(&r);
-        targets.push_back("user:" + std::string(r.user_id));
     }
     return issue(c, items, targets, parsed->shape);
 }

@@ -85,7 +85,8 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
         }
     }
     if (!failure.empty()) {
-        stop.requested.store(true);
+        // A flag only: pairs with the relaxed load in shard::run (stop_token).
+        stop.requested.store(true, std::memory_order_relaxed);
         for (auto& t : group->threads) {
             t.join();
         }

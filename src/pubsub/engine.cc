@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iterator>
+#include <limits>
 #include <memory>
 
 namespace ringcast::pubsub {
@@ -118,9 +119,20 @@ void engine::arm_expiry(conn_handle h, const auth::identity& who) noexcept {
     // The verifier accepts a token while now < exp + leeway (wall clock); the timer runs on
     // the monotonic clock, so the remaining time is carried over once, here.
     const int64_t leeway_s = _tokens != nullptr ? _tokens->options().leeway_s : 0;
-    const int64_t end_ms = (*who.expires_at_s + leeway_s) * 1000;
+    // Saturating: the verifier accepts any exp that fits int64_t, and exp + leeway in
+    // milliseconds need not (a wrapped, negative end would close the session at once).
+    int64_t end_s = 0;
+    int64_t end_ms = 0;
+    if (__builtin_add_overflow(*who.expires_at_s, leeway_s, &end_s)) {
+        end_s = leeway_s > 0 ? std::numeric_limits<int64_t>::max()
+                             : std::numeric_limits<int64_t>::min();
+    }
+    if (__builtin_mul_overflow(end_s, int64_t{1000}, &end_ms)) {
+        end_ms = end_s > 0 ? std::numeric_limits<int64_t>::max()
+                           : std::numeric_limits<int64_t>::min();
+    }
     const auto now_wall_ms = static_cast<int64_t>(wall_clock_ms());
-    // Capped (~35 years) so the monotonic deadline cannot wrap for an exp near 2^53.
+    // Capped (~35 years) so the monotonic deadline cannot wrap, however far away exp is.
     const uint64_t left_ms = end_ms > now_wall_ms
                                  ? std::min(static_cast<uint64_t>(end_ms - now_wall_ms),
                                             uint64_t{1} << 50)

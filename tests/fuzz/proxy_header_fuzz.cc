@@ -17,11 +17,11 @@
 //     (status, consumed, header) is the one the whole input gets;
 //   - starts_with_proxy_preamble holds for every input a header was read from.
 #include "proxy_header.h"
+#include "split_feed.h"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <span>
 
 namespace {
@@ -29,29 +29,8 @@ namespace {
 using namespace ringcast;
 using namespace ringcast::net;
 
-void require(bool ok) {
-    if (!ok) {
-        std::abort();
-    }
-}
-
-/// xorshift32: deterministic read sizes from the seed byte.
-class chunker {
-public:
-    explicit chunker(uint8_t seed) noexcept
-        : _state(0x9e3779b9u ^ seed), _max(seed == 0 ? 1u : (seed & 0x3fu) + 1u) {}
-    std::size_t next(std::size_t left) noexcept {
-        _state ^= _state << 13;
-        _state ^= _state >> 17;
-        _state ^= _state << 5;
-        const std::size_t want = 1 + _state % _max;
-        return want < left ? want : left;
-    }
-
-private:
-    uint32_t _state;
-    uint32_t _max;
-};
+using ringcast::fuzz::chunker;
+using ringcast::fuzz::require;
 
 bool same_address(const peer_address& a, const peer_address& b) {
     return a.family == b.family && a.port == b.port && a.bytes == b.bytes;

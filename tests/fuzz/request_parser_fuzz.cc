@@ -20,12 +20,13 @@
 //     outcomes (requests, statuses, consumed offsets): splitting never changes the parse;
 //   - check_upgrade / upgrade_response / make_error_response never crash, and a 101 has a
 //     28-character accept.
+#include "split_feed.h"
+
 #include <ringcast/http.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,29 +43,8 @@ constexpr request_limits fuzz_limits{64, 256, 8, 1024};
 /// Stops the whole stream after this many requests: enough for pipelining, bounded time.
 constexpr int max_requests_per_input = 16;
 
-void require(bool ok) {
-    if (!ok) {
-        std::abort();
-    }
-}
-
-/// xorshift32: deterministic chunk sizes from the seed byte without <random>'s weight.
-class chunker {
-public:
-    explicit chunker(uint8_t seed) noexcept
-        : _state(0x9e3779b9u ^ seed), _max(seed == 0 ? 1u : (seed & 0x3fu) + 1u) {}
-    std::size_t next(std::size_t left) noexcept {
-        _state ^= _state << 13;
-        _state ^= _state >> 17;
-        _state ^= _state << 5;
-        const std::size_t want = 1 + _state % _max;
-        return want < left ? want : left;
-    }
-
-private:
-    uint32_t _state;
-    uint32_t _max;
-};
+using ringcast::fuzz::chunker;
+using ringcast::fuzz::require;
 
 bool inside(std::string_view view, const char* base, std::size_t size) {
     return view.empty() || (view.data() >= base && view.data() + view.size() <= base + size);

@@ -94,30 +94,18 @@ STATS_REQUEST = b"GET /api/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\
 
 def read_response(sock, timeout=5.0):
     """(status, body) of one response read to Content-Length, or (None, bytes) when the
-    server closed (EOF or reset) before a complete head; `bytes` is what came first."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        if b"\r\n\r\n" in data:
-            head, _, body = data.partition(b"\r\n\r\n")
-            status = int(head.split(b" ")[1])
-            fields = support.parse_header_fields(head.partition(b"\r\n")[2])
-            length = int(fields.get("content-length", "0"))
-            if status == 101 or len(body) >= length:
-                return status, body[:length] if status != 101 else body
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            fail(f"no complete response within {timeout}s; got {support.short(data)}")
-        sock.settimeout(remaining)
-        try:
-            more = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except ConnectionResetError:
-            more = b""
-        if not more:
-            return None, data
-        data += more
+    server closed (EOF or reset) before a complete response; `bytes` is what came first."""
+    data, ended = support.read_http_response(sock, time.monotonic() + timeout)
+    if ended == "timeout":
+        fail(f"no complete response within {timeout}s; got {support.short(data)}")
+    if ended == "closed":
+        return None, data
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    if status == 101:
+        return status, body
+    fields = support.parse_header_fields(head.partition(b"\r\n")[2])
+    return status, body[:int(fields.get("content-length", "0"))]
 
 
 def exchange(source, port, data, timeout=5.0):

@@ -520,6 +520,40 @@ class http_response:
                 f"body={short(self.body)}>")
 
 
+def read_http_response(sock, deadline):
+    """Reads one HTTP response from `sock` until its head and, by Content-Length, its body
+    have arrived (a 101 ends at its head: what follows belongs to the new protocol and is
+    returned with it), the server closes or resets, or time.monotonic() passes `deadline`.
+
+    Returns (data, ended): the bytes read, and "complete", "closed" or "timeout".
+    """
+    data = bytearray()
+    head_end = -1
+    while True:
+        if head_end < 0 and b"\r\n\r\n" in data:
+            head_end = data.index(b"\r\n\r\n") + 4
+        if head_end >= 0:
+            if data.startswith(b"HTTP/1.1 101"):
+                return bytes(data), "complete"  # switched protocols: no HTTP body follows
+            fields = parse_header_fields(bytes(data[:head_end]))
+            length = fields.get("content-length")
+            if length is not None and len(data) - head_end >= int(length):
+                return bytes(data), "complete"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return bytes(data), "timeout"
+        sock.settimeout(remaining)
+        try:
+            more = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return bytes(data), "closed"
+        if not more:
+            return bytes(data), "closed"
+        data += more
+
+
 def http_exchange(port, request, timeout=5.0, chunk=None):
     """Sends raw request bytes and reads one response (to Content-Length or EOF).
 
@@ -528,7 +562,6 @@ def http_exchange(port, request, timeout=5.0, chunk=None):
     """
     deadline = time.monotonic() + timeout
     sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
-    data = bytearray()
     try:
         try:
             if chunk:
@@ -538,32 +571,9 @@ def http_exchange(port, request, timeout=5.0, chunk=None):
                 sock.sendall(request)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the response (if any) is still in our receive queue
-        head_end = -1
-        while True:
-            if head_end < 0 and b"\r\n\r\n" in data:
-                head_end = data.index(b"\r\n\r\n") + 4
-            if head_end >= 0:
-                if data.startswith(b"HTTP/1.1 101"):
-                    break  # switched protocols: no HTTP body follows
-                fields = parse_header_fields(bytes(data[:head_end]))
-                length = fields.get("content-length")
-                if length is not None and len(data) - head_end >= int(length):
-                    break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if head_end >= 0:
-                    break
-                fail(f"no HTTP response within {timeout}s; got {short(data, 200)}")
-            sock.settimeout(remaining)
-            try:
-                more = sock.recv(65536)
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                break
-            if not more:
-                break
-            data += more
+        data, ended = read_http_response(sock, deadline)
+        if ended == "timeout" and b"\r\n\r\n" not in data:
+            fail(f"no HTTP response within {timeout}s; got {short(data, 200)}")
     finally:
         sock.close()
     if b"\r\n\r\n" not in data:

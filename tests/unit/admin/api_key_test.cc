@@ -12,16 +12,25 @@ namespace {
 
 constexpr std::string_view key = "0123456789abcdef-KEY";
 
+/// GET /api/stats carrying `authorization` (omitted when empty), parsed; the request's
+/// views point into the parser, so it lives as long as this.
+struct stats_request {
+    http::request_parser parser;
+
+    explicit stats_request(std::string_view authorization) {
+        std::string text = "GET /api/stats HTTP/1.1\r\nHost: x\r\n";
+        if (!authorization.empty()) {
+            text += "Authorization: " + std::string(authorization) + "\r\n";
+        }
+        text += "\r\n";
+        REQUIRE(parser.feed(text).status == http::parse_status::complete);
+    }
+    const http::request& get() const { return parser.get(); }
+};
+
 /// Whether a request carrying `authorization` (omitted when empty) passes for `key`.
 bool passes(std::string_view authorization, std::string_view expected = key) {
-    std::string text = "GET /api/stats HTTP/1.1\r\nHost: x\r\n";
-    if (!authorization.empty()) {
-        text += "Authorization: " + std::string(authorization) + "\r\n";
-    }
-    text += "\r\n";
-    http::request_parser parser;
-    REQUIRE(parser.feed(text).status == http::parse_status::complete);
-    return admin::bearer_matches(parser.get(), expected);
+    return admin::bearer_matches(stats_request(authorization).get(), expected);
 }
 
 } // namespace
@@ -149,14 +158,7 @@ TEST_CASE("bearer_key finds the presented key among several", "[admin][api_key]"
                                       "test");
     REQUIRE(keys.has_value());
     auto presented = [&](std::string_view authorization) -> const admin::api_key* {
-        std::string text = "GET /api/stats HTTP/1.1\r\nHost: x\r\n";
-        if (!authorization.empty()) {
-            text += "Authorization: " + std::string(authorization) + "\r\n";
-        }
-        text += "\r\n";
-        http::request_parser parser;
-        REQUIRE(parser.feed(text).status == http::parse_status::complete);
-        return admin::bearer_key(parser.get(), *keys);
+        return admin::bearer_key(stats_request(authorization).get(), *keys);
     };
     const admin::api_key* b = presented("Bearer 0123456789abcdef-B");
     REQUIRE(b != nullptr);

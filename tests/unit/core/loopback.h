@@ -23,18 +23,24 @@ namespace ringcast::testing {
 
 inline constexpr auto hang_guard = std::chrono::seconds(20);
 
-/// A loopback listening socket on a free port, with `backlog`.
-inline int listen_loopback(uint16_t& port, int backlog = 64) {
+/// A loopback TCP socket bound to a free port, not listening: a SYN to it is reset.
+inline int bind_loopback(uint16_t& port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    REQUIRE(::listen(fd, backlog) == 0);
     socklen_t len = sizeof(a);
     REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
     port = ntohs(a.sin_port);
+    return fd;
+}
+
+/// A loopback listening socket on a free port, with `backlog`.
+inline int listen_loopback(uint16_t& port, int backlog = 64) {
+    const int fd = bind_loopback(port);
+    REQUIRE(::listen(fd, backlog) == 0);
     return fd;
 }
 

@@ -214,7 +214,8 @@ struct running_shard {
                 static_cast<ssize_t>(text.size()));
     }
     core::shard_counters stop_and_join() {
-        stop.requested.store(true);
+        // A flag only: pairs with the relaxed load in shard::run (stop_token).
+        stop.requested.store(true, std::memory_order_relaxed);
         auto counters = core::wait_shards(std::move(group));
         ::close(control);
         return counters.at(0);
@@ -253,16 +254,7 @@ std::string read_exactly(int fd, std::size_t n) {
 /// A port where nothing listens: bound, so nobody else takes it while the test runs, but
 /// not listening, so a SYN to it is answered with a reset.
 int closed_port(uint16_t& port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    socklen_t len = sizeof(a);
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port = ntohs(a.sin_port);
-    return fd;
+    return testing::bind_loopback(port);
 }
 
 /// A listener whose accept queue is full, so the kernel drops new SYNs and a connect to it
@@ -288,20 +280,54 @@ long position(const std::vector<std::string>& events, const std::string& e) {
     return it == events.end() ? -1 : static_cast<long>(it - events.begin());
 }
 
+/// Checks that `first` was journalled, and before `then` (which may be missing only if
+/// `first` is too: position() is -1 for both then, and the first check reports it).
+void check_before(const std::vector<std::string>& events, const std::string& first,
+                  const std::string& then) {
+    INFO(first << " before " << then);
+    CHECK(position(events, first) >= 0);
+    CHECK(position(events, first) < position(events, then));
+}
+
+/// A loopback listener the shard connects out to; closed when the case's scope ends, so
+/// declare it before the running_shard that connects to it.
+struct loopback_target {
+    uint16_t port = 0;
+    int fd = -1;
+
+    loopback_target() : fd(listen_loopback(port)) {}
+    ~loopback_target() { ::close(fd); }
+    loopback_target(const loopback_target&) = delete;
+    loopback_target& operator=(const loopback_target&) = delete;
+
+    /// The control line that connects to this target: `args` are TIMEOUT_MS [DELAY_MS].
+    std::string connect4(const std::string& args = "5000") const {
+        return "connect4 " + std::to_string(port) + " " + args;
+    }
+    /// The event outbound `id` journals when it connects here.
+    std::string connected(unsigned id = 1) const {
+        return "connected " + std::to_string(id) + " 127.0.0.1:" + std::to_string(port);
+    }
+};
+
+/// Connects outbound 1 of `s` to `t` and returns the server side of it, accepted.
+int open_outbound(running_shard& s, const loopback_target& t, const std::string& args = "5000") {
+    s.command(t.connect4(args));
+    REQUIRE(s.events.wait_for(t.connected(1)));
+    return accept_one(t.fd);
+}
+
 } // namespace
 
 TEST_CASE("outbound: a connection opens, carries bytes both ways, runs its timers and closes "
           "from the shard's side after flushing",
           "[core][outbound]") {
     const int fds_before = open_fds();
-    uint16_t port = 0;
-    const int listener = listen_loopback(port);
     {
+        loopback_target target;
         running_shard s;
-        s.command("connect4 " + std::to_string(port) + " 5000");
+        const int server = open_outbound(s, target);
         REQUIRE(s.events.wait_for("connect ok 1"));
-        REQUIRE(s.events.wait_for("connected 1 127.0.0.1:" + std::to_string(port)));
-        const int server = accept_one(listener);
         CHECK(read_exactly(server, 5) == "hello"); // sent inside on_connect_result
         REQUIRE(::send(server, "world", 5, 0) == 5);
         REQUIRE(s.events.wait_for("data 1 world"));
@@ -320,27 +346,19 @@ TEST_CASE("outbound: a connection opens, carries bytes both ways, runs its timer
         CHECK(c.closed == 1); // the control connection: outbound ones are counted apart
         CHECK(s.events.count("failed 1 refused") == 0);
     }
-    ::close(listener);
     CHECK(open_fds() == fds_before);
 }
 
 TEST_CASE("outbound: the peer closing ends the connection with on_closed",
           "[core][outbound]") {
     const int fds_before = open_fds();
-    uint16_t port = 0;
-    const int listener = listen_loopback(port);
     {
+        loopback_target target;
         running_shard s;
-        s.command("connect4 " + std::to_string(port) + " 5000");
-        REQUIRE(s.events.wait_for("connected 1 127.0.0.1:" + std::to_string(port)));
-        const int server = accept_one(listener);
-        ::close(server);
+        ::close(open_outbound(s, target));
         REQUIRE(s.events.wait_for("closed 1"));
-        const auto events = s.events.snapshot();
-        CHECK(position(events, "connected 1 127.0.0.1:" + std::to_string(port)) <
-              position(events, "closed 1"));
+        check_before(s.events.snapshot(), target.connected(1), "closed 1");
     }
-    ::close(listener);
     CHECK(open_fds() == fds_before);
 }
 
@@ -378,8 +396,7 @@ TEST_CASE("outbound: a refused connect is reported, then closed, and never opens
         REQUIRE(s.events.wait_for("closed 1"));
         const auto events = s.events.snapshot();
         CHECK(position(events, "connect ok 1") >= 0);
-        CHECK(position(events, "failed 1 refused") >= 0);
-        CHECK(position(events, "failed 1 refused") < position(events, "closed 1"));
+        check_before(events, "failed 1 refused", "closed 1");
         const core::shard_counters c = s.stop_and_join();
         CHECK(c.outbound_connects == 1);
         CHECK(c.outbound_connect_failures == 1);
@@ -397,9 +414,7 @@ TEST_CASE("outbound: a connect that gets no answer fails at its deadline with ti
         running_shard s;
         s.command("connect4 " + std::to_string(silent.port) + " 100");
         REQUIRE(s.events.wait_for("closed 1"));
-        const auto events = s.events.snapshot();
-        CHECK(position(events, "failed 1 timed_out") >= 0);
-        CHECK(position(events, "failed 1 timed_out") < position(events, "closed 1"));
+        check_before(s.events.snapshot(), "failed 1 timed_out", "closed 1");
         CHECK(s.events.count("connected 1 127.0.0.1:" + std::to_string(silent.port)) == 0);
     }
     CHECK(open_fds() == fds_before);
@@ -448,9 +463,7 @@ TEST_CASE("outbound: a stopping shard cancels a connect in flight: operation_can
         s.command("connect4 " + std::to_string(silent.port) + " 60000");
         REQUIRE(s.events.wait_for("connect ok 1"));
         s.stop_and_join();
-        const auto events = s.events.snapshot();
-        CHECK(position(events, "failed 1 canceled") >= 0);
-        CHECK(position(events, "failed 1 canceled") < position(events, "closed 1"));
+        check_before(s.events.snapshot(), "failed 1 canceled", "closed 1");
     }
     CHECK(open_fds() == fds_before);
 }
@@ -459,22 +472,16 @@ TEST_CASE("outbound: a stopping shard says goodbye to an open outbound connectio
           "the others",
           "[core][outbound][shutdown]") {
     const int fds_before = open_fds();
-    uint16_t port = 0;
-    const int listener = listen_loopback(port);
     {
+        loopback_target target;
         running_shard s;
-        s.command("connect4 " + std::to_string(port) + " 5000");
-        REQUIRE(s.events.wait_for("connected 1 127.0.0.1:" + std::to_string(port)));
-        const int server = accept_one(listener);
+        const int server = open_outbound(s, target);
         s.stop_and_join();
-        const auto events = s.events.snapshot();
-        CHECK(position(events, "shutdown 1") >= 0);
-        CHECK(position(events, "shutdown 1") < position(events, "closed 1"));
+        check_before(s.events.snapshot(), "shutdown 1", "closed 1");
         CHECK(read_exactly(server, 5) == "hello");
         CHECK(testing::closed_by_peer(server));
         ::close(server);
     }
-    ::close(listener);
     CHECK(open_fds() == fds_before);
 }
 
@@ -482,37 +489,31 @@ TEST_CASE("outbound: a delayed connect starts after its delay, and one closed or
           "before it starts never reaches the peer",
           "[core][outbound][delay]") {
     const int fds_before = open_fds();
-    uint16_t port = 0;
-    const int listener = listen_loopback(port);
     {
+        loopback_target target;
         running_shard s;
-        s.command("connect4 " + std::to_string(port) + " 5000 20");
-        REQUIRE(s.events.wait_for("connected 1 127.0.0.1:" + std::to_string(port)));
-        const int server = accept_one(listener);
+        const int server = open_outbound(s, target, "5000 20");
         CHECK(read_exactly(server, 5) == "hello");
         ::close(server);
         REQUIRE(s.events.wait_for("closed 1"));
         // Abandoned during its delay: on_closed only.
-        s.command("connect4 " + std::to_string(port) + " 5000 60000");
+        s.command(target.connect4("5000 60000"));
         REQUIRE(s.events.wait_for("connect ok 2"));
         s.command("close 2");
         REQUIRE(s.events.wait_for("closed 2"));
         // Stopped during its delay: cancelled, then closed.
-        s.command("connect4 " + std::to_string(port) + " 5000 60000");
+        s.command(target.connect4("5000 60000"));
         REQUIRE(s.events.wait_for("connect ok 3"));
         const core::shard_counters c = s.stop_and_join();
-        const auto events = s.events.snapshot();
         CHECK(s.events.count("failed 2 canceled") == 0);
-        CHECK(position(events, "failed 3 canceled") >= 0);
-        CHECK(position(events, "failed 3 canceled") < position(events, "closed 3"));
+        check_before(s.events.snapshot(), "failed 3 canceled", "closed 3");
         CHECK(c.outbound_connects == 3);
         CHECK(c.outbound_connect_failures == 2);
         CHECK(c.outbound_closed == 3);
+        // Neither delayed connect reached the listener (the shard is joined by now).
+        REQUIRE(::fcntl(target.fd, F_SETFL, O_NONBLOCK) == 0);
+        CHECK(::accept4(target.fd, nullptr, nullptr, SOCK_CLOEXEC) < 0);
+        CHECK(errno == EAGAIN);
     }
-    // Neither delayed connect reached the listener.
-    REQUIRE(::fcntl(listener, F_SETFL, O_NONBLOCK) == 0);
-    CHECK(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC) < 0);
-    CHECK(errno == EAGAIN);
-    ::close(listener);
     CHECK(open_fds() == fds_before);
 }

@@ -107,7 +107,8 @@ struct running_shard {
         group = std::move(*started);
     }
     ~running_shard() {
-        stop.requested.store(true);
+        // A flag only: pairs with the relaxed load in shard::run (stop_token).
+        stop.requested.store(true, std::memory_order_relaxed);
         core::wait_shards(std::move(group));
     }
 };

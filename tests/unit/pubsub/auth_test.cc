@@ -19,23 +19,10 @@
 using namespace ringcast;
 using namespace ringcast::pubsub;
 using testing::fake_io;
-using testing::frame_text;
+using testing::handle;
+using testing::texts_to;
 
 namespace {
-
-conn_handle handle(uint32_t slot) {
-    return conn_handle{slot, 1};
-}
-
-std::vector<std::string> texts_to(const fake_io& io, uint32_t slot) {
-    std::vector<std::string> out;
-    for (const auto& s : io.sends) {
-        if (s.h.slot == slot) {
-            out.push_back(frame_text(s.f));
-        }
-    }
-    return out;
-}
 
 std::shared_ptr<const auth::namespace_table> rules() {
     auto table = std::make_shared<auth::namespace_table>();
@@ -151,6 +138,38 @@ TEST_CASE("an authenticated session subscribes and publishes only where the name
     CHECK(last(io, 2).starts_with(R"({"op":"reply","id":1,"ok":true)"));
     e.close_session(handle(1), s);
     e.close_session(handle(2), admin);
+}
+
+TEST_CASE("a token whose exp is far beyond any real date arms the expiry timer far ahead, "
+          "never at once",
+          "[pubsub][engine][auth]") {
+    // The verifier accepts any whole-number exp that fits 64 bits (a "never expires" token
+    // from an issuer that writes one); in milliseconds such an exp no longer fits, and a
+    // product that wraps negative would close the session as expired right away.
+    fake_io io;
+    auth::key_set keys;
+    REQUIRE(keys.add_secret(auth::test::keys().secret));
+    auth::verify_options options;
+    options.leeway_s = 30;
+    auth::verifier tokens(keys, options);
+    engine e(io, with_rules(), &tokens);
+    io.now = 50000;
+    const int64_t far[] = {int64_t{10'000'000'000'000'000}, INT64_MAX - 10, INT64_MAX};
+    uint32_t slot = 1;
+    for (const int64_t exp : far) {
+        INFO("exp " << exp);
+        session s;
+        auth::identity who = alice({});
+        who.expires_at_s = exp;
+        const std::size_t before = io.timers.size();
+        e.open_session(handle(slot), s, std::move(who));
+        REQUIRE(io.timers.size() == before + 1);
+        CHECK(io.timers.back().which == core::conn_timer::expiry);
+        // At least as far ahead as a token valid for ten years would be.
+        CHECK(io.timers.back().deadline_ms > io.now + uint64_t{10} * 365 * 86400 * 1000);
+        e.close_session(handle(slot), s);
+        ++slot;
+    }
 }
 
 TEST_CASE("an authenticated session's expiry timer is armed at exp + leeway",

@@ -16,24 +16,11 @@ using namespace ringcast;
 using namespace ringcast::pubsub;
 using testing::fake_io;
 using testing::frame_text;
+using testing::handle;
+using testing::texts_to;
 using testing::shown;
 
 namespace {
-
-conn_handle handle(uint32_t slot) {
-    return conn_handle{slot, 1};
-}
-
-/// Texts sent to `slot`, in order.
-std::vector<std::string> texts_to(const fake_io& io, uint32_t slot) {
-    std::vector<std::string> out;
-    for (const auto& s : io.sends) {
-        if (s.h.slot == slot) {
-            out.push_back(frame_text(s.f));
-        }
-    }
-    return out;
-}
 
 struct recording_listener final : publish_listener {
     std::vector<uint64_t> offsets;

@@ -1,6 +1,7 @@
 // Shared by the pubsub unit tests: a core::conn_io without a shard. It records what the
 // engine's parts send, close and post, and answers queued bytes and budgets as a test sets
-// them, so fanout and the engine run on the test's thread with no ring, socket or mesh.
+// them, so fanout and the engine run on the test's thread with no ring, socket or mesh;
+// with it, the readers of what it recorded (frame_text, texts_to) and handle().
 #pragma once
 
 #include <ringcast/core.h>
@@ -116,6 +117,22 @@ inline std::string frame_text(const core::frame_ref& f) {
     const unsigned length = static_cast<unsigned char>(wire[1]) & 0x7f;
     const std::size_t header = length < 126 ? 2 : length == 126 ? 4 : 10;
     return wire.substr(header);
+}
+
+/// The handle of the connection in `slot` (generation 1: the fakes never reuse a slot).
+inline conn_handle handle(uint32_t slot) {
+    return conn_handle{slot, 1};
+}
+
+/// The payload texts of the frames `io` sent to `slot`, in order.
+inline std::vector<std::string> texts_to(const fake_io& io, uint32_t slot) {
+    std::vector<std::string> out;
+    for (const auto& s : io.sends) {
+        if (s.h.slot == slot) {
+            out.push_back(frame_text(s.f));
+        }
+    }
+    return out;
 }
 
 /// The first byte of a frame: FIN and opcode.

@@ -15,6 +15,7 @@ using namespace ringcast;
 using namespace ringcast::pubsub;
 using testing::fake_io;
 using testing::frame_text;
+using testing::handle;
 using testing::shown;
 
 namespace {
@@ -29,10 +30,6 @@ struct quiet_sink final : interest_sink {
 struct deliver_receiver {
     void on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery>) noexcept {}
 };
-
-conn_handle handle(uint32_t slot) {
-    return conn_handle{slot, 1};
-}
 
 /// One shard's local side: subscriptions, a fake io and the fanout under test.
 struct local_shard {
