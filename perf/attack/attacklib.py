@@ -100,11 +100,12 @@ def raise_nofile():
 class target:
     """ringcastd under attack plus its monitor process."""
 
-    def __init__(self, name, args, extra=()):
+    def __init__(self, name, args, extra=(), insecure=True):
         self.name = name
         self.args = args
+        # insecure=False for a server with JWT keys (ringcastd refuses both together).
         self.cmd = [args.ringcastd, "--listen", "127.0.0.1:0", "--shards", str(args.shards),
-                    "--insecure", *extra, *args.server_arg]
+                    *(["--insecure"] if insecure else []), *extra, *args.server_arg]
         self.lines = []
         try:
             self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
