@@ -119,7 +119,8 @@ struct client_config {
     uint32_t connect_concurrency = 512;
     uint32_t connect_timeout_ms = 10'000;
     std::string extra_headers; ///< appended to the upgrade request, each line ending CRLF
-    /// Per-connection request paths (peers with a path per channel: /sub/bench-3):
+    /// Per-connection request paths (peers with a path per channel: /sub/bench-3, or
+    /// ringcast with a token each: /ws?token=...):
     /// connection i < path_slots asks for paths[(first_global_index + i) % paths.size()],
     /// the others (publisher connections) for target.path. Empty: target.path for all.
     std::vector<std::string> paths;

@@ -8,6 +8,8 @@
 //                       --server-pid PID
 //   ringcast-bench fanout --url ws://127.0.0.1:PORT/ws --subscribers 1000 --channels 1
 //                       --rate 1000 --size 100 --seconds 10 [--publisher http|ws]
+//   ringcast-bench storm --url ws://127.0.0.1:PORT/ws --connections 10000
+//                       [--token-file tokens.txt]
 //
 // Live progress goes to stderr once a second; the JSON summary to stdout. Exit codes:
 // 0 run completed, 1 a worker failed, 2 bad arguments or setup failure.
@@ -22,6 +24,9 @@
 namespace ringcast::bench {
 
 namespace {
+
+/// --connections ceiling; also the most lines --token-file may have.
+constexpr uint32_t max_connections = 2'000'000;
 
 constexpr scenario_def scenario_table[] = {
     {"echo", "N connections keep a window of W messages of B bytes in flight; round trips/s, RTT",
@@ -63,6 +68,11 @@ void usage(FILE* out) {
              "  --procs P               worker processes splitting the connections (default 1)\n"
              "  --connect-concurrency C handshakes in flight per process (default 512)\n"
              "  --connect-timeout-ms T  per-connection connect timeout (default 10000)\n"
+             "  --token-file FILE       ringcast: one JWT per line; connection i sends line\n"
+             "                          i mod N as ?token= on the URL's path (a server with\n"
+             "                          JWT keys refuses /ws without one); give distinct subs\n"
+             "                          when the server limits connections per user. Not\n"
+             "                          with {channel}; fanout's ws publishers send none\n"
              "  --quiet                 no live progress on stderr\n"
              "\nfanout (--url ws://127.0.0.1:PORT/ws; --connections is the subscriber count):\n"
              "  --subscribers N         same as --connections\n"
@@ -82,7 +92,8 @@ void usage(FILE* out) {
              "  --publish-url URL       peers (--protocol ws|socketio): http://HOST:PORT/PATH\n"
              "                          with {channel}; raw POST of the data object, 2xx ok\n"
              "\nsustained: the fanout options; --seconds is the run length\n"
-             "storm: --connections N, --connect-concurrency C (handshakes in flight)\n");
+             "storm: --connections N, --connect-concurrency C (handshakes in flight),\n"
+             "       --token-file FILE against a server with JWT keys\n");
 }
 
 // Parses an unsigned option value within [lo, hi]; prints the sentence and returns false
@@ -148,7 +159,7 @@ int main(int argc, char** argv) {
         if (arg == "--url") {
             opt.url = value;
         } else if (arg == "--connections" || arg == "--subscribers") {
-            if (!parse_uint(arg, value, 1, 2'000'000, v)) {
+            if (!parse_uint(arg, value, 1, max_connections, v)) {
                 return 2;
             }
             opt.connections = uint32_t(v);
@@ -244,6 +255,12 @@ int main(int argc, char** argv) {
             opt.protocol = *p;
         } else if (arg == "--publish-url") {
             opt.publish_url = value;
+        } else if (arg == "--token-file") {
+            std::string error;
+            if (!read_token_file(value, max_connections, opt.tokens, error)) {
+                std::fprintf(stderr, "ringcast-bench: %s\n", error.c_str());
+                return 2;
+            }
         } else {
             std::fprintf(stderr, "ringcast-bench: unknown option %s (see --help)\n", argv[i - 1]);
             return 2;
@@ -279,6 +296,17 @@ int main(int argc, char** argv) {
                                  "--publisher ws and --publish-batch are for ringcast only\n");
             return 2;
         }
+    }
+    if (!opt.tokens.empty() && opt.protocol != wire_protocol::ringcast) {
+        std::fprintf(stderr, "ringcast-bench: --token-file is for ringcastd's /ws (--protocol "
+                             "ringcast); the peers take no tokens\n");
+        return 2;
+    }
+    if (!opt.tokens.empty() && opt.target.path.find("{channel}") != std::string::npos) {
+        std::fprintf(stderr, "ringcast-bench: --token-file and {channel} in --url do not go "
+                             "together; ringcast subscribes to channels by command, not by "
+                             "path\n");
+        return 2;
     }
     if (opt.protocol != wire_protocol::ringcast && opt.scenario == "echo") {
         std::fprintf(stderr, "ringcast-bench: echo speaks plain WebSocket to any echo endpoint; "

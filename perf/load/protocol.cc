@@ -1,6 +1,11 @@
 // See protocol.h.
 #include "protocol.h"
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
 namespace ringcast::bench {
 
 std::optional<wire_protocol> parse_protocol(std::string_view name) noexcept {
@@ -44,6 +49,87 @@ std::string substitute_channel(std::string_view text, std::string_view channel) 
         pos = at + key.size();
     }
     return out;
+}
+
+std::string with_query_param(std::string_view path, std::string_view name, std::string_view value) {
+    std::string out;
+    out.reserve(path.size() + name.size() + value.size() + 2);
+    out.append(path);
+    out += path.find('?') == std::string_view::npos ? '?' : '&';
+    out.append(name);
+    out += '=';
+    out.append(value);
+    return out;
+}
+
+namespace {
+
+/// A compact JWT's alphabet: base64url (RFC 7515 §2) and the two dots.
+bool jwt_char(char c) noexcept {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+}
+
+} // namespace
+
+bool read_token_file(const std::string& path, std::size_t max_tokens, std::vector<std::string>& out,
+                     std::string& error) {
+    FILE* f = std::fopen(path.c_str(), "re");
+    if (f == nullptr) {
+        error = "--token-file " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    out.clear();
+    std::string text;
+    char chunk[65536];
+    // Bounded by the file: each read consumes bytes or ends the loop.
+    for (;;) {
+        const std::size_t got = std::fread(chunk, 1, sizeof chunk, f);
+        text.append(chunk, got);
+        if (got < sizeof chunk) {
+            break;
+        }
+    }
+    const bool read_error = std::ferror(f) != 0;
+    std::fclose(f);
+    if (read_error) {
+        error = "--token-file " + path + ": read error";
+        return false;
+    }
+    const std::string_view all = text;
+    // Bounded by the text: each step consumes one line.
+    for (std::size_t pos = 0, line = 1; pos < all.size(); ++line) {
+        const std::size_t nl = all.find('\n', pos);
+        std::string_view token = all.substr(pos, nl == std::string_view::npos ? nl : nl - pos);
+        pos = nl == std::string_view::npos ? all.size() : nl + 1;
+        if (token.ends_with('\r')) {
+            token.remove_suffix(1);
+        }
+        const auto where = [&] { return "--token-file " + path + " line " + std::to_string(line); };
+        if (token.empty()) {
+            error = where() + " is empty; the file has one JWT per line";
+            return false;
+        }
+        if (token.size() > max_token_bytes) {
+            error = where() + " is longer than " + std::to_string(max_token_bytes) + " bytes";
+            return false;
+        }
+        if (!std::all_of(token.begin(), token.end(), jwt_char)) {
+            error = where() + " is not a compact JWT (base64url characters and dots only)";
+            return false;
+        }
+        if (out.size() == max_tokens) {
+            error =
+                "--token-file " + path + " has more than " + std::to_string(max_tokens) + " lines";
+            return false;
+        }
+        out.emplace_back(token);
+    }
+    if (out.empty()) {
+        error = "--token-file " + path + " is empty; it needs one JWT per line";
+        return false;
+    }
+    return true;
 }
 
 sio_kind classify_socketio(std::string_view text) noexcept {

@@ -16,10 +16,14 @@
 //
 // Publishing to peers goes through --publish-url (fanout_publisher.h): a raw POST whose
 // body is the data object, any 2xx accepted.
+//
+// Credentials (ringcast only): --token-file gives each connection a JWT, sent as ?token= on
+// the upgrade's path; global connection i presents line i mod N of the file.
 #pragma once
 
 #include "client.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,6 +39,22 @@ std::string_view protocol_name(wire_protocol p) noexcept;
 
 /// `text` with every "{channel}" replaced by `channel`.
 std::string substitute_channel(std::string_view text, std::string_view channel);
+
+/// `path` with `name=value` added to its query ("?" first, "&" after). Both must already be
+/// valid in a query (nothing is escaped here).
+std::string with_query_param(std::string_view path, std::string_view name, std::string_view value);
+
+/// Longest token --token-file takes: ringcastd's request line is at most 8 KiB
+/// (http::request_limits), and the path and query come before the token.
+constexpr std::size_t max_token_bytes = 4096;
+
+/// Reads --token-file (setup time): one JWT per line, LF or CRLF, the last line end optional.
+/// Every line must be a compact JWT — base64url characters and dots only, 1..max_token_bytes
+/// — so it goes into the query unescaped; at most `max_tokens` lines. Returns false with a
+/// sentence naming the file and line in `error` otherwise (an empty line is refused too: it
+/// would shift which connection gets which token).
+bool read_token_file(const std::string& path, std::size_t max_tokens, std::vector<std::string>& out,
+                     std::string& error);
 
 /// What one Engine.IO text message is to a Socket.IO client.
 enum class sio_kind : uint8_t { open, connected, ping, event, connect_error, close, other };

@@ -59,6 +59,8 @@ public:
             const double wall = double(_end.taken_ns - _start.taken_ns) / 1e9;
             r.set("server_cpu_pct",
                   wall > 0 ? 100.0 * (_end.cpu_seconds - _start.cpu_seconds) / wall : 0);
+            // In clock ticks (10 ms): a per-handshake figure needs a storm of a second or so.
+            r.set("server_cpu_seconds", _end.cpu_seconds - _start.cpu_seconds);
         }
         if (_have_start && _have_end && _start.host_busy_seconds >= 0) {
             // 100 = one CPU. Whatever is neither bench nor server (compiles, other tests)
@@ -301,6 +303,13 @@ client_config run_context::make_client_config(uint32_t recv_buffer_bytes) const 
         c.paths.reserve(_options.channels);
         for (uint32_t ch = 0; ch < _options.channels; ++ch) {
             c.paths.push_back(substitute_channel(_options.target.path, channel_name(_options, ch)));
+        }
+        c.path_slots = _connections;
+    } else if (!_options.tokens.empty()) {
+        // main.cc refuses tokens with {channel}: one list of paths serves either, not both.
+        c.paths.reserve(_options.tokens.size());
+        for (const std::string& token : _options.tokens) {
+            c.paths.push_back(with_query_param(_options.target.path, "token", token));
         }
         c.path_slots = _connections;
     }

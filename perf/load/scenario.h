@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ringcast::bench {
 
@@ -35,6 +36,9 @@ struct bench_options {
     uint32_t connect_concurrency = 512;
     uint32_t connect_timeout_ms = 10'000;
     bool progress = true; ///< live progress on stderr once a second
+    /// --token-file (ringcast only): global connection i sends ?token=tokens[i mod size];
+    /// empty: no token. Fanout's ws publisher connections never present one.
+    std::vector<std::string> tokens;
 
     // fanout (scenario_fanout.cc); the subscribers are `connections`.
     uint32_t channels = 1;      ///< bench-0 .. bench-{C-1}, subscribers round robin
@@ -95,7 +99,9 @@ public:
     uint32_t workers() const noexcept { return _workers; }
 
     /// The client configuration every scenario starts from (with per-channel paths when
-    /// the URL has {channel}: connection i gets channel (first_global_index + i) mod C).
+    /// the URL has {channel}: connection i gets channel (first_global_index + i) mod C;
+    /// with --token-file, per-token paths: connection i gets token (first_global_index + i)
+    /// mod N).
     client_config make_client_config(uint32_t recv_buffer_bytes) const;
 
     void reach(checkpoint point) noexcept;

@@ -8,7 +8,9 @@ small numbers, not a benchmark: nothing here is timed.
 For each server: `fanout` (every subscriber subscribed, every accepted message delivered
 exactly once and in order, over several channels so {channel} substitution is exercised),
 `storm` and `idle` (every connection ready), and for ringcast `sustained` (one JSON line
-per second before the summary).
+per second before the summary). Against ringcastd with an HMAC key: `storm --token-file`
+with perf/jwt/make_tokens.py's tokens (every connection ready, from two workers, fewer
+tokens than connections) and without (every upgrade refused).
 
 Usage: bench_protocols.py PATH/TO/ringcastd PATH/TO/ringcast-bench SOURCE_ROOT
 Every peer is a case of its own; a peer that is not installed fails its case (.ci/install
@@ -21,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import support  # noqa: E402
@@ -32,15 +35,21 @@ RATE = 150
 CONNECTIONS = 300
 
 
-def load_peers(source_root):
-    """perf/peers/smoke's Server class (start/stop/sub_url) and installed(): the peers are
-    started exactly the way the comparison and its smoke check start them."""
-    path = os.path.join(source_root, "perf", "peers", "smoke")
-    loader = importlib.machinery.SourceFileLoader("peers_smoke", path)
-    spec = importlib.util.spec_from_loader("peers_smoke", loader)
+def load_script(source_root, relative):
+    """A script of the source tree as a module (it need not end in .py)."""
+    path = os.path.join(source_root, relative)
+    name = os.path.basename(relative).replace(".", "_")
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
+
+
+def load_peers(source_root):
+    """perf/peers/smoke's Server class (start/stop/sub_url) and installed(): the peers are
+    started exactly the way the comparison and its smoke check start them."""
+    return load_script(source_root, "perf/peers/smoke")
 
 
 def run_bench(bench, args, timeout=60):
@@ -127,6 +136,26 @@ def main():
             expect(summary["loss"] == 0, f"sustained loss {summary['loss']}")
             srv.stop_and_expect_clean_exit()
 
+    def ringcast_tokens():
+        # Fewer tokens than connections: connection i presents line i mod N, across both
+        # workers. Users repeat (CONNECTIONS / TOKENS each), as the file says they may.
+        tokens_made = CONNECTIONS // 3
+        with tempfile.TemporaryDirectory(prefix="ringcast-bench-tokens-") as tmp:
+            flag, tokens = load_script(root, "perf/jwt/make_tokens.py").make_tokens(
+                "HS256", tokens_made, tmp)
+            with support.server(ringcastd, ["--shards", "1", "--max-connections-per-ip", "0",
+                                            "--connect-rate-per-ip", "0", *flag],
+                                echo_path=None) as srv:
+                url = f"ws://127.0.0.1:{srv.port}/ws"
+                storm, _ = run_bench(bench, ["storm", "--url", url, "--connections",
+                                             str(CONNECTIONS), "--procs", "2",
+                                             "--token-file", tokens])
+                check_connections("ringcast with tokens", "storm", storm, "ready")
+                refused, _ = run_bench(bench, ["storm", "--url", url, "--connections", "20"])
+                expect(refused["ready"] == 0 and refused["handshake_failed"] == 20,
+                       f"storm without tokens against JWT keys: {refused}")
+                srv.stop_and_expect_clean_exit()
+
     def peer(name, protocol):
         def case():
             expect(peers.installed(name),
@@ -143,6 +172,7 @@ def main():
 
     return support.run_cases([
         ("ringcast: fanout, storm, idle, sustained", ringcast),
+        ("ringcast with JWT: storm --token-file", ringcast_tokens),
         ("nchan: fanout, storm, idle", peer("nchan", "ws")),
         ("ws-broadcast: fanout, storm, idle", peer("ws-broadcast", "ws")),
         ("socketio: fanout, storm, idle", peer("socketio", "socketio")),
