@@ -104,6 +104,7 @@ struct edge_counters {
     uint64_t inbound_budget_closes = 0; ///< closed with 1009: the shard's inbound budget
     uint64_t refused_origin = 0;        ///< /ws upgrades refused 403: --allowed-origins
     uint64_t refused_user_limit = 0;    ///< /ws upgrades refused 429: --max-connections-per-user
+    uint64_t user_slot_early_closes = 0; ///< closed in phase user_slot: early bytes over the bound
     uint64_t user_slot_users = 0;       ///< users homed here holding slots (gauge)
 
     /// PROXY protocol (--proxy-protocol-from, docs/proxy-protocol.md):

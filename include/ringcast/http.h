@@ -153,7 +153,13 @@ std::string_view status_text(int status) noexcept;
 std::string make_response(int status, std::string_view content_type, std::string_view body,
                           keep_alive connection, std::string_view extra_headers = {});
 
-/// An error response whose body is {"error":{"code":<status>,"message":"<reason>"}}.
-std::string make_error_response(int status, std::string_view reason, keep_alive connection);
+/// An error response whose body is {"error":{"code":<status>,"message":"<reason>"}};
+/// `extra_headers` as for make_response (a refusal that asks the client to come back later
+/// adds "Retry-After: <seconds>\r\n", see retry_after()).
+std::string make_error_response(int status, std::string_view reason, keep_alive connection,
+                                std::string_view extra_headers = {});
+
+/// "Retry-After: <seconds>\r\n" (RFC 9110 §10.2.3), for make_error_response's extra_headers.
+std::string retry_after(unsigned seconds);
 
 } // namespace ringcast::http

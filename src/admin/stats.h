@@ -162,6 +162,9 @@ inline constexpr field<edge_counters> edge_fields[] = {
     {"refused_user_limit", figure::counter, &edge_counters::refused_user_limit,
      "WebSocket upgrades refused 429 because their user held --max-connections-per-user "
      "connections"},
+    {"user_slot_early_closes", figure::counter, &edge_counters::user_slot_early_closes,
+     "connections closed while their user's home shard answered, for sending more early "
+     "bytes than a request may hold"},
     {"user_slot_users", figure::gauge_sum, &edge_counters::user_slot_users,
      "users holding connection slots, counted on their home shards "
      "(--max-connections-per-user)"},

@@ -135,11 +135,14 @@ int run(int argc, char** argv) {
     }
     // What a connection over a per-address limit gets (docs/protocol.md "Connection
     // limits"); one beyond --max-connections is answered by the gateway (restricted mode).
+    // Retry-After: the cap frees only as the address closes connections, so not soon; the
+    // rate's bucket refills a token every 1/R s (10 ms at the default 100/s).
     cfg.runtime.refusal_address_cap = http::make_error_response(
         429, "too many connections from your address; close some or retry later",
-        http::keep_alive::no);
+        http::keep_alive::no, http::retry_after(10));
     cfg.runtime.refusal_address_rate = http::make_error_response(
-        429, "too many new connections from your address; retry in a second", http::keep_alive::no);
+        429, "too many new connections from your address; retry in a second", http::keep_alive::no,
+        http::retry_after(1));
     const uint16_t port = net::local_port(fds->front());
 
     // Block the stop signals in every thread (shards inherit this mask) and take them

@@ -151,14 +151,22 @@ std::string make_response(int status, std::string_view content_type, std::string
     return out;
 }
 
-std::string make_error_response(int status, std::string_view reason, keep_alive connection) {
+std::string make_error_response(int status, std::string_view reason, keep_alive connection,
+                                std::string_view extra_headers) {
     const decimal code(status < 0 ? 0u : static_cast<std::size_t>(status));
     std::string body;
     body.reserve(40 + reason.size());
     body.append(R"({"error":{"code":)").append(code.view()).append(R"(,"message":")");
     append_json_escaped(body, reason);
     body.append("\"}}");
-    return make_response(status, "application/json", body, connection);
+    return make_response(status, "application/json", body, connection, extra_headers);
+}
+
+std::string retry_after(unsigned seconds) {
+    const decimal value(seconds);
+    std::string line("Retry-After: ");
+    line.append(value.view()).append("\r\n");
+    return line;
 }
 
 } // namespace ringcast::http

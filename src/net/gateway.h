@@ -240,6 +240,7 @@ private:
     /// the handshakes this shard refused 429 for a full user.
     user_slots _user_slots;
     uint64_t _refused_user_limit = 0;
+    uint64_t _user_slot_early_closes = 0;
 
     // PROXY protocol outcomes (admin::edge_counters).
     uint64_t _proxy_headers = 0;

@@ -113,7 +113,7 @@ void gateway::refuse_user_limit(conn_handle h, connection& c) noexcept {
     ++_refused_user_limit;
     send_response(h, c,
                   http::make_error_response(429, "too many connections for this user",
-                                            http::keep_alive::no),
+                                            http::keep_alive::no, http::retry_after(10)),
                   http::keep_alive::no, head_only::no);
 }
 

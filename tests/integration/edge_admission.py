@@ -188,10 +188,12 @@ def cases(binary):
                     status, s = upgrade_status(FLOODER, srv.port)
                     held.append(s)
                     expect(status == 101, f"connection {i + 1} of 3: HTTP {status}")
-                status, s = upgrade_status(FLOODER, srv.port)
-                s.close()
-                expect(status == 429, f"a 4th connection with --max-connections-per-ip 3: "
-                       f"HTTP {status}, expected 429")
+                with connect_from(FLOODER, srv.port) as s:
+                    s.sendall(upgrade_request())
+                    status, fields, rest = read_head(s)
+                expect(status == 429 and fields.get("retry-after") == "10",
+                       f"a 4th connection with --max-connections-per-ip 3: HTTP {status} "
+                       f"{fields}, expected 429 with Retry-After: 10")
                 held.pop().close()
 
                 def reconnects():
@@ -220,9 +222,11 @@ def cases(binary):
                 expect(status == 101, f"connect {i + 1} within the burst of 3: HTTP {status}")
             with connect_from(FLOODER, srv.port) as s:
                 s.sendall(upgrade_request())
-                status, _, rest = read_head(s)
-            expect(status == 429 and b"new connections" in rest,
-                   f"a 4th connect at once with a burst of 3: HTTP {status} {rest[:120]!r}")
+                status, fields, rest = read_head(s)
+            expect(status == 429 and b"new connections" in rest
+                   and fields.get("retry-after") == "1",
+                   f"a 4th connect at once with a burst of 3: HTTP {status} {fields} "
+                   f"{rest[:120]!r}, expected 429 with Retry-After: 1")
             status, s = upgrade_status(OTHER, srv.port)
             s.close()
             expect(status == 101, f"another address is not limited: HTTP {status}")
@@ -257,8 +261,10 @@ def cases(binary):
                 s.close()
                 expect(status == 503, f"an upgrade with the table full: HTTP {status}, "
                        f"expected 503")
-                status, _, _ = http_get(FLOODER, srv.port, "/")
-                expect(status == 503, f"GET / with the table full: HTTP {status}")
+                status, fields, _ = http_get(FLOODER, srv.port, "/")
+                expect(status == 503 and fields.get("retry-after") == "5",
+                       f"GET / with the table full: HTTP {status} {fields}, expected 503 "
+                       f"with Retry-After: 5")
                 held.pop().close()
 
                 def upgrades():

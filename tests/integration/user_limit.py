@@ -11,6 +11,9 @@ accepted them; past the limit the upgrade gets HTTP 429
   and one slot-holding user per home shard (user_slot_users);
 * closing one connection frees its slot (the release may cross shards: retried briefly);
   closing all leaves no user counted;
+* frames sent in the same write as the upgrade request are read by the session, also on
+  a shard that waits for the user's home;
+* idle connections hold no unfinished input (inbound_held_bytes 0);
 * 30 handshakes of a fresh user at once: exactly 10 open, 20 are refused;
 * `--max-connections-per-user 0`: no limit (15 connections);
 * JWT (`--jwt-secret-file`, limit 2): counted by the token's `sub`, so a third token of the
@@ -71,8 +74,9 @@ def upgrade_request(path, headers=()):
 def expect_refused(port, path):
     r = support.http_exchange(port, upgrade_request(path))
     body = json.loads(r.body) if r.body else None
-    expect(r.status == 429 and body == REFUSAL,
-           f"{path}: expected 429 {REFUSAL}, got {r.status} {r.body!r}")
+    expect(r.status == 429 and body == REFUSAL and r.headers.get("retry-after") == "10",
+           f"{path}: expected 429 {REFUSAL} with Retry-After: 10, got {r.status} "
+           f"{r.headers} {r.body!r}")
 
 
 def expect_opens(port, path):
@@ -137,6 +141,10 @@ def main():
                f"expected +{tries * len(users)}")
         slot_users = [s["user_slot_users"] for s in after["shards"]]
         expect(slot_users == [1, 1], f"one user counted on each home shard: {slot_users}")
+        # Their handshakes (some stashed early bytes while the home answered) and pings are
+        # all read: nothing of theirs is unfinished input.
+        expect(after["total"]["inbound_held_bytes"] == 0,
+               f"20 idle connections hold inbound bytes: {after['total']['inbound_held_bytes']}")
         # Nobody else is limited by them, and the held connections still work.
         other = await pubsub_client.connect(port, user="someone-else")
         await other.ok("ping")
@@ -174,6 +182,31 @@ def main():
         await close_all([c for cs in again.values() for c in cs])
         await wait_for("no user holding a slot at the end",
                        lambda: stats(port)["total"]["user_slot_users"] == 0)
+
+    def frames_sent_with_the_request_reach_the_session():
+        # The request and a ping command in one write: on the shard that is not the user's
+        # home they wait (stashed) for the home's answer, then are read as frames.
+        for u in users:
+            clients = []
+            try:
+                for i in range(LIMIT):
+                    r = support.raw_ws(port, handshake=False)
+                    clients.append(r)
+                    send = r.send
+                    command = json.dumps({"op": "ping", "id": i + 1}).encode()
+                    r.send = lambda data, send=send, command=command: send(
+                        data + support.encode_frame(0x1, command))
+                    r.handshake(f"/ws?user={u}")
+                    r.send = send
+                    reply = json.loads(r.recv_message(timeout=5.0)[1])
+                    expect(reply.get("op") == "reply" and reply.get("id") == i + 1
+                           and reply.get("ok") is True,
+                           f"{u} connection {i + 1}: the early ping got {reply}")
+                per_shard = [s["connections"] for s in stats(port)["shards"]]
+                expect(all(n > 0 for n in per_shard), f"both shards used: {per_shard}")
+            finally:
+                for r in clients:
+                    r.close()
 
     async def concurrent_handshakes_admit_exactly_the_limit():
         user = "limit-race"
@@ -222,6 +255,8 @@ def main():
              the_eleventh_is_refused_on_either_home),
             ("closing a connection frees its slot; closing all leaves no user counted",
              closing_one_frees_its_slot),
+            ("frames sent with the upgrade request reach the session on either shard",
+             frames_sent_with_the_request_reach_the_session),
             ("30 concurrent handshakes of one user: exactly 10 open",
              concurrent_handshakes_admit_exactly_the_limit),
             ("--max-connections-per-user 0 turns the limit off", zero_turns_the_limit_off),

@@ -102,6 +102,17 @@ TEST_CASE("make_error_response wraps the reason in a JSON error body", "[http][r
               body);
 }
 
+TEST_CASE("a refusal that asks the client back later carries Retry-After", "[http][response]") {
+    CHECK(retry_after(0) == "Retry-After: 0\r\n");
+    CHECK(retry_after(10) == "Retry-After: 10\r\n");
+    CHECK(retry_after(4294967295u) == "Retry-After: 4294967295\r\n");
+    const std::string r = make_error_response(429, "slow down", keep_alive::no, retry_after(1));
+    CHECK(r.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+    CHECK(r.find("\r\nRetry-After: 1\r\n") != std::string::npos);
+    CHECK(r.find("Retry-After") < r.find("\r\n\r\n"));
+    CHECK(r.ends_with(R"({"error":{"code":429,"message":"slow down"}})"));
+}
+
 TEST_CASE("make_error_response escapes quotes, backslashes and control characters",
           "[http][response]") {
     const std::string out =
