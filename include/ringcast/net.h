@@ -132,6 +132,8 @@ enum class token_refusal : uint8_t {
     claims,  ///< signed, but its claims do not fit: issuer, audience, missing sub or exp,
              ///< a sub that is not a user id
 };
+/// How many token_refusal classes there are: sizes the per-class counters.
+inline constexpr std::size_t token_refusal_classes = std::size_t(token_refusal::claims) + 1;
 
 /// The class of an auth::verifier::verify() reason or of one of the gateway's own
 /// ("token required", "sub is not a valid user id"); an unknown reason counts as invalid.

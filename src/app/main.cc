@@ -214,7 +214,8 @@ int run(int argc, char** argv) {
     sigwait(&stop_signals, &sig);
     std::fprintf(stderr, "ringcastd: %s: closing connections\n",
                  sig == SIGINT ? "SIGINT" : "SIGTERM");
-    stop.requested.store(true);
+    // Pairs with the relaxed load at the end of each shard's loop pass (core::stop_token).
+    stop.requested.store(true, std::memory_order_relaxed);
     const auto counters = core::wait_shards(std::move(group.value()));
     for (std::size_t i = 0; i < counters.size(); ++i) {
         const auto& c = counters[i];

@@ -248,7 +248,7 @@ private:
     uint64_t _proxy_header_timeouts = 0;
     uint64_t _proxy_header_untrusted = 0;
     /// Handshake tokens refused, by token_refusal; connections closed 4001 at expiry.
-    std::array<uint64_t, 4> _refused_tokens{};
+    std::array<uint64_t, token_refusal_classes> _refused_tokens{};
     uint64_t _token_expiry_closes = 0;
     /// This shard's verifier over _config.tokens.keys; null when authentication is off.
     /// Declared before _engine, which verifies refreshes with it.
