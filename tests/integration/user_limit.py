@@ -4,7 +4,7 @@ one user's /ws connections are counted node-wide on the user's home shard, which
 accepted them; past the limit the upgrade gets HTTP 429
 `{"error":{"code":429,"message":"too many connections for this user"}}` and no WebSocket.
 
-* default (10), `--shards 2 --insecure`: two users homed on different shards (FNV-1a of the
+* default (10), `--shards 2 --insecure` (per-address limits off): two users homed on different shards (FNV-1a of the
   id, as the server computes it) each hold 10 connections spread over both shards; the 11th
   is refused however often it is tried and on whichever shard it lands; other users and
   anonymous clients are not affected; /api/stats counts every refusal (refused_user_limit)
@@ -14,6 +14,8 @@ accepted them; past the limit the upgrade gets HTTP 429
 * frames sent in the same write as the upgrade request are read by the session, also on
   a shard that waits for the user's home;
 * idle connections hold no unfinished input (inbound_held_bytes 0);
+* 2,000 handshakes of the two users reset right after their request (many while the home
+  shard answers): afterwards no user holds a slot and each can open 10 again;
 * 30 handshakes of a fresh user at once: exactly 10 open, 20 are refused;
 * `--max-connections-per-user 0`: no limit (15 connections);
 * JWT (`--jwt-secret-file`, limit 2): counted by the token's `sub`, so a third token of the
@@ -111,8 +113,10 @@ async def close_all(clients):
 def main():
     binary = support.binary_from_argv()
     servers = {
-        "default": support.server(binary, ["--shards", str(SHARDS), "--insecure"],
-                                  echo_path=None),
+        # Per-address limits off: the churn case connects faster than their defaults allow.
+        "default": support.server(binary, ["--shards", str(SHARDS), "--insecure",
+                                           "--connect-rate-per-ip", "0",
+                                           "--max-connections-per-ip", "0"], echo_path=None),
         "off": support.server(binary, ["--shards", str(SHARDS), "--insecure",
                                        "--max-connections-per-user", "0"], echo_path=None),
         "jwt": support.server(binary, ["--shards", str(SHARDS), "--jwt-secret-file",
@@ -208,6 +212,36 @@ def main():
                 for r in clients:
                     r.close()
 
+    async def handshakes_reset_before_their_answer_leak_no_slot():
+        # Upgrades that reset right after their request: many close while the home shard's
+        # answer is on its way (a granted slot must come back from the late answer), the
+        # rest after their 101 (the close gives it back). Bounded: ROUNDS x WAVE sockets.
+        import socket
+        import struct
+        rounds, wave = 40, 50
+        request = {u: upgrade_request(f"/ws?user={u}") for u in users}
+
+        def churn():
+            for _ in range(rounds):
+                socks = []
+                for i in range(wave):
+                    s = socket.create_connection((support.LOOPBACK, port), timeout=5)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.sendall(request[users[i % 2]])
+                    socks.append(s)
+                for s in socks:
+                    s.close()  # RST: linger 0
+        await asyncio.to_thread(churn)
+        await wait_for("every slot given back after the churn",
+                       lambda: stats(port)["total"]["user_slot_users"] == 0)
+        held = {u: await open_many(port, u, LIMIT) for u in users}
+        for u in users:
+            await asyncio.to_thread(expect_refused, port, f"/ws?user={u}")
+        expect(servers["default"].alive(), "the server survived the churn")
+        await close_all([c for cs in held.values() for c in cs])
+        await wait_for("no user holding a slot at the end",
+                       lambda: stats(port)["total"]["user_slot_users"] == 0)
+
     async def concurrent_handshakes_admit_exactly_the_limit():
         user = "limit-race"
 
@@ -257,6 +291,8 @@ def main():
              closing_one_frees_its_slot),
             ("frames sent with the upgrade request reach the session on either shard",
              frames_sent_with_the_request_reach_the_session),
+            ("2,000 handshakes reset before or after their answer leave no slot held",
+             handshakes_reset_before_their_answer_leak_no_slot),
             ("30 concurrent handshakes of one user: exactly 10 open",
              concurrent_handshakes_admit_exactly_the_limit),
             ("--max-connections-per-user 0 turns the limit off", zero_turns_the_limit_off),
