@@ -339,12 +339,15 @@ void gateway::read_frames(conn_handle h, connection& c, std::span<std::byte> byt
 
 namespace {
 
+// Not constexpr: clang rejects libstdc++ 12's constexpr std::string() in a constant
+// expression; set once at start-up instead.
+const std::size_t string_inline_capacity = std::string().capacity();
+
 /// Heap bytes a string holds: none while it fits its inline buffer (15 bytes in
 /// libstdc++). Counting capacity() alone made every connection that ever sent a byte a
 /// "holder" of 15 bytes: 10 idle pub/sub connections showed inbound_held_bytes 150.
 std::size_t heap_bytes(const std::string& s) noexcept {
-    constexpr std::size_t inline_capacity = std::string().capacity();
-    return s.capacity() > inline_capacity ? s.capacity() : 0;
+    return s.capacity() > string_inline_capacity ? s.capacity() : 0;
 }
 
 } // namespace
