@@ -1,0 +1,146 @@
+// History: the messages a channel's home shard keeps after delivering them, so a backend
+// (GET /api/history/<channel>) or a reconnecting client can ask for what it missed. It
+// retains the frame fan-out already built, by reference: a retained message costs its
+// frame (shared with delivery while that lasts) plus one ring entry and one entry in the
+// shard's oldest-first list, 32 B in all.
+//
+//   engine::order ─► fanout::fan_out ─► frame ─► channel_history::push (home shard only)
+//                                                  │ over the namespace's count: drop oldest
+//                                                  │ older than its ttl:         drop oldest
+//                                                  └─► history_store: shard bytes over the
+//                                                      budget: drop the shard's oldest
+//
+// A channel's history belongs to its home_channel (ordering.h) and ends with it (an idle
+// channel evicted from ordering takes its messages along and starts again under a new
+// epoch). Which channels keep messages is the namespace's policy
+// (--namespace NS:history=N,history-ttl=S).
+//
+// One store per shard, used by that shard's thread only. Knows nothing of sessions or the
+// mesh, so a unit test drives it alone.
+#pragma once
+
+#include <ringcast/core.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace ringcast::pubsub {
+
+/// How many messages the channels of one namespace keep, and for how long.
+struct history_policy {
+    uint32_t count = 0; ///< messages kept per channel; 0: none (no history)
+    uint32_t ttl_s = 0; ///< seconds a message is kept; 0: no age limit
+};
+
+/// The namespace policies (from --namespace), looked up by a channel's namespace.
+struct history_rules {
+    std::vector<std::pair<std::string, history_policy>> by_namespace;
+    /// The policy of `channel`'s namespace (the part before ':'); no history when none.
+    history_policy find(std::string_view channel) const noexcept;
+};
+
+/// A shard's history counters (the engine's counters gather them).
+struct history_stats {
+    uint64_t messages = 0;        ///< retained now (gauge)
+    uint64_t bytes = 0;           ///< their bytes: frames + bookkeeping (gauge)
+    uint64_t channels = 0;        ///< channels keeping messages (gauge)
+    uint64_t evicted_count = 0;   ///< dropped for the namespace's count
+    uint64_t evicted_age = 0;     ///< dropped for the namespace's ttl
+    uint64_t evicted_budget = 0;  ///< dropped, oldest of the shard first, for the budget
+};
+
+class history_store;
+
+/// One channel's retained messages: consecutive offsets, oldest first.
+///
+/// Contract: push() is called with the channel's offsets in order, each one more than the
+/// last (ordering assigns them); a gap (which ordering never makes) restarts the ring at
+/// the new offset. Every message it holds is younger than the ttl when read through
+/// after() and not older than count messages.
+class channel_history {
+public:
+    channel_history(history_store& store, history_policy policy);
+    ~channel_history();
+    channel_history(const channel_history&) = delete;
+    channel_history& operator=(const channel_history&) = delete;
+
+    /// Keeps `f`, the message at `offset`, received at `now_s` (monotonic seconds); drops
+    /// the oldest past the count or the ttl, then lets the store enforce its budget.
+    void push(uint64_t offset, core::frame_ref f, uint64_t now_s);
+    /// Drops the messages older than the ttl at `now_s`.
+    void expire(uint64_t now_s) noexcept;
+
+    /// Retained messages after `since`, oldest first, at most `limit`, none older than the
+    /// ttl at `now_s`.
+    std::vector<core::frame_ref> after(uint64_t since, std::size_t limit, uint64_t now_s);
+    /// The offset of the oldest retained message; the next offset to come when none is.
+    uint64_t first_offset() const noexcept { return _first; }
+    std::size_t size() const noexcept { return _entries.size(); }
+    const history_policy& policy() const noexcept { return _policy; }
+
+private:
+    friend class history_store;
+    enum class drop_reason : uint8_t { count, age, budget };
+    struct entry {
+        core::frame_ref frame;
+        uint32_t at_s; // monotonic seconds, truncated: compared as a difference
+    };
+    void drop_oldest(drop_reason why) noexcept;
+
+    history_store& _store;
+    history_policy _policy;
+    uint64_t _serial;
+    uint64_t _first = 0; // offset of _entries.front(); the next one when empty
+    std::deque<entry> _entries;
+};
+
+/// The retained messages of one shard and their budget (see the file comment).
+///
+/// Contract: stats().bytes ≤ budget after every push (a single message larger than the
+/// budget is not kept); the oldest-first list holds at most 2 × messages + 1024 entries
+/// (stale ones, of messages the count or ttl dropped, are compacted away).
+class history_store {
+public:
+    /// `budget_bytes`: what the shard's retained messages may hold (--history-budget-bytes).
+    explicit history_store(std::size_t budget_bytes) noexcept : _budget(budget_bytes) {}
+    ~history_store();
+    history_store(const history_store&) = delete;
+    history_store& operator=(const history_store&) = delete;
+
+    /// A channel's history under `policy` (policy.count > 0); it registers itself here and
+    /// must be destroyed before the store.
+    std::unique_ptr<channel_history> make(history_policy policy);
+
+    const history_stats& stats() const noexcept { return _stats; }
+    /// What one retained message costs: its frame's allocation and wire bytes (the body it
+    /// splices counted in full) and the two entries that keep it.
+    static std::size_t cost(const core::frame_ref& f) noexcept;
+    /// Entries in the oldest-first list, stale ones included (the contract's bound).
+    std::size_t order_entries() const noexcept { return _oldest.size(); }
+
+private:
+    friend class channel_history;
+    struct order_entry {
+        uint64_t serial; // the channel_history; gone from _live when it ended
+        uint64_t offset;
+    };
+    void added(channel_history& h, uint64_t offset, std::size_t bytes);
+    void enforce_budget() noexcept;
+    void compact();
+    bool live(const order_entry& e) const noexcept;
+
+    std::size_t _budget;
+    history_stats _stats;
+    uint64_t _next_serial = 1;
+    std::unordered_map<uint64_t, channel_history*> _live;
+    std::deque<order_entry> _oldest; // every retained message once, oldest first
+};
+
+} // namespace ringcast::pubsub
