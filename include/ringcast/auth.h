@@ -206,18 +206,30 @@ enum class ns_access : uint8_t {
     role,           ///< "role=<name>": only users holding one of the listed roles
 };
 
-/// One --namespace NAME:RULE[,RULE…] option.
+/// One --namespace NAME:RULE[,RULE…] option: who may subscribe and publish (access rules,
+/// decided by token claims) and what the namespace's channels keep (channel features,
+/// with or without JWT).
 struct namespace_rule {
     std::string name;
     ns_access access = ns_access::public_access;
     std::vector<std::string> roles; ///< for ns_access::role (a user needs any one of them)
     bool publish = false;           ///< "publish": clients allowed to subscribe may publish
+    bool access_given = false;      ///< public, private or role= was written (else public)
+    uint32_t history = 0;           ///< "history=N": messages kept per channel (0: none)
+    uint32_t history_ttl_s = 0;     ///< "history-ttl=S": seconds they are kept (0: no limit)
 };
 
+/// Bounds of the channel features' values.
+inline constexpr uint32_t max_history_messages = 100000;
+inline constexpr uint32_t max_history_ttl_s = 31536000; // a year
+
 /// Parses NAME:RULE[,RULE…]. NAME is 1-64 bytes of [A-Za-z0-9_.-] and not "user" (a
-/// built-in namespace). RULEs: exactly one of "public", "private" or one or more
-/// "role=<name>" (non-empty, no ','); optionally "publish"; none repeated. The error says
-/// what is wrong, for the operator.
+/// built-in namespace). RULEs: at most one of "public", "private" or one or more
+/// "role=<name>" (non-empty, no ','); optionally "publish" (which needs one of those);
+/// optionally "history=N" (1..max_history_messages) and "history-ttl=S"
+/// (1..max_history_ttl_s, needs history=); none repeated; a rule without an access word
+/// must carry a channel feature and is public. The error says what is wrong, for the
+/// operator.
 result<namespace_rule, std::string> parse_namespace_rule(std::string_view option);
 
 /// The configured namespaces. Built at start-up, then read-only.

@@ -157,6 +157,19 @@ std::string notice_unsubscribed(std::string_view channel, std::string_view reaso
 // after it. Cross-shard traffic uses the core mesh; src/pubsub/engine_types.h lists the
 // kinds.
 
+/// How many messages the channels of one namespace keep, and for how long.
+struct history_policy {
+    uint32_t count = 0; ///< messages kept per channel; 0: none (no history)
+    uint32_t ttl_s = 0; ///< seconds a message is kept; 0: no age limit
+};
+
+/// The namespace policies (from --namespace), looked up by a channel's namespace.
+struct history_rules {
+    std::vector<std::pair<std::string, history_policy>> by_namespace;
+    /// The policy of `channel`'s namespace (the part before ':'); no history when none.
+    history_policy find(std::string_view channel) const noexcept;
+};
+
 /// Knobs of the engine; filled from flags by src/app.
 struct config {
     /// Namespaces whose channels clients may publish to (--client-publish), for sessions
@@ -188,6 +201,12 @@ struct config {
     /// backlog a feed flushes at once after reconnecting.
     uint32_t backend_command_rate = 100000;
     uint32_t backend_command_burst = 20000;
+    /// Which channels keep their messages on their home shard, by namespace
+    /// (--namespace NS:history=N,history-ttl=S); none by default.
+    history_rules history;
+    /// Bytes the retained messages of one shard may hold, frames included
+    /// (--history-budget-bytes); past it the shard's oldest go first.
+    std::size_t history_budget_bytes = std::size_t{64} << 20;
 };
 
 /// Counters of one shard's engine; gathered by the backend API.
@@ -208,6 +227,12 @@ struct counters {
     uint64_t local_channels = 0;  ///< channels with local subscribers or pending (gauge)
     uint64_t home_channels = 0;   ///< channels ordered here (gauge)
     uint64_t idle_channels_evicted = 0;
+    uint64_t history_messages = 0;       ///< retained on this shard (gauge)
+    uint64_t history_bytes = 0;          ///< their bytes, frames included (gauge)
+    uint64_t history_channels = 0;       ///< channels keeping messages here (gauge)
+    uint64_t history_evicted_count = 0;  ///< dropped past their namespace's history=N
+    uint64_t history_evicted_age = 0;    ///< dropped past their namespace's history-ttl
+    uint64_t history_evicted_budget = 0; ///< dropped, oldest first, for --history-budget-bytes
     uint64_t permission_refused = 0; ///< subscribes / publishes refused 403 (namespace rules)
     uint64_t refreshes = 0;          ///< refresh commands that replaced a connection's token
     uint64_t refresh_refused = 0;    ///< refresh commands refused (401, 403)

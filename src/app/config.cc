@@ -133,10 +133,15 @@ result<void, std::string> check_combinations(const config& cfg) {
                           "decide: --namespace " +
                           cfg.gateway.pubsub.client_publish_namespaces.front() + ":public,publish"};
     }
-    if (!jwt && !cfg.namespaces.empty()) {
-        return unexpected{std::string(
-            "--namespace needs JWT keys (--jwt-secret-file, --jwt-public-key or --jwks-file): "
-            "its rules decide by a token's claims")};
+    for (const std::string& entry : cfg.namespaces) {
+        // Access rules decide by a token's claims; channel features (history=) work alone.
+        auto rule = auth::parse_namespace_rule(entry); // checked when set: cannot fail
+        if (!jwt && rule && (rule->access_given || rule->publish)) {
+            return unexpected{"--namespace needs JWT keys (--jwt-secret-file, --jwt-public-key "
+                              "or --jwks-file) for public, private, role= and publish: they "
+                              "decide by a token's claims; without keys give only "
+                              "history=N[,history-ttl=S] (--namespace " + entry + ")"};
+        }
     }
     if (!jwt && (!cfg.gateway.tokens.verify.issuer.empty() ||
                  !cfg.gateway.tokens.verify.audience.empty())) {
@@ -290,17 +295,21 @@ result<void, std::string> finish_config(config& cfg) {
     }
     cfg.gateway.tokens.keys = std::move(*jwt_keys);
     cfg.gateway.tokens.verify.leeway_s = cfg.jwt_leeway_s;
-    if (cfg.gateway.tokens.keys) {
-        auto table = std::make_shared<auth::namespace_table>();
-        for (const std::string& entry : cfg.namespaces) {
-            auto rule = auth::parse_namespace_rule(entry); // checked when set: cannot fail
-            if (!rule) {
-                return unexpected{"--namespace = '" + entry + "': " + rule.error()};
-            }
-            if (auto added = table->add(std::move(*rule)); !added) {
-                return unexpected{"--namespace = '" + entry + "': " + added.error()};
-            }
+    auto table = std::make_shared<auth::namespace_table>();
+    for (const std::string& entry : cfg.namespaces) {
+        auto rule = auth::parse_namespace_rule(entry); // checked when set: cannot fail
+        if (!rule) {
+            return unexpected{"--namespace = '" + entry + "': " + rule.error()};
         }
+        if (rule->history > 0) {
+            cfg.gateway.pubsub.history.by_namespace.emplace_back(
+                rule->name, pubsub::history_policy{rule->history, rule->history_ttl_s});
+        }
+        if (auto added = table->add(std::move(*rule)); !added) {
+            return unexpected{"--namespace = '" + entry + "': " + added.error()};
+        }
+    }
+    if (cfg.gateway.tokens.keys) {
         cfg.gateway.pubsub.namespaces = std::move(table);
     }
     return {};

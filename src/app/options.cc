@@ -186,7 +186,8 @@ constexpr option table[] = {
     {.name = "namespace", .type = option_type::entry_list, .field = RINGCAST_FIELD(namespaces),
      .check = check_namespace_rule, .when_unset = "none",
      .help = "who may use channels NAME:…, with JWT: public, private (the token's channels "
-             "claim), role=R (a roles claim entry), plus publish to let them publish; "
+             "claim), role=R (a roles claim entry), plus publish to let them publish; and, "
+             "with or without JWT, history=N[,history-ttl=S]: messages each channel keeps; "
              "repeat for each namespace",
      .metavar = "NAME:RULE[,RULE]"},
     {.name = "max-channels", .type = option_type::integer,
@@ -216,6 +217,11 @@ constexpr option table[] = {
      .range = {65536, std::size_t(1) << 40},
      .help = "unfinished inbound messages per shard above which the largest holders are "
              "closed with 1009"},
+    {.name = "history-budget-bytes", .type = option_type::bytes,
+     .field = RINGCAST_FIELD(gateway.pubsub.history_budget_bytes),
+     .range = {65536, std::size_t(1) << 40},
+     .help = "retained messages per shard (--namespace NS:history=N), frames included; past "
+             "it the shard's oldest are dropped first"},
     {.name = "max-idle-channels", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.max_idle_channels), .range = {1, 1u << 26},
      .help = "channels without subscribers whose offset a shard keeps; older ones restart "

@@ -81,16 +81,40 @@ result<namespace_rule, std::string> parse_namespace_rule(std::string_view option
                 return error{where + "publish given twice"};
             }
             rule.publish = true;
+        } else if (item.starts_with("history=") || item.starts_with("history-ttl=")) {
+            const bool ttl = item.starts_with("history-ttl=");
+            const std::string_view digits = item.substr(item.find('=') + 1);
+            const uint32_t most = ttl ? max_history_ttl_s : max_history_messages;
+            uint64_t value = 0;
+            bool valid = !digits.empty() && digits.size() <= 10;
+            for (const char c : digits) {
+                valid = valid && c >= '0' && c <= '9';
+                value = value * 10 + uint64_t(c - '0');
+            }
+            if (!valid || value == 0 || value > most) {
+                return error{where + std::string(ttl ? "history-ttl" : "history") +
+                             "= needs a number from 1 to " + std::to_string(most)};
+            }
+            uint32_t& field = ttl ? rule.history_ttl_s : rule.history;
+            if (field != 0) {
+                return error{where + std::string(ttl ? "history-ttl" : "history") +
+                             " given twice"};
+            }
+            field = static_cast<uint32_t>(value);
         } else {
             return error{where + "unknown rule \"" + std::string(item) +
-                         "\" (public, private, role=<name>, publish)"};
+                         "\" (public, private, role=<name>, publish, history=N, history-ttl=S)"};
         }
         if (comma == std::string_view::npos) {
             break;
         }
         rest.remove_prefix(comma + 1);
     }
-    if (!access_set) {
+    if (rule.history_ttl_s != 0 && rule.history == 0) {
+        return error{where + "history-ttl= needs history=N"};
+    }
+    rule.access_given = access_set;
+    if (!access_set && (rule.publish || rule.history == 0)) {
         return error{where + "needs one of public, private, role=<name>"};
     }
     return rule;

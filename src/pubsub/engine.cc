@@ -64,7 +64,8 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
       _relay(std::make_unique<interest_relay>(*this)),
       _subscriptions(std::make_unique<subscriptions>(*_relay)),
       _ordering(std::make_unique<ordering>(io.id(), io.shards(), _start_s,
-                                           cfg.max_idle_channels)),
+                                           cfg.max_idle_channels, cfg.history,
+                                           cfg.history_budget_bytes)),
       _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s)) {
     auto& receivers = _io.mesh_receivers();
     receivers.on<kinds::interest>(*this);
@@ -224,6 +225,13 @@ counters engine::stats() const noexcept {
     c.slow_consumer_closes = d.slow_consumer_closes;
     c.home_channels = _ordering->size();
     c.idle_channels_evicted = _ordering->evicted();
+    const history_stats& h = _ordering->history();
+    c.history_messages = h.messages;
+    c.history_bytes = h.bytes;
+    c.history_channels = h.channels;
+    c.history_evicted_count = h.evicted_count;
+    c.history_evicted_age = h.evicted_age;
+    c.history_evicted_budget = h.evicted_budget;
     return c;
 }
 
@@ -259,9 +267,12 @@ void engine::route(std::unique_ptr<publish_job> job) {
 }
 
 void engine::order(publish_job& job) {
-    const home_channel& ch = _ordering->order(job.channel);
+    home_channel& ch = _ordering->order(job.channel);
     job.offset = ch.offset;
-    _fanout->fan_out(job, ch.interested);
+    core::frame_ref f = _fanout->fan_out(job, ch.interested);
+    if (ch.history) {
+        ch.history->push(job.offset, std::move(f), _io.now_ms() / 1000);
+    }
 }
 
 void engine::finish_publish(const publish_origin& origin, uint64_t offset) {

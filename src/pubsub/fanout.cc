@@ -45,7 +45,7 @@ std::string fanout::next_message_id() {
     return id;
 }
 
-void fanout::fan_out(const publish_job& job, const std::vector<bool>& interested) {
+core::frame_ref fanout::fan_out(const publish_job& job, const std::vector<bool>& interested) {
     const std::string id = next_message_id();
     envelope e;
     e.message_id = id;
@@ -72,6 +72,7 @@ void fanout::fan_out(const publish_job& job, const std::vector<bool>& interested
                 std::make_unique<delivery>(delivery{f, job.channel, job.prio, job.offset}));
         }
     }
+    return f;
 }
 
 void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,

@@ -92,8 +92,9 @@ public:
 
     /// On the channel's home shard, after ordering gave `job` its offset: frames it once and
     /// hands the frame to every shard set in `interested` (indexed by shard): this one
-    /// through deliver_local, the others as a deliver mesh message.
-    void fan_out(const publish_job& job, const std::vector<bool>& interested);
+    /// through deliver_local, the others as a deliver mesh message. Returns the frame (for
+    /// the channel's history).
+    core::frame_ref fan_out(const publish_job& job, const std::vector<bool>& interested);
     /// Queues `f` (the message at `offset` on `channel`) on every local subscriber of the
     /// channel that is not closing, under the slow-consumer policy. Nothing when the last
     /// local subscriber left while the message was in flight.

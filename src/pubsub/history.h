@@ -20,6 +20,7 @@
 #pragma once
 
 #include <ringcast/core.h>
+#include <ringcast/pubsub.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -32,19 +33,6 @@
 #include <vector>
 
 namespace ringcast::pubsub {
-
-/// How many messages the channels of one namespace keep, and for how long.
-struct history_policy {
-    uint32_t count = 0; ///< messages kept per channel; 0: none (no history)
-    uint32_t ttl_s = 0; ///< seconds a message is kept; 0: no age limit
-};
-
-/// The namespace policies (from --namespace), looked up by a channel's namespace.
-struct history_rules {
-    std::vector<std::pair<std::string, history_policy>> by_namespace;
-    /// The policy of `channel`'s namespace (the part before ':'); no history when none.
-    history_policy find(std::string_view channel) const noexcept;
-};
 
 /// A shard's history counters (the engine's counters gather them).
 struct history_stats {

@@ -7,8 +7,10 @@
 
 namespace ringcast::pubsub {
 
-ordering::ordering(shard_id self, unsigned shards, uint32_t start_s, uint32_t max_idle_channels)
-    : _self(self), _shards(shards), _start_s(start_s), _max_idle_channels(max_idle_channels) {}
+ordering::ordering(shard_id self, unsigned shards, uint32_t start_s, uint32_t max_idle_channels,
+                   history_rules history, std::size_t history_budget_bytes)
+    : _history_rules(std::move(history)), _history(history_budget_bytes), _self(self),
+      _shards(shards), _start_s(start_s), _max_idle_channels(max_idle_channels) {}
 
 ordering::~ordering() = default;
 
@@ -23,6 +25,9 @@ home_channel& ordering::home(std::string_view channel) {
         ch.epoch = epoch;
         ch.interested.assign(_shards, false);
         ch.name = &it->first;
+        if (const history_policy policy = _history_rules.find(channel); policy.count > 0) {
+            ch.history = _history.make(policy);
+        }
         idle_push(ch);
     }
     return *it->second;

@@ -18,6 +18,7 @@
 #pragma once
 
 #include "engine_types.h"
+#include "history.h"
 
 #include <memory>
 #include <string>
@@ -38,6 +39,8 @@ struct home_channel {
     home_channel* idle_prev = nullptr; ///< idle list links, valid while `idle`
     home_channel* idle_next = nullptr;
     bool idle = false;
+    /// Its retained messages, when its namespace keeps any (history_rules); ends with it.
+    std::unique_ptr<channel_history> history;
 };
 
 /// The home channels of one shard (see the file comment).
@@ -52,8 +55,11 @@ struct home_channel {
 class ordering {
 public:
     /// `self` and `shards` place this shard (epochs, the interested vector); `start_s`
-    /// (process start, wall-clock seconds) makes epochs differ across restarts.
-    ordering(shard_id self, unsigned shards, uint32_t start_s, uint32_t max_idle_channels);
+    /// (process start, wall-clock seconds) makes epochs differ across restarts. A channel
+    /// whose namespace has a policy in `history` keeps its messages, all of them within
+    /// `history_budget_bytes`.
+    ordering(shard_id self, unsigned shards, uint32_t start_s, uint32_t max_idle_channels,
+             history_rules history = {}, std::size_t history_budget_bytes = 64u << 20);
     ~ordering();
     ordering(const ordering&) = delete;
     ordering& operator=(const ordering&) = delete;
@@ -79,6 +85,8 @@ public:
     uint64_t evicted() const noexcept { return _evicted; }
     /// The idle channels' names, least recently used (next to be evicted) first.
     std::vector<std::string_view> idle_names() const;
+    /// The retained messages' counters.
+    const history_stats& history() const noexcept { return _history.stats(); }
 
 private:
     home_channel& home(std::string_view channel);
@@ -86,6 +94,8 @@ private:
     void idle_push(home_channel& ch) noexcept;
     void trim_idle() noexcept;
 
+    history_rules _history_rules;
+    history_store _history; // before _home: the channels' histories end first
     name_map<std::unique_ptr<home_channel>> _home;
     home_channel* _idle_head = nullptr; // least recently used channel nobody subscribes to
     home_channel* _idle_tail = nullptr;

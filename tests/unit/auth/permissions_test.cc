@@ -50,6 +50,30 @@ TEST_CASE("--namespace parses NAME:RULE[,RULE...]", "[auth][namespaces]") {
     CHECK(admin->roles == std::vector<std::string>{"admin", "ops"});
 }
 
+TEST_CASE("--namespace carries history per namespace, with or without an access rule",
+          "[auth][namespaces]") {
+    auto chat = parse_namespace_rule("chat:public,publish,history=100,history-ttl=300");
+    REQUIRE(chat);
+    CHECK(chat->access_given);
+    CHECK(chat->publish);
+    CHECK(chat->history == 100);
+    CHECK(chat->history_ttl_s == 300);
+    auto feed = parse_namespace_rule("feed:history=5");
+    REQUIRE(feed);
+    CHECK_FALSE(feed->access_given);
+    CHECK(feed->access == ns_access::public_access);
+    CHECK(feed->history == 5);
+    CHECK(feed->history_ttl_s == 0);
+    auto most = parse_namespace_rule("m:history=100000,history-ttl=31536000");
+    REQUIRE(most);
+    CHECK(most->history == max_history_messages);
+    CHECK(most->history_ttl_s == max_history_ttl_s);
+    auto plain = parse_namespace_rule("team:private");
+    REQUIRE(plain);
+    CHECK(plain->access_given);
+    CHECK(plain->history == 0);
+}
+
 TEST_CASE("--namespace refusals say what is wrong", "[auth][namespaces]") {
     const auto error = [](const char* option) {
         auto r = parse_namespace_rule(option);
@@ -69,6 +93,18 @@ TEST_CASE("--namespace refusals say what is wrong", "[auth][namespaces]") {
     CHECK(error("chat:public,publish,publish").find("twice") != std::string::npos);
     CHECK(error("chat:Public").find("unknown rule") != std::string::npos);
     CHECK(error("chat:public,").find("unknown rule") != std::string::npos);
+    CHECK(error("chat:history=0").find("from 1 to 100000") != std::string::npos);
+    CHECK(error("chat:history=100001").find("from 1 to 100000") != std::string::npos);
+    CHECK(error("chat:history=").find("from 1 to") != std::string::npos);
+    CHECK(error("chat:history=1x").find("from 1 to") != std::string::npos);
+    CHECK(error("chat:history=-1").find("from 1 to") != std::string::npos);
+    CHECK(error("chat:history=99999999999999").find("from 1 to") != std::string::npos);
+    CHECK(error("chat:history=5,history=6").find("twice") != std::string::npos);
+    CHECK(error("chat:history=5,history-ttl=0").find("from 1 to 31536000") !=
+          std::string::npos);
+    CHECK(error("chat:history-ttl=60").find("needs history=") != std::string::npos);
+    CHECK(error("chat:public,history-ttl=60").find("needs history=") != std::string::npos);
+    CHECK(error("chat:publish,history=5").find("needs one of") != std::string::npos);
     namespace_table table = table_of({"chat:public"});
     auto again = parse_namespace_rule("chat:private");
     REQUIRE(again);
