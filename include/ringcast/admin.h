@@ -174,6 +174,7 @@ private:
     std::optional<std::string> get_online(const call& c);      // query_endpoints.cc
     std::optional<std::string> get_channels(const call& c);    // query_endpoints.cc
     std::optional<std::string> get_channel(const call& c);     // query_endpoints.cc
+    std::optional<std::string> get_history(const call& c);     // query_endpoints.cc
 
     // --- publishing (publish_endpoints.cc) ------------------------------------------------
     /// /api/publish and /api/send: every item of the body published on the channel `to`
@@ -194,10 +195,11 @@ private:
     // --- scatter-gather (gather.cc) -------------------------------------------------------
     /// Asks every shard `what` (this one directly, the others over the mesh); the answer
     /// goes out through finish_gather() once the last shard has replied, so this returns
-    /// nothing.
+    /// nothing. `since` and `limit`: history's.
     std::optional<std::string> gather(const call& c, question what, std::string arg,
                                       uint16_t code = 0, core::frame_ref frame = {},
-                                      std::string text = {});
+                                      std::string text = {}, uint64_t since = 0,
+                                      uint64_t limit = 0);
     /// Fills in this shard's answer to `g`.
     void answer_here(gather_msg& g) noexcept;
     void finish_gather(uint64_t token);

@@ -170,6 +170,16 @@ struct history_rules {
     history_policy find(std::string_view channel) const noexcept;
 };
 
+/// One answer of engine::history.
+struct history_page {
+    bool found = false;         ///< the channel is homed here and known
+    bool kept = false;          ///< its namespace keeps history
+    std::string epoch;          ///< the epoch its offsets belong to
+    uint64_t offset = 0;        ///< its last message's offset
+    uint64_t first = 0;         ///< the oldest retained message's offset (offset + 1: none)
+    std::vector<core::frame_ref> frames; ///< the messages asked for, oldest first
+};
+
 /// Knobs of the engine; filled from flags by src/app.
 struct config {
     /// Namespaces whose channels clients may publish to (--client-publish), for sessions
@@ -419,6 +429,9 @@ public:
     std::vector<std::pair<std::string, uint32_t>> local_channels() const;
     /// For a channel whose home is this shard: its offset and epoch, if it exists.
     bool home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const;
+    /// For a channel whose home is this shard: its retained messages after `since`, oldest
+    /// first, at most `limit` (the frames fan-out sent). Nothing when it is not known here.
+    history_page history(std::string_view channel, uint64_t since, std::size_t limit);
     /// This shard's counters, gathered from the engine's parts.
     counters stats() const noexcept;
 

@@ -10,13 +10,16 @@
 namespace ringcast::admin {
 
 std::optional<std::string> api::gather(const call& c, question what, std::string arg,
-                                       uint16_t code, core::frame_ref frame, std::string text) {
+                                       uint16_t code, core::frame_ref frame, std::string text,
+                                       uint64_t since, uint64_t limit) {
     const uint64_t token = _next_token++;
     auto& p = *_gathers.emplace(token, std::make_unique<pending_gather>()).first->second;
     p.h = c.h;
     p.ka = c.ka;
     p.what = what;
     p.arg = arg;
+    p.since = since;
+    p.limit = limit;
     p.remaining = _io.shards();
     for (unsigned shard = 0; shard < _io.shards(); ++shard) {
         auto g = std::make_unique<gather_msg>();
@@ -26,6 +29,8 @@ std::optional<std::string> api::gather(const call& c, question what, std::string
         g->code = code;
         g->text = text;
         g->frame = frame;
+        g->since = since;
+        g->limit = limit;
         g->prio = what == question::broadcast_all ? static_cast<pubsub::priority>(code)
                                                   : pubsub::priority::normal;
         if (shard == unsigned(_io.id())) {
@@ -60,6 +65,17 @@ void api::answer_here(gather_msg& g) noexcept {
         std::erase_if(g.list, [&](const auto& e) { return e.first != g.arg; });
         g.home_found = _engine.home_info(g.arg, g.offset, g.epoch);
         break;
+    case question::history: {
+        pubsub::history_page page =
+            _engine.history(g.arg, g.since, static_cast<std::size_t>(g.limit));
+        g.home_found = page.found;
+        g.kept = page.kept;
+        g.epoch = std::move(page.epoch);
+        g.offset = page.offset;
+        g.first = page.first;
+        g.frames = std::move(page.frames);
+        break;
+    }
     case question::broadcast_all:
         g.number = _engine.broadcast_local(g.frame, g.prio);
         break;
@@ -103,6 +119,9 @@ void api::finish_gather(uint64_t token) {
         break;
     case question::channel_info:
         response = channel_response(p.arg, p.answers, p.ka);
+        break;
+    case question::history:
+        response = history_response(p.arg, p.since, p.answers, p.ka);
         break;
     case question::broadcast_all:
     case question::disconnect: {

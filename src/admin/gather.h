@@ -38,6 +38,7 @@ enum class question : uint8_t {
     online,        ///< its users and their connection counts (GET /api/online)
     channels,      ///< its channels and their subscriber counts (GET /api/channels)
     channel_info,  ///< one channel's subscribers, and its offset where it is home
+    history,       ///< one channel's retained messages, where it is home
     broadcast_all, ///< deliver a frame to every connection (POST /api/broadcast)
     disconnect,    ///< close a user's connections (POST /api/disconnect)
 };
@@ -63,6 +64,13 @@ struct gather_msg {
     bool home_found = false;
     uint64_t offset = 0;
     std::string epoch;
+    // history: the question's range, and the home's answer (whether the channel keeps
+    // history, its oldest retained offset, the frames asked for).
+    uint64_t since = 0;
+    uint64_t limit = 0;
+    bool kept = false;
+    uint64_t first = 0;
+    std::vector<core::frame_ref> frames;
 };
 
 namespace kinds {
@@ -82,6 +90,8 @@ struct pending_gather {
     http::keep_alive ka = http::keep_alive::yes;
     question what = question::stats;
     std::string arg;
+    uint64_t since = 0; // history's range
+    uint64_t limit = 0;
     uint32_t remaining = 0;
     std::vector<gather_msg> answers; // in arrival order
 };
@@ -94,6 +104,13 @@ std::string stats_response(std::span<const gather_msg> answers, http::keep_alive
 /// GET /api/online, /api/channels (query_endpoints.cc).
 std::string names_response(question what, std::span<const gather_msg> answers,
                            http::keep_alive ka);
+/// GET /api/history/<name>?since=&limit= (query_endpoints.cc): 100 messages unless
+/// asked for fewer or more, at most 1,000 in one answer.
+inline constexpr uint64_t default_history_limit = 100;
+inline constexpr uint64_t max_history_limit = 1000;
+/// Its response: the home shard's answer.
+std::string history_response(std::string_view channel, uint64_t since,
+                             std::span<const gather_msg> answers, http::keep_alive ka);
 /// GET /api/channels/<name> (query_endpoints.cc).
 std::string channel_response(std::string_view channel, std::span<const gather_msg> answers,
                              http::keep_alive ka);

@@ -214,6 +214,24 @@ bool engine::home_info(std::string_view channel, uint64_t& offset, std::string& 
     return true;
 }
 
+history_page engine::history(std::string_view channel, uint64_t since, std::size_t limit) {
+    history_page page;
+    const home_channel* ch = _ordering->find(channel);
+    if (ch == nullptr) {
+        return page;
+    }
+    page.found = true;
+    page.epoch = ch->epoch;
+    page.offset = ch->offset;
+    page.first = ch->offset + 1;
+    if (ch->history) {
+        page.kept = true;
+        page.frames = ch->history->after(since, limit, _io.now_ms() / 1000);
+        page.first = ch->history->first_offset();
+    }
+    return page;
+}
+
 counters engine::stats() const noexcept {
     counters c = _counters;
     c.subscriptions = _subscriptions->subscription_count();

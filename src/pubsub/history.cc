@@ -63,7 +63,9 @@ void channel_history::expire(uint64_t now_s) noexcept {
         return;
     }
     const auto now = static_cast<uint32_t>(now_s);
-    while (!_entries.empty() && now - _entries.front().at_s >= _policy.ttl_s) {
+    // Whole seconds: strictly older than the ttl, so a message is kept at least ttl s
+    // (and less than ttl + 1).
+    while (!_entries.empty() && now - _entries.front().at_s > _policy.ttl_s) {
         drop_oldest(drop_reason::age);
     }
 }

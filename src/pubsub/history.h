@@ -62,7 +62,8 @@ public:
     /// Keeps `f`, the message at `offset`, received at `now_s` (monotonic seconds); drops
     /// the oldest past the count or the ttl, then lets the store enforce its budget.
     void push(uint64_t offset, core::frame_ref f, uint64_t now_s);
-    /// Drops the messages older than the ttl at `now_s`.
+    /// Drops the messages older than the ttl at `now_s` (whole seconds: one received at
+    /// second t is kept through second t + ttl).
     void expire(uint64_t now_s) noexcept;
 
     /// Retained messages after `since`, oldest first, at most `limit`, none older than the
@@ -85,7 +86,8 @@ private:
     history_store& _store;
     history_policy _policy;
     uint64_t _serial;
-    uint64_t _first = 0; // offset of _entries.front(); the next one when empty
+    uint64_t _first = 1; // offset of _entries.front(); the next one when empty (a new
+                         // channel starts at 1)
     std::deque<entry> _entries;
 };
 

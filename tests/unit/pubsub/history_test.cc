@@ -85,11 +85,11 @@ TEST_CASE("messages older than the ttl are not returned and are dropped", "[pubs
     h->push(1, frame_of("a"), 1000);
     h->push(2, frame_of("b"), 1005);
     h->push(3, frame_of("c"), 1009);
-    CHECK(texts(h->after(0, 100, 1009)) == std::vector<std::string>{"a", "b", "c"});
-    // At 1010 the first is 10 s old: gone.
-    CHECK(texts(h->after(0, 100, 1010)) == std::vector<std::string>{"b", "c"});
+    CHECK(texts(h->after(0, 100, 1010)) == std::vector<std::string>{"a", "b", "c"});
+    // At 1011 the first is more than 10 s old: gone.
+    CHECK(texts(h->after(0, 100, 1011)) == std::vector<std::string>{"b", "c"});
     CHECK(h->first_offset() == 2);
-    h->expire(1019);
+    h->expire(1020);
     CHECK(h->size() == 0);
     CHECK(h->first_offset() == 4); // the next offset to come
     CHECK(store.stats().evicted_age == 3);
