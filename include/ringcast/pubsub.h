@@ -243,6 +243,9 @@ struct counters {
     uint64_t history_evicted_count = 0;  ///< dropped past their namespace's history=N
     uint64_t history_evicted_age = 0;    ///< dropped past their namespace's history-ttl
     uint64_t history_evicted_budget = 0; ///< dropped, oldest first, for --history-budget-bytes
+    uint64_t recovered = 0;          ///< subscribes with recover answered "recovered":true
+    uint64_t recover_failed = 0;     ///< ... answered "recovered":false
+    uint64_t recovered_messages = 0; ///< messages those subscribes were sent from history
     uint64_t permission_refused = 0; ///< subscribes / publishes refused 403 (namespace rules)
     uint64_t refreshes = 0;          ///< refresh commands that replaced a connection's token
     uint64_t refresh_refused = 0;    ///< refresh commands refused (401, 403)
@@ -253,12 +256,15 @@ struct local_channel;
 struct publish_job;
 struct interest_msg;
 struct delivery;
+struct recover_msg;
 namespace kinds {
 struct interest;
 struct confirmed;
 struct publish;
 struct published;
 struct deliver;
+struct recover;
+struct recovered;
 } // namespace kinds
 struct pending_sub;
 struct session_backlog;
@@ -318,6 +324,7 @@ private:
     uint32_t _tokens_milli = 0;                // engine: command tokens x1000
     uint32_t _pending = 0;                     // subscriptions: subscribes waiting for a home
     uint32_t _publishing = 0;                  // engine: publishes waiting for their home shard
+    uint32_t _recovering = 0;                  // engine: subscribes waiting for their history
     uint32_t _rate_limit_burst = 0;            // engine: its bucket (client or backend)
     uint32_t _rate_limit_rate = 0;             // engine
     bool _closing = false; // fanout: closing (slow consumer, or told): deliver nothing more
@@ -408,6 +415,8 @@ public:
     void on_mesh(kinds::publish, shard_id from, std::unique_ptr<publish_job> job) noexcept;
     void on_mesh(kinds::published, shard_id from, std::unique_ptr<publish_job> job) noexcept;
     void on_mesh(kinds::deliver, shard_id from, std::unique_ptr<delivery> d) noexcept;
+    void on_mesh(kinds::recover, shard_id from, std::unique_ptr<recover_msg> m) noexcept;
+    void on_mesh(kinds::recovered, shard_id from, std::unique_ptr<recover_msg> m) noexcept;
 
     /// A backend publish; the result reaches `listener` (possibly synchronously).
     /// `data` holds req.data's bytes when the caller shares one copy among several
@@ -450,6 +459,11 @@ private:
     void subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode);
     void unsubscribe(conn_handle h, session& s, const command& cmd);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
+    // Recovery (commands.cc): S asks the home, the home answers, S finishes the subscribe.
+    void start_recovery(conn_handle h, session& s, local_channel& ch, std::string_view epoch,
+                        uint64_t since, bool has_id, uint64_t id, uint32_t slot);
+    void answer_recovery(recover_msg& m);
+    void finish_recovery(recover_msg& m);
     void client_publish(conn_handle h, session& s, const command& cmd);
     void refresh(conn_handle h, session& s, const command& cmd);
     /// Arms h's expiry timer at exp + leeway (monotonic); nothing when `who` has no exp.
@@ -474,6 +488,7 @@ private:
     std::unordered_map<uint32_t, session*> _by_slot; // conn_handle::slot → open session
     counters _counters; // the command path's fields; stats() adds the parts' own
     uint32_t _start_s = 0;
+    uint32_t _recover_seq = 0; // tokens of recoveries under way (never 0)
     // The parts, built in this order (fanout reads subscriptions, subscriptions tells the
     // relay); heap-held because their types are private to src/pubsub.
     std::unique_ptr<interest_relay> _relay; // subscriptions' interest_sink

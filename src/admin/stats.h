@@ -110,6 +110,12 @@ inline constexpr field<pubsub::counters> pubsub_fields[] = {
     {"history_evicted_budget", figure::counter, &pubsub::counters::history_evicted_budget,
      "retained messages dropped, the shard's oldest first, to stay under "
      "--history-budget-bytes"},
+    {"recovered", figure::counter, &pubsub::counters::recovered,
+     "subscribes with recover answered recovered:true (every missed message sent)"},
+    {"recover_failed", figure::counter, &pubsub::counters::recover_failed,
+     "subscribes with recover answered recovered:false (epoch changed, or messages gone)"},
+    {"recovered_messages", figure::counter, &pubsub::counters::recovered_messages,
+     "messages sent from history to recovering subscribes"},
     {"permission_refused", figure::counter, &pubsub::counters::permission_refused,
      "/ws subscribes and publishes refused 403 by the namespace rules (JWT on)"},
     {"refreshes", figure::counter, &pubsub::counters::refreshes,

@@ -5,11 +5,14 @@
 // answer. The subscribe commands check and answer here and change state through
 // subscriptions (subscriptions.h); a publish leaves through engine::route (engine.cc).
 #include "engine_types.h"
+#include "fanout.h"
+#include "ordering.h"
 #include "subscriptions.h"
 
 #include <ringcast/ws.h>
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 namespace ringcast::pubsub {
@@ -57,7 +60,7 @@ void engine::on_text(conn_handle h, session& s, std::string_view text) {
 }
 
 bool engine::can_start(const session& s, command_op op) const noexcept {
-    if (subscriptions::pending(s) > 0) {
+    if (subscriptions::pending(s) > 0 || s._recovering > 0) {
         return false;
     }
     return s._publishing == 0 ||
@@ -228,10 +231,24 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
     if (subscriptions::held(s) >= _config.max_channels_per_connection) {
         return answer(reply_error(cmd.has_id, cmd.id, 403, "channel limit reached"));
     }
+    // Recovery only where the namespace keeps history (the same rules on every shard):
+    // elsewhere "recover" gets "recovered":false on an ordinary subscribe.
+    const bool recover = cmd.has_recover && mode == reply_mode::reply &&
+                         _config.history.find(channel).count > 0;
+    const std::string_view not_recovered = cmd.has_recover ? ",\"recovered\":false" : "";
     local_channel* ch = _subscriptions->find(channel);
     if (ch != nullptr && ch->confirmed) {
         _subscriptions->add(*ch, h, s);
-        return answer(reply_ok(cmd.has_id, cmd.id, offset_fields(channel, ch->epoch, ch->offset)));
+        if (recover) {
+            return start_recovery(h, s, *ch, cmd.recover.epoch, cmd.recover.offset, cmd.has_id,
+                                  cmd.id, reserve_reply(s));
+        }
+        if (cmd.has_recover) {
+            ++_counters.recover_failed;
+        }
+        return answer(reply_ok(cmd.has_id, cmd.id,
+                               offset_fields(channel, ch->epoch, ch->offset) +
+                                   std::string(not_recovered)));
     }
     const unsigned home_id = home_shard(channel, _io.shards());
     if (ch == nullptr && home_id != unsigned(_io.id()) &&
@@ -241,7 +258,12 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
     }
     // Answered when the home shard confirms (confirm_interest), in this reply slot.
     const uint32_t slot = reserve_reply(s);
-    _subscriptions->wait(channel, ch, {h, &s, cmd.has_id, cmd.id, mode, slot});
+    pending_sub p{h, &s, cmd.has_id, cmd.id, mode, slot};
+    p.recover_asked = cmd.has_recover;
+    p.recover = recover;
+    p.recover_since = cmd.recover.offset;
+    p.recover_epoch = std::string(cmd.recover.epoch);
+    _subscriptions->wait(channel, ch, p);
 }
 
 void engine::unsubscribe(conn_handle h, session& s, const command& cmd) {
@@ -258,11 +280,30 @@ void engine::unsubscribe(conn_handle h, session& s, const command& cmd) {
 
 void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset) {
     const std::vector<pending_sub> waiting = _subscriptions->confirm(ch, epoch, offset);
+    const auto recovers = [&](const pending_sub& p) {
+        return p.recover && subscriptions::entry_of(ch, *p.s) != nullptr;
+    };
     for (const pending_sub& p : waiting) {
+        if (recovers(p)) {
+            continue; // its recovery answers it, below
+        }
+        if (p.recover_asked) {
+            ++_counters.recover_failed;
+        }
         fill_reply(p.h, *p.s, p.slot,
                    p.mode == reply_mode::reply
-                       ? reply_ok(p.has_id, p.id, offset_fields(ch.name, ch.epoch, ch.offset))
+                       ? reply_ok(p.has_id, p.id,
+                                  offset_fields(ch.name, ch.epoch, ch.offset) +
+                                      (p.recover_asked ? ",\"recovered\":false" : ""))
                        : std::string());
+    }
+    // Recoveries start from this subscription point, while `ch` is certainly valid: none
+    // of them runs a command (a recovery answered at once does not resume its session).
+    for (const pending_sub& p : waiting) {
+        if (recovers(p)) {
+            start_recovery(p.h, *p.s, ch, p.recover_epoch, p.recover_since, p.has_id, p.id,
+                           p.slot);
+        }
     }
     // Only now may the sessions run what they held back: a command run earlier could
     // unsubscribe and erase `ch` while this loop still used it. A session may also have
@@ -272,6 +313,92 @@ void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_
             resume(p.h, *s);
         }
     }
+}
+
+// --- recovery -------------------------------------------------------------------------------
+//
+// A subscribe with "recover" (docs/protocol.md "Recovery") joins the channel at its
+// subscription point P like any other, but live messages skip it (entry::recovering) until
+// the channel's home answers: the home takes everything after the client's offset O from
+// history (or, when it cannot, everything after P it still has) up to its last offset H. By
+// the mesh's order per shard pair, every live message up to H reached this shard before the
+// answer and every later one comes after it; so the reply, the frames of the answer, then
+// the live stream leave in offset order with no gap and no duplicate at the seam. Later
+// commands of the session wait (_recovering), so nothing of it overtakes the reply.
+
+void engine::start_recovery(conn_handle h, session& s, local_channel& ch, std::string_view epoch,
+                            uint64_t since, bool has_id, uint64_t id, uint32_t slot) {
+    local_channel::entry* e = subscriptions::entry_of(ch, s);
+    RINGCAST_ASSERT(e != nullptr);
+    if (++_recover_seq == 0) {
+        ++_recover_seq;
+    }
+    e->recovering = _recover_seq;
+    ++s._recovering;
+    auto m = std::make_unique<recover_msg>();
+    m->channel = ch.name;
+    m->epoch = std::string(epoch);
+    m->since = since;
+    m->point = ch.offset;
+    m->conn = h;
+    m->token = _recover_seq;
+    m->has_id = has_id;
+    m->id = id;
+    m->slot = slot;
+    const unsigned home_id = home_shard(ch.name, _io.shards());
+    if (home_id == unsigned(_io.id())) {
+        answer_recovery(*m);
+        return finish_recovery(*m);
+    }
+    _io.post<kinds::recover>(shard_id(static_cast<uint16_t>(home_id)), std::move(m));
+}
+
+void engine::answer_recovery(recover_msg& m) {
+    const home_channel* ch = _ordering->find(m.channel);
+    if (ch == nullptr || !ch->history) {
+        // Not known here any more (never so while a shard is interested) or keeping no
+        // history (the same rules on every shard): nothing to add after the point.
+        m.recovered = false;
+        m.offset = m.point;
+        return;
+    }
+    channel_history& history = *ch->history;
+    const uint64_t now_s = _io.now_ms() / 1000;
+    history.expire(now_s);
+    const uint64_t first = history.first_offset();
+    m.recovered = m.epoch == ch->epoch && m.since <= ch->offset && first <= m.since + 1;
+    // Not recovered: from the subscription point, or from what is left when the point's
+    // successors are gone already; the reply says which.
+    m.point = m.recovered ? m.since : std::min(std::max(m.point, first - 1), ch->offset);
+    m.epoch = ch->epoch;
+    m.offset = ch->offset;
+    m.frames = history.after(m.point, std::numeric_limits<std::size_t>::max(), now_s);
+}
+
+void engine::finish_recovery(recover_msg& m) {
+    session* s = find_session(m.conn);
+    if (s == nullptr) {
+        return; // closed meanwhile
+    }
+    --s->_recovering;
+    if (local_channel* ch = _subscriptions->find(m.channel); ch != nullptr) {
+        if (local_channel::entry* e = subscriptions::entry_of(*ch, *s);
+            e != nullptr && e->recovering == m.token) {
+            e->recovering = 0;
+        }
+        // The live stream resumes after the answer's last offset; a later local subscriber
+        // starts there too.
+        ch->offset = std::max(ch->offset, m.offset);
+    }
+    ++(m.recovered ? _counters.recovered : _counters.recover_failed);
+    fill_reply(m.conn, *s, m.slot,
+               reply_ok(m.has_id, m.id,
+                        offset_fields(m.channel, m.epoch, m.point) +
+                            (m.recovered ? ",\"recovered\":true" : ",\"recovered\":false")));
+    for (const core::frame_ref& f : m.frames) {
+        _fanout->deliver_recovered(m.conn, *s, f);
+    }
+    _counters.recovered_messages += m.frames.size();
 }
 
 // --- the publish command -------------------------------------------------------------------

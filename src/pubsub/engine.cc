@@ -17,6 +17,7 @@
 
 #include <ringcast/ws.h>
 
+#include <sys/random.h>
 #include <time.h>
 
 #include <algorithm>
@@ -43,6 +44,17 @@ unsigned home_shard(std::string_view name, unsigned shards) noexcept {
     return static_cast<unsigned>(h % shards);
 }
 
+uint64_t epoch_instance() noexcept {
+    // Start milliseconds and 16 random bits: a restart gets new epochs even within the
+    // same second (seconds alone repeated them: tests/integration/recovery.py), and two
+    // processes started in the same millisecond still differ.
+    uint16_t nonce = 0;
+    if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce)) {
+        nonce = static_cast<uint16_t>(wall_clock_ms() * 2654435761u);
+    }
+    return (wall_clock_ms() << 16) | nonce;
+}
+
 session::session() = default;
 session::~session() = default;
 
@@ -63,7 +75,7 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
       _start_s(static_cast<uint32_t>(wall_clock_ms() / 1000)),
       _relay(std::make_unique<interest_relay>(*this)),
       _subscriptions(std::make_unique<subscriptions>(*_relay)),
-      _ordering(std::make_unique<ordering>(io.id(), io.shards(), _start_s,
+      _ordering(std::make_unique<ordering>(io.id(), io.shards(), epoch_instance(),
                                            cfg.max_idle_channels, cfg.history,
                                            cfg.history_budget_bytes)),
       _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s)) {
@@ -73,6 +85,8 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
     receivers.on<kinds::publish>(*this);
     receivers.on<kinds::published>(*this);
     receivers.on<kinds::deliver>(*this);
+    receivers.on<kinds::recover>(*this);
+    receivers.on<kinds::recovered>(*this);
 }
 
 engine::~engine() = default;
@@ -250,6 +264,9 @@ counters engine::stats() const noexcept {
     c.history_evicted_count = h.evicted_count;
     c.history_evicted_age = h.evicted_age;
     c.history_evicted_budget = h.evicted_budget;
+    c.recovered = _counters.recovered;
+    c.recover_failed = _counters.recover_failed;
+    c.recovered_messages = _counters.recovered_messages;
     return c;
 }
 
@@ -371,6 +388,18 @@ void engine::on_mesh(kinds::published, shard_id, std::unique_ptr<publish_job> jo
 
 void engine::on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery> d) noexcept {
     _fanout->deliver_local(d->channel, d->frame, d->prio, d->offset);
+}
+
+void engine::on_mesh(kinds::recover, shard_id from, std::unique_ptr<recover_msg> m) noexcept {
+    answer_recovery(*m);
+    _io.post<kinds::recovered>(from, std::move(m));
+}
+
+void engine::on_mesh(kinds::recovered, shard_id, std::unique_ptr<recover_msg> m) noexcept {
+    finish_recovery(*m);
+    if (session* s = find_session(m->conn); s != nullptr) {
+        resume(m->conn, *s);
+    }
 }
 
 } // namespace ringcast::pubsub

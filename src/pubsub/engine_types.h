@@ -60,6 +60,25 @@ struct delivery {
     uint64_t offset;
 };
 
+/// recover / recovered payload: a subscribe with "recover" asks the channel's home for what
+/// it missed (docs/protocol.md "Recovery"), and the home answers with it.
+struct recover_msg {
+    std::string channel;
+    std::string epoch;  ///< recover: the client's; recovered: the channel's
+    uint64_t since = 0; ///< the client's offset
+    uint64_t point = 0; ///< recover: the subscription point here; recovered: the offset after
+                        ///< which every message follows (the frames, then live)
+    uint64_t offset = 0; ///< recovered: the channel's last offset
+    bool recovered = false;
+    std::vector<core::frame_ref> frames; ///< recovered: (point, offset], oldest first
+    // The subscriber and its reply, untouched by the home.
+    conn_handle conn;
+    uint32_t token = 0; ///< local_channel::entry::recovering of this recovery
+    bool has_id = false;
+    uint64_t id = 0;
+    uint32_t slot = 0;
+};
+
 /// interest / confirmed payload.
 struct interest_msg {
     std::string channel;
@@ -77,11 +96,14 @@ struct interest_msg {
 ///   publish     S → home   publish_job    home orders it and posts it back as `published`
 ///   published   home → S   publish_job    offset filled in; S answers the publisher
 ///   deliver     home → T   delivery       one ordered frame for T's local subscribers
+///   recover     S → home   recover_msg    a subscriber of S asks for what it missed
+///   recovered   home → S   recover_msg    the frames after its point, and the verdict
 ///
 /// Per (from, to) pair the mesh keeps order across kinds, which the command order relies
 /// on: a shard's interest for a channel reaches the home before a later publish of the same
 /// shard, and the home's confirmation and deliveries reach the shard before the publish's
-/// answer.
+/// answer. Recovery relies on it too: every delivery the home ordered before answering a
+/// recover reaches S before the answer, every later one after it.
 namespace kinds {
 struct interest {
     using payload = interest_msg;
@@ -103,7 +125,17 @@ struct deliver {
     using payload = delivery;
     static constexpr std::string_view name = "pubsub.deliver";
 };
+struct recover {
+    using payload = recover_msg;
+    static constexpr std::string_view name = "pubsub.recover";
+};
+struct recovered {
+    using payload = recover_msg;
+    static constexpr std::string_view name = "pubsub.recovered";
+};
 } // namespace kinds
 uint64_t wall_clock_ms() noexcept;
+/// A value unique to this process start, for epochs (ordering).
+uint64_t epoch_instance() noexcept;
 
 } // namespace ringcast::pubsub

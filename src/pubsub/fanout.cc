@@ -87,9 +87,16 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
     const bool over = _io.output_over_budget();
     for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
         const auto& sub = ch->subscribers[i];
-        if (!sub.s->_closing) {
+        if (!sub.s->_closing && sub.recovering == 0) {
             deliver(sub.h, *sub.s, f, prio, over);
         }
+    }
+}
+
+void fanout::deliver_recovered(conn_handle h, session& s, const core::frame_ref& f) noexcept {
+    if (!s._closing) {
+        // As priority 2: never dropped; a client that cannot take them is a slow consumer.
+        deliver(h, s, f, priority::high, _io.output_over_budget());
     }
 }
 

@@ -100,6 +100,9 @@ public:
     /// local subscriber left while the message was in flight.
     void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
                        uint64_t offset) noexcept;
+    /// Queues `f`, a message recovered from history, on `s` unless it is closing; never
+    /// dropped (the slow-consumer limit still closes it).
+    void deliver_recovered(conn_handle h, session& s, const core::frame_ref& f) noexcept;
     /// Queues `f` on every session in `sessions` that is not closing, under the same
     /// policy; returns how many got it.
     uint64_t broadcast(const std::vector<std::pair<conn_handle, session*>>& sessions,

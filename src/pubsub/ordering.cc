@@ -7,10 +7,10 @@
 
 namespace ringcast::pubsub {
 
-ordering::ordering(shard_id self, unsigned shards, uint32_t start_s, uint32_t max_idle_channels,
+ordering::ordering(shard_id self, unsigned shards, uint64_t instance, uint32_t max_idle_channels,
                    history_rules history, std::size_t history_budget_bytes)
     : _history_rules(std::move(history)), _history(history_budget_bytes), _self(self),
-      _shards(shards), _start_s(start_s), _max_idle_channels(max_idle_channels) {}
+      _shards(shards), _instance(instance), _max_idle_channels(max_idle_channels) {}
 
 ordering::~ordering() = default;
 
@@ -19,8 +19,9 @@ home_channel& ordering::home(std::string_view channel) {
     if (created) {
         it->second = std::make_unique<home_channel>();
         home_channel& ch = *it->second;
-        char epoch[32];
-        std::snprintf(epoch, sizeof(epoch), "%x%02x%x", _start_s, unsigned(_self) & 0xff,
+        char epoch[48];
+        std::snprintf(epoch, sizeof(epoch), "%llx%02x%x",
+                      static_cast<unsigned long long>(_instance), unsigned(_self) & 0xff,
                       static_cast<unsigned>(++_epoch_seq));
         ch.epoch = epoch;
         ch.interested.assign(_shards, false);

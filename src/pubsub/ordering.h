@@ -54,11 +54,12 @@ struct home_channel {
 /// the next call into ordering.
 class ordering {
 public:
-    /// `self` and `shards` place this shard (epochs, the interested vector); `start_s`
-    /// (process start, wall-clock seconds) makes epochs differ across restarts. A channel
+    /// `self` and `shards` place this shard (epochs, the interested vector); `instance`
+    /// (unique per process start: the engine's start in wall-clock milliseconds and random
+    /// bits) makes epochs differ across restarts, however quick. A channel
     /// whose namespace has a policy in `history` keeps its messages, all of them within
     /// `history_budget_bytes`.
-    ordering(shard_id self, unsigned shards, uint32_t start_s, uint32_t max_idle_channels,
+    ordering(shard_id self, unsigned shards, uint64_t instance, uint32_t max_idle_channels,
              history_rules history = {}, std::size_t history_budget_bytes = 64u << 20);
     ~ordering();
     ordering(const ordering&) = delete;
@@ -104,7 +105,7 @@ private:
     uint64_t _epoch_seq = 0;
     shard_id _self;
     unsigned _shards;
-    uint32_t _start_s;
+    uint64_t _instance;
     uint32_t _max_idle_channels;
 };
 

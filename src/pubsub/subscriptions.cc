@@ -23,8 +23,17 @@ const local_channel* subscriptions::subscribed(const session& s,
 
 void subscriptions::add(local_channel& ch, conn_handle h, session& s) {
     s._subs.push_back({&ch, static_cast<uint32_t>(ch.subscribers.size())});
-    ch.subscribers.push_back({h, &s, static_cast<uint32_t>(s._subs.size() - 1)});
+    ch.subscribers.push_back({h, &s, static_cast<uint32_t>(s._subs.size() - 1), 0});
     ++_subscriptions;
+}
+
+local_channel::entry* subscriptions::entry_of(local_channel& ch, session& s) noexcept {
+    for (const auto& sub : s._subs) {
+        if (sub.channel == &ch) {
+            return &ch.subscribers[sub.index];
+        }
+    }
+    return nullptr;
 }
 
 void subscriptions::wait(std::string_view channel, local_channel* ch, const pending_sub& p) {

@@ -39,6 +39,12 @@ struct pending_sub {
     uint64_t id;
     reply_mode mode;
     uint32_t slot; // the session's reply slot
+    // A subscribe with "recover" (docs/protocol.md "Recovery"): asked by the client, done
+    // (its namespace keeps history), and the client's point.
+    bool recover_asked = false;
+    bool recover = false;
+    uint64_t recover_since = 0;
+    std::string recover_epoch;
 };
 
 /// A channel as seen by one shard: its local subscribers. Exists while it has subscribers
@@ -51,6 +57,9 @@ struct local_channel {
         conn_handle h;
         session* s;
         uint32_t sub_index; // position in the session's list of channels
+        // Non-zero while its recovery is under way (engine::start_recovery): live messages
+        // skip it; the home's answer carries the ones it skipped.
+        uint32_t recovering = 0;
     };
     std::string name;
     std::vector<entry> subscribers;
@@ -112,6 +121,8 @@ public:
 
     /// Adds `s` (connection `h`) to the subscribers of the confirmed channel `ch`.
     void add(local_channel& ch, conn_handle h, session& s);
+    /// The subscriber entry of `s` in `ch`, or nullptr. O(the session's channels).
+    static local_channel::entry* entry_of(local_channel& ch, session& s) noexcept;
     /// Queues `p` on `channel` until its home shard confirms this shard's interest. `ch` is
     /// find(channel) as the caller just saw it: when null, the channel is created and the
     /// sink is told the interest was gained.

@@ -39,7 +39,7 @@ TEST_CASE("ordering names epochs by start time, shard and channel instance", "[p
     auto o = make(16, 4, 3);
     const std::string a = o.order("a").epoch;
     const std::string b = o.order("b").epoch;
-    // "%x%02x%x": start seconds, shard, then a per-shard sequence.
+    // "%llx%02x%x": the process instance, shard, then a per-shard sequence.
     CHECK(a == "5f00031");
     CHECK(b == "5f00032");
     CHECK(o.order("a").epoch == a); // stable while the channel lives
