@@ -366,7 +366,8 @@ void engine::answer_recovery(recover_msg& m) {
     const uint64_t now_s = _io.now_ms() / 1000;
     history.expire(now_s);
     const uint64_t first = history.first_offset();
-    m.recovered = m.epoch == ch->epoch && m.since <= ch->offset && first <= m.since + 1;
+    m.recovered = m.epoch == ch->epoch && m.since <= ch->offset && first <= m.since + 1 &&
+                  ch->offset - m.since <= max_recover_messages;
     // Not recovered: from the subscription point, or from what is left when the point's
     // successors are gone already; the reply says which.
     m.point = m.recovered ? m.since : std::min(std::max(m.point, first - 1), ch->offset);

@@ -60,6 +60,12 @@ struct delivery {
     uint64_t offset;
 };
 
+/// The most messages one recovery replays; a client that missed more is answered
+/// recovered:false (it reloads from its backend). Bounds what one subscribe makes the home
+/// copy into an answer (8 B a reference) and queue on the connection (~2.5 MB of 250 B
+/// envelopes, under the 4 MiB slow-consumer default).
+inline constexpr uint64_t max_recover_messages = 10000;
+
 /// recover / recovered payload: a subscribe with "recover" asks the channel's home for what
 /// it missed (docs/protocol.md "Recovery"), and the home answers with it.
 struct recover_msg {

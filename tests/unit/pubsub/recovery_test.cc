@@ -207,3 +207,36 @@ TEST_CASE("recovery on the home shard: the answer for each case", "[pubsub][reco
     // The subscription point's successors are gone too: from the oldest kept.
     CHECK(ask(epoch, 0, 1) == result{false, 2, {3, 4, 5, 6}});
 }
+
+TEST_CASE("recovery replays at most max_recover_messages", "[pubsub][recovery]") {
+    fake_io io(0, 1);
+    engine e(io, with_history(20000));
+    const std::string ch = homed_on(0, 1);
+    session s;
+    e.open_session(handle(1), s, "");
+    e.on_text(handle(1), s, R"({"op":"subscribe","channel":")" + ch + R"(","id":1})");
+    const std::string first_reply = texts_to(io, 1).at(0);
+    const std::string epoch = first_reply.substr(first_reply.find("\"epoch\":\"") + 9, 100);
+    const std::string ep = epoch.substr(0, epoch.find('"'));
+    publish_request req;
+    req.data = "1";
+    for (uint64_t i = 0; i < max_recover_messages + 1; ++i) {
+        e.publish(req, ch, api_origin());
+    }
+    session late;
+    e.open_session(handle(2), late, "");
+    // 10,001 missed: too many.
+    e.on_text(handle(2), late, subscribe_recover(ch, ep, 0));
+    auto texts = texts_to(io, 2);
+    REQUIRE(texts.size() == 1);
+    CHECK(texts[0].ends_with(",\"offset\":" + std::to_string(max_recover_messages + 1) +
+                             ",\"recovered\":false}"));
+    // 10,000 missed: replayed.
+    session other;
+    e.open_session(handle(3), other, "");
+    e.on_text(handle(3), other, subscribe_recover(ch, ep, 1));
+    texts = texts_to(io, 3);
+    REQUIRE(texts.size() == max_recover_messages + 1);
+    CHECK(texts[0].ends_with(R"("offset":1,"recovered":true})"));
+    CHECK(texts.back().ends_with(",\"offset\":" + std::to_string(max_recover_messages + 1) + "}"));
+}
