@@ -217,6 +217,12 @@ struct config {
     /// Bytes the retained messages of one shard may hold, frames included
     /// (--history-budget-bytes); past it the shard's oldest go first.
     std::size_t history_budget_bytes = std::size_t{64} << 20;
+    /// Messages to user:<id> kept while the user has no connection, delivered in order
+    /// when one comes (--offline-messages, 0 = off; --offline-ttl-s). They live in the
+    /// user channel's history on its home shard, within history_budget_bytes, and go with
+    /// the channel if it is evicted as idle (max_idle_channels).
+    uint32_t offline_messages = 100;
+    uint32_t offline_ttl_s = 86400;
 };
 
 /// Counters of one shard's engine; gathered by the backend API.
@@ -246,6 +252,7 @@ struct counters {
     uint64_t recovered = 0;          ///< subscribes with recover answered "recovered":true
     uint64_t recover_failed = 0;     ///< ... answered "recovered":false
     uint64_t recovered_messages = 0; ///< messages those subscribes were sent from history
+    uint64_t offline_delivered = 0;  ///< user: messages kept while offline, then delivered
     uint64_t permission_refused = 0; ///< subscribes / publishes refused 403 (namespace rules)
     uint64_t refreshes = 0;          ///< refresh commands that replaced a connection's token
     uint64_t refresh_refused = 0;    ///< refresh commands refused (401, 403)
@@ -257,6 +264,7 @@ struct publish_job;
 struct interest_msg;
 struct delivery;
 struct recover_msg;
+struct home_channel;
 namespace kinds {
 struct interest;
 struct confirmed;
@@ -463,6 +471,7 @@ private:
     void start_recovery(conn_handle h, session& s, local_channel& ch, std::string_view epoch,
                         uint64_t since, bool has_id, uint64_t id, uint32_t slot);
     void answer_recovery(recover_msg& m);
+    void deliver_offline(unsigned to_shard, home_channel& ch);
     void finish_recovery(recover_msg& m);
     void client_publish(conn_handle h, session& s, const command& cmd);
     void refresh(conn_handle h, session& s, const command& cmd);

@@ -116,6 +116,9 @@ inline constexpr field<pubsub::counters> pubsub_fields[] = {
      "subscribes with recover answered recovered:false (epoch changed, or messages gone)"},
     {"recovered_messages", figure::counter, &pubsub::counters::recovered_messages,
      "messages sent from history to recovering subscribes"},
+    {"offline_delivered", figure::counter, &pubsub::counters::offline_delivered,
+     "messages to user:<id> kept while the user had no connection, delivered when one came "
+     "(--offline-messages)"},
     {"permission_refused", figure::counter, &pubsub::counters::permission_refused,
      "/ws subscribes and publishes refused 403 by the namespace rules (JWT on)"},
     {"refreshes", figure::counter, &pubsub::counters::refreshes,

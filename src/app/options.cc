@@ -222,6 +222,13 @@ constexpr option table[] = {
      .range = {65536, std::size_t(1) << 40},
      .help = "retained messages per shard (--namespace NS:history=N), frames included; past "
              "it the shard's oldest are dropped first"},
+    {.name = "offline-messages", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.offline_messages), .range = {0, 100000},
+     .help = "messages to user:<id> kept per user while the user has no connection and "
+             "delivered when one comes; 0 = off"},
+    {.name = "offline-ttl-s", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.offline_ttl_s), .range = {1, 31536000},
+     .help = "seconds an offline message is kept"},
     {.name = "max-idle-channels", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.max_idle_channels), .range = {1, 1u << 26},
      .help = "channels without subscribers whose offset a shard keeps; older ones restart "

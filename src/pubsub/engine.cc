@@ -55,6 +55,17 @@ uint64_t epoch_instance() noexcept {
     return (wall_clock_ms() << 16) | nonce;
 }
 
+history_rules with_offline(const config& cfg) {
+    // Offline messages are the user: channels' history (a namespace --namespace cannot
+    // name): the same ring, ttl and budget.
+    history_rules rules = cfg.history;
+    if (cfg.offline_messages > 0) {
+        rules.by_namespace.emplace_back("user",
+                                        history_policy{cfg.offline_messages, cfg.offline_ttl_s});
+    }
+    return rules;
+}
+
 session::session() = default;
 session::~session() = default;
 
@@ -76,7 +87,7 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
       _relay(std::make_unique<interest_relay>(*this)),
       _subscriptions(std::make_unique<subscriptions>(*_relay)),
       _ordering(std::make_unique<ordering>(io.id(), io.shards(), epoch_instance(),
-                                           cfg.max_idle_channels, cfg.history,
+                                           cfg.max_idle_channels, with_offline(cfg),
                                            cfg.history_budget_bytes)),
       _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s)) {
     auto& receivers = _io.mesh_receivers();
@@ -85,6 +96,8 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
     receivers.on<kinds::publish>(*this);
     receivers.on<kinds::published>(*this);
     receivers.on<kinds::deliver>(*this);
+    // Recovery on user: channels too, where offline messages keep history.
+    _config.history = with_offline(cfg);
     receivers.on<kinds::recover>(*this);
     receivers.on<kinds::recovered>(*this);
 }
@@ -267,6 +280,7 @@ counters engine::stats() const noexcept {
     c.recovered = _counters.recovered;
     c.recover_failed = _counters.recover_failed;
     c.recovered_messages = _counters.recovered_messages;
+    c.offline_delivered = _counters.offline_delivered;
     return c;
 }
 
@@ -304,6 +318,9 @@ void engine::route(std::unique_ptr<publish_job> job) {
 void engine::order(publish_job& job) {
     home_channel& ch = _ordering->order(job.channel);
     job.offset = ch.offset;
+    if (ch.interested_count > 0) {
+        ch.delivered_through = ch.offset;
+    }
     core::frame_ref f = _fanout->fan_out(job, ch.interested);
     if (ch.history) {
         ch.history->push(job.offset, std::move(f), _io.now_ms() / 1000);
@@ -343,7 +360,9 @@ void engine::send_interest(std::string_view channel, uint64_t generation,
 
 void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t generation,
                          interest_change change) {
-    const home_channel& ch = _ordering->interest(from_shard, channel, change);
+    const home_channel* before = _ordering->find(channel);
+    const bool was_unwanted = before == nullptr || before->interested_count == 0;
+    home_channel& ch = _ordering->interest(from_shard, channel, change);
     switch (change) {
     case interest_change::lost:
         return;
@@ -361,6 +380,33 @@ void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t
                                        std::string(channel), ch.epoch, ch.offset, generation,
                                        true}));
     }
+    if (was_unwanted && channel.starts_with("user:")) {
+        deliver_offline(from_shard, ch);
+    }
+}
+
+void engine::deliver_offline(unsigned to_shard, home_channel& ch) {
+    // The user's first connection anywhere: what was ordered while nobody had one follows
+    // the confirmation, in order, before any later message (the mesh's order per pair).
+    if (!ch.history || ch.delivered_through >= ch.offset) {
+        ch.delivered_through = ch.offset;
+        return;
+    }
+    const std::vector<core::frame_ref> frames =
+        ch.history->after(ch.delivered_through, max_recover_messages, _io.now_ms() / 1000);
+    uint64_t offset = std::max(ch.delivered_through + 1, ch.history->first_offset());
+    for (const core::frame_ref& f : frames) {
+        if (to_shard == unsigned(_io.id())) {
+            _fanout->deliver_local(*ch.name, f, priority::high, offset);
+        } else {
+            _io.post<kinds::deliver>(shard_id(static_cast<uint16_t>(to_shard)),
+                                     std::make_unique<delivery>(
+                                         delivery{f, *ch.name, priority::high, offset}));
+        }
+        ++offset;
+    }
+    _counters.offline_delivered += frames.size();
+    ch.delivered_through = ch.offset;
 }
 
 // --- mesh ---------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ home_channel& ordering::order(std::string_view channel) {
     return ch;
 }
 
-const home_channel& ordering::interest(unsigned from_shard, std::string_view channel,
+home_channel& ordering::interest(unsigned from_shard, std::string_view channel,
                                        interest_change change) {
     home_channel& ch = home(channel);
     const bool interested = change == interest_change::gained;

@@ -41,6 +41,9 @@ struct home_channel {
     bool idle = false;
     /// Its retained messages, when its namespace keeps any (history_rules); ends with it.
     std::unique_ptr<channel_history> history;
+    /// The last offset ordered while some shard was interested: later ones reached nobody
+    /// (for a user: channel, the user was offline).
+    uint64_t delivered_through = 0;
 };
 
 /// The home channels of one shard (see the file comment).
@@ -73,7 +76,7 @@ public:
     /// (creating the channel when it is new). A channel nobody wants goes to the most
     /// recent end of the idle list; one somebody wants leaves it. The returned channel's
     /// (epoch, offset) is the subscription point for a gain.
-    const home_channel& interest(unsigned from_shard, std::string_view channel,
+    home_channel& interest(unsigned from_shard, std::string_view channel,
                                  interest_change change);
     /// The channel if it is homed here and still known; nullptr otherwise.
     const home_channel* find(std::string_view channel) const noexcept;

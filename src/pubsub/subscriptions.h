@@ -106,8 +106,8 @@ public:
     /// nobody here subscribes any more (the message was in flight). One lookup.
     local_channel* delivering(std::string_view channel, uint64_t offset) noexcept {
         local_channel* ch = find(channel);
-        if (ch != nullptr) {
-            ch->offset = offset;
+        if (ch != nullptr && offset > ch->offset) {
+            ch->offset = offset; // offline messages delivered late are older than the point
         }
         return ch;
     }
