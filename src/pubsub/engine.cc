@@ -277,10 +277,6 @@ counters engine::stats() const noexcept {
     c.history_evicted_count = h.evicted_count;
     c.history_evicted_age = h.evicted_age;
     c.history_evicted_budget = h.evicted_budget;
-    c.recovered = _counters.recovered;
-    c.recover_failed = _counters.recover_failed;
-    c.recovered_messages = _counters.recovered_messages;
-    c.offline_delivered = _counters.offline_delivered;
     return c;
 }
 

@@ -96,11 +96,7 @@ def token(sub="alice", ttl=60, alg="HS256", key=None, headers=None, drop=(), **c
     return jwt.encode(body, key, algorithm=alg, headers=headers)
 
 
-def upgrade_request(path, headers=()):
-    lines = [f"GET {path} HTTP/1.1", "Host: ringcast.test", "Upgrade: websocket",
-             "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-             "Sec-WebSocket-Version: 13", *headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+upgrade_request = support.upgrade_request
 
 
 def expect_refused(port, reason, tok=None, header=False):

@@ -44,13 +44,6 @@ ARGS = ["--shards", str(SHARDS), "--namespace", "chat:history=5",
         "--namespace", "big:history=1000", "--history-budget-bytes", str(BUDGET)]
 
 
-def home_shard(name, shards=SHARDS):
-    h = 14695981039346656037
-    for b in name.encode():
-        h = ((h ^ b) * 1099511628211) % (1 << 64)
-    return h % shards
-
-
 def history(api, channel, **params):
     query = urllib.parse.urlencode(params)
     path = "/api/history/" + urllib.parse.quote(channel, safe="") + ("?" + query if query else "")
@@ -75,10 +68,8 @@ def main():
     api = support.api_client(port)
 
     # One chat channel homed on each shard.
-    chats = []
-    for shard in range(SHARDS):
-        chats.append(next(f"chat:room-{i}" for i in range(1000)
-                          if home_shard(f"chat:room-{i}") == shard))
+    chats = [support.homed_on(shard, SHARDS, lambda i: f"chat:room-{i}")
+             for shard in range(SHARDS)]
 
     async def last_five_as_delivered():
         sub = await pubsub_client.connect(port)

@@ -32,16 +32,8 @@ except ImportError:
     support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
 
 
-def home_shard(name, shards):
-    h = 14695981039346656037
-    for b in name.encode():
-        h = ((h ^ b) * 1099511628211) % (1 << 64)
-    return h % shards
-
-
 def user_homed_on(shard, shards, prefix):
-    return next(f"{prefix}{i}" for i in range(1000)
-                if home_shard(f"user:{prefix}{i}", shards) == shard)
+    return support.homed_on(shard, shards, lambda i: f"{prefix}{i}", key=lambda u: "user:" + u)
 
 
 def send(api, user, n):

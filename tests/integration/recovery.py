@@ -59,15 +59,8 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 """
 
 
-def home_shard(name, shards):
-    h = 14695981039346656037
-    for b in name.encode():
-        h = ((h ^ b) * 1099511628211) % (1 << 64)
-    return h % shards
-
-
 def channel_homed(shard, shards, prefix="chat:r"):
-    return next(f"{prefix}{i}" for i in range(1000) if home_shard(f"{prefix}{i}", shards) == shard)
+    return support.homed_on(shard, shards, lambda i: f"{prefix}{i}")
 
 
 class publisher:

@@ -854,6 +854,28 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+def home_shard(name, shards):
+    """The server's pubsub::home_shard: FNV-1a 64 of the name's bytes, modulo the shard
+    count (channels, and users for their connection count)."""
+    h = 14695981039346656037
+    for b in name.encode():
+        h = ((h ^ b) * 1099511628211) % (1 << 64)
+    return h % shards
+
+
+def homed_on(shard, shards, make, key=lambda name: name):
+    """The first make(i), i = 0, 1, …, whose key hashes to `shard` of `shards`."""
+    return next(make(i) for i in range(10000) if home_shard(key(make(i)), shards) == shard)
+
+
+def upgrade_request(path, headers=()):
+    """The bytes of a WebSocket upgrade request for `path` (a fixed key)."""
+    lines = [f"GET {path} HTTP/1.1", "Host: ringcast.test", "Upgrade: websocket",
+             "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+             "Sec-WebSocket-Version: 13", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 def ws_url(port, user=None, path="/ws"):
     return f"ws://{LOOPBACK}:{port}{path}" + (f"?user={user}" if user is not None else "")
 

@@ -54,23 +54,11 @@ with open(SECRET_FILE, "w") as f:
     f.write(SECRET + "\n")
 
 
-def home_shard(name, shards=SHARDS):
-    """The server's pubsub::home_shard: FNV-1a 64 of the bytes, modulo the shard count."""
-    h = 14695981039346656037
-    for b in name.encode():
-        h = ((h ^ b) * 1099511628211) % (1 << 64)
-    return h % shards
-
-
 def user_homed_on(shard, prefix):
-    return next(f"{prefix}-{i}" for i in range(1000) if home_shard(f"{prefix}-{i}") == shard)
+    return support.homed_on(shard, SHARDS, lambda i: f"{prefix}-{i}")
 
 
-def upgrade_request(path, headers=()):
-    lines = [f"GET {path} HTTP/1.1", "Host: ringcast.test", "Upgrade: websocket",
-             "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-             "Sec-WebSocket-Version: 13", *headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+upgrade_request = support.upgrade_request
 
 
 def expect_refused(port, path):

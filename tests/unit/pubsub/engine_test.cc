@@ -15,7 +15,9 @@
 using namespace ringcast;
 using namespace ringcast::pubsub;
 using testing::fake_io;
+using testing::api_origin;
 using testing::frame_text;
+using testing::homed_on;
 using testing::handle;
 using testing::texts_to;
 using testing::shown;
@@ -29,21 +31,6 @@ struct recording_listener final : publish_listener {
     }
 };
 
-/// A channel name whose home is `shard` of `shards`.
-std::string homed_on(unsigned shard, unsigned shards) {
-    for (unsigned i = 0;; ++i) {
-        std::string name = "room:" + std::to_string(i);
-        if (home_shard(name, shards) == shard) {
-            return name;
-        }
-    }
-}
-
-publish_origin api_origin() {
-    publish_origin o;
-    o.from = publish_origin::kind::api;
-    return o;
-}
 
 } // namespace
 

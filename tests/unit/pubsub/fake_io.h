@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ringcast/core.h>
+#include <ringcast/pubsub.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -133,6 +134,23 @@ inline std::vector<std::string> texts_to(const fake_io& io, uint32_t slot) {
         }
     }
     return out;
+}
+
+/// A "room:<n>" channel whose home is `shard` of `shards`.
+inline std::string homed_on(unsigned shard, unsigned shards) {
+    for (unsigned i = 0;; ++i) {
+        std::string name = "room:" + std::to_string(i);
+        if (home_shard(name, shards) == shard) {
+            return name;
+        }
+    }
+}
+
+/// Where a backend (API) publish's result goes.
+inline publish_origin api_origin() {
+    publish_origin o;
+    o.from = publish_origin::kind::api;
+    return o;
 }
 
 /// The first byte of a frame: FIN and opcode.

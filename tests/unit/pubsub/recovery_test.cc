@@ -16,22 +16,15 @@
 using namespace ringcast;
 using namespace ringcast::pubsub;
 using testing::fake_io;
+using testing::api_origin;
 using testing::frame_text;
+using testing::homed_on;
 using testing::handle;
 using testing::texts_to;
 
 namespace {
 
-/// A "room:" channel (the namespace that keeps history here) whose home is `shard`.
-std::string homed_on(unsigned shard, unsigned shards) {
-    for (unsigned i = 0;; ++i) {
-        std::string name = "room:" + std::to_string(i);
-        if (home_shard(name, shards) == shard) {
-            return name;
-        }
-    }
-}
-
+/// History on "room:" channels (homed_on's names).
 config with_history(uint32_t count) {
     config cfg;
     cfg.history.by_namespace = {{"room", history_policy{count, 0}}};
@@ -51,12 +44,6 @@ std::string subscribe_recover(const std::string& channel, const std::string& epo
                               uint64_t offset, int id = 1) {
     return R"({"op":"subscribe","channel":")" + channel + R"(","recover":{"epoch":")" + epoch +
            R"(","offset":)" + std::to_string(offset) + R"(},"id":)" + std::to_string(id) + "}";
-}
-
-publish_origin api_origin() {
-    publish_origin o;
-    o.from = publish_origin::kind::api;
-    return o;
 }
 
 } // namespace
