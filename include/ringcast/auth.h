@@ -217,6 +217,8 @@ struct namespace_rule {
     bool access_given = false;      ///< public, private or role= was written (else public)
     uint32_t history = 0;           ///< "history=N": messages kept per channel (0: none)
     uint32_t history_ttl_s = 0;     ///< "history-ttl=S": seconds they are kept (0: no limit)
+    bool presence = false;          ///< "presence": members tracked, join / leave sent
+    bool ack = false;               ///< "ack": clients acknowledge messages (needs history=)
 };
 
 /// Bounds of the channel features' values.
@@ -227,7 +229,8 @@ inline constexpr uint32_t max_history_ttl_s = 31536000; // a year
 /// built-in namespace). RULEs: at most one of "public", "private" or one or more
 /// "role=<name>" (non-empty, no ','); optionally "publish" (which needs one of those);
 /// optionally "history=N" (1..max_history_messages) and "history-ttl=S"
-/// (1..max_history_ttl_s, needs history=); none repeated; a rule without an access word
+/// (1..max_history_ttl_s, needs history=), "presence", "ack" (needs history=: what is
+/// not acknowledged is replayed from it); none repeated; a rule without an access word
 /// must carry a channel feature and is public. The error says what is wrong, for the
 /// operator.
 result<namespace_rule, std::string> parse_namespace_rule(std::string_view option);

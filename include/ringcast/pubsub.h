@@ -43,7 +43,7 @@ std::string_view channel_namespace(std::string_view channel) noexcept;
 inline constexpr std::size_t max_token_chars = 16384;
 bool valid_token(std::string_view token) noexcept;
 
-enum class command_op : uint8_t { subscribe, unsubscribe, publish, ping, refresh };
+enum class command_op : uint8_t { subscribe, unsubscribe, publish, ping, refresh, ack, presence };
 
 struct recover_point {
     std::string_view epoch;
@@ -55,13 +55,14 @@ struct command {
     command_op op = command_op::ping;
     bool has_id = false;
     uint64_t id = 0;          ///< echoed in the reply when has_id
-    std::string_view channel; ///< subscribe, unsubscribe, publish (valid_channel)
+    std::string_view channel; ///< subscribe, unsubscribe, publish, ack, presence (valid_channel)
     std::string_view event;   ///< publish; "message" when absent (valid_event)
     std::string_view data;    ///< publish: raw JSON text of "data", validated; "null" when absent
     priority prio = priority::normal;
     bool has_recover = false;
     recover_point recover; ///< subscribe with "recover"
     std::string_view token; ///< refresh: the new token (valid_token)
+    uint64_t offset = 0;    ///< ack: every message up to this offset is acknowledged
 };
 
 /// Why a command was refused; `code` per docs/protocol.md (400 ...), `message` static text.
@@ -157,17 +158,21 @@ std::string notice_unsubscribed(std::string_view channel, std::string_view reaso
 // after it. Cross-shard traffic uses the core mesh; src/pubsub/engine_types.h lists the
 // kinds.
 
-/// How many messages the channels of one namespace keep, and for how long.
-struct history_policy {
-    uint32_t count = 0; ///< messages kept per channel; 0: none (no history)
-    uint32_t ttl_s = 0; ///< seconds a message is kept; 0: no age limit
+/// What the channels of one namespace do beyond delivery (--namespace NS:history=N,
+/// history-ttl=S,presence,ack): how many messages they keep and for how long, whether their
+/// home tracks who is subscribed, whether clients acknowledge what they get.
+struct channel_policy {
+    uint32_t count = 0; ///< history: messages kept per channel; 0: none (no history)
+    uint32_t ttl_s = 0; ///< history: seconds a message is kept; 0: no age limit
+    bool presence = false; ///< the home keeps the members; join / leave go to subscribers
+    bool ack = false;      ///< clients acknowledge each message (docs/protocol.md "Acks")
 };
 
 /// The namespace policies (from --namespace), looked up by a channel's namespace.
-struct history_rules {
-    std::vector<std::pair<std::string, history_policy>> by_namespace;
-    /// The policy of `channel`'s namespace (the part before ':'); no history when none.
-    history_policy find(std::string_view channel) const noexcept;
+struct channel_rules {
+    std::vector<std::pair<std::string, channel_policy>> by_namespace;
+    /// The policy of `channel`'s namespace (the part before ':'); nothing when none.
+    channel_policy find(std::string_view channel) const noexcept;
 };
 
 /// One answer of engine::history.
@@ -211,9 +216,9 @@ struct config {
     /// backlog a feed flushes at once after reconnecting.
     uint32_t backend_command_rate = 100000;
     uint32_t backend_command_burst = 20000;
-    /// Which channels keep their messages on their home shard, by namespace
-    /// (--namespace NS:history=N,history-ttl=S); none by default.
-    history_rules history;
+    /// What channels do beyond delivery, by namespace (--namespace NS:history=N,
+    /// history-ttl=S,presence,ack): none of it by default.
+    channel_rules channels;
     /// Bytes the retained messages of one shard may hold, frames included
     /// (--history-budget-bytes); past it the shard's oldest go first.
     std::size_t history_budget_bytes = std::size_t{64} << 20;
@@ -475,6 +480,10 @@ private:
     void finish_recovery(recover_msg& m);
     void client_publish(conn_handle h, session& s, const command& cmd);
     void refresh(conn_handle h, session& s, const command& cmd);
+    // acks.cc: acknowledged delivery (docs/protocol.md "Acks").
+    void acknowledge(conn_handle h, session& s, const command& cmd);
+    // presence.cc: who is subscribed (docs/protocol.md "Presence").
+    void presence(conn_handle h, session& s, const command& cmd);
     /// Arms h's expiry timer at exp + leeway (monotonic); nothing when `who` has no exp.
     void arm_expiry(conn_handle h, const auth::identity& who) noexcept;
     // engine.cc: sessions, the interest round trip between subscriptions and a home's

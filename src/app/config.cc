@@ -134,13 +134,13 @@ result<void, std::string> check_combinations(const config& cfg) {
                           cfg.gateway.pubsub.client_publish_namespaces.front() + ":public,publish"};
     }
     for (const std::string& entry : cfg.namespaces) {
-        // Access rules decide by a token's claims; channel features (history=) work alone.
+        // Access rules decide by a token's claims; channel features (history=, presence, ack) work alone.
         auto rule = auth::parse_namespace_rule(entry); // checked when set: cannot fail
         if (!jwt && rule && (rule->access_given || rule->publish)) {
             return unexpected{"--namespace needs JWT keys (--jwt-secret-file, --jwt-public-key "
                               "or --jwks-file) for public, private, role= and publish: they "
                               "decide by a token's claims; without keys give only "
-                              "history=N[,history-ttl=S] (--namespace " + entry + ")"};
+                              "history=N, history-ttl=S, presence, ack (--namespace " + entry + ")"};
         }
     }
     if (!jwt && (!cfg.gateway.tokens.verify.issuer.empty() ||
@@ -301,9 +301,10 @@ result<void, std::string> finish_config(config& cfg) {
         if (!rule) {
             return unexpected{"--namespace = '" + entry + "': " + rule.error()};
         }
-        if (rule->history > 0) {
-            cfg.gateway.pubsub.history.by_namespace.emplace_back(
-                rule->name, pubsub::history_policy{rule->history, rule->history_ttl_s});
+        if (rule->history > 0 || rule->presence || rule->ack) {
+            cfg.gateway.pubsub.channels.by_namespace.emplace_back(
+                rule->name, pubsub::channel_policy{rule->history, rule->history_ttl_s,
+                                                   rule->presence, rule->ack});
         }
         if (auto added = table->add(std::move(*rule)); !added) {
             return unexpected{"--namespace = '" + entry + "': " + added.error()};

@@ -187,8 +187,9 @@ constexpr option table[] = {
      .check = check_namespace_rule, .when_unset = "none",
      .help = "who may use channels NAME:…, with JWT: public, private (the token's channels "
              "claim), role=R (a roles claim entry), plus publish to let them publish; and, "
-             "with or without JWT, history=N[,history-ttl=S]: messages each channel keeps; "
-             "repeat for each namespace",
+             "with or without JWT, history=N[,history-ttl=S]: messages each channel keeps, "
+             "presence: members tracked with join / leave events, ack: clients acknowledge "
+             "messages (needs history=); repeat for each namespace",
      .metavar = "NAME:RULE[,RULE]"},
     {.name = "max-channels", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.max_channels_per_connection), .range = {1, 100000},

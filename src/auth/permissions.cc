@@ -81,6 +81,12 @@ result<namespace_rule, std::string> parse_namespace_rule(std::string_view option
                 return error{where + "publish given twice"};
             }
             rule.publish = true;
+        } else if (item == "presence" || item == "ack") {
+            bool& flag = item == "presence" ? rule.presence : rule.ack;
+            if (flag) {
+                return error{where + std::string(item) + " given twice"};
+            }
+            flag = true;
         } else if (item.starts_with("history=") || item.starts_with("history-ttl=")) {
             const bool ttl = item.starts_with("history-ttl=");
             const std::string_view digits = item.substr(item.find('=') + 1);
@@ -103,7 +109,8 @@ result<namespace_rule, std::string> parse_namespace_rule(std::string_view option
             field = static_cast<uint32_t>(value);
         } else {
             return error{where + "unknown rule \"" + std::string(item) +
-                         "\" (public, private, role=<name>, publish, history=N, history-ttl=S)"};
+                         "\" (public, private, role=<name>, publish, history=N, history-ttl=S, "
+                         "presence, ack)"};
         }
         if (comma == std::string_view::npos) {
             break;
@@ -113,8 +120,13 @@ result<namespace_rule, std::string> parse_namespace_rule(std::string_view option
     if (rule.history_ttl_s != 0 && rule.history == 0) {
         return error{where + "history-ttl= needs history=N"};
     }
+    if (rule.ack && rule.history == 0) {
+        return error{where + "ack needs history=N (what is not acknowledged is replayed from "
+                             "the channel's history)"};
+    }
     rule.access_given = access_set;
-    if (!access_set && (rule.publish || rule.history == 0)) {
+    const bool feature = rule.history > 0 || rule.presence || rule.ack;
+    if (!access_set && (rule.publish || !feature)) {
         return error{where + "needs one of public, private, role=<name>"};
     }
     return rule;

@@ -86,6 +86,12 @@ void engine::run(conn_handle h, session& s, const command& cmd) {
     case command_op::refresh:
         refresh(h, s, cmd);
         break;
+    case command_op::ack:
+        acknowledge(h, s, cmd);
+        break;
+    case command_op::presence:
+        presence(h, s, cmd);
+        break;
     }
     if (outer) {
         s._running = false;
@@ -234,7 +240,7 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
     // Recovery only where the namespace keeps history (the same rules on every shard):
     // elsewhere "recover" gets "recovered":false on an ordinary subscribe.
     const bool recover = cmd.has_recover && mode == reply_mode::reply &&
-                         _config.history.find(channel).count > 0;
+                         _config.channels.find(channel).count > 0;
     const std::string_view not_recovered = cmd.has_recover ? ",\"recovered\":false" : "";
     local_channel* ch = _subscriptions->find(channel);
     if (ch != nullptr && ch->confirmed) {

@@ -55,13 +55,13 @@ uint64_t epoch_instance() noexcept {
     return (wall_clock_ms() << 16) | nonce;
 }
 
-history_rules with_offline(const config& cfg) {
+channel_rules with_offline(const config& cfg) {
     // Offline messages are the user: channels' history (a namespace --namespace cannot
     // name): the same ring, ttl and budget.
-    history_rules rules = cfg.history;
+    channel_rules rules = cfg.channels;
     if (cfg.offline_messages > 0) {
         rules.by_namespace.emplace_back("user",
-                                        history_policy{cfg.offline_messages, cfg.offline_ttl_s});
+                                        channel_policy{cfg.offline_messages, cfg.offline_ttl_s});
     }
     return rules;
 }
@@ -97,7 +97,7 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
     receivers.on<kinds::published>(*this);
     receivers.on<kinds::deliver>(*this);
     // Recovery on user: channels too, where offline messages keep history.
-    _config.history = with_offline(cfg);
+    _config.channels = with_offline(cfg);
     receivers.on<kinds::recover>(*this);
     receivers.on<kinds::recovered>(*this);
 }

@@ -5,7 +5,7 @@
 
 namespace ringcast::pubsub {
 
-history_policy history_rules::find(std::string_view channel) const noexcept {
+channel_policy channel_rules::find(std::string_view channel) const noexcept {
     const std::size_t colon = channel.find(':');
     if (colon == std::string_view::npos) {
         return {};
@@ -21,7 +21,7 @@ history_policy history_rules::find(std::string_view channel) const noexcept {
 
 // --- channel_history ------------------------------------------------------------------------
 
-channel_history::channel_history(history_store& store, history_policy policy)
+channel_history::channel_history(history_store& store, channel_policy policy)
     : _store(store), _policy(policy), _serial(store._next_serial++) {
     _store._live.emplace(_serial, this);
     ++_store._stats.channels;
@@ -112,7 +112,7 @@ history_store::~history_store() {
     RINGCAST_ASSERT(_live.empty());
 }
 
-std::unique_ptr<channel_history> history_store::make(history_policy policy) {
+std::unique_ptr<channel_history> history_store::make(channel_policy policy) {
     RINGCAST_ASSERT(policy.count > 0);
     return std::make_unique<channel_history>(*this, policy);
 }

@@ -54,7 +54,7 @@ class history_store;
 /// after() and not older than count messages.
 class channel_history {
 public:
-    channel_history(history_store& store, history_policy policy);
+    channel_history(history_store& store, channel_policy policy);
     ~channel_history();
     channel_history(const channel_history&) = delete;
     channel_history& operator=(const channel_history&) = delete;
@@ -72,7 +72,7 @@ public:
     /// The offset of the oldest retained message; the next offset to come when none is.
     uint64_t first_offset() const noexcept { return _first; }
     std::size_t size() const noexcept { return _entries.size(); }
-    const history_policy& policy() const noexcept { return _policy; }
+    const channel_policy& policy() const noexcept { return _policy; }
 
 private:
     friend class history_store;
@@ -84,7 +84,7 @@ private:
     void drop_oldest(drop_reason why) noexcept;
 
     history_store& _store;
-    history_policy _policy;
+    channel_policy _policy;
     uint64_t _serial;
     uint64_t _first = 1; // offset of _entries.front(); the next one when empty (a new
                          // channel starts at 1)
@@ -106,7 +106,7 @@ public:
 
     /// A channel's history under `policy` (policy.count > 0); it registers itself here and
     /// must be destroyed before the store.
-    std::unique_ptr<channel_history> make(history_policy policy);
+    std::unique_ptr<channel_history> make(channel_policy policy);
 
     const history_stats& stats() const noexcept { return _stats; }
     /// What one retained message costs: its frame's allocation and wire bytes (the body it

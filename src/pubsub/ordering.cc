@@ -8,8 +8,8 @@
 namespace ringcast::pubsub {
 
 ordering::ordering(shard_id self, unsigned shards, uint64_t instance, uint32_t max_idle_channels,
-                   history_rules history, std::size_t history_budget_bytes)
-    : _history_rules(std::move(history)), _history(history_budget_bytes), _self(self),
+                   channel_rules history, std::size_t history_budget_bytes)
+    : _channel_rules(std::move(history)), _history(history_budget_bytes), _self(self),
       _shards(shards), _instance(instance), _max_idle_channels(max_idle_channels) {}
 
 ordering::~ordering() = default;
@@ -26,7 +26,7 @@ home_channel& ordering::home(std::string_view channel) {
         ch.epoch = epoch;
         ch.interested.assign(_shards, false);
         ch.name = &it->first;
-        if (const history_policy policy = _history_rules.find(channel); policy.count > 0) {
+        if (const channel_policy policy = _channel_rules.find(channel); policy.count > 0) {
             ch.history = _history.make(policy);
         }
         idle_push(ch);

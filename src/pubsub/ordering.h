@@ -39,7 +39,7 @@ struct home_channel {
     home_channel* idle_prev = nullptr; ///< idle list links, valid while `idle`
     home_channel* idle_next = nullptr;
     bool idle = false;
-    /// Its retained messages, when its namespace keeps any (history_rules); ends with it.
+    /// Its retained messages, when its namespace keeps any (channel_rules); ends with it.
     std::unique_ptr<channel_history> history;
     /// The last offset ordered while some shard was interested: later ones reached nobody
     /// (for a user: channel, the user was offline).
@@ -63,7 +63,7 @@ public:
     /// whose namespace has a policy in `history` keeps its messages, all of them within
     /// `history_budget_bytes`.
     ordering(shard_id self, unsigned shards, uint64_t instance, uint32_t max_idle_channels,
-             history_rules history = {}, std::size_t history_budget_bytes = 64u << 20);
+             channel_rules history = {}, std::size_t history_budget_bytes = 64u << 20);
     ~ordering();
     ordering(const ordering&) = delete;
     ordering& operator=(const ordering&) = delete;
@@ -98,7 +98,7 @@ private:
     void idle_push(home_channel& ch) noexcept;
     void trim_idle() noexcept;
 
-    history_rules _history_rules;
+    channel_rules _channel_rules;
     history_store _history; // before _home: the channels' histories end first
     name_map<std::unique_ptr<home_channel>> _home;
     home_channel* _idle_head = nullptr; // least recently used channel nobody subscribes to

@@ -41,6 +41,8 @@ constexpr std::string_view bad_recover = "recover must be an object with epoch a
 constexpr std::string_view bad_epoch = "recover.epoch must be 1-64 characters of [A-Za-z0-9_.@-]";
 constexpr std::string_view bad_offset = "recover.offset must be an integer from 0 to 2^64-1";
 constexpr std::string_view token_missing = "token is missing";
+constexpr std::string_view offset_missing = "offset is missing";
+constexpr std::string_view bad_ack_offset = "offset must be an integer from 0 to 2^64-1";
 constexpr std::string_view bad_token =
     "token must be a compact JWT: 1-16384 characters of [A-Za-z0-9_.-]";
 
@@ -85,6 +87,7 @@ private:
     op_state _op = op_state::missing;
     bool _has_channel = false;
     bool _has_token = false;
+    bool _has_offset = false;
     std::string_view _syntax;  // first JSON syntax error: the document is not valid JSON
     std::string_view _refusal; // first field error in a well-formed document
 };
@@ -138,6 +141,12 @@ void command_scanner::field(std::string_view key, json::od::value& v) noexcept {
         _cmd.prio = static_cast<priority>(p);
     } else if (key == "recover") {
         recover_field(v);
+    } else if (key == "offset") {
+        _has_offset = json::read_uint(v, UINT64_MAX, _cmd.offset);
+        if (!_has_offset) {
+            _cmd.offset = 0;
+            refuse(bad_ack_offset);
+        }
     } else if (key == "token") {
         _has_token = name(v, valid_token, _cmd.token);
         if (!_has_token) {
@@ -168,6 +177,10 @@ void command_scanner::op_field(json::od::value& v) noexcept {
         _cmd.op = command_op::ping;
     } else if (op == "refresh") {
         _cmd.op = command_op::refresh;
+    } else if (op == "ack") {
+        _cmd.op = command_op::ack;
+    } else if (op == "presence") {
+        _cmd.op = command_op::presence;
     } else {
         refuse(op_unknown);
         return;
@@ -243,8 +256,17 @@ result<command, command_error> command_scanner::finish(json::od::document& doc) 
     case command_op::subscribe:
     case command_op::unsubscribe:
     case command_op::publish:
+    case command_op::presence:
         if (!_has_channel) {
             return unexpected{error(channel_missing)};
+        }
+        break;
+    case command_op::ack:
+        if (!_has_channel) {
+            return unexpected{error(channel_missing)};
+        }
+        if (!_has_offset) {
+            return unexpected{error(offset_missing)};
         }
         break;
     case command_op::refresh:

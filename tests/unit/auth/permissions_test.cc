@@ -74,6 +74,28 @@ TEST_CASE("--namespace carries history per namespace, with or without an access 
     CHECK(plain->history == 0);
 }
 
+TEST_CASE("--namespace carries presence and ack, which need no access word", "[auth][namespaces]") {
+    auto room = parse_namespace_rule("room:presence");
+    REQUIRE(room);
+    CHECK(room->presence);
+    CHECK_FALSE(room->ack);
+    CHECK_FALSE(room->access_given);
+    auto orders = parse_namespace_rule("orders:private,history=50,ack,presence");
+    REQUIRE(orders);
+    CHECK(orders->ack);
+    CHECK(orders->presence);
+    CHECK(orders->history == 50);
+    const auto error = [](const char* option) {
+        auto r = parse_namespace_rule(option);
+        return r ? std::string("ok") : r.error();
+    };
+    CHECK(error("orders:ack").find("ack needs history=N") != std::string::npos);
+    CHECK(error("orders:public,ack").find("ack needs history=N") != std::string::npos);
+    CHECK(error("room:presence,presence").find("presence given twice") != std::string::npos);
+    CHECK(error("o:history=5,ack,ack").find("ack given twice") != std::string::npos);
+    CHECK(error("o:Presence").find("unknown rule") != std::string::npos);
+}
+
 TEST_CASE("--namespace refusals say what is wrong", "[auth][namespaces]") {
     const auto error = [](const char* option) {
         auto r = parse_namespace_rule(option);

@@ -37,7 +37,7 @@ constexpr std::size_t big_budget = std::size_t{1} << 30;
 } // namespace
 
 TEST_CASE("history rules find a channel's policy by its namespace", "[pubsub][history]") {
-    history_rules rules;
+    channel_rules rules;
     rules.by_namespace = {{"chat", {100, 300}}, {"tests", {5, 0}}};
     CHECK(rules.find("chat:room-1").count == 100);
     CHECK(rules.find("chat:room-1").ttl_s == 300);

@@ -254,6 +254,33 @@ TEST_CASE("parse_command refuses malformed recover points", "[pubsub][protocol]"
     }
 }
 
+TEST_CASE("parse_command reads ack and presence", "[pubsub][protocol]") {
+    auto ack = parse_command(R"({"op":"ack","channel":"orders:1","offset":18446744073709551615,"id":3})");
+    REQUIRE(ack);
+    CHECK(ack->op == command_op::ack);
+    CHECK(ack->channel == "orders:1");
+    CHECK(ack->offset == UINT64_MAX);
+    CHECK(ack->id == 3);
+    auto presence = parse_command(R"({"op":"presence","channel":"room:7"})");
+    REQUIRE(presence);
+    CHECK(presence->op == command_op::presence);
+    CHECK(presence->channel == "room:7");
+    const auto refused = [](std::string_view text) {
+        auto r = parse_command(text);
+        REQUIRE_FALSE(r);
+        return std::string(r.error().message);
+    };
+    CHECK(refused(R"({"op":"ack","channel":"orders:1"})") == "offset is missing");
+    CHECK(refused(R"({"op":"ack","offset":1})") == "channel is missing");
+    CHECK(refused(R"({"op":"presence"})") == "channel is missing");
+    CHECK(refused(R"({"op":"ack","channel":"o","offset":-1})") ==
+          "offset must be an integer from 0 to 2^64-1");
+    CHECK(refused(R"({"op":"ack","channel":"o","offset":"1"})") ==
+          "offset must be an integer from 0 to 2^64-1");
+    CHECK(refused(R"({"op":"ack","channel":"o","offset":18446744073709551616})") ==
+          "offset must be an integer from 0 to 2^64-1");
+}
+
 TEST_CASE("parse_command accepts the largest recover offset and ignores unknown recover keys",
           "[pubsub][protocol]") {
     const command c = accepted(

@@ -27,7 +27,7 @@ namespace {
 /// History on "room:" channels (homed_on's names).
 config with_history(uint32_t count) {
     config cfg;
-    cfg.history.by_namespace = {{"room", history_policy{count, 0}}};
+    cfg.channels.by_namespace = {{"room", channel_policy{count, 0}}};
     return cfg;
 }
 
