@@ -501,8 +501,10 @@ enum class conn_timer : uint8_t {
     /// A deadline after which the connection may not stay open (a token's expiry), kept
     /// apart so that the liveness clock, re-armed on every read, does not move it.
     expiry,
+    /// When a message the connection has not acknowledged is due to be sent again.
+    acks,
 };
-inline constexpr uint32_t conn_timer_count = 2;
+inline constexpr uint32_t conn_timer_count = 3;
 
 /// Where conn_io::connect() goes: an address already resolved, because a shard never
 /// resolves names (getaddrinfo blocks; resolve before the shards start, or on another

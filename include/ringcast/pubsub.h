@@ -228,6 +228,10 @@ struct config {
     /// the channel if it is evicted as idle (max_idle_channels).
     uint32_t offline_messages = 100;
     uint32_t offline_ttl_s = 86400;
+    /// A message that needs an ack (namespaces marked ack, priority 1 to user: channels)
+    /// and is not acknowledged this long after it was sent is sent again on that
+    /// connection, once (--ack-timeout-ms).
+    uint32_t ack_timeout_ms = 10000;
 };
 
 /// Counters of one shard's engine; gathered by the backend API.
@@ -258,6 +262,11 @@ struct counters {
     uint64_t recover_failed = 0;     ///< ... answered "recovered":false
     uint64_t recovered_messages = 0; ///< messages those subscribes were sent from history
     uint64_t offline_delivered = 0;  ///< user: messages kept while offline, then delivered
+    uint64_t ack_pending = 0;   ///< messages sent and not acknowledged yet (gauge)
+    uint64_t acked = 0;         ///< messages acknowledged (each counted once)
+    uint64_t ack_resent = 0;    ///< messages sent again after --ack-timeout-ms
+    uint64_t ack_closes = 0;    ///< connections closed (1008) for what they left unacked
+    uint64_t ack_replayed = 0;  ///< user: messages never acknowledged, sent again on reconnect
     uint64_t permission_refused = 0; ///< subscribes / publishes refused 403 (namespace rules)
     uint64_t refreshes = 0;          ///< refresh commands that replaced a connection's token
     uint64_t refresh_refused = 0;    ///< refresh commands refused (401, 403)
@@ -269,7 +278,9 @@ struct publish_job;
 struct interest_msg;
 struct delivery;
 struct recover_msg;
+struct ack_msg;
 struct home_channel;
+class ack_window;
 namespace kinds {
 struct interest;
 struct confirmed;
@@ -278,6 +289,7 @@ struct published;
 struct deliver;
 struct recover;
 struct recovered;
+struct acked;
 } // namespace kinds
 struct pending_sub;
 struct session_backlog;
@@ -333,6 +345,7 @@ private:
     std::vector<subscription> _subs;           // subscriptions: the channels it receives
     std::vector<local_channel*> _waiting_on;   // subscriptions: where a subscribe of ours waits
     std::unique_ptr<session_backlog> _backlog; // engine: deferred commands, reply slots; or null
+    std::unique_ptr<ack_window> _acks;         // fanout: messages awaiting its ack; or null
     uint32_t _registry_index = 0;              // engine: position in engine::_sessions
     uint32_t _tokens_milli = 0;                // engine: command tokens x1000
     uint32_t _pending = 0;                     // subscriptions: subscribes waiting for a home
@@ -430,6 +443,9 @@ public:
     void on_mesh(kinds::deliver, shard_id from, std::unique_ptr<delivery> d) noexcept;
     void on_mesh(kinds::recover, shard_id from, std::unique_ptr<recover_msg> m) noexcept;
     void on_mesh(kinds::recovered, shard_id from, std::unique_ptr<recover_msg> m) noexcept;
+    void on_mesh(kinds::acked, shard_id from, std::unique_ptr<ack_msg> m) noexcept;
+    /// h's core::conn_timer::acks fired: what it left unacknowledged too long is sent again.
+    void on_ack_timer(conn_handle h, session& s) noexcept;
 
     /// A backend publish; the result reaches `listener` (possibly synchronously).
     /// `data` holds req.data's bytes when the caller shares one copy among several
@@ -482,6 +498,7 @@ private:
     void refresh(conn_handle h, session& s, const command& cmd);
     // acks.cc: acknowledged delivery (docs/protocol.md "Acks").
     void acknowledge(conn_handle h, session& s, const command& cmd);
+    void note_acked(std::string_view channel, uint64_t offset) noexcept;
     // presence.cc: who is subscribed (docs/protocol.md "Presence").
     void presence(conn_handle h, session& s, const command& cmd);
     /// Arms h's expiry timer at exp + leeway (monotonic); nothing when `who` has no exp.

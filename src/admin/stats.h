@@ -119,6 +119,18 @@ inline constexpr field<pubsub::counters> pubsub_fields[] = {
     {"offline_delivered", figure::counter, &pubsub::counters::offline_delivered,
      "messages to user:<id> kept while the user had no connection, delivered when one came "
      "(--offline-messages)"},
+    {"ack_pending", figure::gauge_sum, &pubsub::counters::ack_pending,
+     "messages sent that need an ack and have not had it yet (ack namespaces, priority 1 to "
+     "user:)"},
+    {"acked", figure::counter, &pubsub::counters::acked,
+     "messages acknowledged by their connection"},
+    {"ack_resent", figure::counter, &pubsub::counters::ack_resent,
+     "messages sent again on their connection, unacknowledged after --ack-timeout-ms"},
+    {"ack_closes", figure::counter, &pubsub::counters::ack_closes,
+     "connections closed (1008) for holding too many unacknowledged messages"},
+    {"ack_replayed", figure::counter, &pubsub::counters::ack_replayed,
+     "user: messages delivered and never acknowledged, sent again to the user's next "
+     "connection"},
     {"permission_refused", figure::counter, &pubsub::counters::permission_refused,
      "/ws subscribes and publishes refused 403 by the namespace rules (JWT on)"},
     {"refreshes", figure::counter, &pubsub::counters::refreshes,

@@ -230,6 +230,10 @@ constexpr option table[] = {
     {.name = "offline-ttl-s", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.offline_ttl_s), .range = {1, 31536000},
      .help = "seconds an offline message is kept"},
+    {.name = "ack-timeout-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(gateway.pubsub.ack_timeout_ms), .range = {10, max_timeout_ms},
+     .help = "a message that needs an ack (namespaces marked ack, priority 1 to user:) and "
+             "has none this long after it was sent is sent again on its connection, once"},
     {.name = "max-idle-channels", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.max_idle_channels), .range = {1, 1u << 26},
      .help = "channels without subscribers whose offset a shard keeps; older ones restart "

@@ -532,6 +532,12 @@ void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexce
             close_websocket(h, c, ws::close_code::token_expired, "token expired");
         }
         return;
+    case core::conn_timer::acks:
+        // Armed by the engine while the session has unacknowledged messages.
+        if (c.state == phase::websocket && c.session) {
+            _engine.on_ack_timer(h, *c.session);
+        }
+        return;
     }
     const uint64_t now = _io.now_ms();
     if (c.state == phase::proxy_header) {

@@ -278,6 +278,9 @@ void engine::unsubscribe(conn_handle h, session& s, const command& cmd) {
                           reply_error(cmd.has_id, cmd.id, 403,
                                       "cannot leave your own user channel"));
     }
+    if (const local_channel* ch = _subscriptions->subscribed(s, cmd.channel); ch != nullptr) {
+        _fanout->forget(s, *ch); // its unacknowledged messages are no longer owed
+    }
     if (_subscriptions->remove(s, cmd.channel)) {
         return send_reply(h, s, reply_ok(cmd.has_id, cmd.id));
     }
@@ -388,7 +391,8 @@ void engine::finish_recovery(recover_msg& m) {
         return; // closed meanwhile
     }
     --s->_recovering;
-    if (local_channel* ch = _subscriptions->find(m.channel); ch != nullptr) {
+    local_channel* ch = _subscriptions->find(m.channel);
+    if (ch != nullptr) {
         if (local_channel::entry* e = subscriptions::entry_of(*ch, *s);
             e != nullptr && e->recovering == m.token) {
             e->recovering = 0;
@@ -402,8 +406,12 @@ void engine::finish_recovery(recover_msg& m) {
                reply_ok(m.has_id, m.id,
                         offset_fields(m.channel, m.epoch, m.point) +
                             (m.recovered ? ",\"recovered\":true" : ",\"recovered\":false")));
+    // In a namespace that takes acks, recovered messages wait for theirs like live ones;
+    // they are the offsets after the answer's point, one each.
+    const bool ack = ch != nullptr && _config.channels.find(m.channel).ack;
+    uint64_t offset = m.point;
     for (const core::frame_ref& f : m.frames) {
-        _fanout->deliver_recovered(m.conn, *s, f);
+        _fanout->deliver_recovered(m.conn, *s, f, ch, ++offset, ack);
     }
     _counters.recovered_messages += m.frames.size();
 }
@@ -491,6 +499,9 @@ void engine::refresh(conn_handle h, session& s, const command& cmd) {
         }
     }
     for (std::size_t i = 0; i < revoked.size(); ++i) {
+        if (const local_channel* ch = _subscriptions->subscribed(s, revoked[i]); ch != nullptr) {
+            _fanout->forget(s, *ch);
+        }
         if (_subscriptions->remove(s, revoked[i])) {
             ++_counters.revoked_subscriptions;
             send_reply(h, s, notice_unsubscribed(revoked[i], reasons[i]));

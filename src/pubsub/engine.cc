@@ -10,6 +10,7 @@
 //                          └─no─► (publish) ─► home: order ─► (published) ─► finish
 //   subscribe's first waiter ─► relay ─► send_interest ─► home here? on_interest : (interest)
 //   on_interest ─► ordering ─► gained: confirm (here) or (confirmed) ─► confirm_interest
+#include "acks.h"
 #include "engine_types.h"
 #include "fanout.h"
 #include "ordering.h"
@@ -89,7 +90,8 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
       _ordering(std::make_unique<ordering>(io.id(), io.shards(), epoch_instance(),
                                            cfg.max_idle_channels, with_offline(cfg),
                                            cfg.history_budget_bytes)),
-      _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s)) {
+      _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s,
+                                       cfg.ack_timeout_ms)) {
     auto& receivers = _io.mesh_receivers();
     receivers.on<kinds::interest>(*this);
     receivers.on<kinds::confirmed>(*this);
@@ -100,6 +102,7 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
     _config.channels = with_offline(cfg);
     receivers.on<kinds::recover>(*this);
     receivers.on<kinds::recovered>(*this);
+    receivers.on<kinds::acked>(*this);
 }
 
 engine::~engine() = default;
@@ -172,6 +175,7 @@ void engine::close_session(conn_handle h, session& s) noexcept {
     // O(this session's subscriptions and pending subscribes): nothing here walks the
     // shard's channels.
     _subscriptions->close(h, s);
+    _fanout->release(s);
     s._backlog.reset();
     // Swap-remove from the registry.
     const uint32_t at = s._registry_index;
@@ -277,6 +281,10 @@ counters engine::stats() const noexcept {
     c.history_evicted_count = h.evicted_count;
     c.history_evicted_age = h.evicted_age;
     c.history_evicted_budget = h.evicted_budget;
+    c.ack_pending = d.ack_pending;
+    c.acked = d.acked;
+    c.ack_resent = d.ack_resent;
+    c.ack_closes = d.ack_closes;
     return c;
 }
 
@@ -314,12 +322,14 @@ void engine::route(std::unique_ptr<publish_job> job) {
 void engine::order(publish_job& job) {
     home_channel& ch = _ordering->order(job.channel);
     job.offset = ch.offset;
+    // Acks: the namespace's, or a critical message to a user (docs/protocol.md "Acks").
+    job.ack = ch.ack || (job.prio == priority::critical && job.channel.starts_with("user:"));
     if (ch.interested_count > 0) {
         ch.delivered_through = ch.offset;
     }
     core::frame_ref f = _fanout->fan_out(job, ch.interested);
     if (ch.history) {
-        ch.history->push(job.offset, std::move(f), _io.now_ms() / 1000);
+        ch.history->push(job.offset, std::move(f), _io.now_ms() / 1000, job.ack);
     }
 }
 
@@ -382,26 +392,32 @@ void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t
 }
 
 void engine::deliver_offline(unsigned to_shard, home_channel& ch) {
-    // The user's first connection anywhere: what was ordered while nobody had one follows
-    // the confirmation, in order, before any later message (the mesh's order per pair).
-    if (!ch.history || ch.delivered_through >= ch.offset) {
+    // The user's first connection anywhere: what was ordered while nobody had one, and
+    // what needed an ack and never got one (the connection that had it went), follow the
+    // confirmation, in order, before any later message (the mesh's order per pair).
+    if (!ch.history) {
         ch.delivered_through = ch.offset;
         return;
     }
-    const std::vector<core::frame_ref> frames =
-        ch.history->after(ch.delivered_through, max_recover_messages, _io.now_ms() / 1000);
-    uint64_t offset = std::max(ch.delivered_through + 1, ch.history->first_offset());
-    for (const core::frame_ref& f : frames) {
+    if (ch.delivered_through >= ch.offset && ch.acked_through >= ch.delivered_through) {
+        return;
+    }
+    const std::vector<channel_history::item> items = ch.history->unconfirmed(
+        ch.acked_through, ch.delivered_through, max_recover_messages, _io.now_ms() / 1000);
+    for (const channel_history::item& it : items) {
+        if (it.offset <= ch.delivered_through) {
+            ++_counters.ack_replayed; // delivered before, never acknowledged
+        } else {
+            ++_counters.offline_delivered;
+        }
         if (to_shard == unsigned(_io.id())) {
-            _fanout->deliver_local(*ch.name, f, priority::high, offset);
+            _fanout->deliver_local(*ch.name, it.frame, priority::high, it.offset, it.ack);
         } else {
             _io.post<kinds::deliver>(shard_id(static_cast<uint16_t>(to_shard)),
-                                     std::make_unique<delivery>(
-                                         delivery{f, *ch.name, priority::high, offset}));
+                                     std::make_unique<delivery>(delivery{
+                                         it.frame, *ch.name, priority::high, it.offset, it.ack}));
         }
-        ++offset;
     }
-    _counters.offline_delivered += frames.size();
     ch.delivered_through = ch.offset;
 }
 
@@ -429,7 +445,7 @@ void engine::on_mesh(kinds::published, shard_id, std::unique_ptr<publish_job> jo
 }
 
 void engine::on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery> d) noexcept {
-    _fanout->deliver_local(d->channel, d->frame, d->prio, d->offset);
+    _fanout->deliver_local(d->channel, d->frame, d->prio, d->offset, d->ack);
 }
 
 void engine::on_mesh(kinds::recover, shard_id from, std::unique_ptr<recover_msg> m) noexcept {

@@ -50,6 +50,7 @@ struct publish_job {
     priority prio;
     publish_origin origin;
     uint64_t offset;
+    bool ack = false; ///< set by the home: its receivers must acknowledge it
 };
 
 /// One ordered frame for another shard's local subscribers.
@@ -58,6 +59,13 @@ struct delivery {
     std::string channel;
     priority prio;
     uint64_t offset;
+    bool ack = false; ///< its receivers must acknowledge it (docs/protocol.md "Acks")
+};
+
+/// acked payload: a connection acknowledged its user: channel up to `offset`.
+struct ack_msg {
+    std::string channel;
+    uint64_t offset = 0;
 };
 
 /// The most messages one recovery replays; a client that missed more is answered
@@ -104,6 +112,7 @@ struct interest_msg {
 ///   deliver     home → T   delivery       one ordered frame for T's local subscribers
 ///   recover     S → home   recover_msg    a subscriber of S asks for what it missed
 ///   recovered   home → S   recover_msg    the frames after its point, and the verdict
+///   acked       S → home   ack_msg        a user acknowledged its user: channel this far
 ///
 /// Per (from, to) pair the mesh keeps order across kinds, which the command order relies
 /// on: a shard's interest for a channel reaches the home before a later publish of the same
@@ -138,6 +147,10 @@ struct recover {
 struct recovered {
     using payload = recover_msg;
     static constexpr std::string_view name = "pubsub.recovered";
+};
+struct acked {
+    using payload = ack_msg;
+    static constexpr std::string_view name = "pubsub.acked";
 };
 } // namespace kinds
 uint64_t wall_clock_ms() noexcept;

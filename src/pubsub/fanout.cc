@@ -2,6 +2,7 @@
 // delivery under the slow-consumer policy (fanout.h has the model).
 #include "fanout.h"
 
+#include "acks.h"
 #include "subscriptions.h"
 
 #include <ringcast/ws.h>
@@ -32,9 +33,9 @@ core::frame_ref frame_message(const envelope& e, const core::frame_ref& data) {
 }
 
 fanout::fanout(core::conn_io& io, subscriptions& local, std::size_t slow_consumer_bytes,
-               uint32_t start_s)
-    : _io(io), _local(local), _slow_consumer_bytes(slow_consumer_bytes), _self(io.id()),
-      _start_s(start_s) {}
+               uint32_t start_s, uint32_t ack_timeout_ms)
+    : _io(io), _local(local), _slow_consumer_bytes(slow_consumer_bytes),
+      _ack_timeout_ms(ack_timeout_ms), _self(io.id()), _start_s(start_s) {}
 
 fanout::~fanout() = default;
 
@@ -65,18 +66,18 @@ core::frame_ref fanout::fan_out(const publish_job& job, const std::vector<bool>&
             continue;
         }
         if (shard == self) {
-            deliver_local(job.channel, f, job.prio, job.offset);
+            deliver_local(job.channel, f, job.prio, job.offset, job.ack);
         } else {
-            _io.post<kinds::deliver>(
-                shard_id(static_cast<uint16_t>(shard)),
-                std::make_unique<delivery>(delivery{f, job.channel, job.prio, job.offset}));
+            _io.post<kinds::deliver>(shard_id(static_cast<uint16_t>(shard)),
+                                     std::make_unique<delivery>(delivery{
+                                         f, job.channel, job.prio, job.offset, job.ack}));
         }
     }
     return f;
 }
 
 void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
-                           uint64_t offset) noexcept {
+                           uint64_t offset, bool ack) noexcept {
     const local_channel* ch = _local.delivering(channel, offset);
     if (ch == nullptr) {
         return; // the last local subscriber left while this was in flight
@@ -85,18 +86,99 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
     // its connection is released), so positions are stable during the pass. The shard's
     // budget is read once per message, not per subscriber.
     const bool over = _io.output_over_budget();
+    if (!ack) {
+        for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
+            const auto& sub = ch->subscribers[i];
+            if (!sub.s->_closing && sub.recovering == 0) {
+                deliver(sub.h, *sub.s, f, prio, over);
+            }
+        }
+        return;
+    }
+    // A message that needs acks is never dropped, and waits in each receiver's window.
+    const priority kept = prio == priority::critical ? prio : priority::high;
     for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
         const auto& sub = ch->subscribers[i];
-        if (!sub.s->_closing && sub.recovering == 0) {
-            deliver(sub.h, *sub.s, f, prio, over);
+        if (!sub.s->_closing && sub.recovering == 0 && deliver(sub.h, *sub.s, f, kept, over)) {
+            track(sub.h, *sub.s, *ch, offset, f);
         }
     }
 }
 
-void fanout::deliver_recovered(conn_handle h, session& s, const core::frame_ref& f) noexcept {
-    if (!s._closing) {
-        // As priority 2: never dropped; a client that cannot take them is a slow consumer.
-        deliver(h, s, f, priority::high, _io.output_over_budget());
+void fanout::deliver_recovered(conn_handle h, session& s, const core::frame_ref& f,
+                               const local_channel* channel, uint64_t offset,
+                               bool ack) noexcept {
+    // As priority 2: never dropped; a client that cannot take them is a slow consumer.
+    if (!s._closing && deliver(h, s, f, priority::high, _io.output_over_budget()) && ack &&
+        channel != nullptr) {
+        track(h, s, *channel, offset, f);
+    }
+}
+
+// --- acknowledged delivery ------------------------------------------------------------------
+
+void fanout::track(conn_handle h, session& s, const local_channel& channel, uint64_t offset,
+                   const core::frame_ref& f) noexcept {
+    if (!s._acks) {
+        s._acks = std::make_unique<ack_window>();
+    }
+    ack_window& w = *s._acks;
+    const uint64_t due = _io.now_ms() + _ack_timeout_ms;
+    const bool timer_armed = w.next_due() != 0; // armed whenever a resend is due later
+    w.track(channel.generation, offset, f, due);
+    ++_stats.ack_pending;
+    if (!timer_armed) {
+        _io.set_timer(h, core::conn_timer::acks, due);
+    }
+    if (w.size() > max_unacked_messages || w.bytes() > _slow_consumer_bytes) {
+        // It holds as much unacknowledged as a slow consumer holds unsent: the same end.
+        ++_stats.ack_closes;
+        s._closing = true;
+        _io.discard_queued(h);
+        _io.send(h, ws::make_close_frame(ws::close_code::policy_violation,
+                                         "too many unacknowledged messages"));
+        _io.close(h, core::close_mode::after_flush);
+    }
+}
+
+ack_window::acked fanout::acknowledge(session& s, const local_channel& channel,
+                                      uint64_t offset) noexcept {
+    if (!s._acks) {
+        return {};
+    }
+    const ack_window::acked out = s._acks->acknowledge(channel.generation, offset);
+    _stats.ack_pending -= out.count;
+    _stats.acked += out.count;
+    return out;
+}
+
+void fanout::forget(session& s, const local_channel& channel) noexcept {
+    if (s._acks) {
+        _stats.ack_pending -= s._acks->forget(channel.generation);
+    }
+}
+
+void fanout::resend_due(conn_handle h, session& s) noexcept {
+    if (!s._acks || s._closing) {
+        return;
+    }
+    ack_window& w = *s._acks;
+    const bool over = _io.output_over_budget();
+    _stats.ack_resent += w.resend_due(_io.now_ms(), [&](const core::frame_ref& f) {
+        // Sent as it was first (never dropped); a close here only marks the session.
+        if (!s._closing) {
+            deliver(h, s, f, priority::high, over);
+        }
+    });
+    if (const uint64_t next = w.next_due(); next != 0 && !s._closing) {
+        _io.set_timer(h, core::conn_timer::acks, next);
+    }
+}
+
+void fanout::release(session& s) noexcept {
+    if (s._acks) {
+        _stats.ack_pending -= s._acks->size();
+        s._acks.reset();
     }
 }
 

@@ -17,6 +17,7 @@
 // One per shard, used by that shard's thread only.
 #pragma once
 
+#include "acks.h"
 #include "engine_types.h"
 
 #include <ringcast/core.h>
@@ -30,6 +31,7 @@
 namespace ringcast::pubsub {
 
 class subscriptions;
+struct local_channel;
 
 /// Data at least this large is not copied into each channel's frame but spliced in by
 /// reference (core::make_spliced_frame): a broadcast of 1 MiB to 1,000 channels holds the
@@ -75,6 +77,10 @@ struct delivery_stats {
     uint64_t bytes_out = 0;    ///< bytes of those frames
     uint64_t dropped[5] = {};  ///< by priority (index 1-4)
     uint64_t slow_consumer_closes = 0;
+    uint64_t ack_pending = 0; ///< messages held in the connections' ack windows (gauge)
+    uint64_t acked = 0;
+    uint64_t ack_resent = 0;
+    uint64_t ack_closes = 0;
 };
 
 /// Framing, fan-out and local delivery of one shard (see the file comment). Reads the
@@ -83,9 +89,10 @@ struct delivery_stats {
 class fanout {
 public:
     /// `slow_consumer_bytes`: config::slow_consumer_bytes; `start_s` (process start,
-    /// wall-clock seconds) makes message ids differ across restarts.
+    /// wall-clock seconds) makes message ids differ across restarts; `ack_timeout_ms`:
+    /// config::ack_timeout_ms.
     fanout(core::conn_io& io, subscriptions& local, std::size_t slow_consumer_bytes,
-           uint32_t start_s);
+           uint32_t start_s, uint32_t ack_timeout_ms = 10000);
     ~fanout();
     fanout(const fanout&) = delete;
     fanout& operator=(const fanout&) = delete;
@@ -97,12 +104,29 @@ public:
     core::frame_ref fan_out(const publish_job& job, const std::vector<bool>& interested);
     /// Queues `f` (the message at `offset` on `channel`) on every local subscriber of the
     /// channel that is not closing, under the slow-consumer policy. Nothing when the last
-    /// local subscriber left while the message was in flight.
+    /// local subscriber left while the message was in flight. `ack`: the message needs
+    /// acknowledging: it is never dropped (sent as priority 2 at least) and waits in each
+    /// receiver's ack window (acks.h).
     void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
-                       uint64_t offset) noexcept;
+                       uint64_t offset, bool ack = false) noexcept;
     /// Queues `f`, a message recovered from history, on `s` unless it is closing; never
-    /// dropped (the slow-consumer limit still closes it).
-    void deliver_recovered(conn_handle h, session& s, const core::frame_ref& f) noexcept;
+    /// dropped (the slow-consumer limit still closes it). `ack`: as deliver_local, with
+    /// `channel` the local channel it belongs to and `offset` its place.
+    void deliver_recovered(conn_handle h, session& s, const core::frame_ref& f,
+                           const local_channel* channel = nullptr, uint64_t offset = 0,
+                           bool ack = false) noexcept;
+
+    // Acknowledged delivery (acks.h): each connection's window of unacknowledged messages.
+    /// `s` acknowledged `channel` (its local instance) through `offset`: what left its
+    /// window.
+    ack_window::acked acknowledge(session& s, const local_channel& channel,
+                                  uint64_t offset) noexcept;
+    /// `s` no longer subscribes to `channel`: its unacknowledged messages there are dropped.
+    void forget(session& s, const local_channel& channel) noexcept;
+    /// h's ack timer fired: sends again, once, what is due, and re-arms for the next.
+    void resend_due(conn_handle h, session& s) noexcept;
+    /// `s` is closing for good: its window goes (and leaves the gauge).
+    void release(session& s) noexcept;
     /// Queues `f` on every session in `sessions` that is not closing, under the same
     /// policy; returns how many got it.
     uint64_t broadcast(const std::vector<std::pair<conn_handle, session*>>& sessions,
@@ -114,12 +138,15 @@ private:
     bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
                  bool shard_over_budget) noexcept;
     void close_slow_consumer(conn_handle h, session& s) noexcept;
+    void track(conn_handle h, session& s, const local_channel& channel, uint64_t offset,
+               const core::frame_ref& f) noexcept;
     std::string next_message_id();
 
     core::conn_io& _io;
     subscriptions& _local;
     delivery_stats _stats;
     std::size_t _slow_consumer_bytes;
+    uint32_t _ack_timeout_ms;
     uint64_t _message_seq = 0;
     shard_id _self;
     uint32_t _start_s;

@@ -37,7 +37,7 @@ channel_history::~channel_history() {
     _store._live.erase(_serial);
 }
 
-void channel_history::push(uint64_t offset, core::frame_ref f, uint64_t now_s) {
+void channel_history::push(uint64_t offset, core::frame_ref f, uint64_t now_s, bool ack) {
     if (!_entries.empty() && offset != _first + _entries.size()) {
         // Not the next offset: start again there rather than keep a ring with a hole.
         while (!_entries.empty()) {
@@ -48,7 +48,7 @@ void channel_history::push(uint64_t offset, core::frame_ref f, uint64_t now_s) {
         _first = offset;
     }
     const std::size_t bytes = history_store::cost(f);
-    _entries.push_back(entry{std::move(f), static_cast<uint32_t>(now_s)});
+    _entries.push_back(entry{std::move(f), static_cast<uint32_t>(now_s), ack});
     ++_store._stats.messages;
     _store._stats.bytes += bytes;
     while (_entries.size() > _policy.count) {
@@ -84,6 +84,23 @@ std::vector<core::frame_ref> channel_history::after(uint64_t since, std::size_t 
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
         out.push_back(_entries[static_cast<std::size_t>(from - _first) + i].frame);
+    }
+    return out;
+}
+
+std::vector<channel_history::item> channel_history::unconfirmed(uint64_t acked_through,
+                                                               uint64_t delivered_through,
+                                                               std::size_t limit,
+                                                               uint64_t now_s) {
+    expire(now_s);
+    std::vector<item> out;
+    const uint64_t from = std::max(std::min(acked_through, delivered_through) + 1, _first);
+    const uint64_t end = _first + _entries.size();
+    for (uint64_t offset = from; offset < end && out.size() < limit; ++offset) {
+        const entry& e = _entries[static_cast<std::size_t>(offset - _first)];
+        if (offset > delivered_through || (e.ack && offset > acked_through)) {
+            out.push_back(item{offset, e.frame, e.ack});
+        }
     }
     return out;
 }

@@ -61,7 +61,8 @@ public:
 
     /// Keeps `f`, the message at `offset`, received at `now_s` (monotonic seconds); drops
     /// the oldest past the count or the ttl, then lets the store enforce its budget.
-    void push(uint64_t offset, core::frame_ref f, uint64_t now_s);
+    /// `ack`: its receiver must acknowledge it (a priority-1 message to a user: channel).
+    void push(uint64_t offset, core::frame_ref f, uint64_t now_s, bool ack = false);
     /// Drops the messages older than the ttl at `now_s` (whole seconds: one received at
     /// second t is kept through second t + ttl).
     void expire(uint64_t now_s) noexcept;
@@ -69,6 +70,17 @@ public:
     /// Retained messages after `since`, oldest first, at most `limit`, none older than the
     /// ttl at `now_s`.
     std::vector<core::frame_ref> after(uint64_t since, std::size_t limit, uint64_t now_s);
+    /// One retained message with its place (unconfirmed()).
+    struct item {
+        uint64_t offset;
+        core::frame_ref frame;
+        bool ack;
+    };
+    /// What a user has not confirmed, oldest first, at most `limit`, none older than the
+    /// ttl: every message after `delivered_through` (it reached no connection), and the
+    /// ones pushed with `ack` after `acked_through` (delivered, never acknowledged).
+    std::vector<item> unconfirmed(uint64_t acked_through, uint64_t delivered_through,
+                                  std::size_t limit, uint64_t now_s);
     /// The offset of the oldest retained message; the next offset to come when none is.
     uint64_t first_offset() const noexcept { return _first; }
     std::size_t size() const noexcept { return _entries.size(); }
@@ -80,6 +92,7 @@ private:
     struct entry {
         core::frame_ref frame;
         uint32_t at_s; // monotonic seconds, truncated: compared as a difference
+        bool ack;      // push()'s; in the padding: an entry stays 16 B
     };
     void drop_oldest(drop_reason why) noexcept;
 

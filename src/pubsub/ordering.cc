@@ -26,9 +26,11 @@ home_channel& ordering::home(std::string_view channel) {
         ch.epoch = epoch;
         ch.interested.assign(_shards, false);
         ch.name = &it->first;
-        if (const channel_policy policy = _channel_rules.find(channel); policy.count > 0) {
+        const channel_policy policy = _channel_rules.find(channel);
+        if (policy.count > 0) {
             ch.history = _history.make(policy);
         }
+        ch.ack = policy.ack;
         idle_push(ch);
     }
     return *it->second;
@@ -59,6 +61,11 @@ home_channel& ordering::interest(unsigned from_shard, std::string_view channel,
     }
     trim_idle();
     return ch;
+}
+
+home_channel* ordering::find(std::string_view channel) noexcept {
+    auto it = _home.find(channel);
+    return it == _home.end() ? nullptr : it->second.get();
 }
 
 const home_channel* ordering::find(std::string_view channel) const noexcept {

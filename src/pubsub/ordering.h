@@ -44,6 +44,12 @@ struct home_channel {
     /// The last offset ordered while some shard was interested: later ones reached nobody
     /// (for a user: channel, the user was offline).
     uint64_t delivered_through = 0;
+    /// user: channels: every message up to here was acknowledged by one of the user's
+    /// connections (docs/protocol.md "Acks"); later ones that need an ack are replayed to
+    /// the user's next first connection.
+    uint64_t acked_through = 0;
+    /// Its namespace takes acks (channel_policy::ack): every message needs one.
+    bool ack = false;
 };
 
 /// The home channels of one shard (see the file comment).
@@ -79,6 +85,7 @@ public:
     home_channel& interest(unsigned from_shard, std::string_view channel,
                                  interest_change change);
     /// The channel if it is homed here and still known; nullptr otherwise.
+    home_channel* find(std::string_view channel) noexcept;
     const home_channel* find(std::string_view channel) const noexcept;
 
     /// Channels ordered here (the counters' home_channels gauge).

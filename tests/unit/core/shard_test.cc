@@ -33,6 +33,8 @@ const char* timer_name(core::conn_timer t) {
         return "liveness";
     case core::conn_timer::expiry:
         return "expiry";
+    case core::conn_timer::acks:
+        return "acks";
     }
     return "?";
 }
