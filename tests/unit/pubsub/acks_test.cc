@@ -288,3 +288,61 @@ TEST_CASE("acks: a user's home on another shard learns the ack", "[pubsub][acks]
     CHECK(io.posts.size() == posts + 1);
     e.close_session(handle(1), s);
 }
+
+TEST_CASE("offline hand-off: the home sends another shard the confirmation, then what the user "
+          "has not confirmed, in order",
+          "[pubsub][acks][offline]") {
+    fake_io io(0, 2);
+    engine e(io, config{});
+    std::string user;
+    for (int i = 0; user.empty(); ++i) {
+        if (home_shard("user:u" + std::to_string(i), 2) == 0) {
+            user = "u" + std::to_string(i);
+        }
+    }
+    const std::string channel = "user:" + user;
+    publish(e, channel, "1", priority::normal);
+    publish(e, channel, "2", priority::critical);
+    CHECK(io.posts.empty()); // nobody interested: kept, not sent
+
+    // The user's first connection is on shard 1: its interest reaches the home (here).
+    e.on_mesh(kinds::interest{}, shard_id(1),
+              std::make_unique<interest_msg>(interest_msg{channel, {}, 0, 7, true}));
+    REQUIRE(io.posts.size() == 3);
+    const interest_msg* confirmed = io.post_of<kinds::confirmed>(0);
+    REQUIRE(confirmed != nullptr);
+    CHECK(confirmed->generation == 7);
+    CHECK(confirmed->offset == 2);
+    for (std::size_t i = 1; i <= 2; ++i) {
+        const delivery* d = io.post_of<kinds::deliver>(i);
+        REQUIRE(d != nullptr);
+        CHECK(io.posts[i].to == shard_id(1));
+        CHECK(d->channel == channel);
+        CHECK(d->offset == i);
+        CHECK(d->ack == (i == 2)); // only the critical one waits for an ack
+        CHECK(testing::frame_text(d->frame).find("\"data\":" + std::to_string(i)) !=
+              std::string::npos);
+    }
+    CHECK(e.stats().offline_delivered == 2);
+
+    // Shard 1 loses the user, who never acknowledged: the critical one comes again, alone.
+    e.on_mesh(kinds::interest{}, shard_id(1),
+              std::make_unique<interest_msg>(interest_msg{channel, {}, 0, 7, false}));
+    e.on_mesh(kinds::interest{}, shard_id(1),
+              std::make_unique<interest_msg>(interest_msg{channel, {}, 0, 8, true}));
+    REQUIRE(io.posts.size() == 5);
+    const delivery* again = io.post_of<kinds::deliver>(4);
+    REQUIRE(again != nullptr);
+    CHECK(again->offset == 2);
+    CHECK(again->ack);
+    CHECK(e.stats().ack_replayed == 1);
+
+    // Acknowledged (the shard tells the home): the next first connection gets nothing.
+    e.on_mesh(kinds::acked{}, shard_id(1), std::make_unique<ack_msg>(ack_msg{channel, 2}));
+    e.on_mesh(kinds::interest{}, shard_id(1),
+              std::make_unique<interest_msg>(interest_msg{channel, {}, 0, 8, false}));
+    e.on_mesh(kinds::interest{}, shard_id(1),
+              std::make_unique<interest_msg>(interest_msg{channel, {}, 0, 9, true}));
+    REQUIRE(io.posts.size() == 6);
+    CHECK(io.post_of<kinds::confirmed>(5) != nullptr);
+}
