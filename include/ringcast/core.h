@@ -812,7 +812,18 @@ using shard_group_ptr = std::unique_ptr<shard_group, shard_group_deleter>;
 
 result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
                                                   handler_factory factory, stop_token& stop);
-/// Joins every shard thread; returns each shard's counters.
+/// A running group as the process's main thread sees it, read at any time.
+struct group_status {
+    /// Per shard: its loop passes so far. A turning loop passes at least ten times a second
+    /// (its wait is at most 100 ms), so a count that stops says the shard is stuck.
+    std::vector<uint64_t> loop_passes;
+    uint32_t connections = 0; ///< open connections in the process
+    uint64_t frames_sent = 0; ///< WebSocket frames sent so far, all shards (as of each
+                              ///< shard's last loop pass)
+};
+group_status status_of(const shard_group& group);
+/// Joins every shard thread; returns each shard's counters. Shard threads are named
+/// "ringcast-s<N>".
 std::vector<shard_counters> wait_shards(shard_group_ptr group);
 
 } // namespace core

@@ -1,6 +1,7 @@
 // ringcastd: parse flags, open one listener per shard, start the shards, wait for SIGINT or
 // SIGTERM, stop the shards (clients get close 1001), print per-shard counters, exit 0.
 #include "config.h"
+#include "service.h"
 
 #include <ringcast/core.h>
 #include <ringcast/net.h>
@@ -10,6 +11,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -51,6 +54,68 @@ void pin_large_allocations_to_mmap() noexcept {
 #ifdef __GLIBC__
     (void)mallopt(M_MMAP_THRESHOLD, 1 << 20);
 #endif
+}
+
+/// The main thread while the shards serve: tells the service manager (when there is one)
+/// that we are ready, how we are doing, and — while every shard's loop turns — that we are
+/// alive (docs/operations.md "systemd"); returns the stop signal that ended it.
+int serve(const core::shard_group& group, const sigset_t& stop_signals) {
+    app::notifier manager = app::notifier::from_environment();
+    if (!manager.error().empty()) {
+        std::fprintf(stderr, "ringcastd: warning: %s; not notifying the service manager\n",
+                     manager.error().c_str());
+    }
+    app::watchdog dog;
+    core::group_status status = core::status_of(group);
+    dog.check(status.loop_passes); // the baseline: the first tick can already pet
+    manager.send("READY=1\nSTATUS=" +
+                 app::status_line(status.connections, 0, status.loop_passes.size()));
+    // A quarter of the manager's interval, so three ticks can miss before it acts; never
+    // below 200 ms, twice the longest a turning loop waits (shard.cc max_wait_ms).
+    const uint64_t tick_ms =
+        manager.watchdog_usec() != 0
+            ? std::clamp<uint64_t>(manager.watchdog_usec() / 4000, 200, 1000)
+            : 1000;
+    auto last = std::chrono::steady_clock::now();
+    std::vector<unsigned> reported_stuck;
+    for (;;) {
+        const timespec wait{static_cast<time_t>(tick_ms / 1000),
+                            static_cast<long>(tick_ms % 1000) * 1000000};
+        const int sig = sigtimedwait(&stop_signals, nullptr, &wait);
+        if (sig == SIGINT || sig == SIGTERM) {
+            manager.send("STOPPING=1");
+            return sig;
+        }
+        if (!manager.enabled()) {
+            continue;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        const double seconds = std::chrono::duration<double>(now - last).count();
+        last = now;
+        const core::group_status next = core::status_of(group);
+        const double frames_per_s =
+            seconds > 0 ? double(next.frames_sent - status.frames_sent) / seconds : 0;
+        status = next;
+        std::string state = "STATUS=" + app::status_line(status.connections, frames_per_s,
+                                                          status.loop_passes.size());
+        const app::watchdog::verdict v = dog.check(status.loop_passes);
+        if (manager.watchdog_usec() != 0 && v.pet) {
+            state += "\nWATCHDOG=1";
+        }
+        if (v.stuck != reported_stuck) {
+            for (const unsigned shard : v.stuck) {
+                std::fprintf(stderr,
+                             "ringcastd: shard %u: its loop has not turned for %llu ms; "
+                             "WATCHDOG=1 withheld until it does\n",
+                             shard, static_cast<unsigned long long>(tick_ms));
+            }
+            if (v.stuck.empty()) {
+                std::fprintf(stderr, "ringcastd: every shard's loop turns again\n");
+            }
+            reported_stuck = v.stuck;
+        }
+        manager.send(state);
+    }
 }
 
 int run(int argc, char** argv) {
@@ -210,8 +275,7 @@ int run(int argc, char** argv) {
     }
     std::fflush(stdout);
 
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
+    const int sig = serve(*group.value(), stop_signals);
     std::fprintf(stderr, "ringcastd: %s: closing connections\n",
                  sig == SIGINT ? "SIGINT" : "SIGTERM");
     // Pairs with the relaxed load at the end of each shard's loop pass (core::stop_token).

@@ -105,6 +105,10 @@ void shard::run() noexcept {
         }
         update_clock();
         ++_counters.loop_iterations;
+        // Relaxed: signs for the main thread's relaxed loads (status_of), ordering nothing.
+        shard_pulse& pulse = _gauge.pulses[unsigned(_id)];
+        pulse.passes.store(_counters.loop_iterations, std::memory_order_relaxed);
+        pulse.frames_sent.store(_counters.frames_sent, std::memory_order_relaxed);
         reap_completions();
         drain_mesh();
         run_timers();

@@ -42,10 +42,21 @@ inline constexpr std::size_t max_send_bytes = 256 * 1024;
 /// flood of log lines, and an operator still learns within seconds that it is happening.
 inline constexpr uint64_t refusal_log_interval_ms = 10000;
 
-/// The one counter shards share: open connections in the process, for the total cap.
-/// Touched only at accept and release (relaxed RMWs: it is a gauge, it orders nothing).
+/// One shard's sign of life: its loop passes so far, stored by the shard once a pass and
+/// read by the process's main thread (status_of: the systemd watchdog, the status line).
+/// Relaxed on both sides: a count that moves, ordering nothing. On its own cache line so
+/// the shards' stores do not contend.
+struct alignas(64) shard_pulse {
+    std::atomic<uint64_t> passes{0};
+    std::atomic<uint64_t> frames_sent{0}; ///< shard_counters::frames_sent, for a rate
+};
+
+/// What shards share with each other and the main thread: open connections in the process,
+/// for the total cap, touched only at accept and release (relaxed RMWs: it is a gauge, it
+/// orders nothing); and each shard's pulse.
 struct process_gauge {
     std::atomic<uint32_t> connections{0};
+    std::unique_ptr<shard_pulse[]> pulses; // one per shard, indexed by shard id
 };
 
 /// The address buffer of one armed single-shot accept; the kernel writes it before the

@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <barrier>
+#include <cstdio>
 #include <future>
 #include <thread>
 
@@ -48,6 +49,7 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
     group->config = config;
     const std::size_t count = config.shards();
     group->counters.resize(count);
+    group->gauge.pulses = std::make_unique<shard_pulse[]>(count);
     group->mesh = std::make_unique<core::mesh>(static_cast<unsigned>(count));
     group->started = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(count));
     group->stopped = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(count));
@@ -61,6 +63,10 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
         group->threads.emplace_back(
             [g = group.get(), i, cpu, &factory, &stop, p = std::move(promise)]() mutable {
                 pin_to_cpu(cpu);
+                // "ringcast-s3": what top -H, perf and a debugger show for the thread.
+                char name[16];
+                std::snprintf(name, sizeof(name), "ringcast-s%zu", i);
+                (void)pthread_setname_np(pthread_self(), name);
                 const auto id = shard_id(static_cast<uint16_t>(i));
                 auto s = std::make_unique<shard>(id, g->config, stop, *g->mesh, g->gauge);
                 auto r = s->init(factory);
@@ -93,6 +99,19 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
         return unexpected{failure};
     }
     return group;
+}
+
+group_status status_of(const shard_group& group) {
+    group_status out;
+    out.loop_passes.reserve(group.threads.size());
+    for (std::size_t i = 0; i < group.threads.size(); ++i) {
+        // Relaxed: pairs with each shard's relaxed store once a loop pass (shard_pulse).
+        out.loop_passes.push_back(group.gauge.pulses[i].passes.load(std::memory_order_relaxed));
+        out.frames_sent += group.gauge.pulses[i].frames_sent.load(std::memory_order_relaxed);
+    }
+    // Relaxed: a gauge (process_gauge).
+    out.connections = group.gauge.connections.load(std::memory_order_relaxed);
+    return out;
 }
 
 std::vector<shard_counters> wait_shards(shard_group_ptr group) {
