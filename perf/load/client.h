@@ -155,6 +155,13 @@ public:
     /// merged with the previous range when contiguous. Sent now if no send is in flight.
     [[nodiscard]] queue_status queue_data(uint32_t conn, std::span<const std::byte> bytes) noexcept;
 
+    /// Nothing queued and no send in flight: every range queue_data() took on `conn` has
+    /// been written to the socket, so its bytes may be reused.
+    bool send_idle(uint32_t conn) const noexcept {
+        const connection& c = _conns[conn];
+        return !c.send_in_flight && c.pending_count == 0;
+    }
+
     /// Starts a clean close: masked close frame (1000), then wait for the server's close
     /// or EOF. Connections not open yet are aborted.
     void begin_close(uint32_t conn) noexcept;

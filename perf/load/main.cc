@@ -8,6 +8,7 @@
 //                       --server-pid PID
 //   ringcast-bench fanout --url ws://127.0.0.1:PORT/ws --subscribers 1000 --channels 1
 //                       --rate 1000 --size 100 --seconds 10 [--publisher http|ws]
+//                       [--ack-every N]
 //   ringcast-bench storm --url ws://127.0.0.1:PORT/ws --connections 10000
 //                       [--token-file tokens.txt]
 //
@@ -91,6 +92,10 @@ void usage(FILE* out) {
              "                          before counting loss (default 2000)\n"
              "  --publish-url URL       peers (--protocol ws|socketio): http://HOST:PORT/PATH\n"
              "                          with {channel}; raw POST of the data object, 2xx ok\n"
+             "  --ack-every N           ringcast: each subscriber sends {\"op\":\"ack\",\n"
+             "                          \"channel\":C,\"offset\":O} (no id, so no reply) after\n"
+             "                          every N messages it received, O = the last one's\n"
+             "                          offset; for namespaces marked ack (default 0: never)\n"
              "\nsustained: the fanout options; --seconds is the run length\n"
              "storm: --connections N, --connect-concurrency C (handshakes in flight),\n"
              "       --token-file FILE against a server with JWT keys\n");
@@ -241,6 +246,11 @@ int main(int argc, char** argv) {
                 return 2;
             }
             opt.drain_ms = uint32_t(v);
+        } else if (arg == "--ack-every") {
+            if (!parse_uint(arg, value, 1, 1'000'000, v)) {
+                return 2;
+            }
+            opt.ack_every = uint32_t(v);
         } else if (arg == "--api-key") {
             opt.api_key = value;
         } else if (arg == "--protocol") {
@@ -296,6 +306,11 @@ int main(int argc, char** argv) {
                                  "--publisher ws and --publish-batch are for ringcast only\n");
             return 2;
         }
+    }
+    if (opt.ack_every != 0 && (!fanout || opt.protocol != wire_protocol::ringcast)) {
+        std::fprintf(stderr, "ringcast-bench: --ack-every is for the fanout and sustained "
+                             "scenarios with --protocol ringcast (ringcastd's acks)\n");
+        return 2;
     }
     if (!opt.tokens.empty() && opt.protocol != wire_protocol::ringcast) {
         std::fprintf(stderr, "ringcast-bench: --token-file is for ringcastd's /ws (--protocol "

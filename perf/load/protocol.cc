@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -130,6 +131,65 @@ bool read_token_file(const std::string& path, std::size_t max_tokens, std::vecto
         return false;
     }
     return true;
+}
+
+int64_t number_after(std::string_view text, std::string_view key) noexcept {
+    const void* at = memmem(text.data(), text.size(), key.data(), key.size());
+    if (at == nullptr) {
+        return -1;
+    }
+    const char* p = static_cast<const char*>(at) + key.size();
+    uint64_t v = 0;
+    const auto r = std::from_chars(p, text.data() + text.size(), v);
+    return r.ptr == p ? -1 : int64_t(v);
+}
+
+int64_t envelope_offset(std::string_view text) noexcept {
+    constexpr std::string_view key = "\"offset\":";
+    const char* begin = text.data();
+    const char* q = begin + text.size();
+    // Bounded by the text: each step moves one character back.
+    while (q > begin && (q[-1] == '}' || q[-1] == ' ' || q[-1] == '\n')) {
+        --q;
+    }
+    const char* digits_end = q;
+    while (q > begin && q[-1] >= '0' && q[-1] <= '9') {
+        --q;
+    }
+    if (q == digits_end || std::size_t(q - begin) < key.size() ||
+        std::memcmp(q - key.size(), key.data(), key.size()) != 0) {
+        return number_after(text, key);
+    }
+    uint64_t v = 0;
+    const auto r = std::from_chars(q, digits_end, v);
+    return r.ptr == q ? -1 : int64_t(v);
+}
+
+std::string ack_command_prefix(std::string_view channel) {
+    std::string out = "{\"op\":\"ack\",\"channel\":\"";
+    out.append(channel);
+    out += "\",\"offset\":";
+    return out;
+}
+
+std::size_t write_ack_frame(std::byte* out, std::string_view prefix, uint64_t offset,
+                            std::array<std::byte, 4> mask) noexcept {
+    char digits[20];
+    const auto r = std::to_chars(digits, digits + sizeof digits, offset);
+    const auto ndigits = std::size_t(r.ptr - digits);
+    const std::size_t len = prefix.size() + ndigits + 1;
+    if (len > 125) {
+        return 0;
+    }
+    out[0] = std::byte{0x81}; // FIN + text
+    out[1] = std::byte(0x80 | len);
+    std::memcpy(out + 2, mask.data(), 4);
+    std::byte* payload = out + 6;
+    std::memcpy(payload, prefix.data(), prefix.size());
+    std::memcpy(payload + prefix.size(), digits, ndigits);
+    payload[len - 1] = std::byte{'}'};
+    ws::apply_mask(std::span<std::byte>(payload, len), mask);
+    return 6 + len;
 }
 
 sio_kind classify_socketio(std::string_view text) noexcept {

@@ -23,6 +23,7 @@
 
 #include "client.h"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -55,6 +56,34 @@ constexpr std::size_t max_token_bytes = 4096;
 /// would shift which connection gets which token).
 bool read_token_file(const std::string& path, std::size_t max_tokens, std::vector<std::string>& out,
                      std::string& error);
+
+/// ringcast envelopes end with "offset":N (docs/protocol.md "Server → client"): the
+/// channel offset of a delivered message, read backwards from the closing brace (a few
+/// compares per delivery, no search). Falls back to a search for "offset": when the text
+/// does not end that way; -1 when there is no offset at all.
+int64_t envelope_offset(std::string_view text) noexcept;
+
+/// The number right after `key` in `text` (digits only); -1 when the key or the digits are
+/// missing. A memmem: for replies and fallbacks, not for every delivery.
+int64_t number_after(std::string_view text, std::string_view key) noexcept;
+
+/// {"op":"ack","channel":"<channel>","offset": — what every ack of `channel` starts with
+/// (no "id": the server sends no reply then, only errors). `channel` is a bench channel
+/// name (chat:bench-N), which needs no JSON escaping.
+std::string ack_command_prefix(std::string_view channel);
+
+/// Longest masked ack frame write_ack_frame() writes for a prefix of `prefix_bytes`: the
+/// 2-byte header with a 7-bit length + 4-byte key, the prefix, 20 digits and "}". The
+/// command stays under 126 bytes (the 7-bit length) for channel names up to ~50 bytes.
+constexpr std::size_t max_ack_frame_bytes(std::size_t prefix_bytes) noexcept {
+    return 6 + prefix_bytes + 20 + 1;
+}
+
+/// Writes the masked client text frame of `prefix` + `offset` + "}" into `out` (room for
+/// max_ack_frame_bytes) and returns its size; 0 when the command would not fit a 7-bit
+/// length (prefix too long). No allocation: this runs once per ack.
+std::size_t write_ack_frame(std::byte* out, std::string_view prefix, uint64_t offset,
+                            std::array<std::byte, 4> mask) noexcept;
 
 /// What one Engine.IO text message is to a Socket.IO client.
 enum class sio_kind : uint8_t { open, connected, ping, event, connect_error, close, other };

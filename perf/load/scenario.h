@@ -52,6 +52,9 @@ struct bench_options {
     std::string publish_url;       ///< peers: http://HOST:PORT/PATH/{channel}, raw POSTs
     endpoint publish_target;       ///< parsed publish_url (path keeps {channel})
     bool sustained = false;        ///< fanout that also prints one JSON line per second
+    /// ringcast: each subscriber sends {"op":"ack","channel":C,"offset":O} after every
+    /// ack_every messages it received (O = the last one's offset); 0: never.
+    uint32_t ack_every = 0;
 };
 
 /// Channel c's name as the subscribers and the publisher spell it.

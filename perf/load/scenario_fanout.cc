@@ -23,11 +23,20 @@
 // then O(1) bookkeeping — received, a
 // 64-message window of seen sequence numbers for duplicates vs late arrivals, the last
 // offset, and receive time − t (one CLOCK_MONOTONIC on one host) into the histogram.
+//
+// --ack-every N (ringcast): after every N messages a subscriber received it acks the last
+// one's offset, {"op":"ack","channel":C,"offset":O} without an id (the server answers only
+// errors). The frame is written into the subscriber's own ack area (ack_area_bytes) and
+// queued by reference; the area is reused from its start once the connection has nothing
+// queued or in flight (client::send_idle), so the acks of one receive batch go out as one
+// contiguous range. An area full of unsent acks skips the ack (acks_skipped; the next one
+// covers it, acks are cumulative).
 #include "fanout_publisher.h"
 #include "scenario.h"
 #include "stats.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <charconv>
@@ -62,7 +71,11 @@ enum shared_word : std::size_t {
 
 enum class sub_state : uint8_t { connecting, subscribing, subscribed, rejected, gone };
 
-/// One subscriber; 48 bytes, plain data, touched only by this process's loop.
+/// Bytes of ack frames one subscriber may have queued and unsent: ~60 B each, so 64 acks
+/// (a whole receive batch of small envelopes with --ack-every 1).
+constexpr std::size_t ack_area_bytes = 4096;
+
+/// One subscriber; 56 bytes, plain data, touched only by this process's loop.
 struct subscriber {
     uint64_t highest_seq = 0;
     uint64_t seen = 0; ///< bit d: seq highest_seq - d arrived (d < 64)
@@ -72,20 +85,10 @@ struct subscriber {
     uint32_t out_of_order = 0;
     uint32_t out_of_order_offset = 0;
     uint32_t channel = 0;
+    uint32_t since_ack = 0;  ///< messages received since the last ack (--ack-every)
+    uint16_t ack_used = 0;   ///< bytes of its ack area queued since the connection was idle
     sub_state state = sub_state::connecting;
 };
-
-/// The number after `key` in `text` (digits only; -1 when the key or digits are missing).
-int64_t number_after(std::string_view text, std::string_view key) noexcept {
-    const void* at = memmem(text.data(), text.size(), key.data(), key.size());
-    if (at == nullptr) {
-        return -1;
-    }
-    const char* p = static_cast<const char*>(at) + key.size();
-    uint64_t v = 0;
-    const auto r = std::from_chars(p, text.data() + text.size(), v);
-    return r.ptr == p ? -1 : int64_t(v);
-}
 
 /// Digits at `p` (up to `end`) as a number; -1 when there is none. `*next` gets the end.
 int64_t digits_at(const char* p, const char* end, const char** next) noexcept {
@@ -132,27 +135,6 @@ bool seq_and_t(std::string_view text, int64_t& seq, int64_t& t) noexcept {
     return t >= 0;
 }
 
-/// "offset":N is the envelope's last field: read it backwards from the closing brace;
-/// fall back to a search when the text does not end that way.
-int64_t offset_of(std::string_view text) noexcept {
-    constexpr std::string_view key = "\"offset\":";
-    const char* begin = text.data();
-    const char* q = begin + text.size();
-    while (q > begin && (q[-1] == '}' || q[-1] == ' ' || q[-1] == '\n')) {
-        --q;
-    }
-    const char* digits_end = q;
-    while (q > begin && q[-1] >= '0' && q[-1] <= '9') {
-        --q;
-    }
-    if (q == digits_end || std::size_t(q - begin) < key.size() ||
-        std::memcmp(q - key.size(), key.data(), key.size()) != 0) {
-        return number_after(text, key);
-    }
-    const char* unused = nullptr;
-    return digits_at(q, digits_end, &unused);
-}
-
 class fanout_scenario final : public conn_handler {
 public:
     explicit fanout_scenario(run_context& ctx) : _ctx(ctx), _opt(ctx.options()) {}
@@ -191,7 +173,12 @@ public:
             return on_peer_message(conn, s, text, now);
         }
         if (s.state == sub_state::subscribed) {
-            return on_envelope(s, text, now);
+            // Envelopes start {"id":; after the subscribe reply only errors start {"op":
+            // (an ack refused: 400 without an ack namespace, 429 over the command rate).
+            if (text.size() > 6 && text[2] == 'o' && text.starts_with("{\"op\":")) {
+                return on_reply_while_subscribed(text);
+            }
+            return on_envelope(conn, s, text, now);
         }
         if (s.state != sub_state::subscribing || text.find("\"op\":\"reply\"") == text.npos) {
             ++_unexpected;
@@ -245,7 +232,11 @@ private:
     }
     void on_peer_message(uint32_t conn, subscriber& s, std::string_view text,
                          uint64_t now) noexcept;
-    void on_envelope(subscriber& s, std::string_view text, uint64_t now) noexcept;
+    void on_envelope(uint32_t conn, subscriber& s, std::string_view text,
+                     uint64_t now) noexcept;
+    void on_reply_while_subscribed(std::string_view text) noexcept;
+    void send_ack(uint32_t conn, subscriber& s, int64_t offset) noexcept;
+    void build_ack_prefixes(client& cl);
     void emit_interval_json(uint64_t now, double dt, double bench_pct, double server_pct);
     void progress(uint64_t now) noexcept;
     bool build_subscribe_frames(client& cl);
@@ -268,6 +259,9 @@ private:
     protocol_layer _layer;
     std::vector<subscriber> _subs;
     std::vector<std::vector<std::byte>> _subscribe_frames; ///< one masked frame per channel
+    std::vector<std::string> _ack_prefixes;                ///< per channel (--ack-every)
+    std::vector<std::array<std::byte, 4>> _ack_masks;      ///< per channel, like subscribe's
+    std::unique_ptr<std::byte[]> _ack_areas;               ///< ack_area_bytes per subscriber
     latency_histogram _total;
     latency_histogram _interval;
     uint64_t _deliveries = 0;
@@ -275,6 +269,11 @@ private:
     uint64_t _duplicates = 0;
     uint64_t _malformed = 0;
     uint64_t _unexpected = 0;
+    uint64_t _acks_sent = 0;
+    uint64_t _window_acks = 0;
+    uint64_t _acks_skipped = 0;
+    uint64_t _ack_errors = 0;
+    uint32_t _ack_last_error = 0;
     uint32_t _settled = 0;
     uint32_t _subscribed = 0;
     uint32_t _subscribe_failed = 0;
@@ -292,7 +291,8 @@ private:
     bool _in_window = false;
 };
 
-void fanout_scenario::on_envelope(subscriber& s, std::string_view text, uint64_t now) noexcept {
+void fanout_scenario::on_envelope(uint32_t conn, subscriber& s, std::string_view text,
+                                  uint64_t now) noexcept {
     int64_t seq = -1;
     int64_t t = -1;
     if (!seq_and_t(text, seq, t)) {
@@ -326,7 +326,7 @@ void fanout_scenario::on_envelope(subscriber& s, std::string_view text, uint64_t
     if (_layer.protocol() != wire_protocol::ringcast) {
         return; // peers have no offsets
     }
-    const int64_t offset = offset_of(text);
+    const int64_t offset = envelope_offset(text);
     // By offset: the same offset again is a repeat (already counted by seq when it was
     // within the window); a smaller one is out of order.
     if (offset > s.last_offset) {
@@ -334,6 +334,44 @@ void fanout_scenario::on_envelope(subscriber& s, std::string_view text, uint64_t
     } else if (offset >= 0 && offset < s.last_offset) {
         ++s.out_of_order_offset;
     }
+    if (_opt.ack_every != 0 && ++s.since_ack >= _opt.ack_every && offset >= 0) {
+        s.since_ack = 0;
+        send_ack(conn, s, offset);
+    }
+}
+
+void fanout_scenario::send_ack(uint32_t conn, subscriber& s, int64_t offset) noexcept {
+    std::byte* area = _ack_areas.get() + std::size_t(conn) * ack_area_bytes;
+    if (_client->send_idle(conn)) {
+        s.ack_used = 0; // everything queued before went out: the area is free again
+    }
+    const std::string& prefix = _ack_prefixes[s.channel];
+    if (s.ack_used + max_ack_frame_bytes(prefix.size()) > ack_area_bytes) {
+        ++_acks_skipped;
+        return;
+    }
+    std::byte* at = area + s.ack_used;
+    const std::size_t len = write_ack_frame(at, prefix, uint64_t(offset), _ack_masks[s.channel]);
+    if (len == 0 || _client->queue_data(conn, std::span<const std::byte>(at, len)) !=
+                        queue_status::queued) {
+        ++_acks_skipped; // not open any more (closing), or the send list is full
+        return;
+    }
+    s.ack_used = uint16_t(s.ack_used + len);
+    ++_acks_sent;
+    if (_in_window) {
+        ++_window_acks;
+    }
+}
+
+void fanout_scenario::on_reply_while_subscribed(std::string_view text) noexcept {
+    if (text.find("\"ok\":false") == text.npos) {
+        ++_unexpected; // a notice, or a reply nothing asked for
+        return;
+    }
+    ++_ack_errors;
+    const int64_t code = number_after(text, "\"code\":");
+    _ack_last_error = code > 0 ? uint32_t(code) : 0;
 }
 
 void fanout_scenario::on_peer_message(uint32_t conn, subscriber& s, std::string_view text,
@@ -343,7 +381,7 @@ void fanout_scenario::on_peer_message(uint32_t conn, subscriber& s, std::string_
         return;
     case protocol_layer::verdict::delivery:
         if (s.state == sub_state::subscribed) {
-            return on_envelope(s, text, now);
+            return on_envelope(conn, s, text, now);
         }
         ++_unexpected;
         return;
@@ -421,6 +459,15 @@ void fanout_scenario::emit_interval_json(uint64_t now, double dt, double bench_p
     _interval_sent = sent;
 }
 
+void fanout_scenario::build_ack_prefixes(client& cl) {
+    _ack_prefixes.reserve(_opt.channels);
+    _ack_masks.reserve(_opt.channels);
+    for (uint32_t c = 0; c < _opt.channels; ++c) {
+        _ack_prefixes.push_back(ack_command_prefix(channel_name(_opt, c)));
+        _ack_masks.push_back(cl.random_mask());
+    }
+}
+
 bool fanout_scenario::build_subscribe_frames(client& cl) {
     _subscribe_frames.reserve(_opt.channels);
     for (uint32_t c = 0; c < _opt.channels; ++c) {
@@ -470,6 +517,10 @@ int fanout_scenario::run(report& out) {
     _client = &cl;
     _layer = protocol_layer(_opt.protocol, cl);
     build_subscribe_frames(cl);
+    if (_opt.ack_every != 0) {
+        build_ack_prefixes(cl);
+        _ack_areas = std::make_unique<std::byte[]>(std::size_t(n) * ack_area_bytes);
+    }
     _subs.assign(n, subscriber{});
     for (uint32_t i = 0; i < n; ++i) {
         _subs[i].channel = (_ctx.first_global_index() + i) % _opt.channels;
@@ -674,6 +725,12 @@ int fanout_scenario::run(report& out) {
     out.set("malformed", double(_malformed), merge_rule::sum);
     out.set("unexpected_messages", double(_unexpected), merge_rule::sum);
     out.set("counts_complete", have_counts ? 1 : 0, merge_rule::max);
+    out.set("ack_every", _opt.ack_every);
+    out.set("acks_sent", double(_acks_sent), merge_rule::sum);
+    out.set("acks_per_s", rate(double(_window_acks)), merge_rule::sum);
+    out.set("acks_skipped", double(_acks_skipped), merge_rule::sum);
+    out.set("ack_errors", double(_ack_errors), merge_rule::sum);
+    out.set("ack_last_error", double(_ack_last_error), merge_rule::max);
     out.set("protocol_errors", double(cf.protocol_errors), merge_rule::sum);
     out.set("recvs_per_s", rate(double(c1.recv_calls - c0.recv_calls)), merge_rule::sum);
     out.set("wire_bytes_per_s",
