@@ -16,52 +16,88 @@
 
 namespace ringcast::pubsub {
 
+namespace {
+/// Entries an empty lane may keep allocated (32 B each): what a client acking every few
+/// dozen messages reuses, without keeping a burst's worth per connection.
+constexpr std::size_t max_idle_lane_capacity = 256;
+} // namespace
+
 // --- ack_window -----------------------------------------------------------------------------
 
-void ack_window::track(uint64_t channel, uint64_t offset, core::frame_ref f, uint64_t due_ms) {
-    RINGCAST_ASSERT(_entries.empty() || _entries.back().due_ms <= due_ms);
-    _bytes += f->size();
-    _entries.push_back(entry{channel, offset, std::move(f), due_ms});
+ack_window::lane* ack_window::find(uint64_t channel) noexcept {
+    for (lane& l : _lanes) {
+        if (l.channel == channel) {
+            return &l;
+        }
+    }
+    return nullptr;
 }
 
-template <typename Match>
-std::size_t ack_window::erase_if(Match&& match) noexcept {
-    // One pass, keeping the order; entries before _next that go move _next back with them.
-    std::size_t kept = 0;
-    std::size_t next = _next;
-    for (std::size_t i = 0; i < _entries.size(); ++i) {
-        if (match(_entries[i])) {
-            _bytes -= _entries[i].frame->size();
-            if (i < _next) {
-                --next;
-            }
-            continue;
-        }
-        if (kept != i) {
-            _entries[kept] = std::move(_entries[i]);
-        }
-        ++kept;
+bool ack_window::track(uint64_t channel, uint64_t offset, core::frame_ref f, uint64_t due_ms) {
+    lane* l = find(channel);
+    if (l == nullptr) {
+        l = &_lanes.emplace_back(lane{channel, {}, 0, 0});
     }
-    const std::size_t removed = _entries.size() - kept;
-    _entries.resize(kept);
-    _next = next;
-    return removed;
+    RINGCAST_ASSERT(l->entries.empty() || l->entries.back().due_ms <= due_ms);
+    _bytes += f->size();
+    ++_size;
+    l->entries.push_back(entry{offset, std::move(f), due_ms});
+    const bool arm = !_timer_armed;
+    _timer_armed = true;
+    return arm;
+}
+
+void ack_window::compact(lane& l) noexcept {
+    if (l.head == l.entries.size()) {
+        // Emptied: the capacity stays for the channel's next messages, unless a burst left
+        // it large (4,096 entries of 32 B would stay 128 KiB per connection).
+        if (l.entries.capacity() > max_idle_lane_capacity) {
+            std::vector<entry>().swap(l.entries);
+        } else {
+            l.entries.clear();
+        }
+        l.head = l.next = 0;
+    } else if (l.head >= 16 && l.head * 2 >= l.entries.size()) {
+        l.entries.erase(l.entries.begin(), l.entries.begin() + std::ptrdiff_t(l.head));
+        l.next -= l.head;
+        l.head = 0;
+    }
 }
 
 ack_window::acked ack_window::acknowledge(uint64_t channel, uint64_t offset) noexcept {
     acked out;
-    out.count = erase_if([&](const entry& e) {
-        if (e.channel != channel || e.offset > offset) {
-            return false;
-        }
+    lane* l = find(channel);
+    if (l == nullptr) {
+        return out;
+    }
+    while (l->head < l->entries.size() && l->entries[l->head].offset <= offset) {
+        entry& e = l->entries[l->head];
         out.through = std::max(out.through, e.offset);
-        return true;
-    });
+        _bytes -= e.frame->size();
+        e.frame = {}; // the reference goes now, not at compaction
+        ++l->head;
+        ++out.count;
+    }
+    l->next = std::max(l->next, l->head);
+    _size -= out.count;
+    compact(*l);
     return out;
 }
 
 std::size_t ack_window::forget(uint64_t channel) noexcept {
-    return erase_if([&](const entry& e) { return e.channel == channel; });
+    lane* l = find(channel);
+    if (l == nullptr) {
+        return 0;
+    }
+    const std::size_t n = l->entries.size() - l->head;
+    for (std::size_t i = l->head; i < l->entries.size(); ++i) {
+        _bytes -= l->entries[i].frame->size();
+    }
+    _size -= n;
+    // Swap-remove: lanes have no order of their own.
+    *l = std::move(_lanes.back());
+    _lanes.pop_back();
+    return n;
 }
 
 // --- the ack command ------------------------------------------------------------------------

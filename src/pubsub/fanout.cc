@@ -124,10 +124,8 @@ void fanout::track(conn_handle h, session& s, const local_channel& channel, uint
     }
     ack_window& w = *s._acks;
     const uint64_t due = _io.now_ms() + _ack_timeout_ms;
-    const bool timer_armed = w.next_due() != 0; // armed whenever a resend is due later
-    w.track(channel.generation, offset, f, due);
     ++_stats.ack_pending;
-    if (!timer_armed) {
+    if (w.track(channel.generation, offset, f, due)) {
         _io.set_timer(h, core::conn_timer::acks, due);
     }
     if (w.size() > max_unacked_messages || w.bytes() > _slow_consumer_bytes) {
@@ -164,14 +162,15 @@ void fanout::resend_due(conn_handle h, session& s) noexcept {
     }
     ack_window& w = *s._acks;
     const bool over = _io.output_over_budget();
-    _stats.ack_resent += w.resend_due(_io.now_ms(), [&](const core::frame_ref& f) {
+    const ack_window::resent r = w.resend_due(_io.now_ms(), [&](const core::frame_ref& f) {
         // Sent as it was first (never dropped); a close here only marks the session.
         if (!s._closing) {
             deliver(h, s, f, priority::high, over);
         }
     });
-    if (const uint64_t next = w.next_due(); next != 0 && !s._closing) {
-        _io.set_timer(h, core::conn_timer::acks, next);
+    _stats.ack_resent += r.count;
+    if (r.next_due != 0 && !s._closing) {
+        _io.set_timer(h, core::conn_timer::acks, r.next_due);
     }
 }
 

@@ -66,23 +66,29 @@ std::size_t timers_of(const fake_io& io, core::conn_timer which) {
 TEST_CASE("ack_window: cumulative acks per channel, one resend each, in order",
           "[pubsub][acks]") {
     ack_window w;
-    w.track(7, 1, bytes(10), 100);
-    w.track(8, 1, bytes(20), 100);
-    w.track(7, 2, bytes(30), 150);
-    w.track(7, 3, bytes(40), 200);
+    CHECK(w.track(7, 1, bytes(10), 100)); // no timer yet: arm one
+    CHECK_FALSE(w.track(8, 1, bytes(20), 100));
+    CHECK_FALSE(w.track(7, 2, bytes(30), 150));
+    CHECK_FALSE(w.track(7, 3, bytes(40), 200));
     CHECK(w.size() == 4);
     CHECK(w.bytes() == 100);
-    CHECK(w.next_due() == 100);
 
     std::vector<std::size_t> resent;
-    CHECK(w.resend_due(99, [&](const core::frame_ref& f) { resent.push_back(f->size()); }) == 0);
-    CHECK(w.resend_due(150, [&](const core::frame_ref& f) { resent.push_back(f->size()); }) == 3);
-    CHECK(resent == std::vector<std::size_t>{10, 20, 30});
-    CHECK(w.next_due() == 200);
+    const auto record = [&](const core::frame_ref& f) { resent.push_back(f->size()); };
+    ack_window::resent r = w.resend_due(99, record);
+    CHECK(r.count == 0);
+    CHECK(r.next_due == 100);
+    r = w.resend_due(150, record);
+    CHECK(r.count == 3);
+    CHECK(r.next_due == 200);
+    CHECK(resent == std::vector<std::size_t>{10, 30, 20}); // channel by channel, in order
     // Resent once: a later pass sends only what was not resent yet.
-    CHECK(w.resend_due(1000, [&](const core::frame_ref& f) { resent.push_back(f->size()); }) == 1);
+    r = w.resend_due(1000, record);
+    CHECK(r.count == 1);
     CHECK(resent.back() == 40);
-    CHECK(w.next_due() == 0);
+    CHECK(r.next_due == 0); // nothing left to resend: the timer stays off
+    CHECK(w.track(9, 1, bytes(1), 1000)); // so the next message arms it again
+    CHECK(w.forget(9) == 1);
 
     const ack_window::acked a = w.acknowledge(7, 2);
     CHECK(a.count == 2);
@@ -90,6 +96,7 @@ TEST_CASE("ack_window: cumulative acks per channel, one resend each, in order",
     CHECK(w.size() == 2);
     CHECK(w.bytes() == 60);
     CHECK(w.acknowledge(7, 2).count == 0); // again: nothing left to confirm
+    CHECK(w.acknowledge(5, 100).count == 0); // a channel with nothing waiting
     CHECK(w.forget(8) == 1);
     CHECK(w.acknowledge(7, 1000).through == 3);
     CHECK(w.empty());
@@ -102,15 +109,39 @@ TEST_CASE("ack_window: acks before the resend point keep the rest due", "[pubsub
         w.track(1, off, bytes(1), 100 * off);
     }
     int sent = 0;
-    w.resend_due(200, [&](const core::frame_ref&) { ++sent; }); // 1 and 2 resent
+    const auto count = [&](const core::frame_ref&) { ++sent; };
+    CHECK(w.resend_due(200, count).next_due == 300); // 1 and 2 resent
     CHECK(sent == 2);
     w.acknowledge(1, 1); // one of the resent ones goes
-    CHECK(w.next_due() == 300);
-    w.resend_due(300, [&](const core::frame_ref&) { ++sent; });
+    ack_window::resent r = w.resend_due(300, count);
+    CHECK(r.count == 1);
     CHECK(sent == 3);
-    CHECK(w.next_due() == 400);
-    CHECK(w.forget(1) == 3);
-    CHECK(w.next_due() == 0);
+    CHECK(r.next_due == 400);
+    w.acknowledge(1, 3); // past the resend point: the next one is still due
+    r = w.resend_due(400, count);
+    CHECK(r.count == 1);
+    CHECK(r.next_due == 0);
+    CHECK(w.forget(1) == 1);
+    CHECK(w.empty());
+}
+
+TEST_CASE("ack_window: a long stream acked as it goes keeps a small lane", "[pubsub][acks]") {
+    ack_window w;
+    std::size_t acked = 0;
+    for (uint64_t off = 1; off <= 100000; ++off) {
+        w.track(1, off, bytes(8), off);
+        if (off % 10 == 0) {
+            acked += w.acknowledge(1, off).count;
+        }
+    }
+    CHECK(acked == 100000);
+    CHECK(w.empty());
+    CHECK(w.bytes() == 0);
+    // A message sent out of offset order waits for an ack covering its predecessors.
+    w.track(2, 5, bytes(1), 1);
+    w.track(2, 3, bytes(1), 1);
+    CHECK(w.acknowledge(2, 4).count == 0);
+    CHECK(w.acknowledge(2, 5).count == 2);
 }
 
 TEST_CASE("acks: an unacknowledged message is sent again once after the timeout",
