@@ -268,6 +268,7 @@ struct counters {
     uint64_t ack_closes = 0;    ///< connections closed (1008) for what they left unacked
     uint64_t ack_replayed = 0;  ///< user: messages never acknowledged, sent again on reconnect
     uint64_t permission_refused = 0; ///< subscribes / publishes refused 403 (namespace rules)
+    uint64_t channel_limit_refused = 0; ///< subscribes refused 403 (--max-channels)
     uint64_t refreshes = 0;          ///< refresh commands that replaced a connection's token
     uint64_t refresh_refused = 0;    ///< refresh commands refused (401, 403)
     uint64_t revoked_subscriptions = 0; ///< subscriptions ended by a refresh (notice sent)

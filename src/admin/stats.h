@@ -81,7 +81,8 @@ inline constexpr field<pubsub::counters> pubsub_fields[] = {
      "connections closed 1008 because their backlog reached --slow-consumer-bytes"},
     {"commands", figure::counter, &pubsub::counters::commands, "/ws commands received"},
     {"command_errors", figure::counter, &pubsub::counters::command_errors,
-     "/ws commands answered with an error"},
+     "/ws commands refused unread: not JSON, an unknown op, a missing or malformed field "
+     "(other refusals have their own counters: permission_refused, busy_refused, ...)"},
     {"rate_limited", figure::counter, &pubsub::counters::rate_limited,
      "/ws commands over the command rate, dropped before parsing"},
     {"commands_waited", figure::counter, &pubsub::counters::commands_waited,
@@ -133,6 +134,8 @@ inline constexpr field<pubsub::counters> pubsub_fields[] = {
      "connection"},
     {"permission_refused", figure::counter, &pubsub::counters::permission_refused,
      "/ws subscribes and publishes refused 403 by the namespace rules (JWT on)"},
+    {"channel_limit_refused", figure::counter, &pubsub::counters::channel_limit_refused,
+     "/ws subscribes refused 403 \"channel limit reached\" (--max-channels)"},
     {"refreshes", figure::counter, &pubsub::counters::refreshes,
      "/ws refresh commands that replaced the connection's token"},
     {"refresh_refused", figure::counter, &pubsub::counters::refresh_refused,

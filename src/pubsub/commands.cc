@@ -235,6 +235,7 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
         return answer(reply_ok(cmd.has_id, cmd.id, offset_fields(channel, ch->epoch, ch->offset)));
     }
     if (subscriptions::held(s) >= _config.max_channels_per_connection) {
+        ++_counters.channel_limit_refused;
         return answer(reply_error(cmd.has_id, cmd.id, 403, "channel limit reached"));
     }
     // Recovery only where the namespace keeps history (the same rules on every shard):

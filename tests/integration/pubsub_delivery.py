@@ -307,10 +307,15 @@ def cases(port, limit_port, rate_port):
 
     async def channel_limit():
         c = await pubsub_client.connect(limit_port)  # anonymous: no user: channel counted
+        api = support.api_client(limit_port)
+        before = api.stats()["total"]["channel_limit_refused"]
         for k in range(3):
             await c.subscribe(f"lim-{k}")
         expect_error(await c.command("subscribe", channel="lim-3"), 403,
                      "4th channel with --max-channels 3")
+        refused = api.stats()["total"]["channel_limit_refused"] - before
+        api.close()
+        expect(refused == 1, f"channel_limit_refused +{refused}, expected +1")
         again = await c.command("subscribe", channel="lim-1")
         expect(again.get("ok") is True, f"re-subscribing to a held channel at the limit: {again}")
         await c.ok("unsubscribe", channel="lim-0")
