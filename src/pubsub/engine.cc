@@ -76,6 +76,10 @@ struct engine::interest_relay final : interest_sink {
                           interest_change change) override {
         owner.send_interest(channel, generation, change);
     }
+    void member_changed(const local_channel& ch, const session& s,
+                        member_change change) override {
+        owner.send_member(ch.name, s, change); // presence
+    }
     engine& owner;
 };
 
@@ -100,6 +104,10 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
     _config.channels = with_offline(cfg);
     receivers.on<kinds::recover>(*this);
     receivers.on<kinds::recovered>(*this);
+    // presence (presence.cc)
+    receivers.on<kinds::member>(*this);
+    receivers.on<kinds::presence_ask>(*this);
+    receivers.on<kinds::presence_answer>(*this);
 }
 
 engine::~engine() = default;

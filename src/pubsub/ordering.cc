@@ -66,6 +66,11 @@ const home_channel* ordering::find(std::string_view channel) const noexcept {
     return it == _home.end() ? nullptr : it->second.get();
 }
 
+home_channel* ordering::find(std::string_view channel) noexcept {
+    auto it = _home.find(channel);
+    return it == _home.end() ? nullptr : it->second.get();
+}
+
 std::vector<std::string_view> ordering::idle_names() const {
     std::vector<std::string_view> out;
     out.reserve(_idle_count);

@@ -19,6 +19,7 @@
 
 #include "engine_types.h"
 #include "history.h"
+#include "presence.h"
 
 #include <memory>
 #include <string>
@@ -44,6 +45,9 @@ struct home_channel {
     /// The last offset ordered while some shard was interested: later ones reached nobody
     /// (for a user: channel, the user was offline).
     uint64_t delivered_through = 0;
+    /// presence: its members, while it has some and its namespace is marked presence. A
+    /// member's shard is interested, so a channel with members is never idle or evicted.
+    std::unique_ptr<channel_presence> presence;
 };
 
 /// The home channels of one shard (see the file comment).
@@ -80,6 +84,7 @@ public:
                                  interest_change change);
     /// The channel if it is homed here and still known; nullptr otherwise.
     const home_channel* find(std::string_view channel) const noexcept;
+    home_channel* find(std::string_view channel) noexcept;
 
     /// Channels ordered here (the counters' home_channels gauge).
     std::size_t size() const noexcept { return _home.size(); }

@@ -29,9 +29,17 @@ struct recording_sink final : interest_sink {
     void interest_changed(std::string_view channel, uint64_t generation,
                           interest_change what) override {
         changes.push_back({std::string(channel), generation, what});
+        told.push_back((what == interest_change::gained ? "gained " : "lost ") +
+                       std::string(channel));
         if (then) {
             then(changes.back());
         }
+    }
+    /// presence: every member change, as "+channel" / "-channel", in the order told,
+    /// interleaved with the interest changes as "gained channel" / "lost channel".
+    std::vector<std::string> told;
+    void member_changed(const local_channel& ch, const session&, member_change c) override {
+        told.push_back((c == member_change::joined ? "+" : "-") + ch.name);
     }
 };
 
