@@ -230,6 +230,11 @@ constexpr option table[] = {
     {.name = "offline-ttl-s", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.offline_ttl_s), .range = {1, 31536000},
      .help = "seconds an offline message is kept"},
+    // presence
+    {.name = "presence-max-members", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.max_presence_members), .range = {0, 100000},
+     .help = "users in a presence channel (--namespace NS:presence) up to which joins and "
+             "leaves are sent and the members listed; past it, counts only"},
     {.name = "max-idle-channels", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.max_idle_channels), .range = {1, 1u << 26},
      .help = "channels without subscribers whose offset a shard keeps; older ones restart "

@@ -295,3 +295,21 @@ TEST_CASE("subscriptions: the sink may confirm at once, as a home on the same sh
     CHECK(subs.subscribed(s, "news") == subs.find("news"));
     CHECK(subs.find("news")->confirmed);
 }
+
+TEST_CASE("subscriptions: every subscriber added or removed is told as a member change, a "
+          "removal before the interest loss",
+          "[pubsub][subscriptions][presence]") {
+    recording_sink sink;
+    subscriptions subs(sink);
+    session a;
+    session b;
+    subscribe(subs, "room", 1, a);  // waits, confirmed: added by confirm()
+    subscribe(subs, "room", 2, b);  // confirmed: added at once
+    subscribe(subs, "other", 1, a);
+    REQUIRE(subs.remove(a, "room"));
+    subs.close(handle(2), b);
+    subs.close(handle(1), a);
+    CHECK(sink.told == std::vector<std::string>{"gained room", "+room", "+room", "gained other",
+                                                "+other", "-room", "-room", "lost room",
+                                                "-other", "lost other"});
+}
