@@ -18,8 +18,7 @@ namespace ringcast::pubsub {
 
 // --- the members of one channel -------------------------------------------------------------
 
-user_transition apply_member(channel_presence& p, std::string_view user_id,
-                             member_change change) {
+user_transition apply_member(channel_presence& p, std::string_view user_id, member_change change) {
     switch (change) {
     case member_change::joined:
         ++p.connections;
@@ -137,13 +136,12 @@ void engine::send_member(std::string_view channel, const session& s, member_chan
     if (home_id == unsigned(_io.id())) {
         return on_member(channel, s.user_id(), change);
     }
-    _io.post<kinds::member>(shard_id(static_cast<uint16_t>(home_id)),
-                            std::make_unique<member_msg>(member_msg{
-                                std::string(channel), s.user_id(), change}));
+    _io.post<kinds::member>(
+        shard_id(static_cast<uint16_t>(home_id)),
+        std::make_unique<member_msg>(member_msg{std::string(channel), s.user_id(), change}));
 }
 
-void engine::on_member(std::string_view channel, std::string_view user_id,
-                       member_change change) {
+void engine::on_member(std::string_view channel, std::string_view user_id, member_change change) {
     home_channel* ch = _ordering->find(channel);
     if (ch == nullptr) {
         return; // never so: the member's shard is interested, so the channel is known here
@@ -192,9 +190,9 @@ void engine::on_member(std::string_view channel, std::string_view user_id,
         if (shard == unsigned(_io.id())) {
             _fanout->deliver_local(*ch->name, f, priority::low, 0);
         } else {
-            _io.post<kinds::deliver>(shard_id(static_cast<uint16_t>(shard)),
-                                     std::make_unique<delivery>(
-                                         delivery{f, *ch->name, priority::low, 0}));
+            _io.post<kinds::deliver>(
+                shard_id(static_cast<uint16_t>(shard)),
+                std::make_unique<delivery>(delivery{f, *ch->name, priority::low, 0}));
         }
     }
 }
@@ -231,9 +229,9 @@ void engine::presence(conn_handle h, session& s, const command& cmd) {
         return send_reply(h, s, reply_error(cmd.has_id, cmd.id, 403, "another user's channel"));
     }
     if (!tracks_presence(cmd.channel)) {
-        return send_reply(h, s,
-                          reply_error(cmd.has_id, cmd.id, 400,
-                                      "presence is off for this channel's namespace"));
+        return send_reply(
+            h, s,
+            reply_error(cmd.has_id, cmd.id, 400, "presence is off for this channel's namespace"));
     }
     const unsigned home_id = home_shard(cmd.channel, _io.shards());
     if (home_id != unsigned(_io.id()) &&
@@ -267,14 +265,12 @@ void engine::finish_presence(presence_msg& m) {
                reply_ok(m.has_id, m.id, "," + presence_fields(m.channel, m.page)));
 }
 
-void engine::on_mesh(kinds::presence_ask, shard_id from,
-                     std::unique_ptr<presence_msg> m) noexcept {
+void engine::on_mesh(kinds::presence_ask, shard_id from, std::unique_ptr<presence_msg> m) noexcept {
     m->page = presence_of(m->channel, presence_detail::members);
     _io.post<kinds::presence_answer>(from, std::move(m));
 }
 
-void engine::on_mesh(kinds::presence_answer, shard_id,
-                     std::unique_ptr<presence_msg> m) noexcept {
+void engine::on_mesh(kinds::presence_answer, shard_id, std::unique_ptr<presence_msg> m) noexcept {
     finish_presence(*m);
     if (session* s = find_session(m->conn); s != nullptr) {
         resume(m->conn, *s);

@@ -45,8 +45,7 @@ enum class user_transition : uint8_t {
 /// Applies one member delta: connection `user_id` (empty: anonymous) joined or left. A
 /// leave the presence does not hold (never sent: every leave follows its join on the same
 /// ordered mesh pair) changes nothing and answers none.
-user_transition apply_member(channel_presence& p, std::string_view user_id,
-                             member_change change);
+user_transition apply_member(channel_presence& p, std::string_view user_id, member_change change);
 
 /// The page of `p` (null: nobody): counts, and with `detail` members the users sorted by id
 /// unless there are more than `max_listed` (then listed is false and members empty).
@@ -56,6 +55,6 @@ presence_page presence_page_of(const channel_presence* p, presence_detail detail
 /// The text of a join / leave event: {"op":"presence","type":"join"|"leave","channel":C,
 /// "userId":U}. Names are valid_channel / valid_user_id: written without escaping.
 std::string presence_event_text(std::string_view channel, std::string_view user_id,
-                                 member_change change);
+                                member_change change);
 
 } // namespace ringcast::pubsub

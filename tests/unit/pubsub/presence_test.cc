@@ -54,8 +54,8 @@ struct cluster {
                 ios[from]->posts.clear();
                 for (const auto& p : posts) {
                     moved = true;
-                    ios[unsigned(p.to)]->handlers.dispatch(
-                        shard_id(static_cast<uint16_t>(from)), p.msg);
+                    ios[unsigned(p.to)]->handlers.dispatch(shard_id(static_cast<uint16_t>(from)),
+                                                           p.msg);
                 }
             }
         }
@@ -153,9 +153,10 @@ TEST_CASE("presence: a join only for a user's first connection, a leave only for
         CHECK(events_to(c, 1, 1) == joined);
 
         c.command(0, 1, w0, command_text("presence", room, 2));
-        CHECK(reply_to(c, 0, 1, 2) ==
-              R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
-                  R"(","users":1,"connections":4,"anonymous":2,"members":[{"userId":"ann","connections":2}]})");
+        CHECK(
+            reply_to(c, 0, 1, 2) ==
+            R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
+                R"(","users":1,"connections":4,"anonymous":2,"members":[{"userId":"ann","connections":2}]})");
 
         // Her first connection leaves: she is still there.
         c.command(0, 2, a0, command_text("unsubscribe", room, 2));
@@ -181,8 +182,7 @@ TEST_CASE("presence: a join only for a user's first connection, a leave only for
     }
 }
 
-TEST_CASE("presence: anonymous connections are counted and make no events",
-          "[pubsub][presence]") {
+TEST_CASE("presence: anonymous connections are counted and make no events", "[pubsub][presence]") {
     cluster c(2, presence_config());
     const std::string room = homed_on(1, 2);
     session watcher;
@@ -195,9 +195,10 @@ TEST_CASE("presence: anonymous connections are counted and make no events",
         c.command(i % 2, 10 + i, anon[i], command_text("subscribe", room, 1));
     }
     c.command(0, 1, watcher, command_text("presence", room, 2));
-    CHECK(reply_to(c, 0, 1, 2) ==
-          R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
-              R"(","users":1,"connections":4,"anonymous":3,"members":[{"userId":"bob","connections":1}]})");
+    CHECK(
+        reply_to(c, 0, 1, 2) ==
+        R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
+            R"(","users":1,"connections":4,"anonymous":3,"members":[{"userId":"bob","connections":1}]})");
     for (uint32_t i = 0; i < 3; ++i) {
         c.close(i % 2, 10 + i, anon[i]);
     }
@@ -224,20 +225,22 @@ TEST_CASE("presence: past max_presence_members users, no events and no list, cou
     CHECK(events_to(c, 1, 1) ==
           std::vector<std::string>{event("join", room, "u1"), event("join", room, "u2")});
     c.command(1, 1, watcher, command_text("presence", room, 2));
-    CHECK(reply_to(c, 1, 1, 2) == R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
-                                      R"(","users":3,"connections":4,"anonymous":1,"listed":false})");
+    CHECK(reply_to(c, 1, 1, 2) ==
+          R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
+              R"(","users":3,"connections":4,"anonymous":1,"listed":false})");
     CHECK(c.total().presence_events_suppressed == 1);
     // u2 leaves while there are three: not announced either; then u1 leaves from two: sent.
     c.close(1, 11, users[1]);
     c.close(0, 10, users[0]);
-    CHECK(events_to(c, 1, 1) ==
-          std::vector<std::string>{event("join", room, "u1"), event("join", room, "u2"),
-                                   event("leave", room, "u1")});
+    CHECK(events_to(c, 1, 1) == std::vector<std::string>{event("join", room, "u1"),
+                                                         event("join", room, "u2"),
+                                                         event("leave", room, "u1")});
     CHECK(c.total().presence_events_suppressed == 2);
     c.command(1, 1, watcher, command_text("presence", room, 3));
-    CHECK(reply_to(c, 1, 1, 3) ==
-          R"({"op":"reply","id":3,"ok":true,"channel":")" + room +
-              R"(","users":1,"connections":2,"anonymous":1,"members":[{"userId":"u3","connections":1}]})");
+    CHECK(
+        reply_to(c, 1, 1, 3) ==
+        R"({"op":"reply","id":3,"ok":true,"channel":")" + room +
+            R"(","users":1,"connections":2,"anonymous":1,"members":[{"userId":"u3","connections":1}]})");
 }
 
 TEST_CASE("presence: unsubscribe, close and a refresh that revokes the channel all send the "
@@ -289,13 +292,15 @@ TEST_CASE("presence: unsubscribe, close and a refresh that revokes the channel a
                                    event("leave", room, "un"), event("leave", room, "cl"),
                                    event("leave", room, "re")});
     c.command(1, 1, watcher, command_text("presence", room, 2));
-    CHECK(reply_to(c, 1, 1, 2) ==
-          R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
-              R"(","users":1,"connections":1,"anonymous":0,"members":[{"userId":"watcher","connections":1}]})");
+    CHECK(
+        reply_to(c, 1, 1, 2) ==
+        R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
+            R"(","users":1,"connections":1,"anonymous":0,"members":[{"userId":"watcher","connections":1}]})");
     // The revoked connection may not ask any more either.
     c.command(0, 4, by_refresh, command_text("presence", room, 3));
-    CHECK(reply_to(c, 0, 4, 3) ==
-          R"({"op":"reply","id":3,"ok":false,"error":{"code":403,"message":"channel not granted by token"}})");
+    CHECK(
+        reply_to(c, 0, 4, 3) ==
+        R"({"op":"reply","id":3,"ok":false,"error":{"code":403,"message":"channel not granted by token"}})");
 }
 
 TEST_CASE("presence: a namespace not marked presence costs no mesh message and answers 400",
@@ -312,11 +317,13 @@ TEST_CASE("presence: a namespace not marked presence costs no mesh message and a
     CHECK(c.total().presence_joins == members_before);
     CHECK(c.total().presence_channels == 0);
     c.command(0, 1, s, command_text("presence", "plain:x", 2));
-    CHECK(reply_to(c, 0, 1, 2) ==
-          R"({"op":"reply","id":2,"ok":false,"error":{"code":400,"message":"presence is off for this channel's namespace"}})");
+    CHECK(
+        reply_to(c, 0, 1, 2) ==
+        R"({"op":"reply","id":2,"ok":false,"error":{"code":400,"message":"presence is off for this channel's namespace"}})");
     c.command(0, 1, s, command_text("presence", "user:bob", 3));
-    CHECK(reply_to(c, 0, 1, 3) ==
-          R"({"op":"reply","id":3,"ok":false,"error":{"code":403,"message":"another user's channel"}})");
+    CHECK(
+        reply_to(c, 0, 1, 3) ==
+        R"({"op":"reply","id":3,"ok":false,"error":{"code":403,"message":"another user's channel"}})");
     // Nobody in a presence channel: an empty list.
     const std::string room = homed_on(1, 2);
     c.command(0, 1, s, command_text("presence", room, 4));
@@ -351,8 +358,7 @@ TEST_CASE("channel_presence: connections per user, anonymous, and what a delta d
     CHECK(p.anonymous == 1);
     const presence_page page = presence_page_of(&p, presence_detail::members, 2);
     CHECK(page.listed);
-    CHECK(page.members ==
-          std::vector<std::pair<std::string, uint32_t>>{{"a", 2}, {"b", 1}});
+    CHECK(page.members == std::vector<std::pair<std::string, uint32_t>>{{"a", 2}, {"b", 1}});
     CHECK_FALSE(presence_page_of(&p, presence_detail::members, 1).listed);
     CHECK(presence_page_of(&p, presence_detail::counts, 2).members.empty());
     CHECK(apply_member(p, "a", member_change::left) == user_transition::none);
