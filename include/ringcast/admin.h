@@ -31,8 +31,8 @@ namespace ringcast::admin {
 enum class api_scope : uint8_t {
     /// POST /api/publish, /api/send, /api/broadcast, and a backend session on /ws.
     publish,
-    /// POST /api/disconnect; GET /api/stats, /api/online, /api/channels[/<name>]: what
-    /// disconnects users or shows who is online.
+    /// POST /api/disconnect; GET /api/stats, /api/online, /api/channels[/<name>],
+    /// /api/presence/<name>: what disconnects users or shows who is online.
     admin,
 };
 inline constexpr unsigned api_scope_count = 2;
@@ -175,6 +175,7 @@ private:
     std::optional<std::string> get_channels(const call& c);    // query_endpoints.cc
     std::optional<std::string> get_channel(const call& c);     // query_endpoints.cc
     std::optional<std::string> get_history(const call& c);     // query_endpoints.cc
+    std::optional<std::string> get_presence(const call& c);    // query_endpoints.cc
 
     // --- publishing (publish_endpoints.cc) ------------------------------------------------
     /// /api/publish and /api/send: every item of the body published on the channel `to`

@@ -148,6 +148,22 @@ std::string reply_error(bool has_id, uint64_t id, int code, std::string_view mes
 /// new token does not allow it; `reason` (JSON-escaped) is auth::may_subscribe's.
 std::string notice_unsubscribed(std::string_view channel, std::string_view reason);
 
+// presence (docs/protocol.md "Presence")
+/// One channel's presence as its home shard knows it.
+struct presence_page {
+    uint64_t users = 0;       ///< users with at least one connection subscribed
+    uint64_t connections = 0; ///< connections subscribed, anonymous ones included
+    uint64_t anonymous = 0;   ///< connections without a user id
+    bool listed = true;       ///< false past config::max_presence_members: no members
+    std::vector<std::pair<std::string, uint32_t>> members; ///< user id → connections, by id
+};
+/// How much of a presence_page is filled: the counts alone, or the members too.
+enum class presence_detail : uint8_t { counts, members };
+/// `"channel":"C","users":U,"connections":K,"anonymous":A` then `,"members":[{"userId":
+/// "u","connections":N},...]` or, past the cut-off, `,"listed":false`: the fields of the
+/// presence reply and of GET /api/presence/<channel>. `channel` is a valid_channel.
+std::string presence_fields(std::string_view channel, const presence_page& page);
+
 // ---- 2. runtime ---------------------------------------------------------------------------
 //
 // One engine per shard (built by the gateway on the shard's thread). A channel's home shard
@@ -232,6 +248,11 @@ struct config {
     /// and is not acknowledged this long after it was sent is sent again on that
     /// connection, once (--ack-timeout-ms).
     uint32_t ack_timeout_ms = 10000;
+    /// presence: users in one channel up to which its home sends join / leave events and
+    /// lists the members (--presence-max-members); past it, counts only. Each join or leave
+    /// goes to every subscriber, so a room of N users joining costs N² events: 1,000 keeps
+    /// a full room's arrival at a million frames, a list answer at ~100 KB.
+    uint32_t max_presence_members = 1000;
 };
 
 /// Counters of one shard's engine; gathered by the backend API.
@@ -272,6 +293,14 @@ struct counters {
     uint64_t refreshes = 0;          ///< refresh commands that replaced a connection's token
     uint64_t refresh_refused = 0;    ///< refresh commands refused (401, 403)
     uint64_t revoked_subscriptions = 0; ///< subscriptions ended by a refresh (notice sent)
+    // presence, on the channels' home shards
+    uint64_t presence_channels = 0;  ///< channels with members (gauge)
+    uint64_t presence_members = 0;   ///< users with a connection, summed over them (gauge)
+    uint64_t presence_joins = 0;     ///< a user's first connection to a channel
+    uint64_t presence_leaves = 0;    ///< a user's last connection to a channel left
+    uint64_t presence_events_sent = 0;       ///< join / leave events fanned out (once each)
+    uint64_t presence_events_suppressed = 0; ///< not sent: past max_presence_members
+    uint64_t presence_queries = 0;   ///< presence commands and API queries answered
 };
 
 struct local_channel;
@@ -280,6 +309,8 @@ struct interest_msg;
 struct delivery;
 struct recover_msg;
 struct ack_msg;
+struct member_msg;   // presence
+struct presence_msg; // presence
 struct home_channel;
 class ack_window;
 namespace kinds {
@@ -291,11 +322,15 @@ struct deliver;
 struct recover;
 struct recovered;
 struct acked;
+struct member;          // presence
+struct presence_ask;    // presence
+struct presence_answer; // presence
 } // namespace kinds
 struct pending_sub;
 struct session_backlog;
 enum class reply_mode : uint8_t;
 enum class interest_change : uint8_t;
+enum class member_change : uint8_t; // presence
 class ordering;
 class subscriptions;
 class fanout;
@@ -352,6 +387,7 @@ private:
     uint32_t _pending = 0;                     // subscriptions: subscribes waiting for a home
     uint32_t _publishing = 0;                  // engine: publishes waiting for their home shard
     uint32_t _recovering = 0;                  // engine: subscribes waiting for their history
+    uint32_t _asking_presence = 0;             // engine: presence commands waiting for a home
     uint32_t _rate_limit_burst = 0;            // engine: its bucket (client or backend)
     uint32_t _rate_limit_rate = 0;             // engine
     bool _closing = false; // fanout: closing (slow consumer, or told): deliver nothing more
@@ -447,6 +483,10 @@ public:
     void on_mesh(kinds::acked, shard_id from, std::unique_ptr<ack_msg> m) noexcept;
     /// h's core::conn_timer::acks fired: what it left unacknowledged too long is sent again.
     void on_ack_timer(conn_handle h, session& s) noexcept;
+    // presence (presence.cc)
+    void on_mesh(kinds::member, shard_id from, std::unique_ptr<member_msg> m) noexcept;
+    void on_mesh(kinds::presence_ask, shard_id from, std::unique_ptr<presence_msg> m) noexcept;
+    void on_mesh(kinds::presence_answer, shard_id from, std::unique_ptr<presence_msg> m) noexcept;
 
     /// A backend publish; the result reaches `listener` (possibly synchronously).
     /// `data` holds req.data's bytes when the caller shares one copy among several
@@ -471,6 +511,12 @@ public:
     /// For a channel whose home is this shard: its retained messages after `since`, oldest
     /// first, at most `limit` (the frames fan-out sent). Nothing when it is not known here.
     history_page history(std::string_view channel, uint64_t since, std::size_t limit);
+    /// presence: true when `channel`'s namespace is marked presence (and it is not a user:
+    /// channel), the same answer on every shard.
+    bool tracks_presence(std::string_view channel) const noexcept;
+    /// presence: for a channel whose home is this shard, its members (an empty page when it
+    /// has none); `detail` members counts a query (presence_queries).
+    presence_page presence_of(std::string_view channel, presence_detail detail);
     /// This shard's counters, gathered from the engine's parts.
     counters stats() const noexcept;
 
@@ -502,6 +548,9 @@ private:
     void note_acked(std::string_view channel, uint64_t offset) noexcept;
     // presence.cc: who is subscribed (docs/protocol.md "Presence").
     void presence(conn_handle h, session& s, const command& cmd);
+    void send_member(std::string_view channel, const session& s, member_change change);
+    void on_member(std::string_view channel, std::string_view user_id, member_change change);
+    void finish_presence(presence_msg& m);
     /// Arms h's expiry timer at exp + leeway (monotonic); nothing when `who` has no exp.
     void arm_expiry(conn_handle h, const auth::identity& who) noexcept;
     // engine.cc: sessions, the interest round trip between subscriptions and a home's

@@ -108,6 +108,7 @@ std::optional<std::string> api::handle(conn_handle h, const http::request& req,
         {"/api/channels", path_kind::exact, "GET", api_scope::admin, &api::get_channels},
         {"/api/channels/", path_kind::channel, "GET", api_scope::admin, &api::get_channel},
         {"/api/history/", path_kind::channel, "GET", api_scope::admin, &api::get_history},
+        {"/api/presence/", path_kind::channel, "GET", api_scope::admin, &api::get_presence},
     };
     // A request without a valid key learns nothing about paths: 401 (or the loopback 403)
     // comes before 404 and 405. The scope is the route's, checked once it is found.

@@ -64,6 +64,11 @@ void api::answer_here(gather_msg& g) noexcept {
         g.list = _engine.local_channels();
         std::erase_if(g.list, [&](const auto& e) { return e.first != g.arg; });
         g.home_found = _engine.home_info(g.arg, g.offset, g.epoch);
+        // presence: the home's counts
+        if (g.home_found && _engine.tracks_presence(g.arg)) {
+            g.presence_tracked = true;
+            g.presence = _engine.presence_of(g.arg, pubsub::presence_detail::counts);
+        }
         break;
     case question::history: {
         pubsub::history_page page =
@@ -76,6 +81,12 @@ void api::answer_here(gather_msg& g) noexcept {
         g.frames = std::move(page.frames);
         break;
     }
+    case question::presence:
+        g.home_found = pubsub::home_shard(g.arg, _io.shards()) == unsigned(_io.id());
+        if (g.home_found) {
+            g.presence = _engine.presence_of(g.arg, pubsub::presence_detail::members);
+        }
+        break;
     case question::broadcast_all:
         g.number = _engine.broadcast_local(g.frame, g.prio);
         break;
@@ -122,6 +133,9 @@ void api::finish_gather(uint64_t token) {
         break;
     case question::history:
         response = history_response(p.arg, p.since, p.answers, p.ka);
+        break;
+    case question::presence:
+        response = presence_response(p.arg, p.answers, p.ka);
         break;
     case question::broadcast_all:
     case question::disconnect: {

@@ -39,6 +39,7 @@ enum class question : uint8_t {
     channels,      ///< its channels and their subscriber counts (GET /api/channels)
     channel_info,  ///< one channel's subscribers, and its offset where it is home
     history,       ///< one channel's retained messages, where it is home
+    presence,      ///< one channel's members, where it is home
     broadcast_all, ///< deliver a frame to every connection (POST /api/broadcast)
     disconnect,    ///< close a user's connections (POST /api/disconnect)
 };
@@ -71,6 +72,10 @@ struct gather_msg {
     bool kept = false;
     uint64_t first = 0;
     std::vector<core::frame_ref> frames;
+    // presence: the home's page (presence with the members; channel_info counts only,
+    // when presence_tracked).
+    bool presence_tracked = false;
+    pubsub::presence_page presence;
 };
 
 namespace kinds {
@@ -114,5 +119,8 @@ std::string history_response(std::string_view channel, uint64_t since,
 /// GET /api/channels/<name> (query_endpoints.cc).
 std::string channel_response(std::string_view channel, std::span<const gather_msg> answers,
                              http::keep_alive ka);
+/// GET /api/presence/<name> (query_endpoints.cc): the home shard's page.
+std::string presence_response(std::string_view channel, std::span<const gather_msg> answers,
+                              http::keep_alive ka);
 
 } // namespace ringcast::admin

@@ -1,6 +1,7 @@
-// GET /api/online, /api/channels, /api/channels/<name> and /api/history/<name>: questions
-// every shard answers from its own tables (gather.cc), summed by name here (history: the
-// home shard's answer). Names reach these bodies only after
+// GET /api/online, /api/channels, /api/channels/<name>, /api/history/<name> and
+// /api/presence/<name>: questions every shard answers from its own tables (gather.cc),
+// summed by name here (history, presence: the home shard's answer). Names reach these
+// bodies only after
 // valid_channel / valid_user_id passed (pubsub), so they are written without escaping.
 #include "endpoints.h"
 #include "gather.h"
@@ -21,6 +22,14 @@ std::optional<std::string> api::get_channels(const call& c) {
 
 std::optional<std::string> api::get_channel(const call& c) {
     return gather(c, question::channel_info, std::string(c.name));
+}
+
+std::optional<std::string> api::get_presence(const call& c) {
+    if (!_engine.tracks_presence(c.name)) {
+        return http::make_error_response(
+            400, "presence is off for this channel's namespace (--namespace NS:presence)", c.ka);
+    }
+    return gather(c, question::presence, std::string(c.name));
 }
 
 namespace {
@@ -121,21 +130,40 @@ std::string channel_response(std::string_view channel, std::span<const gather_ms
     bool found = false;
     uint64_t offset = 0;
     std::string_view epoch;
+    const gather_msg* presence = nullptr; // presence: the home's counts
     for (const auto& a : answers) {
         if (a.home_found) {
             found = true;
             offset = a.offset;
             epoch = a.epoch;
+            presence = a.presence_tracked ? &a : nullptr;
         }
     }
     if (!found && subscribers == 0) {
         return http::make_error_response(404, "no such channel", ka);
     }
-    const std::string body = "{\"channel\":" + json_name(channel) +
-                             ",\"subscribers\":" + std::to_string(subscribers) +
-                             ",\"offset\":" + std::to_string(offset) +
-                             ",\"epoch\":" + json_name(epoch) + "}";
+    std::string body = "{\"channel\":" + json_name(channel) +
+                       ",\"subscribers\":" + std::to_string(subscribers) +
+                       ",\"offset\":" + std::to_string(offset) +
+                       ",\"epoch\":" + json_name(epoch);
+    if (presence != nullptr) {
+        body += ",\"users\":" + std::to_string(presence->presence.users) +
+                ",\"anonymous\":" + std::to_string(presence->presence.anonymous);
+    }
+    body += "}";
     return http::make_response(200, "application/json", body, ka);
+}
+
+std::string presence_response(std::string_view channel, std::span<const gather_msg> answers,
+                              http::keep_alive ka) {
+    for (const auto& a : answers) {
+        if (a.home_found) {
+            return http::make_response(
+                200, "application/json", "{" + pubsub::presence_fields(channel, a.presence) + "}",
+                ka);
+        }
+    }
+    return http::make_error_response(500, "the channel's home shard did not answer", ka);
 }
 
 std::string history_response(std::string_view channel, uint64_t since,

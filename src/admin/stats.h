@@ -142,6 +142,23 @@ inline constexpr field<pubsub::counters> pubsub_fields[] = {
      "/ws refresh commands refused (401 bad token, 403 another user's token, 400 no token)"},
     {"revoked_subscriptions", figure::counter, &pubsub::counters::revoked_subscriptions,
      "subscriptions ended by a refresh whose token no longer allows them (notice sent)"},
+    // presence
+    {"presence_channels", figure::gauge_sum, &pubsub::counters::presence_channels,
+     "channels with members, on their home shards (--namespace NS:presence)"},
+    {"presence_members", figure::gauge_sum, &pubsub::counters::presence_members,
+     "users with a connection subscribed, summed over the presence channels"},
+    {"presence_joins", figure::counter, &pubsub::counters::presence_joins,
+     "users whose first connection subscribed to a presence channel"},
+    {"presence_leaves", figure::counter, &pubsub::counters::presence_leaves,
+     "users whose last connection left a presence channel"},
+    {"presence_events_sent", figure::counter, &pubsub::counters::presence_events_sent,
+     "join and leave events sent, each once to every subscriber of its channel"},
+    {"presence_events_suppressed", figure::counter,
+     &pubsub::counters::presence_events_suppressed,
+     "join and leave events not sent: their channel had more than --presence-max-members "
+     "users"},
+    {"presence_queries", figure::counter, &pubsub::counters::presence_queries,
+     "presence commands and GET /api/presence requests answered by the home shards"},
 };
 
 inline constexpr field<core::shard_counters> core_fields[] = {

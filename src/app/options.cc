@@ -234,6 +234,11 @@ constexpr option table[] = {
      .field = RINGCAST_FIELD(gateway.pubsub.ack_timeout_ms), .range = {10, max_timeout_ms},
      .help = "a message that needs an ack (namespaces marked ack, priority 1 to user:) and "
              "has none this long after it was sent is sent again on its connection, once"},
+    // presence
+    {.name = "presence-max-members", .type = option_type::integer,
+     .field = RINGCAST_FIELD(gateway.pubsub.max_presence_members), .range = {0, 100000},
+     .help = "users in a presence channel (--namespace NS:presence) up to which joins and "
+             "leaves are sent and the members listed; past it, counts only"},
     {.name = "max-idle-channels", .type = option_type::integer,
      .field = RINGCAST_FIELD(gateway.pubsub.max_idle_channels), .range = {1, 1u << 26},
      .help = "channels without subscribers whose offset a shard keeps; older ones restart "

@@ -60,7 +60,8 @@ void engine::on_text(conn_handle h, session& s, std::string_view text) {
 }
 
 bool engine::can_start(const session& s, command_op op) const noexcept {
-    if (subscriptions::pending(s) > 0 || s._recovering > 0) {
+    if (subscriptions::pending(s) > 0 || s._recovering > 0 ||
+        s._asking_presence > 0 /* presence */) {
         return false;
     }
     return s._publishing == 0 ||

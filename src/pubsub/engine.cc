@@ -77,6 +77,10 @@ struct engine::interest_relay final : interest_sink {
                           interest_change change) override {
         owner.send_interest(channel, generation, change);
     }
+    void member_changed(const local_channel& ch, const session& s,
+                        member_change change) override {
+        owner.send_member(ch.name, s, change); // presence
+    }
     engine& owner;
 };
 
@@ -103,6 +107,10 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
     receivers.on<kinds::recover>(*this);
     receivers.on<kinds::recovered>(*this);
     receivers.on<kinds::acked>(*this);
+    // presence (presence.cc)
+    receivers.on<kinds::member>(*this);
+    receivers.on<kinds::presence_ask>(*this);
+    receivers.on<kinds::presence_answer>(*this);
 }
 
 engine::~engine() = default;

@@ -153,6 +153,54 @@ struct acked {
     static constexpr std::string_view name = "pubsub.acked";
 };
 } // namespace kinds
+
+// --- presence (presence.h, docs/protocol.md "Presence") ----------------------------------
+//
+//   member           S → home   member_msg     a connection of S joined / left `channel`
+//   presence_ask     S → home   presence_msg   a presence command asks for the page
+//   presence_answer  home → S   presence_msg   the page; S answers in the command's slot
+//
+// A shard's member deltas for a channel travel on the same ordered pair as its interest:
+// the join after the interest gained, every leave before the interest lost; an ask after
+// the deltas of the same shard's earlier subscribes. Join / leave events go back as
+// `deliver` (offset 0: no channel's offset moves; priority low).
+
+/// One subscription of a presence channel was added or removed (interest_sink).
+enum class member_change : uint8_t { joined, left };
+
+/// member payload.
+struct member_msg {
+    std::string channel;
+    std::string user_id; ///< empty: an anonymous connection
+    member_change change;
+};
+
+/// presence_ask / presence_answer payload.
+struct presence_msg {
+    std::string channel;
+    presence_page page; ///< presence_answer: filled by the home
+    // The asker and its reply, untouched by the home.
+    conn_handle conn;
+    bool has_id = false;
+    uint64_t id = 0;
+    uint32_t slot = 0;
+};
+
+namespace kinds {
+struct member {
+    using payload = member_msg;
+    static constexpr std::string_view name = "pubsub.member";
+};
+struct presence_ask {
+    using payload = presence_msg;
+    static constexpr std::string_view name = "pubsub.presence_ask";
+};
+struct presence_answer {
+    using payload = presence_msg;
+    static constexpr std::string_view name = "pubsub.presence_answer";
+};
+} // namespace kinds
+
 uint64_t wall_clock_ms() noexcept;
 /// A value unique to this process start, for epochs (ordering).
 uint64_t epoch_instance() noexcept;

@@ -19,6 +19,7 @@
 
 #include "engine_types.h"
 #include "history.h"
+#include "presence.h"
 
 #include <memory>
 #include <string>
@@ -50,6 +51,9 @@ struct home_channel {
     uint64_t acked_through = 0;
     /// Its namespace takes acks (channel_policy::ack): every message needs one.
     bool ack = false;
+    /// presence: its members, while it has some and its namespace is marked presence. A
+    /// member's shard is interested, so a channel with members is never idle or evicted.
+    std::unique_ptr<channel_presence> presence;
 };
 
 /// The home channels of one shard (see the file comment).

@@ -25,6 +25,7 @@ void subscriptions::add(local_channel& ch, conn_handle h, session& s) {
     s._subs.push_back({&ch, static_cast<uint32_t>(ch.subscribers.size())});
     ch.subscribers.push_back({h, &s, static_cast<uint32_t>(s._subs.size() - 1), 0});
     ++_subscriptions;
+    _sink.member_changed(ch, s, member_change::joined);
 }
 
 local_channel::entry* subscriptions::entry_of(local_channel& ch, session& s) noexcept {
@@ -112,6 +113,8 @@ void subscriptions::remove_at(session& s, std::size_t at) noexcept {
         moved.channel->subscribers[moved.index].sub_index = static_cast<uint32_t>(at);
     }
     --_subscriptions;
+    // Before drop(): the home hears the member leave before the shard's interest goes.
+    _sink.member_changed(*ch, s, member_change::left);
     if (ch->subscribers.empty() && ch->waiting.empty()) {
         drop(*ch);
     }

@@ -9,9 +9,10 @@
 //                                  wait(): first one? ─► sink: gained ─► (home shard)
 //   confirmed (epoch, offset) ─► engine ─► confirm() ─► waiters added ─► the engine replies
 //   unsubscribe / close ─► remove() / close() ─► last one gone? ─► sink: lost ─► (home shard)
+//   add() / a subscriber removed ─► sink: member_changed (presence: the engine filters)
 //
 // The delivery path reads a channel's subscriber list through delivering(): one lookup per
-// message, nothing per subscriber. Presence attaches here.
+// message, nothing per subscriber.
 //
 // One per shard, used by that shard's thread only. It never sends: replies are the
 // engine's, interest changes go to the interest_sink, so a unit test drives it alone.
@@ -78,6 +79,13 @@ public:
     virtual ~interest_sink() = default;
     virtual void interest_changed(std::string_view channel, uint64_t generation,
                                   interest_change change) = 0;
+    /// presence: `s` became (joined) or stopped being (left) a subscriber of `ch`: every
+    /// add() (confirm()'s waiters too) and every removal (remove(), close()). A removal
+    /// tells it before the interest loss the same operation causes, while `ch` still
+    /// exists. `ch`'s subscriber list already shows the change; the sink may read
+    /// subscriptions but not change them.
+    virtual void member_changed(const local_channel& ch, const session& s,
+                                member_change change) = 0;
 };
 
 /// The local subscription index of one shard (see the file comment).

@@ -24,6 +24,7 @@ constexpr std::size_t hard = 1000; // slow_consumer_bytes in these tests
 
 struct quiet_sink final : interest_sink {
     void interest_changed(std::string_view, uint64_t, interest_change) override {}
+    void member_changed(const local_channel&, const session&, member_change) override {}
 };
 
 /// Takes the deliver kind, so fan_out may post it (every shard registers every kind).

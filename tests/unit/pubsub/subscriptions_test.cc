@@ -29,9 +29,17 @@ struct recording_sink final : interest_sink {
     void interest_changed(std::string_view channel, uint64_t generation,
                           interest_change what) override {
         changes.push_back({std::string(channel), generation, what});
+        told.push_back((what == interest_change::gained ? "gained " : "lost ") +
+                       std::string(channel));
         if (then) {
             then(changes.back());
         }
+    }
+    /// presence: every member change, as "+channel" / "-channel", in the order told,
+    /// interleaved with the interest changes as "gained channel" / "lost channel".
+    std::vector<std::string> told;
+    void member_changed(const local_channel& ch, const session&, member_change c) override {
+        told.push_back((c == member_change::joined ? "+" : "-") + ch.name);
     }
 };
 
@@ -286,4 +294,22 @@ TEST_CASE("subscriptions: the sink may confirm at once, as a home on the same sh
     CHECK(subscriptions::pending(s) == 0);
     CHECK(subs.subscribed(s, "news") == subs.find("news"));
     CHECK(subs.find("news")->confirmed);
+}
+
+TEST_CASE("subscriptions: every subscriber added or removed is told as a member change, a "
+          "removal before the interest loss",
+          "[pubsub][subscriptions][presence]") {
+    recording_sink sink;
+    subscriptions subs(sink);
+    session a;
+    session b;
+    subscribe(subs, "room", 1, a);  // waits, confirmed: added by confirm()
+    subscribe(subs, "room", 2, b);  // confirmed: added at once
+    subscribe(subs, "other", 1, a);
+    REQUIRE(subs.remove(a, "room"));
+    subs.close(handle(2), b);
+    subs.close(handle(1), a);
+    CHECK(sink.told == std::vector<std::string>{"gained room", "+room", "+room", "gained other",
+                                                "+other", "-room", "-room", "lost room",
+                                                "-other", "lost other"});
 }
