@@ -52,6 +52,7 @@ void api::answer_here(gather_msg& g) noexcept {
     g.shard = unsigned(_io.id());
     switch (g.what) {
     case question::stats:
+    case question::metrics:
         g.counters = {_engine.stats(), _io.counters(), _out.edge_stats(), _counters};
         break;
     case question::online:
@@ -123,6 +124,9 @@ void api::finish_gather(uint64_t token) {
     switch (p.what) {
     case question::stats:
         response = stats_response(p.answers, p.ka);
+        break;
+    case question::metrics:
+        response = metrics_response(p.answers, p.ka);
         break;
     case question::online:
     case question::channels:

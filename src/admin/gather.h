@@ -35,6 +35,7 @@ namespace ringcast::admin {
 /// all of it.
 enum class question : uint8_t {
     stats,         ///< its counters (GET /api/stats)
+    metrics,       ///< the same counters, for GET /metrics (the Prometheus text format)
     online,        ///< its users and their connection counts (GET /api/online)
     channels,      ///< its channels and their subscriber counts (GET /api/channels)
     channel_info,  ///< one channel's subscribers, and its offset where it is home
@@ -106,6 +107,8 @@ struct pending_gather {
 
 /// GET /api/stats (stats.cc).
 std::string stats_response(std::span<const gather_msg> answers, http::keep_alive ka);
+/// GET /metrics: the answers' counters in the Prometheus text format.
+std::string metrics_response(std::span<const gather_msg> answers, http::keep_alive ka);
 /// GET /api/online, /api/channels (query_endpoints.cc).
 std::string names_response(question what, std::span<const gather_msg> answers,
                            http::keep_alive ka);

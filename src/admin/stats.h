@@ -12,10 +12,12 @@
 // shard that took the request merges the answers in shard order and writes
 // {"total":{…},"shards":[{…},…]} (stats_json), each object holding every figure below.
 //
-// For Prometheus (/metrics, the next issue): a row's name is the metric's stem
-// (ringcast_<section>_<name>), help is its # HELP line, type its # TYPE, a shard its label,
-// and a per_priority row a "priority" label; for_each_section lists the sections. The
-// derived figures exist for the JSON names clients already read; each repeats rows.
+// GET /metrics writes the same rows in the Prometheus text format (metrics_text): a row's
+// name makes the metric's (ringcast_<name>, and _total for a counter), help its # HELP
+// line, type its # TYPE, a shard its `shard` label, and a per_priority row a `priority`
+// label. The derived figures exist for the JSON names clients already read; only the
+// derived gauges (differences of counters) are metrics, the derived counters are sums of
+// rows Prometheus can add itself.
 #pragma once
 
 #include <ringcast/admin.h>
@@ -352,6 +354,11 @@ void append_json(std::string& out, const shard_stats& s);
 /// The body of GET /api/stats for the shards' answers, in shard order:
 /// {"total":{…},"shards":[{…},…]}.
 std::string stats_json(std::span<const shard_stats> shards);
+/// Every row of every shard in the Prometheus text exposition format (version 0.0.4): per
+/// metric one # HELP and one # TYPE line, then one sample per shard (label shard="N", and
+/// priority="P" for a per-priority row); no totals (sum by shard is the query's). Counter
+/// names end in _total.
+std::string metrics_text(std::span<const shard_stats> shards);
 
 /// Figures a row reads: 1, or one per priority.
 template <typename S>

@@ -102,11 +102,12 @@ std::vector<route> make_routes(const gateway_config& config) {
     // /healthz; without it, on the main listener.
     const route_listeners on_api_home = config.separate_api ? route_listeners::api : on_main;
     // Table order is lookup order: the first row whose path matches wins. The app refuses an
-    // --echo path another row serves ('/', '/healthz', '/ws', under /api/).
+    // --echo path another row serves ('/', '/healthz', '/ws', '/metrics', under /api/).
     // clang-format off
     const route rows[] = {
     //   path              match   methods kind     restricted listeners   handler
         {"/api/",          prefix, any,    plain,   served,    on_api_home, &gateway::serve_api},
+        {"/metrics",       exact,  any,    plain,   served,    on_api_home, &gateway::serve_api},
         {config.ws_path,   exact,  any,    upgrade, refused,   on_main,    &gateway::serve_pubsub},
         {config.echo_path, exact,  any,    upgrade, refused,   on_main,    &gateway::serve_echo},
         {"/healthz",       exact,  get,    plain,   served,    on_both,    &gateway::serve_healthz},

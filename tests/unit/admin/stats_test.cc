@@ -214,3 +214,56 @@ TEST_CASE("stats JSON holds every figure of every shard and their total", "[admi
     CHECK(number_at(doc["total"].value_unsafe(), "messages_in") ==
           shards[0].pubsub.messages_in + shards[1].pubsub.messages_in);
 }
+
+TEST_CASE("metrics text: HELP, TYPE and one sample per shard for every row", "[admin][stats]") {
+    std::vector<shard_stats> shards(2);
+    number_every_figure(shards[0], 1);
+    number_every_figure(shards[1], 1000);
+    const std::string text = metrics_text(shards);
+    const auto line_of = [&](const std::string& line) {
+        return text.find("\n" + line + "\n") != std::string::npos || text.starts_with(line + "\n");
+    };
+    std::size_t samples = 0;
+    for (std::size_t at = 0; (at = text.find('\n', at)) != std::string::npos; ++at) {
+        ++samples;
+    }
+    std::size_t expected_lines = 0;
+    for_each_section([&](std::string_view, auto table, auto part) {
+        for (const auto& row : table) {
+            const std::string name = "ringcast_" + std::string(row.name) +
+                                     (row.type == figure::counter ? "_total" : "");
+            INFO(name);
+            CHECK(line_of("# HELP " + name + " " + std::string(row.help)));
+            CHECK(line_of("# TYPE " + name + " " +
+                          (row.type == figure::counter ? "counter" : "gauge")));
+            expected_lines += 2;
+            for (std::size_t i = 0; i < shards.size(); ++i) {
+                const std::string shard = "shard=\"" + std::to_string(i) + "\"";
+                if (row.value != nullptr) {
+                    CHECK(line_of(name + "{" + shard + "} " +
+                                  std::to_string((shards[i].*part).*row.value)));
+                    ++expected_lines;
+                    continue;
+                }
+                for (auto p = static_cast<unsigned>(row.shown_from); p <= 4; ++p) {
+                    CHECK(line_of(name + "{" + shard + ",priority=\"" + std::to_string(p) +
+                                  "\"} " +
+                                  std::to_string(((shards[i].*part).*row.per_priority)[p])));
+                    ++expected_lines;
+                }
+            }
+        }
+    });
+    for (const derived_field& d : derived_fields) {
+        const bool listed = text.find("# TYPE ringcast_" + std::string(d.name) + " ") !=
+                            std::string::npos;
+        // Derived gauges (differences) are metrics; derived counters (sums of rows) are not.
+        CHECK(listed == (d.type != figure::counter));
+        if (listed) {
+            expected_lines += 2 + shards.size();
+            CHECK(line_of("ringcast_" + std::string(d.name) + "{shard=\"1\"} " +
+                          std::to_string(d.value(shards[1]))));
+        }
+    }
+    CHECK(samples == expected_lines); // nothing else: no totals, no stray lines
+}
