@@ -269,8 +269,9 @@ result<void, std::string> read_command_line(config& cfg, int argc, char** argv) 
         if (auto ok = set_option(cfg, *opt, arg, value); !ok) {
             return ok;
         }
-        if (std::find(cfg.given.begin(), cfg.given.end(), opt) == cfg.given.end()) {
-            cfg.given.push_back(opt);
+        if (std::none_of(cfg.given.begin(), cfg.given.end(),
+                         [&](const given_option& g) { return g.opt == opt; })) {
+            cfg.given.push_back({opt, value_source::command_line});
         }
     }
     return {};
@@ -321,6 +322,23 @@ result<config, std::string> parse_args(int argc, char** argv) {
     if (auto read = read_command_line(cfg, argc, argv); !read) {
         return unexpected{read.error()};
     }
+    if (cfg.show_help || cfg.show_version) {
+        return cfg;
+    }
+    // Flag > environment > file > default: each later source sets only what the earlier
+    // ones did not.
+    std::vector<std::string> problems = read_environment(cfg);
+    if (!cfg.config_file.empty()) {
+        std::vector<std::string> in_file = read_config_file(cfg, cfg.config_file);
+        problems.insert(problems.end(), in_file.begin(), in_file.end());
+    }
+    if (!problems.empty()) {
+        std::string all;
+        for (const std::string& p : problems) {
+            all += (all.empty() ? "" : "\n") + p;
+        }
+        return unexpected{all};
+    }
     if (auto finished = finish_config(cfg); !finished) {
         return unexpected{finished.error()};
     }
@@ -330,7 +348,7 @@ result<config, std::string> parse_args(int argc, char** argv) {
 bool given(const config& cfg, std::string_view name) {
     RINGCAST_ASSERT(find_option(name) != nullptr);
     return std::any_of(cfg.given.begin(), cfg.given.end(),
-                       [name](const option* opt) { return opt->name == name; });
+                       [name](const given_option& g) { return g.opt->name == name; });
 }
 
 std::string usage() {
@@ -368,6 +386,7 @@ std::string effective_options(const config& cfg) {
         switch (opt.scope) {
         case option_scope::setting:
             break;
+        case option_scope::source:
         case option_scope::command:
             continue;
         }

@@ -21,6 +21,15 @@ namespace ringcast::app {
 
 struct option;
 
+/// Where an option's value came from, highest precedence first.
+enum class value_source : uint8_t { command_line, environment, file, default_value };
+
+/// An option a source set.
+struct given_option {
+    const option* opt;
+    value_source from;
+};
+
 /// The environment variable ringcastd reads the backend API key from (or --api-key-file).
 inline constexpr const char* api_key_env = "RINGCAST_API_KEY";
 
@@ -50,12 +59,15 @@ struct config {
     /// Where the API key came from (the --api-key-file path or the variable's name), for
     /// the start-up line; empty: no key. Set by finish_config.
     std::string api_key_source;
+    /// --config: the TOML file to read (docs/operations.md "Configuration"); empty: none.
+    std::string config_file;
     bool check_only = false;
+    bool print_only = false;
     bool show_help = false;
     bool show_version = false;
-    /// The options a source set (today only the command line), each once, in the order
-    /// they were first given; every other option holds its default.
-    std::vector<const option*> given;
+    /// The options a source set, each once, with the source that won; every other option
+    /// holds its default.
+    std::vector<given_option> given;
 };
 
 /// Reads argv into `cfg`: "--name VALUE", "--name=VALUE", a switch alone ("--insecure"),
@@ -72,7 +84,28 @@ result<void, std::string> read_command_line(config& cfg, int argc, char** argv);
 /// names the options involved.
 result<void, std::string> finish_config(config& cfg);
 
-/// read_command_line then finish_config on a default config.
+/// Sets from RINGCAST_<OPTION> variables (options.h env_name; a list option one value per
+/// line) every option `cfg` was not given yet, marking them given from the environment.
+/// Returns every problem, one sentence each (a bad value, a RINGCAST_ variable that is no
+/// option; RINGCAST_API_KEY is finish_config's).
+std::vector<std::string> read_environment(config& cfg);
+
+/// Sets from the TOML file at `path` every option `cfg` was not given yet: keys are the
+/// options' names, values strings, whole numbers, booleans or (list options) arrays of
+/// them; namespaces are [namespace.NAME] tables (access, roles, publish, history,
+/// history-ttl, presence, ack). Returns every problem, each a sentence starting
+/// "PATH:LINE: " (a syntax error, an unknown key, a key for the command line only, a bad
+/// value), or naming the file when it cannot be read.
+std::vector<std::string> read_config_file(config& cfg, const std::string& path);
+
+/// The effective configuration as a config file (--print-config): every setting with its
+/// value and where it came from, unset ones commented out, namespaces as tables. Holds no
+/// secret: the API key's source is an option (a path), the key itself never is.
+std::string print_config(const config& cfg);
+
+/// The command line, then the environment and the --config file for what it did not set,
+/// then finish_config, on a default config. The error lists every problem of the
+/// environment and the file, one per line.
 result<config, std::string> parse_args(int argc, char** argv);
 
 /// Whether an option named `name` (as in the table: "max-connections") was set by a source

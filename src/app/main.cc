@@ -122,7 +122,13 @@ int run(int argc, char** argv) {
     pin_large_allocations_to_mmap();
     auto parsed = app::parse_args(argc, argv);
     if (!parsed) {
-        std::fprintf(stderr, "ringcastd: %s\n", parsed.error().c_str());
+        // One problem per line (a config file may have several), each said in full.
+        const std::string& all = parsed.error();
+        for (std::size_t from = 0; from <= all.size();) {
+            const std::size_t nl = all.find('\n', from);
+            std::fprintf(stderr, "ringcastd: %s\n", all.substr(from, nl - from).c_str());
+            from = nl == std::string::npos ? all.size() + 1 : nl + 1;
+        }
         return 2;
     }
     app::config cfg = std::move(parsed.value());
@@ -132,6 +138,10 @@ int run(int argc, char** argv) {
     }
     if (cfg.show_version) {
         std::printf("ringcastd %s\n", RINGCAST_VERSION);
+        return 0;
+    }
+    if (cfg.print_only) {
+        std::fputs(app::print_config(cfg).c_str(), stdout);
         return 0;
     }
 

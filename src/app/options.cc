@@ -45,6 +45,14 @@ result<void, std::string> check_echo_path(std::string_view given_as, std::string
     return {};
 }
 
+/// --config: any path; reading it says what is wrong with the file.
+result<void, std::string> check_config_file(std::string_view given_as, std::string_view path) {
+    if (path.empty()) {
+        return unexpected{std::string(given_as) + " needs a file name"};
+    }
+    return {};
+}
+
 /// --allowed-origins, one pattern (net::check_origin_pattern).
 result<void, std::string> check_origin(std::string_view, std::string_view pattern) {
     return net::check_origin_pattern(pattern);
@@ -284,8 +292,17 @@ constexpr option table[] = {
     {.name = "api-listen", .type = option_type::address, .field = RINGCAST_FIELD(api_listen),
      .when_unset = "on --listen",
      .help = "serve the backend API here instead of on --listen"},
+    {.name = "config", .type = option_type::path, .field = RINGCAST_FIELD(config_file),
+     .check = check_config_file, .when_unset = "none: flags, RINGCAST_* variables, defaults",
+     .help = "a TOML file of settings (keys are these options' names; namespaces as "
+             "[namespace.NAME] tables); flags and RINGCAST_<OPTION> variables win over it",
+     .scope = option_scope::source},
     {.name = "check-config", .type = option_type::toggle, .field = RINGCAST_FIELD(check_only),
      .help = "validate the options, print the value of each, and exit",
+     .scope = option_scope::command},
+    {.name = "print-config", .type = option_type::toggle, .field = RINGCAST_FIELD(print_only),
+     .help = "print the effective configuration as a config file, each value's source "
+             "noted, and exit",
      .scope = option_scope::command},
     {.name = "version", .type = option_type::toggle, .field = RINGCAST_FIELD(show_version),
      .help = "print the version and exit", .scope = option_scope::command},
@@ -377,7 +394,10 @@ constexpr bool row_is_consistent(const option& opt) noexcept {
                           opt.type == option_type::name_list || opt.type == option_type::text ||
                           opt.type == option_type::entry_list;
     // A command is something ringcastd does instead of serving: only a switch makes sense.
-    const bool scope_ok = opt.scope == option_scope::setting || opt.type == option_type::toggle;
+    // A source names where settings are: a path.
+    const bool scope_ok = opt.scope == option_scope::setting ||
+                          (opt.scope == option_scope::command && opt.type == option_type::toggle) ||
+                          (opt.scope == option_scope::source && opt.type == option_type::path);
     return well_formed_name(opt.name) && !opt.help.empty() && field_fits_type(opt) &&
            unit_in_name(opt) && range_ok && check_ok && scope_ok;
 }
@@ -557,6 +577,7 @@ std::string_view config_key(const option& opt) noexcept {
     switch (opt.scope) {
     case option_scope::setting:
         return opt.name;
+    case option_scope::source:
     case option_scope::command:
         return {};
     }
@@ -567,6 +588,7 @@ std::string env_name(const option& opt) {
     switch (opt.scope) {
     case option_scope::setting:
         break;
+    case option_scope::source:
     case option_scope::command:
         return {};
     }

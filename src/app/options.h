@@ -1,6 +1,6 @@
 // The option table: every option ringcastd takes, one row each, and the only place an
-// option is declared. argv parsing, --help and --check-config read it; the config file and
-// environment variables of the next issue will too. Private to src/app.
+// option is declared. argv parsing, the config file, environment variables, --help,
+// --check-config and --print-config read it. Private to src/app.
 //
 //   row ─┬─ name        "max-connections": --max-connections on the command line, the key
 //        │              max-connections in a config file, RINGCAST_MAX_CONNECTIONS in the
@@ -52,7 +52,8 @@ enum class option_type : uint8_t {
 
 /// Where an option may be given.
 enum class option_scope : uint8_t {
-    setting, ///< how the server runs: a flag, and (next issue) a config key and a variable
+    setting, ///< how the server runs: a flag, a config-file key and a RINGCAST_ variable
+    source,  ///< where the other settings are (--config): the command line only
     command, ///< what ringcastd does instead of serving (--help): the command line only
 };
 
@@ -113,10 +114,10 @@ std::string refusal(std::string_view name);
 
 /// The option on the command line: "--" + name.
 std::string flag_of(const option& opt);
-/// The key in a config file (next issue): the name; empty for a command.
+/// The key in a config file: the name; empty for a command or a source.
 std::string_view config_key(const option& opt) noexcept;
-/// The environment variable (next issue): "RINGCAST_" + the name in upper case with '_'
-/// for '-' ("RINGCAST_MAX_CONNECTIONS"); empty for a command.
+/// The environment variable: "RINGCAST_" + the name in upper case with '_' for '-'
+/// ("RINGCAST_MAX_CONNECTIONS"); empty for a command or a source.
 std::string env_name(const option& opt);
 /// How --help shows the value: the row's metavar, else "N", "HOST:PORT", "PATH",
 /// "NS[,NS]", "CIDR[,CIDR]", "TEXT", "ENTRY"; empty for a toggle.

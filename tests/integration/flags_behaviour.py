@@ -304,6 +304,9 @@ def cases(binary):
                                              ("jwt-secret", "jwt.pem", "jwks.json"))
             with open(jwt_secret, "w") as f:
                 f.write("help-test-jwt-secret-0123456789abcdef\n")
+            config_file = os.path.join(d, "ringcast.toml")
+            with open(config_file, "w") as f:
+                f.write("max-channels = 20\n")
             from cryptography.hazmat.primitives import serialization
             from cryptography.hazmat.primitives.asymmetric import ed25519
             with open(jwt_pem, "wb") as f:
@@ -336,7 +339,7 @@ def cases(binary):
                                  head[1], m.group(1) if m else "1")
                     value = {"--echo": "/echo", "--allowed-origins": "https://chat.test",
                              "--jwt-secret-file": jwt_secret, "--jwt-public-key": jwt_pem,
-                             "--jwks-file": jwt_jwks}.get(flag, value)
+                             "--jwks-file": jwt_jwks, "--config": config_file}.get(flag, value)
                     args.append(value)
                     if flag in ("--jwt-issuer", "--jwt-audience", "--namespace"):
                         args += ["--jwt-secret-file", jwt_secret]  # they need JWT keys
