@@ -117,6 +117,7 @@ struct edge_counters {
     uint64_t refused_token_invalid = 0; ///< 401: malformed, bad signature, unknown key, alg
     uint64_t refused_token_claims = 0;  ///< 401: issuer, audience, sub or exp claim
     uint64_t token_expiry_closes = 0;   ///< connections closed 4001: token expired
+    uint64_t reloads = 0;               ///< reloaded settings applied (SIGHUP)
 };
 
 /// How the API answers a request it could not answer at once (the gateway implements it).
@@ -147,6 +148,8 @@ struct gather_answer;
 class api final : public pubsub::publish_listener {
 public:
     api(core::conn_io& io, pubsub::engine& engine, const api_config& cfg, responder& out);
+    /// New API keys (a reload): later requests are judged by them.
+    void reload(const api_config& cfg) { _config = cfg; }
     ~api() override;
 
     /// Handles one /api/ request. Returns the response, or nothing when it will come later

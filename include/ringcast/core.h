@@ -710,6 +710,8 @@ struct per_address_limits {
 
 /// The protocol side of a shard (src/net implements it): one instance per shard, called
 /// only from that shard's thread. `user` is the pointer on_open() returned.
+class reload_payload;
+
 class conn_handler {
 public:
     virtual ~conn_handler() = default;
@@ -735,6 +737,18 @@ public:
     /// The connection is gone (closed by either side, or an outbound one that failed);
     /// free `user`. Last call for `h`.
     virtual void on_closed(conn_handle h, void* user) noexcept = 0;
+    /// New settings published with reload_shards(), on the shard's thread, between two
+    /// loop passes; the handler takes what it can change live. Nothing by default.
+    virtual void on_reload(const std::shared_ptr<const reload_payload>& settings) noexcept {
+        (void)settings;
+    }
+};
+
+/// Settings the main thread hands every shard's handler at run time (a SIGHUP reload):
+/// core carries them without knowing what they are; the handler knows its own kind.
+class reload_payload {
+public:
+    virtual ~reload_payload() = default;
 };
 
 /// How ringcastd's shards are laid out; filled by src/app from flags.
@@ -822,6 +836,10 @@ struct group_status {
                               ///< shard's last loop pass)
 };
 group_status status_of(const shard_group& group);
+/// Hands `settings` to every shard's handler (conn_handler::on_reload), each on its own
+/// thread at its next loop pass; a later call before a shard looked replaces the earlier
+/// one (it gets only the latest). Any thread.
+void reload_shards(shard_group& group, std::shared_ptr<const reload_payload> settings);
 /// Joins every shard thread; returns each shard's counters. Shard threads are named
 /// "ringcast-s<N>".
 std::vector<shard_counters> wait_shards(shard_group_ptr group);

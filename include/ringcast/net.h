@@ -101,6 +101,14 @@ struct gateway_config {
     std::size_t inbound_budget_bytes = 128u << 20;
 };
 
+/// A reload's settings for every shard's gateway (core::reload_shards; SIGHUP): a complete
+/// configuration, of which the gateway takes what may change live (docs/operations.md
+/// "Reload"): origins, the per-user limit, timeouts, JWT keys and verify options (while
+/// authentication stays on), namespaces and their rules, the pub/sub limits, API keys.
+struct reloaded_settings final : core::reload_payload {
+    gateway_config config;
+};
+
 /// An --allowed-origins entry, checked at start: `scheme://host[:port]` (exact),
 /// `scheme://*.domain[:port]` (any subdomain of domain, not domain itself), `*.domain` (any
 /// subdomain, any scheme and port) or `null` (the Origin of sandboxed and file pages).

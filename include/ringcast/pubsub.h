@@ -519,6 +519,13 @@ public:
     presence_page presence_of(std::string_view channel, presence_detail detail);
     /// This shard's counters, gathered from the engine's parts.
     counters stats() const noexcept;
+    /// New settings (a reload): the namespace table and channel rules (channels created
+    /// from now on get the new policies; existing ones keep theirs until they go), the
+    /// per-connection limits (for connections opened from now on), the slow-consumer
+    /// threshold, the ack timeout, the presence cut-off, offline messages; and `tokens`,
+    /// the shard's verifier now (it must outlive the engine or the next reload). Sizes the
+    /// engine's parts were built with (history budget, idle channels) stay.
+    void reload(const config& cfg, auth::verifier* tokens);
 
 private:
     // commands.cc: the command path — order, rate limit, replies, the commands.

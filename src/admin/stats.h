@@ -90,7 +90,8 @@ inline constexpr field<pubsub::counters> pubsub_fields[] = {
     {"commands_waited", figure::counter, &pubsub::counters::commands_waited,
      "/ws commands held until an earlier one of the connection finished"},
     {"backlog_refused", figure::counter, &pubsub::counters::backlog_refused,
-     "/ws commands refused because too many waited on one connection"},
+     "/ws commands refused 429 because too many waited on one connection, or (presence) "
+     "because its unread output was past 256 KiB"},
     {"command_busy_refused", figure::counter, &pubsub::counters::busy_refused,
      "/ws publishes and subscribes refused with 503 because traffic between shards was "
      "backed up"},
@@ -247,6 +248,8 @@ inline constexpr field<edge_counters> edge_fields[] = {
      "is not a user id"},
     {"token_expiry_closes", figure::counter, &edge_counters::token_expiry_closes,
      "connections closed 4001 because their token expired without a refresh"},
+    {"reloads", figure::counter, &edge_counters::reloads,
+     "reloaded settings this shard applied (SIGHUP with a valid configuration)"},
 };
 
 inline constexpr field<api_counters> api_fields[] = {

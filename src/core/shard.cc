@@ -119,6 +119,24 @@ void shard::run() noexcept {
         if (_stop.requested.load(std::memory_order_relaxed) && !_stopping) {
             begin_stop();
         }
+        // Acquire: pairs with reload_shards' release increment, so the settings it stored
+        // under the mutex before are what apply_reload reads (a plain load on x86).
+        if (const uint64_t v = _gauge.reload_version.load(std::memory_order_acquire);
+            v != _reload_seen) [[unlikely]] {
+            apply_reload(v);
+        }
+    }
+}
+
+void shard::apply_reload(uint64_t version) noexcept {
+    std::shared_ptr<const reload_payload> settings;
+    {
+        std::lock_guard lock(_gauge.reload_mutex);
+        settings = _gauge.reload_settings;
+    }
+    _reload_seen = version;
+    if (settings) {
+        _handler->on_reload(settings);
     }
 }
 

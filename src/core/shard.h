@@ -26,6 +26,7 @@
 
 #include <array>
 #include <atomic>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,12 @@ struct alignas(64) shard_pulse {
 struct process_gauge {
     std::atomic<uint32_t> connections{0};
     std::unique_ptr<shard_pulse[]> pulses; // one per shard, indexed by shard id
+    // reload_shards(): the latest settings under the mutex, and a version each shard
+    // compares with the one it applied, once a pass: incremented (release) after the
+    // settings were stored, loaded (acquire) by the shards.
+    std::mutex reload_mutex;
+    std::shared_ptr<const reload_payload> reload_settings;
+    std::atomic<uint64_t> reload_version{0};
 };
 
 /// The address buffer of one armed single-shot accept; the kernel writes it before the
@@ -173,6 +180,7 @@ private:
     void cancel_timers(uint32_t slot) noexcept;
 
     // Loop phases.
+    void apply_reload(uint64_t version) noexcept;
     void reap_completions() noexcept;
     void drain_mesh() noexcept;
     void run_timers() noexcept;
@@ -287,6 +295,7 @@ private:
     log_interval _log_unanswered{refusal_log_interval_ms};
     bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
+    uint64_t _reload_seen = 0; // process_gauge::reload_version last applied
     std::size_t _queued_total = 0; // sum of every connection's send_queue::cost_bytes()
 };
 

@@ -114,6 +114,16 @@ group_status status_of(const shard_group& group) {
     return out;
 }
 
+void reload_shards(shard_group& group, std::shared_ptr<const reload_payload> settings) {
+    {
+        std::lock_guard lock(group.gauge.reload_mutex);
+        group.gauge.reload_settings = std::move(settings);
+    }
+    // Release: pairs with each shard's acquire load once a pass; a shard that sees the new
+    // version then finds these settings (or later ones) under the mutex.
+    group.gauge.reload_version.fetch_add(1, std::memory_order_release);
+}
+
 std::vector<shard_counters> wait_shards(shard_group_ptr group) {
     for (auto& t : group->threads) {
         t.join();

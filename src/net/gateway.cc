@@ -439,6 +439,7 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     e.refused_token_invalid = _refused_tokens[std::size_t(token_refusal::invalid)];
     e.refused_token_claims = _refused_tokens[std::size_t(token_refusal::claims)];
     e.token_expiry_closes = _token_expiry_closes;
+    e.reloads = _reloads;
     return e;
 }
 
@@ -514,6 +515,35 @@ void gateway::arm_liveness_timer(conn_handle h, const connection& c) noexcept {
     if (deadline != UINT64_MAX) {
         _io.set_timer(h, core::conn_timer::liveness, deadline);
     }
+}
+
+void gateway::on_reload(const std::shared_ptr<const core::reload_payload>& settings) noexcept {
+    const auto* reloaded = dynamic_cast<const reloaded_settings*>(settings.get());
+    if (reloaded == nullptr) {
+        return;
+    }
+    // Only what may change live (net.h reloaded_settings); paths, listeners and the
+    // shard layout stay as started.
+    const gateway_config& next = reloaded->config;
+    _config.allowed_origins = next.allowed_origins;
+    _config.max_connections_per_user = next.max_connections_per_user;
+    _user_slots.set_limit(std::max<uint32_t>(1, next.max_connections_per_user));
+    _config.handshake_timeout_ms = next.handshake_timeout_ms;
+    _config.ping_interval_ms = next.ping_interval_ms;
+    _config.pong_timeout_ms = next.pong_timeout_ms;
+    _config.idle_timeout_ms = next.idle_timeout_ms;
+    if (_verifier && next.tokens.keys) {
+        // New keys (rotated files, a new JWKS) and verify options; the old verifier goes
+        // once the engine holds the new one.
+        _config.tokens = next.tokens;
+        auto fresh = std::make_unique<auth::verifier>(*_config.tokens.keys, _config.tokens.verify);
+        _engine.reload(next.pubsub, fresh.get());
+        _verifier = std::move(fresh);
+    } else {
+        _engine.reload(next.pubsub, _verifier.get());
+    }
+    _api.reload(next.api);
+    ++_reloads;
 }
 
 void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexcept {

@@ -119,6 +119,7 @@ public:
     /// conn_io::connect() (an invariant violation if it comes).
     void on_connect_result(conn_handle h, void* user, std::error_code error) noexcept override;
     void on_closed(conn_handle h, void* user) noexcept override;
+    void on_reload(const std::shared_ptr<const core::reload_payload>& settings) noexcept override;
 
     /// --max-connections-per-user between shards (user_slots.h), registered with the shard
     /// in the constructor: a claim answered here as the user's home, the home's answer to a
@@ -250,6 +251,7 @@ private:
     /// Handshake tokens refused, by token_refusal; connections closed 4001 at expiry.
     std::array<uint64_t, token_refusal_classes> _refused_tokens{};
     uint64_t _token_expiry_closes = 0;
+    uint64_t _reloads = 0;
     /// This shard's verifier over _config.tokens.keys; null when authentication is off.
     /// Declared before _engine, which verifies refreshes with it.
     std::unique_ptr<auth::verifier> _verifier;

@@ -30,6 +30,8 @@ class user_slots {
 public:
     /// `max_per_user`: the most connections one user may hold; must be at least 1.
     explicit user_slots(uint32_t max_per_user) noexcept : _max(max_per_user) {}
+    /// A new limit (a reload): later claims are judged by it; slots held stay held.
+    void set_limit(uint32_t max_per_user) noexcept { _max = max_per_user; }
 
     /// One more connection of `user`, if it holds fewer than the limit: true and counted;
     /// otherwise false and nothing changes.

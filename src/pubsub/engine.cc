@@ -115,6 +115,35 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
 
 engine::~engine() = default;
 
+void engine::reload(const config& cfg, auth::verifier* tokens) {
+    const std::size_t history_budget = _config.history_budget_bytes;
+    const uint32_t max_idle = _config.max_idle_channels;
+    channel_rules rules = with_offline(cfg);
+    // Presence and acks can be switched on live, not off: members already counted would
+    // never leave the home's count, and messages waiting for acks could not be acked
+    // (docs/operations.md "Reload"). A namespace that had them keeps them until a restart.
+    for (const auto& [name, before] : _config.channels.by_namespace) {
+        if (!before.presence && !before.ack) {
+            continue;
+        }
+        auto it = std::find_if(rules.by_namespace.begin(), rules.by_namespace.end(),
+                               [&](const auto& r) { return r.first == name; });
+        if (it == rules.by_namespace.end()) {
+            rules.by_namespace.emplace_back(name, channel_policy{});
+            it = std::prev(rules.by_namespace.end());
+        }
+        it->second.presence = it->second.presence || before.presence;
+        it->second.ack = it->second.ack || before.ack;
+    }
+    _config = cfg;
+    _config.history_budget_bytes = history_budget; // sizes of the parts: as started
+    _config.max_idle_channels = max_idle;
+    _config.channels = std::move(rules);
+    _tokens = tokens;
+    _ordering->set_rules(_config.channels);
+    _fanout->set_limits(cfg.slow_consumer_bytes, cfg.ack_timeout_ms);
+}
+
 // --- sessions -----------------------------------------------------------------------------
 
 void engine::open_session(conn_handle h, session& s, std::string_view user_id, bool backend) {

@@ -22,6 +22,10 @@ enum class interest_change : uint8_t { gained, lost };
 /// small commands at most.
 inline constexpr std::size_t max_deferred_commands = 1024;
 inline constexpr std::size_t max_deferred_bytes = 4u << 20;
+/// Output a connection may have queued and unread when it asks for presence; past it the
+/// command is refused 429 (a presence list is up to ~35 KB: an amplifier for a client that
+/// never reads). The --read-pause-bytes default, at which the connection is not read either.
+inline constexpr std::size_t max_presence_backlog_bytes = 256u << 10;
 /// Publishes one session may have travelling to home shards at once; the next waits.
 /// A backend feed at 100 k/s with a 1 ms round trip keeps ~100 under way.
 inline constexpr uint32_t max_publishes_in_flight = 4096;

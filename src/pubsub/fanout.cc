@@ -161,6 +161,13 @@ void fanout::resend_due(conn_handle h, session& s) noexcept {
         return;
     }
     ack_window& w = *s._acks;
+    if (_io.queued_bytes(h) > 0) {
+        // Output still waits to be written: what is due may not have left yet, and a copy
+        // behind it would only grow the queue. Look again a timeout later; a connection
+        // that never drains meets the window's bound instead (perf/attack/ack-presence).
+        _io.set_timer(h, core::conn_timer::acks, _io.now_ms() + _ack_timeout_ms);
+        return;
+    }
     const bool over = _io.output_over_budget();
     const ack_window::resent r = w.resend_due(_io.now_ms(), [&](const core::frame_ref& f) {
         // Sent as it was first (never dropped); a close here only marks the session.

@@ -133,6 +133,11 @@ public:
                        const core::frame_ref& f, priority prio) noexcept;
 
     const delivery_stats& stats() const noexcept { return _stats; }
+    /// New limits (a reload): config::slow_consumer_bytes and ack_timeout_ms.
+    void set_limits(std::size_t slow_consumer_bytes, uint32_t ack_timeout_ms) noexcept {
+        _slow_consumer_bytes = slow_consumer_bytes;
+        _ack_timeout_ms = ack_timeout_ms;
+    }
 
 private:
     bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,

@@ -88,6 +88,8 @@ public:
     /// (epoch, offset) is the subscription point for a gain.
     home_channel& interest(unsigned from_shard, std::string_view channel,
                                  interest_change change);
+    /// New namespace policies (a reload): for channels created from now on.
+    void set_rules(channel_rules rules) { _channel_rules = std::move(rules); }
     /// The channel if it is homed here and still known; nullptr otherwise.
     home_channel* find(std::string_view channel) noexcept;
     const home_channel* find(std::string_view channel) const noexcept;

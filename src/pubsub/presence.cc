@@ -217,6 +217,16 @@ presence_page engine::presence_of(std::string_view channel, presence_detail deta
 }
 
 void engine::presence(conn_handle h, session& s, const command& cmd) {
+    // A list is up to ~35 KB for a 60-byte command: answered only to a connection that
+    // reads what it is sent, so replies it does not read cannot pile up past the bound
+    // (perf/attack/ack-presence: 20 connections that never read held 4.5 MB each).
+    if (_io.queued_bytes(h) >= max_presence_backlog_bytes) {
+        ++_counters.backlog_refused;
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 429,
+                                      "too much unread output; read your replies before asking "
+                                      "for presence again"));
+    }
     // Whoever may subscribe to the channel may see who is in it (engine::subscribe's checks).
     if (s._identity) {
         const auth::access_verdict v =

@@ -377,3 +377,44 @@ TEST_CASE("offline hand-off: the home sends another shard the confirmation, then
     REQUIRE(io.posts.size() == 6);
     CHECK(io.post_of<kinds::confirmed>(5) != nullptr);
 }
+
+TEST_CASE("acks: no resend while the connection's output still waits to be written",
+          "[pubsub][acks]") {
+    fake_io io(0, 1);
+    engine e(io, with_acks(500));
+    session s;
+    e.open_session(handle(1), s, "");
+    e.on_text(handle(1), s, R"({"op":"subscribe","channel":"room:1","id":1})");
+    publish(e, "room:1", "1");
+    io.queued[1] = 100; // the message may still be in the send queue
+    io.now += 500;
+    const std::size_t timers = io.timers.size();
+    e.on_ack_timer(handle(1), s);
+    CHECK(data_to(io, 1) == std::vector<std::string>{"1"}); // no copy behind the original
+    REQUIRE(io.timers.size() == timers + 1);
+    CHECK(io.timers.back().deadline_ms == io.now + 500); // looked at again a timeout later
+    io.queued[1] = 0; // written out, still no ack: now it is sent again
+    io.now += 500;
+    e.on_ack_timer(handle(1), s);
+    CHECK(data_to(io, 1) == std::vector<std::string>{"1", "1"});
+    e.close_session(handle(1), s);
+}
+
+TEST_CASE("presence: no list for a connection that does not read its replies",
+          "[pubsub][presence]") {
+    fake_io io(0, 1);
+    config cfg;
+    cfg.channels.by_namespace = {{"room", channel_policy{0, 0, true, false}}};
+    engine e(io, cfg);
+    session s;
+    e.open_session(handle(1), s, "ann");
+    e.on_text(handle(1), s, R"({"op":"subscribe","channel":"room:1","id":1})");
+    io.queued[1] = max_presence_backlog_bytes;
+    e.on_text(handle(1), s, R"({"op":"presence","channel":"room:1","id":2})");
+    CHECK(texts_to(io, 1).back().find("\"code\":429") != std::string::npos);
+    CHECK(e.stats().backlog_refused == 1);
+    io.queued[1] = 0;
+    e.on_text(handle(1), s, R"({"op":"presence","channel":"room:1","id":3})");
+    CHECK(texts_to(io, 1).back().find("\"members\":[{\"userId\":\"ann\"") != std::string::npos);
+    e.close_session(handle(1), s);
+}
