@@ -1,6 +1,7 @@
 // ringcastd: parse flags, open one listener per shard, start the shards, wait for SIGINT or
 // SIGTERM, stop the shards (clients get close 1001), print per-shard counters, exit 0.
 #include "config.h"
+#include "options.h"
 #include "service.h"
 
 #include <ringcast/core.h>
@@ -56,10 +57,62 @@ void pin_large_allocations_to_mmap() noexcept {
 #endif
 }
 
+/// SIGHUP: reads every source again (flags, environment, --config file); a configuration
+/// with a problem is refused whole and the running one kept; otherwise what may change live
+/// goes to every shard (net::reloaded_settings), and what needs a restart is named. Each
+/// outcome is one line on stderr.
+void reload(core::shard_group& group, const app::config& started, int argc, char** argv) {
+    auto next = app::parse_args(argc, argv);
+    if (!next) {
+        const std::string& all = next.error();
+        for (std::size_t from = 0; from <= all.size();) {
+            const std::size_t nl = all.find('\n', from);
+            std::fprintf(stderr, "ringcastd: reload refused, the running configuration stays: %s\n",
+                         all.substr(from, nl - from).c_str());
+            from = nl == std::string::npos ? all.size() + 1 : nl + 1;
+        }
+        return;
+    }
+    auto settings = std::make_shared<net::reloaded_settings>();
+    settings->config = next->gateway;
+    // Authentication on or off is how the server was started: a reload changes keys, not
+    // the mode.
+    if (bool(started.gateway.tokens.keys) != bool(next->gateway.tokens.keys)) {
+        settings->config.tokens = started.gateway.tokens;
+        std::fprintf(stderr, "ringcastd: reload: JWT authentication %s needs a restart; keys "
+                             "unchanged\n",
+                     started.gateway.tokens.keys ? "off" : "on");
+    }
+    std::size_t applied = 0;
+    for (const app::option& opt : app::options()) {
+        if (opt.scope != app::option_scope::setting) {
+            continue;
+        }
+        const auto before = app::render_value(started, opt);
+        const auto after = app::render_value(*next, opt);
+        if (app::reloadable(opt)) {
+            ++applied;
+            continue;
+        }
+        if (before != after) {
+            std::fprintf(stderr,
+                         "ringcastd: reload: %s changed to %s: needs a restart (running with "
+                         "%s)\n",
+                         app::flag_of(opt).c_str(), after ? after->c_str() : "unset",
+                         before ? before->c_str() : "unset");
+        }
+    }
+    core::reload_shards(group, std::move(settings));
+    std::fprintf(stderr, "ringcastd: reloaded: %zu settings that change live applied "
+                         "(docs/operations.md \"Reload\")\n",
+                 applied);
+}
+
 /// The main thread while the shards serve: tells the service manager (when there is one)
 /// that we are ready, how we are doing, and — while every shard's loop turns — that we are
 /// alive (docs/operations.md "systemd"); returns the stop signal that ended it.
-int serve(const core::shard_group& group, const sigset_t& stop_signals) {
+template <typename Reload>
+int serve(const core::shard_group& group, const sigset_t& stop_signals, Reload&& reload) {
     app::notifier manager = app::notifier::from_environment();
     if (!manager.error().empty()) {
         std::fprintf(stderr, "ringcastd: warning: %s; not notifying the service manager\n",
@@ -85,6 +138,12 @@ int serve(const core::shard_group& group, const sigset_t& stop_signals) {
         if (sig == SIGINT || sig == SIGTERM) {
             manager.send("STOPPING=1");
             return sig;
+        }
+        if (sig == SIGHUP) {
+            manager.send("RELOADING=1");
+            reload();
+            manager.send("READY=1");
+            continue;
         }
         if (!manager.enabled()) {
             continue;
@@ -226,6 +285,7 @@ int run(int argc, char** argv) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP); // reload (docs/operations.md "Reload")
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
@@ -285,7 +345,9 @@ int run(int argc, char** argv) {
     }
     std::fflush(stdout);
 
-    const int sig = serve(*group.value(), stop_signals);
+    const app::config started = cfg;
+    const int sig = serve(*group.value(), stop_signals,
+                          [&] { reload(*group.value(), started, argc, argv); });
     std::fprintf(stderr, "ringcastd: %s: closing connections\n",
                  sig == SIGINT ? "SIGINT" : "SIGTERM");
     // Pairs with the relaxed load at the end of each shard's loop pass (core::stop_token).

@@ -569,6 +569,22 @@ std::string refusal(std::string_view name) {
     return {};
 }
 
+bool reloadable(const option& opt) noexcept {
+    // What gateway::on_reload and engine::reload take (net.h reloaded_settings).
+    static constexpr std::string_view live[] = {
+        "allowed-origins",      "max-connections-per-user", "handshake-timeout-ms",
+        "ping-interval-ms",     "pong-timeout-ms",          "idle-timeout-ms",
+        "jwt-secret-file",      "jwt-public-key",           "jwks-file",
+        "jwt-issuer",           "jwt-audience",             "jwt-leeway-s",
+        "namespace",            "client-publish",           "max-channels",
+        "command-rate",         "command-burst",            "backend-command-rate",
+        "backend-command-burst", "slow-consumer-bytes",     "ack-timeout-ms",
+        "presence-max-members", "offline-messages",         "offline-ttl-s",
+        "api-key-file",
+    };
+    return std::find(std::begin(live), std::end(live), opt.name) != std::end(live);
+}
+
 std::string flag_of(const option& opt) {
     return "--" + std::string(opt.name);
 }

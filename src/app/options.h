@@ -112,6 +112,11 @@ const option* find_option(std::string_view name) noexcept;
 /// instead; empty when `name` is not such a name.
 std::string refusal(std::string_view name);
 
+/// Whether a reload (SIGHUP) applies a new value of `opt` to the running server; the
+/// others need a restart (listeners, shards, sizes the shards were built with, modes).
+/// docs/operations.md "Reload" lists them.
+bool reloadable(const option& opt) noexcept;
+
 /// The option on the command line: "--" + name.
 std::string flag_of(const option& opt);
 /// The key in a config file: the name; empty for a command or a source.

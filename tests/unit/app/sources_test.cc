@@ -212,3 +212,20 @@ presence = true
     CHECK(printed.find("shards = 2  # config file") != std::string::npos);
     CHECK(printed.find("max-channels = 50  # default") != std::string::npos);
 }
+
+TEST_CASE("reloadable options are settings, and the mode-setting ones are not among them",
+          "[app][sources]") {
+    std::size_t live = 0;
+    for (const option& opt : options()) {
+        if (reloadable(opt)) {
+            ++live;
+            CHECK(opt.scope == option_scope::setting);
+        }
+    }
+    CHECK(live == 25); // src/app/options.cc reloadable's list, every name a real option
+    for (const char* fixed : {"listen", "api-listen", "shards", "insecure", "max-connections",
+                              "history-budget-bytes", "max-idle-channels", "echo"}) {
+        INFO(fixed);
+        CHECK_FALSE(reloadable(*find_option(fixed)));
+    }
+}
