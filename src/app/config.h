@@ -68,6 +68,9 @@ struct config {
     /// The options a source set, each once, with the source that won; every other option
     /// holds its default.
     std::vector<given_option> given;
+    /// What a source had that is not wrong enough to refuse (a RINGCAST_ variable that is
+    /// no option): said at start, one sentence each.
+    std::vector<std::string> warnings;
 };
 
 /// Reads argv into `cfg`: "--name VALUE", "--name=VALUE", a switch alone ("--insecure"),
@@ -86,8 +89,8 @@ result<void, std::string> finish_config(config& cfg);
 
 /// Sets from RINGCAST_<OPTION> variables (options.h env_name; a list option one value per
 /// line) every option `cfg` was not given yet, marking them given from the environment.
-/// Returns every problem, one sentence each (a bad value, a RINGCAST_ variable that is no
-/// option; RINGCAST_API_KEY is finish_config's).
+/// Returns every problem, one sentence each (a bad value; RINGCAST_API_KEY is
+/// finish_config's); a RINGCAST_ variable that is no option goes to cfg.warnings.
 std::vector<std::string> read_environment(config& cfg);
 
 /// Sets from the TOML file at `path` every option `cfg` was not given yet: keys are the

@@ -191,6 +191,9 @@ int run(int argc, char** argv) {
         return 2;
     }
     app::config cfg = std::move(parsed.value());
+    for (const std::string& w : cfg.warnings) {
+        std::fprintf(stderr, "ringcastd: warning: %s\n", w.c_str());
+    }
     if (cfg.show_help) {
         std::fputs(app::usage().c_str(), stdout);
         return 0;

@@ -217,9 +217,11 @@ std::vector<std::string> read_environment(config& cfg) {
             }
         }
         if (opt == nullptr) {
-            problems.push_back("the environment variable " + std::string(var) +
-                               " is no option of ringcastd (RINGCAST_<OPTION>, e.g. "
-                               "RINGCAST_MAX_CONNECTIONS; see --help)");
+            // A warning, not an error: the prefix is shared with other tools' variables
+            // (a test harness's, a wrapper's), but a typo of an option must not pass unseen.
+            cfg.warnings.push_back("the environment variable " + std::string(var) +
+                                   " is no option of ringcastd and is ignored (RINGCAST_<OPTION>, "
+                                   "e.g. RINGCAST_MAX_CONNECTIONS; see --help)");
             continue;
         }
         if (given_already(cfg, *opt)) {

@@ -122,7 +122,9 @@ void engine::reload(const config& cfg, auth::verifier* tokens) {
     // Presence and acks can be switched on live, not off: members already counted would
     // never leave the home's count, and messages waiting for acks could not be acked
     // (docs/operations.md "Reload"). A namespace that had them keeps them until a restart.
-    for (const auto& [name, before] : _config.channels.by_namespace) {
+    for (const auto& old : _config.channels.by_namespace) {
+        const std::string& name = old.first; // not a structured binding: clang 14 cannot
+        const channel_policy& before = old.second; // capture those in a lambda
         if (!before.presence && !before.ack) {
             continue;
         }
