@@ -173,6 +173,7 @@ private:
     std::optional<std::string> post_send(const call& c);       // publish_endpoints.cc
     std::optional<std::string> post_broadcast(const call& c);  // publish_endpoints.cc
     std::optional<std::string> post_disconnect(const call& c); // disconnect_endpoint.cc
+    std::optional<std::string> post_drain(const call& c);      // disconnect_endpoint.cc
     std::optional<std::string> get_stats(const call& c);       // stats.cc
     std::optional<std::string> get_metrics(const call& c);     // stats.cc
     std::optional<std::string> get_online(const call& c);      // query_endpoints.cc

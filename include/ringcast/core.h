@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <concepts>
@@ -487,6 +488,7 @@ struct shard_counters {
     uint64_t recv_rearms = 0;
     uint64_t read_pauses = 0;
     uint64_t budget_closes = 0; ///< connections closed because the shard's output was over budget
+    uint64_t drain_closes = 0;  ///< client sessions closed 1001 by a drain (conn_handler::on_drain)
     uint64_t cq_overflows = 0;
     uint64_t loop_iterations = 0;
 };
@@ -528,6 +530,15 @@ struct outbound_target {
 enum class client_verdict : uint8_t {
     admitted, ///< within the per-address limits of the client's address (or none apply)
     refused,  ///< over one: its 429 is queued and the connection is closing
+};
+
+/// Where the process is in a drain (docs/operations.md "Drain"). A closed set: every
+/// switch on it lists all three.
+enum class drain_phase : uint8_t {
+    serving,   ///< no drain
+    announced, ///< drain begun: /readyz and the agent check say so; still accepting clients
+    closing,   ///< new WebSocket sessions refused (503); open ones closed 1001, paced over
+               ///< the window (conn_handler::on_drain)
 };
 
 /// What a connection handler may ask of its shard. Implemented by the shard runtime; every
@@ -620,6 +631,12 @@ public:
     /// mesh's back-pressure: post() itself never refuses, so the overflow stays
     /// bounded by the mark plus what was already under way.
     virtual bool mesh_congested(shard_id s) const noexcept = 0;
+    /// Where the process is in a drain, now.
+    virtual drain_phase drain() const noexcept = 0;
+    /// Asks the process to drain as on SIGTERM (POST /api/drain): raises drain_signal, and
+    /// the main thread runs the drain (docs/operations.md "Drain"). Any number of calls
+    /// make one drain.
+    virtual void ask_drain() noexcept = 0;
 
 protected:
     /// The untyped send under post(): `msg` owns its payload from here on.
@@ -726,6 +743,11 @@ public:
     virtual void on_timer(conn_handle h, void* user, conn_timer which) noexcept = 0;
     /// The shard is stopping: say goodbye (e.g. close 1001) and close the connection.
     virtual void on_shutdown(conn_handle h, void* user) noexcept = 0;
+    /// The process is draining (drain_phase::closing) and the shard's pacing reached this
+    /// connection of the main listener: if it is a client session, say goodbye (close
+    /// 1001 after what is queued for it) and return true; return false to leave it open
+    /// until the shard stops (an HTTP request, an API call). Never called once stopping.
+    virtual bool on_drain(conn_handle h, void* user) noexcept = 0;
     /// The shard's queued output is over its budget and this connection holds the most:
     /// drop what it has not started sending and close it (a WebSocket with 1008). If the
     /// connection is still open afterwards, the shard closes it at once.
@@ -813,7 +835,18 @@ using handler_factory = std::function<std::unique_ptr<conn_handler>(conn_io&)>;
 /// joining the threads (wait_shards).
 struct stop_token {
     std::atomic<bool> requested{false};
+    /// The drain (docs/operations.md "Drain"), driven by the main thread: it stores
+    /// drain_window_ms, then `drain` with release; a shard loads `drain` with acquire at
+    /// the end of each loop pass (shard::run) and when its handler asks (conn_io::drain),
+    /// so the window it reads is the one stored before. Only moves forward: serving →
+    /// announced → closing.
+    std::atomic<drain_phase> drain{drain_phase::serving};
+    std::atomic<uint32_t> drain_window_ms{0};
 };
+
+/// The signal conn_io::ask_drain raises for the main thread (POST /api/drain): a drain
+/// begins if none has, and nothing else happens (a second SIGTERM would stop at once).
+inline constexpr int drain_signal = SIGUSR2;
 
 /// Starts one pinned thread per shard (config.shards()), each with its own io_uring, and
 /// returns when all of them have set up their rings (or one failed: the error names the shard and reason).

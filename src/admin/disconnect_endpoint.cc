@@ -1,5 +1,7 @@
-// POST /api/disconnect {"userId","code","reason"}: closes every connection of a user, on
-// every shard (a gather, gather.cc), answered {"ok":true,"connections":N}.
+// The operator's endpoints that end connections: POST /api/disconnect {"userId","code",
+// "reason"} closes every connection of a user, on every shard (a gather, gather.cc),
+// answered {"ok":true,"connections":N}; POST /api/drain drains the whole process as SIGTERM
+// does (docs/operations.md "Drain").
 #include "endpoints.h"
 #include "gather.h"
 
@@ -41,6 +43,17 @@ std::optional<std::string> api::post_disconnect(const call& c) {
     }
     return gather(c, question::disconnect, std::string(user), static_cast<uint16_t>(code), {},
                   std::string(reason));
+}
+
+std::optional<std::string> api::post_drain(const call& c) {
+    // The main thread runs the drain; this shard only asks. Asking again changes nothing,
+    // so the answer says whether this request began it or found it under way.
+    const bool begun = _io.drain() == core::drain_phase::serving;
+    _io.ask_drain();
+    return http::make_response(202, "application/json",
+                               begun ? "{\"ok\":true,\"draining\":true}\n"
+                                     : "{\"ok\":true,\"draining\":true,\"already\":true}\n",
+                               c.ka);
 }
 
 } // namespace ringcast::admin

@@ -203,6 +203,8 @@ inline constexpr field<core::shard_counters> core_fields[] = {
      "times reading from a connection stopped because its output backlog was too long"},
     {"output_budget_closes", figure::counter, &core::shard_counters::budget_closes,
      "connections closed because the shard's queued output was over its budget"},
+    {"drain_closes", figure::counter, &core::shard_counters::drain_closes,
+     "client sessions closed with 1001 by a drain, paced over --drain-seconds"},
     {"cq_overflows", figure::counter, &core::shard_counters::cq_overflows,
      "event loop turns that found the completion queue overflowed"},
     {"loop_iterations", figure::counter, &core::shard_counters::loop_iterations,

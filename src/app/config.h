@@ -43,6 +43,14 @@ struct config {
     std::optional<net::endpoint> api_listen;
     /// 0 (not a value --shards takes): one shard per CPU of the affinity mask.
     unsigned shards = 0;
+    /// The drain on SIGTERM or POST /api/drain (docs/operations.md "Drain"): how long
+    /// /readyz and the agent check say "draining" before sessions are closed, and the
+    /// window the closes are spread over. Both 0: every session closed at once, as before
+    /// there was a drain (a balancer-less host; tests).
+    uint32_t drain_delay_ms = 0;
+    uint32_t drain_seconds = 0;
+    /// --agent-check-listen: HAProxy's agent-check port, answered by the main thread.
+    std::optional<net::endpoint> agent_check_listen;
     core::runtime_config runtime;
     net::gateway_config gateway;
     /// --api-key-file as given; empty: none (the key may still come from api_key_env).

@@ -1,5 +1,6 @@
-// ringcastd: parse flags, open one listener per shard, start the shards, wait for SIGINT or
-// SIGTERM, stop the shards (clients get close 1001), print per-shard counters, exit 0.
+// ringcastd: parse flags, open one listener per shard, start the shards, serve until SIGINT
+// (stop at once) or SIGTERM / POST /api/drain (drain, docs/operations.md "Drain"), stop the
+// shards (clients get close 1001), print per-shard counters, exit 0.
 #include "config.h"
 #include "options.h"
 #include "service.h"
@@ -7,14 +8,21 @@
 #include <ringcast/core.h>
 #include <ringcast/net.h>
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <exception>
 #include <string>
 
@@ -61,7 +69,8 @@ void pin_large_allocations_to_mmap() noexcept {
 /// with a problem is refused whole and the running one kept; otherwise what may change live
 /// goes to every shard (net::reloaded_settings), and what needs a restart is named. Each
 /// outcome is one line on stderr.
-void reload(core::shard_group& group, const app::config& started, int argc, char** argv) {
+std::optional<app::config> reload(core::shard_group& group, const app::config& started,
+                                  int argc, char** argv) {
     auto next = app::parse_args(argc, argv);
     if (!next) {
         const std::string& all = next.error();
@@ -71,7 +80,7 @@ void reload(core::shard_group& group, const app::config& started, int argc, char
                          all.substr(from, nl - from).c_str());
             from = nl == std::string::npos ? all.size() + 1 : nl + 1;
         }
-        return;
+        return std::nullopt;
     }
     auto settings = std::make_shared<net::reloaded_settings>();
     settings->config = next->gateway;
@@ -106,13 +115,61 @@ void reload(core::shard_group& group, const app::config& started, int argc, char
     std::fprintf(stderr, "ringcastd: reloaded: %zu settings that change live applied "
                          "(docs/operations.md \"Reload\")\n",
                  applied);
+    return std::move(next.value());
+}
+
+/// How serve() ended.
+enum class ending : uint8_t {
+    at_once, ///< SIGINT, or a second SIGTERM during a drain: every session closed now
+    drained, ///< the drain's window has passed: what is left closes now
+};
+
+/// The drain as the main thread runs it (docs/operations.md "Drain"): the settings in force
+/// (a reload may change them until the drain begins), and where it is.
+struct drain_run {
+    uint32_t delay_ms = 0;
+    uint32_t seconds = 0;
+    core::drain_phase phase = core::drain_phase::serving;
+    std::chrono::steady_clock::time_point next_at{}; // when the phase after this one begins
+};
+
+/// The agent-check port: one short answer per connection, then close. HAProxy reads a line
+/// ("up ready" puts the server back in rotation, "drain" stops new sessions while the
+/// existing ones stay) and expects the agent to close. Non-blocking; a client that does not
+/// take the few bytes at once gets nothing (HAProxy retries at its next check).
+void answer_agent(int listen_fd, core::drain_phase phase) noexcept {
+    for (int i = 0; i < 64; ++i) { // a burst at most per wakeup: the loop has other work
+        const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            return; // EAGAIN: none left; anything else: the next poll tells again
+        }
+        std::string_view word;
+        switch (phase) {
+        case core::drain_phase::serving:
+            word = "up ready\n";
+            break;
+        case core::drain_phase::announced:
+        case core::drain_phase::closing:
+            word = "drain\n";
+            break;
+        }
+        (void)::send(fd, word.data(), word.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        // Whatever HAProxy sent (agent-send) is read first, so the close is a FIN, not a
+        // reset.
+        char discard[256];
+        while (::recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0) {
+        }
+        ::close(fd);
+    }
 }
 
 /// The main thread while the shards serve: tells the service manager (when there is one)
 /// that we are ready, how we are doing, and — while every shard's loop turns — that we are
-/// alive (docs/operations.md "systemd"); returns the stop signal that ended it.
+/// alive (docs/operations.md "systemd"); answers the agent check; runs a drain on SIGTERM
+/// or POST /api/drain; returns how the serving ended.
 template <typename Reload>
-int serve(const core::shard_group& group, const sigset_t& stop_signals, Reload&& reload) {
+ending serve(const core::shard_group& group, core::stop_token& stop, int signal_fd,
+             int agent_fd, drain_run& drain, Reload&& reload) {
     app::notifier manager = app::notifier::from_environment();
     if (!manager.error().empty()) {
         std::fprintf(stderr, "ringcastd: warning: %s; not notifying the service manager\n",
@@ -130,25 +187,86 @@ int serve(const core::shard_group& group, const sigset_t& stop_signals, Reload&&
             ? std::clamp<uint64_t>(manager.watchdog_usec() / 4000, 200, 1000)
             : 1000;
     auto last = std::chrono::steady_clock::now();
+    auto next_tick = last + std::chrono::milliseconds(tick_ms);
     std::vector<unsigned> reported_stuck;
+    const auto set_phase = [&](core::drain_phase phase) {
+        drain.phase = phase;
+        // Release: pairs with each shard's acquire load (stop_token), which then reads the
+        // window stored before.
+        stop.drain.store(phase, std::memory_order_release);
+    };
     for (;;) {
-        const timespec wait{static_cast<time_t>(tick_ms / 1000),
-                            static_cast<long>(tick_ms % 1000) * 1000000};
-        const int sig = sigtimedwait(&stop_signals, nullptr, &wait);
-        if (sig == SIGINT || sig == SIGTERM) {
-            manager.send("STOPPING=1");
-            return sig;
+        auto now = std::chrono::steady_clock::now();
+        auto until = next_tick;
+        if (drain.phase != core::drain_phase::serving) {
+            until = std::min(until, drain.next_at);
         }
-        if (sig == SIGHUP) {
-            manager.send("RELOADING=1");
-            reload();
-            manager.send("READY=1");
+        const int wait_ms = static_cast<int>(std::max<int64_t>(
+            0, std::chrono::ceil<std::chrono::milliseconds>(until - now).count()));
+        pollfd fds[2] = {{signal_fd, POLLIN, 0}, {agent_fd, POLLIN, 0}};
+        const int ready = ::poll(fds, agent_fd >= 0 ? 2 : 1, wait_ms);
+        if (ready > 0 && agent_fd >= 0 && (fds[1].revents & POLLIN) != 0) {
+            answer_agent(agent_fd, drain.phase);
+        }
+        signalfd_siginfo si{};
+        while (ready > 0 && ::read(signal_fd, &si, sizeof(si)) == sizeof(si)) {
+            const int sig = static_cast<int>(si.ssi_signo);
+            if (sig == SIGINT || (sig == SIGTERM && drain.phase != core::drain_phase::serving)) {
+                std::fprintf(stderr, "ringcastd: %s%s: closing every connection now\n",
+                             sig == SIGINT ? "SIGINT" : "SIGTERM",
+                             sig == SIGTERM ? " during the drain" : "");
+                if (drain.phase == core::drain_phase::serving) {
+                    manager.send("STOPPING=1");
+                }
+                return ending::at_once;
+            }
+            if (sig == core::drain_signal && drain.phase != core::drain_phase::serving) {
+                continue; // POST /api/drain again: the drain is under way
+            }
+            if (sig == SIGTERM || sig == core::drain_signal) {
+                const bool asked = sig == core::drain_signal && si.ssi_pid == uint32_t(::getpid());
+                std::fprintf(stderr,
+                             "ringcastd: %s: draining: /readyz 503 and the agent check "
+                             "\"drain\" for %u ms, then sessions closed with 1001 over %u s\n",
+                             asked ? "POST /api/drain" : sig == SIGTERM ? "SIGTERM" : "SIGUSR2",
+                             drain.delay_ms, drain.seconds);
+                manager.send("STOPPING=1\nSTATUS=draining");
+                drain.next_at = std::chrono::steady_clock::now() +
+                                std::chrono::milliseconds(drain.delay_ms);
+                set_phase(core::drain_phase::announced);
+            } else if (sig == SIGHUP) {
+                manager.send("RELOADING=1");
+                if (const auto next = reload(); next && drain.phase == core::drain_phase::serving) {
+                    drain.delay_ms = next->drain_delay_ms;
+                    drain.seconds = next->drain_seconds;
+                }
+                manager.send("READY=1");
+            }
+        }
+        now = std::chrono::steady_clock::now();
+        if (drain.phase != core::drain_phase::serving && now >= drain.next_at) {
+            switch (drain.phase) {
+            case core::drain_phase::serving:
+                break;
+            case core::drain_phase::announced:
+                stop.drain_window_ms.store(drain.seconds * 1000, std::memory_order_relaxed);
+                drain.next_at = now + std::chrono::seconds(drain.seconds);
+                std::fprintf(stderr, "ringcastd: drain: closing sessions over %u s\n",
+                             drain.seconds);
+                set_phase(core::drain_phase::closing);
+                break;
+            case core::drain_phase::closing:
+                std::fprintf(stderr, "ringcastd: drain: window over, stopping\n");
+                return ending::drained;
+            }
+        }
+        if (now < next_tick) {
             continue;
         }
+        next_tick = now + std::chrono::milliseconds(tick_ms);
         if (!manager.enabled()) {
             continue;
         }
-        const auto now = std::chrono::steady_clock::now();
         const double seconds = std::chrono::duration<double>(now - last).count();
         last = now;
         const core::group_status next = core::status_of(group);
@@ -157,6 +275,9 @@ int serve(const core::shard_group& group, const sigset_t& stop_signals, Reload&&
         status = next;
         std::string state = "STATUS=" + app::status_line(status.connections, frames_per_s,
                                                           status.loop_passes.size());
+        if (drain.phase != core::drain_phase::serving) {
+            state += " (draining)";
+        }
         const app::watchdog::verdict v = dog.check(status.loop_passes);
         if (manager.watchdog_usec() != 0 && v.pet) {
             state += "\nWATCHDOG=1";
@@ -289,8 +410,26 @@ int run(int argc, char** argv) {
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGHUP); // reload (docs/operations.md "Reload")
+    sigaddset(&stop_signals, core::drain_signal); // POST /api/drain (docs/operations.md "Drain")
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
+    const int signal_fd = ::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (signal_fd < 0) {
+        std::fprintf(stderr, "ringcastd: signalfd: %s\n", std::strerror(errno));
+        return 1;
+    }
+    int agent_fd = -1;
+    if (cfg.agent_check_listen) {
+        auto agent = net::open_listeners(*cfg.agent_check_listen, 1);
+        if (!agent) {
+            std::fprintf(stderr, "ringcastd: --agent-check-listen: %s\n", agent.error().c_str());
+            return 1;
+        }
+        agent_fd = agent->front();
+        (void)::fcntl(agent_fd, F_SETFL, ::fcntl(agent_fd, F_GETFL) | O_NONBLOCK);
+        std::printf("ringcastd: agent check on %s:%u\n", cfg.agent_check_listen->host.c_str(),
+                    unsigned(net::local_port(agent_fd)));
+    }
 
     core::stop_token stop;
     const net::gateway_config gateway = cfg.gateway;
@@ -349,10 +488,12 @@ int run(int argc, char** argv) {
     std::fflush(stdout);
 
     const app::config started = cfg;
-    const int sig = serve(*group.value(), stop_signals,
-                          [&] { reload(*group.value(), started, argc, argv); });
-    std::fprintf(stderr, "ringcastd: %s: closing connections\n",
-                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+    drain_run drain{.delay_ms = cfg.drain_delay_ms, .seconds = cfg.drain_seconds};
+    const ending how = serve(*group.value(), stop, signal_fd, agent_fd, drain,
+                             [&] { return reload(*group.value(), started, argc, argv); });
+    std::fprintf(stderr, "ringcastd: %s\n",
+                 how == ending::drained ? "drained: closing what is left"
+                                        : "closing connections");
     // Pairs with the relaxed load at the end of each shard's loop pass (core::stop_token).
     stop.requested.store(true, std::memory_order_relaxed);
     const auto counters = core::wait_shards(std::move(group.value()));

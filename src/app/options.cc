@@ -35,11 +35,13 @@ bool plain_path(std::string_view path) {
 
 /// --echo: a path of its own, not one the gateway serves already.
 result<void, std::string> check_echo_path(std::string_view given_as, std::string_view path) {
-    if (!plain_path(path) || path == "/" || path == "/healthz" || path == "/ws" ||
+    if (!plain_path(path) || path == "/" || path == "/healthz" || path == "/readyz" ||
+        path == "/ws" ||
         path == "/metrics" || path.starts_with("/api/")) {
         return unexpected{std::string(given_as) + " = '" + std::string(path) +
                           "' must be a path such as /echo: it starts with '/', is not "
-                          "'/', '/healthz', '/ws', '/metrics' or under /api/, and uses only "
+                          "'/', '/healthz', '/readyz', '/ws', '/metrics' or under /api/, and "
+                          "uses only "
                           "letters, digits and /-_.~"};
     }
     return {};
@@ -153,6 +155,19 @@ constexpr option table[] = {
     {.name = "shutdown-timeout-ms", .type = option_type::milliseconds,
      .field = RINGCAST_FIELD(runtime.shutdown_timeout_ms), .range = {0, max_timeout_ms},
      .help = "on SIGTERM/SIGINT, wait for goodbyes this long"},
+    {.name = "drain-delay-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(drain_delay_ms), .range = {0, max_timeout_ms},
+     .help = "on SIGTERM or POST /api/drain, answer /readyz 503 and the agent check "
+             "\"drain\" this long before closing sessions: longer than the balancer's "
+             "check interval"},
+    {.name = "drain-seconds", .type = option_type::integer,
+     .field = RINGCAST_FIELD(drain_seconds), .range = {0, 3600},
+     .help = "then close the sessions with 1001, spread evenly over this many seconds (new "
+             "ones get 503); 0 closes them all at once"},
+    {.name = "agent-check-listen", .type = option_type::address,
+     .field = RINGCAST_FIELD(agent_check_listen), .when_unset = "none",
+     .help = "answer HAProxy's agent check here: \"up ready\" while serving, \"drain\" "
+             "from the start of a drain"},
     {.name = "insecure", .type = option_type::toggle, .field = RINGCAST_FIELD(gateway.insecure),
      .help = "development only: take the user id from ?user= on /ws, unchecked; refused "
              "together with JWT keys"},
@@ -580,7 +595,7 @@ bool reloadable(const option& opt) noexcept {
         "command-rate",         "command-burst",            "backend-command-rate",
         "backend-command-burst", "slow-consumer-bytes",     "ack-timeout-ms",
         "presence-max-members", "offline-messages",         "offline-ttl-s",
-        "api-key-file",
+        "api-key-file",         "drain-delay-ms",           "drain-seconds",
     };
     return std::find(std::begin(live), std::end(live), opt.name) != std::end(live);
 }

@@ -2,6 +2,7 @@
 
 #include "op.h"
 
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,6 +117,7 @@ void shard::run() noexcept {
         enforce_output_budget();
         flush_sends();
         _port.flush();
+        follow_drain();
         if (_stop.requested.load(std::memory_order_relaxed) && !_stopping) {
             begin_stop();
         }
@@ -287,6 +289,55 @@ void shard::enforce_output_budget() noexcept {
             begin_teardown(c);
         }
     }
+}
+
+void shard::follow_drain() noexcept {
+    if (_drain.phase != drain_phase::closing) [[likely]] {
+        // Acquire: pairs with the main thread's release store of the phase, after it stored
+        // drain_window_ms (stop_token).
+        const drain_phase now = _stop.drain.load(std::memory_order_acquire);
+        if (now == _drain.phase) [[likely]] {
+            return;
+        }
+        _drain.phase = now;
+        if (now != drain_phase::closing) {
+            return;
+        }
+        _drain.closing_since_ms = _now_ms;
+        _drain.window_ms = _stop.drain_window_ms.load(std::memory_order_relaxed);
+        _drain.slots = _conns.high_water();
+        _drain.swept = 0;
+    }
+    if (!_stopping) {
+        close_for_drain();
+    }
+}
+
+void shard::close_for_drain() noexcept {
+    // Slots fill from the bottom, so sweeping the slot range at an even pace closes the
+    // shard's clients at an even pace: they reconnect elsewhere spread over the window
+    // instead of all at once.
+    const uint64_t elapsed = _now_ms - _drain.closing_since_ms;
+    const uint32_t due =
+        _drain.window_ms == 0 || elapsed >= _drain.window_ms
+            ? _drain.slots
+            : static_cast<uint32_t>((uint64_t(_drain.slots) * elapsed + _drain.window_ms - 1) /
+                                    _drain.window_ms);
+    for (; _drain.swept < due; ++_drain.swept) {
+        conn& c = _conns.at(_drain.swept);
+        if (c.state == conn_state::open && c.user != nullptr &&
+            _listeners[_admitted[_drain.swept].listener_index].config->role == listener::main &&
+            _admitted[_drain.swept].use != slot_use::outbound) {
+            if (_handler->on_drain(_conns.handle(c), c.user)) {
+                ++_counters.drain_closes;
+            }
+        }
+    }
+}
+
+void shard::ask_drain() noexcept {
+    // Blocked in every thread: the main thread takes it from its signalfd.
+    (void)::kill(::getpid(), drain_signal);
 }
 
 void shard::begin_stop() noexcept {

@@ -167,6 +167,13 @@ public:
     bool mesh_congested(shard_id s) const noexcept override {
         return _port.congested(unsigned(s));
     }
+    drain_phase drain() const noexcept override {
+        // The process's phase now, not as of the last pass: a request the loop reaps before
+        // it looks again must see a drain the main thread has begun. Acquire: as in
+        // follow_drain.
+        return _stop.drain.load(std::memory_order_acquire);
+    }
+    void ask_drain() noexcept override;
     peer_address peer(conn_handle h) const noexcept override;
     bool awaits_client(conn_handle h) const noexcept override;
     client_verdict admit_client(conn_handle h, const peer_address& client) noexcept override;
@@ -187,6 +194,8 @@ private:
     void rearm_receives() noexcept;
     void flush_sends() noexcept;
     void enforce_output_budget() noexcept;
+    void follow_drain() noexcept;
+    void close_for_drain() noexcept;
     void begin_stop() noexcept;
     bool finished() noexcept;
 
@@ -295,6 +304,16 @@ private:
     log_interval _log_unanswered{refusal_log_interval_ms};
     bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
+    // The drain as this shard follows it (stop_token::drain): in the closing phase the
+    // main listener's connections in slots below `swept` have been offered to on_drain;
+    // `swept` walks [0, slots) evenly over `window_ms` from `closing_since_ms`.
+    struct {
+        drain_phase phase = drain_phase::serving;
+        uint64_t closing_since_ms = 0;
+        uint32_t window_ms = 0;
+        uint32_t slots = 0; // the table's high-water mark when closing began
+        uint32_t swept = 0;
+    } _drain;
     uint64_t _reload_seen = 0; // process_gauge::reload_version last applied
     std::size_t _queued_total = 0; // sum of every connection's send_queue::cost_bytes()
 };

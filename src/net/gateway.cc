@@ -242,6 +242,15 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
         (this->*row.handler)(request_context{h, c, req, ka, head, {}});
         return c.state == phase::http;
     case route_kind::websocket:
+        if (_io.drain() == core::drain_phase::closing) {
+            // Its sessions are being closed: a new one would be closed in turn. Another node
+            // behind the balancer takes it (docs/operations.md "Drain").
+            send_response(h, c,
+                          http::make_error_response(503, "server draining; connect to another",
+                                                    http::keep_alive::no, http::retry_after(1)),
+                          http::keep_alive::no, head);
+            return false;
+        }
         (this->*row.handler)(request_context{h, c, req, ka, head, rest});
         return false;
     }
@@ -638,6 +647,17 @@ void gateway::on_shutdown(conn_handle h, void* user) noexcept {
         c.state = phase::closed;
         _io.close(h, core::close_mode::now);
     }
+}
+
+bool gateway::on_drain(conn_handle h, void* user) noexcept {
+    auto& c = *static_cast<connection*>(user);
+    if (c.state != phase::websocket) {
+        return false; // an HTTP request or API call: it ends with the shard
+    }
+    // After what is queued for it (close_websocket flushes first): a client reconnects and
+    // recovers from the offset of the last message it got (docs/operations.md "Drain").
+    close_websocket(h, c, ws::close_code::going_away, "server draining; reconnect");
+    return true;
 }
 
 } // namespace ringcast::net

@@ -114,6 +114,7 @@ public:
     void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
     void on_timer(conn_handle h, void* user, core::conn_timer which) noexcept override;
     void on_shutdown(conn_handle h, void* user) noexcept override;
+    bool on_drain(conn_handle h, void* user) noexcept override;
     void on_output_budget(conn_handle h, void* user) noexcept override;
     /// Never called: the gateway serves accepted connections only and never calls
     /// conn_io::connect() (an invariant violation if it comes).
@@ -166,6 +167,7 @@ private:
     void serve_echo(const request_context& ctx) noexcept;
     /// /healthz: 200 {"status":"ok"} (application/json).
     void serve_healthz(const request_context& ctx) noexcept;
+    void serve_readyz(const request_context& ctx) noexcept;
     /// "/": 200, the demo page (text/html).
     void serve_demo(const request_context& ctx) noexcept;
 

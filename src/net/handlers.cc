@@ -203,6 +203,20 @@ void gateway::serve_healthz(const request_context& ctx) noexcept {
     reply(ctx, http::make_response(200, "application/json", "{\"status\":\"ok\"}\n", ctx.ka));
 }
 
+void gateway::serve_readyz(const request_context& ctx) noexcept {
+    // Readiness, for a balancer's health check: 503 from the moment a drain begins, so no new
+    // client is sent here; /healthz (liveness) stays 200 until the process exits.
+    switch (_io.drain()) {
+    case core::drain_phase::serving:
+        return reply(ctx, http::make_response(200, "application/json", "{\"status\":\"ready\"}\n",
+                                              ctx.ka));
+    case core::drain_phase::announced:
+    case core::drain_phase::closing:
+        return reply(ctx, http::make_response(503, "application/json",
+                                              "{\"status\":\"draining\"}\n", ctx.ka));
+    }
+}
+
 void gateway::serve_demo(const request_context& ctx) noexcept {
     reply(ctx, http::make_response(200, "text/html; charset=utf-8", demo_page(), ctx.ka));
 }

@@ -118,6 +118,7 @@ public:
         }
         _io.close(h, core::close_mode::now);
     }
+    bool on_drain(conn_handle, void*) noexcept override { return false; }
     void on_output_budget(conn_handle h, void*) noexcept override {
         _io.close(h, core::close_mode::now);
     }

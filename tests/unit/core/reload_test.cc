@@ -40,6 +40,7 @@ public:
     void on_data(conn_handle, void*, std::span<std::byte>) noexcept override {}
     void on_timer(conn_handle, void*, core::conn_timer) noexcept override {}
     void on_shutdown(conn_handle, void*) noexcept override {}
+    bool on_drain(conn_handle, void*) noexcept override { return false; }
     void on_output_budget(conn_handle, void*) noexcept override {}
     void on_connect_result(conn_handle, void*, std::error_code) noexcept override {}
     void on_closed(conn_handle, void*) noexcept override {}

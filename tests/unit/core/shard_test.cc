@@ -7,6 +7,7 @@
 #include <ringcast/core.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,12 @@ public:
     }
     void on_shutdown(conn_handle h, void*) noexcept override {
         _io.close(h, core::close_mode::now);
+    }
+    bool on_drain(conn_handle h, void* user) noexcept override {
+        auto* role = static_cast<core::listener*>(user);
+        _journal.add(std::string("drain ") + role_name(*role));
+        _io.close(h, core::close_mode::now);
+        return true;
     }
     void on_output_budget(conn_handle h, void*) noexcept override {
         _io.close(h, core::close_mode::now);
@@ -162,4 +169,40 @@ TEST_CASE("shard: a connection's timers fire independently, each once, in deadli
     const std::vector<std::string> expected{"open main", "armed", "timer expiry",
                                             "timer liveness", "closed main"};
     CHECK(events == expected);
+}
+
+TEST_CASE("shard: a drain offers the main listener's connections to on_drain once each, "
+          "never the api listener's, and only in the closing phase",
+          "[core][shard][drain]") {
+    running_shard s;
+    std::vector<int> clients;
+    for (int i = 0; i < 4; ++i) {
+        clients.push_back(connect_loopback(s.main_port));
+        REQUIRE(s.events.wait_for("open main", i + 1));
+    }
+    const int backend = connect_loopback(s.api_port);
+    REQUIRE(s.events.wait_for("open api"));
+    // Announced: nothing closes yet. The window is stored before the phase (stop_token).
+    s.stop.drain_window_ms.store(0, std::memory_order_relaxed);
+    s.stop.drain.store(core::drain_phase::announced, std::memory_order_release);
+    const int late = connect_loopback(s.main_port); // still accepted while announced
+    REQUIRE(s.events.wait_for("open main", 5));
+    s.stop.drain.store(core::drain_phase::closing, std::memory_order_release);
+    REQUIRE(s.events.wait_for("closed main", 5));
+    for (const int fd : clients) {
+        CHECK(closed_by_server(fd));
+    }
+    CHECK(closed_by_server(late));
+    const auto events = s.events.snapshot();
+    CHECK(std::count(events.begin(), events.end(), "drain main") == 5);
+    CHECK(std::count(events.begin(), events.end(), "drain api") == 0);
+    CHECK(std::count(events.begin(), events.end(), "closed api") == 0);
+    // The first drain follows the last open: announced closed nothing.
+    const auto first_drain = std::find(events.begin(), events.end(), "drain main");
+    CHECK(std::count(first_drain, events.end(), "open main") == 0);
+    for (const int fd : clients) {
+        ::close(fd);
+    }
+    ::close(late);
+    ::close(backend);
 }

@@ -78,12 +78,12 @@ constexpr std::string_view over_cap = "too many connections on this server; retr
 
 } // namespace
 
-TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /healthz and / in "
-          "lookup order",
+TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /healthz, /readyz "
+          "and / in lookup order",
           "[net][routes]") {
     const gateway_config config;
     const std::vector<route> table = make_routes(config);
-    REQUIRE(table.size() == 5);
+    REQUIRE(table.size() == 6);
     CHECK(table[0].path == "/api/");
     CHECK(table[0].match == path_match::prefix);
     CHECK(table[1].path == "/metrics");
@@ -91,7 +91,9 @@ TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /health
     CHECK(table[1].listeners == table[0].listeners); // where the API is
     CHECK(table[2].path == "/ws");
     CHECK(table[3].path == "/healthz");
-    CHECK(table[4].path == "/");
+    CHECK(table[4].path == "/readyz");
+    CHECK(table[4].listeners == table[3].listeners); // both probes answer on every listener
+    CHECK(table[5].path == "/");
     for (const route& r : table) {
         CHECK(r.handler != nullptr);
     }
@@ -248,7 +250,7 @@ TEST_CASE("the echo route exists only with --echo, and the WebSocket path follow
 
     const gateway_config echo = with_echo("/echo");
     const std::vector<route> table = make_routes(echo);
-    CHECK(table.size() == 6);
+    CHECK(table.size() == 7);
     CHECK(routed_to(table, "GET /echo?x=1") == "/echo");
     check_refused(lookup(table, "GET /echo/more"), route_status::not_found, 404, no_such_path);
     check_refused(lookup(table, "GET /echo", api_listener), route_status::wrong_listener, 404,

@@ -78,11 +78,15 @@ public:
     }
     core::mesh_handlers& mesh_receivers() noexcept override { return handlers; }
     bool mesh_congested(shard_id) const noexcept override { return false; }
+    core::drain_phase drain() const noexcept override { return drain_now; }
+    void ask_drain() noexcept override { ++drain_asks; }
 
     shard_id self_id;
     unsigned shard_count;
     uint64_t now = 1000;
     bool over_budget = false;
+    core::drain_phase drain_now = core::drain_phase::serving; // what drain() answers
+    int drain_asks = 0;                                        // ask_drain() calls
     std::unordered_map<uint32_t, std::size_t> queued; // by conn_handle::slot
     std::vector<sent> sends;
     std::vector<std::pair<conn_handle, core::close_mode>> closes;
