@@ -175,6 +175,20 @@ std::optional<ws_reply> read_reply(std::string_view text) {
     return r;
 }
 
+frame_kind classify_frame(std::string_view text) {
+    if (text.starts_with("{\"id\":")) {
+        return frame_kind::message;
+    }
+    simdjson::dom::parser parser;
+    simdjson::dom::object obj;
+    std::string_view op;
+    if (parse(parser, text).get(obj) != simdjson::SUCCESS ||
+        obj["op"].get(op) != simdjson::SUCCESS) {
+        return frame_kind::message;
+    }
+    return op == "reply" ? frame_kind::reply : frame_kind::event;
+}
+
 std::optional<std::string> api_error_message(std::string_view body) {
     simdjson::dom::parser parser;
     simdjson::dom::object obj;

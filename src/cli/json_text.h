@@ -42,6 +42,14 @@ struct ws_reply {
 /// Reads a reply frame ({"op":"reply",...}); nullopt when it is not one or not JSON.
 std::optional<ws_reply> read_reply(std::string_view text);
 
+/// What a text frame from /ws is: a message of a channel (the envelope), a reply to a
+/// command, or another server event ({"op":"presence"}, {"op":"notice"}).
+enum class frame_kind : uint8_t { message, reply, event };
+
+/// Envelopes start with {"id": as ringcastd writes them and are not parsed again; any
+/// other frame is parsed for its "op" (whitespace anywhere is fine).
+frame_kind classify_frame(std::string_view text);
+
 /// The message of an API error body, {"error":{"code":N,"message":"..."}}; nullopt when the
 /// body has another shape.
 std::optional<std::string> api_error_message(std::string_view body);

@@ -94,8 +94,9 @@ int run_sub(const invocation& inv) {
         }
         ws_event e = ws.next(until);
         switch (e.what) {
-        case ws_event::kind::text:
-            if (e.text.starts_with("{\"op\":\"reply\"")) {
+        case ws_event::kind::text: {
+            const frame_kind kind = classify_frame(e.text);
+            if (kind == frame_kind::reply) {
                 const auto reply = read_reply(e.text);
                 if (reply && !report_reply(inv, *reply)) {
                     ws.close(close_normal, deadline::max());
@@ -107,11 +108,12 @@ int run_sub(const invocation& inv) {
             std::fputc('\n', stdout);
             std::fflush(stdout);
             // Presence events and notices are printed but are not messages of the channel.
-            if (!e.text.starts_with("{\"op\":") && inv.count != 0 && ++received >= inv.count) {
+            if (kind == frame_kind::message && inv.count != 0 && ++received >= inv.count) {
                 ws.close(close_normal, deadline::max());
                 return exit_ok;
             }
             break;
+        }
         case ws_event::kind::binary:
             std::fprintf(stderr, "ringcast: a binary message of %zu bytes, not printed\n",
                          e.text.size());

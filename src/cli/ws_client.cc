@@ -174,9 +174,13 @@ ws_event ws_client::feed(std::span<std::byte> bytes, deadline until) {
                                       std::byte(uint16_t(r.code) & 0xff)};
         (void)send_frame(ws::opcode::close, code, until);
         _close_sent = true;
-        return ws_event{.what = ws_event::kind::failed,
-                        .error = {exit_refused, "the server broke the WebSocket protocol (" +
-                                                    std::string(r.reason) + ")"}};
+        std::string why = r.code == ws::close_code::message_too_big
+                              ? "the server sent a message larger than --max-bytes; closed "
+                                "with 1009"
+                              : "the server broke the WebSocket protocol (" +
+                                    std::string(r.reason) + "); closed with " +
+                                    std::to_string(uint16_t(r.code));
+        return ws_event{.what = ws_event::kind::failed, .error = {exit_refused, std::move(why)}};
     }
     return ws_event{.what = ws_event::kind::timeout}; // "nothing to report"
 }

@@ -74,3 +74,14 @@ TEST_CASE("api_error_message reads the API's error body", "[cli][json]") {
     CHECK_FALSE(api_error_message(R"({"ok":true})"));
     CHECK_FALSE(api_error_message("<html>"));
 }
+
+TEST_CASE("classify_frame tells messages, replies and events apart", "[cli][json]") {
+    CHECK(classify_frame(R"({"id":"m-1","event":"e","channel":"c","data":{"op":"reply"}})") ==
+          frame_kind::message);
+    CHECK(classify_frame(R"({"op":"reply","id":1,"ok":true})") == frame_kind::reply);
+    CHECK(classify_frame(R"({ "op" : "reply", "id": 1 })") == frame_kind::reply);
+    CHECK(classify_frame(R"({"op":"presence","type":"join"})") == frame_kind::event);
+    CHECK(classify_frame(R"({"op":"notice","type":"unsubscribed"})") == frame_kind::event);
+    CHECK(classify_frame("[1]") == frame_kind::message);
+    CHECK(classify_frame("{bad") == frame_kind::message);
+}
