@@ -209,6 +209,11 @@ std::vector<std::string> read_environment(config& cfg) {
         if (var == api_key_env) {
             continue; // read by finish_config (a secret, not an option)
         }
+        // The command-line client's own (docs/cli.md): a shell that set them for `ringcast`
+        // may start ringcastd too, and they are no misspelt option to warn of.
+        if (var == "RINGCAST_URL" || var == "RINGCAST_TOKEN") {
+            continue;
+        }
         const option* opt = nullptr;
         for (const option& o : options()) {
             if (env_name(o) == var) {

@@ -177,6 +177,11 @@ TEST_CASE("environment: RINGCAST_<OPTION>, lists one per line, unknown ones warn
     REQUIRE(warned.warnings.size() == 1);
     CHECK(warned.warnings[0].find("RINGCAST_MAX_CONECTIONS is no option") != std::string::npos);
     unsetenv("RINGCAST_MAX_CONECTIONS");
+    setenv("RINGCAST_URL", "ws://127.0.0.1:8080", 1); // the client's (docs/cli.md)
+    setenv("RINGCAST_TOKEN", "eyJ", 1);
+    CHECK(parse_ok({}).warnings.empty());
+    unsetenv("RINGCAST_URL");
+    unsetenv("RINGCAST_TOKEN");
     setenv("RINGCAST_SHARDS", "0", 1);
     CHECK(parse({}).error().find("the environment variable RINGCAST_SHARDS") != std::string::npos);
     unsetenv("RINGCAST_SHARDS");
