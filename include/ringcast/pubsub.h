@@ -45,9 +45,14 @@ bool valid_token(std::string_view token) noexcept;
 
 enum class command_op : uint8_t { subscribe, unsubscribe, publish, ping, refresh, ack, presence };
 
+/// Where a recovering subscribe resumes (docs/protocol.md "Recovery"): after `offset` of
+/// `epoch`, or (by_time) at the first retained message stamped at or after `since_ms`, the
+/// form that works across nodes whose epochs differ.
 struct recover_point {
     std::string_view epoch;
     uint64_t offset = 0;
+    bool by_time = false;
+    uint64_t since_ms = 0; ///< by_time: a Unix time in ms (an envelope's "timestamp")
 };
 
 /// One parsed client command. Views point into the text given to parse_command().
@@ -136,6 +141,9 @@ std::size_t write_envelope(const envelope& e, std::span<char> out) noexcept;
 std::size_t write_envelope_around_data(const envelope& e, std::span<char> out) noexcept;
 /// Where e.data starts in write_envelope()'s output.
 std::size_t envelope_data_offset(const envelope& e) noexcept;
+/// The "timestamp" of the envelope a message frame carries (its frame as fan-out built it,
+/// data spliced or not); 0 for a frame that holds none.
+uint64_t envelope_timestamp(const core::frame_ref& f) noexcept;
 
 /// {"op":"reply","id":<id|null>,"ok":true<extra>} where `extra_fields` is either empty or
 /// starts with ',' (e.g. ",\"offset\":5").
@@ -543,8 +551,8 @@ private:
     void unsubscribe(conn_handle h, session& s, const command& cmd);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);
     // Recovery (commands.cc): S asks the home, the home answers, S finishes the subscribe.
-    void start_recovery(conn_handle h, session& s, local_channel& ch, std::string_view epoch,
-                        uint64_t since, bool has_id, uint64_t id, uint32_t slot);
+    void start_recovery(conn_handle h, session& s, local_channel& ch, const recover_point& from,
+                        bool has_id, uint64_t id, uint32_t slot);
     void answer_recovery(recover_msg& m);
     void deliver_offline(unsigned to_shard, home_channel& ch);
     void finish_recovery(recover_msg& m);

@@ -248,8 +248,7 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
     if (ch != nullptr && ch->confirmed) {
         _subscriptions->add(*ch, h, s);
         if (recover) {
-            return start_recovery(h, s, *ch, cmd.recover.epoch, cmd.recover.offset, cmd.has_id,
-                                  cmd.id, reserve_reply(s));
+            return start_recovery(h, s, *ch, cmd.recover, cmd.has_id, cmd.id, reserve_reply(s));
         }
         if (cmd.has_recover) {
             ++_counters.recover_failed;
@@ -271,6 +270,8 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
     p.recover = recover;
     p.recover_since = cmd.recover.offset;
     p.recover_epoch = std::string(cmd.recover.epoch);
+    p.recover_by_time = cmd.recover.by_time;
+    p.recover_since_ms = cmd.recover.since_ms;
     _subscriptions->wait(channel, ch, p);
 }
 
@@ -312,8 +313,9 @@ void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_
     // of them runs a command (a recovery answered at once does not resume its session).
     for (const pending_sub& p : waiting) {
         if (recovers(p)) {
-            start_recovery(p.h, *p.s, ch, p.recover_epoch, p.recover_since, p.has_id, p.id,
-                           p.slot);
+            const recover_point from{p.recover_epoch, p.recover_since, p.recover_by_time,
+                                     p.recover_since_ms};
+            start_recovery(p.h, *p.s, ch, from, p.has_id, p.id, p.slot);
         }
     }
     // Only now may the sessions run what they held back: a command run earlier could
@@ -337,8 +339,8 @@ void engine::confirm_interest(local_channel& ch, std::string_view epoch, uint64_
 // the live stream leave in offset order with no gap and no duplicate at the seam. Later
 // commands of the session wait (_recovering), so nothing of it overtakes the reply.
 
-void engine::start_recovery(conn_handle h, session& s, local_channel& ch, std::string_view epoch,
-                            uint64_t since, bool has_id, uint64_t id, uint32_t slot) {
+void engine::start_recovery(conn_handle h, session& s, local_channel& ch,
+                            const recover_point& from, bool has_id, uint64_t id, uint32_t slot) {
     local_channel::entry* e = subscriptions::entry_of(ch, s);
     RINGCAST_ASSERT(e != nullptr);
     if (++_recover_seq == 0) {
@@ -348,8 +350,10 @@ void engine::start_recovery(conn_handle h, session& s, local_channel& ch, std::s
     ++s._recovering;
     auto m = std::make_unique<recover_msg>();
     m->channel = ch.name;
-    m->epoch = std::string(epoch);
-    m->since = since;
+    m->epoch = std::string(from.epoch);
+    m->since = from.offset;
+    m->by_time = from.by_time;
+    m->since_ms = from.since_ms;
     m->point = ch.offset;
     m->conn = h;
     m->token = _recover_seq;
@@ -377,6 +381,15 @@ void engine::answer_recovery(recover_msg& m) {
     const uint64_t now_s = _io.now_ms() / 1000;
     history.expire(now_s);
     const uint64_t first = history.first_offset();
+    if (m.by_time) {
+        // The same point an offset would name, found by the stamps: after every retained
+        // message stamped before since_ms. Complete only if nothing before the first
+        // retained one could be at or after since_ms: it is stamped before, or none was
+        // ever dropped (the epoch's offsets start at 1).
+        const channel_history::stamped at = history.stamped_from(m.since_ms);
+        m.epoch = at.complete || first == 1 ? ch->epoch : std::string();
+        m.since = at.offset - 1;
+    }
     m.recovered = m.epoch == ch->epoch && m.since <= ch->offset && first <= m.since + 1 &&
                   ch->offset - m.since <= max_recover_messages;
     // Not recovered: from the subscription point, or from what is left when the point's

@@ -84,6 +84,8 @@ struct recover_msg {
     std::string channel;
     std::string epoch;  ///< recover: the client's; recovered: the channel's
     uint64_t since = 0; ///< the client's offset
+    bool by_time = false; ///< recover from since_ms instead (recover_point::by_time)
+    uint64_t since_ms = 0;
     uint64_t point = 0; ///< recover: the subscription point here; recovered: the offset after
                         ///< which every message follows (the frames, then live)
     uint64_t offset = 0; ///< recovered: the channel's last offset

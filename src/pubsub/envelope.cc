@@ -232,4 +232,22 @@ std::string notice_unsubscribed(std::string_view channel, std::string_view reaso
     return out;
 }
 
+uint64_t envelope_timestamp(const core::frame_ref& f) noexcept {
+    // The field follows "data" and only names and numbers follow it, so its last
+    // occurrence in the frame's own bytes is the envelope's, whatever the data holds (a
+    // spliced body is data only, never in own bytes).
+    if (!f) {
+        return 0;
+    }
+    const std::string_view own(reinterpret_cast<const char*>(f->data()), f->own_size());
+    const std::size_t at = own.rfind(before_timestamp);
+    if (at == std::string_view::npos) {
+        return 0;
+    }
+    uint64_t ms = 0;
+    const char* from = own.data() + at + before_timestamp.size();
+    (void)std::from_chars(from, own.data() + own.size(), ms);
+    return ms;
+}
+
 } // namespace ringcast::pubsub

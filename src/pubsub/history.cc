@@ -70,6 +70,20 @@ void channel_history::expire(uint64_t now_s) noexcept {
     }
 }
 
+channel_history::stamped channel_history::stamped_from(uint64_t since_ms) const noexcept {
+    std::size_t lo = 0;
+    std::size_t hi = _entries.size();
+    while (lo < hi) {
+        const std::size_t mid = lo + (hi - lo) / 2;
+        if (envelope_timestamp(_entries[mid].frame) < since_ms) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return {_first + lo, lo > 0};
+}
+
 std::vector<core::frame_ref> channel_history::after(uint64_t since, std::size_t limit,
                                                     uint64_t now_s) {
     expire(now_s);

@@ -67,6 +67,17 @@ public:
     /// second t is kept through second t + ttl).
     void expire(uint64_t now_s) noexcept;
 
+    /// Where a recovery by time starts (recover_point::by_time): `offset` is the first
+    /// retained message whose envelope is stamped at or after `since_ms` (one past the last
+    /// when none is); `complete` when a retained message stamped before it exists, so none
+    /// at or after it can have been dropped. Stamps are the home shard's clock, which only
+    /// moves forward within a channel's history unless the host's clock is stepped back; a
+    /// binary search, O(log n) envelopes read.
+    struct stamped {
+        uint64_t offset;
+        bool complete;
+    };
+    stamped stamped_from(uint64_t since_ms) const noexcept;
     /// Retained messages after `since`, oldest first, at most `limit`, none older than the
     /// ttl at `now_s`.
     std::vector<core::frame_ref> after(uint64_t since, std::size_t limit, uint64_t now_s);

@@ -37,7 +37,9 @@ constexpr std::string_view bad_channel = "channel is not a valid channel name";
 constexpr std::string_view bad_event = "event is not a valid event name";
 constexpr std::string_view bad_data = "data is not valid JSON";
 constexpr std::string_view bad_priority = "priority must be an integer from 1 to 4";
-constexpr std::string_view bad_recover = "recover must be an object with epoch and offset";
+constexpr std::string_view bad_recover =
+    "recover must be an object with epoch and offset, or with since";
+constexpr std::string_view bad_since = "recover.since must be a timestamp in ms from 0 to 2^53";
 constexpr std::string_view bad_epoch = "recover.epoch must be 1-64 characters of [A-Za-z0-9_.@-]";
 constexpr std::string_view bad_offset = "recover.offset must be an integer from 0 to 2^64-1";
 constexpr std::string_view token_missing = "token is missing";
@@ -196,6 +198,7 @@ void command_scanner::recover_field(json::od::value& v) noexcept {
     }
     bool has_epoch = false;
     bool has_offset = false;
+    bool has_since = false;
     for (auto item : object) {
         json::od::field f;
         std::string_view key;
@@ -213,6 +216,11 @@ void command_scanner::recover_field(json::od::value& v) noexcept {
             if (!has_offset) {
                 refuse(bad_offset);
             }
+        } else if (key == "since") {
+            has_since = json::read_uint(f.value(), uint64_t(1) << 53, _cmd.recover.since_ms);
+            if (!has_since) {
+                refuse(bad_since);
+            }
         } else {
             std::string_view ignored;
             if (!json::read_raw(_state, f.value(), ignored)) {
@@ -221,7 +229,9 @@ void command_scanner::recover_field(json::od::value& v) noexcept {
             }
         }
     }
-    _cmd.has_recover = has_epoch && has_offset;
+    // One form or the other, never a mix: which would win is not obvious to a reader.
+    _cmd.recover.by_time = has_since && !has_epoch && !has_offset;
+    _cmd.has_recover = (has_epoch && has_offset && !has_since) || _cmd.recover.by_time;
     if (!_cmd.has_recover) {
         refuse(bad_recover);
     }

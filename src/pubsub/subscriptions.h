@@ -45,6 +45,8 @@ struct pending_sub {
     bool recover_asked = false;
     bool recover = false;
     uint64_t recover_since = 0;
+    bool recover_by_time = false;
+    uint64_t recover_since_ms = 0;
     std::string recover_epoch;
 };
 

@@ -191,3 +191,35 @@ TEST_CASE("retained bytes count each frame and 32 B of bookkeeping", "[pubsub][h
     h->push(2, frame_of(std::string(10, 'w')), 0);
     CHECK(store.stats().bytes == history_store::cost(f) + sizeof(core::frame) + 10 + 32);
 }
+
+TEST_CASE("stamped_from finds the first message stamped at or after a time, and says whether "
+          "nothing at or after it can have been dropped",
+          "[pubsub][history][recovery]") {
+    history_store store(big_budget);
+    auto h = store.make({4, 0});
+    // Offsets 1-6 stamped 1000, 1000, 1010, 1020, 1020, 1030 (two share a millisecond);
+    // the count keeps 3-6.
+    const uint64_t stamps[] = {1000, 1000, 1010, 1020, 1020, 1030};
+    for (uint64_t offset = 1; offset <= 6; ++offset) {
+        h->push(offset,
+                frame_of(R"({"id":"m","data":{"timestamp":1},"priority":3,"timestamp":)" +
+                         std::to_string(stamps[offset - 1]) + R"(,"userId":null,"offset":)" +
+                         std::to_string(offset) + "}"),
+                100);
+    }
+    REQUIRE(h->first_offset() == 3);
+    using st = channel_history::stamped;
+    const auto at = [&](uint64_t ms) {
+        const st s = h->stamped_from(ms);
+        return std::make_pair(s.offset, s.complete);
+    };
+    // The data's own "timestamp" is not the envelope's.
+    CHECK(at(1020) == std::make_pair(uint64_t{4}, true)); // both 1020s
+    CHECK(at(1011) == std::make_pair(uint64_t{4}, true));
+    CHECK(at(1030) == std::make_pair(uint64_t{6}, true));
+    CHECK(at(1031) == std::make_pair(uint64_t{7}, true)); // past the last: nothing to send
+    // At or before the oldest kept: 1 and 2 (stamped 1000) were dropped, so a time they
+    // might match is not complete.
+    CHECK(at(1010) == std::make_pair(uint64_t{3}, false));
+    CHECK(at(0) == std::make_pair(uint64_t{3}, false));
+}

@@ -63,6 +63,24 @@ TEST_CASE("parse_command reads a subscribe with a recover point", "[pubsub][prot
     CHECK(c.id == 2);
 }
 
+TEST_CASE("parse_command reads a recover point given as a time, and refuses a mix of both "
+          "forms",
+          "[pubsub][protocol]") {
+    const command c = accepted(
+        R"({"op":"subscribe","channel":"feed:x","recover":{"since":1796522800887},"id":2})");
+    CHECK(c.has_recover);
+    CHECK(c.recover.by_time);
+    CHECK(c.recover.since_ms == 1796522800887);
+    CHECK_FALSE(accepted(R"({"op":"subscribe","channel":"feed:x","recover":{"epoch":"e1","offset":1}})")
+                    .recover.by_time);
+    CHECK(refused(R"({"op":"subscribe","channel":"feed:x","recover":{"since":5,"epoch":"e1","offset":1}})")
+              .code == 400);
+    CHECK(refused(R"({"op":"subscribe","channel":"feed:x","recover":{"since":5,"offset":1}})").code ==
+          400);
+    CHECK(refused(R"({"op":"subscribe","channel":"feed:x","recover":{"since":-1}})").code == 400);
+    CHECK(refused(R"({"op":"subscribe","channel":"feed:x","recover":{"since":"5"}})").code == 400);
+}
+
 TEST_CASE("parse_command reads an unsubscribe", "[pubsub][protocol]") {
     const command c = accepted(R"({"op":"unsubscribe","channel":"queue-updates","id":3})");
     CHECK(c.op == command_op::unsubscribe);
@@ -238,7 +256,7 @@ TEST_CASE("parse_command refuses malformed recover points", "[pubsub][protocol]"
         const auto r = GENERATE(as<std::string>{}, "1", "null", R"("e1")", "[]", "{}",
                                 R"({"epoch":"e1"})", R"({"offset":1})");
         const command_error e = refused(head + r + "}");
-        CHECK(e.message == "recover must be an object with epoch and offset");
+        CHECK(e.message == "recover must be an object with epoch and offset, or with since");
         CHECK(e.id == 3);
     }
     SECTION("bad epoch") {

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <tuple>
 #include <string>
@@ -193,6 +194,47 @@ TEST_CASE("recovery on the home shard: the answer for each case", "[pubsub][reco
     CHECK(ask(epoch, 9, 6) == result{false, 6, {}});
     // The subscription point's successors are gone too: from the oldest kept.
     CHECK(ask(epoch, 0, 1) == result{false, 2, {3, 4, 5, 6}});
+}
+
+TEST_CASE("recovery by time on the home shard: complete only when nothing at or after the "
+          "time can have been dropped",
+          "[pubsub][recovery]") {
+    fake_io io(0, 2);
+    engine e(io, with_history(4));
+    const std::string local = homed_on(0, 2);
+    e.on_mesh(kinds::interest{}, shard_id(1),
+              std::make_unique<interest_msg>(interest_msg{local, {}, 0, 7, true}));
+    const std::string epoch = io.post_of<kinds::confirmed>(0)->epoch;
+    publish_request req;
+    req.data = "1";
+    const auto ask = [&](uint64_t since_ms) {
+        auto m = std::make_unique<recover_msg>();
+        m->channel = local;
+        m->by_time = true;
+        m->since_ms = since_ms;
+        m->point = 0;
+        m->conn = handle(9);
+        e.on_mesh(kinds::recover{}, shard_id(1), std::move(m));
+        const recover_msg* a = io.post_of<kinds::recovered>(io.posts.size() - 1);
+        REQUIRE(a != nullptr);
+        CHECK(a->epoch == epoch);
+        return std::make_tuple(a->recovered, a->point, a->frames.size());
+    };
+    using result = std::tuple<bool, uint64_t, std::size_t>;
+    for (int i = 0; i < 3; ++i) {
+        e.publish(req, local, api_origin());
+    }
+    // Nothing dropped yet (the epoch starts at 1): from any time, complete.
+    CHECK(ask(0) == result{true, 0, 3});
+    // Later than every stamp (the wall clock now, plus a day): complete, nothing to send.
+    const uint64_t later = uint64_t(std::time(nullptr)) * 1000 + 86400000;
+    CHECK(ask(later) == result{true, 3, 0});
+    for (int i = 0; i < 3; ++i) {
+        e.publish(req, local, api_origin());
+    }
+    // 1 and 2 left the ring: a time at or before the oldest kept may have matched them.
+    CHECK(std::get<0>(ask(0)) == false);
+    CHECK(ask(later) == result{true, 6, 0});
 }
 
 TEST_CASE("recovery replays at most max_recover_messages", "[pubsub][recovery]") {
