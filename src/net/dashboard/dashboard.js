@@ -132,7 +132,7 @@ if (typeof module === 'object' && module.exports) {
 
 function start_page() {
   const $ = id => document.getElementById(id);
-  const history_points = 120; // two minutes of sparkline at one snapshot a second
+  const history_points = 60; // a minute of sparkline at one snapshot a second
   const series = { connections: [], in_per_s: [], out_per_s: [], p99: [] };
   let previous = null;
   let socket = null;
