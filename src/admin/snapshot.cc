@@ -65,9 +65,8 @@ void api::publish_snapshot(std::span<const gather_msg> answers) {
     // The counters were gathered before this count: a snapshot's sys_stats_published is
     // the number published before it.
     ++_counters.sys_stats_published;
-    const std::string data =
-        snapshot_json(counters_by_shard(answers), top_channels(answers, snapshot_channels),
-                      timestamp_ms);
+    const std::string data = snapshot_json(counters_by_shard(answers),
+                                           top_channels(answers, snapshot_channels), timestamp_ms);
     pubsub::publish_request r;
     r.channel = sys_stats_channel;
     r.event = "stats";

@@ -39,8 +39,8 @@ std::string metrics_response(std::span<const gather_msg> answers, http::keep_ali
 }
 
 std::string stats_response(std::span<const gather_msg> answers, http::keep_alive ka) {
-    return http::make_response(200, "application/json", stats::stats_json(counters_by_shard(answers)),
-                               ka);
+    return http::make_response(200, "application/json",
+                               stats::stats_json(counters_by_shard(answers)), ka);
 }
 
 namespace stats {

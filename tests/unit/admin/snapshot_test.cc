@@ -4,9 +4,9 @@
 #include "gather.h"
 #include "stats.h"
 
-#include <catch2/catch.hpp>
 #include <simdjson.h>
 
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
