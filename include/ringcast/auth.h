@@ -226,10 +226,10 @@ inline constexpr uint32_t max_history_messages = 100000;
 inline constexpr uint32_t max_history_ttl_s = 31536000; // a year
 
 /// Parses NAME:RULE[,RULE…]. NAME is 1-64 bytes of [A-Za-z0-9_.-] and not "user" (a
-/// built-in namespace), nor "sys" (sys_namespace). RULEs: at most one of "public", "private" or one or more
-/// "role=<name>" (non-empty, no ','); optionally "publish" (which needs one of those);
-/// optionally "history=N" (1..max_history_messages) and "history-ttl=S"
-/// (1..max_history_ttl_s, needs history=), "presence", "ack" (needs history=: what is
+/// built-in namespace), nor "sys" (sys_namespace). RULEs: at most one of "public",
+/// "private" or one or more "role=<name>" (non-empty, no ','); optionally "publish"
+/// (which needs one of those); optionally "history=N" (1..max_history_messages) and
+/// "history-ttl=S" (1..max_history_ttl_s, needs history=), "presence", "ack" (needs history=: what is
 /// not acknowledged is replayed from it); none repeated; a rule without an access word
 /// must carry a channel feature and is public. The error says what is wrong, for the
 /// operator.
