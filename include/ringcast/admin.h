@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -95,6 +96,8 @@ struct api_counters {
     uint64_t forbidden_scope = 0; ///< 403: a known key without the endpoint's scope
     uint64_t not_loopback = 0; ///< 403: no API key configured and the peer is not on this host
     uint64_t busy_refused = 0; ///< publishes refused with 503 (mesh congested)
+    uint64_t sys_stats_published = 0; ///< sys:stats snapshots published (its home shard)
+    uint64_t sys_stats_skipped = 0;   ///< snapshots not published: mesh congested
 };
 
 /// Counters of the connection layer (src/net), for GET /api/stats. Every member is a row of
@@ -159,6 +162,12 @@ public:
     void on_mesh(kinds::gather_question, shard_id from, std::unique_ptr<gather_msg> g) noexcept;
     void on_mesh(kinds::gather_answer, shard_id from, std::unique_ptr<gather_msg> g) noexcept;
     void on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept override;
+    /// sys:stats gained its first subscriber (this is its home shard): snapshots start.
+    void on_watched(std::string_view channel) noexcept override;
+    /// The shard timer (core::conn_io::set_shard_timer) the API armed has fired; the
+    /// handler forwards it. While sys:stats has subscribers, gathers one snapshot and
+    /// publishes it there, and arms the timer for the next; else stops (snapshot.cc).
+    void on_timer() noexcept;
 
 private:
     /// A 403 (no keys and not loopback) or 401 (no key matches) when `req` may not use the
@@ -187,7 +196,8 @@ private:
     /// names, through issue(); a 400 for a body that does not parse or an item without
     /// that field (nothing is published then).
     std::optional<std::string> publish_each(const call& c, addressed_to to);
-    /// Publishes items[i] to targets[i]. A 503 when a target's home shard is congested
+    /// Publishes items[i] to targets[i]. A 403 when a target is a sys: channel (the
+    /// server's own; nothing is published then). A 503 when a target's home shard is congested
     /// (pubsub::engine::accepts_work_for; nothing is published then). Else each item goes
     /// to the engine, and the answer comes at once when every home shard was this one, or
     /// later through finish_publish().
@@ -206,9 +216,18 @@ private:
                                       uint16_t code = 0, core::frame_ref frame = {},
                                       std::string text = {}, uint64_t since = 0,
                                       uint64_t limit = 0);
+    /// gather() for any asker: `h` and `ka` are where and how the answer goes (an HTTP
+    /// request's), unused for question::snapshot, whose answer is published instead.
+    void begin_gather(conn_handle h, http::keep_alive ka, question what, std::string arg,
+                      uint16_t code = 0, core::frame_ref frame = {}, std::string text = {},
+                      uint64_t since = 0, uint64_t limit = 0);
     /// Fills in this shard's answer to `g`.
     void answer_here(gather_msg& g) noexcept;
     void finish_gather(uint64_t token);
+
+    // --- sys:stats (snapshot.cc) ----------------------------------------------------------
+    /// The gathered snapshot, published to sys:stats (or counted as skipped).
+    void publish_snapshot(std::span<const gather_msg> answers);
 
     core::conn_io& _io;
     pubsub::engine& _engine;
@@ -218,6 +237,11 @@ private:
     std::unordered_map<uint64_t, std::unique_ptr<pending_gather>> _gathers;
     /// Names each pending request, and makes broadcast message ids unique on this shard.
     uint64_t _next_token = 1;
+    /// sys:stats, on its home shard: the shard timer is armed for the next snapshot (when
+    /// `_snapshot_due_ms` comes); a snapshot gather is under way.
+    bool _snapshots_on = false;
+    bool _snapshot_gathering = false;
+    uint64_t _snapshot_due_ms = 0;
     api_counters _counters;
 };
 

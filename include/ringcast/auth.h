@@ -226,10 +226,10 @@ inline constexpr uint32_t max_history_messages = 100000;
 inline constexpr uint32_t max_history_ttl_s = 31536000; // a year
 
 /// Parses NAME:RULE[,RULE…]. NAME is 1-64 bytes of [A-Za-z0-9_.-] and not "user" (a
-/// built-in namespace). RULEs: at most one of "public", "private" or one or more
-/// "role=<name>" (non-empty, no ','); optionally "publish" (which needs one of those);
-/// optionally "history=N" (1..max_history_messages) and "history-ttl=S"
-/// (1..max_history_ttl_s, needs history=), "presence", "ack" (needs history=: what is
+/// built-in namespace), nor "sys" (sys_namespace). RULEs: at most one of "public",
+/// "private" or one or more "role=<name>" (non-empty, no ','); optionally "publish"
+/// (which needs one of those); optionally "history=N" (1..max_history_messages) and
+/// "history-ttl=S" (1..max_history_ttl_s, needs history=), "presence", "ack" (needs history=: what is
 /// not acknowledged is replayed from it); none repeated; a rule without an access word
 /// must carry a channel feature and is public. The error says what is wrong, for the
 /// operator.
@@ -247,6 +247,12 @@ private:
     std::vector<namespace_rule> _rules;
 };
 
+/// The server's own channels (sys:stats, docs/protocol.md "The sys namespace"): built in
+/// like "user", never configured with --namespace, written only by the server. With a
+/// token, only users whose "roles" hold admin_role may subscribe there.
+inline constexpr std::string_view sys_namespace = "sys";
+inline constexpr std::string_view admin_role = "admin";
+
 /// allowed, or refused with a short static reason (the body of a 403 / an error reply).
 struct access_verdict {
     bool allowed = false;
@@ -263,10 +269,11 @@ bool channel_granted(const identity& who, std::string_view channel) noexcept;
 /// Subscribe rule, first match wins:
 ///   - no namespace ("lobby")                 → allowed (any authenticated user)
 ///   - "user:<id>"                            → only when <id> is who.user_id
+///   - "sys:…"                                → only when who.roles holds admin_role
 ///   - a configured namespace                 → by its access (public / private / role)
 ///   - any other namespace                    → refused "namespace not configured"
-/// Reasons: "channel belongs to another user", "namespace not configured", "channel not
-/// granted by token", "role required".
+/// Reasons: "channel belongs to another user", "admin role required", "namespace not
+/// configured", "channel not granted by token", "role required".
 access_verdict may_subscribe(const identity& who, std::string_view channel,
                              const namespace_table& rules) noexcept;
 

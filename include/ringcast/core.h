@@ -557,6 +557,11 @@ public:
     virtual void set_timer(conn_handle h, conn_timer which, uint64_t deadline_ms) noexcept = 0;
     /// Disarms timer `which` (nothing happens if it was not armed).
     virtual void cancel_timer(conn_handle h, conn_timer which) noexcept = 0;
+    /// Arms the shard's own timer, which belongs to no connection: the handler's
+    /// on_shard_timer() runs at or soon after `deadline_ms` (monotonic, now_ms()), once;
+    /// replaces an earlier deadline. On the same wheel as the connections' timers, so a
+    /// shard that has it armed still sleeps until it is due, and one without it pays nothing.
+    virtual void set_shard_timer(uint64_t deadline_ms) noexcept = 0;
     /// Opens a TCP connection from this shard to `to` (TCP_NODELAY set), asynchronously on
     /// the shard's ring; for a handler that talks to a server of its own (a broker). The
     /// handle comes back at once, connecting; `user` (not null) is what every later call
@@ -741,6 +746,9 @@ public:
     /// The deadline of timer `which` set with conn_io::set_timer() has passed (the timer is
     /// disarmed; the handler may arm it again).
     virtual void on_timer(conn_handle h, void* user, conn_timer which) noexcept = 0;
+    /// The deadline of conn_io::set_shard_timer() has passed (the timer is disarmed; the
+    /// handler may arm it again). Nothing by default.
+    virtual void on_shard_timer() noexcept {}
     /// The shard is stopping: say goodbye (e.g. close 1001) and close the connection.
     virtual void on_shutdown(conn_handle h, void* user) noexcept = 0;
     /// The process is draining (drain_phase::closing) and the shard's pacing reached this

@@ -344,6 +344,11 @@ class subscriptions;
 class fanout;
 class engine;
 
+/// Whether a session without a token may subscribe to the server's own channels
+/// (auth::sys_namespace); the gateway decides it at the upgrade (docs/security.md "The
+/// dashboard and sys:stats"). A session with a token is judged by its roles instead.
+enum class sys_access : bool { no, yes };
+
 /// The pubsub side of one /ws connection; owned by the gateway's connection state.
 ///
 /// Command order. A connection's commands take effect in the order sent and their replies
@@ -400,6 +405,7 @@ private:
     uint32_t _rate_limit_rate = 0;             // engine
     bool _closing = false; // fanout: closing (slow consumer, or told): deliver nothing more
     bool _backend = false; // engine: holds the API key: may publish anywhere
+    bool _sys = false;     // engine: may subscribe to sys: channels without a token
     bool _running = false; // engine: its commands are being run: do not re-enter
     uint64_t _refill_ms = 0;      // engine
     uint64_t _limit_reply_ms = 0; // engine: when the last 429 for an over-rate command left
@@ -419,6 +425,9 @@ class publish_listener {
 public:
     virtual ~publish_listener() = default;
     virtual void on_published(const publish_origin& origin, uint64_t offset) noexcept = 0;
+    /// On `channel`'s home shard: a channel of the sys namespace went from no interested
+    /// shard to one (its first subscriber anywhere). Nothing by default.
+    virtual void on_watched(std::string_view channel) noexcept { (void)channel; }
 };
 
 /// Hash for maps keyed by names, so lookups take a string_view without building a
@@ -467,8 +476,10 @@ public:
     /// A /ws connection finished its upgrade as `user_id` (empty: anonymous). Subscribes it
     /// to user:<id>.
     /// `backend`: the connection presented the API key and may publish to any channel
-    /// (a high-rate feed over one WebSocket instead of HTTP requests).
-    void open_session(conn_handle h, session& s, std::string_view user_id, bool backend = false);
+    /// (a high-rate feed over one WebSocket instead of HTTP requests). `sys`: it may
+    /// subscribe to sys: channels.
+    void open_session(conn_handle h, session& s, std::string_view user_id, bool backend = false,
+                      sys_access sys = sys_access::no);
     /// A /ws connection authenticated by a token the gateway verified: opens it as
     /// who.user_id (which must be a valid_user_id), keeps `who` for the subscribe and
     /// publish decisions (config::namespaces, which must be set) and arms the connection's
@@ -514,6 +525,12 @@ public:
     std::vector<std::pair<std::string, uint32_t>> local_users() const;
     /// Channels with subscribers on this shard and their local subscriber counts.
     std::vector<std::pair<std::string, uint32_t>> local_channels() const;
+    /// The `most` channels with the most subscribers on this shard, most first (ties by
+    /// name); O(channels) time, O(most) memory beyond the answer.
+    std::vector<std::pair<std::string, uint32_t>> top_local_channels(std::size_t most) const;
+    /// For a channel whose home is this shard: some shard has subscribers (or pending
+    /// ones). False for a channel homed elsewhere.
+    bool watched(std::string_view channel) const noexcept;
     /// For a channel whose home is this shard: its offset and epoch, if it exists.
     bool home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const;
     /// For a channel whose home is this shard: its retained messages after `since`, oldest

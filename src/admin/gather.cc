@@ -12,10 +12,18 @@ namespace ringcast::admin {
 std::optional<std::string> api::gather(const call& c, question what, std::string arg,
                                        uint16_t code, core::frame_ref frame, std::string text,
                                        uint64_t since, uint64_t limit) {
+    begin_gather(c.h, c.ka, what, std::move(arg), code, std::move(frame), std::move(text), since,
+                 limit);
+    return std::nullopt;
+}
+
+void api::begin_gather(conn_handle h, http::keep_alive ka, question what, std::string arg,
+                       uint16_t code, core::frame_ref frame, std::string text, uint64_t since,
+                       uint64_t limit) {
     const uint64_t token = _next_token++;
     auto& p = *_gathers.emplace(token, std::make_unique<pending_gather>()).first->second;
-    p.h = c.h;
-    p.ka = c.ka;
+    p.h = h;
+    p.ka = ka;
     p.what = what;
     p.arg = arg;
     p.since = since;
@@ -45,7 +53,6 @@ std::optional<std::string> api::gather(const call& c, question what, std::string
     if (p.remaining == 0) {
         finish_gather(token);
     }
-    return std::nullopt;
 }
 
 void api::answer_here(gather_msg& g) noexcept {
@@ -60,6 +67,10 @@ void api::answer_here(gather_msg& g) noexcept {
         break;
     case question::channels:
         g.list = _engine.local_channels();
+        break;
+    case question::snapshot:
+        g.counters = {_engine.stats(), _io.counters(), _out.edge_stats(), _counters};
+        g.list = _engine.top_local_channels(snapshot_channels_per_shard);
         break;
     case question::channel_info:
         g.list = _engine.local_channels();
@@ -141,6 +152,9 @@ void api::finish_gather(uint64_t token) {
     case question::presence:
         response = presence_response(p.arg, p.answers, p.ka);
         break;
+    case question::snapshot:
+        // No HTTP request waits for it: the answer is a message on sys:stats.
+        return publish_snapshot(p.answers);
     case question::broadcast_all:
     case question::disconnect: {
         uint64_t connections = 0;

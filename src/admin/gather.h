@@ -43,6 +43,7 @@ enum class question : uint8_t {
     presence,      ///< one channel's members, where it is home
     broadcast_all, ///< deliver a frame to every connection (POST /api/broadcast)
     disconnect,    ///< close a user's connections (POST /api/disconnect)
+    snapshot,      ///< its counters and its busiest channels, for sys:stats (snapshot.cc)
 };
 
 /// The question a gather asks every shard, and one shard's answer to it.
@@ -105,6 +106,8 @@ struct pending_gather {
 // The response each question's answers make (status and body), written next to its
 // endpoint; pure functions of the answers.
 
+/// The answers' counters in shard order (stats.cc).
+std::vector<stats::shard_stats> counters_by_shard(std::span<const gather_msg> answers);
 /// GET /api/stats (stats.cc).
 std::string stats_response(std::span<const gather_msg> answers, http::keep_alive ka);
 /// GET /metrics: the answers' counters in the Prometheus text format.
@@ -125,5 +128,30 @@ std::string channel_response(std::string_view channel, std::span<const gather_ms
 /// GET /api/presence/<name> (query_endpoints.cc): the home shard's page.
 std::string presence_response(std::string_view channel, std::span<const gather_msg> answers,
                               http::keep_alive ka);
+
+// --- sys:stats (snapshot.cc) -------------------------------------------------------------
+
+/// The channel the snapshots go to, and their period.
+inline constexpr std::string_view sys_stats_channel = "sys:stats";
+/// Once a second: the dashboard's rates are per second, and a gather of every shard a
+/// second costs nothing a server notices.
+inline constexpr uint64_t snapshot_interval_ms = 1000;
+/// Channels a snapshot lists, by subscribers across shards: a screenful.
+inline constexpr std::size_t snapshot_channels = 10;
+/// Channels each shard reports, its own busiest: more than snapshot_channels so that a
+/// channel spread over every shard, in none of them first, still makes the list. The list
+/// is exact unless a channel outside every shard's 32 would rank in the merged 10.
+inline constexpr std::size_t snapshot_channels_per_shard = 32;
+
+/// The shards' lists summed by name, the `most` largest first (ties by name).
+std::vector<std::pair<std::string, uint64_t>> top_channels(std::span<const gather_msg> answers,
+                                                           std::size_t most);
+/// The data of one sys:stats message: {"timestamp":MS,"interval_ms":N,"total":{…},
+/// "shards":[…],"channels":[{"channel":C,"subscribers":N},…]} — total and shards exactly
+/// as GET /api/stats writes them (stats::append_stats_fields). Channel names are
+/// valid_channel names (no escaping needed).
+std::string snapshot_json(std::span<const stats::shard_stats> shards,
+                          std::span<const std::pair<std::string, uint64_t>> channels,
+                          uint64_t timestamp_ms);
 
 } // namespace ringcast::admin

@@ -114,6 +114,12 @@ std::optional<std::string> api::issue(const call& c,
                                       pubsub::body_shape shape,
                                       const core::frame_ref& shared_data) {
     for (const auto& target : targets) {
+        if (pubsub::channel_namespace(target) == auth::sys_namespace) {
+            return http::make_error_response(403, "sys channels are written by the server only",
+                                             c.ka);
+        }
+    }
+    for (const auto& target : targets) {
         if (!_engine.accepts_work_for(target)) {
             ++_counters.busy_refused;
             return http::make_error_response(

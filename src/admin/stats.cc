@@ -17,10 +17,7 @@ std::optional<std::string> api::get_metrics(const call& c) {
     return gather(c, question::metrics, {});
 }
 
-namespace {
-
-/// The answers' counters in shard order.
-std::vector<stats::shard_stats> by_shard(std::span<const gather_msg> answers) {
+std::vector<stats::shard_stats> counters_by_shard(std::span<const gather_msg> answers) {
     std::vector<const gather_msg*> sorted;
     sorted.reserve(answers.size());
     for (const gather_msg& a : answers) {
@@ -36,16 +33,14 @@ std::vector<stats::shard_stats> by_shard(std::span<const gather_msg> answers) {
     return shards;
 }
 
-} // namespace
-
 std::string metrics_response(std::span<const gather_msg> answers, http::keep_alive ka) {
     return http::make_response(200, "text/plain; version=0.0.4; charset=utf-8",
-                               stats::metrics_text(by_shard(answers)), ka);
+                               stats::metrics_text(counters_by_shard(answers)), ka);
 }
 
 std::string stats_response(std::span<const gather_msg> answers, http::keep_alive ka) {
-    return http::make_response(200, "application/json", stats::stats_json(by_shard(answers)),
-                               ka);
+    return http::make_response(200, "application/json",
+                               stats::stats_json(counters_by_shard(answers)), ka);
 }
 
 namespace stats {
@@ -96,17 +91,23 @@ void append_json(std::string& out, const shard_stats& s) {
     out += '}';
 }
 
-std::string stats_json(std::span<const shard_stats> shards) {
+void append_stats_fields(std::string& out, std::span<const shard_stats> shards) {
     shard_stats total;
-    std::string body = "{\"total\":";
     std::string each;
     for (const shard_stats& one : shards) {
         each += each.empty() ? "" : ",";
         append_json(each, one);
         merge(total, one);
     }
-    append_json(body, total);
-    body += ",\"shards\":[" + each + "]}";
+    out += "\"total\":";
+    append_json(out, total);
+    out += ",\"shards\":[" + each + "]";
+}
+
+std::string stats_json(std::span<const shard_stats> shards) {
+    std::string body = "{";
+    append_stats_fields(body, shards);
+    body += '}';
     return body;
 }
 

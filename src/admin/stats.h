@@ -263,6 +263,10 @@ inline constexpr field<api_counters> api_fields[] = {
      "API requests refused 403: no API key set and the peer not on this host"},
     {"api_busy_refused", figure::counter, &api_counters::busy_refused,
      "API publishes refused 503 because traffic between shards was backed up"},
+    {"sys_stats_published", figure::counter, &api_counters::sys_stats_published,
+     "snapshots published to sys:stats (once a second while it has subscribers)"},
+    {"sys_stats_skipped", figure::counter, &api_counters::sys_stats_skipped,
+     "sys:stats snapshots not published because traffic between shards was backed up"},
 };
 // clang-format on
 
@@ -359,6 +363,9 @@ void append_json(std::string& out, const shard_stats& s);
 /// The body of GET /api/stats for the shards' answers, in shard order:
 /// {"total":{…},"shards":[{…},…]}.
 std::string stats_json(std::span<const shard_stats> shards);
+/// The same two fields without the braces, `"total":{…},"shards":[…]`, appended: how the
+/// sys:stats snapshot (snapshot.cc) carries exactly what GET /api/stats answers.
+void append_stats_fields(std::string& out, std::span<const shard_stats> shards);
 /// Every row of every shard in the Prometheus text exposition format (version 0.0.4): per
 /// metric one # HELP and one # TYPE line, then one sample per shard (label shard="N", and
 /// priority="P" for a per-priority row); no totals (sum by shard is the query's). Counter

@@ -36,13 +36,11 @@ bool plain_path(std::string_view path) {
 /// --echo: a path of its own, not one the gateway serves already.
 result<void, std::string> check_echo_path(std::string_view given_as, std::string_view path) {
     if (!plain_path(path) || path == "/" || path == "/healthz" || path == "/readyz" ||
-        path == "/ws" ||
-        path == "/metrics" || path.starts_with("/api/")) {
+        path == "/ws" || path == "/metrics" || path == "/dashboard" || path.starts_with("/api/")) {
         return unexpected{std::string(given_as) + " = '" + std::string(path) +
                           "' must be a path such as /echo: it starts with '/', is not "
-                          "'/', '/healthz', '/readyz', '/ws', '/metrics' or under /api/, and "
-                          "uses only "
-                          "letters, digits and /-_.~"};
+                          "'/', '/healthz', '/readyz', '/ws', '/metrics', '/dashboard' or under "
+                          "/api/, and uses only letters, digits and /-_.~"};
     }
     return {};
 }

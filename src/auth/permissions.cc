@@ -3,6 +3,7 @@
 //
 //   channel ─► namespace (before the first ':') ─┬─ none      → public
 //                                                ├─ "user"    → only user:<own id>
+//                                                ├─ "sys"     → only the role "admin"
 //                                                ├─ in table  → public / private / role
 //                                                └─ otherwise → refused
 // Start-up code (parsing, add) returns error strings; the checks allocate nothing.
@@ -50,6 +51,9 @@ result<namespace_rule, std::string> parse_namespace_rule(std::string_view option
     }
     if (rule.name == user_namespace) {
         return error{where + "\"user\" is built in (user:<id> only for that user)"};
+    }
+    if (rule.name == sys_namespace) {
+        return error{where + "\"sys\" is built in (the server's own channels, sys:stats)"};
     }
     bool access_set = false;
     std::string_view rest = option.substr(colon + 1);
@@ -179,6 +183,11 @@ access_verdict may_subscribe(const identity& who, std::string_view channel,
             return {true, {}};
         }
         return {false, "channel belongs to another user"};
+    }
+    if (name == sys_namespace) {
+        const bool admin = std::find(who.roles.begin(), who.roles.end(), admin_role) !=
+                           who.roles.end();
+        return admin ? access_verdict{true, {}} : access_verdict{false, "admin role required"};
     }
     const namespace_rule* rule = rules.find(name);
     if (rule == nullptr) {

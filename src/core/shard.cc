@@ -40,7 +40,7 @@ shard::shard(shard_id id, const runtime_config& config, stop_token& stop, mesh& 
       _port(m, unsigned(id), [this](unsigned target) { prep_doorbell(target); }),
       _conns(descriptor_slots(config.max_connections_per_shard, config.listeners,
                               config.outbound_slots)),
-      _timers(_conns.capacity() * conn_timer_count, monotonic_ms()),
+      _timers(_conns.capacity() * conn_timer_count + 1, monotonic_ms()), // + the shard's
       _addresses(per_shard(config.per_address, config.shards()), _conns.capacity()) {
     _now_ms = monotonic_ms();
     _admitted.resize(_conns.capacity());
@@ -200,6 +200,12 @@ void shard::send_to_shard(shard_id to, mesh_message msg) noexcept {
 
 void shard::run_timers() noexcept {
     _timers.advance(_now_ms, [this](uint32_t id) {
+        if (id == shard_timer_id()) {
+            if (!_stopping) {
+                _handler->on_shard_timer();
+            }
+            return;
+        }
         conn& c = _conns.at(id / conn_timer_count);
         const conn_handle h = _conns.handle(c);
         const auto which = static_cast<conn_timer>(id % conn_timer_count);
@@ -441,6 +447,10 @@ void shard::cancel_timer(conn_handle h, conn_timer which) noexcept {
     if (c != nullptr && c->state == conn_state::open) {
         _timers.cancel(timer_id(h.slot, which));
     }
+}
+
+void shard::set_shard_timer(uint64_t deadline_ms) noexcept {
+    _timers.schedule(shard_timer_id(), deadline_ms);
 }
 
 void shard::cancel_timers(uint32_t slot) noexcept {

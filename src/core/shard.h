@@ -152,6 +152,7 @@ public:
     void close(conn_handle h, close_mode mode) noexcept override;
     void set_timer(conn_handle h, conn_timer which, uint64_t deadline_ms) noexcept override;
     void cancel_timer(conn_handle h, conn_timer which) noexcept override;
+    void set_shard_timer(uint64_t deadline_ms) noexcept override;
     result<conn_handle> connect(const outbound_target& to, void* user) noexcept override;
     uint64_t now_ms() const noexcept override { return _now_ms; }
     shard_id id() const noexcept override { return _id; }
@@ -185,6 +186,8 @@ private:
         return slot * conn_timer_count + static_cast<uint32_t>(which);
     }
     void cancel_timers(uint32_t slot) noexcept;
+    /// The wheel's id of the shard timer (set_shard_timer): the one after every slot's.
+    uint32_t shard_timer_id() const noexcept { return _conns.capacity() * conn_timer_count; }
 
     // Loop phases.
     void apply_reload(uint64_t version) noexcept;

@@ -555,6 +555,10 @@ void gateway::on_reload(const std::shared_ptr<const core::reload_payload>& setti
     ++_reloads;
 }
 
+void gateway::on_shard_timer() noexcept {
+    _api.on_timer();
+}
+
 void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexcept {
     auto& c = *static_cast<connection*>(user);
     switch (which) {

@@ -45,6 +45,8 @@ struct pubsub_start {
     std::optional<auth::identity> who; ///< the token's identity (JWT on; not a backend)
     std::string user_id;               ///< --insecure: ?user= (may be empty)
     bool backend = false;              ///< the bearer is an API key with the publish scope
+    /// May subscribe to sys: channels without a token (sys_access_of).
+    pubsub::sys_access sys = pubsub::sys_access::no;
 };
 
 /// One connection's protocol state; allocated at accept, freed in on_closed().
@@ -101,6 +103,13 @@ struct frame_context {
 
 /// The page served at "/": a live channel a person can watch and publish to.
 std::string_view demo_page() noexcept;
+/// The page served at "/dashboard" (src/net/dashboard/, embedded at build time by
+/// embed_dashboard.py into dashboard_page.cc): the server's figures, live from sys:stats.
+std::string_view dashboard_page() noexcept;
+/// Its response headers, each line ending in CRLF: a Content-Security-Policy that allows
+/// only the page's own inline script and style (by their SHA-256) and WebSockets to its own
+/// origin, and the usual no-sniff, no-framing, no-referrer companions.
+std::string_view dashboard_headers() noexcept;
 
 /// One per shard, created by make_gateway() and called only from that shard's loop. Not
 /// copyable: the route table views its own _config.
@@ -113,6 +122,8 @@ public:
     void* on_open(conn_handle h, core::listener from, core::admission mode) noexcept override;
     void on_data(conn_handle h, void* user, std::span<std::byte> bytes) noexcept override;
     void on_timer(conn_handle h, void* user, core::conn_timer which) noexcept override;
+    /// The shard timer belongs to the API (sys:stats snapshots, admin::api::on_timer).
+    void on_shard_timer() noexcept override;
     void on_shutdown(conn_handle h, void* user) noexcept override;
     bool on_drain(conn_handle h, void* user) noexcept override;
     void on_output_budget(conn_handle h, void* user) noexcept override;
@@ -170,6 +181,13 @@ private:
     void serve_readyz(const request_context& ctx) noexcept;
     /// "/": 200, the demo page (text/html).
     void serve_demo(const request_context& ctx) noexcept;
+    /// "/dashboard": 200, the live dashboard (text/html) under its Content-Security-Policy.
+    void serve_dashboard(const request_context& ctx) noexcept;
+    /// Whether a /ws session without a token may read sys: channels (docs/security.md "The
+    /// dashboard and sys:stats"): with an API key holding the admin scope (`key`), yes; on
+    /// a server with neither JWT keys nor API keys, when the peer is on this host (the
+    /// /api/ rule); otherwise no.
+    pubsub::sys_access sys_access_of(conn_handle h, const admin::api_key* key) const noexcept;
 
     // --- WebSocket frames, with the connection they arrived on (gateway.cc).
 

@@ -39,7 +39,10 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
                       http::keep_alive::no, ctx.head);
         return;
     }
-    if (!origin_allowed(req.header_value("origin"), _config.allowed_origins)) {
+    // The server's own pages (/, /dashboard) connect from its own origin: always allowed.
+    const std::string_view origin = req.header_value("origin");
+    if (!origin_allowed(origin, _config.allowed_origins) &&
+        !same_origin(origin, req.header_value("host"))) {
         ++_refused_origin;
         send_response(ctx.h, ctx.conn,
                       http::make_error_response(403, "origin not allowed", http::keep_alive::no),
@@ -52,10 +55,13 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
     // header). A key without the scope makes an ordinary client session.
     const admin::api_key* key = admin::bearer_key(req, _config.api.keys);
     const bool backend = key != nullptr && key->allows(admin::api_scope::publish);
+    // A key with the admin scope (what GET /api/stats needs) may watch sys:stats, so it
+    // opens a session too: a monitor, not a feed, unless it has the publish scope as well.
+    const bool monitor = key != nullptr && key->allows(admin::api_scope::admin);
     // With JWT keys every other client proves who it is, before any WebSocket exists. A
-    // bearer that is an API key without the publish scope is no token either: refused.
+    // bearer that is an API key with neither scope is no token either: refused.
     std::optional<auth::identity> who;
-    if (_verifier && !backend) {
+    if (_verifier && !backend && !monitor) {
         auto verified = authenticate(req);
         if (!verified) {
             send_response(ctx.h, ctx.conn,
@@ -67,7 +73,19 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
     }
     // The request goes with the HTTP parser at the upgrade: keep what the session needs.
     admit_pubsub(ctx, pubsub_start{http::upgrade_response(req), std::move(who), std::string(user),
-                                   backend});
+                                   backend, sys_access_of(ctx.h, key)});
+}
+
+pubsub::sys_access gateway::sys_access_of(conn_handle h, const admin::api_key* key) const noexcept {
+    if (key != nullptr) {
+        return key->allows(admin::api_scope::admin) ? pubsub::sys_access::yes
+                                                    : pubsub::sys_access::no;
+    }
+    // No credential anywhere on this server: what /api/stats shows to this host, sys:stats
+    // shows to it too, and to no one else.
+    const bool open_server = !_verifier && _config.api.keys.empty();
+    return open_server && _io.peer(h).loopback() ? pubsub::sys_access::yes
+                                                 : pubsub::sys_access::no;
 }
 
 void gateway::admit_pubsub(const request_context& ctx, pubsub_start start) noexcept {
@@ -101,7 +119,7 @@ void gateway::open_pubsub(conn_handle h, connection& c, pubsub_start start,
     if (start.who) {
         _engine.open_session(h, *c.session, std::move(*start.who));
     } else {
-        _engine.open_session(h, *c.session, start.user_id, start.backend);
+        _engine.open_session(h, *c.session, start.user_id, start.backend, start.sys);
     }
     // Frames the client sent right behind its request arrived in the same read.
     if (!early.empty()) {
@@ -219,6 +237,11 @@ void gateway::serve_readyz(const request_context& ctx) noexcept {
 
 void gateway::serve_demo(const request_context& ctx) noexcept {
     reply(ctx, http::make_response(200, "text/html; charset=utf-8", demo_page(), ctx.ka));
+}
+
+void gateway::serve_dashboard(const request_context& ctx) noexcept {
+    reply(ctx, http::make_response(200, "text/html; charset=utf-8", dashboard_page(), ctx.ka,
+                                   dashboard_headers()));
 }
 
 } // namespace ringcast::net

@@ -102,7 +102,8 @@ std::vector<route> make_routes(const gateway_config& config) {
     // /healthz; without it, on the main listener.
     const route_listeners on_api_home = config.separate_api ? route_listeners::api : on_main;
     // Table order is lookup order: the first row whose path matches wins. The app refuses an
-    // --echo path another row serves ('/', '/healthz', '/readyz', '/ws', '/metrics', under /api/).
+    // --echo path another row serves ('/', '/dashboard', '/healthz', '/readyz', '/ws',
+    // '/metrics', under /api/).
     // clang-format off
     const route rows[] = {
     //   path              match   methods kind     restricted listeners   handler
@@ -113,6 +114,7 @@ std::vector<route> make_routes(const gateway_config& config) {
         {"/healthz",       exact,  get,    plain,   served,    on_both,    &gateway::serve_healthz},
         {"/readyz",        exact,  get,    plain,   served,    on_both,    &gateway::serve_readyz},
         {"/",              exact,  get,    plain,   refused,   on_main,    &gateway::serve_demo},
+        {"/dashboard",     exact,  get,    plain,   refused,   on_main,    &gateway::serve_dashboard},
     };
     // clang-format on
     std::vector<route> table;

@@ -127,7 +127,8 @@ route_match find_route(std::span<const route> table, std::string_view method, st
                        core::listener from, core::admission mode) noexcept;
 
 /// The gateway's one route table for `config`: /api/ (prefix, on the API's listener), the
-/// pubsub WebSocket path, the --echo path (only when set), /healthz, and the demo page "/".
+/// pubsub WebSocket path, the --echo path (only when set), /healthz, the demo page "/" and
+/// the dashboard "/dashboard".
 /// Rows view `config`'s strings: `config` must outlive the table. Setup only (allocates).
 std::vector<route> make_routes(const gateway_config& config);
 

@@ -23,6 +23,12 @@ namespace {
 /// why, and its flood cannot turn into a flood of replies.
 constexpr uint64_t rate_limit_reply_interval_ms = 1000;
 
+/// A session without a token that the gateway did not grant sys_access (docs/security.md
+/// "The dashboard and sys:stats").
+constexpr std::string_view sys_refused =
+    "sys channels need an admin token, an API key with the admin scope, or (on a server "
+    "with neither) a connection from this host";
+
 std::string offset_fields(std::string_view channel, std::string_view epoch, uint64_t offset) {
     std::string out = ",\"channel\":\"";
     out.append(channel);
@@ -231,6 +237,9 @@ void engine::subscribe(conn_handle h, session& s, const command& cmd, reply_mode
         }
     } else if (channel.starts_with("user:") && channel.substr(5) != s._user_id) {
         return answer(reply_error(cmd.has_id, cmd.id, 403, "another user's channel"));
+    } else if (channel_namespace(channel) == auth::sys_namespace && !s._sys) {
+        ++_counters.permission_refused;
+        return answer(reply_error(cmd.has_id, cmd.id, 403, sys_refused));
     }
     if (const local_channel* ch = _subscriptions->subscribed(s, channel); ch != nullptr) {
         return answer(reply_ok(cmd.has_id, cmd.id, offset_fields(channel, ch->epoch, ch->offset)));
@@ -434,6 +443,11 @@ void engine::finish_recovery(recover_msg& m) {
 // --- the publish command -------------------------------------------------------------------
 
 void engine::client_publish(conn_handle h, session& s, const command& cmd) {
+    if (channel_namespace(cmd.channel) == auth::sys_namespace) {
+        return send_reply(h, s,
+                          reply_error(cmd.has_id, cmd.id, 403,
+                                      "sys channels are written by the server only"));
+    }
     if (s._identity) {
         // Authenticated: the namespace rules alone decide (--client-publish is refused at
         // start together with JWT keys).

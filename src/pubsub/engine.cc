@@ -148,9 +148,11 @@ void engine::reload(const config& cfg, auth::verifier* tokens) {
 
 // --- sessions -----------------------------------------------------------------------------
 
-void engine::open_session(conn_handle h, session& s, std::string_view user_id, bool backend) {
+void engine::open_session(conn_handle h, session& s, std::string_view user_id, bool backend,
+                          sys_access sys) {
     s._user_id = std::string(user_id);
     s._backend = backend;
+    s._sys = sys == sys_access::yes;
     // A backend session (API key) is a feed, not a client: it has its own, higher budget.
     s._rate_limit_rate = backend ? _config.backend_command_rate : _config.command_rate;
     s._rate_limit_burst = backend ? _config.backend_command_burst : _config.command_burst;
@@ -272,6 +274,15 @@ std::vector<std::pair<std::string, uint32_t>> engine::local_users() const {
 
 std::vector<std::pair<std::string, uint32_t>> engine::local_channels() const {
     return _subscriptions->channel_counts();
+}
+
+std::vector<std::pair<std::string, uint32_t>> engine::top_local_channels(std::size_t most) const {
+    return _subscriptions->top_counts(most);
+}
+
+bool engine::watched(std::string_view channel) const noexcept {
+    const home_channel* ch = _ordering->find(channel);
+    return ch != nullptr && ch->interested_count > 0;
 }
 
 bool engine::home_info(std::string_view channel, uint64_t& offset, std::string& epoch) const {
@@ -413,6 +424,10 @@ void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t
         return;
     case interest_change::gained:
         break;
+    }
+    if (was_unwanted && _listener != nullptr &&
+        channel_namespace(channel) == auth::sys_namespace) {
+        _listener->on_watched(channel);
     }
     if (from_shard == unsigned(_io.id())) {
         if (local_channel* local = _subscriptions->find(channel);

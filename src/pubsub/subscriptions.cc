@@ -151,4 +151,36 @@ std::vector<std::pair<std::string, uint32_t>> subscriptions::channel_counts() co
     return out;
 }
 
+std::vector<std::pair<std::string, uint32_t>> subscriptions::top_counts(std::size_t most) const {
+    using candidate = std::pair<uint32_t, const std::string*>;
+    // "Ranks before": more subscribers, then the smaller name. The heap keeps its worst
+    // candidate on top, to be replaced by a better one.
+    const auto before = [](const candidate& a, const candidate& b) {
+        return a.first != b.first ? a.first > b.first : *a.second < *b.second;
+    };
+    std::vector<candidate> heap;
+    heap.reserve(most);
+    for (const auto& [name, ch] : _local) {
+        if (ch->subscribers.empty() || most == 0) {
+            continue;
+        }
+        const candidate c{static_cast<uint32_t>(ch->subscribers.size()), &name};
+        if (heap.size() < most) {
+            heap.push_back(c);
+            std::push_heap(heap.begin(), heap.end(), before);
+        } else if (before(c, heap.front())) {
+            std::pop_heap(heap.begin(), heap.end(), before);
+            heap.back() = c;
+            std::push_heap(heap.begin(), heap.end(), before);
+        }
+    }
+    std::sort(heap.begin(), heap.end(), before);
+    std::vector<std::pair<std::string, uint32_t>> out;
+    out.reserve(heap.size());
+    for (const candidate& c : heap) {
+        out.emplace_back(*c.second, c.first);
+    }
+    return out;
+}
+
 } // namespace ringcast::pubsub

@@ -151,6 +151,10 @@ public:
 
     /// Channels with subscribers here and their local subscriber counts.
     std::vector<std::pair<std::string, uint32_t>> channel_counts() const;
+    /// The `most` channels of channel_counts() with the most subscribers, most first, ties
+    /// by name: one pass keeping a heap of `most`, so a shard of a million channels copies
+    /// `most` names, not a million.
+    std::vector<std::pair<std::string, uint32_t>> top_counts(std::size_t most) const;
     /// Local channels, with subscribers or pending ones (the local_channels gauge).
     std::size_t channel_count() const noexcept { return _local.size(); }
     /// Subscriptions of all sessions (the subscriptions gauge).

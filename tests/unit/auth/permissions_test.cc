@@ -105,6 +105,8 @@ TEST_CASE("--namespace refusals say what is wrong", "[auth][namespaces]") {
     CHECK(error(":public").find("name") != std::string::npos);
     CHECK(error("c h:public").find("name") != std::string::npos);
     CHECK(error("user:public").find("built in") != std::string::npos);
+    CHECK(error("sys:public").find("built in") != std::string::npos);
+    CHECK(error("sys:role=admin,publish").find("built in") != std::string::npos);
     CHECK(error("chat:").find("unknown rule") != std::string::npos);
     CHECK(error("chat:publish").find("needs one of") != std::string::npos);
     CHECK(error("chat:public,private").find("more than one") != std::string::npos);
@@ -197,4 +199,19 @@ TEST_CASE("clients publish only where a namespace says publish", "[auth][permiss
     CHECK(verdict(may_publish(bob, "user:bob", table)) == "publish not allowed");
     CHECK(verdict(may_publish(bob, "user:alice", table)) == "channel belongs to another user");
     CHECK(verdict(may_publish(bob, "nowhere:x", table)) == "namespace not configured");
+}
+
+TEST_CASE("sys: channels are for the admin role only, and no client publishes there",
+          "[auth][permissions]") {
+    // Whatever the table says: sys is built in, and even a namespace granting everything
+    // does not reach it.
+    const namespace_table table = table_of({"chat:public,publish"});
+    const identity admin = user("ops", {"*"}, {"admin"});
+    const identity viewer = user("bob", {"sys:stats", "*"}, {"ops", "Admin"});
+    CHECK(verdict(may_subscribe(admin, "sys:stats", table)) == "allowed");
+    CHECK(verdict(may_subscribe(admin, "sys:other", table)) == "allowed");
+    CHECK(verdict(may_subscribe(viewer, "sys:stats", table)) == "admin role required");
+    CHECK(verdict(may_subscribe(user("anon"), "sys:stats", table)) == "admin role required");
+    CHECK(verdict(may_publish(admin, "sys:stats", table)) == "publish not allowed");
+    CHECK(verdict(may_publish(viewer, "sys:stats", table)) == "admin role required");
 }

@@ -78,12 +78,12 @@ constexpr std::string_view over_cap = "too many connections on this server; retr
 
 } // namespace
 
-TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /healthz, /readyz "
-          "and / in lookup order",
+TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /healthz, /readyz, "
+          "/ and /dashboard in lookup order",
           "[net][routes]") {
     const gateway_config config;
     const std::vector<route> table = make_routes(config);
-    REQUIRE(table.size() == 6);
+    REQUIRE(table.size() == 7);
     CHECK(table[0].path == "/api/");
     CHECK(table[0].match == path_match::prefix);
     CHECK(table[1].path == "/metrics");
@@ -94,6 +94,10 @@ TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /health
     CHECK(table[4].path == "/readyz");
     CHECK(table[4].listeners == table[3].listeners); // both probes answer on every listener
     CHECK(table[5].path == "/");
+    CHECK(table[6].path == "/dashboard");
+    CHECK(table[6].methods == route_methods::get);
+    CHECK(table[6].listeners == route_listeners::main);
+    CHECK(table[6].restricted == when_restricted::refused);
     for (const route& r : table) {
         CHECK(r.handler != nullptr);
     }
@@ -109,7 +113,7 @@ TEST_CASE("only the WebSocket paths upgrade, and they leave the method to the ha
         CHECK(m.row->kind == route_kind::websocket);
         CHECK(m.row->methods == route_methods::any);
     }
-    for (const char* target : {"/api/stats", "/healthz", "/"}) {
+    for (const char* target : {"/api/stats", "/healthz", "/", "/dashboard"}) {
         const route_match m = lookup(table, std::string("GET ") + target);
         REQUIRE(m.status == route_status::found);
         CHECK(m.row->kind == route_kind::http);
@@ -183,7 +187,8 @@ TEST_CASE("a restricted connection reaches /healthz and the API on its listener,
         const std::vector<route> table = make_routes(config);
         CHECK(routed_to(table, "GET /healthz", main_listener, restricted) == "/healthz");
         CHECK(routed_to(table, "POST /api/publish", main_listener, restricted) == "/api/");
-        for (const char* request : {"GET /ws", "GET /echo", "GET /", "GET /nosuch", "POST /"}) {
+        for (const char* request :
+             {"GET /ws", "GET /echo", "GET /", "GET /dashboard", "GET /nosuch", "POST /"}) {
             INFO(request);
             check_refused(lookup(table, request, main_listener, restricted),
                           route_status::restricted, 503, over_cap);
@@ -250,7 +255,7 @@ TEST_CASE("the echo route exists only with --echo, and the WebSocket path follow
 
     const gateway_config echo = with_echo("/echo");
     const std::vector<route> table = make_routes(echo);
-    CHECK(table.size() == 7);
+    CHECK(table.size() == 8);
     CHECK(routed_to(table, "GET /echo?x=1") == "/echo");
     check_refused(lookup(table, "GET /echo/more"), route_status::not_found, 404, no_such_path);
     check_refused(lookup(table, "GET /echo", api_listener), route_status::wrong_listener, 404,

@@ -55,6 +55,7 @@ public:
         timers.push_back({h, which, deadline_ms});
     }
     void cancel_timer(conn_handle, core::conn_timer) noexcept override {}
+    void set_shard_timer(uint64_t deadline_ms) noexcept override { shard_timer = deadline_ms; }
     /// The engine opens no outbound connections yet: refused, as a shard out of slots.
     result<conn_handle> connect(const core::outbound_target&, void*) noexcept override {
         return errno_error(EMFILE);
@@ -97,6 +98,7 @@ public:
         uint64_t deadline_ms;
     };
     std::vector<timer_set> timers; // every set_timer, in order
+    uint64_t shard_timer = 0;      // the last set_shard_timer deadline; 0: never armed
     std::vector<posted> posts;
     core::shard_counters shard_stats{};
     core::mesh_handlers handlers;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -312,4 +313,30 @@ TEST_CASE("subscriptions: every subscriber added or removed is told as a member 
     CHECK(sink.told == std::vector<std::string>{"gained room", "+room", "+room", "gained other",
                                                 "+other", "-room", "-room", "lost room",
                                                 "-other", "lost other"});
+}
+
+TEST_CASE("subscriptions: top_counts keeps the channels with the most subscribers, ties by name",
+          "[pubsub][subscriptions]") {
+    recording_sink sink;
+    subscriptions subs(sink);
+    std::vector<std::unique_ptr<session>> sessions;
+    uint32_t slot = 1;
+    // channel c<i> gets i subscribers; "b3" ties with "c3".
+    auto add = [&](std::string name, int n) {
+        for (int i = 0; i < n; ++i) {
+            sessions.push_back(std::make_unique<session>());
+            subscribe(subs, name, slot++, *sessions.back());
+        }
+    };
+    for (int i = 1; i <= 8; ++i) {
+        add("c" + std::to_string(i), i);
+    }
+    add("b3", 3);
+    using list = std::vector<std::pair<std::string, uint32_t>>;
+    CHECK(subs.top_counts(3) == list{{"c8", 8}, {"c7", 7}, {"c6", 6}});
+    CHECK(subs.top_counts(7) ==
+          list{{"c8", 8}, {"c7", 7}, {"c6", 6}, {"c5", 5}, {"c4", 4}, {"b3", 3}, {"c3", 3}});
+    CHECK(subs.top_counts(0).empty());
+    CHECK(subs.top_counts(100).size() == 9);
+    CHECK(subs.top_counts(100).back() == std::pair<std::string, uint32_t>{"c1", 1});
 }
