@@ -75,6 +75,18 @@ def api(node):
     return c
 
 
+def agent_port(node):
+    """The port of the node's --agent-check-listen, from its start-up line."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in node.lines():
+            m = re.search(r"agent check on [0-9.]+:(\d+)", line)
+            if m:
+                return int(m.group(1))
+        time.sleep(0.05)
+    fail(f"no 'agent check on' line\n{node.output()}")
+
+
 def wait_tcp(port, deadline):
     while time.monotonic() < deadline:
         try:
@@ -88,7 +100,7 @@ def wait_tcp(port, deadline):
 class stack:
     """A certificate, two nodes and HAProxy, all on loopback; close() stops them."""
 
-    def __init__(self, binary, haproxy, openssl):
+    def __init__(self, binary, haproxy, openssl, node_args=None, log_every_request=False):
         self.dir = tempfile.TemporaryDirectory()
         d = self.dir.name
         key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
@@ -104,19 +116,28 @@ class stack:
                 with open(part) as f:
                     out.write(f.read())
         args = ["--shards", "2", "--insecure", "--proxy-protocol-from", "127.0.0.1/32",
-                "--max-connections-per-ip", str(PER_IP)]
+                "--agent-check-listen", "127.0.0.1:0"]
+        args += node_args if node_args is not None else ["--max-connections-per-ip", str(PER_IP)]
         self.nodes = [support.server(binary, args, echo_path=None) for _ in range(2)]
+        self.agent_ports = [agent_port(n) for n in self.nodes]
         self.port = free_port()
         cfg = os.path.join(d, "haproxy.cfg")
+        text = config_from_doc()
+        if log_every_request:
+            # The page logs notices only; a request's line is an info (its status counted).
+            expect("local0 notice" in text, "docs/haproxy.md's log line changed")
+            text = text.replace("local0 notice", "local0 info")
         with open(cfg, "w") as f:
-            f.write(config_from_doc())
+            f.write(text)
         env = dict(os.environ,
                    RINGCAST_HAPROXY_BIND=f"{support.LOOPBACK}:{self.port}",
                    RINGCAST_HAPROXY_CERT=self.pem,
                    # 2 x 4000 + margin stays under this machine's 20,000-descriptor limit.
                    RINGCAST_HAPROXY_MAXCONN="4000",
                    RINGCAST_NODE1=f"{support.LOOPBACK}:{self.nodes[0].port}",
-                   RINGCAST_NODE2=f"{support.LOOPBACK}:{self.nodes[1].port}")
+                   RINGCAST_NODE2=f"{support.LOOPBACK}:{self.nodes[1].port}",
+                   RINGCAST_NODE1_AGENT=str(self.agent_ports[0]),
+                   RINGCAST_NODE2_AGENT=str(self.agent_ports[1]))
         check = subprocess.run([haproxy, "-c", "-f", cfg], env=env, capture_output=True,
                                text=True, timeout=30)
         expect(check.returncode == 0, f"haproxy -c refused docs/haproxy.md's configuration:"
@@ -133,6 +154,11 @@ class stack:
         self.log.flush()
         self.log.seek(0)
         return self.log.read()[-3000:]
+
+    def haproxy_output_all(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
 
     def url(self, user):
         return f"wss://{support.LOOPBACK}:{self.port}/ws?user={user}"
