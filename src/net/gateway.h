@@ -187,6 +187,7 @@ private:
     // admin::responder: an API answer that waited for other shards.
     void respond(conn_handle h, std::string response) noexcept override;
     admin::edge_counters edge_stats() const noexcept override;
+    ws::close_counts close_stats() const noexcept override;
 
     /// Counts what `c`'s parser holds now against the shard's inbound budget and, past the
     /// budget, closes the largest holders (1009).
@@ -252,6 +253,7 @@ private:
     std::array<uint64_t, token_refusal_classes> _refused_tokens{};
     uint64_t _token_expiry_closes = 0;
     uint64_t _reloads = 0;
+    ws::close_counts _closes; // the closes this gateway began or saw the client begin
     /// This shard's verifier over _config.tokens.keys; null when authentication is off.
     /// Declared before _engine, which verifies refreshes with it.
     std::unique_ptr<auth::verifier> _verifier;
