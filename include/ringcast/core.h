@@ -693,6 +693,7 @@ protected:
 enum class listener : uint8_t {
     main, ///< --listen: WebSocket clients, the demo page, health, and the API unless api is set
     api,  ///< --api-listen: the backend API only
+    metrics, ///< --metrics-listen: GET /metrics and /healthz only
 };
 
 /// How a listener's connections take descriptor slots on each shard.

@@ -78,7 +78,8 @@ struct connection {
     /// an address not trusted to send one is recognised.
     bool first_read = true;
     /// The socket that accepted it: with --api-listen, the API listener serves /api/ and
-    /// /healthz only (the route table's listeners column).
+    /// /healthz only; with --metrics-listen, that one /metrics and /healthz (the route
+    /// table's listeners column).
     core::listener listener = core::listener::main;
     /// What the connection may do (the route table's restricted column): a restricted one,
     /// accepted beyond the connection cap, gets one answer and is closed.
