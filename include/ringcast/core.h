@@ -502,8 +502,7 @@ struct shard_counters {
 /// owns it; another shard sees a copy (a gather answer), never the original. record() is
 /// branch-light, never allocates or locks (a linear scan of ≤ 20 bounds beats a binary
 /// search on this size), so it may sit on the data path; merge() adds another shard's copy.
-template <const auto& Bounds>
-struct histogram {
+template <const auto& Bounds> struct histogram {
     static constexpr std::size_t buckets = std::size(Bounds) + 1;
     static constexpr std::span<const uint64_t> bounds() noexcept { return Bounds; }
 
@@ -532,15 +531,15 @@ struct histogram {
 /// Publish-to-send latency buckets in microseconds, log-spaced 1-2.5-5 from 10 µs to
 /// 2.5 s: a loop pass on an idle shard is ~10 µs, a mesh hop tens of µs, and past seconds
 /// the number matters less than that it is an outlier (the +Inf bucket).
-inline constexpr uint64_t latency_bounds_us[] = {
-    10,    25,     50,     100,    250,     500,     1000,    2500,   5000,
-    10000, 25000,  50000,  100000, 250000,  500000,  1000000, 2500000};
+inline constexpr uint64_t latency_bounds_us[] = {10,     25,     50,     100,     250,    500,
+                                                 1000,   2500,   5000,   10000,   25000,  50000,
+                                                 100000, 250000, 500000, 1000000, 2500000};
 /// Queued output of one connection in bytes (send_queue::cost_bytes, so an empty queue is
 /// 0 and one small frame ~100 B), by fours from 1 KiB to 16 MiB: the slow-consumer default
 /// (4 MiB) and its drop marks (½, ¾) fall on or between bounds.
-inline constexpr uint64_t queue_depth_bounds_bytes[] = {
-    0,          1u << 10, 4u << 10,  16u << 10, 64u << 10,
-    256u << 10, 1u << 20, 2u << 20,  3u << 20,  4u << 20,  16u << 20};
+inline constexpr uint64_t queue_depth_bounds_bytes[] = {0,         1u << 10,   4u << 10, 16u << 10,
+                                                        64u << 10, 256u << 10, 1u << 20, 2u << 20,
+                                                        3u << 20,  4u << 20,   16u << 20};
 using latency_histogram = histogram<latency_bounds_us>;
 using queue_depth_histogram = histogram<queue_depth_bounds_bytes>;
 
@@ -691,8 +690,8 @@ protected:
 /// The role of the listening socket that accepted a connection: what the handler serves
 /// there (core treats every role alike; listener_config says how its connections take slots).
 enum class listener : uint8_t {
-    main, ///< --listen: WebSocket clients, the demo page, health, and the API unless api is set
-    api,  ///< --api-listen: the backend API only
+    main,    ///< --listen: WebSocket clients, the demo page, health, and the API unless api is set
+    api,     ///< --api-listen: the backend API only
     metrics, ///< --metrics-listen: GET /metrics and /healthz only
 };
 

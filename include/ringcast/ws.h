@@ -61,12 +61,21 @@ std::string_view describe(close_code code) noexcept;
 /// The close codes counted one by one (closes by code in /api/stats and /metrics): every
 /// close_code, in order; slot close_code_other counts any other code a client sent (its
 /// own 3000-4999, or 1012/1014).
-inline constexpr close_code counted_close_codes[] = {
-    close_code::normal,           close_code::going_away,     close_code::protocol_error,
-    close_code::unsupported_data, close_code::no_status,      close_code::abnormal,
-    close_code::invalid_payload,  close_code::policy_violation, close_code::message_too_big,
-    close_code::mandatory_extension, close_code::internal_error, close_code::try_again_later,
-    close_code::token_expired,    close_code::forbidden,      close_code::too_many_connections};
+inline constexpr close_code counted_close_codes[] = {close_code::normal,
+                                                     close_code::going_away,
+                                                     close_code::protocol_error,
+                                                     close_code::unsupported_data,
+                                                     close_code::no_status,
+                                                     close_code::abnormal,
+                                                     close_code::invalid_payload,
+                                                     close_code::policy_violation,
+                                                     close_code::message_too_big,
+                                                     close_code::mandatory_extension,
+                                                     close_code::internal_error,
+                                                     close_code::try_again_later,
+                                                     close_code::token_expired,
+                                                     close_code::forbidden,
+                                                     close_code::too_many_connections};
 inline constexpr std::size_t close_code_other = std::size(counted_close_codes);
 inline constexpr std::size_t close_code_slots = close_code_other + 1;
 /// Where `code` is counted: its index in counted_close_codes, or close_code_other.

@@ -55,8 +55,13 @@ void api::answer_here(gather_msg& g) noexcept {
     case question::metrics:
         // A copy of each figure and one walk of the slot table: no lock, and nothing
         // allocated per connection (the answer is one allocation, made by the asker).
-        g.counters = {_engine.stats(), _io.counters(), _out.edge_stats(), _counters,
-                      _out.close_stats(), _engine.publish_latency(), {}};
+        g.counters = {_engine.stats(),
+                      _io.counters(),
+                      _out.edge_stats(),
+                      _counters,
+                      _out.close_stats(),
+                      _engine.publish_latency(),
+                      {}};
         _io.queue_depths(g.counters.queue_depth_bytes);
         break;
     case question::online:

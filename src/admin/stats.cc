@@ -235,12 +235,12 @@ void append_closes_metrics(std::string& out, std::string_view stem, std::string_
             if (!shown(slot)) {
                 continue;
             }
-            const std::string_view reason =
-                slot == ws::close_code_other ? "other"
-                                             : ws::describe(ws::counted_close_codes[slot]);
+            const std::string_view reason = slot == ws::close_code_other
+                                                ? "other"
+                                                : ws::describe(ws::counted_close_codes[slot]);
             out += name;
-            out += "{shard=\"" + std::to_string(i) + "\",code=\"" + code_label(slot) +
-                   "\",reason=\"";
+            out +=
+                "{shard=\"" + std::to_string(i) + "\",code=\"" + code_label(slot) + "\",reason=\"";
             out += reason;
             out += "\"} " + std::to_string((shards[i].closes.*counts)[slot]) + "\n";
         }
@@ -302,8 +302,8 @@ std::string metrics_text(std::span<const shard_stats> shards) {
         append_metrics(out, table, shards, part);
     });
     append_closes_metrics(out, closes_sent_name,
-                          "WebSocket connections the server began closing, by close code",
-                          shards, &ws::close_counts::sent, &sendable);
+                          "WebSocket connections the server began closing, by close code", shards,
+                          &ws::close_counts::sent, &sendable);
     append_closes_metrics(out, closes_received_name,
                           "WebSocket connections the client began closing, by close code (1005 "
                           "a close frame without a code, 1006 no close frame at all)",

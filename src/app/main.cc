@@ -32,7 +32,6 @@ constexpr uint32_t api_reserved_slots = 1024;
 /// for a few more and for reconnects whose old connection is still closing.
 constexpr uint32_t metrics_reserved_slots = 16;
 
-
 /// Raises RLIMIT_NOFILE to its hard limit: every shard's direct-descriptor table counts
 /// against it. Returns the limit in force.
 rlim_t raise_nofile() noexcept {
@@ -224,8 +223,8 @@ int run(int argc, char** argv) {
             {core::listener::api, core::listener_slots::reserved, api_reserved_slots, {}});
     }
     if (cfg.metrics_listen) {
-        cfg.runtime.listeners.push_back({core::listener::metrics, core::listener_slots::reserved,
-                                         metrics_reserved_slots, {}});
+        cfg.runtime.listeners.push_back(
+            {core::listener::metrics, core::listener_slots::reserved, metrics_reserved_slots, {}});
     }
     const rlim_t beyond_cap = core::descriptor_slots(0, cfg.runtime.listeners, cfg.runtime.outbound_slots);
     const rlim_t usable = nofile > beyond_cap ? nofile - beyond_cap : 1;
@@ -281,8 +280,7 @@ int run(int argc, char** argv) {
     if (cfg.metrics_listen) {
         auto metrics_fds = net::open_listeners(*cfg.metrics_listen, shards);
         if (!metrics_fds) {
-            std::fprintf(stderr, "ringcastd: --metrics-listen: %s\n",
-                         metrics_fds.error().c_str());
+            std::fprintf(stderr, "ringcastd: --metrics-listen: %s\n", metrics_fds.error().c_str());
             return 1;
         }
         cfg.runtime.listeners.back().fds = *metrics_fds;

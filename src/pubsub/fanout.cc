@@ -70,8 +70,8 @@ core::frame_ref fanout::fan_out(const publish_job& job, const std::vector<bool>&
         } else {
             _io.post<kinds::deliver>(
                 shard_id(static_cast<uint16_t>(shard)),
-                std::make_unique<delivery>(delivery{f, job.channel, job.prio, job.offset,
-                                                    job.ack, job.accepted_us}));
+                std::make_unique<delivery>(
+                    delivery{f, job.channel, job.prio, job.offset, job.ack, job.accepted_us}));
         }
     }
     return f;
@@ -100,8 +100,7 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
         const priority kept = prio == priority::critical ? prio : priority::high;
         for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
             const auto& sub = ch->subscribers[i];
-            if (!sub.s->_closing && sub.recovering == 0 &&
-                deliver(sub.h, *sub.s, f, kept, over)) {
+            if (!sub.s->_closing && sub.recovering == 0 && deliver(sub.h, *sub.s, f, kept, over)) {
                 track(sub.h, *sub.s, *ch, offset, f);
                 queued = true;
             }

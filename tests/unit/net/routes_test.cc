@@ -259,8 +259,8 @@ TEST_CASE("with --metrics-listen /metrics is served there only, and that listene
             check_refused(lookup(table, request, metrics_listener), route_status::wrong_listener,
                           404, metrics_only);
         }
-        check_refused(lookup(table, "GET /nosuch", metrics_listener), route_status::not_found,
-                      404, metrics_only);
+        check_refused(lookup(table, "GET /nosuch", metrics_listener), route_status::not_found, 404,
+                      metrics_only);
         // Over the connection cap the metrics listener still answers what it serves.
         CHECK(routed_to(table, "GET /metrics", metrics_listener, restricted) == "/metrics");
     }
