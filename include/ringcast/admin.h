@@ -131,6 +131,8 @@ public:
     virtual void respond(conn_handle h, std::string response) noexcept = 0;
     /// This shard's connection-layer counters.
     virtual edge_counters edge_stats() const noexcept = 0;
+    /// This shard's WebSocket closes by code: the gateway's and its pubsub engine's.
+    virtual ws::close_counts close_stats() const noexcept = 0;
 };
 
 // The API's private types (src/admin/endpoints.h, src/admin/gather.h).

@@ -493,6 +493,63 @@ struct shard_counters {
     uint64_t loop_iterations = 0;
 };
 
+/// A distribution of values over fixed bucket bounds, for the latency and queue-depth
+/// histograms of GET /metrics and /api/stats (src/admin/stats.h renders it).
+///
+///   bounds:   b0      b1      b2   …   bN-1
+///   counts: [ ≤b0 ][ ≤b1 ][ ≤b2 ] … [ ≤bN-1 ][ >bN-1 ]     (N + 1 buckets, not cumulative)
+///
+/// `counts[i]` holds the values v with bounds[i-1] < v ≤ bounds[i] (Prometheus' `le`), the
+/// last one every value above the last bound. Plain integers: one writer, the shard that
+/// owns it; another shard sees a copy (a gather answer), never the original. record() is
+/// branch-light, never allocates or locks (a linear scan of ≤ 20 bounds beats a binary
+/// search on this size), so it may sit on the data path; merge() adds another shard's copy.
+template <const auto& Bounds> struct histogram {
+    static constexpr std::size_t buckets = std::size(Bounds) + 1;
+    static constexpr std::span<const uint64_t> bounds() noexcept { return Bounds; }
+
+    std::array<uint64_t, buckets> counts{};
+    uint64_t count = 0;
+    uint64_t sum = 0;
+
+    void record(uint64_t value) noexcept {
+        std::size_t i = 0;
+        while (i < std::size(Bounds) && value > Bounds[i]) {
+            ++i;
+        }
+        ++counts[i];
+        ++count;
+        sum += value;
+    }
+    void merge(const histogram& other) noexcept {
+        for (std::size_t i = 0; i < buckets; ++i) {
+            counts[i] += other.counts[i];
+        }
+        count += other.count;
+        sum += other.sum;
+    }
+};
+
+/// Publish-to-send latency buckets in microseconds, log-spaced 1-2.5-5 from 10 µs to
+/// 2.5 s: a loop pass on an idle shard is ~10 µs, a mesh hop tens of µs, and past seconds
+/// the number matters less than that it is an outlier (the +Inf bucket).
+inline constexpr uint64_t latency_bounds_us[] = {10,     25,     50,     100,     250,    500,
+                                                 1000,   2500,   5000,   10000,   25000,  50000,
+                                                 100000, 250000, 500000, 1000000, 2500000};
+/// Queued output of one connection in bytes (send_queue::cost_bytes, so an empty queue is
+/// 0 and one small frame ~100 B), by fours from 1 KiB to 16 MiB: the slow-consumer default
+/// (4 MiB) and its drop marks (½, ¾) fall on or between bounds.
+inline constexpr uint64_t queue_depth_bounds_bytes[] = {0,         1u << 10,   4u << 10, 16u << 10,
+                                                        64u << 10, 256u << 10, 1u << 20, 2u << 20,
+                                                        3u << 20,  4u << 20,   16u << 20};
+using latency_histogram = histogram<latency_bounds_us>;
+using queue_depth_histogram = histogram<queue_depth_bounds_bytes>;
+
+/// CLOCK_MONOTONIC in microseconds: one clock for every thread of the host, so a stamp
+/// taken on one shard may be subtracted from a reading on another (the publish latency).
+/// A vDSO call, ~20 ns; the loop's cached now_ms() is too coarse for latencies.
+uint64_t monotonic_us() noexcept;
+
 /// The timers of a connection: independent deadlines, each on_timer() call says which one
 /// expired. Kept in the shard's timer wheel (10 ms ticks), 16 B per timer per slot, no
 /// kernel timer. Once a connection is closing, its timers are the shard's: liveness then
@@ -589,6 +646,10 @@ public:
     virtual std::size_t queued_bytes(conn_handle h) const noexcept = 0;
     /// Bytes queued for every connection of this shard (references, not copies).
     virtual std::size_t shard_queued_bytes() const noexcept = 0;
+    /// Adds every open connection's queued_bytes() to `out`, one value each, by walking this
+    /// shard's slot table: O(slots in use so far), no lock, no allocation. For GET /metrics
+    /// and /api/stats, answered on the shard's own thread; never on the data path.
+    virtual void queue_depths(queue_depth_histogram& out) const noexcept = 0;
     /// The shard's queued output is over runtime_config::output_budget_bytes.
     virtual bool output_over_budget() const noexcept = 0;
     /// Drops queued frames not yet started on the wire (the one being sent stays whole, so
@@ -651,8 +712,9 @@ protected:
 /// The role of the listening socket that accepted a connection: what the handler serves
 /// there (core treats every role alike; listener_config says how its connections take slots).
 enum class listener : uint8_t {
-    main, ///< --listen: WebSocket clients, the demo page, health, and the API unless api is set
-    api,  ///< --api-listen: the backend API only
+    main,    ///< --listen: WebSocket clients, the demo page, health, and the API unless api is set
+    api,     ///< --api-listen: the backend API only
+    metrics, ///< --metrics-listen: GET /metrics and /healthz only
 };
 
 /// How a listener's connections take descriptor slots on each shard.

@@ -84,6 +84,9 @@ struct gateway_config {
     admin::api_config api;
     /// --api-listen: /api/ is served only on the API listener (and only /api/ there).
     bool separate_api = false;
+    /// --metrics-listen: /metrics is served only on the metrics listener (which serves
+    /// /metrics and /healthz, nothing else), under the API's access rule.
+    bool separate_metrics = false;
     http::request_limits http_limits;
     ws::parser_limits ws_limits;
     /// Time allowed for the HTTP request (and between keep-alive requests).

@@ -13,6 +13,7 @@
 
 #include <ringcast/auth.h>
 #include <ringcast/core.h>
+#include <ringcast/ws.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -376,6 +377,9 @@ public:
     const auth::identity* identity() const noexcept { return _identity.get(); }
     /// The connection is closing: deliver nothing more to it.
     void mark_closing() noexcept { _closing = true; }
+    /// The server began closing it (its close frame is queued): a close frame from the
+    /// client now is the echo, not a close of its own.
+    bool closing() const noexcept { return _closing; }
 
 private:
     // Each field belongs to one part of the engine, which alone reads and writes it: the
@@ -544,6 +548,13 @@ public:
     presence_page presence_of(std::string_view channel, presence_detail detail);
     /// This shard's counters, gathered from the engine's parts.
     counters stats() const noexcept;
+    /// Publish-to-send latency of this shard's deliveries, µs: from a publish's acceptance
+    /// on any shard to its last copy queued here, once per message (docs/decisions.md
+    /// "Publish-to-send latency"). Single writer: this shard.
+    const core::latency_histogram& publish_latency() const noexcept;
+    /// The closes this shard's pubsub began (slow consumers, ack windows, disconnects), by
+    /// code; the gateway counts the rest (admin::responder::close_stats adds them up).
+    const ws::close_counts& closes() const noexcept;
     /// New settings (a reload): the namespace table and channel rules (channels created
     /// from now on get the new policies; existing ones keep theirs until they go), the
     /// per-connection limits (for connections opened from now on), the slow-consumer

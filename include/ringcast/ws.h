@@ -58,6 +58,50 @@ enum class close_code : uint16_t {
 /// Short English text for a close code (used as the close reason when none is given).
 std::string_view describe(close_code code) noexcept;
 
+/// The close codes counted one by one (closes by code in /api/stats and /metrics): every
+/// close_code, in order; slot close_code_other counts any other code a client sent (its
+/// own 3000-4999, or 1012/1014).
+inline constexpr close_code counted_close_codes[] = {close_code::normal,
+                                                     close_code::going_away,
+                                                     close_code::protocol_error,
+                                                     close_code::unsupported_data,
+                                                     close_code::no_status,
+                                                     close_code::abnormal,
+                                                     close_code::invalid_payload,
+                                                     close_code::policy_violation,
+                                                     close_code::message_too_big,
+                                                     close_code::mandatory_extension,
+                                                     close_code::internal_error,
+                                                     close_code::try_again_later,
+                                                     close_code::token_expired,
+                                                     close_code::forbidden,
+                                                     close_code::too_many_connections};
+inline constexpr std::size_t close_code_other = std::size(counted_close_codes);
+inline constexpr std::size_t close_code_slots = close_code_other + 1;
+/// Where `code` is counted: its index in counted_close_codes, or close_code_other.
+std::size_t close_code_slot(uint16_t code) noexcept;
+
+/// WebSocket closes of one shard by code. `sent`: the server began the closing handshake
+/// with that code; `received`: the client did (1005 for a close frame without a code, 1006
+/// for a connection that ended without any). Each close is counted once, by the side that
+/// began it. Plain integers, one writer: the shard's gateway and pubsub engine each keep
+/// one, and the stats gather adds them up.
+struct close_counts {
+    uint64_t sent[close_code_slots] = {};
+    uint64_t received[close_code_slots] = {};
+
+    void close_sent(close_code code) noexcept {
+        ++sent[close_code_slot(static_cast<uint16_t>(code))];
+    }
+    void close_received(uint16_t code) noexcept { ++received[close_code_slot(code)]; }
+    void merge(const close_counts& o) noexcept {
+        for (std::size_t i = 0; i < close_code_slots; ++i) {
+            sent[i] += o.sent[i];
+            received[i] += o.received[i];
+        }
+    }
+};
+
 /// RFC 6455 §7.4: may a peer send this code in a close frame? True for 1000-1003,
 /// 1007-1014 and 3000-4999; false for everything else (including 1005, 1006, 1015).
 bool close_code_valid_on_wire(uint16_t code) noexcept;

@@ -60,7 +60,16 @@ void api::answer_here(gather_msg& g) noexcept {
     switch (g.what) {
     case question::stats:
     case question::metrics:
-        g.counters = {_engine.stats(), _io.counters(), _out.edge_stats(), _counters};
+        // A copy of each figure and one walk of the slot table: no lock, and nothing
+        // allocated per connection (the answer is one allocation, made by the asker).
+        g.counters = {_engine.stats(),
+                      _io.counters(),
+                      _out.edge_stats(),
+                      _counters,
+                      _out.close_stats(),
+                      _engine.publish_latency(),
+                      {}};
+        _io.queue_depths(g.counters.queue_depth_bytes);
         break;
     case question::online:
         g.list = _engine.local_users();

@@ -78,7 +78,46 @@ void merge(shard_stats& total, const shard_stats& one) noexcept {
     for_each_section([&](std::string_view, auto table, auto part) {
         merge_rows(table, total.*part, one.*part);
     });
+    total.closes.merge(one.closes);
+    total.publish_to_send_us.merge(one.publish_to_send_us);
+    total.queue_depth_bytes.merge(one.queue_depth_bytes);
 }
+
+namespace {
+
+/// The label a close code's slot has: its number, or "other".
+std::string code_label(std::size_t slot) {
+    return slot == ws::close_code_other
+               ? std::string("other")
+               : std::to_string(static_cast<uint16_t>(ws::counted_close_codes[slot]));
+}
+
+/// Slots of `sent` worth writing: the codes a close frame may carry (1005 and 1006 are
+/// only ever reported, and every code the server sends has its slot).
+bool sendable(std::size_t slot) noexcept {
+    return slot != ws::close_code_other &&
+           ws::close_code_valid_on_wire(static_cast<uint16_t>(ws::counted_close_codes[slot]));
+}
+
+/// "name":{"1000":n,…} for the slots `shown` keeps.
+void append_by_code(std::string& out, std::string_view name,
+                    const uint64_t (&counts)[ws::close_code_slots], bool (*shown)(std::size_t)) {
+    append_key(out, name);
+    out += '{';
+    for (std::size_t slot = 0; slot < ws::close_code_slots; ++slot) {
+        if (shown(slot)) {
+            append_key(out, code_label(slot));
+            out += std::to_string(counts[slot]);
+        }
+    }
+    out += '}';
+}
+
+bool every_slot(std::size_t) noexcept {
+    return true;
+}
+
+} // namespace
 
 void append_json(std::string& out, const shard_stats& s) {
     out += '{';
@@ -88,7 +127,25 @@ void append_json(std::string& out, const shard_stats& s) {
     }
     for_each_section(
         [&](std::string_view, auto table, auto part) { append_rows(out, table, s.*part); });
+    append_by_code(out, closes_sent_name, s.closes.sent, &sendable);
+    append_by_code(out, closes_received_name, s.closes.received, &every_slot);
+    append_key(out, publish_to_send_name);
+    append_histogram_json(out, s.publish_to_send_us);
+    append_key(out, queue_depth_name);
+    append_histogram_json(out, s.queue_depth_bytes);
     out += '}';
+}
+
+std::string seconds_of_us(uint64_t us) {
+    std::string out = std::to_string(us / 1000000);
+    uint64_t fraction = us % 1000000;
+    if (fraction == 0) {
+        return out;
+    }
+    std::string digits = std::to_string(fraction);
+    digits.insert(0, 6 - digits.size(), '0');
+    digits.erase(digits.find_last_not_of('0') + 1);
+    return out + "." + digits;
 }
 
 void append_stats_fields(std::string& out, std::span<const shard_stats> shards) {
@@ -169,6 +226,65 @@ void append_metrics(std::string& out, rows<S> table, std::span<const shard_stats
     }
 }
 
+void append_closes_metrics(std::string& out, std::string_view stem, std::string_view help,
+                           std::span<const shard_stats> shards,
+                           uint64_t (ws::close_counts::*counts)[ws::close_code_slots],
+                           bool (*shown)(std::size_t)) {
+    const std::string name = metric_head(out, stem, figure::counter, help);
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+        for (std::size_t slot = 0; slot < ws::close_code_slots; ++slot) {
+            if (!shown(slot)) {
+                continue;
+            }
+            const std::string_view reason = slot == ws::close_code_other
+                                                ? "other"
+                                                : ws::describe(ws::counted_close_codes[slot]);
+            out += name;
+            out +=
+                "{shard=\"" + std::to_string(i) + "\",code=\"" + code_label(slot) + "\",reason=\"";
+            out += reason;
+            out += "\"} " + std::to_string((shards[i].closes.*counts)[slot]) + "\n";
+        }
+    }
+}
+
+/// One Prometheus histogram: `le` and _sum through `unit` (seconds_of_us for µs, plain
+/// numbers for bytes).
+template <const auto& Bounds>
+void append_histogram_metrics(std::string& out, std::string_view name, std::string_view help,
+                              std::span<const shard_stats> shards,
+                              core::histogram<Bounds> shard_stats::*member,
+                              std::string (*unit)(uint64_t)) {
+    out += "# HELP ";
+    out += name;
+    out += " ";
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += " histogram\n";
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+        const core::histogram<Bounds>& h = shards[i].*member;
+        const std::string shard = "shard=\"" + std::to_string(i) + "\"";
+        uint64_t cumulative = 0;
+        for (std::size_t b = 0; b < std::size(Bounds); ++b) {
+            cumulative += h.counts[b];
+            out += name;
+            out += "_bucket{" + shard + ",le=\"" + unit(Bounds[b]) + "\"} " +
+                   std::to_string(cumulative) + "\n";
+        }
+        out += name;
+        out += "_bucket{" + shard + ",le=\"+Inf\"} " + std::to_string(h.count) + "\n";
+        out += name;
+        out += "_sum{" + shard + "} " + unit(h.sum) + "\n";
+        out += name;
+        out += "_count{" + shard + "} " + std::to_string(h.count) + "\n";
+    }
+}
+
+std::string plain_number(uint64_t n) {
+    return std::to_string(n);
+}
+
 } // namespace
 
 std::string metrics_text(std::span<const shard_stats> shards) {
@@ -186,6 +302,21 @@ std::string metrics_text(std::span<const shard_stats> shards) {
     for_each_section([&](std::string_view, auto table, auto part) {
         append_metrics(out, table, shards, part);
     });
+    append_closes_metrics(out, closes_sent_name,
+                          "WebSocket connections the server began closing, by close code", shards,
+                          &ws::close_counts::sent, &sendable);
+    append_closes_metrics(out, closes_received_name,
+                          "WebSocket connections the client began closing, by close code (1005 "
+                          "a close frame without a code, 1006 no close frame at all)",
+                          shards, &ws::close_counts::received, &every_slot);
+    append_histogram_metrics(out, "ringcast_publish_to_send_seconds",
+                             "time from a publish accepted on any shard to its last copy "
+                             "queued to this shard's subscribers, once per message per shard",
+                             shards, &shard_stats::publish_to_send_us, &seconds_of_us);
+    append_histogram_metrics(out, "ringcast_queue_depth_bytes",
+                             "queued output of each open connection when the shard answered "
+                             "this scrape (bytes plus 64 per queued frame)",
+                             shards, &shard_stats::queue_depth_bytes, &plain_number);
     return out;
 }
 

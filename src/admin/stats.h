@@ -270,13 +270,30 @@ inline constexpr field<api_counters> api_fields[] = {
 };
 // clang-format on
 
-/// One shard's figures, or the total of several (merge).
+/// One shard's figures, or the total of several (merge). The four counters structs are
+/// the tables' (one row per member); the rest are written by their own code below the
+/// tables' (closes by code, the two histograms), with the same shape in every shard object
+/// and the total.
 struct shard_stats {
     pubsub::counters pubsub;
     core::shard_counters core;
     edge_counters edge;
     api_counters api;
+    /// WebSocket closes by code, the gateway's and pubsub's (responder::close_stats).
+    ws::close_counts closes;
+    /// A publish's acceptance (any shard) → its last copy queued on this shard, µs, once
+    /// per message per shard (pubsub::engine::publish_latency).
+    core::latency_histogram publish_to_send_us;
+    /// Queued output of each open connection, bytes: the shard walked its slot table when
+    /// it answered (conn_io::queue_depths), so this is a snapshot, not a history.
+    core::queue_depth_histogram queue_depth_bytes;
 };
+
+/// The JSON keys and metric stems of the figures outside the tables (see shard_stats).
+inline constexpr std::string_view closes_sent_name = "closes_sent";
+inline constexpr std::string_view closes_received_name = "closes_received";
+inline constexpr std::string_view publish_to_send_name = "publish_to_send_us";
+inline constexpr std::string_view queue_depth_name = "queue_depth_bytes";
 
 template <typename S>
 using rows = std::span<const field<S>>;
@@ -369,8 +386,38 @@ void append_stats_fields(std::string& out, std::span<const shard_stats> shards);
 /// Every row of every shard in the Prometheus text exposition format (version 0.0.4): per
 /// metric one # HELP and one # TYPE line, then one sample per shard (label shard="N", and
 /// priority="P" for a per-priority row); no totals (sum by shard is the query's). Counter
-/// names end in _total.
+/// names end in _total. Then the figures outside the tables: ringcast_closes_sent_total and
+/// ringcast_closes_received_total (labels code="1008", reason="policy violation"; sent only
+/// for codes that may go on the wire), and two histograms per shard,
+/// ringcast_publish_to_send_seconds (le and _sum in seconds) and ringcast_queue_depth_bytes
+/// (cumulative _bucket samples ending in le="+Inf", then _sum and _count).
+///
+/// Cost: the answers are already copies, so rendering touches no shard state; what a scrape
+/// costs each shard is answer_here (gather.cc): a copy of its counters and one pass over
+/// its slot table for the queue depths, without a lock or an allocation per connection.
 std::string metrics_text(std::span<const shard_stats> shards);
+
+/// The JSON of one histogram, in every shard object and the total of GET /api/stats:
+/// {"le":[bounds],"counts":[per bucket, not cumulative; one more than le, the last above
+/// the last bound],"count":N,"sum":S}.
+template <const auto& Bounds>
+void append_histogram_json(std::string& out, const core::histogram<Bounds>& h) {
+    out += "{\"le\":[";
+    for (std::size_t i = 0; i < std::size(Bounds); ++i) {
+        out += i == 0 ? "" : ",";
+        out += std::to_string(Bounds[i]);
+    }
+    out += "],\"counts\":[";
+    for (std::size_t i = 0; i < h.counts.size(); ++i) {
+        out += i == 0 ? "" : ",";
+        out += std::to_string(h.counts[i]);
+    }
+    out += "],\"count\":" + std::to_string(h.count) + ",\"sum\":" + std::to_string(h.sum) + "}";
+}
+
+/// Microseconds as decimal seconds without exponent or trailing zeros ("0.00001", "2.5",
+/// "3"): Prometheus' `le` and _sum of a latency histogram kept in µs.
+std::string seconds_of_us(uint64_t us);
 
 /// Figures a row reads: 1, or one per priority.
 template <typename S>

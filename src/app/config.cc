@@ -287,6 +287,7 @@ result<void, std::string> finish_config(config& cfg) {
                          : !cfg.gateway.api.keys.empty() ? std::string(api_key_env)
                                                          : std::string();
     cfg.gateway.separate_api = cfg.api_listen.has_value();
+    cfg.gateway.separate_metrics = cfg.metrics_listen.has_value();
     if (auto ok = check_combinations(cfg); !ok) {
         return ok;
     }

@@ -41,6 +41,9 @@ struct config {
     net::endpoint listen{"127.0.0.1", 8080};
     /// --api-listen: the backend API on its own address; empty: on the main listener.
     std::optional<net::endpoint> api_listen;
+    /// --metrics-listen: GET /metrics (and /healthz) on an address of its own; empty: /metrics
+    /// is on the API's listener.
+    std::optional<net::endpoint> metrics_listen;
     /// 0 (not a value --shards takes): one shard per CPU of the affinity mask.
     unsigned shards = 0;
     /// The drain on SIGTERM or POST /api/drain (docs/operations.md "Drain"): how long

@@ -35,7 +35,10 @@ namespace {
 /// clients fill the table. 1024 keep-alive API connections per shard is more than a fleet
 /// of backend workers holds, for 1024 descriptor-table entries.
 constexpr uint32_t api_reserved_slots = 1024;
-
+/// Slots of each shard only the --metrics-listen listener uses, likewise off the cap: a
+/// scraper or two and a health checker hold a keep-alive connection each; 16 leaves room
+/// for a few more and for reconnects whose old connection is still closing.
+constexpr uint32_t metrics_reserved_slots = 16;
 
 /// Raises RLIMIT_NOFILE to its hard limit: every shard's direct-descriptor table counts
 /// against it. Returns the limit in force.
@@ -340,6 +343,10 @@ int run(int argc, char** argv) {
         cfg.runtime.listeners.push_back(
             {core::listener::api, core::listener_slots::reserved, api_reserved_slots, {}});
     }
+    if (cfg.metrics_listen) {
+        cfg.runtime.listeners.push_back(
+            {core::listener::metrics, core::listener_slots::reserved, metrics_reserved_slots, {}});
+    }
     const rlim_t beyond_cap = core::descriptor_slots(0, cfg.runtime.listeners, cfg.runtime.outbound_slots);
     const rlim_t usable = nofile > beyond_cap ? nofile - beyond_cap : 1;
     const bool max_connections_given = app::given(cfg, "max-connections");
@@ -390,6 +397,14 @@ int run(int argc, char** argv) {
             return 1;
         }
         cfg.runtime.listeners[1].fds = *api_fds;
+    }
+    if (cfg.metrics_listen) {
+        auto metrics_fds = net::open_listeners(*cfg.metrics_listen, shards);
+        if (!metrics_fds) {
+            std::fprintf(stderr, "ringcastd: --metrics-listen: %s\n", metrics_fds.error().c_str());
+            return 1;
+        }
+        cfg.runtime.listeners.back().fds = *metrics_fds;
     }
     // What a connection over a per-address limit gets (docs/protocol.md "Connection
     // limits"); one beyond --max-connections is answered by the gateway (restricted mode).
@@ -446,6 +461,10 @@ int run(int argc, char** argv) {
     if (cfg.api_listen) {
         std::printf("ringcastd: api on %s:%u\n", cfg.api_listen->host.c_str(),
                     unsigned(net::local_port(cfg.runtime.listeners[1].fds.front())));
+    }
+    if (cfg.metrics_listen) {
+        std::printf("ringcastd: metrics on %s:%u\n", cfg.metrics_listen->host.c_str(),
+                    unsigned(net::local_port(cfg.runtime.listeners.back().fds.front())));
     }
     if (cfg.gateway.insecure) {
         std::fprintf(stderr,

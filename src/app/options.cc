@@ -305,6 +305,11 @@ constexpr option table[] = {
     {.name = "api-listen", .type = option_type::address, .field = RINGCAST_FIELD(api_listen),
      .when_unset = "on --listen",
      .help = "serve the backend API here instead of on --listen"},
+    {.name = "metrics-listen", .type = option_type::address,
+     .field = RINGCAST_FIELD(metrics_listen), .when_unset = "/metrics on the API's listener",
+     .help = "serve GET /metrics (Prometheus) and /healthz here, and nothing else; /metrics "
+             "keeps the API's access rule (an admin-scope API key, or loopback peers when no "
+             "key is set)"},
     {.name = "config", .type = option_type::path, .field = RINGCAST_FIELD(config_file),
      .check = check_config_file, .when_unset = "none: flags, RINGCAST_* variables, defaults",
      .help = "a TOML file of settings (keys are these options' names; namespaces as "

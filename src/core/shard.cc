@@ -12,6 +12,12 @@
 
 namespace ringcast::core {
 
+uint64_t monotonic_us() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000;
+}
+
 namespace {
 /// SQ entries per shard: a loop pass rarely prepares more than a few hundred SQEs; when it
 /// does, get_sqe() submits early instead of failing.
@@ -22,12 +28,6 @@ constexpr uint32_t max_wait_ms = 100;
 constexpr uint64_t final_cqe_stall_ms = 1000;
 /// ...and in any case this long after the deadline (a lost CQE must not hang the process).
 constexpr uint64_t final_cqe_cap_ms = 10000;
-
-uint64_t monotonic_us() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000;
-}
 
 uint64_t monotonic_ms() noexcept {
     return monotonic_us() / 1000;
@@ -168,6 +168,16 @@ void shard::drain_mesh() noexcept {
 void shard::drain_leftovers() noexcept {
     _port.discard_inbound();
     _mesh_closed = true;
+}
+
+void shard::queue_depths(queue_depth_histogram& out) const noexcept {
+    auto& table = const_cast<conn_table&>(_conns);
+    for (uint32_t slot = 0; slot < table.high_water(); ++slot) {
+        const conn& c = table.at(slot);
+        if (c.state != conn_state::free && c.state != conn_state::connecting) {
+            out.record(c.out.cost_bytes());
+        }
+    }
 }
 
 std::size_t shard::queued_bytes(conn_handle h) const noexcept {

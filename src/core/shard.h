@@ -159,6 +159,7 @@ public:
     unsigned shards() const noexcept override { return _port.shards(); }
     std::size_t queued_bytes(conn_handle h) const noexcept override;
     std::size_t shard_queued_bytes() const noexcept override { return _queued_total; }
+    void queue_depths(queue_depth_histogram& out) const noexcept override;
     bool output_over_budget() const noexcept override {
         return _queued_total > _config.output_budget_bytes;
     }

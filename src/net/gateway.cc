@@ -53,6 +53,10 @@ void gateway::on_connect_result(conn_handle, void*, std::error_code) noexcept {
 void gateway::on_closed(conn_handle h, void* user) noexcept {
     auto* c = static_cast<connection*>(user);
     forget_inbound(*c);
+    if (c->state == phase::websocket && !(c->session && c->session->closing())) {
+        // Neither side sent a close frame: the peer went away (1006, RFC 6455 §7.1.5).
+        _closes.close_received(static_cast<uint16_t>(ws::close_code::abnormal));
+    }
     if (c->session) {
         if (c->holds_user_slot) {
             release_user_slot(c->session->user_id());
@@ -431,6 +435,12 @@ void gateway::enforce_inbound_budget() noexcept {
     }
 }
 
+ws::close_counts gateway::close_stats() const noexcept {
+    ws::close_counts all = _closes;
+    all.merge(_engine.closes());
+    return all;
+}
+
 admin::edge_counters gateway::edge_stats() const noexcept {
     admin::edge_counters e;
     e.inbound_held_bytes = _inbound_held;
@@ -492,8 +502,14 @@ void gateway::on_close(const frame_context& f, uint16_t code) noexcept {
     if (f.conn.state != phase::websocket) {
         return;
     }
-    // RFC 6455 §5.5.1: answer a close with a close, echoing the status code.
     f.conn.state = phase::closed;
+    if (f.conn.session && f.conn.session->closing()) {
+        // The echo of the close pubsub sent (slow consumer, disconnect): the close is
+        // already under way, and nothing may follow our close frame (RFC 6455 §5.5.1).
+        return;
+    }
+    _closes.close_received(code);
+    // RFC 6455 §5.5.1: answer a close with a close, echoing the status code.
     if (code == static_cast<uint16_t>(ws::close_code::no_status)) {
         _io.send(f.h, ws::make_server_frame(ws::opcode::close, std::span<const std::byte>()));
     } else {
@@ -506,6 +522,7 @@ void gateway::on_close(const frame_context& f, uint16_t code) noexcept {
 void gateway::close_websocket(conn_handle h, connection& c, ws::close_code code,
                               std::string_view reason) noexcept {
     c.state = phase::closed;
+    _closes.close_sent(code);
     _io.send(h, ws::make_close_frame(code, reason));
     _io.close(h, core::close_mode::after_flush);
 }

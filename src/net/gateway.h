@@ -80,7 +80,8 @@ struct connection {
     /// an address not trusted to send one is recognised.
     bool first_read = true;
     /// The socket that accepted it: with --api-listen, the API listener serves /api/ and
-    /// /healthz only (the route table's listeners column).
+    /// /healthz only; with --metrics-listen, that one /metrics and /healthz (the route
+    /// table's listeners column).
     core::listener listener = core::listener::main;
     /// What the connection may do (the route table's restricted column): a restricted one,
     /// accepted beyond the connection cap, gets one answer and is closed.
@@ -207,6 +208,7 @@ private:
     // admin::responder: an API answer that waited for other shards.
     void respond(conn_handle h, std::string response) noexcept override;
     admin::edge_counters edge_stats() const noexcept override;
+    ws::close_counts close_stats() const noexcept override;
 
     /// Counts what `c`'s parser holds now against the shard's inbound budget and, past the
     /// budget, closes the largest holders (1009).
@@ -272,6 +274,7 @@ private:
     std::array<uint64_t, token_refusal_classes> _refused_tokens{};
     uint64_t _token_expiry_closes = 0;
     uint64_t _reloads = 0;
+    ws::close_counts _closes; // the closes this gateway began or saw the client begin
     /// This shard's verifier over _config.tokens.keys; null when authentication is off.
     /// Declared before _engine, which verifies refreshes with it.
     std::unique_ptr<auth::verifier> _verifier;

@@ -18,14 +18,21 @@ bool matches(const route& row, std::string_view path) noexcept {
     return false;
 }
 
-bool served_on(route_listeners where, core::listener from) noexcept {
+/// The route_listeners value naming `from` alone.
+route_listeners only(core::listener from) noexcept {
     switch (from) {
     case core::listener::main:
-        return where != route_listeners::api;
+        return route_listeners::main;
     case core::listener::api:
-        return where != route_listeners::main;
+        return route_listeners::api;
+    case core::listener::metrics:
+        return route_listeners::metrics;
     }
-    return false;
+    return route_listeners::main;
+}
+
+bool served_on(route_listeners where, core::listener from) noexcept {
+    return where == route_listeners::every || where == only(from);
 }
 
 bool allows(route_methods methods, std::string_view method) noexcept {
@@ -45,6 +52,8 @@ std::string_view not_here(core::listener from) noexcept {
         return "the API is on --api-listen";
     case core::listener::api:
         return "the API listener serves /api/ only";
+    case core::listener::metrics:
+        return "the metrics listener serves /metrics and /healthz only";
     }
     return {};
 }
@@ -79,10 +88,12 @@ route_match find_route(std::span<const route> table, std::string_view method, st
     }
     if (row == nullptr) {
         return {route_status::not_found, nullptr, 404,
-                from == core::listener::api ? not_here(from) : "no such path"};
+                from != core::listener::main ? not_here(from) : "no such path"};
     }
     if (!served_on(row->listeners, from)) {
-        return {route_status::wrong_listener, row, 404, not_here(from)};
+        return {route_status::wrong_listener, row, 404,
+                row->listeners == route_listeners::metrics ? "/metrics is on --metrics-listen"
+                                                           : not_here(from)};
     }
     if (!allows(row->methods, method)) {
         return {route_status::method_not_allowed, row, 405, "use GET"};
@@ -97,10 +108,13 @@ std::vector<route> make_routes(const gateway_config& config) {
     constexpr route_kind plain = route_kind::http;
     constexpr route_kind upgrade = route_kind::websocket;
     constexpr route_listeners on_main = route_listeners::main;
-    constexpr route_listeners on_both = route_listeners::both;
+    constexpr route_listeners on_every = route_listeners::every;
     // With --api-listen the API lives on its own socket, which serves nothing else but
-    // /healthz; without it, on the main listener.
+    // /healthz; without it, on the main listener. /metrics goes with the API unless
+    // --metrics-listen gives it a socket of its own (docs/operations.md "Metrics").
     const route_listeners on_api_home = config.separate_api ? route_listeners::api : on_main;
+    const route_listeners on_metrics_home =
+        config.separate_metrics ? route_listeners::metrics : on_api_home;
     // Table order is lookup order: the first row whose path matches wins. The app refuses an
     // --echo path another row serves ('/', '/dashboard', '/healthz', '/readyz', '/ws',
     // '/metrics', under /api/).
@@ -108,11 +122,11 @@ std::vector<route> make_routes(const gateway_config& config) {
     const route rows[] = {
     //   path              match   methods kind     restricted listeners   handler
         {"/api/",          prefix, any,    plain,   served,    on_api_home, &gateway::serve_api},
-        {"/metrics",       exact,  any,    plain,   served,    on_api_home, &gateway::serve_api},
+        {"/metrics",       exact,  any,    plain,   served,    on_metrics_home, &gateway::serve_api},
         {config.ws_path,   exact,  any,    upgrade, refused,   on_main,    &gateway::serve_pubsub},
         {config.echo_path, exact,  any,    upgrade, refused,   on_main,    &gateway::serve_echo},
-        {"/healthz",       exact,  get,    plain,   served,    on_both,    &gateway::serve_healthz},
-        {"/readyz",        exact,  get,    plain,   served,    on_both,    &gateway::serve_readyz},
+        {"/healthz",       exact,  get,    plain,   served,    on_every,   &gateway::serve_healthz},
+        {"/readyz",        exact,  get,    plain,   served,    on_every,   &gateway::serve_readyz},
         {"/",              exact,  get,    plain,   refused,   on_main,    &gateway::serve_demo},
         {"/dashboard",     exact,  get,    plain,   refused,   on_main,    &gateway::serve_dashboard},
     };

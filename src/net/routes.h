@@ -83,7 +83,12 @@ enum class when_restricted : uint8_t { refused, served };
 
 /// The listener(s) a route is served on (core::listener). A route not served on the listener
 /// a request came in on is refused with 404 naming where it is.
-enum class route_listeners : uint8_t { main, api, both };
+enum class route_listeners : uint8_t {
+    main,    ///< --listen only
+    api,     ///< --api-listen only
+    metrics, ///< --metrics-listen only
+    every,   ///< each listener (health)
+};
 
 /// One row of the table. `path` is a view: the table's builder keeps what it points to alive.
 struct route {

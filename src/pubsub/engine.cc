@@ -257,6 +257,10 @@ uint64_t engine::disconnect_user(std::string_view user_id, uint16_t code, std::s
     }
     const auto handles = it->second; // closing does not change the map until on_closed
     for (const conn_handle h : handles) {
+        if (session* s = find_session(h); s != nullptr) {
+            s->mark_closing(); // nothing may follow the close frame (RFC 6455 §5.5.1)
+        }
+        _fanout->close_sent(static_cast<ws::close_code>(code));
         _io.send(h, ws::make_close_frame(static_cast<ws::close_code>(code), reason));
         _io.close(h, core::close_mode::after_flush);
     }
@@ -313,6 +317,14 @@ history_page engine::history(std::string_view channel, uint64_t since, std::size
     return page;
 }
 
+const core::latency_histogram& engine::publish_latency() const noexcept {
+    return _fanout->stats().publish_to_send;
+}
+
+const ws::close_counts& engine::closes() const noexcept {
+    return _fanout->stats().closes;
+}
+
 counters engine::stats() const noexcept {
     counters c = _counters;
     c.subscriptions = _subscriptions->subscription_count();
@@ -360,6 +372,7 @@ void engine::publish(const publish_request& req, std::string_view channel, publi
 
 void engine::route(std::unique_ptr<publish_job> job) {
     ++_counters.messages_in;
+    job->accepted_us = core::monotonic_us();
     const unsigned home_id = home_shard(job->channel, _io.shards());
     if (home_id == unsigned(_io.id())) {
         order(*job);
@@ -499,7 +512,7 @@ void engine::on_mesh(kinds::published, shard_id, std::unique_ptr<publish_job> jo
 }
 
 void engine::on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery> d) noexcept {
-    _fanout->deliver_local(d->channel, d->frame, d->prio, d->offset, d->ack);
+    _fanout->deliver_local(d->channel, d->frame, d->prio, d->offset, d->ack, d->accepted_us);
 }
 
 void engine::on_mesh(kinds::recover, shard_id from, std::unique_ptr<recover_msg> m) noexcept {

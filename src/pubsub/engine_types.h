@@ -55,6 +55,9 @@ struct publish_job {
     publish_origin origin;
     uint64_t offset;
     bool ack = false; ///< set by the home: its receivers must acknowledge it
+    /// core::monotonic_us() when the publishing shard accepted it (engine::route), carried
+    /// to every subscriber shard for the publish-to-send histogram.
+    uint64_t accepted_us = 0;
 };
 
 /// One ordered frame for another shard's local subscribers.
@@ -64,6 +67,9 @@ struct delivery {
     priority prio;
     uint64_t offset;
     bool ack = false; ///< its receivers must acknowledge it (docs/protocol.md "Acks")
+    /// publish_job::accepted_us of a live publish; 0 for what is not one (presence events,
+    /// replays from history), which the latency histogram leaves out.
+    uint64_t accepted_us = 0;
 };
 
 /// acked payload: a connection acknowledged its user: channel up to `offset`.

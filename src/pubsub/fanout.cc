@@ -66,18 +66,19 @@ core::frame_ref fanout::fan_out(const publish_job& job, const std::vector<bool>&
             continue;
         }
         if (shard == self) {
-            deliver_local(job.channel, f, job.prio, job.offset, job.ack);
+            deliver_local(job.channel, f, job.prio, job.offset, job.ack, job.accepted_us);
         } else {
-            _io.post<kinds::deliver>(shard_id(static_cast<uint16_t>(shard)),
-                                     std::make_unique<delivery>(delivery{
-                                         f, job.channel, job.prio, job.offset, job.ack}));
+            _io.post<kinds::deliver>(
+                shard_id(static_cast<uint16_t>(shard)),
+                std::make_unique<delivery>(
+                    delivery{f, job.channel, job.prio, job.offset, job.ack, job.accepted_us}));
         }
     }
     return f;
 }
 
 void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
-                           uint64_t offset, bool ack) noexcept {
+                           uint64_t offset, bool ack, uint64_t accepted_us) noexcept {
     const local_channel* ch = _local.delivering(channel, offset);
     if (ch == nullptr) {
         return; // the last local subscriber left while this was in flight
@@ -86,22 +87,30 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
     // its connection is released), so positions are stable during the pass. The shard's
     // budget is read once per message, not per subscriber.
     const bool over = _io.output_over_budget();
+    bool queued = false;
     if (!ack) {
         for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
             const auto& sub = ch->subscribers[i];
             if (!sub.s->_closing && sub.recovering == 0) {
-                deliver(sub.h, *sub.s, f, prio, over);
+                queued |= deliver(sub.h, *sub.s, f, prio, over);
             }
         }
-        return;
-    }
-    // A message that needs acks is never dropped, and waits in each receiver's window.
-    const priority kept = prio == priority::critical ? prio : priority::high;
-    for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
-        const auto& sub = ch->subscribers[i];
-        if (!sub.s->_closing && sub.recovering == 0 && deliver(sub.h, *sub.s, f, kept, over)) {
-            track(sub.h, *sub.s, *ch, offset, f);
+    } else {
+        // A message that needs acks is never dropped, and waits in each receiver's window.
+        const priority kept = prio == priority::critical ? prio : priority::high;
+        for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
+            const auto& sub = ch->subscribers[i];
+            if (!sub.s->_closing && sub.recovering == 0 && deliver(sub.h, *sub.s, f, kept, over)) {
+                track(sub.h, *sub.s, *ch, offset, f);
+                queued = true;
+            }
         }
+    }
+    if (queued && accepted_us != 0) {
+        // Once per message per shard, after its last local copy is queued (decisions.md
+        // "Publish-to-send latency"): one clock read, not one per subscriber.
+        const uint64_t now_us = core::monotonic_us();
+        _stats.publish_to_send.record(now_us > accepted_us ? now_us - accepted_us : 0);
     }
 }
 
@@ -131,6 +140,7 @@ void fanout::track(conn_handle h, session& s, const local_channel& channel, uint
     if (w.size() > max_unacked_messages || w.bytes() > _slow_consumer_bytes) {
         // It holds as much unacknowledged as a slow consumer holds unsent: the same end.
         ++_stats.ack_closes;
+        _stats.closes.close_sent(ws::close_code::policy_violation);
         s._closing = true;
         _io.discard_queued(h);
         _io.send(h, ws::make_close_frame(ws::close_code::policy_violation,
@@ -224,6 +234,7 @@ void fanout::close_slow_consumer(conn_handle h, session& s) noexcept {
     // close timeout bounds how long we wait for a peer that never reads it.
     s._closing = true;
     ++_stats.slow_consumer_closes;
+    _stats.closes.close_sent(ws::close_code::policy_violation);
     _io.discard_queued(h);
     _io.send(h, ws::make_close_frame(ws::close_code::policy_violation, "slow consumer"));
     _io.close(h, core::close_mode::after_flush);

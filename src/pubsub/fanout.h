@@ -81,6 +81,11 @@ struct delivery_stats {
     uint64_t acked = 0;
     uint64_t ack_resent = 0;
     uint64_t ack_closes = 0;
+    /// Publish accepted (on any shard) → its last copy queued to this shard's subscribers,
+    /// µs, once per message per shard (deliver_local).
+    core::latency_histogram publish_to_send;
+    /// Closes begun here and by the engine (disconnects), by code.
+    ws::close_counts closes;
 };
 
 /// Framing, fan-out and local delivery of one shard (see the file comment). Reads the
@@ -107,8 +112,10 @@ public:
     /// local subscriber left while the message was in flight. `ack`: the message needs
     /// acknowledging: it is never dropped (sent as priority 2 at least) and waits in each
     /// receiver's ack window (acks.h).
+    /// `accepted_us`: publish_job::accepted_us of a live publish, recorded once in the
+    /// publish-to-send histogram when at least one copy was queued; 0 records nothing.
     void deliver_local(std::string_view channel, const core::frame_ref& f, priority prio,
-                       uint64_t offset, bool ack = false) noexcept;
+                       uint64_t offset, bool ack = false, uint64_t accepted_us = 0) noexcept;
     /// Queues `f`, a message recovered from history, on `s` unless it is closing; never
     /// dropped (the slow-consumer limit still closes it). `ack`: as deliver_local, with
     /// `channel` the local channel it belongs to and `offset` its place.
@@ -133,6 +140,8 @@ public:
                        const core::frame_ref& f, priority prio) noexcept;
 
     const delivery_stats& stats() const noexcept { return _stats; }
+    /// The engine began closing a connection with `code` (a disconnect): counted with ours.
+    void close_sent(ws::close_code code) noexcept { _stats.closes.close_sent(code); }
     /// New limits (a reload): config::slow_consumer_bytes and ack_timeout_ms.
     void set_limits(std::size_t slow_consumer_bytes, uint32_t ack_timeout_ms) noexcept {
         _slow_consumer_bytes = slow_consumer_bytes;

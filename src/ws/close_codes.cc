@@ -26,6 +26,18 @@ std::string_view describe(close_code code) noexcept {
     return "unknown close code"; // a value cast from the wire that has no enumerator
 }
 
+std::size_t close_code_slot(uint16_t code) noexcept {
+    for (std::size_t i = 0; i < close_code_other; ++i) {
+        if (static_cast<uint16_t>(counted_close_codes[i]) == code) {
+            return i;
+        }
+    }
+    return close_code_other;
+}
+
+// Every enumerator is counted: describe()'s switch lists them all, this checks the list.
+static_assert(close_code_other == 15, "a new close_code needs its place in counted_close_codes");
+
 // RFC 6455 §7.4.1/§7.4.2: 1004 is reserved, 1005/1006/1015 must never be sent, 1000-2999
 // beyond the IANA registrations (1012 service restart, 1013 try again later, 1014 bad
 // gateway) are reserved; 3000-3999 are registered libraries/frameworks, 4000-4999 private.

@@ -101,6 +101,30 @@ constexpr field<sample> sample_without_peak[] = {sample_fields[0], sample_fields
 constexpr field<sample> sample_with_level_twice[] = {sample_fields[0], sample_fields[1],
                                                      sample_fields[1], sample_fields[3]};
 
+/// Figures outside the tables: closes by code and the two histograms, numbered too.
+void number_the_rest(shard_stats& s, uint64_t seed) {
+    for (std::size_t i = 0; i < ws::close_code_slots; ++i) {
+        s.closes.sent[i] = seed + i;
+        s.closes.received[i] = seed + 100 + i;
+    }
+    s.publish_to_send_us.record(seed);
+    s.publish_to_send_us.record(seed * 1000);
+    s.queue_depth_bytes.record(0);
+    s.queue_depth_bytes.record(seed * 10);
+}
+
+/// The keys each JSON object has besides the tables' rows and derived figures.
+constexpr std::size_t keys_outside_tables = 4;
+
+/// Codes a closes_sent object lists: those a close frame may carry.
+std::size_t sendable_codes() {
+    std::size_t n = 0;
+    for (const ws::close_code c : ws::counted_close_codes) {
+        n += ws::close_code_valid_on_wire(static_cast<uint16_t>(c)) ? 1 : 0;
+    }
+    return n;
+}
+
 uint64_t number_at(simdjson::dom::element object, std::string_view key) {
     uint64_t value = 0;
     INFO(key);
@@ -170,6 +194,8 @@ TEST_CASE("stats JSON holds every figure of every shard and their total", "[admi
     std::vector<shard_stats> shards(2);
     number_every_figure(shards[0], 1);
     number_every_figure(shards[1], 1000);
+    number_the_rest(shards[0], 7);
+    number_the_rest(shards[1], 3000);
     const std::string body = stats_json(shards);
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
@@ -190,7 +216,23 @@ TEST_CASE("stats JSON holds every figure of every shard and their total", "[admi
         const auto* s = entry.second;
         simdjson::dom::object fields;
         REQUIRE(object.get(fields) == simdjson::SUCCESS);
-        CHECK(fields.size() == all_names().size());
+        CHECK(fields.size() == all_names().size() + keys_outside_tables);
+        simdjson::dom::object sent;
+        REQUIRE(object[closes_sent_name].get(sent) == simdjson::SUCCESS);
+        CHECK(sent.size() == sendable_codes());
+        CHECK(number_at(object[closes_sent_name].value_unsafe(), "1008") ==
+              s->closes.sent[ws::close_code_slot(1008)]);
+        simdjson::dom::object received;
+        REQUIRE(object[closes_received_name].get(received) == simdjson::SUCCESS);
+        CHECK(received.size() == ws::close_code_slots);
+        CHECK(number_at(object[closes_received_name].value_unsafe(), "1006") ==
+              s->closes.received[ws::close_code_slot(1006)]);
+        CHECK(number_at(object[closes_received_name].value_unsafe(), "other") ==
+              s->closes.received[ws::close_code_other]);
+        CHECK(number_at(object[publish_to_send_name].value_unsafe(), "count") ==
+              s->publish_to_send_us.count);
+        CHECK(number_at(object[queue_depth_name].value_unsafe(), "sum") ==
+              s->queue_depth_bytes.sum);
         for (const derived_field& d : derived_fields) {
             CHECK(number_at(object, d.name) == d.value(*s));
         }
@@ -219,6 +261,8 @@ TEST_CASE("metrics text: HELP, TYPE and one sample per shard for every row", "[a
     std::vector<shard_stats> shards(2);
     number_every_figure(shards[0], 1);
     number_every_figure(shards[1], 1000);
+    number_the_rest(shards[0], 7);
+    number_the_rest(shards[1], 3000);
     const std::string text = metrics_text(shards);
     const auto line_of = [&](const std::string& line) {
         return text.find("\n" + line + "\n") != std::string::npos || text.starts_with(line + "\n");
@@ -265,5 +309,97 @@ TEST_CASE("metrics text: HELP, TYPE and one sample per shard for every row", "[a
                           std::to_string(d.value(shards[1]))));
         }
     }
+    // Closes by code (sent: the codes a frame may carry; received: every slot), then two
+    // histograms of bounds + 1 buckets, _sum and _count per shard; HELP and TYPE each.
+    expected_lines += 2 + shards.size() * sendable_codes();
+    expected_lines += 2 + shards.size() * ws::close_code_slots;
+    expected_lines += 2 + shards.size() * (std::size(core::latency_bounds_us) + 3);
+    expected_lines += 2 + shards.size() * (std::size(core::queue_depth_bounds_bytes) + 3);
+    CHECK(line_of("ringcast_closes_sent_total{shard=\"1\",code=\"1008\",reason=\"policy "
+                  "violation\"} " +
+                  std::to_string(shards[1].closes.sent[ws::close_code_slot(1008)])));
+    CHECK(line_of("ringcast_closes_received_total{shard=\"0\",code=\"other\",reason=\"other\"} " +
+                  std::to_string(shards[0].closes.received[ws::close_code_other])));
     CHECK(samples == expected_lines); // nothing else: no totals, no stray lines
+}
+
+TEST_CASE("histogram JSON: bounds, per-bucket counts one longer, count and sum",
+          "[admin][stats][histogram]") {
+    core::latency_histogram h;
+    h.record(10);      // on the first bound: its bucket
+    h.record(11);      // just above it: the next
+    h.record(9000000); // above every bound: the last
+    std::string out = "{";
+    append_histogram_json(out, h);
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    REQUIRE(parser.parse(out.substr(1)).get(doc) == simdjson::SUCCESS);
+    simdjson::dom::array le;
+    simdjson::dom::array counts;
+    REQUIRE(doc["le"].get(le) == simdjson::SUCCESS);
+    REQUIRE(doc["counts"].get(counts) == simdjson::SUCCESS);
+    REQUIRE(le.size() == std::size(core::latency_bounds_us));
+    REQUIRE(counts.size() == le.size() + 1);
+    CHECK(uint64_t(le.at(0).value_unsafe()) == 10);
+    CHECK(uint64_t(counts.at(0).value_unsafe()) == 1);
+    CHECK(uint64_t(counts.at(1).value_unsafe()) == 1);
+    CHECK(uint64_t(counts.at(le.size()).value_unsafe()) == 1);
+    CHECK(number_at(doc, "count") == 3);
+    CHECK(number_at(doc, "sum") == 9000021);
+}
+
+TEST_CASE("metrics text: histograms are cumulative, end in +Inf, and the latency is in seconds",
+          "[admin][stats][histogram]") {
+    std::vector<shard_stats> shards(1);
+    shards[0].publish_to_send_us.record(5);       // ≤ 10 µs
+    shards[0].publish_to_send_us.record(300);     // ≤ 500 µs
+    shards[0].publish_to_send_us.record(4000000); // above 2.5 s
+    shards[0].queue_depth_bytes.record(0);
+    shards[0].queue_depth_bytes.record(5000);
+    const std::string text = metrics_text(shards);
+    const auto has = [&](const std::string& line) {
+        return text.find("\n" + line + "\n") != std::string::npos;
+    };
+    const std::string lat = "ringcast_publish_to_send_seconds";
+    CHECK(has("# TYPE " + lat + " histogram"));
+    CHECK(has(lat + "_bucket{shard=\"0\",le=\"0.00001\"} 1"));
+    CHECK(has(lat + "_bucket{shard=\"0\",le=\"0.00025\"} 1"));
+    CHECK(has(lat + "_bucket{shard=\"0\",le=\"0.0005\"} 2"));
+    CHECK(has(lat + "_bucket{shard=\"0\",le=\"2.5\"} 2"));
+    CHECK(has(lat + "_bucket{shard=\"0\",le=\"+Inf\"} 3"));
+    CHECK(has(lat + "_sum{shard=\"0\"} 4.000305"));
+    CHECK(has(lat + "_count{shard=\"0\"} 3"));
+    const std::string depth = "ringcast_queue_depth_bytes";
+    CHECK(has("# TYPE " + depth + " histogram"));
+    CHECK(has(depth + "_bucket{shard=\"0\",le=\"0\"} 1"));
+    CHECK(has(depth + "_bucket{shard=\"0\",le=\"4096\"} 1"));
+    CHECK(has(depth + "_bucket{shard=\"0\",le=\"16384\"} 2"));
+    CHECK(has(depth + "_sum{shard=\"0\"} 5000"));
+}
+
+TEST_CASE("seconds_of_us writes decimal seconds without exponent or trailing zeros",
+          "[admin][stats][histogram]") {
+    CHECK(seconds_of_us(0) == "0");
+    CHECK(seconds_of_us(10) == "0.00001");
+    CHECK(seconds_of_us(2500) == "0.0025");
+    CHECK(seconds_of_us(1000000) == "1");
+    CHECK(seconds_of_us(2500000) == "2.5");
+    CHECK(seconds_of_us(1234567) == "1.234567");
+}
+
+TEST_CASE("closes by code merge across shards with the histograms", "[admin][stats]") {
+    shard_stats a;
+    shard_stats b;
+    a.closes.close_sent(ws::close_code::policy_violation);
+    b.closes.close_sent(ws::close_code::policy_violation);
+    b.closes.close_received(1000);
+    a.publish_to_send_us.record(100);
+    b.publish_to_send_us.record(100);
+    shard_stats total;
+    merge(total, a);
+    merge(total, b);
+    CHECK(total.closes.sent[ws::close_code_slot(1008)] == 2);
+    CHECK(total.closes.received[ws::close_code_slot(1000)] == 1);
+    CHECK(total.publish_to_send_us.count == 2);
+    CHECK(total.publish_to_send_us.counts[3] == 2); // 100 µs: the fourth bound's bucket
 }

@@ -24,6 +24,8 @@ const char* role_name(core::listener l) {
         return "main";
     case core::listener::api:
         return "api";
+    case core::listener::metrics:
+        return "metrics";
     }
     return "?";
 }

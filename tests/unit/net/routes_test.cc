@@ -18,6 +18,7 @@ namespace {
 
 constexpr auto main_listener = core::listener::main;
 constexpr auto api_listener = core::listener::api;
+constexpr auto metrics_listener = core::listener::metrics;
 constexpr auto full = core::admission::full;
 constexpr auto restricted = core::admission::restricted;
 
@@ -71,7 +72,16 @@ gateway_config with_api_listen() {
     return config;
 }
 
+gateway_config with_metrics_listen(bool api_too) {
+    gateway_config config;
+    config.separate_api = api_too;
+    config.separate_metrics = true;
+    return config;
+}
+
 constexpr std::string_view no_such_path = "no such path";
+constexpr std::string_view metrics_elsewhere = "/metrics is on --metrics-listen";
+constexpr std::string_view metrics_only = "the metrics listener serves /metrics and /healthz only";
 constexpr std::string_view api_elsewhere = "the API is on --api-listen";
 constexpr std::string_view api_only = "the API listener serves /api/ only";
 constexpr std::string_view over_cap = "too many connections on this server; retry later";
@@ -237,6 +247,34 @@ TEST_CASE("with --api-listen the API is served on the API listener, which serves
     check_refused(lookup(table, "GET /nosuch"), route_status::not_found, 404, no_such_path);
 }
 
+TEST_CASE("with --metrics-listen /metrics is served there only, and that listener serves "
+          "nothing but /metrics and the probes (/healthz, /readyz)",
+          "[net][routes]") {
+    for (const bool api_too : {false, true}) {
+        INFO("--api-listen too: " << api_too);
+        const gateway_config config = with_metrics_listen(api_too);
+        const std::vector<route> table = make_routes(config);
+        REQUIRE(table.size() == 7); // the same rows: /metrics moved, none added
+        CHECK(routed_to(table, "GET /metrics", metrics_listener) == "/metrics");
+        CHECK(routed_to(table, "GET /healthz", metrics_listener) == "/healthz");
+        CHECK(routed_to(table, "GET /readyz", metrics_listener) == "/readyz");
+        const core::listener api_home = api_too ? api_listener : main_listener;
+        check_refused(lookup(table, "GET /metrics", api_home), route_status::wrong_listener, 404,
+                      metrics_elsewhere);
+        CHECK(routed_to(table, "GET /api/stats", api_home) == "/api/");
+        for (const char* request :
+             {"GET /api/stats", "GET /ws", "GET /", "GET /dashboard", "POST /api/publish"}) {
+            INFO(request);
+            check_refused(lookup(table, request, metrics_listener), route_status::wrong_listener,
+                          404, metrics_only);
+        }
+        check_refused(lookup(table, "GET /nosuch", metrics_listener), route_status::not_found, 404,
+                      metrics_only);
+        // Over the connection cap the metrics listener still answers what it serves.
+        CHECK(routed_to(table, "GET /metrics", metrics_listener, restricted) == "/metrics");
+    }
+}
+
 TEST_CASE("without --api-listen the API is on the main listener", "[net][routes]") {
     const gateway_config config;
     const std::vector<route> table = make_routes(config);
@@ -274,7 +312,7 @@ TEST_CASE("the first row whose path matches wins, whatever a later row would say
         {"/a/", path_match::prefix, route_methods::get, route_kind::http, when_restricted::refused,
          route_listeners::main, nullptr},
         {"/a/b", path_match::exact, route_methods::any, route_kind::http, when_restricted::served,
-         route_listeners::both, nullptr},
+         route_listeners::every, nullptr},
     };
     // The exact row is never reached: the prefix row decides, 405 included.
     CHECK(routed_to(table, "GET /a/b") == "/a/");
@@ -305,7 +343,7 @@ TEST_CASE("a route lookup does not allocate", "[net][routes]") {
     std::size_t found = 0;
     std::size_t refused = 0;
     const std::size_t before = test::allocations();
-    for (const core::listener from : {main_listener, api_listener}) {
+    for (const core::listener from : {main_listener, api_listener, metrics_listener}) {
         for (const core::admission mode : {full, restricted}) {
             for (const parsed& p : requests) {
                 const route_match m = find_route(table, p.req().method, p.req().path, from, mode);
@@ -315,7 +353,7 @@ TEST_CASE("a route lookup does not allocate", "[net][routes]") {
     }
     const std::size_t during = test::allocations() - before;
     CHECK(during == 0);
-    CHECK(found + refused == 32);
+    CHECK(found + refused == 48); // 8 requests × 3 listeners × 2 admissions
     CHECK(found > 0);
     CHECK(refused > 0);
 }

@@ -67,6 +67,7 @@ public:
         return it == queued.end() ? 0 : it->second;
     }
     std::size_t shard_queued_bytes() const noexcept override { return 0; }
+    void queue_depths(core::queue_depth_histogram&) const noexcept override {}
     bool output_over_budget() const noexcept override { return over_budget; }
     void discard_queued(conn_handle h) noexcept override { discarded.push_back(h); }
     void* user(conn_handle) noexcept override { return nullptr; }

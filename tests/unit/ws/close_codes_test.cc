@@ -45,3 +45,29 @@ TEST_CASE("every close code has its own description", "[ws][close]") {
     }
     CHECK(describe(static_cast<close_code>(1234)) == "unknown close code");
 }
+
+TEST_CASE("closes are counted by code: each listed code its own slot, the rest as other",
+          "[ws][close]") {
+    std::set<std::size_t> slots;
+    for (const close_code c : counted_close_codes) {
+        slots.insert(close_code_slot(static_cast<uint16_t>(c)));
+    }
+    CHECK(slots.size() == std::size(counted_close_codes));
+    CHECK(close_code_slot(3000) == close_code_other);
+    CHECK(close_code_slot(4999) == close_code_other);
+    CHECK(close_code_slot(1012) == close_code_other);
+
+    close_counts counts;
+    counts.close_sent(close_code::policy_violation);
+    counts.close_sent(close_code::policy_violation);
+    counts.close_received(1000);
+    counts.close_received(4321);
+    CHECK(counts.sent[close_code_slot(1008)] == 2);
+    CHECK(counts.received[close_code_slot(1000)] == 1);
+    CHECK(counts.received[close_code_other] == 1);
+    close_counts more;
+    more.close_received(1000);
+    counts.merge(more);
+    CHECK(counts.received[close_code_slot(1000)] == 2);
+    CHECK(counts.sent[close_code_slot(1000)] == 0);
+}
