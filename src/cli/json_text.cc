@@ -2,6 +2,8 @@
 // simdjson's DOM parser: these are one-off values, not a hot path.
 #include "json_text.h"
 
+#include <ringcast/http.h>
+
 #include <simdjson.h>
 
 namespace ringcast::cli {
@@ -36,38 +38,10 @@ std::optional<std::string> json_problem(std::string_view text) {
 }
 
 std::string json_quote(std::string_view text) {
-    static constexpr char hex[] = "0123456789abcdef";
     std::string out;
     out.reserve(text.size() + 2);
     out += '"';
-    for (const char ch : text) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20) {
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 0xf];
-            } else {
-                out += ch;
-            }
-        }
-    }
+    http::append_json_escaped(out, text);
     out += '"';
     return out;
 }

@@ -33,8 +33,9 @@ private:
     std::size_t _size = 0;
 };
 
-/// Appends `text` as the inside of a JSON string (RFC 8259 §7): quote, backslash and every
-/// control character escaped; other bytes (UTF-8) pass through.
+
+} // namespace
+
 void append_json_escaped(std::string& out, std::string_view text) {
     constexpr std::string_view hex = "0123456789abcdef";
     for (const char c : text) {
@@ -72,8 +73,6 @@ void append_json_escaped(std::string& out, std::string_view text) {
         }
     }
 }
-
-} // namespace
 
 std::string_view status_text(int status) noexcept {
     switch (status) {
