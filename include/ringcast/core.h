@@ -654,6 +654,7 @@ public:
     virtual bool output_over_budget() const noexcept = 0;
     /// Drops queued frames not yet started on the wire (the one being sent stays whole, so
     /// framing survives); used before a slow-consumer close frame.
+    /// Nothing once the connection is closing (its queue ends with its close frame).
     virtual void discard_queued(conn_handle h) noexcept = 0;
     /// The per-connection state on_open() returned, or nullptr when `h` has closed: how an
     /// asynchronous completion (a reply from another shard) finds its connection safely.
@@ -906,12 +907,15 @@ using handler_factory = std::function<std::unique_ptr<conn_handler>(conn_io&)>;
 struct stop_token {
     std::atomic<bool> requested{false};
     /// The drain (docs/operations.md "Drain"), driven by the main thread: it stores
-    /// drain_window_ms, then `drain` with release; a shard loads `drain` with acquire at
+    /// drain_window_ms and drain_since_ms, then `drain` with release; a shard loads `drain` with acquire at
     /// the end of each loop pass (shard::run) and when its handler asks (conn_io::drain),
     /// so the window it reads is the one stored before. Only moves forward: serving →
     /// announced → closing.
     std::atomic<drain_phase> drain{drain_phase::serving};
     std::atomic<uint32_t> drain_window_ms{0};
+    /// When the closing phase began (monotonic_us() / 1000), stored with the window: every
+    /// shard paces from the same instant, so the main thread knows when all are done.
+    std::atomic<uint64_t> drain_since_ms{0};
 };
 
 /// The signal conn_io::ask_drain raises for the main thread (POST /api/drain): a drain

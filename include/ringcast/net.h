@@ -127,13 +127,6 @@ result<void, std::string> check_origin_pattern(std::string_view pattern);
 /// matches nothing.
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) noexcept;
 
-/// Whether `origin` (an Origin header) names the host the request was sent to (`host`, its
-/// Host header): `scheme://` followed by exactly `host`, without regard to ASCII case. Such
-/// a request comes from a page this server served (the demo page, /dashboard), so the
-/// gateway lets it through whatever --allowed-origins lists; another site's page cannot
-/// send it, because a browser sets Origin to the page's own origin. False when either is
-/// empty or malformed.
-bool same_origin(std::string_view origin, std::string_view host) noexcept;
 
 /// The token a /ws upgrade presents: the value of "Authorization: Bearer <token>" (scheme
 /// in any case) when the request has that header, else the ?token= query parameter as sent

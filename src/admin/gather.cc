@@ -57,11 +57,10 @@ void api::begin_gather(conn_handle h, http::keep_alive ka, question what, std::s
 
 void api::answer_here(gather_msg& g) noexcept {
     g.shard = unsigned(_io.id());
-    switch (g.what) {
-    case question::stats:
-    case question::metrics:
-        // A copy of each figure and one walk of the slot table: no lock, and nothing
-        // allocated per connection (the answer is one allocation, made by the asker).
+    // A copy of each figure and one walk of the slot table: no lock, and nothing allocated
+    // per connection (the answer is one allocation, made by the asker). The same for the
+    // API, /metrics and the sys:stats snapshot, which must show what the API shows.
+    const auto fill_counters = [&] {
         g.counters = {_engine.stats(),
                       _io.counters(),
                       _out.edge_stats(),
@@ -70,6 +69,11 @@ void api::answer_here(gather_msg& g) noexcept {
                       _engine.publish_latency(),
                       {}};
         _io.queue_depths(g.counters.queue_depth_bytes);
+    };
+    switch (g.what) {
+    case question::stats:
+    case question::metrics:
+        fill_counters();
         break;
     case question::online:
         g.list = _engine.local_users();
@@ -78,7 +82,7 @@ void api::answer_here(gather_msg& g) noexcept {
         g.list = _engine.local_channels();
         break;
     case question::snapshot:
-        g.counters = {_engine.stats(), _io.counters(), _out.edge_stats(), _counters};
+        fill_counters();
         g.list = _engine.top_local_channels(snapshot_channels_per_shard);
         break;
     case question::channel_info:

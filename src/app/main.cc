@@ -121,6 +121,11 @@ std::optional<app::config> reload(core::shard_group& group, const app::config& s
     return std::move(next.value());
 }
 
+/// How long after the drain's window the main thread stops the shards: more than the
+/// longest a shard waits between loop passes (100 ms), so each has offered its last
+/// connections to the drain before the stop closes what is left.
+constexpr int64_t drain_end_slack_ms = 250;
+
 /// How serve() ended.
 enum class ending : uint8_t {
     at_once, ///< SIGINT, or a second SIGTERM during a drain: every session closed now
@@ -253,7 +258,11 @@ ending serve(const core::shard_group& group, core::stop_token& stop, int signal_
                 break;
             case core::drain_phase::announced:
                 stop.drain_window_ms.store(drain.seconds * 1000, std::memory_order_relaxed);
-                drain.next_at = now + std::chrono::seconds(drain.seconds);
+                stop.drain_since_ms.store(core::monotonic_us() / 1000, std::memory_order_relaxed);
+                // The shards pace from that instant; a shard sees the window's end at its next
+                // loop pass, at most 100 ms later (shard.cc max_wait_ms): stop after that.
+                drain.next_at = now + std::chrono::seconds(drain.seconds) +
+                                std::chrono::milliseconds(drain_end_slack_ms);
                 std::fprintf(stderr, "ringcastd: drain: closing sessions over %u s\n",
                              drain.seconds);
                 set_phase(core::drain_phase::closing);

@@ -186,7 +186,8 @@ std::size_t shard::queued_bytes(conn_handle h) const noexcept {
 }
 
 void shard::discard_queued(conn_handle h) noexcept {
-    if (conn* c = _conns.get(h); c != nullptr) {
+    // Only while open: a closing connection's queue ends with its close frame, which must go.
+    if (conn* c = _conns.get(h); c != nullptr && c->state == conn_state::open) {
         const uint32_t in_flight = c->send_in_flight ? c->batch->frames : 0u;
         const std::size_t before = c->out.cost_bytes();
         c->out.discard_unstarted(in_flight);
@@ -310,7 +311,7 @@ void shard::enforce_output_budget() noexcept {
 void shard::follow_drain() noexcept {
     if (_drain.phase != drain_phase::closing) [[likely]] {
         // Acquire: pairs with the main thread's release store of the phase, after it stored
-        // drain_window_ms (stop_token).
+        // the window and the instant (stop_token).
         const drain_phase now = _stop.drain.load(std::memory_order_acquire);
         if (now == _drain.phase) [[likely]] {
             return;
@@ -319,34 +320,45 @@ void shard::follow_drain() noexcept {
         if (now != drain_phase::closing) {
             return;
         }
-        _drain.closing_since_ms = _now_ms;
+        _drain.closing_since_ms = _stop.drain_since_ms.load(std::memory_order_relaxed);
         _drain.window_ms = _stop.drain_window_ms.load(std::memory_order_relaxed);
-        _drain.slots = _conns.high_water();
-        _drain.swept = 0;
+        _drain.total = 0;
+        for (uint32_t slot = 0; slot < _conns.high_water(); ++slot) {
+            _drain.total += drainable(slot) ? 1 : 0;
+        }
     }
     if (!_stopping) {
         close_for_drain();
     }
 }
 
+bool shard::drainable(uint32_t slot) noexcept {
+    const conn& c = _conns.at(slot);
+    return c.state == conn_state::open && c.user != nullptr &&
+           _admitted[slot].use != slot_use::outbound &&
+           _listeners[_admitted[slot].listener_index].config->role == listener::main;
+}
+
 void shard::close_for_drain() noexcept {
-    // Slots fill from the bottom, so sweeping the slot range at an even pace closes the
-    // shard's clients at an even pace: they reconnect elsewhere spread over the window
-    // instead of all at once.
-    const uint64_t elapsed = _now_ms - _drain.closing_since_ms;
-    const uint32_t due =
-        _drain.window_ms == 0 || elapsed >= _drain.window_ms
-            ? _drain.slots
-            : static_cast<uint32_t>((uint64_t(_drain.slots) * elapsed + _drain.window_ms - 1) /
-                                    _drain.window_ms);
-    for (; _drain.swept < due; ++_drain.swept) {
-        conn& c = _conns.at(_drain.swept);
-        if (c.state == conn_state::open && c.user != nullptr &&
-            _listeners[_admitted[_drain.swept].listener_index].config->role == listener::main &&
-            _admitted[_drain.swept].use != slot_use::outbound) {
-            if (_handler->on_drain(_conns.handle(c), c.user)) {
-                ++_counters.drain_closes;
-            }
+    // Paced by count, not by slot: after churn the live connections sit anywhere below the
+    // high-water mark, and an even walk of the slots would bunch their closes. The walk
+    // itself is one pass over the table in all. Connections that leave on their own before
+    // the walk reaches them only make it end sooner.
+    const uint64_t elapsed =
+        _now_ms > _drain.closing_since_ms ? _now_ms - _drain.closing_since_ms : 0;
+    const bool all = _drain.window_ms == 0 || elapsed >= _drain.window_ms;
+    const uint64_t due =
+        all ? UINT64_MAX
+            : (uint64_t(_drain.total) * elapsed + _drain.window_ms - 1) / _drain.window_ms;
+    while (_drain.offered < due && _drain.cursor < _conns.high_water()) {
+        const uint32_t slot = _drain.cursor++;
+        if (!drainable(slot)) {
+            continue;
+        }
+        ++_drain.offered;
+        conn& c = _conns.at(slot);
+        if (_handler->on_drain(_conns.handle(c), c.user)) {
+            ++_counters.drain_closes;
         }
     }
 }

@@ -308,16 +308,21 @@ private:
     log_interval _log_unanswered{refusal_log_interval_ms};
     bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
-    // The drain as this shard follows it (stop_token::drain): in the closing phase the
-    // main listener's connections in slots below `swept` have been offered to on_drain;
-    // `swept` walks [0, slots) evenly over `window_ms` from `closing_since_ms`.
+    // The drain as this shard follows it (stop_token::drain). In the closing phase
+    // `cursor` walks the slot table once; of the `total` connections that could be offered
+    // to on_drain when closing began, `offered` have been, paced to total × elapsed / window
+    // from `closing_since_ms` (the main thread's instant, the same for every shard).
     struct {
         drain_phase phase = drain_phase::serving;
         uint64_t closing_since_ms = 0;
         uint32_t window_ms = 0;
-        uint32_t slots = 0; // the table's high-water mark when closing began
-        uint32_t swept = 0;
+        uint32_t total = 0;
+        uint32_t offered = 0;
+        uint32_t cursor = 0;
     } _drain;
+    /// A connection close_for_drain offers to the handler: open, accepted by the main
+    /// listener, not an outbound one.
+    bool drainable(uint32_t slot) noexcept;
     uint64_t _reload_seen = 0; // process_gauge::reload_version last applied
     std::size_t _queued_total = 0; // sum of every connection's send_queue::cost_bytes()
 };

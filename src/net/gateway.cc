@@ -247,12 +247,7 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
         return c.state == phase::http;
     case route_kind::websocket:
         if (_io.drain() == core::drain_phase::closing) {
-            // Its sessions are being closed: a new one would be closed in turn. Another node
-            // behind the balancer takes it (docs/operations.md "Drain").
-            send_response(h, c,
-                          http::make_error_response(503, "server draining; connect to another",
-                                                    http::keep_alive::no, http::retry_after(1)),
-                          http::keep_alive::no, head);
+            refuse_draining(h, c);
             return false;
         }
         (this->*row.handler)(request_context{h, c, req, ka, head, rest});
@@ -521,6 +516,11 @@ void gateway::on_close(const frame_context& f, uint16_t code) noexcept {
 
 void gateway::close_websocket(conn_handle h, connection& c, ws::close_code code,
                               std::string_view reason) noexcept {
+    if (c.session) {
+        // Nothing may follow the close frame (RFC 6455 §5.5.1): fan-out stops queueing to
+        // it, and an ack window stops counting messages that will never be sent.
+        c.session->mark_closing();
+    }
     c.state = phase::closed;
     _closes.close_sent(code);
     _io.send(h, ws::make_close_frame(code, reason));
@@ -668,6 +668,15 @@ void gateway::on_shutdown(conn_handle h, void* user) noexcept {
         c.state = phase::closed;
         _io.close(h, core::close_mode::now);
     }
+}
+
+void gateway::refuse_draining(conn_handle h, connection& c) noexcept {
+    // Its sessions are being closed: a new one would be closed in turn. Another node behind
+    // the balancer takes it (docs/operations.md "Drain").
+    send_response(h, c,
+                  http::make_error_response(503, "server draining; connect to another",
+                                            http::keep_alive::no, http::retry_after(1)),
+                  http::keep_alive::no, head_only::no);
 }
 
 bool gateway::on_drain(conn_handle h, void* user) noexcept {

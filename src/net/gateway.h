@@ -169,6 +169,9 @@ private:
                      std::span<std::byte> early) noexcept;
     /// 429 "too many connections for this user", counted; closes.
     void refuse_user_limit(conn_handle h, connection& c) noexcept;
+    /// 503 "server draining" with Retry-After: 1 to an upgrade while the process drains
+    /// (core::drain_phase::closing); closes.
+    void refuse_draining(conn_handle h, connection& c) noexcept;
     /// A slot of `user` is free again: given back here or posted to its home.
     void release_user_slot(std::string_view user) noexcept;
     /// The identity of ctx.req's token (presented_token), or the reason it is refused:

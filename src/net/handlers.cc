@@ -39,10 +39,11 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
                       http::keep_alive::no, ctx.head);
         return;
     }
-    // The server's own pages (/, /dashboard) connect from its own origin: always allowed.
+    // No exception for the server's own origin: the Host header that would name it is the
+    // client's to write, so a DNS-rebinding page could claim it. An operator who restricts
+    // origins lists the server's own for its pages (docs/security.md "Origins").
     const std::string_view origin = req.header_value("origin");
-    if (!origin_allowed(origin, _config.allowed_origins) &&
-        !same_origin(origin, req.header_value("host"))) {
+    if (!origin_allowed(origin, _config.allowed_origins)) {
         ++_refused_origin;
         send_response(ctx.h, ctx.conn,
                       http::make_error_response(403, "origin not allowed", http::keep_alive::no),
@@ -167,6 +168,12 @@ void gateway::on_mesh(kinds::user_answer, shard_id from,
     c->stash.clear();
     if (!m->granted) {
         return refuse_user_limit(h, *c);
+    }
+    if (_io.drain() == core::drain_phase::closing) {
+        // The drain's sweep may have passed this connection while it waited for its home:
+        // it would open a session the node no longer takes. The slot goes back.
+        _io.post<kinds::user_release>(from, std::move(m));
+        return refuse_draining(h, *c);
     }
     c->holds_user_slot = true;
     open_pubsub(h, *c, std::move(start), std::as_writable_bytes(std::span(early.data(), early.size())));

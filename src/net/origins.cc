@@ -131,16 +131,6 @@ result<void, std::string> check_origin_pattern(std::string_view pattern) {
     return {};
 }
 
-bool same_origin(std::string_view origin, std::string_view host) noexcept {
-    const std::size_t scheme_end = origin.find("://");
-    if (scheme_end == std::string_view::npos || scheme_end == 0 || host.empty()) {
-        return false;
-    }
-    const std::string_view authority = origin.substr(scheme_end + 3);
-    return !authority.empty() && authority.find('/') == std::string_view::npos &&
-           equal_ignoring_case(authority, host);
-}
-
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) noexcept {
     if (allowed.empty() || origin.empty()) {
         return true;

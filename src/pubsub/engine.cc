@@ -385,6 +385,8 @@ void engine::route(std::unique_ptr<publish_job> job) {
 void engine::order(publish_job& job) {
     home_channel& ch = _ordering->order(job.channel);
     job.offset = ch.offset;
+    ch.stamp_ms = std::max(ch.stamp_ms, wall_clock_ms());
+    job.timestamp_ms = ch.stamp_ms;
     // Acks: the namespace's, or a critical message to a user (docs/protocol.md "Acks").
     job.ack = ch.ack || (job.prio == priority::critical && job.channel.starts_with("user:"));
     if (ch.interested_count > 0) {

@@ -58,6 +58,9 @@ struct publish_job {
     /// core::monotonic_us() when the publishing shard accepted it (engine::route), carried
     /// to every subscriber shard for the publish-to-send histogram.
     uint64_t accepted_us = 0;
+    /// Set by the home: the envelope's "timestamp", never below the channel's previous one
+    /// (home_channel::stamp_ms), so recovery by time can search the history.
+    uint64_t timestamp_ms = 0;
 };
 
 /// One ordered frame for another shard's local subscribers.

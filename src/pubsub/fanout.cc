@@ -55,7 +55,7 @@ core::frame_ref fanout::fan_out(const publish_job& job, const std::vector<bool>&
     e.data =
         std::string_view(reinterpret_cast<const char*>(job.data->data()), job.data->own_size());
     e.prio = job.prio;
-    e.timestamp_ms = wall_clock_ms();
+    e.timestamp_ms = job.timestamp_ms != 0 ? job.timestamp_ms : wall_clock_ms();
     e.user_id = job.user_id;
     e.offset = job.offset;
     const core::frame_ref f = frame_message(e, job.data);

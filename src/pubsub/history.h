@@ -70,8 +70,8 @@ public:
     /// Where a recovery by time starts (recover_point::by_time): `offset` is the first
     /// retained message whose envelope is stamped at or after `since_ms` (one past the last
     /// when none is); `complete` when a retained message stamped before it exists, so none
-    /// at or after it can have been dropped. Stamps are the home shard's clock, which only
-    /// moves forward within a channel's history unless the host's clock is stepped back; a
+    /// at or after it can have been dropped. Stamps never decrease within a channel
+    /// (home_channel::stamp_ms holds them up when the host's clock is stepped back); a
     /// binary search, O(log n) envelopes read.
     struct stamped {
         uint64_t offset;

@@ -51,6 +51,10 @@ struct home_channel {
     uint64_t acked_through = 0;
     /// Its namespace takes acks (channel_policy::ack): every message needs one.
     bool ack = false;
+    /// The last message's envelope timestamp (ms, wall clock). A stamp never goes below
+    /// it, even when the host's clock is stepped back, so the history's stamps never
+    /// decrease (channel_history::stamped_from searches them).
+    uint64_t stamp_ms = 0;
     /// presence: its members, while it has some and its namespace is marked presence. A
     /// member's shard is interested, so a channel with members is never idle or evicted.
     std::unique_ptr<channel_presence> presence;

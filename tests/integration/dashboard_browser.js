@@ -245,6 +245,13 @@ function main() {
                 const top = await textOf(state.cdp, state.session, 'channels');
                 check(top.startsWith(`bench:room${SUBSCRIBERS}`),
                       `top channels begin ${JSON.stringify(top.slice(0, 40))}, not bench:room`);
+                // The latency card is computed from the snapshot's histogram: a figure,
+                // not "—", while messages flow.
+                const latency = await waitFor('a publish→send p99 on the page', 10000, async () => {
+                    const p99 = await textOf(state.cdp, state.session, 'p99');
+                    return { ok: p99 !== '' && p99 !== '—', p99 };
+                });
+                console.log(`# publish→send p99 on the page: ${latency.p99}`);
                 // Another snapshot or two with traffic (a fuller sparkline for the docs
                 // picture); the screenshot follows at once, the last rates still showing.
                 await sleep(screenshotPath ? 25000 : 1500);

@@ -76,17 +76,3 @@ TEST_CASE("check_origin_pattern accepts the four forms and names a bad value",
     }
 }
 
-TEST_CASE("same_origin: an Origin naming the request's own Host, ignoring scheme and case",
-          "[net][origins]") {
-    CHECK(net::same_origin("http://127.0.0.1:8080", "127.0.0.1:8080"));
-    CHECK(net::same_origin("https://Push.Example.com", "push.example.com"));
-    CHECK(net::same_origin("http://[::1]:9000", "[::1]:9000"));
-    CHECK_FALSE(net::same_origin("http://127.0.0.1:8081", "127.0.0.1:8080"));
-    CHECK_FALSE(net::same_origin("https://evil.example", "push.example.com"));
-    CHECK_FALSE(net::same_origin("https://push.example.com.evil", "push.example.com"));
-    CHECK_FALSE(net::same_origin("http://push.example.com/", "push.example.com"));
-    CHECK_FALSE(net::same_origin("null", "push.example.com"));
-    CHECK_FALSE(net::same_origin("", "push.example.com"));
-    CHECK_FALSE(net::same_origin("http://push.example.com", ""));
-    CHECK_FALSE(net::same_origin("://push.example.com", "push.example.com"));
-}
