@@ -491,6 +491,9 @@ struct shard_counters {
     uint64_t drain_closes = 0;  ///< client sessions closed 1001 by a drain (conn_handler::on_drain)
     uint64_t cq_overflows = 0;
     uint64_t loop_iterations = 0;
+    /// Log lines this shard left out over their call site's limit (log.h): copied from the
+    /// shard thread's own count once a loop pass.
+    uint64_t log_suppressed = 0;
 };
 
 /// The timers of a connection: independent deadlines, each on_timer() call says which one
