@@ -54,6 +54,8 @@ namespace ringcast {
 namespace detail {
 [[noreturn, gnu::cold]] inline void assert_failed(const char* what, const char* file,
                                                   int line) noexcept {
+    // Raw, not through log.h: the last words before abort must not depend on the log's
+    // state (a line half-built on this thread, a format); operations.md "Logs" says so.
     std::fprintf(stderr, "ringcast: invariant broken: %s at %s:%d\n", what, file, line);
     std::abort();
 }

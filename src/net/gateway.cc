@@ -199,6 +199,12 @@ void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes
             return;
         }
         if (r.status == http::parse_status::error) {
+            // Expected peer behaviour (a scanner, a broken client): debug only.
+            RINGCAST_LOG(log::level::debug, "http_refused")
+                .field("status", r.http_status)
+                .field("reason", r.reason)
+                .msg("shard %u: bad request answered %d: %.*s", unsigned(_io.id()),
+                     r.http_status, int(r.reason.size()), r.reason.data());
             send_response(h, c,
                           http::make_error_response(r.http_status, r.reason, http::keep_alive::no),
                           http::keep_alive::no, head_only::no);
@@ -541,6 +547,13 @@ void gateway::on_close(const frame_context& f, uint16_t code) noexcept {
 
 void gateway::close_websocket(conn_handle h, connection& c, ws::close_code code,
                               std::string_view reason) noexcept {
+    // A close we start: protocol errors, limits, slow consumers, expiry. The peer caused
+    // it and counters already count it; the line is for debugging one client.
+    RINGCAST_LOG(log::level::debug, "ws_close")
+        .field("code", uint16_t(code))
+        .field("reason", reason)
+        .msg("shard %u: closing a WebSocket with %u: %.*s", unsigned(_io.id()),
+             unsigned(uint16_t(code)), int(reason.size()), reason.data());
     c.state = phase::closed;
     _io.send(h, ws::make_close_frame(code, reason));
     _io.close(h, core::close_mode::after_flush);

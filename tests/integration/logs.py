@@ -3,7 +3,8 @@
 
 * `--log-format json`: every stderr line is one JSON object with ts, level, event and msg
   (and shard on a shard's lines); the start-up line is still the text one on stdout.
-* `--log-format logfmt`: every stderr line parses as key=value pairs with the same keys.
+* `--log-format logfmt`: every stderr line parses as key=value pairs with the same keys;
+  with `--log-level debug` a bad request is logged (`http_refused`).
 * `--access-log` (with `--jwt-secret-file`): one line for an upgrade (101, the token's user)
   and one per refused handshake (401 without a token, with a bad one in the query, with
   a bad bearer; 404 for an upgrade to a path nobody serves), each naming the peer, the path
@@ -142,12 +143,15 @@ def main():
 
     def logfmt_lines():
         srv = support.server(binary, ["--shards", "1", "--log-format", "logfmt",
-                                      "--access-log"])
+                                      "--access-log", "--log-level", "debug"])
         try:
             expect(upgrade(srv.port, "/echo") == 101, "echo upgrade")
             expect(upgrade(srv.port, "/ws?user=x y") in (400, 404), "a bad request")
             deadline = time.monotonic() + 5
-            while not any("event=access" in l for l in err_lines(srv)):
+            expect(support.http_exchange(srv.port, b"NOT HTTP\r\n\r\n").status == 400,
+                   "a bad request")
+            while not (any("event=access" in l for l in err_lines(srv)) and
+                       any("event=http_refused" in l for l in err_lines(srv))):
                 expect(time.monotonic() < deadline, f"an access line\n{srv.output()}")
                 time.sleep(0.05)
         finally:
@@ -158,6 +162,9 @@ def main():
         access = [r for r in records if r["event"] == "access" and r["status"] == "101"]
         expect(access and access[0]["path"] == "/echo" and access[0]["shard"] == "0",
                f"logfmt access line: {access}")
+        refused = [r for r in records if r["event"] == "http_refused"]
+        expect(refused and refused[0]["level"] == "debug" and refused[0]["status"] == "400",
+               f"debug line of the bad request: {refused}")
 
     def a_flood_writes_few_lines():
         srv = support.server(binary, ["--shards", "2", "--log-format", "json", "--access-log",
