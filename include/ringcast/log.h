@@ -36,7 +36,6 @@
 // limit.
 #pragma once
 
-#include <atomic>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
