@@ -54,6 +54,8 @@ namespace ringcast {
 namespace detail {
 [[noreturn, gnu::cold]] inline void assert_failed(const char* what, const char* file,
                                                   int line) noexcept {
+    // Raw, not through log.h: the last words before abort must not depend on the log's
+    // state (a line half-built on this thread, a format); operations.md "Logs" says so.
     std::fprintf(stderr, "ringcast: invariant broken: %s at %s:%d\n", what, file, line);
     std::abort();
 }
@@ -491,6 +493,9 @@ struct shard_counters {
     uint64_t drain_closes = 0;  ///< client sessions closed 1001 by a drain (conn_handler::on_drain)
     uint64_t cq_overflows = 0;
     uint64_t loop_iterations = 0;
+    /// Log lines this shard left out over their call site's limit (log.h): copied from the
+    /// shard thread's own count once a loop pass.
+    uint64_t log_suppressed = 0;
 };
 
 /// A distribution of values over fixed bucket bounds, for the latency and queue-depth

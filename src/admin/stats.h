@@ -168,6 +168,8 @@ inline constexpr field<core::shard_counters> core_fields[] = {
     {"accepted", figure::counter, &core::shard_counters::accepted, "connections accepted"},
     {"accept_errors", figure::counter, &core::shard_counters::accept_errors,
      "accepts that failed (descriptor table full, resources)"},
+    {"log_suppressed", figure::counter, &core::shard_counters::log_suppressed,
+     "log lines left out over their call site's limit (docs/operations.md Logs)"},
     {"refused", figure::counter, &core::shard_counters::refused,
      "connections over --max-connections or --max-connections-total"},
     {"refused_unanswered", figure::counter, &core::shard_counters::refused_unanswered,

@@ -52,6 +52,11 @@ struct config {
     /// there was a drain (a balancer-less host; tests).
     uint32_t drain_delay_ms = 0;
     uint32_t drain_seconds = 0;
+    /// The log (docs/operations.md "Logs"): --log-level and --log-format as given (checked
+    /// by the option rows: log::parse_level / parse_format read them), --access-log.
+    std::string log_level = "info";
+    std::string log_format = "text";
+    bool access_log = false;
     /// --agent-check-listen: HAProxy's agent-check port, answered by the main thread.
     std::optional<net::endpoint> agent_check_listen;
     core::runtime_config runtime;

@@ -6,6 +6,7 @@
 #include "service.h"
 
 #include <ringcast/core.h>
+#include <ringcast/log.h>
 #include <ringcast/net.h>
 
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -68,6 +70,57 @@ void pin_large_allocations_to_mmap() noexcept {
 #endif
 }
 
+/// printf into a string: the start-up lines, said on stdout and logged the same.
+std::string printed(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string printed(const char* fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    char text[1024];
+    const int n = std::vsnprintf(text, sizeof(text), fmt, args);
+    va_end(args);
+    return std::string(text, n < 0 ? 0 : std::min<std::size_t>(std::size_t(n), sizeof(text) - 1));
+}
+
+/// A start-up line on stdout, as it always was ("ringcastd: listening on HOST:PORT": tests,
+/// scripts and people read it there), in every format; in json and logfmt it is also an
+/// info line on stderr, where a log collector reads, with `add_fields`' fields.
+template <typename Fields>
+void announce(std::string_view event, const std::string& text, Fields&& add_fields) {
+    std::printf("ringcastd: %s\n", text.c_str());
+    if (log::current_format() == log::format::text) {
+        return;
+    }
+    std::fflush(stdout);
+    log::line l(log::level::info, event, nullptr);
+    add_fields(l);
+    l.msg("%s", text.c_str());
+}
+
+void announce(std::string_view event, const std::string& text) {
+    announce(event, text, [](log::line&) {});
+}
+
+/// The log settings of `cfg` in force: at start-up, and again on a reload (--log-format is
+/// fixed at start: a collector parses one format).
+void apply_log_settings(const app::config& cfg, bool starting) {
+    log::set_level(log::parse_level(cfg.log_level).value_or(log::level::info));
+    log::set_access_log(cfg.access_log);
+    if (starting) {
+        log::set_format(log::parse_format(cfg.log_format).value_or(log::format::text));
+    }
+}
+
+/// Logs each line of a multi-line error (a config file may have several problems).
+void log_each_line(log::level l, std::string_view event, const std::string& all,
+                   const char* prefix) {
+    for (std::size_t from = 0; from <= all.size();) {
+        const std::size_t nl = all.find('\n', from);
+        const std::string one = all.substr(from, nl - from);
+        log::line(l, event, nullptr).msg("%s%s", prefix, one.c_str());
+        from = nl == std::string::npos ? all.size() + 1 : nl + 1;
+    }
+}
+
 /// SIGHUP: reads every source again (flags, environment, --config file); a configuration
 /// with a problem is refused whole and the running one kept; otherwise what may change live
 /// goes to every shard (net::reloaded_settings), and what needs a restart is named. Each
@@ -76,13 +129,8 @@ std::optional<app::config> reload(core::shard_group& group, const app::config& s
                                   int argc, char** argv) {
     auto next = app::parse_args(argc, argv);
     if (!next) {
-        const std::string& all = next.error();
-        for (std::size_t from = 0; from <= all.size();) {
-            const std::size_t nl = all.find('\n', from);
-            std::fprintf(stderr, "ringcastd: reload refused, the running configuration stays: %s\n",
-                         all.substr(from, nl - from).c_str());
-            from = nl == std::string::npos ? all.size() + 1 : nl + 1;
-        }
+        log_each_line(log::level::error, "reload_refused", next.error(),
+                      "reload refused, the running configuration stays: ");
         return std::nullopt;
     }
     auto settings = std::make_shared<net::reloaded_settings>();
@@ -91,9 +139,10 @@ std::optional<app::config> reload(core::shard_group& group, const app::config& s
     // the mode.
     if (bool(started.gateway.tokens.keys) != bool(next->gateway.tokens.keys)) {
         settings->config.tokens = started.gateway.tokens;
-        std::fprintf(stderr, "ringcastd: reload: JWT authentication %s needs a restart; keys "
-                             "unchanged\n",
-                     started.gateway.tokens.keys ? "off" : "on");
+        log::line(log::level::warn, "reload_needs_restart", nullptr)
+            .field("option", "jwt")
+            .msg("reload: JWT authentication %s needs a restart; keys unchanged",
+                 started.gateway.tokens.keys ? "off" : "on");
     }
     std::size_t applied = 0;
     for (const app::option& opt : app::options()) {
@@ -107,17 +156,20 @@ std::optional<app::config> reload(core::shard_group& group, const app::config& s
             continue;
         }
         if (before != after) {
-            std::fprintf(stderr,
-                         "ringcastd: reload: %s changed to %s: needs a restart (running with "
-                         "%s)\n",
-                         app::flag_of(opt).c_str(), after ? after->c_str() : "unset",
-                         before ? before->c_str() : "unset");
+            log::line(log::level::warn, "reload_needs_restart", nullptr)
+                .field("option", opt.name)
+                .msg("reload: %s changed to %s: needs a restart (running with %s)",
+                     app::flag_of(opt).c_str(), after ? after->c_str() : "unset",
+                     before ? before->c_str() : "unset");
         }
     }
     core::reload_shards(group, std::move(settings));
-    std::fprintf(stderr, "ringcastd: reloaded: %zu settings that change live applied "
-                         "(docs/operations.md \"Reload\")\n",
-                 applied);
+    apply_log_settings(*next, false);
+    log::line(log::level::info, "reloaded", nullptr)
+        .field("applied", applied)
+        .field("log_level", next->log_level)
+        .msg("reloaded: %zu settings that change live applied (docs/operations.md \"Reload\")",
+             applied);
     return std::move(next.value());
 }
 
@@ -180,8 +232,8 @@ ending serve(const core::shard_group& group, core::stop_token& stop, int signal_
              int agent_fd, drain_run& drain, Reload&& reload) {
     app::notifier manager = app::notifier::from_environment();
     if (!manager.error().empty()) {
-        std::fprintf(stderr, "ringcastd: warning: %s; not notifying the service manager\n",
-                     manager.error().c_str());
+        log::line(log::level::warn, "notify_disabled", nullptr)
+            .msg("warning: %s; not notifying the service manager", manager.error().c_str());
     }
     app::watchdog dog;
     core::group_status status = core::status_of(group);
@@ -220,9 +272,10 @@ ending serve(const core::shard_group& group, core::stop_token& stop, int signal_
         while (ready > 0 && ::read(signal_fd, &si, sizeof(si)) == sizeof(si)) {
             const int sig = static_cast<int>(si.ssi_signo);
             if (sig == SIGINT || (sig == SIGTERM && drain.phase != core::drain_phase::serving)) {
-                std::fprintf(stderr, "ringcastd: %s%s: closing every connection now\n",
-                             sig == SIGINT ? "SIGINT" : "SIGTERM",
-                             sig == SIGTERM ? " during the drain" : "");
+                log::line(log::level::info, "stop_now", nullptr)
+                    .field("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")
+                    .msg("%s%s: closing every connection now", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                         sig == SIGTERM ? " during the drain" : "");
                 if (drain.phase == core::drain_phase::serving) {
                     manager.send("STOPPING=1");
                 }
@@ -233,11 +286,15 @@ ending serve(const core::shard_group& group, core::stop_token& stop, int signal_
             }
             if (sig == SIGTERM || sig == core::drain_signal) {
                 const bool asked = sig == core::drain_signal && si.ssi_pid == uint32_t(::getpid());
-                std::fprintf(stderr,
-                             "ringcastd: %s: draining: /readyz 503 and the agent check "
-                             "\"drain\" for %u ms, then sessions closed with 1001 over %u s\n",
-                             asked ? "POST /api/drain" : sig == SIGTERM ? "SIGTERM" : "SIGUSR2",
-                             drain.delay_ms, drain.seconds);
+                const char* by =
+                    asked ? "POST /api/drain" : sig == SIGTERM ? "SIGTERM" : "SIGUSR2";
+                log::line(log::level::info, "drain_begin", nullptr)
+                    .field("by", by)
+                    .field("delay_ms", drain.delay_ms)
+                    .field("seconds", drain.seconds)
+                    .msg("%s: draining: /readyz 503 and the agent check \"drain\" for %u ms, "
+                         "then sessions closed with 1001 over %u s",
+                         by, drain.delay_ms, drain.seconds);
                 manager.send("STOPPING=1\nSTATUS=draining");
                 drain.next_at = std::chrono::steady_clock::now() +
                                 std::chrono::milliseconds(drain.delay_ms);
@@ -263,12 +320,14 @@ ending serve(const core::shard_group& group, core::stop_token& stop, int signal_
                 // loop pass, at most 100 ms later (shard.cc max_wait_ms): stop after that.
                 drain.next_at = now + std::chrono::seconds(drain.seconds) +
                                 std::chrono::milliseconds(drain_end_slack_ms);
-                std::fprintf(stderr, "ringcastd: drain: closing sessions over %u s\n",
-                             drain.seconds);
+                log::line(log::level::info, "drain_closing", nullptr)
+                    .field("seconds", drain.seconds)
+                    .msg("drain: closing sessions over %u s", drain.seconds);
                 set_phase(core::drain_phase::closing);
                 break;
             case core::drain_phase::closing:
-                std::fprintf(stderr, "ringcastd: drain: window over, stopping\n");
+                log::line(log::level::info, "drain_over", nullptr)
+                    .msg("drain: window over, stopping");
                 return ending::drained;
             }
         }
@@ -296,13 +355,16 @@ ending serve(const core::shard_group& group, core::stop_token& stop, int signal_
         }
         if (v.stuck != reported_stuck) {
             for (const unsigned shard : v.stuck) {
-                std::fprintf(stderr,
-                             "ringcastd: shard %u: its loop has not turned for %llu ms; "
-                             "WATCHDOG=1 withheld until it does\n",
-                             shard, static_cast<unsigned long long>(tick_ms));
+                log::line(log::level::error, "shard_stuck", nullptr)
+                    .field("shard", shard)
+                    .field("ms", tick_ms)
+                    .msg("shard %u: its loop has not turned for %llu ms; WATCHDOG=1 withheld "
+                         "until it does",
+                         shard, static_cast<unsigned long long>(tick_ms));
             }
             if (v.stuck.empty()) {
-                std::fprintf(stderr, "ringcastd: every shard's loop turns again\n");
+                log::line(log::level::info, "shards_turning", nullptr)
+                    .msg("every shard's loop turns again");
             }
             reported_stuck = v.stuck;
         }
@@ -314,18 +376,15 @@ int run(int argc, char** argv) {
     pin_large_allocations_to_mmap();
     auto parsed = app::parse_args(argc, argv);
     if (!parsed) {
-        // One problem per line (a config file may have several), each said in full.
-        const std::string& all = parsed.error();
-        for (std::size_t from = 0; from <= all.size();) {
-            const std::size_t nl = all.find('\n', from);
-            std::fprintf(stderr, "ringcastd: %s\n", all.substr(from, nl - from).c_str());
-            from = nl == std::string::npos ? all.size() + 1 : nl + 1;
-        }
+        // One problem per line (a config file may have several), each said in full. The
+        // format asked for is not known yet: these are text.
+        log_each_line(log::level::error, "config_error", parsed.error(), "");
         return 2;
     }
     app::config cfg = std::move(parsed.value());
+    apply_log_settings(cfg, true);
     for (const std::string& w : cfg.warnings) {
-        std::fprintf(stderr, "ringcastd: warning: %s\n", w.c_str());
+        log::line(log::level::warn, "config_warning", nullptr).msg("warning: %s", w.c_str());
     }
     if (cfg.show_help) {
         std::fputs(app::usage().c_str(), stdout);
@@ -361,21 +420,19 @@ int run(int argc, char** argv) {
     const bool max_connections_given = app::given(cfg, "max-connections");
     if (cfg.runtime.max_connections_per_shard > usable) {
         if (max_connections_given) {
-            std::fprintf(
-                stderr,
-                "ringcastd: warning: --max-connections %u per shard is above RLIMIT_NOFILE "
+            log::line(log::level::warn, "nofile_limit", nullptr).msg(
+                "warning: --max-connections %u per shard is above RLIMIT_NOFILE "
                 "(%llu), which caps each shard's descriptor table; using %llu (raise "
-                "LimitNOFILE / ulimit -n for more)\n",
+                "LimitNOFILE / ulimit -n for more)",
                 cfg.runtime.max_connections_per_shard, static_cast<unsigned long long>(nofile),
                 static_cast<unsigned long long>(usable));
         }
         if (!max_connections_given) {
             // The default is what a tuned host gives; say when this one gives less, so an
             // operator finds the cap before a load test does.
-            std::fprintf(stderr,
-                         "ringcastd: warning: RLIMIT_NOFILE (%llu) caps each shard at %llu "
-                         "connections (%llu in all); raise LimitNOFILE / ulimit -n for more "
-                         "(tuning/README.md)\n",
+            log::line(log::level::warn, "nofile_limit", nullptr).msg(
+                "warning: RLIMIT_NOFILE (%llu) caps each shard at %llu connections (%llu in "
+                "all); raise LimitNOFILE / ulimit -n for more (tuning/README.md)",
                          static_cast<unsigned long long>(nofile),
                          static_cast<unsigned long long>(usable),
                          static_cast<unsigned long long>(usable * shards));
@@ -395,14 +452,15 @@ int run(int argc, char** argv) {
 
     auto fds = net::open_listeners(cfg.listen, shards);
     if (!fds) {
-        std::fprintf(stderr, "ringcastd: %s\n", fds.error().c_str());
+        log::line(log::level::error, "listen_failed", nullptr).msg("%s", fds.error().c_str());
         return 1;
     }
     cfg.runtime.listeners[0].fds = *fds;
     if (cfg.api_listen) {
         auto api_fds = net::open_listeners(*cfg.api_listen, shards);
         if (!api_fds) {
-            std::fprintf(stderr, "ringcastd: --api-listen: %s\n", api_fds.error().c_str());
+            log::line(log::level::error, "listen_failed", nullptr)
+                .msg("--api-listen: %s", api_fds.error().c_str());
             return 1;
         }
         cfg.runtime.listeners[1].fds = *api_fds;
@@ -410,7 +468,8 @@ int run(int argc, char** argv) {
     if (cfg.metrics_listen) {
         auto metrics_fds = net::open_listeners(*cfg.metrics_listen, shards);
         if (!metrics_fds) {
-            std::fprintf(stderr, "ringcastd: --metrics-listen: %s\n", metrics_fds.error().c_str());
+            log::line(log::level::error, "listen_failed", nullptr)
+                .msg("--metrics-listen: %s", metrics_fds.error().c_str());
             return 1;
         }
         cfg.runtime.listeners.back().fds = *metrics_fds;
@@ -439,20 +498,24 @@ int run(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
     const int signal_fd = ::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
     if (signal_fd < 0) {
-        std::fprintf(stderr, "ringcastd: signalfd: %s\n", std::strerror(errno));
+        log::line(log::level::error, "signalfd_failed", nullptr)
+            .msg("signalfd: %s", std::strerror(errno));
         return 1;
     }
     int agent_fd = -1;
     if (cfg.agent_check_listen) {
         auto agent = net::open_listeners(*cfg.agent_check_listen, 1);
         if (!agent) {
-            std::fprintf(stderr, "ringcastd: --agent-check-listen: %s\n", agent.error().c_str());
+            log::line(log::level::error, "listen_failed", nullptr)
+                .msg("--agent-check-listen: %s", agent.error().c_str());
             return 1;
         }
         agent_fd = agent->front();
         (void)::fcntl(agent_fd, F_SETFL, ::fcntl(agent_fd, F_GETFL) | O_NONBLOCK);
-        std::printf("ringcastd: agent check on %s:%u\n", cfg.agent_check_listen->host.c_str(),
-                    unsigned(net::local_port(agent_fd)));
+        const unsigned agent_port = net::local_port(agent_fd);
+        announce("agent_check_listening",
+                 printed("agent check on %s:%u", cfg.agent_check_listen->host.c_str(), agent_port),
+                 [&](log::line& l) { l.field("port", agent_port); });
     }
 
     core::stop_token stop;
@@ -461,46 +524,54 @@ int run(int argc, char** argv) {
         cfg.runtime, [&gateway](core::conn_io& io) { return net::make_gateway(io, gateway); },
         stop);
     if (!group) {
-        std::fprintf(stderr, "ringcastd: %s\n", group.error().c_str());
+        log::line(log::level::error, "start_failed", nullptr).msg("%s", group.error().c_str());
         return 1;
     }
-    std::printf("ringcastd: listening on %s:%u (%u shard%s%s%s)\n", cfg.listen.host.c_str(),
-                unsigned(port), shards, shards == 1 ? "" : "s",
-                gateway.echo_path.empty() ? "" : ", echo on ", gateway.echo_path.c_str());
+    announce("listening",
+             printed("listening on %s:%u (%u shard%s%s%s)", cfg.listen.host.c_str(),
+                     unsigned(port), shards, shards == 1 ? "" : "s",
+                     gateway.echo_path.empty() ? "" : ", echo on ", gateway.echo_path.c_str()),
+             [&](log::line& l) {
+                 l.field("host", cfg.listen.host).field("port", port).field("shards", shards);
+             });
     if (cfg.api_listen) {
-        std::printf("ringcastd: api on %s:%u\n", cfg.api_listen->host.c_str(),
-                    unsigned(net::local_port(cfg.runtime.listeners[1].fds.front())));
+        const unsigned api_port = net::local_port(cfg.runtime.listeners[1].fds.front());
+        announce("api_listening", printed("api on %s:%u", cfg.api_listen->host.c_str(), api_port),
+                 [&](log::line& l) { l.field("port", api_port); });
     }
     if (cfg.metrics_listen) {
         std::printf("ringcastd: metrics on %s:%u\n", cfg.metrics_listen->host.c_str(),
                     unsigned(net::local_port(cfg.runtime.listeners.back().fds.front())));
     }
     if (cfg.gateway.insecure) {
-        std::fprintf(stderr,
-                     "ringcastd: WARNING: --insecure: any client may claim any user id with "
-                     "?user= (its user: channel, its messages); for development only, never "
-                     "on a port others can reach\n");
+        log::line(log::level::warn, "insecure", nullptr)
+            .msg("WARNING: --insecure: any client may claim any user id with ?user= (its user: "
+                 "channel, its messages); for development only, never on a port others can "
+                 "reach");
     }
     if (cfg.gateway.tokens.keys) {
         // Which files, how many keys: never a key's bytes.
-        std::printf("ringcastd: JWT authentication on: %zu key%s; every /ws client needs a "
-                    "token (?token= or Authorization: Bearer), or an API key with the publish "
-                    "scope\n",
-                    cfg.gateway.tokens.keys->keys().size(),
-                    cfg.gateway.tokens.keys->keys().size() == 1 ? "" : "s");
+        announce("auth_jwt",
+                 printed("JWT authentication on: %zu key%s; every /ws client needs a token "
+                         "(?token= or Authorization: Bearer), or an API key with the publish "
+                         "scope",
+                         cfg.gateway.tokens.keys->keys().size(),
+                         cfg.gateway.tokens.keys->keys().size() == 1 ? "" : "s"));
     } else if (!cfg.gateway.insecure) {
-        std::printf("ringcastd: no JWT keys: /ws clients are anonymous (development and demo "
-                    "only; see docs/security.md)\n");
+        announce("auth_anonymous", "no JWT keys: /ws clients are anonymous (development and "
+                                   "demo only; see docs/security.md)");
     }
     if (cfg.api_key_source.empty()) {
-        std::printf("ringcastd: no API key (--api-key-file or %s): /api/ answers loopback "
-                    "peers only (127.0.0.0/8, ::1), 403 to others\n",
-                    app::api_key_env);
+        announce("api_keys_none",
+                 printed("no API key (--api-key-file or %s): /api/ answers loopback peers only "
+                         "(127.0.0.0/8, ::1), 403 to others",
+                         app::api_key_env));
     } else {
-        std::printf("ringcastd: %zu API key%s from %s: /api/ and backend sessions need "
-                    "\"Authorization: Bearer\"\n",
-                    cfg.gateway.api.keys.size(), cfg.gateway.api.keys.size() == 1 ? "" : "s",
-                    cfg.api_key_source.c_str());
+        announce("api_keys",
+                 printed("%zu API key%s from %s: /api/ and backend sessions need "
+                         "\"Authorization: Bearer\"",
+                         cfg.gateway.api.keys.size(), cfg.gateway.api.keys.size() == 1 ? "" : "s",
+                         cfg.api_key_source.c_str()));
         // Names and scopes only: a secret is never printed.
         for (const admin::api_key& k : cfg.gateway.api.keys) {
             std::string scopes;
@@ -510,7 +581,8 @@ int run(int argc, char** argv) {
                     scopes += admin::scope_name(admin::api_scope(i));
                 }
             }
-            std::printf("ringcastd: API key '%s': %s\n", k.name.c_str(), scopes.c_str());
+            announce("api_key", printed("API key '%s': %s", k.name.c_str(), scopes.c_str()),
+                     [&](log::line& l) { l.field("name", k.name).field("scopes", scopes); });
         }
     }
     std::fflush(stdout);
@@ -519,18 +591,23 @@ int run(int argc, char** argv) {
     drain_run drain{.delay_ms = cfg.drain_delay_ms, .seconds = cfg.drain_seconds};
     const ending how = serve(*group.value(), stop, signal_fd, agent_fd, drain,
                              [&] { return reload(*group.value(), started, argc, argv); });
-    std::fprintf(stderr, "ringcastd: %s\n",
-                 how == ending::drained ? "drained: closing what is left"
-                                        : "closing connections");
+    log::line(log::level::info, "stopping", nullptr)
+        .msg("%s", how == ending::drained ? "drained: closing what is left" : "closing connections");
     // Pairs with the relaxed load at the end of each shard's loop pass (core::stop_token).
     stop.requested.store(true, std::memory_order_relaxed);
     const auto counters = core::wait_shards(std::move(group.value()));
     for (std::size_t i = 0; i < counters.size(); ++i) {
         const auto& c = counters[i];
-        std::fprintf(stderr,
-                     "ringcastd: shard %zu: accepted %llu, closed %llu, received %llu B, sent "
-                     "%llu B in %llu sends (%llu frames), enobufs %llu, read pauses %llu, cq "
-                     "overflows %llu, loop passes %llu\n",
+        log::line(log::level::info, "shard_totals", nullptr)
+            .field("shard", i)
+            .field("accepted", c.accepted)
+            .field("closed", c.closed)
+            .field("bytes_received", c.bytes_received)
+            .field("bytes_sent", c.bytes_sent)
+            .field("log_suppressed", c.log_suppressed)
+            .msg("shard %zu: accepted %llu, closed %llu, received %llu B, sent %llu B in %llu "
+                 "sends (%llu frames), enobufs %llu, read pauses %llu, cq overflows %llu, loop "
+                 "passes %llu",
                      i, static_cast<unsigned long long>(c.accepted),
                      static_cast<unsigned long long>(c.closed),
                      static_cast<unsigned long long>(c.bytes_received),
@@ -552,7 +629,7 @@ int main(int argc, char** argv) {
         return run(argc, argv);
     } catch (const std::exception& e) {
         // Setup failures only: the data path does not throw.
-        std::fprintf(stderr, "ringcastd: fatal: %s\n", e.what());
+        log::line(log::level::error, "fatal", nullptr).msg("fatal: %s", e.what());
         return 1;
     }
 }

@@ -3,6 +3,7 @@
 #include "options.h"
 
 #include <ringcast/auth.h>
+#include <ringcast/log.h>
 #include <ringcast/net.h>
 #include <ringcast/pubsub.h>
 
@@ -96,6 +97,24 @@ result<void, std::string> check_namespace_rule(std::string_view given_as, std::s
         // The error names the option and the value already ("--namespace x:bad: …").
         (void)given_as;
         return unexpected{parsed.error()};
+    }
+    return {};
+}
+
+/// --log-level: one of the names log::parse_level reads.
+result<void, std::string> check_log_level(std::string_view given_as, std::string_view name) {
+    if (!log::parse_level(name)) {
+        return unexpected{std::string(given_as) + " = '" + std::string(name) +
+                          "' is not a level: error, warn, info or debug"};
+    }
+    return {};
+}
+
+/// --log-format: one of the names log::parse_format reads.
+result<void, std::string> check_log_format(std::string_view given_as, std::string_view name) {
+    if (!log::parse_format(name)) {
+        return unexpected{std::string(given_as) + " = '" + std::string(name) +
+                          "' is not a log format: text, json or logfmt"};
     }
     return {};
 }
@@ -310,6 +329,19 @@ constexpr option table[] = {
      .help = "serve GET /metrics (Prometheus) and /healthz here, and nothing else; /metrics "
              "keeps the API's access rule (an admin-scope API key, or loopback peers when no "
              "key is set)"},
+    {.name = "log-level", .type = option_type::text, .field = RINGCAST_FIELD(log_level),
+     .check = check_log_level,
+     .help = "the least severe lines written to stderr: error, warn, info or debug; a "
+             "reload (SIGHUP) changes it live",
+     .metavar = "LEVEL"},
+    {.name = "log-format", .type = option_type::text, .field = RINGCAST_FIELD(log_format),
+     .check = check_log_format,
+     .help = "how stderr lines are written: text (the human lines), json (one object per "
+             "line) or logfmt (key=value); the start-up lines on stdout stay text",
+     .metavar = "FORMAT"},
+    {.name = "access-log", .type = option_type::toggle, .field = RINGCAST_FIELD(access_log),
+     .help = "one line per WebSocket handshake: peer, path without its query, status, user, "
+             "duration; refusals are limited like other lines; a reload changes it live"},
     {.name = "config", .type = option_type::path, .field = RINGCAST_FIELD(config_file),
      .check = check_config_file, .when_unset = "none: flags, RINGCAST_* variables, defaults",
      .help = "a TOML file of settings (keys are these options' names; namespaces as "
@@ -599,6 +631,7 @@ bool reloadable(const option& opt) noexcept {
         "backend-command-burst", "slow-consumer-bytes",     "ack-timeout-ms",
         "presence-max-members", "offline-messages",         "offline-ttl-s",
         "api-key-file",         "drain-delay-ms",           "drain-seconds",
+        "log-level",            "access-log",
     };
     return std::find(std::begin(live), std::end(live), opt.name) != std::end(live);
 }

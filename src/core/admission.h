@@ -116,31 +116,4 @@ private:
     uint64_t _evictions = 0;
 };
 
-/// At most one log line per `interval_ms` for one kind of event; the ones in between are
-/// counted and reported with the next line.
-class log_interval {
-public:
-    explicit log_interval(uint64_t interval_ms) noexcept : _interval_ms(interval_ms) {}
-    /// True when a line may be printed now; `suppressed()` then says how many were not.
-    bool due(uint64_t now_ms) noexcept {
-        if (_printed && now_ms < _last_ms + _interval_ms) {
-            ++_pending;
-            return false;
-        }
-        _printed = true;
-        _last_ms = now_ms;
-        _reported = _pending;
-        _pending = 0;
-        return true;
-    }
-    uint64_t suppressed() const noexcept { return _reported; }
-
-private:
-    uint64_t _interval_ms;
-    uint64_t _last_ms = 0;
-    uint64_t _pending = 0;
-    uint64_t _reported = 0;
-    bool _printed = false;
-};
-
 } // namespace ringcast::core

@@ -31,8 +31,10 @@ void shard::dispatch(const io_uring_cqe& cqe) noexcept {
     case op::wake:
         return on_wake(cqe);
     }
-    std::fprintf(stderr, "ringcastd: shard %u: completion with unknown tag %llx\n", unsigned(_id),
-                 static_cast<unsigned long long>(cqe.user_data));
+    RINGCAST_LOG(log::level::error, "unknown_completion")
+        .field("user_data", cqe.user_data)
+        .msg("shard %u: completion with unknown tag %llx", unsigned(_id),
+             static_cast<unsigned long long>(cqe.user_data));
 }
 
 void shard::on_accept(uint32_t listener_index, uint32_t index, const io_uring_cqe& cqe) noexcept {
@@ -51,15 +53,17 @@ void shard::on_accept(uint32_t listener_index, uint32_t index, const io_uring_cq
             // Descriptor table full: stop accepting until a connection closes (the kernel
             // keeps the rest in the listen backlog) instead of spinning on errors.
             if (!_accept_paused) {
-                std::fprintf(stderr,
-                             "ringcastd: shard %u: connection table full (%u); pausing accept\n",
-                             unsigned(_id), _conns.capacity());
+                RINGCAST_LOG(log::level::error, "accept_paused")
+                    .field("capacity", _conns.capacity())
+                    .msg("shard %u: connection table full (%u); pausing accept", unsigned(_id),
+                         _conns.capacity());
             }
             _accept_paused = true;
             return;
         }
-        std::fprintf(stderr, "ringcastd: shard %u: accept: %s\n", unsigned(_id),
-                     std::strerror(-cqe.res));
+        RINGCAST_LOG(log::level::error, "accept_failed")
+            .field("error", std::strerror(-cqe.res))
+            .msg("shard %u: accept: %s", unsigned(_id), std::strerror(-cqe.res));
     } else {
         admit(listener_index, static_cast<uint32_t>(cqe.res), to_peer_address(b.addr, b.len));
     }
@@ -133,14 +137,13 @@ void shard::admit(uint32_t listener_index, uint32_t file_index, const peer_addre
     if (_spare_connections >= refusal_slots) {
         return refuse_unanswered(*c, "every spare slot in use");
     }
-    if (_log_restricted.due(_now_ms)) {
-        std::fprintf(stderr,
-                     "ringcastd: shard %u: over %s (%u): new connections get /healthz and /api/ "
-                     "only; %llu more since the last line\n",
-                     unsigned(_id), over_total ? "--max-connections-total" : "--max-connections",
-                     over_total ? _config.max_connections_total : _config.max_connections_per_shard,
-                     static_cast<unsigned long long>(_log_restricted.suppressed()));
-    }
+    RINGCAST_LOG_EVERY(log::level::warn, "connections_restricted", 1, refusal_log_interval_ms)
+        .field("limit", over_total ? "max-connections-total" : "max-connections")
+        .field("value",
+               over_total ? _config.max_connections_total : _config.max_connections_per_shard)
+        .msg("shard %u: over %s (%u): new connections get /healthz and /api/ only",
+             unsigned(_id), over_total ? "--max-connections-total" : "--max-connections",
+             over_total ? _config.max_connections_total : _config.max_connections_per_shard);
     ++_spare_connections;
     a.use = slot_use::spare;
     open_connection(*c, which, admission::restricted);
@@ -155,16 +158,16 @@ const std::string& shard::refuse_address(address_verdict verdict,
                                          const peer_address& peer) noexcept {
     const bool cap = verdict == address_verdict::over_cap;
     ++(cap ? _counters.refused_address_cap : _counters.refused_address_rate);
-    if (_log_address.due(_now_ms)) {
-        const address_limits limits = per_shard(_config.per_address, _config.shards());
-        std::fprintf(stderr,
-                     "ringcastd: shard %u: refusing connections from %s: over %s (%u on "
-                     "this shard); %llu other per-address refusals since the last line\n",
-                     unsigned(_id), peer.text().c_str(),
-                     cap ? "--max-connections-per-ip" : "--connect-rate-per-ip",
-                     cap ? limits.max_connections : limits.connect_rate,
-                     static_cast<unsigned long long>(_log_address.suppressed()));
-    }
+    // Arithmetic only, per refusal; the line's strings are made only when it is written.
+    const uint32_t limit = cap ? per_shard(_config.per_address, _config.shards()).max_connections
+                               : per_shard(_config.per_address, _config.shards()).connect_rate;
+    RINGCAST_LOG_EVERY(log::level::warn, "address_refused", 1, refusal_log_interval_ms)
+        .field("peer", peer.text())
+        .field("limit", cap ? "max-connections-per-ip" : "connect-rate-per-ip")
+        .field("value", limit)
+        .msg("shard %u: refusing connections from %s: over %s (%u on this shard)", unsigned(_id),
+             peer.text().c_str(), cap ? "--max-connections-per-ip" : "--connect-rate-per-ip",
+             limit);
     return cap ? _config.refusal_address_cap : _config.refusal_address_rate;
 }
 
@@ -234,13 +237,9 @@ void shard::refuse_with(conn& c, const std::string& refusal) noexcept {
 
 void shard::refuse_unanswered(conn& c, const char* why) noexcept {
     ++_counters.refused_unanswered;
-    if (_log_unanswered.due(_now_ms)) {
-        std::fprintf(stderr,
-                     "ringcastd: shard %u: %s: closing new connections unanswered; %llu more "
-                     "since the last line\n",
-                     unsigned(_id), why,
-                     static_cast<unsigned long long>(_log_unanswered.suppressed()));
-    }
+    RINGCAST_LOG_EVERY(log::level::warn, "refused_unanswered", 1, refusal_log_interval_ms)
+        .field("reason", why)
+        .msg("shard %u: %s: closing new connections unanswered", unsigned(_id), why);
     begin_teardown(c);
 }
 
@@ -364,15 +363,17 @@ void shard::on_cancel(conn_handle, const io_uring_cqe& cqe) noexcept {
     // Only failures arrive here (CQE_SKIP_SUCCESS). -ENOENT / -EALREADY: the op finished on
     // its own meanwhile; its own completion does the bookkeeping.
     if (cqe.res != -ENOENT && cqe.res != -EALREADY) {
-        std::fprintf(stderr, "ringcastd: shard %u: cancel: %s\n", unsigned(_id),
-                     std::strerror(-cqe.res));
+        RINGCAST_LOG(log::level::error, "cancel_failed")
+            .field("error", std::strerror(-cqe.res))
+            .msg("shard %u: cancel: %s", unsigned(_id), std::strerror(-cqe.res));
     }
 }
 
 void shard::on_close(conn_handle, const io_uring_cqe& cqe) noexcept {
     // Only failures arrive here (CQE_SKIP_SUCCESS).
-    std::fprintf(stderr, "ringcastd: shard %u: close_direct: %s\n", unsigned(_id),
-                 std::strerror(-cqe.res));
+    RINGCAST_LOG(log::level::error, "close_failed")
+        .field("error", std::strerror(-cqe.res))
+        .msg("shard %u: close_direct: %s", unsigned(_id), std::strerror(-cqe.res));
 }
 
 void shard::on_wake(const io_uring_cqe& cqe) noexcept {
@@ -380,8 +381,9 @@ void shard::on_wake(const io_uring_cqe& cqe) noexcept {
     // own MSG_RING failing (e.g. -EOVERFLOW: the target's CQ is overflowing); the target is
     // then busy reaping and drains its rings without the doorbell.
     if (cqe.res < 0 && cqe.res != -EOVERFLOW) {
-        std::fprintf(stderr, "ringcastd: shard %u: doorbell: %s\n", unsigned(_id),
-                     std::strerror(-cqe.res));
+        RINGCAST_LOG(log::level::error, "doorbell_failed")
+            .field("error", std::strerror(-cqe.res))
+            .msg("shard %u: doorbell: %s", unsigned(_id), std::strerror(-cqe.res));
     }
 }
 

@@ -1,5 +1,7 @@
 #include "mesh.h"
 
+#include <ringcast/log.h>
+
 #include <cstdio>
 
 namespace ringcast::core {
@@ -15,8 +17,10 @@ uint32_t detail::next_mesh_kind_index() noexcept {
 void mesh_handlers::dispatch(shard_id from, const mesh_message& msg) const noexcept {
     const entry& e = _entries[msg.kind->index];
     if (e.call == nullptr) [[unlikely]] {
-        std::fprintf(stderr, "ringcast: no handler for mesh kind %.*s\n",
-                     static_cast<int>(msg.kind->name.size()), msg.kind->name.data());
+        log::line(log::level::error, "mesh_kind_unhandled", nullptr)
+            .field("kind", msg.kind->name)
+            .msg("no handler for mesh kind %.*s", static_cast<int>(msg.kind->name.size()),
+                 msg.kind->name.data());
         RINGCAST_ASSERT(e.call != nullptr);
     }
     e.call(e.target, from, msg.payload);

@@ -204,8 +204,10 @@ void shard::fail_connect(conn& c, int cqe_res) noexcept {
 
 void shard::release_outbound(conn& c) noexcept {
     if (const int rc = _ring.remove_file(c.file_index); rc < 0) [[unlikely]] {
-        std::fprintf(stderr, "ringcastd: shard %u: releasing outbound descriptor %u: %s\n",
-                     unsigned(_id), c.file_index, std::strerror(-rc));
+        RINGCAST_LOG(log::level::error, "outbound_release_failed")
+            .field("error", std::strerror(-rc))
+            .msg("shard %u: releasing outbound descriptor %u: %s", unsigned(_id), c.file_index,
+                 std::strerror(-rc));
     }
     ++_counters.outbound_closed;
 }

@@ -101,11 +101,13 @@ void shard::run() noexcept {
         const int rc = _ring.submit_and_wait(wait_us);
         _port.woke_up();
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) [[unlikely]] {
-            std::fprintf(stderr, "ringcastd: shard %u: io_uring_enter: %s\n", unsigned(_id),
-                         std::strerror(-rc));
+            RINGCAST_LOG(log::level::error, "ring_enter_failed")
+                .field("error", std::strerror(-rc))
+                .msg("shard %u: io_uring_enter: %s", unsigned(_id), std::strerror(-rc));
         }
         update_clock();
         ++_counters.loop_iterations;
+        _counters.log_suppressed = log::suppressed_here(); // this thread's: no atomic
         // Relaxed: signs for the main thread's relaxed loads (status_of), ordering nothing.
         shard_pulse& pulse = _gauge.pulses[unsigned(_id)];
         pulse.passes.store(_counters.loop_iterations, std::memory_order_relaxed);

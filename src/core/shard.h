@@ -20,6 +20,7 @@
 #include "uring.h"
 
 #include <ringcast/core.h>
+#include <ringcast/log.h>
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -39,8 +40,10 @@ namespace ringcast::core {
 inline constexpr unsigned max_iov_per_send = 64;
 /// Bytes gathered into one sendmsg at most (a single larger frame still goes whole).
 inline constexpr std::size_t max_send_bytes = 256 * 1024;
-/// At most one log line per kind of refusal per this long: a flood must not become a
-/// flood of log lines, and an operator still learns within seconds that it is happening.
+/// At most one log line per kind of refusal per this long (per shard, each a call site's
+/// limit, log.h): a flood must not become a flood of log lines, and an operator still
+/// learns within seconds that it is happening; the next line after a quiet interval is
+/// preceded by a summary of what was left out.
 inline constexpr uint64_t refusal_log_interval_ms = 10000;
 
 /// One shard's sign of life: its loop passes so far, stored by the shard once a pass and
@@ -303,9 +306,6 @@ private:
     address_table _addresses;
     uint32_t _full_connections = 0;  // slot_use::full
     uint32_t _spare_connections = 0; // slot_use::spare
-    log_interval _log_address{refusal_log_interval_ms};
-    log_interval _log_restricted{refusal_log_interval_ms};
-    log_interval _log_unanswered{refusal_log_interval_ms};
     bool _accept_paused = false;         // descriptor table full: resume when a connection closes
     bool _stopping = false;
     // The drain as this shard follows it (stop_token::drain). In the closing phase

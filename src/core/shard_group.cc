@@ -2,6 +2,8 @@
 // shard's thread, because SINGLE_ISSUER binds a ring to the task that created it.
 #include "shard.h"
 
+#include <ringcast/log.h>
+
 #include <pthread.h>
 #include <sched.h>
 
@@ -67,6 +69,7 @@ result<shard_group_ptr, std::string> start_shards(const runtime_config& config,
                 char name[16];
                 std::snprintf(name, sizeof(name), "ringcast-s%zu", i);
                 (void)pthread_setname_np(pthread_self(), name);
+                log::set_thread_shard(unsigned(i));
                 const auto id = shard_id(static_cast<uint16_t>(i));
                 auto s = std::make_unique<shard>(id, g->config, stop, *g->mesh, g->gauge);
                 auto r = s->init(factory);

@@ -6,6 +6,8 @@
 
 #include "proxy_header.h"
 
+#include <ringcast/log.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -37,6 +39,7 @@ void* gateway::on_open(conn_handle h, core::listener from, core::admission mode)
                              {},
                              ws::frame_parser(ws::role::server, _config.ws_limits)};
     c->last_rx_ms = _io.now_ms();
+    c->opened_ms = c->last_rx_ms;
     _io.set_timer(h, core::conn_timer::liveness, _io.now_ms() + _config.handshake_timeout_ms);
     c->listener = from;
     c->admission = mode;
@@ -200,6 +203,12 @@ void gateway::read_http(conn_handle h, connection& c, std::span<std::byte> bytes
             return;
         }
         if (r.status == http::parse_status::error) {
+            // Expected peer behaviour (a scanner, a broken client): debug only.
+            RINGCAST_LOG(log::level::debug, "http_refused")
+                .field("status", r.http_status)
+                .field("reason", r.reason)
+                .msg("shard %u: bad request answered %d: %.*s", unsigned(_io.id()),
+                     r.http_status, int(r.reason.size()), r.reason.data());
             send_response(h, c,
                           http::make_error_response(r.http_status, r.reason, http::keep_alive::no),
                           http::keep_alive::no, head_only::no);
@@ -223,6 +232,11 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
                                                                              : http::keep_alive::no;
     const head_only head = req.method == "HEAD" ? head_only::yes : head_only::no;
     const route_match m = find_route(_routes, req.method, req.path, c.listener, c.admission);
+    // A handshake for the access log: a request asking for a WebSocket, wherever it goes.
+    const bool handshake =
+        log::access_log() &&
+        (req.header_has_token("upgrade", "websocket") ||
+         (m.row != nullptr && m.row->kind == route_kind::websocket));
     switch (m.status) {
     case route_status::found:
         break;
@@ -232,11 +246,17 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
         send_response(h, c,
                       http::make_error_response(m.http_status, m.reason, ka, http::retry_after(5)),
                       ka, head);
+        if (handshake) {
+            log_handshake(h, c, req.path, _last_status);
+        }
         return c.state == phase::http;
     case route_status::not_found:
     case route_status::wrong_listener:
     case route_status::method_not_allowed:
         send_response(h, c, http::make_error_response(m.http_status, m.reason, ka), ka, head);
+        if (handshake) {
+            log_handshake(h, c, req.path, _last_status);
+        }
         return c.state == phase::http;
     }
     const route& row = *m.row;
@@ -248,9 +268,25 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
     case route_kind::websocket:
         if (_io.drain() == core::drain_phase::closing) {
             refuse_draining(h, c);
+            if (handshake) {
+                log_handshake(h, c, req.path, 503);
+            }
             return false;
         }
+        // The handler's upgrade frees the parser that req.path points into.
+        char path_copy[log::value_max_bytes];
+        const std::string_view path(path_copy, handshake ? std::min(req.path.size(),
+                                                                     sizeof(path_copy))
+                                                          : 0);
+        std::memcpy(path_copy, req.path.data(), path.size());
+        _last_status = 0;
         (this->*row.handler)(request_context{h, c, req, ka, head, rest});
+        // phase::user_slot: answered later, and logged then (on_mesh user_answer). The
+        // handler may have closed the connection already: `c` is still ours until
+        // on_closed, which comes from a later completion.
+        if (handshake && c.state != phase::user_slot && _last_status != 0) {
+            log_handshake(h, c, path, _last_status);
+        }
         return false;
     }
     return false;
@@ -265,6 +301,11 @@ void gateway::send_response(conn_handle h, connection& c, std::string response, 
             response.resize(end + 4);
         }
     }
+    // "HTTP/1.1 NNN ...": the status for the access log.
+    _last_status = response.size() > 12 ? unsigned(response[9] - '0') * 100 +
+                                              unsigned(response[10] - '0') * 10 +
+                                              unsigned(response[11] - '0')
+                                        : 0;
     _io.send(h, core::make_frame(std::string_view(response)));
     if (ka == http::keep_alive::no) {
         c.state = phase::closed;
@@ -300,6 +341,7 @@ void gateway::respond(conn_handle h, std::string response) noexcept {
 
 void gateway::upgrade(conn_handle h, connection& c, std::string_view response,
                       ws_endpoint endpoint) noexcept {
+    _last_status = 101;
     _io.send(h, core::make_frame(response));
     c.state = phase::websocket;
     c.endpoint = endpoint;
@@ -521,6 +563,13 @@ void gateway::close_websocket(conn_handle h, connection& c, ws::close_code code,
         // it, and an ack window stops counting messages that will never be sent.
         c.session->mark_closing();
     }
+    // A close we start: protocol errors, limits, slow consumers, expiry. The peer caused
+    // it and counters already count it; the line is for debugging one client.
+    RINGCAST_LOG(log::level::debug, "ws_close")
+        .field("code", uint16_t(code))
+        .field("reason", reason)
+        .msg("shard %u: closing a WebSocket with %u: %.*s", unsigned(_io.id()),
+             unsigned(uint16_t(code)), int(reason.size()), reason.data());
     c.state = phase::closed;
     _closes.close_sent(code);
     _io.send(h, ws::make_close_frame(code, reason));

@@ -65,6 +65,7 @@ struct connection {
     std::string proxy_bytes;
     ws::frame_parser ws;
     uint64_t last_rx_ms = 0;   ///< last inbound bytes (any), the liveness clock
+    uint64_t opened_ms = 0;    ///< accepted at: the access log's duration starts here
     uint64_t ping_sent_ms = 0; ///< when the outstanding ping left; 0: none outstanding
     phase state = phase::http;
     /// Set at the upgrade; meaningful in phase::websocket only.
@@ -243,6 +244,13 @@ private:
     /// yes re-arms the keep-alive idle timer.
     void send_response(conn_handle h, connection& c, std::string response, http::keep_alive ka,
                        head_only head) noexcept;
+    /// --access-log: one line for a WebSocket handshake answered with `status` (101 or a
+    /// refusal) on `path` (the request's, never its query: tokens travel there), naming
+    /// the peer (the PROXY header's client when there was one), the user when known, and
+    /// the time since accept. Refusals are limited per shard like other lines; upgrades
+    /// are all written (the per-address connect rate bounds them). A no-op when off.
+    void log_handshake(conn_handle h, const connection& c, std::string_view path,
+                       unsigned status) noexcept;
     /// send_response for a route handler's answer: ctx's keep-alive and HEAD.
     void reply(const request_context& ctx, std::string response) noexcept;
     void close_websocket(conn_handle h, connection& c, ws::close_code code,
@@ -257,6 +265,9 @@ private:
     /// requests (that would re-enter the API). A guard on the call stack, not request state
     /// (admin::responder::respond() is given only a handle).
     bool _in_api = false;
+    /// The status of the last response sent (send_response, upgrade): what answer() reports
+    /// to the access log once a handler has run. Not request state: read right after.
+    unsigned _last_status = 0;
     /// Connections whose parser holds heap (held_in > 0), for the budget's eviction.
     std::vector<std::pair<conn_handle, connection*>> _holders;
     std::size_t _inbound_held = 0;

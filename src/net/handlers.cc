@@ -3,6 +3,9 @@
 // contracts are in gateway.h; what they share is in routes.h (route_handler).
 #include "gateway.h"
 
+#include <ringcast/log.h>
+
+#include <arpa/inet.h>
 #include <time.h>
 
 namespace ringcast::net {
@@ -167,16 +170,19 @@ void gateway::on_mesh(kinds::user_answer, shard_id from,
     std::string early = std::move(c->stash);
     c->stash.clear();
     if (!m->granted) {
-        return refuse_user_limit(h, *c);
+        refuse_user_limit(h, *c);
+        return log_handshake(h, *c, _config.ws_path, 429);
     }
     if (_io.drain() == core::drain_phase::closing) {
         // The drain's sweep may have passed this connection while it waited for its home:
         // it would open a session the node no longer takes. The slot goes back.
         _io.post<kinds::user_release>(from, std::move(m));
-        return refuse_draining(h, *c);
+        refuse_draining(h, *c);
+        return log_handshake(h, *c, _config.ws_path, 503);
     }
     c->holds_user_slot = true;
     open_pubsub(h, *c, std::move(start), std::as_writable_bytes(std::span(early.data(), early.size())));
+    log_handshake(h, *c, _config.ws_path, 101);
     if (_io.user(h) == c && c->held_in != inbound_held(*c)) {
         account_inbound(h, *c);
     }
@@ -221,6 +227,48 @@ void gateway::serve_echo(const request_context& ctx) noexcept {
     upgrade(ctx.h, ctx.conn, http::upgrade_response(ctx.req), ws_endpoint::echo);
     if (!ctx.rest.empty()) {
         read_frames(ctx.h, ctx.conn, ctx.rest);
+    }
+}
+
+void gateway::log_handshake(conn_handle h, const connection& c, std::string_view path,
+                            unsigned status) noexcept {
+    if (!log::access_log()) {
+        return;
+    }
+    // The text of the address without std::string: an IPv6 one would allocate.
+    const peer_address peer = _io.peer(h);
+    char address[INET6_ADDRSTRLEN] = "(unknown address)";
+    switch (peer.family) {
+    case ip_family::v4:
+        inet_ntop(AF_INET, peer.bytes.data(), address, sizeof(address));
+        break;
+    case ip_family::v6:
+        inet_ntop(AF_INET6, peer.bytes.data(), address, sizeof(address));
+        break;
+    case ip_family::unknown:
+        break;
+    }
+    const std::string_view user =
+        c.session != nullptr ? std::string_view(c.session->user_id()) : std::string_view();
+    const uint64_t ms = _io.now_ms() - c.opened_ms;
+    // Only the path: the query may hold a token (?token=), and headers (Authorization) are
+    // never read here.
+    const auto write = [&](log::line& l) {
+        l.field("peer", address)
+            .field("port", peer.port)
+            .field("path", path)
+            .field("status", status)
+            .field("user", user)
+            .field("duration_ms", ms)
+            .msg("access: %s %.*s %u%s%.*s %llu ms", address,
+                 int(std::min(path.size(), log::value_max_bytes)), path.data(), status,
+                 user.empty() ? "" : " user=", int(user.size()), user.data(),
+                 static_cast<unsigned long long>(ms));
+    };
+    log::line l(log::level::info, "access",
+                status == 101 ? nullptr : &RINGCAST_LOG_SITE(log::default_site_limits));
+    if (l) {
+        write(l);
     }
 }
 

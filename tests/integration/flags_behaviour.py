@@ -335,7 +335,8 @@ def cases(binary):
                     value = {"HOST:PORT": f"{support.LOOPBACK}:0", "PATH": keyfile,
                              "NS[,NS]": "chat", "TEXT": "ringcast-test",
                              "CIDR[,CIDR]": "10.0.0.0/8,::1",
-                             "NAME:RULE[,RULE]": "chat:public,publish"}.get(
+                             "NAME:RULE[,RULE]": "chat:public,publish",
+                             "LEVEL": "warn", "FORMAT": "json"}.get(
                                  head[1], m.group(1) if m else "1")
                     value = {"--echo": "/echo", "--allowed-origins": "https://chat.test",
                              "--jwt-secret-file": jwt_secret, "--jwt-public-key": jwt_pem,
