@@ -114,7 +114,9 @@ function figures(prev, cur, seconds) {
     closed_per_s: rate(a, b, 'closed', seconds),
     forced_closes_per_s: rate(a, b, 'forced_closes', seconds),
     latency: percentiles(p, cur, 'publish_to_send_us'),
-    queue: percentiles(p, cur, 'queue_depth_bytes'),
+    // Queue depth is sampled at each snapshot (every connection's queue now), not counted
+    // up like latency: its percentiles are the current sample's, no difference taken.
+    queue: percentiles(null, cur, 'queue_depth_bytes'),
   };
 }
 
