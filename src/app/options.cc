@@ -326,9 +326,9 @@ constexpr option table[] = {
      .help = "serve the backend API here instead of on --listen"},
     {.name = "metrics-listen", .type = option_type::address,
      .field = RINGCAST_FIELD(metrics_listen), .when_unset = "/metrics on the API's listener",
-     .help = "serve GET /metrics (Prometheus) and /healthz here, and nothing else; /metrics "
-             "keeps the API's access rule (an admin-scope API key, or loopback peers when no "
-             "key is set)"},
+     .help = "serve GET /metrics (Prometheus), /healthz and /readyz here, and nothing "
+             "else; /metrics keeps the API's access rule (an admin-scope API key, or loopback "
+             "peers when no key is set)"},
     {.name = "log-level", .type = option_type::text, .field = RINGCAST_FIELD(log_level),
      .check = check_log_level,
      .help = "the least severe lines written to stderr: error, warn, info or debug; a "

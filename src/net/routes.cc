@@ -53,7 +53,7 @@ std::string_view not_here(core::listener from) noexcept {
     case core::listener::api:
         return "the API listener serves /api/ only";
     case core::listener::metrics:
-        return "the metrics listener serves /metrics and /healthz only";
+        return "the metrics listener serves /metrics, /healthz and /readyz only";
     }
     return {};
 }

@@ -81,7 +81,7 @@ gateway_config with_metrics_listen(bool api_too) {
 
 constexpr std::string_view no_such_path = "no such path";
 constexpr std::string_view metrics_elsewhere = "/metrics is on --metrics-listen";
-constexpr std::string_view metrics_only = "the metrics listener serves /metrics and /healthz only";
+constexpr std::string_view metrics_only = "the metrics listener serves /metrics, /healthz and /readyz only";
 constexpr std::string_view api_elsewhere = "the API is on --api-listen";
 constexpr std::string_view api_only = "the API listener serves /api/ only";
 constexpr std::string_view over_cap = "too many connections on this server; retry later";
