@@ -242,11 +242,16 @@ result<pkey_ptr, std::string> ec_from_jwk(simdjson::dom::object object, std::str
     if (!y) {
         return error{y.error()};
     }
-    // RFC 7518 §6.2.1.2-3: x and y are the full field size, leading zeros included.
-    if (x->size() != field_bytes || y->size() != field_bytes) {
-        return error{"\"x\" and \"y\" must be " + std::to_string(field_bytes) + " bytes for " +
-                     std::string(crv)};
+    // RFC 7518 §6.2.1.2-3: x and y are the full field size, leading zeros included. Widely
+    // deployed writers drop the leading zero bytes (PyJWT up to 2.7's to_jwk, Debian 12 ships
+    // 2.6: one key in 128 has a 31-byte coordinate), and the value is the same number: a
+    // shorter coordinate is taken left-padded with zeros; a longer one is refused.
+    if (x->size() > field_bytes || y->size() > field_bytes) {
+        return error{"\"x\" and \"y\" must be at most " + std::to_string(field_bytes) +
+                     " bytes for " + std::string(crv)};
     }
+    x->insert(0, field_bytes - x->size(), '\0');
+    y->insert(0, field_bytes - y->size(), '\0');
     std::string point(1, '\x04'); // SEC 1 §2.3.3 uncompressed point
     point += *x;
     point += *y;
