@@ -715,6 +715,31 @@ protected:
     virtual void send_to_shard(shard_id to, mesh_message msg) noexcept = 0;
 };
 
+/// The events of one outbound connection (conn_io::connect), for a client that is not the
+/// shard's handler: a broker link (src/engine). The shard's handler routes them here
+/// (outbound_connector), on the shard's thread; the calls keep conn_io::connect()'s order.
+class outbound_client {
+public:
+    virtual ~outbound_client() = default;
+    /// Open (`error` empty) or failed; after a failure on_closed follows.
+    virtual void on_connect_result(conn_handle h, std::error_code error) noexcept = 0;
+    virtual void on_data(conn_handle h, std::span<std::byte> bytes) noexcept = 0;
+    virtual void on_timer(conn_handle h, conn_timer which) noexcept = 0;
+    /// The shard is stopping: close now (on_closed follows).
+    virtual void on_shutdown(conn_handle h) noexcept = 0;
+    /// Gone: the handle is dead from here on.
+    virtual void on_closed(conn_handle h) noexcept = 0;
+};
+
+/// Opens outbound connections whose events go to an outbound_client: what the shard's
+/// handler offers to the clients it builds (conn_io::connect carries the handler's own
+/// per-connection state, so a client asks the handler). The result is conn_io::connect's.
+class outbound_connector {
+public:
+    virtual ~outbound_connector() = default;
+    virtual result<conn_handle> connect(const outbound_target& to, outbound_client& client) noexcept = 0;
+};
+
 /// The role of the listening socket that accepted a connection: what the handler serves
 /// there (core treats every role alike; listener_config says how its connections take slots).
 enum class listener : uint8_t {

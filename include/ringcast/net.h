@@ -26,6 +26,7 @@
 #include <ringcast/ws.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -102,6 +103,11 @@ struct gateway_config {
     /// 1009 until it is back under 7/8. 128 MiB: eight messages at the 16 MiB default
     /// --max-message-bytes, or thousands of ordinary partial ones.
     std::size_t inbound_budget_bytes = 128u << 20;
+    /// --engine redis: builds each shard's broker (src/engine) on the shard's thread, with
+    /// the shard's conn_io and the gateway to open its connections through. Empty: the
+    /// embedded engine (one node).
+    std::function<std::unique_ptr<pubsub::broker>(core::conn_io&, core::outbound_connector&)>
+        make_broker;
 };
 
 /// A reload's settings for every shard's gateway (core::reload_shards; SIGHUP): a complete

@@ -434,6 +434,93 @@ public:
     virtual void on_watched(std::string_view channel) noexcept { (void)channel; }
 };
 
+/// One message as the node-wide order carries it (--engine redis, src/engine): what a
+/// home shard hands over to be ordered, and what comes back ordered, to every node whose
+/// home shard watches the channel. Views: valid for the call they are given to.
+struct broker_message {
+    std::string_view channel;
+    /// The envelope's "id": not carried; every node makes the same one from the order,
+    /// "m-<epoch>-<offset in hex>" (engine: on_broker_message, history).
+    std::string_view message_id;
+    std::string_view event;
+    std::string_view data; ///< raw JSON, validated by the publishing node
+    std::string_view user_id;
+    priority prio = priority::normal;
+    // Set by the order (on the way back):
+    std::string_view epoch;
+    uint64_t offset = 0;
+    uint64_t timestamp_ms = 0; ///< the order's clock: one clock for every node
+    bool ack = false;          ///< retained with the ack bit (history entries)
+};
+
+/// What a broker reports to the engine of its shard; every call on that shard's thread.
+class broker_events {
+public:
+    virtual ~broker_events() = default;
+    /// broker::publish(`token`) was ordered at (`epoch`, `offset`); offset 0: it was not,
+    /// and `reason` says why (the broker is down, the order refused it).
+    virtual void on_ordered(uint64_t token, std::string_view epoch, uint64_t offset,
+                            std::string_view reason) noexcept = 0;
+    /// A watched channel's message, in the channel's order (offsets may jump where the
+    /// broker's connection was lost: those messages are in its history, not here).
+    virtual void on_message(const broker_message& m) noexcept = 0;
+    /// broker::watch(`channel`) took effect: every message after (`epoch`, `offset`) comes
+    /// through on_message, none at or before it. Also after a reconnect, for every
+    /// watched channel (its offset may have moved on meanwhile).
+    virtual void on_point(std::string_view channel, std::string_view epoch,
+                          uint64_t offset) noexcept = 0;
+    /// broker::read_history(`token`) answered: the channel's epoch and last offset, and
+    /// its retained messages after the asked offset, oldest first (at most the asked
+    /// count); `ok` false when it could not be read (down): then nothing else is set.
+    virtual void on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
+                            std::span<const broker_message> messages) noexcept = 0;
+};
+
+/// A broker's figures on one shard (/api/stats "engine", /metrics ringcast_engine_*).
+struct broker_stats {
+    uint64_t links = 0;    ///< connections it keeps to the broker
+    uint64_t links_up = 0; ///< of them up now (gauge)
+    uint64_t connects = 0;
+    uint64_t connect_failures = 0;
+    uint64_t disconnects = 0; ///< up connections that went down
+    uint64_t requests = 0;
+    uint64_t errors = 0;
+    uint64_t pending = 0;        ///< requests unanswered (gauge)
+    uint64_t watched = 0;        ///< channels received for home shards here (gauge)
+    uint64_t published = 0;      ///< publishes the broker ordered
+    uint64_t publish_failed = 0; ///< publishes answered 503: down, or refused
+    uint64_t received = 0;       ///< messages received for watched channels
+    uint64_t history_reads = 0;  ///< recoveries read from the broker's history
+    uint64_t buffered_dropped = 0; ///< messages dropped while a point was read (bounded)
+};
+
+/// The node-wide order of channels (docs/scaling.md): with it, a channel's home shard does
+/// not give offsets itself but hands each publish to the broker, watches the channels some
+/// shard here subscribes to, and reads history the node did not see. One per shard, used
+/// by its thread only; null in the engine means the embedded engine (one node).
+class broker {
+public:
+    virtual ~broker() = default;
+    /// Who hears the answers (the shard's engine); set once, before any other call.
+    virtual void set_events(broker_events* events) noexcept = 0;
+    /// Orders `m` (channel, message id, event, data, user, priority, ack) and keeps it in
+    /// the channel's history when `keep` (policy.count > 0; policy.ttl_s bounds its age).
+    /// Always answered through on_ordered(token), possibly before this returns.
+    virtual void publish(const broker_message& m, const channel_policy& keep,
+                         uint64_t token) noexcept = 0;
+    /// Starts / stops receiving `channel`'s messages. watch → on_point, then on_message.
+    /// Calls alternate per channel (watch, unwatch, watch, …).
+    virtual void watch(std::string_view channel) noexcept = 0;
+    virtual void unwatch(std::string_view channel) noexcept = 0;
+    /// Reads `channel`'s retained messages after `after` (at most `limit`); answered
+    /// through on_history(token), possibly before this returns.
+    virtual void read_history(std::string_view channel, uint64_t after, uint64_t limit,
+                              uint64_t token) noexcept = 0;
+    /// Connected and usable now.
+    virtual bool up() const noexcept = 0;
+    virtual broker_stats stats() const noexcept = 0;
+};
+
 /// Hash for maps keyed by names, so lookups take a string_view without building a
 /// std::string (the delivery path looks up a channel per message).
 struct name_hash {
@@ -472,7 +559,10 @@ class engine {
 public:
     /// `tokens`: the shard's verifier when authentication is on (a refresh command is
     /// verified with it; it must outlive the engine), else null.
-    engine(core::conn_io& io, const config& cfg, auth::verifier* tokens = nullptr);
+    /// `nodes`: the broker of this shard when the node is one of many (--engine redis;
+    /// it must outlive the engine), else null: channels are ordered here.
+    engine(core::conn_io& io, const config& cfg, auth::verifier* tokens = nullptr,
+           broker* nodes = nullptr);
     ~engine();
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
@@ -548,6 +638,8 @@ public:
     presence_page presence_of(std::string_view channel, presence_detail detail);
     /// This shard's counters, gathered from the engine's parts.
     counters stats() const noexcept;
+    /// The broker's figures (--engine redis); null on the embedded engine.
+    const broker* node_broker() const noexcept { return _broker; }
     /// Publish-to-send latency of this shard's deliveries, µs: from a publish's acceptance
     /// on any shard to its last copy queued here, once per message (docs/decisions.md
     /// "Publish-to-send latency"). Single writer: this shard.
@@ -581,7 +673,13 @@ private:
     // Recovery (commands.cc): S asks the home, the home answers, S finishes the subscribe.
     void start_recovery(conn_handle h, session& s, local_channel& ch, const recover_point& from,
                         bool has_id, uint64_t id, uint32_t slot);
+    /// On the channel's home: answers `m` for `from_shard` (this one: finished here).
+    void recover_at_home(unsigned from_shard, std::unique_ptr<recover_msg> m);
     void answer_recovery(recover_msg& m);
+    /// broker.cc: the home's own history answers `m` (or nothing could: no history, the
+    /// broker down); else the broker's is read (read_by_broker).
+    bool answerable_here(const recover_msg& m) const noexcept;
+    void read_by_broker(unsigned from_shard, std::unique_ptr<recover_msg> m);
     void deliver_offline(unsigned to_shard, home_channel& ch);
     void finish_recovery(recover_msg& m);
     void client_publish(conn_handle h, session& s, const command& cmd);
@@ -605,7 +703,29 @@ private:
                      interest_change change);
     void route(std::unique_ptr<publish_job> job);
     void order(publish_job& job);
-    void finish_publish(const publish_origin& origin, uint64_t offset);
+    /// The home's part after the offset is known: stamps, frames once, fans out to the
+    /// interested shards, keeps it in history.
+    void fan_out_ordered(publish_job& job, home_channel& ch);
+    /// offset 0: the publish failed (`failure` says why; a broker's only).
+    void finish_publish(const publish_origin& origin, uint64_t offset,
+                        std::string_view failure = {});
+    // broker.cc: the node-wide order (--engine redis, docs/scaling.md): the home's side.
+    struct broker_relay;
+    /// On the home: hands `job` from `from_shard` to the broker; the answer returns to it.
+    void order_by_broker(std::unique_ptr<publish_job> job, unsigned from_shard);
+    void on_ordered(uint64_t token, std::string_view epoch, uint64_t offset,
+                    std::string_view reason) noexcept;
+    void on_broker_message(const broker_message& m) noexcept;
+    void on_point(std::string_view channel, std::string_view epoch, uint64_t offset) noexcept;
+    void on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
+                    std::span<const broker_message> messages) noexcept;
+    /// On the home, a gain in broker mode: confirmed now when the point is known, else
+    /// when it comes (watching the channel first if nobody here did).
+    void gain_by_broker(home_channel& ch, unsigned from_shard, uint64_t generation);
+    /// Confirms (epoch, offset) of `ch` to the local channel `generation` of `to_shard`.
+    void confirm_to(unsigned to_shard, const home_channel& ch, uint64_t generation);
+    /// Sends `m`'s answer to the shard that asked (or finishes it here).
+    void answer_to(unsigned to_shard, std::unique_ptr<recover_msg> m);
 
     core::conn_io& _io;
     config _config;
@@ -623,6 +743,13 @@ private:
     std::unique_ptr<subscriptions> _subscriptions;
     std::unique_ptr<ordering> _ordering;
     std::unique_ptr<fanout> _fanout;
+    // The node-wide order (broker.cc); all empty without a broker.
+    broker* _broker = nullptr;
+    std::unique_ptr<broker_relay> _broker_relay;
+    uint64_t _broker_seq = 0;
+    std::unordered_map<uint64_t, std::unique_ptr<publish_job>> _broker_publishes;
+    /// Recoveries waiting for the broker's history, with the shard that asked.
+    std::unordered_map<uint64_t, std::pair<unsigned, std::unique_ptr<recover_msg>>> _broker_reads;
 };
 
 } // namespace ringcast::pubsub

@@ -2,9 +2,11 @@
 // and the two texts generated from the table: --help and --check-config's list.
 #include "config.h"
 
+
 #include "options.h"
 
 #include <ringcast/auth.h>
+#include <ringcast/redis.h>
 
 #include <sched.h>
 
@@ -296,6 +298,16 @@ result<void, std::string> finish_config(config& cfg) {
         return unexpected{jwt_keys.error()};
     }
     cfg.gateway.tokens.keys = std::move(*jwt_keys);
+    if (cfg.engine == "redis") {
+        auto target = redis::resolve_target(cfg.redis_url, cfg.redis_prefix);
+        if (!target) {
+            return unexpected{"--redis-url: " + target.error()};
+        }
+        cfg.gateway.make_broker = [t = *target](core::conn_io& io,
+                                                core::outbound_connector& connector) {
+            return redis::make_broker(io, connector, t);
+        };
+    }
     cfg.gateway.tokens.verify.leeway_s = cfg.jwt_leeway_s;
     auto table = std::make_shared<auth::namespace_table>();
     for (const std::string& entry : cfg.namespaces) {

@@ -75,6 +75,12 @@ struct config {
     /// Where the API key came from (the --api-key-file path or the variable's name), for
     /// the start-up line; empty: no key. Set by finish_config.
     std::string api_key_source;
+    /// --engine: "embedded" (one node, the default) or "redis" (docs/scaling.md), with
+    /// --redis-url and --redis-prefix; finish_config resolves them into
+    /// gateway.make_broker.
+    std::string engine = "embedded";
+    std::string redis_url = "redis://127.0.0.1:6379";
+    std::string redis_prefix = "ringcast";
     /// --config: the TOML file to read (docs/operations.md "Configuration"); empty: none.
     std::string config_file;
     bool check_only = false;

@@ -2,10 +2,12 @@
 // value: read it from text, check it, show it.
 #include "options.h"
 
+
 #include <ringcast/auth.h>
 #include <ringcast/log.h>
 #include <ringcast/net.h>
 #include <ringcast/pubsub.h>
+#include <ringcast/redis.h>
 
 #include <algorithm>
 #include <charconv>
@@ -106,6 +108,34 @@ result<void, std::string> check_log_level(std::string_view given_as, std::string
     if (!log::parse_level(name)) {
         return unexpected{std::string(given_as) + " = '" + std::string(name) +
                           "' is not a level: error, warn, info or debug"};
+    }
+    return {};
+}
+
+/// --engine: embedded or redis.
+result<void, std::string> check_engine(std::string_view given_as, std::string_view name) {
+    if (name != "embedded" && name != "redis") {
+        return unexpected{std::string(given_as) + " = '" + std::string(name) +
+                          "' is not an engine: embedded (one node) or redis (many nodes)"};
+    }
+    return {};
+}
+
+/// --redis-url: redis://[[user]:password@]host[:port][/db] (resolved by finish_config).
+result<void, std::string> check_redis_url(std::string_view given_as, std::string_view url) {
+    if (auto parsed = redis::parse_redis_url(url); !parsed) {
+        return unexpected{std::string(given_as) + ": " + parsed.error()};
+    }
+    return {};
+}
+
+/// --redis-prefix: what channel names may hold, without '*' (a pattern in Redis).
+result<void, std::string> check_redis_prefix(std::string_view given_as, std::string_view prefix) {
+    const bool fine = prefix.size() <= 64 && pubsub::valid_channel(prefix) &&
+                      prefix.find('*') == std::string_view::npos;
+    if (!fine) {
+        return unexpected{std::string(given_as) + " = '" + std::string(prefix) +
+                          "' is not a key prefix: 1-64 of A-Z a-z 0-9 _ . : @ -"};
     }
     return {};
 }
@@ -342,6 +372,22 @@ constexpr option table[] = {
     {.name = "access-log", .type = option_type::toggle, .field = RINGCAST_FIELD(access_log),
      .help = "one line per WebSocket handshake: peer, path without its query, status, user, "
              "duration; refusals are limited like other lines; a reload changes it live"},
+    {.name = "engine", .type = option_type::text, .field = RINGCAST_FIELD(engine),
+     .check = check_engine,
+     .help = "where channels are ordered: embedded (this node alone) or redis (every node "
+             "sharing one Redis: publishes, history and recovery span the nodes; "
+             "docs/scaling.md)",
+     .metavar = "ENGINE"},
+    {.name = "redis-url", .type = option_type::text, .field = RINGCAST_FIELD(redis_url),
+     .check = check_redis_url,
+     .help = "the Redis of --engine redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]; the "
+             "host is resolved at start",
+     .metavar = "URL"},
+    {.name = "redis-prefix", .type = option_type::text, .field = RINGCAST_FIELD(redis_prefix),
+     .check = check_redis_prefix,
+     .help = "what every Redis key and channel of ringcast starts with (PREFIX:), so nodes "
+             "of one cluster share it and other clusters on the same Redis do not",
+     .metavar = "PREFIX"},
     {.name = "config", .type = option_type::path, .field = RINGCAST_FIELD(config_file),
      .check = check_config_file, .when_unset = "none: flags, RINGCAST_* variables, defaults",
      .help = "a TOML file of settings (keys are these options' names; namespaces as "

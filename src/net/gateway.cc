@@ -20,7 +20,9 @@ gateway::gateway(core::conn_io& io, const gateway_config& config)
       _verifier(_config.tokens.keys
                     ? std::make_unique<auth::verifier>(*_config.tokens.keys, _config.tokens.verify)
                     : nullptr),
-      _engine(io, config.pubsub, _verifier.get()), _api(io, _engine, config.api, *this) {
+      _broker(config.make_broker ? config.make_broker(io, *this) : nullptr),
+      _engine(io, config.pubsub, _verifier.get(), _broker.get()),
+      _api(io, _engine, config.api, *this) {
     auto& receivers = _io.mesh_receivers();
     receivers.on<kinds::user_claim>(*this);
     receivers.on<kinds::user_answer>(*this);
@@ -49,12 +51,31 @@ void* gateway::on_open(conn_handle h, core::listener from, core::admission mode)
     return c;
 }
 
-void gateway::on_connect_result(conn_handle, void*, std::error_code) noexcept {
-    RINGCAST_ASSERT(!"the gateway never opens outbound connections");
+result<conn_handle> gateway::connect(const core::outbound_target& to,
+                                     core::outbound_client& client) noexcept {
+    auto* c = new connection{nullptr, {}, {}, {}, {}, ws::frame_parser(ws::role::client)};
+    c->state = phase::outbound;
+    c->client = &client;
+    result<conn_handle> h = _io.connect(to, c);
+    if (!h) {
+        delete c; // nothing follows a refused connect
+    }
+    return h;
+}
+
+void gateway::on_connect_result(conn_handle h, void* user, std::error_code error) noexcept {
+    auto& c = *static_cast<connection*>(user);
+    RINGCAST_ASSERT(c.state == phase::outbound);
+    c.client->on_connect_result(h, error);
 }
 
 void gateway::on_closed(conn_handle h, void* user) noexcept {
     auto* c = static_cast<connection*>(user);
+    if (c->state == phase::outbound) {
+        c->client->on_closed(h);
+        delete c;
+        return;
+    }
     forget_inbound(*c);
     if (c->state == phase::websocket && !(c->session && c->session->closing())) {
         // Neither side sent a close frame: the peer went away (1006, RFC 6455 §7.1.5).
@@ -74,6 +95,8 @@ void gateway::on_data(conn_handle h, void* user, std::span<std::byte> bytes) noe
     c.last_rx_ms = _io.now_ms();
     const bool first_read = std::exchange(c.first_read, false);
     switch (c.state) {
+    case phase::outbound:
+        return c.client->on_data(h, bytes);
     case phase::proxy_header:
         read_proxy_header(h, c, bytes);
         break;
@@ -627,6 +650,9 @@ void gateway::on_shard_timer() noexcept {
 
 void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexcept {
     auto& c = *static_cast<connection*>(user);
+    if (c.state == phase::outbound) {
+        return c.client->on_timer(h, which);
+    }
     switch (which) {
     case core::conn_timer::liveness:
         break;
@@ -696,6 +722,9 @@ void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexce
 
 void gateway::on_output_budget(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
+    if (c.state == phase::outbound) {
+        return; // a broker's requests are bounded by the link (src/engine), not dropped
+    }
     _io.discard_queued(h);
     if (c.state == phase::websocket) {
         if (c.session) {
@@ -710,6 +739,9 @@ void gateway::on_output_budget(conn_handle h, void* user) noexcept {
 
 void gateway::on_shutdown(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
+    if (c.state == phase::outbound) {
+        return c.client->on_shutdown(h);
+    }
     if (c.state == phase::websocket) {
         close_websocket(h, c, ws::close_code::going_away, "server shutting down");
     } else if (c.state == phase::http || c.state == phase::proxy_header ||
@@ -731,7 +763,9 @@ void gateway::refuse_draining(conn_handle h, connection& c) noexcept {
 bool gateway::on_drain(conn_handle h, void* user) noexcept {
     auto& c = *static_cast<connection*>(user);
     if (c.state != phase::websocket) {
-        return false; // an HTTP request or API call: it ends with the shard
+        // An HTTP request or API call ends with the shard; a broker link stays until the
+        // last session is gone (their publishes still need it).
+        return false;
     }
     // After what is queued for it (close_websocket flushes first): a client reconnects and
     // recovers from the offset of the last message it got (docs/operations.md "Drain").

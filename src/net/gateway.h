@@ -30,6 +30,9 @@ enum class phase : uint8_t {
     user_slot,
     websocket, ///< upgraded: frames in, frames out (ping/idle timers armed)
     closed,    ///< we asked the shard to close; input is ignored
+    /// Not a client: a connection this shard opened for a client of its own (a broker
+    /// link, core::outbound_client), whose events go to connection::client.
+    outbound,
 };
 
 /// Which WebSocket route a connection upgraded on: where its data messages go.
@@ -87,6 +90,8 @@ struct connection {
     /// What the connection may do (the route table's restricted column): a restricted one,
     /// accepted beyond the connection cap, gets one answer and is closed.
     core::admission admission = core::admission::full;
+    /// phase::outbound: who hears its events.
+    core::outbound_client* client = nullptr;
     /// What the pending /api/ answer may promise, and whether it loses its body (HEAD).
     http::keep_alive awaiting_ka = http::keep_alive::yes;
     head_only awaiting_head = head_only::no;
@@ -115,7 +120,9 @@ std::string_view dashboard_headers() noexcept;
 
 /// One per shard, created by make_gateway() and called only from that shard's loop. Not
 /// copyable: the route table views its own _config.
-class gateway final : public core::conn_handler, private admin::responder {
+class gateway final : public core::conn_handler,
+                      private admin::responder,
+                      private core::outbound_connector {
 public:
     gateway(core::conn_io& io, const gateway_config& config);
     gateway(const gateway&) = delete;
@@ -129,8 +136,7 @@ public:
     void on_shutdown(conn_handle h, void* user) noexcept override;
     bool on_drain(conn_handle h, void* user) noexcept override;
     void on_output_budget(conn_handle h, void* user) noexcept override;
-    /// Never called: the gateway serves accepted connections only and never calls
-    /// conn_io::connect() (an invariant violation if it comes).
+    /// Outbound connections only (connect()): to their client.
     void on_connect_result(conn_handle h, void* user, std::error_code error) noexcept override;
     void on_closed(conn_handle h, void* user) noexcept override;
     void on_reload(const std::shared_ptr<const core::reload_payload>& settings) noexcept override;
@@ -208,6 +214,10 @@ private:
                       std::span<const std::byte> payload) noexcept;
     void on_ping(const frame_context& f, std::span<const std::byte> payload) noexcept;
     void on_close(const frame_context& f, uint16_t code) noexcept;
+
+    // core::outbound_connector: a connection of the broker's (phase::outbound).
+    result<conn_handle> connect(const core::outbound_target& to,
+                                core::outbound_client& client) noexcept override;
 
     // admin::responder: an API answer that waited for other shards.
     void respond(conn_handle h, std::string response) noexcept override;
@@ -292,6 +302,9 @@ private:
     /// This shard's verifier over _config.tokens.keys; null when authentication is off.
     /// Declared before _engine, which verifies refreshes with it.
     std::unique_ptr<auth::verifier> _verifier;
+    /// The node-wide order with --engine redis (src/engine); null on the embedded engine.
+    /// Before _engine, which hands it publishes.
+    std::unique_ptr<pubsub::broker> _broker;
     pubsub::engine _engine;
     admin::api _api;
 };

@@ -371,10 +371,20 @@ void engine::start_recovery(conn_handle h, session& s, local_channel& ch,
     m->slot = slot;
     const unsigned home_id = home_shard(ch.name, _io.shards());
     if (home_id == unsigned(_io.id())) {
-        answer_recovery(*m);
-        return finish_recovery(*m);
+        return recover_at_home(home_id, std::move(m));
     }
     _io.post<kinds::recover>(shard_id(static_cast<uint16_t>(home_id)), std::move(m));
+}
+
+void engine::recover_at_home(unsigned from_shard, std::unique_ptr<recover_msg> m) {
+    if (_broker != nullptr && !answerable_here(*m)) {
+        return read_by_broker(from_shard, std::move(m)); // answered in on_history
+    }
+    answer_recovery(*m);
+    if (from_shard == unsigned(_io.id())) {
+        return finish_recovery(*m); // at once: the session is running, no resume
+    }
+    _io.post<kinds::recovered>(shard_id(static_cast<uint16_t>(from_shard)), std::move(m));
 }
 
 void engine::answer_recovery(recover_msg& m) {

@@ -84,7 +84,26 @@ struct engine::interest_relay final : interest_sink {
     engine& owner;
 };
 
-engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
+/// Hands the broker's reports to the engine's private handlers.
+struct engine::broker_relay final : broker_events {
+    explicit broker_relay(engine& e) : owner(e) {}
+    void on_ordered(uint64_t token, std::string_view epoch, uint64_t offset,
+                    std::string_view reason) noexcept override {
+        owner.on_ordered(token, epoch, offset, reason);
+    }
+    void on_message(const broker_message& m) noexcept override { owner.on_broker_message(m); }
+    void on_point(std::string_view channel, std::string_view epoch,
+                  uint64_t offset) noexcept override {
+        owner.on_point(channel, epoch, offset);
+    }
+    void on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
+                    std::span<const broker_message> messages) noexcept override {
+        owner.on_history(token, ok, epoch, offset, messages);
+    }
+    engine& owner;
+};
+
+engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens, broker* nodes)
     : _io(io),
       _config(cfg),
       _tokens(tokens),
@@ -95,7 +114,12 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens)
                                            cfg.max_idle_channels, with_offline(cfg),
                                            cfg.history_budget_bytes)),
       _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s,
-                                       cfg.ack_timeout_ms)) {
+                                       cfg.ack_timeout_ms)),
+      _broker(nodes) {
+    if (_broker != nullptr) {
+        _broker_relay = std::make_unique<broker_relay>(*this);
+        _broker->set_events(_broker_relay.get());
+    }
     auto& receivers = _io.mesh_receivers();
     receivers.on<kinds::interest>(*this);
     receivers.on<kinds::confirmed>(*this);
@@ -375,6 +399,9 @@ void engine::route(std::unique_ptr<publish_job> job) {
     job->accepted_us = core::monotonic_us();
     const unsigned home_id = home_shard(job->channel, _io.shards());
     if (home_id == unsigned(_io.id())) {
+        if (_broker != nullptr) {
+            return order_by_broker(std::move(job), home_id);
+        }
         order(*job);
         finish_publish(job->origin, job->offset);
         return;
@@ -389,6 +416,10 @@ void engine::order(publish_job& job) {
     job.timestamp_ms = ch.stamp_ms;
     // Acks: the namespace's, or a critical message to a user (docs/protocol.md "Acks").
     job.ack = ch.ack || (job.prio == priority::critical && job.channel.starts_with("user:"));
+    fan_out_ordered(job, ch);
+}
+
+void engine::fan_out_ordered(publish_job& job, home_channel& ch) {
     if (ch.interested_count > 0) {
         ch.delivered_through = ch.offset;
     }
@@ -398,7 +429,8 @@ void engine::order(publish_job& job) {
     }
 }
 
-void engine::finish_publish(const publish_origin& origin, uint64_t offset) {
+void engine::finish_publish(const publish_origin& origin, uint64_t offset,
+                            std::string_view failure) {
     if (origin.from == publish_origin::kind::api) {
         if (_listener != nullptr) {
             _listener->on_published(origin, offset);
@@ -411,7 +443,9 @@ void engine::finish_publish(const publish_origin& origin, uint64_t offset) {
     }
     --s->_publishing;
     fill_reply(origin.conn, *s, origin.index,
-               reply_ok(origin.has_id, origin.id, ",\"offset\":" + std::to_string(offset)));
+               offset == 0 ? reply_error(origin.has_id, origin.id, 503, failure)
+                           : reply_ok(origin.has_id, origin.id,
+                                      ",\"offset\":" + std::to_string(offset)));
     resume(origin.conn, *s);
 }
 
@@ -436,6 +470,12 @@ void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t
     home_channel& ch = _ordering->interest(from_shard, channel, change);
     switch (change) {
     case interest_change::lost:
+        if (_broker != nullptr && ch.interested_count == 0 && ch.watching) {
+            ch.watching = false;
+            ch.point_known = false;
+            ch.awaiting_point.clear(); // whoever waited lost interest since
+            _broker->unwatch(channel);
+        }
         return;
     case interest_change::gained:
         break;
@@ -444,19 +484,27 @@ void engine::on_interest(unsigned from_shard, std::string_view channel, uint64_t
         channel_namespace(channel) == auth::sys_namespace) {
         _listener->on_watched(channel);
     }
-    if (from_shard == unsigned(_io.id())) {
-        if (local_channel* local = _subscriptions->find(channel);
+    if (_broker != nullptr) {
+        // The node-wide order names the point (broker.cc); offline messages are the
+        // broker's history, which a recovering subscribe reads (docs/scaling.md).
+        return gain_by_broker(ch, from_shard, generation);
+    }
+    confirm_to(from_shard, ch, generation);
+    if (was_unwanted && channel.starts_with("user:")) {
+        deliver_offline(from_shard, ch);
+    }
+}
+
+void engine::confirm_to(unsigned to_shard, const home_channel& ch, uint64_t generation) {
+    if (to_shard == unsigned(_io.id())) {
+        if (local_channel* local = _subscriptions->find(*ch.name);
             local != nullptr && local->generation == generation) {
             confirm_interest(*local, ch.epoch, ch.offset);
         }
     } else {
-        _io.post<kinds::confirmed>(shard_id(static_cast<uint16_t>(from_shard)),
+        _io.post<kinds::confirmed>(shard_id(static_cast<uint16_t>(to_shard)),
                                    std::make_unique<interest_msg>(interest_msg{
-                                       std::string(channel), ch.epoch, ch.offset, generation,
-                                       true}));
-    }
-    if (was_unwanted && channel.starts_with("user:")) {
-        deliver_offline(from_shard, ch);
+                                       *ch.name, ch.epoch, ch.offset, generation, true}));
     }
 }
 
@@ -505,12 +553,15 @@ void engine::on_mesh(kinds::confirmed, shard_id, std::unique_ptr<interest_msg> m
 }
 
 void engine::on_mesh(kinds::publish, shard_id from, std::unique_ptr<publish_job> job) noexcept {
+    if (_broker != nullptr) {
+        return order_by_broker(std::move(job), unsigned(from));
+    }
     order(*job);
     _io.post<kinds::published>(from, std::move(job)); // the origin answers
 }
 
 void engine::on_mesh(kinds::published, shard_id, std::unique_ptr<publish_job> job) noexcept {
-    finish_publish(job->origin, job->offset);
+    finish_publish(job->origin, job->offset, job->failure);
 }
 
 void engine::on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery> d) noexcept {
@@ -518,8 +569,7 @@ void engine::on_mesh(kinds::deliver, shard_id, std::unique_ptr<delivery> d) noex
 }
 
 void engine::on_mesh(kinds::recover, shard_id from, std::unique_ptr<recover_msg> m) noexcept {
-    answer_recovery(*m);
-    _io.post<kinds::recovered>(from, std::move(m));
+    recover_at_home(unsigned(from), std::move(m));
 }
 
 void engine::on_mesh(kinds::recovered, shard_id, std::unique_ptr<recover_msg> m) noexcept {

@@ -61,6 +61,13 @@ struct publish_job {
     /// Set by the home: the envelope's "timestamp", never below the channel's previous one
     /// (home_channel::stamp_ms), so recovery by time can search the history.
     uint64_t timestamp_ms = 0;
+    /// The envelope's "id": empty, fanout makes one; with a broker, the one every node
+    /// makes from the order (broker_message::message_id).
+    std::string message_id;
+    /// With a broker: the shard the publish came from (its answer goes back there), and
+    /// why it was not ordered (offset 0).
+    unsigned from_shard = 0;
+    std::string_view failure;
 };
 
 /// One ordered frame for another shard's local subscribers.

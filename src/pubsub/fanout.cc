@@ -47,7 +47,7 @@ std::string fanout::next_message_id() {
 }
 
 core::frame_ref fanout::fan_out(const publish_job& job, const std::vector<bool>& interested) {
-    const std::string id = next_message_id();
+    const std::string id = job.message_id.empty() ? next_message_id() : job.message_id;
     envelope e;
     e.message_id = id;
     e.event = job.event;

@@ -46,6 +46,15 @@ home_channel& ordering::order(std::string_view channel) {
     return ch;
 }
 
+home_channel& ordering::touch(std::string_view channel) {
+    home_channel& ch = home(channel);
+    if (ch.idle) {
+        idle_push(ch);
+    }
+    trim_idle();
+    return ch;
+}
+
 home_channel& ordering::interest(unsigned from_shard, std::string_view channel,
                                        interest_change change) {
     home_channel& ch = home(channel);

@@ -58,6 +58,14 @@ struct home_channel {
     /// presence: its members, while it has some and its namespace is marked presence. A
     /// member's shard is interested, so a channel with members is never idle or evicted.
     std::unique_ptr<channel_presence> presence;
+    // With a broker (--engine redis, docs/scaling.md): the node-wide order.
+    /// The broker was asked to watch it (some shard here is interested).
+    bool watching = false;
+    /// The broker named the subscription point (broker_events::on_point) since the watch:
+    /// epoch and offset are the node-wide ones, and gains are confirmed at once.
+    bool point_known = false;
+    /// Gains (shard, generation) waiting for the point, confirmed when it comes.
+    std::vector<std::pair<unsigned, uint64_t>> awaiting_point;
 };
 
 /// The home channels of one shard (see the file comment).
@@ -86,6 +94,9 @@ public:
     /// returned channel now holds), creating the channel when it is new, and marks it the
     /// most recently used if idle. One lookup in the channel map.
     home_channel& order(std::string_view channel);
+    /// The channel, created when it is new, marked the most recently used if idle; its
+    /// offset unchanged (a broker's message brings its own).
+    home_channel& touch(std::string_view channel);
     /// Shard `from_shard` gained or lost its first / last local subscriber of `channel`
     /// (creating the channel when it is new). A channel nobody wants goes to the most
     /// recent end of the idle list; one somebody wants leaves it. The returned channel's

@@ -1,0 +1,571 @@
+// The Redis broker of one shard (docs/scaling.md): pubsub::broker over two links.
+//
+//   command link      EVALSHA publish  (offset, epoch, stamp, XADD, PUBLISH: one script, so
+//                                        the order of offsets is the order of messages)
+//                     EVALSHA point    (a watched channel's epoch and last offset)
+//                     EVALSHA history  (XRANGE after an offset, or the newest N)
+//   subscriber link   SUBSCRIBE / UNSUBSCRIBE <prefix>:<channel>, one channel per request
+//
+// hiredis 0.14 reads RESP2 only, where a subscribed connection takes no other command:
+// hence two links. The point of a watch is read on the command link after the SUBSCRIBE's
+// confirmation; messages that arrive between the two are held (watch::held) and those at
+// or before the point dropped by the engine, so a subscriber misses nothing after its point
+// and gets nothing twice.
+//
+// A watch's states:
+//
+//   down ──sub link up──► subscribing ──confirmed──► pointing ──point read──► live
+//     ▲                                                 │ command link down / error
+//     └───────── sub link down (every watch) ◄──────────┴──► needs_point ──command link up──┘
+#include <ringcast/log.h>
+#include <ringcast/redis.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <sys/random.h>
+
+#include <charconv>
+#include <unordered_map>
+
+namespace ringcast::redis {
+
+namespace {
+
+// KEYS: meta (hash: e epoch, o last offset, t last stamp), history (stream).
+// ARGV: epoch if new, history count (0: none kept), history ttl s, meta ttl s, pub/sub
+// channel, body. A new epoch drops the old history: offsets restart under it.
+constexpr std::string_view publish_script = R"lua(
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[1]
+  redis.call('HSET', KEYS[1], 'e', e, 'o', 0, 't', 0)
+  redis.call('DEL', KEYS[2])
+end
+local o = redis.call('HINCRBY', KEYS[1], 'o', 1)
+local now = redis.call('TIME')
+local t = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local last = tonumber(redis.call('HGET', KEYS[1], 't')) or 0
+if t < last then t = last end
+redis.call('HSET', KEYS[1], 't', t)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local keep = tonumber(ARGV[2])
+if keep > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', keep, o .. '-1', 't', t, 'b', ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+redis.call('PUBLISH', ARGV[5], e .. ' ' .. o .. ' ' .. t .. ' ' .. ARGV[6])
+return {e, o, t}
+)lua";
+
+// KEYS: meta, history. ARGV: epoch if new, meta ttl s. Returns {epoch, last offset}.
+constexpr std::string_view point_script = R"lua(
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[1]
+  redis.call('HSET', KEYS[1], 'e', e, 'o', 0, 't', 0)
+  redis.call('DEL', KEYS[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return {e, tonumber(redis.call('HGET', KEYS[1], 'o'))}
+)lua";
+
+// KEYS: meta, history. ARGV: after (0: the newest), count. Returns {epoch or nil, last
+// offset, then id, stamp, body per message, oldest first}.
+constexpr std::string_view history_script = R"lua(
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then return {false, 0} end
+local o = tonumber(redis.call('HGET', KEYS[1], 'o'))
+local after = tonumber(ARGV[1])
+local entries
+if after == 0 then
+  entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[2])
+else
+  entries = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', ARGV[2])
+end
+local out = {e, o}
+local n = #entries
+for i = 1, n do
+  local en = entries[i]
+  if after == 0 then en = entries[n - i + 1] end
+  out[#out + 1] = en[1]
+  out[#out + 1] = en[2][2]
+  out[#out + 1] = en[2][4]
+end
+return out
+)lua";
+
+/// Seven days: a channel's order (epoch, offset) outlives a week without publishes; past
+/// it a new epoch starts, which a recovering client is told (docs/scaling.md "Keys").
+constexpr uint32_t meta_ttl_s = 7 * 86400;
+/// Messages held for one watch while its point is read (a round trip); past it the oldest
+/// are dropped and counted.
+constexpr std::size_t max_held_messages = 10000;
+
+std::string sha1_hex(std::string_view text) {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (const unsigned char b : digest) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out;
+}
+
+bool to_u64(std::string_view text, uint64_t& out) noexcept {
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
+    return !text.empty() && r.ec == std::errc() && r.ptr == text.data() + text.size();
+}
+
+/// A reply element as a number: an integer, or a string of digits.
+bool number_of(const redisReply* r, uint64_t& out) noexcept {
+    if (r == nullptr) {
+        return false;
+    }
+    if (type_of(*r) == reply_type::integer) {
+        out = static_cast<uint64_t>(integer_of(*r));
+        return integer_of(*r) >= 0;
+    }
+    return to_u64(text_of(*r), out);
+}
+
+/// Splits the next field off `rest` at `sep`; false when there is none.
+bool take(std::string_view& rest, char sep, std::string_view& field) noexcept {
+    const std::size_t at = rest.find(sep);
+    if (at == std::string_view::npos) {
+        return false;
+    }
+    field = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    return true;
+}
+
+/// A body: event, priority, user id, ack, each ending in '\n', then the data.
+bool parse_body(std::string_view body, pubsub::broker_message& m) noexcept {
+    std::string_view prio;
+    std::string_view ack;
+    if (!take(body, '\n', m.event) ||
+        !take(body, '\n', prio) || !take(body, '\n', m.user_id) || !take(body, '\n', ack) ||
+        prio.size() != 1 || prio[0] < '1' || prio[0] > '4' || body.empty()) {
+        return false;
+    }
+    m.prio = static_cast<pubsub::priority>(prio[0] - '0');
+    m.ack = ack == "1";
+    m.data = body;
+    return true;
+}
+
+enum class tag_kind : uint8_t { publish = 1, point, history, subscribe, unsubscribe, script };
+
+uint64_t make_tag(tag_kind kind, uint64_t seq) noexcept {
+    return (uint64_t(kind) << 56) | (seq & ((uint64_t{1} << 56) - 1));
+}
+tag_kind kind_of(uint64_t tag) noexcept {
+    return static_cast<tag_kind>(tag >> 56);
+}
+uint64_t seq_of(uint64_t tag) noexcept {
+    return tag & ((uint64_t{1} << 56) - 1);
+}
+
+class redis_broker final : public pubsub::broker, private link_owner {
+public:
+    redis_broker(core::conn_io& io, core::outbound_connector& connector,
+                 const redis_target& target, link_timing timing)
+        : _target(target),
+          _cmd(io, connector, target, "cmd-" + std::to_string(unsigned(io.id())), *this, timing),
+          _sub(io, connector, target, "sub-" + std::to_string(unsigned(io.id())), *this, timing),
+          _publish_sha(sha1_hex(publish_script)), _point_sha(sha1_hex(point_script)),
+          _history_sha(sha1_hex(history_script)) {
+        if (getrandom(&_epoch_base, sizeof(_epoch_base), 0) != sizeof(_epoch_base)) {
+            _epoch_base = core::monotonic_us() * 0x9E3779B97F4A7C15ull;
+        }
+        _cmd.start();
+        _sub.start();
+    }
+
+    ~redis_broker() override {
+        _cmd.stop();
+        _sub.stop();
+    }
+
+    void set_events(pubsub::broker_events* events) noexcept override { _events = events; }
+
+    bool up() const noexcept override { return _cmd.up() && _sub.up(); }
+
+    pubsub::broker_stats stats() const noexcept override {
+        pubsub::broker_stats s = _stats;
+        s.links = 2;
+        for (const link* l : {&_cmd, &_sub}) {
+            const link_stats& ls = l->stats();
+            s.links_up += ls.up ? 1 : 0;
+            s.connects += ls.connects;
+            s.connect_failures += ls.connect_failures;
+            s.disconnects += ls.disconnects;
+            s.requests += ls.requests;
+            s.errors += ls.errors;
+            s.pending += ls.pending;
+        }
+        s.watched = _watched.size();
+        return s;
+    }
+
+    void publish(const pubsub::broker_message& m, const pubsub::channel_policy& keep,
+                 uint64_t token) noexcept override {
+        if (!_cmd.up()) {
+            ++_stats.publish_failed;
+            return _events->on_ordered(token, {}, 0, "the Redis engine is unavailable; retry");
+        }
+        std::string body;
+        body.reserve(m.event.size() + m.user_id.size() + m.data.size() + 8);
+        body.append(m.event).append(1, '\n');
+        body.append(1, char('0' + int(m.prio))).append(1, '\n');
+        body.append(m.user_id).append(1, '\n').append(m.ack ? "1\n" : "0\n").append(m.data);
+        const std::string meta = key(m.channel, "meta");
+        const std::string history = key(m.channel, "history");
+        const std::string epoch = next_epoch();
+        const std::string count = std::to_string(keep.count);
+        const std::string ttl = std::to_string(keep.ttl_s > 0 ? keep.ttl_s : meta_ttl_s);
+        const std::string meta_ttl = std::to_string(meta_ttl_s);
+        const std::string channel = pubsub_channel(m.channel);
+        const std::string_view args[] = {"EVALSHA", _publish_sha, "2", meta, history, epoch,
+                                         count, ttl, meta_ttl, channel, body};
+        if (!_cmd.send(args, make_tag(tag_kind::publish, token))) {
+            ++_stats.publish_failed;
+            return _events->on_ordered(token, {}, 0, "the Redis engine is busy; retry");
+        }
+    }
+
+    void watch(std::string_view channel) noexcept override {
+        auto [it, created] = _watched.try_emplace(std::string(channel));
+        it->second = watch_state{};
+        it->second.generation = ++_generation;
+        if (_sub.up()) {
+            subscribe(it->first, it->second);
+        }
+    }
+
+    void unwatch(std::string_view channel) noexcept override {
+        auto it = _watched.find(channel);
+        if (it == _watched.end()) {
+            return;
+        }
+        _watched.erase(it);
+        if (_sub.up()) {
+            const std::string name = pubsub_channel(channel);
+            const std::string_view args[] = {"UNSUBSCRIBE", name};
+            _sub.send(args, make_tag(tag_kind::unsubscribe, 0));
+        }
+    }
+
+    void read_history(std::string_view channel, uint64_t after, uint64_t limit,
+                      uint64_t token) noexcept override {
+        ++_stats.history_reads;
+        const std::string meta = key(channel, "meta");
+        const std::string history = key(channel, "history");
+        const std::string from = std::to_string(after);
+        const std::string count = std::to_string(limit);
+        const std::string_view args[] = {"EVALSHA", _history_sha, "2", meta, history, from, count};
+        if (!_cmd.send(args, make_tag(tag_kind::history, token))) {
+            _events->on_history(token, false, {}, 0, {});
+        }
+    }
+
+private:
+    struct held_message {
+        std::string payload;
+    };
+    enum class watch_phase : uint8_t { down, subscribing, pointing, needs_point, live };
+    struct watch_state {
+        uint64_t generation = 0;
+        watch_phase phase = watch_phase::down;
+        std::vector<held_message> held; // pointing: messages after the confirmation
+    };
+    struct pending_watch {
+        std::string channel;
+        uint64_t generation;
+    };
+
+    std::string key(std::string_view channel, std::string_view what) const {
+        std::string k;
+        k.reserve(_target.prefix.size() + channel.size() + what.size() + 4);
+        k.append(_target.prefix).append(":{").append(channel).append("}:").append(what);
+        return k;
+    }
+    std::string pubsub_channel(std::string_view channel) const {
+        return _target.prefix + ":" + std::string(channel);
+    }
+    std::string next_epoch() {
+        char text[40];
+        std::snprintf(text, sizeof(text), "%016llx%x",
+                      static_cast<unsigned long long>(_epoch_base),
+                      static_cast<unsigned>(++_epoch_seq));
+        return text;
+    }
+
+    void load_scripts() {
+        for (const std::string_view script : {publish_script, point_script, history_script}) {
+            const std::string_view args[] = {"SCRIPT", "LOAD", script};
+            _cmd.send(args, make_tag(tag_kind::script, 0));
+        }
+    }
+
+    void subscribe(const std::string& channel, watch_state& w) {
+        w.phase = watch_phase::subscribing;
+        w.held.clear();
+        const uint64_t seq = ++_request_seq;
+        const std::string name = pubsub_channel(channel);
+        const std::string_view args[] = {"SUBSCRIBE", name};
+        if (_sub.send(args, make_tag(tag_kind::subscribe, seq))) {
+            _subscribing.emplace(seq, pending_watch{channel, w.generation});
+        } else {
+            w.phase = watch_phase::down; // resubscribed when the link is up again
+        }
+    }
+
+    void read_point(const std::string& channel, watch_state& w) {
+        w.phase = watch_phase::needs_point;
+        if (!_cmd.up()) {
+            return; // read when the command link is up (on_up)
+        }
+        const uint64_t seq = ++_request_seq;
+        const std::string meta = key(channel, "meta");
+        const std::string history = key(channel, "history");
+        const std::string epoch = next_epoch();
+        const std::string ttl = std::to_string(meta_ttl_s);
+        const std::string_view args[] = {"EVALSHA", _point_sha, "2", meta, history, epoch, ttl};
+        if (_cmd.send(args, make_tag(tag_kind::point, seq))) {
+            w.phase = watch_phase::pointing;
+            _pointing.emplace(seq, pending_watch{channel, w.generation});
+        }
+    }
+
+    /// The watch of `p` if it is still the one that asked.
+    watch_state* current(const pending_watch& p) {
+        auto it = _watched.find(p.channel);
+        return it != _watched.end() && it->second.generation == p.generation ? &it->second
+                                                                               : nullptr;
+    }
+
+    void deliver(std::string_view channel, std::string_view payload) {
+        // "epoch offset stamp body"
+        pubsub::broker_message m;
+        std::string_view rest = payload;
+        std::string_view offset;
+        std::string_view stamp;
+        if (!take(rest, ' ', m.epoch) || !take(rest, ' ', offset) || !take(rest, ' ', stamp) ||
+            !to_u64(offset, m.offset) || !to_u64(stamp, m.timestamp_ms) ||
+            !parse_body(rest, m)) {
+            RINGCAST_LOG_EVERY(log::level::warn, "redis_bad_message", 1, 10000)
+                .field("channel", channel)
+                .msg("redis: a message on %.*s is not ringcast's; ignored",
+                     int(channel.size()), channel.data());
+            return;
+        }
+        m.channel = channel;
+        ++_stats.received;
+        _events->on_message(m);
+    }
+
+    // --- link_owner ------------------------------------------------------------------------
+
+    void on_up(link& l) noexcept override {
+        if (&l == &_cmd) {
+            // Loaded first on every connection (a restarted Redis has none): every EVALSHA
+            // after these finds its script.
+            load_scripts();
+            for (auto& [channel, w] : _watched) {
+                if (w.phase == watch_phase::needs_point) {
+                    read_point(channel, w);
+                }
+            }
+            return;
+        }
+        for (auto& [channel, w] : _watched) {
+            subscribe(channel, w);
+        }
+    }
+
+    void on_down(link& l) noexcept override {
+        if (&l == &_sub) {
+            // Every subscription is gone with the connection: each watch starts again when
+            // the link is back, and gets a new point (messages meanwhile are the gap
+            // docs/scaling.md "Failures" describes).
+            for (auto& [channel, w] : _watched) {
+                w.phase = watch_phase::down;
+                w.held.clear();
+            }
+            _subscribing.clear();
+            _pointing.clear();
+        }
+    }
+
+    void on_reply(link& l, uint64_t tag, const redisReply* r) noexcept override {
+        const uint64_t seq = seq_of(tag);
+        switch (kind_of(tag)) {
+        case tag_kind::publish:
+            return publish_answered(seq, r);
+        case tag_kind::point:
+            return point_answered(seq, r);
+        case tag_kind::history:
+            return history_answered(seq, r);
+        case tag_kind::subscribe: {
+            auto node = _subscribing.extract(seq);
+            if (node.empty() || r == nullptr) {
+                return;
+            }
+            if (watch_state* w = current(node.mapped()); w != nullptr) {
+                read_point(node.mapped().channel, *w);
+            }
+            return;
+        }
+        case tag_kind::unsubscribe:
+            return;
+        case tag_kind::script:
+            if (r != nullptr && type_of(*r) == reply_type::error) {
+                RINGCAST_LOG(log::level::error, "redis_script_refused")
+                    .msg("redis %s: SCRIPT LOAD refused: %.*s", l.name().c_str(),
+                         int(text_of(*r).size()), text_of(*r).data());
+            }
+            return;
+        }
+    }
+
+    void on_push(link&, const redisReply& r) noexcept override {
+        const auto items = elements_of(r);
+        if (items.size() != 3 || text_of(*items[0]) != "message") {
+            return;
+        }
+        std::string_view name = text_of(*items[1]);
+        if (!name.starts_with(_target.prefix) || name.size() <= _target.prefix.size() + 1 ||
+            name[_target.prefix.size()] != ':') {
+            return;
+        }
+        const std::string_view channel = name.substr(_target.prefix.size() + 1);
+        auto it = _watched.find(channel);
+        if (it == _watched.end()) {
+            return; // unwatched; its UNSUBSCRIBE is on the way
+        }
+        watch_state& w = it->second;
+        switch (w.phase) {
+        case watch_phase::live:
+            return deliver(channel, text_of(*items[2]));
+        case watch_phase::pointing:
+        case watch_phase::needs_point:
+            if (w.held.size() >= max_held_messages) {
+                w.held.erase(w.held.begin());
+                ++_stats.buffered_dropped;
+            }
+            w.held.push_back(held_message{std::string(text_of(*items[2]))});
+            return;
+        case watch_phase::down:
+        case watch_phase::subscribing:
+            return; // not subscribed by this connection's count yet: cannot happen
+        }
+    }
+
+    void publish_answered(uint64_t token, const redisReply* r) {
+        if (r == nullptr) {
+            // Sent and not answered: Redis may or may not have run it (docs/scaling.md
+            // "Failures"); the publisher is told it failed and may retry.
+            ++_stats.publish_failed;
+            return _events->on_ordered(token, {}, 0, "the Redis engine connection was lost; retry");
+        }
+        const auto items = elements_of(*r);
+        uint64_t offset = 0;
+        if (type_of(*r) != reply_type::array || items.size() != 3 ||
+            !number_of(items[1], offset) || offset == 0) {
+            ++_stats.publish_failed;
+            RINGCAST_LOG_EVERY(log::level::warn, "redis_publish_refused", 1, 10000)
+                .msg("redis: a publish was refused: %.*s", int(text_of(*r).size()),
+                     text_of(*r).data());
+            if (text_of(*r).starts_with("NOSCRIPT")) {
+                load_scripts(); // flushed meanwhile (SCRIPT FLUSH): the next one finds it
+            }
+            return _events->on_ordered(token, {}, 0, "the Redis engine refused the publish");
+        }
+        ++_stats.published;
+        _events->on_ordered(token, text_of(*items[0]), offset, {});
+    }
+
+    void point_answered(uint64_t seq, const redisReply* r) {
+        auto node = _pointing.extract(seq);
+        if (node.empty()) {
+            return;
+        }
+        watch_state* w = current(node.mapped());
+        if (w == nullptr) {
+            return;
+        }
+        const auto items = r != nullptr ? elements_of(*r) : std::span<redisReply* const>{};
+        uint64_t offset = 0;
+        if (items.size() != 2 || type_of(*items[0]) != reply_type::string ||
+            !number_of(items[1], offset)) {
+            w->phase = watch_phase::needs_point; // read again when the command link is up
+            return;
+        }
+        const std::string channel = node.mapped().channel;
+        const uint64_t generation = w->generation;
+        std::vector<held_message> held = std::move(w->held);
+        w->held.clear();
+        w->phase = watch_phase::live;
+        _events->on_point(channel, text_of(*items[0]), offset);
+        for (const held_message& m : held) {
+            // An unwatch from a handler of the last one ends the watch: stop there.
+            auto it = _watched.find(channel);
+            if (it == _watched.end() || it->second.generation != generation) {
+                return;
+            }
+            deliver(it->first, m.payload);
+        }
+    }
+
+    void history_answered(uint64_t token, const redisReply* r) {
+        const auto items = r != nullptr ? elements_of(*r) : std::span<redisReply* const>{};
+        uint64_t offset = 0;
+        if (items.size() < 2 || (items.size() - 2) % 3 != 0 || !number_of(items[1], offset)) {
+            return _events->on_history(token, false, {}, 0, {});
+        }
+        const std::string_view epoch =
+            type_of(*items[0]) == reply_type::string ? text_of(*items[0]) : std::string_view{};
+        std::vector<pubsub::broker_message> messages;
+        messages.reserve((items.size() - 2) / 3);
+        for (std::size_t i = 2; i + 2 < items.size(); i += 3) {
+            pubsub::broker_message m;
+            std::string_view id = text_of(*items[i]);
+            std::string_view number;
+            if (!take(id, '-', number) || !to_u64(number, m.offset) ||
+                !number_of(items[i + 1], m.timestamp_ms) || !parse_body(text_of(*items[i + 2]), m)) {
+                return _events->on_history(token, false, {}, 0, {});
+            }
+            m.epoch = epoch;
+            messages.push_back(m);
+        }
+        _events->on_history(token, true, epoch, offset, messages);
+    }
+
+    redis_target _target;
+    link _cmd;
+    link _sub;
+    const std::string _publish_sha;
+    const std::string _point_sha;
+    const std::string _history_sha;
+    pubsub::broker_events* _events = nullptr;
+    pubsub::name_map<watch_state> _watched;
+    std::unordered_map<uint64_t, pending_watch> _subscribing; // SUBSCRIBE sent, by seq
+    std::unordered_map<uint64_t, pending_watch> _pointing;    // point read sent, by seq
+    uint64_t _generation = 0;
+    uint64_t _request_seq = 0;
+    uint64_t _epoch_base = 0;
+    uint32_t _epoch_seq = 0;
+    pubsub::broker_stats _stats;
+};
+
+} // namespace
+
+std::unique_ptr<pubsub::broker> make_broker(core::conn_io& io, core::outbound_connector& connector,
+                                            const redis_target& target, link_timing timing) {
+    return std::make_unique<redis_broker>(io, connector, target, timing);
+}
+
+} // namespace ringcast::redis
