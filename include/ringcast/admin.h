@@ -163,7 +163,8 @@ public:
     /// The API's mesh messages, registered with the shard in the constructor.
     void on_mesh(kinds::gather_question, shard_id from, std::unique_ptr<gather_msg> g) noexcept;
     void on_mesh(kinds::gather_answer, shard_id from, std::unique_ptr<gather_msg> g) noexcept;
-    void on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept override;
+    void on_published(const pubsub::publish_origin& origin, uint64_t offset,
+                      std::string_view failure) noexcept override;
     /// sys:stats gained its first subscriber (this is its home shard): snapshots start.
     void on_watched(std::string_view channel) noexcept override;
     /// The shard timer (core::conn_io::set_shard_timer) the API armed has fired; the

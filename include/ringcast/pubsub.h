@@ -428,7 +428,10 @@ struct publish_origin {
 class publish_listener {
 public:
     virtual ~publish_listener() = default;
-    virtual void on_published(const publish_origin& origin, uint64_t offset) noexcept = 0;
+    /// `offset` 0: it was not ordered, and `failure` (a static text) says why (with a
+    /// broker only: Redis down or refusing).
+    virtual void on_published(const publish_origin& origin, uint64_t offset,
+                              std::string_view failure = {}) noexcept = 0;
     /// On `channel`'s home shard: a channel of the sys namespace went from no interested
     /// shard to one (its first subscriber anywhere). Nothing by default.
     virtual void on_watched(std::string_view channel) noexcept { (void)channel; }

@@ -40,7 +40,8 @@ struct pending_publish {
     bool issuing = true;
     pubsub::body_shape shape = pubsub::body_shape::single;
     uint32_t remaining = 0;
-    std::vector<uint64_t> offsets; // by item
+    std::vector<uint64_t> offsets; // by item; 0: not ordered (`failure` says why)
+    std::string_view failure;      // the first item's that failed (a static text)
 };
 
 } // namespace ringcast::admin

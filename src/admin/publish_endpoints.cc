@@ -91,7 +91,9 @@ std::optional<std::string> api::post_broadcast(const call& c) {
 namespace {
 
 /// {"ok":true,"offset":N} for a single request, {"ok":true,"results":[{"offset":N},…]} for
-/// a batch (even of one).
+/// a batch (even of one). When an item was not ordered (a broker down: offsets of 0):
+/// 503 with its reason, and for a batch the results, so a backend retries only those
+/// ({"offset":0} marks them).
 std::string publish_result(const pending_publish& p) {
     switch (p.shape) {
     case pubsub::body_shape::single:
@@ -104,6 +106,19 @@ std::string publish_result(const pending_publish& p) {
         body += (i ? ",{\"offset\":" : "{\"offset\":") + std::to_string(p.offsets[i]) + "}";
     }
     return body + "]}";
+}
+
+std::string publish_answer(const pending_publish& p) {
+    if (p.failure.empty()) {
+        return http::make_response(200, "application/json", publish_result(p), p.ka);
+    }
+    if (p.shape == pubsub::body_shape::single) {
+        return http::make_error_response(503, p.failure, p.ka, http::retry_after(1));
+    }
+    std::string body = "{\"error\":{\"code\":503,\"message\":\"";
+    http::append_json_escaped(body, p.failure);
+    body += "\"}," + publish_result(p).substr(std::string_view("{\"ok\":true,").size());
+    return http::make_response(503, "application/json", body, p.ka, http::retry_after(1));
 }
 
 } // namespace
@@ -146,16 +161,20 @@ std::optional<std::string> api::issue(const call& c,
         return std::nullopt; // finish_publish() answers when the last home shard has
     }
     auto done = _publishes.extract(token);
-    return http::make_response(200, "application/json", publish_result(*done.mapped()), c.ka);
+    return publish_answer(*done.mapped());
 }
 
-void api::on_published(const pubsub::publish_origin& origin, uint64_t offset) noexcept {
+void api::on_published(const pubsub::publish_origin& origin, uint64_t offset,
+                       std::string_view failure) noexcept {
     auto it = _publishes.find(origin.id);
     if (it == _publishes.end()) {
         return;
     }
     pending_publish& p = *it->second;
     p.offsets[origin.index] = offset;
+    if (offset == 0 && p.failure.empty()) {
+        p.failure = failure.empty() ? std::string_view("not published") : failure;
+    }
     if (--p.remaining == 0 && !p.issuing) {
         finish_publish(origin.id);
     }
@@ -167,7 +186,7 @@ void api::finish_publish(uint64_t token) {
         return;
     }
     const pending_publish& p = *node.mapped();
-    _out.respond(p.h, http::make_response(200, "application/json", publish_result(p), p.ka));
+    _out.respond(p.h, publish_answer(p));
 }
 
 } // namespace ringcast::admin

@@ -279,8 +279,15 @@ void gateway::serve_healthz(const request_context& ctx) noexcept {
 void gateway::serve_readyz(const request_context& ctx) noexcept {
     // Readiness, for a balancer's health check: 503 from the moment a drain begins, so no new
     // client is sent here; /healthz (liveness) stays 200 until the process exits.
+    // With --engine redis, also 503 while this shard's connections to Redis are down: a
+    // node that cannot publish or receive what other nodes publish should get no clients
+    // (docs/scaling.md "Failures").
     switch (_io.drain()) {
     case core::drain_phase::serving:
+        if (_broker && !_broker->up()) {
+            return reply(ctx, http::make_response(503, "application/json",
+                                                  "{\"status\":\"engine down\"}\n", ctx.ka));
+        }
         return reply(ctx, http::make_response(200, "application/json", "{\"status\":\"ready\"}\n",
                                               ctx.ka));
     case core::drain_phase::announced:

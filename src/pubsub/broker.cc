@@ -152,6 +152,11 @@ void engine::on_point(std::string_view channel, std::string_view epoch, uint64_t
         // the broker's history (docs/scaling.md "Failures").
         ch->offset = std::max(ch->offset, offset);
     }
+    if (ch->history && ch->history->next_offset() != ch->offset + 1) {
+        // What came before the point, or while nothing was watched here, never reached
+        // this ring: it covers only what follows (older offsets are read from the broker).
+        ch->history->restart(ch->offset + 1);
+    }
     ch->point_known = true;
     const std::vector<std::pair<unsigned, uint64_t>> waiting = std::move(ch->awaiting_point);
     ch->awaiting_point.clear();

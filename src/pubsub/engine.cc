@@ -433,7 +433,7 @@ void engine::finish_publish(const publish_origin& origin, uint64_t offset,
                             std::string_view failure) {
     if (origin.from == publish_origin::kind::api) {
         if (_listener != nullptr) {
-            _listener->on_published(origin, offset);
+            _listener->on_published(origin, offset, failure);
         }
         return;
     }

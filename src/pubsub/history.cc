@@ -37,6 +37,13 @@ channel_history::~channel_history() {
     _store._live.erase(_serial);
 }
 
+void channel_history::restart(uint64_t next_offset) noexcept {
+    while (!_entries.empty()) {
+        drop_oldest(drop_reason::count);
+    }
+    _first = next_offset;
+}
+
 void channel_history::push(uint64_t offset, core::frame_ref f, uint64_t now_s, bool ack) {
     if (!_entries.empty() && offset != _first + _entries.size()) {
         // Not the next offset: start again there rather than keep a ring with a hole.

@@ -92,6 +92,11 @@ public:
     /// ones pushed with `ack` after `acked_through` (delivered, never acknowledged).
     std::vector<item> unconfirmed(uint64_t acked_through, uint64_t delivered_through,
                                   std::size_t limit, uint64_t now_s);
+    /// Drops every message and expects `next_offset` next: the ring covers nothing before
+    /// it (a broker's point, after which this node receives the channel; broker.cc).
+    void restart(uint64_t next_offset) noexcept;
+    /// The offset of the next message the ring expects.
+    uint64_t next_offset() const noexcept { return _first + _entries.size(); }
     /// The offset of the oldest retained message; the next offset to come when none is.
     uint64_t first_offset() const noexcept { return _first; }
     std::size_t size() const noexcept { return _entries.size(); }

@@ -26,7 +26,8 @@ namespace {
 
 struct recording_listener final : publish_listener {
     std::vector<uint64_t> offsets;
-    void on_published(const publish_origin&, uint64_t offset) noexcept override {
+    void on_published(const publish_origin&, uint64_t offset,
+                      std::string_view) noexcept override {
         offsets.push_back(offset);
     }
 };

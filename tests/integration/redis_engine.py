@@ -1,0 +1,344 @@
+#!/usr/bin/python3
+"""The Redis engine (--engine redis, docs/scaling.md): several ringcastd nodes share one
+real redis-server (Debian's, started here on a loopback port) and behave as one server.
+Python `websockets` clients, the backend API over HTTP.
+
+* three nodes, two shards each: three backends publish at once, one through each node, on
+  channels homed on every shard; every subscriber on every node gets every message once,
+  in one order (offsets 1..N, the same message ids everywhere), each backend's messages
+  in the order it sent them;
+* recovery across nodes: a client that got messages on node A recovers on node B, which
+  never carried the channel (history read from Redis Streams), and on A restarted (its
+  own history gone with the process); after a kill -9 of A its clients recover on B;
+* Redis restarted under load: no node crashes; publishes are refused 503 with a reason
+  while Redis is down, /readyz says "engine down" and /healthz stays 200; afterwards the
+  nodes resubscribe and subscribers get what is published again;
+* start-up refuses a bad --engine or --redis-url with a sentence.
+
+Usage: redis_engine.py PATH/TO/ringcastd. Fails without python3-websockets or redis-server.
+"""
+
+import asyncio
+import functools
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import brokers  # noqa: E402
+import support  # noqa: E402
+from support import expect, pubsub_client  # noqa: E402
+
+try:
+    import websockets  # noqa: F401
+except ImportError:
+    support.missing("python3 module 'websockets' (apt-get install python3-websockets)")
+
+HISTORY = ["--namespace", "chat:history=1000"]
+
+
+def node(binary, redis, shards=2, extra=()):
+    return support.server(binary, ["--shards", str(shards), "--engine", "redis",
+                                   "--redis-url", redis.url, *HISTORY, *extra], echo_path=None)
+
+
+def wait_ready(srv, timeout=10.0):
+    """Until /readyz answers 200 (every link of the shard that answers is up)."""
+    api = support.api_client(srv.port)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if api.request("GET", "/readyz").status == 200:
+                return
+            time.sleep(0.05)
+    finally:
+        api.close()
+    support.fail(f"node on {srv.port} not ready within {timeout}s")
+
+
+def offsets(c):
+    return [c.parsed(i)["offset"] for i in range(len(c.messages))]
+
+
+class publisher:
+    """Publishes {"from": tag, "n": k} for k = 1..count through one node, from a thread."""
+
+    def __init__(self, port, channel, tag, count, pause=0.0):
+        self.port, self.channel, self.tag, self.count, self.pause = port, channel, tag, count, pause
+        self.offsets = []
+        self.error = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        api = support.api_client(self.port)
+        try:
+            for n in range(1, self.count + 1):
+                self.offsets.append(api.publish(self.channel, {"from": self.tag, "n": n}))
+                if self.pause:
+                    time.sleep(self.pause)
+        except BaseException as e:  # reported by join()
+            self.error = e
+        finally:
+            api.close()
+
+    def join(self):
+        self.thread.join(60)
+        expect(not self.thread.is_alive(), f"publisher {self.tag} did not finish")
+        if self.error is not None:
+            raise self.error
+
+
+async def three_nodes_one_order(binary):
+    with brokers.redis_server() as redis:
+        nodes = [node(binary, redis) for _ in range(3)]
+        try:
+            for n in nodes:
+                wait_ready(n)
+            channels = [support.homed_on(s, 2, lambda i: f"chat:order{i}") for s in range(2)]
+            subs = []
+            for n in nodes:
+                for ch in channels:
+                    for _ in range(2):
+                        c = await pubsub_client.connect(n.port)
+                        reply = await c.subscribe(ch)
+                        expect(reply.get("offset") == 0, f"a fresh channel's point: {reply}")
+                        subs.append((ch, c))
+            per = 100
+            pubs = [publisher(n.port, ch, f"{i}", per) for i, n in enumerate(nodes)
+                    for ch in channels]
+            for p in pubs:
+                await asyncio.to_thread(p.join)
+            total = per * len(nodes)
+            reference = {}
+            for ch, c in subs:
+                await c.wait_messages(total, timeout=20)
+                got = [c.parsed(i) for i in range(len(c.messages))]
+                expect([m["offset"] for m in got] == list(range(1, total + 1)),
+                       f"{ch}: offsets {[m['offset'] for m in got][:10]}...")
+                order = [(m["id"], m["data"]["from"], m["data"]["n"]) for m in got]
+                reference.setdefault(ch, order)
+                expect(order == reference[ch], f"{ch}: two subscribers saw different orders")
+                for tag in ("0", "1", "2"):
+                    mine = [n for _, f, n in order if f == tag]
+                    expect(mine == list(range(1, per + 1)),
+                           f"{ch}: publisher {tag}'s messages out of order: {mine[:10]}")
+            for ch in channels:
+                expect(len({i for i, _, _ in reference[ch]}) == total,
+                       f"{ch}: message ids are not unique")
+            for _, c in subs:
+                await c.ws.close()
+        finally:
+            for n in nodes:
+                n.kill()
+
+
+async def recovery_across_nodes(binary):
+    with brokers.redis_server() as redis:
+        a, b = node(binary, redis), node(binary, redis)
+        try:
+            wait_ready(a)
+            wait_ready(b)
+            channel = "chat:rec"
+            c = await pubsub_client.connect(a.port)
+            point = await c.subscribe(channel)
+            api_a = support.api_client(a.port)
+            for n in range(20):
+                api_a.publish(channel, {"n": n})
+            await c.wait_messages(20)
+            epoch = point["epoch"]
+            seen = offsets(c)[-1]
+            await c.ws.close()
+            api_a.close()
+            a.stop()  # node A goes; the backend goes on through B
+            api_b = support.api_client(b.port)
+            for n in range(20, 50):
+                api_b.publish(channel, {"n": n})
+            # B never carried the channel: its history comes from Redis.
+            r = await pubsub_client.connect(b.port)
+            reply = await r.command("subscribe", channel=channel,
+                                    recover={"epoch": epoch, "offset": seen})
+            expect(reply.get("recovered") is True and reply.get("epoch") == epoch
+                   and reply.get("offset") == seen, f"recover on B: {reply}")
+            for n in range(50, 55):
+                api_b.publish(channel, {"n": n})
+            await r.wait_messages(55 - seen)
+            expect(offsets(r) == list(range(seen + 1, 56)), f"on B: {offsets(r)}")
+            expect([r.parsed(i)["data"]["n"] for i in range(len(r.messages))]
+                   == list(range(seen, 55)), "the recovered data is the published data")
+            # A restarted: a new process, nothing in its own memory; Redis has it all.
+            a2 = node(binary, redis)
+            try:
+                wait_ready(a2)
+                r2 = await pubsub_client.connect(a2.port)
+                reply = await r2.command("subscribe", channel=channel,
+                                         recover={"epoch": epoch, "offset": 5})
+                expect(reply.get("recovered") is True and reply.get("offset") == 5,
+                       f"recover on A restarted: {reply}")
+                await r2.wait_messages(50)
+                expect(offsets(r2) == list(range(6, 56)), f"on A restarted: {offsets(r2)[:5]}")
+                ids_b = [r.parsed(i)["id"] for i in range(len(r.messages))]
+                ids_a = [r2.parsed(i)["id"] for i in range(len(r2.messages))][seen - 5:]
+                expect(ids_a == ids_b, "the same messages carry the same ids on both nodes")
+                # By time, on a node: the first message stamped at or after a time.
+                stamp = r2.parsed(10)["timestamp"]
+                r3 = await pubsub_client.connect(a2.port)
+                reply = await r3.command("subscribe", channel=channel, recover={"since": stamp})
+                expect(reply.get("recovered") is True, f"recover by time: {reply}")
+                await r3.wait_messages(1)
+                first = r3.parsed(0)
+                expect(first["timestamp"] >= stamp and first["offset"] <= 16,
+                       f"recover by time started at {first}")
+                for cl in (r2, r3):
+                    await cl.ws.close()
+            finally:
+                a2.kill()
+            # An epoch Redis never had: not recovered, live from the point.
+            bad = await pubsub_client.connect(b.port)
+            reply = await bad.command("subscribe", channel=channel,
+                                      recover={"epoch": "nope", "offset": 3})
+            expect(reply.get("recovered") is False and reply.get("offset") == 55,
+                   f"a foreign epoch: {reply}")
+            await bad.ws.close()
+            await r.ws.close()
+            api_b.close()
+        finally:
+            a.kill()
+            b.kill()
+
+
+async def killed_node_clients_recover_elsewhere(binary):
+    with brokers.redis_server() as redis:
+        a, b = node(binary, redis), node(binary, redis)
+        try:
+            wait_ready(a)
+            wait_ready(b)
+            channels = [f"chat:k{i}" for i in range(4)]
+            clients = []
+            for ch in channels:
+                c = await pubsub_client.connect(a.port)
+                clients.append((ch, c, await c.subscribe(ch)))
+            pubs = [publisher(b.port, ch, "b", 200, pause=0.002) for ch in channels]
+            await asyncio.sleep(0.15)
+            a.kill()  # SIGKILL: no close frames
+            last = {}
+            for ch, c, _ in clients:
+                await c.wait_closed(5)
+                last[ch] = offsets(c)[-1] if c.messages else 0
+            for p in pubs:
+                await asyncio.to_thread(p.join)
+            for ch, _, point in clients:
+                r = await pubsub_client.connect(b.port)
+                reply = await r.command("subscribe", channel=ch,
+                                        recover={"epoch": point["epoch"], "offset": last[ch]})
+                expect(reply.get("recovered") is True, f"{ch}: {reply}")
+                await r.wait_messages(200 - last[ch])
+                expect(offsets(r) == list(range(last[ch] + 1, 201)),
+                       f"{ch}: recovered {offsets(r)[:5]}... after {last[ch]}")
+                await r.ws.close()
+        finally:
+            a.kill()
+            b.kill()
+
+
+async def redis_restart_under_load(binary):
+    with brokers.redis_server() as redis:
+        a, b = node(binary, redis), node(binary, redis)
+        try:
+            wait_ready(a)
+            wait_ready(b)
+            channel = "chat:live"
+            c = await pubsub_client.connect(b.port)
+            await c.subscribe(channel)
+            api = support.api_client(a.port)
+            statuses = {}
+            stop = threading.Event()
+
+            def load():
+                api2 = support.api_client(a.port)
+                k = 0
+                while not stop.is_set() and k < 20000:
+                    k += 1
+                    r = api2.request("POST", "/api/publish", {"channel": channel, "data": k})
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
+                    if r.status == 503:
+                        statuses["reason"] = r.json.get("error") if r.json else r.body
+                        time.sleep(0.005)
+                api2.close()
+
+            t = threading.Thread(target=load, daemon=True)
+            t.start()
+            await asyncio.sleep(0.3)
+            redis.stop()
+            seen_down = False
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not seen_down:
+                seen_down = api.request("GET", "/readyz").status == 503
+                await asyncio.sleep(0.02)
+            expect(seen_down, "/readyz did not turn 503 while Redis was down")
+            expect(api.request("GET", "/healthz").status == 200, "/healthz while Redis down")
+            r = api.request("POST", "/api/publish", {"channel": channel, "data": "down"})
+            expect(r.status == 503 and "Redis" in r.body.decode(),
+                   f"a publish while Redis is down: {r}")
+            await asyncio.sleep(0.3)
+            redis.start()
+            wait_ready(a, timeout=15)
+            wait_ready(b, timeout=15)
+            stop.set()
+            await asyncio.to_thread(t.join, 30)
+            expect(statuses.get(200, 0) > 0 and statuses.get(503, 0) > 0,
+                   f"publishes during the restart: {statuses}")
+            expect(a.alive() and b.alive(), "a node died with Redis")
+            # Resubscribed: a publish now reaches B's subscriber (a new epoch: Redis kept
+            # nothing, so offsets start again).
+            before = len(c.messages)
+            got = None
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and got is None:
+                api.publish(channel, "after")
+                await asyncio.sleep(0.1)
+                for i in range(before, len(c.messages)):
+                    if c.parsed(i)["data"] == "after":
+                        got = c.parsed(i)
+            expect(got is not None, "nothing reached the subscriber after Redis came back")
+            await c.ws.close()
+            api.close()
+        finally:
+            a.kill()
+            b.kill()
+
+
+async def bad_settings_refused(binary):
+    for args, words in ((["--engine", "cluster"], "not an engine"),
+                        (["--engine", "redis", "--redis-url", "http://x"], "redis://"),
+                        (["--engine", "redis", "--redis-url", "redis://:1/"], "no host"),
+                        (["--engine", "redis", "--redis-url", "redis://127.0.0.1:99999"],
+                         "port"),
+                        (["--redis-prefix", "a b"], "prefix")):
+        p = subprocess.run([binary, "--listen", "127.0.0.1:0", *args], capture_output=True,
+                           text=True, timeout=10)
+        expect(p.returncode != 0 and words in p.stderr,
+               f"{args}: exit {p.returncode}, stderr {p.stderr[-300:]!r}")
+
+
+def main():
+    binary = support.binary_from_argv()
+    cases = [
+        ("three nodes: concurrent publishes through every node reach every subscriber on "
+         "every node once, in one order, with the same ids", three_nodes_one_order),
+        ("recovery across nodes: on a node that never carried the channel, on a restarted "
+         "node, by time; a foreign epoch is not recovered", recovery_across_nodes),
+        ("kill -9 of a node: its clients recover every message on another node",
+         killed_node_clients_recover_elsewhere),
+        ("Redis restarted under load: 503 with a reason, /readyz 503, /healthz 200, no crash, "
+         "resubscribed after", redis_restart_under_load),
+        ("bad --engine, --redis-url and --redis-prefix are refused at start",
+         bad_settings_refused),
+    ]
+    return support.run_cases([(name, functools.partial(f, binary)) for name, f in cases])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
