@@ -6,6 +6,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -202,6 +204,14 @@ result<redis_url, std::string> parse_redis_url(std::string_view url) {
     }
     if (host.empty()) {
         return unexpected{std::string("the Redis URL has no host")};
+    }
+    const bool host_chars = std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
+               c == '_' || c == ':' || c == '%';
+    });
+    if (!host_chars) {
+        return unexpected{std::string("the Redis URL's host may hold only letters, digits and . - _ "
+                                      "(or an IPv6 address in [ ])")};
     }
     out.host = std::string(host);
     if (!path.empty()) {

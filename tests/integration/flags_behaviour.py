@@ -336,7 +336,9 @@ def cases(binary):
                              "NS[,NS]": "chat", "TEXT": "ringcast-test",
                              "CIDR[,CIDR]": "10.0.0.0/8,::1",
                              "NAME:RULE[,RULE]": "chat:public,publish",
-                             "LEVEL": "warn", "FORMAT": "json"}.get(
+                             "LEVEL": "warn", "FORMAT": "json", "ENGINE": "redis",
+                             "URL": f"redis://{support.LOOPBACK}:6379/0",
+                             "PREFIX": "ringcast-test"}.get(
                                  head[1], m.group(1) if m else "1")
                     value = {"--echo": "/echo", "--allowed-origins": "https://chat.test",
                              "--jwt-secret-file": jwt_secret, "--jwt-public-key": jwt_pem,

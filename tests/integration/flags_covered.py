@@ -52,6 +52,11 @@ BAD = {
     "CIDR[,CIDR]": ["abc", "-1", "1.5", "", ",", "10.0.0.0/8,", "10.0.0.1/8", "10.0.0.0/33",
                     "::1/129", "127.1", "10.0.0.0/08", "localhost"],
     "TEXT": [""],
+    "ENGINE": ["abc", "-1", "1.5", "", "Redis", "embedded,redis"],
+    "URL": ["abc", "-1", "", "http://127.0.0.1", "redis://", "redis://127.0.0.1:99999",
+            "redis://127.0.0.1:abc", "redis://127.0.0.1/abc", "redis://127.0.0.1/-1",
+            "redis://a b", "redis://[::1", "rediss://127.0.0.1"],
+    "PREFIX": ["", "a b", "a*", "x" * 65, "a/b"],
     "NAME:RULE[,RULE]": ["abc", "", "user:public", "chat:", "chat:public,private",
                          "chat:bogus", "chat:public,publish,publish"],
 }
