@@ -65,6 +65,8 @@ void api::answer_here(gather_msg& g) noexcept {
                       _io.counters(),
                       _out.edge_stats(),
                       _counters,
+                      _engine.node_broker() != nullptr ? _engine.node_broker()->stats()
+                                                       : pubsub::broker_stats{},
                       _out.close_stats(),
                       _engine.publish_latency(),
                       {}};

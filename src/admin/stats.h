@@ -1,8 +1,8 @@
 // The counters of GET /api/stats as tables (private to src/admin; tests/unit/admin reads
 // them too). One row per field of each counters struct — pubsub::counters,
-// core::shard_counters, admin::edge_counters, admin::api_counters — says the name the figure
-// has in JSON, one line of help, whether it is a counter or a gauge (and how a gauge's
-// shards combine), and the member it reads. Summing the shards (merge) and writing the JSON
+// core::shard_counters, admin::edge_counters, admin::api_counters, pubsub::broker_stats —
+// says the name the figure has in JSON, one line of help, whether it is a counter or a
+// gauge (and how a gauge's shards combine), and the member it reads. Summing the shards (merge) and writing the JSON
 // (stats.cc) read these tables and nothing else, so adding a counter is adding a struct
 // member and one row here; a member without a row does not compile (the static_asserts at
 // the end). The structs stay where their modules keep them; the tables point into them with
@@ -270,9 +270,39 @@ inline constexpr field<api_counters> api_fields[] = {
     {"sys_stats_skipped", figure::counter, &api_counters::sys_stats_skipped,
      "sys:stats snapshots not published because traffic between shards was backed up"},
 };
+inline constexpr field<pubsub::broker_stats> engine_fields[] = {
+    {"engine_links", figure::gauge_sum, &pubsub::broker_stats::links,
+     "connections this shard keeps to the engine's Redis (--engine redis; 0 embedded)"},
+    {"engine_links_up", figure::gauge_sum, &pubsub::broker_stats::links_up,
+     "of them up now: fewer than engine_links means publishes get 503 and /readyz fails"},
+    {"engine_connects", figure::counter, &pubsub::broker_stats::connects,
+     "connections to Redis that came up (AUTH and SELECT done)"},
+    {"engine_connect_failures", figure::counter, &pubsub::broker_stats::connect_failures,
+     "connection attempts to Redis that did not come up"},
+    {"engine_disconnects", figure::counter, &pubsub::broker_stats::disconnects,
+     "connections to Redis that were up and went down (each reconnects with backoff)"},
+    {"engine_requests", figure::counter, &pubsub::broker_stats::requests,
+     "requests sent to Redis (scripts, SUBSCRIBE, PING)"},
+    {"engine_errors", figure::counter, &pubsub::broker_stats::errors,
+     "error replies from Redis"},
+    {"engine_pending", figure::gauge_sum, &pubsub::broker_stats::pending,
+     "requests sent to Redis and not yet answered"},
+    {"engine_watched", figure::gauge_sum, &pubsub::broker_stats::watched,
+     "channels this shard receives from Redis for its home channels with subscribers"},
+    {"engine_published", figure::counter, &pubsub::broker_stats::published,
+     "publishes Redis ordered for this shard's home channels"},
+    {"engine_publish_failed", figure::counter, &pubsub::broker_stats::publish_failed,
+     "publishes answered 503 because Redis was down or refused them"},
+    {"engine_received", figure::counter, &pubsub::broker_stats::received,
+     "messages received from Redis for watched channels"},
+    {"engine_history_reads", figure::counter, &pubsub::broker_stats::history_reads,
+     "recoveries that read history from Redis's streams"},
+    {"engine_buffered_dropped", figure::counter, &pubsub::broker_stats::buffered_dropped,
+     "messages dropped while a channel's position was being read (over 10,000 held)"},
+};
 // clang-format on
 
-/// One shard's figures, or the total of several (merge). The four counters structs are
+/// One shard's figures, or the total of several (merge). The five counters structs are
 /// the tables' (one row per member); the rest are written by their own code below the
 /// tables' (closes by code, the two histograms), with the same shape in every shard object
 /// and the total.
@@ -281,6 +311,8 @@ struct shard_stats {
     core::shard_counters core;
     edge_counters edge;
     api_counters api;
+    /// The engine's connections and traffic (pubsub::broker::stats; zero when embedded).
+    pubsub::broker_stats engine;
     /// WebSocket closes by code, the gateway's and pubsub's (responder::close_stats).
     ws::close_counts closes;
     /// A publish's acceptance (any shard) → its last copy queued on this shard, µs, once
@@ -301,7 +333,7 @@ template <typename S>
 using rows = std::span<const field<S>>;
 
 /// Calls fn(section, rows, part) for each table, in the order the JSON writes them:
-/// `section` names the struct's module ("pubsub", "core", "edge", "api"), `rows` is its
+/// `section` names the struct's module ("pubsub", "core", "edge", "api", "engine"), `rows` is its
 /// table (a stats::rows<S>), `part` the shard_stats member holding that struct. The one
 /// list of tables.
 template <typename Fn>
@@ -310,6 +342,8 @@ constexpr void for_each_section(Fn&& fn) {
     fn(std::string_view("core"), rows<core::shard_counters>(core_fields), &shard_stats::core);
     fn(std::string_view("edge"), rows<edge_counters>(edge_fields), &shard_stats::edge);
     fn(std::string_view("api"), rows<api_counters>(api_fields), &shard_stats::api);
+    fn(std::string_view("engine"), rows<pubsub::broker_stats>(engine_fields),
+       &shard_stats::engine);
 }
 
 /// A figure computed from rows, under the JSON name clients read before the rows were
@@ -456,5 +490,7 @@ static_assert(covers_every_member(edge_fields),
               "admin::edge_counters changed: give each member one row in stats::edge_fields");
 static_assert(covers_every_member(api_fields),
               "admin::api_counters changed: give each member one row in stats::api_fields");
+static_assert(covers_every_member(engine_fields),
+              "pubsub::broker_stats changed: give each member one row in stats::engine_fields");
 
 } // namespace ringcast::admin::stats

@@ -303,6 +303,26 @@ async def redis_restart_under_load(binary):
                     if c.parsed(i)["data"] == "after":
                         got = c.parsed(i)
             expect(got is not None, "nothing reached the subscriber after Redis came back")
+            # The engine's figures: every link back up, each went down once and came up
+            # twice; A counted the refused publishes, B what it received for its watch.
+            ta = api.request("GET", "/api/stats").json["total"]
+            expect(ta["engine_links"] > 0 and ta["engine_links_up"] == ta["engine_links"],
+                   f"links after the restart: {ta['engine_links_up']} of {ta['engine_links']}")
+            expect(ta["engine_disconnects"] >= ta["engine_links"]
+                   and ta["engine_connects"] >= 2 * ta["engine_links"],
+                   f"A's engine figures: {({k: v for k, v in ta.items() if 'engine' in k})}")
+            expect(ta["engine_publish_failed"] > 0 and ta["engine_published"] > 0,
+                   f"A's publishes: {ta['engine_published']} ordered, "
+                   f"{ta['engine_publish_failed']} failed")
+            api_b = support.api_client(b.port)
+            tb = api_b.request("GET", "/api/stats").json["total"]
+            expect(tb["engine_watched"] >= 1 and tb["engine_received"] > 0,
+                   f"B's watch: {tb['engine_watched']} channels, {tb['engine_received']} received")
+            metrics = api_b.request("GET", "/metrics").body.decode()
+            for stem in ("ringcast_engine_links_up{", "ringcast_engine_disconnects_total{",
+                         "ringcast_engine_received_total{"):
+                expect(stem in metrics, f"/metrics has no {stem}")
+            api_b.close()
             await c.ws.close()
             api.close()
         finally:
