@@ -495,6 +495,22 @@ struct broker_stats {
     uint64_t received = 0;       ///< messages received for watched channels
     uint64_t history_reads = 0;  ///< recoveries read from the broker's history
     uint64_t buffered_dropped = 0; ///< messages dropped while a point was read (bounded)
+    uint64_t user_claims = 0;         ///< per-user slots checked against every node
+    uint64_t user_claims_refused = 0; ///< of them refused: the user's nodes held the limit
+    uint64_t user_claims_unchecked = 0; ///< slots granted on this node's count alone (down)
+};
+
+/// What the broker tells the holder of a shard's per-user connection counts (the gateway,
+/// --max-connections-per-user across nodes); on the shard's thread.
+class user_count_events {
+public:
+    virtual ~user_count_events() = default;
+    /// broker::claim_user(`token`) was decided: `granted` false when the user's entries on
+    /// every live node reached the limit.
+    virtual void on_user_claimed(uint64_t token, bool granted) noexcept = 0;
+    /// The broker's connection came (back) up: what it held of this shard's entries may be
+    /// gone (expired while it was away), so every user's count is pushed again (count_user).
+    virtual void on_user_counts_lost() noexcept = 0;
 };
 
 /// The node-wide order of channels (docs/scaling.md): with it, a channel's home shard does
@@ -522,6 +538,20 @@ public:
     /// Connected and usable now.
     virtual bool up() const noexcept = 0;
     virtual broker_stats stats() const noexcept = 0;
+
+    // Connections per user across nodes (docs/scaling.md "Connections per user"). Each
+    // shard's entry for a user is the number of slots it holds; an entry of a node that
+    // stopped refreshing its liveness is not counted (and removed by the next claim).
+    /// Who hears claims decided and counts lost; set once, before claim_user.
+    virtual void set_user_events(user_count_events* events) noexcept = 0;
+    /// `user` holds `held` slots here, this claim's included: granted (and this shard's
+    /// entry set to `held`) when that plus the other live entries is at most `max`.
+    /// Always answered through on_user_claimed(token), possibly before this returns; while
+    /// the broker is down, granted at once (this node's own count still applies).
+    virtual void claim_user(std::string_view user, uint32_t held, uint32_t max,
+                            uint64_t token) noexcept = 0;
+    /// This shard's entry for `user` becomes `held` (0 removes it): a slot given back.
+    virtual void count_user(std::string_view user, uint32_t held) noexcept = 0;
 };
 
 /// Hash for maps keyed by names, so lookups take a string_view without building a

@@ -138,6 +138,8 @@ public:
     virtual void on_reply(class link& l, uint64_t tag, const redisReply* r) noexcept = 0;
     /// A reply no request waits for: a pub/sub "message" on a subscriber link.
     virtual void on_push(class link& l, const redisReply& r) noexcept = 0;
+    /// Once a second while the link is up. Nothing by default.
+    virtual void on_tick(class link& l) noexcept { (void)l; }
 };
 
 /// One connection to Redis on the shard's ring (see the file comment).

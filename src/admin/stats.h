@@ -299,6 +299,13 @@ inline constexpr field<pubsub::broker_stats> engine_fields[] = {
      "recoveries that read history from Redis's streams"},
     {"engine_buffered_dropped", figure::counter, &pubsub::broker_stats::buffered_dropped,
      "messages dropped while a channel's position was being read (over 10,000 held)"},
+    {"engine_user_claims", figure::counter, &pubsub::broker_stats::user_claims,
+     "connections of a user checked against --max-connections-per-user over every node"},
+    {"engine_user_claims_refused", figure::counter, &pubsub::broker_stats::user_claims_refused,
+     "of them refused because the user's connections on every live node reached the limit"},
+    {"engine_user_claims_unchecked", figure::counter,
+     &pubsub::broker_stats::user_claims_unchecked,
+     "connections of a user admitted on this node's count alone while Redis was down"},
 };
 // clang-format on
 

@@ -4,6 +4,9 @@
 //                                        the order of offsets is the order of messages)
 //                     EVALSHA point    (a watched channel's epoch and last offset)
 //                     EVALSHA history  (XRANGE after an offset, or the newest N)
+//                     EVALSHA claim    (a user's slots on every live shard ≤ the limit?)
+//                     HSET / HDEL      (this shard's count of a user's slots)
+//                     SET live PX      (this shard's liveness, every 2 s)
 //   subscriber link   SUBSCRIBE / UNSUBSCRIBE <prefix>:<channel>, one channel per request
 //
 // hiredis 0.14 reads RESP2 only, where a subscribed connection takes no other command:
@@ -94,6 +97,37 @@ end
 return out
 )lua";
 
+// KEYS: the user's hash (field: a shard's id, value: the slots it holds). ARGV: this
+// shard's id, its slots with this claim, the limit, the liveness key prefix, the hash's
+// ttl ms. Entries of shards whose liveness key expired are dropped, not counted.
+constexpr std::string_view claim_script = R"lua(
+local total = tonumber(ARGV[2])
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local shard = fields[i]
+  if shard ~= ARGV[1] then
+    if redis.call('EXISTS', ARGV[4] .. shard) == 1 then
+      total = total + tonumber(fields[i + 1])
+    else
+      redis.call('HDEL', KEYS[1], shard)
+    end
+  end
+end
+if total > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+)lua";
+
+/// A shard's liveness: its key lives this long and is refreshed every live_refresh_s, so
+/// a node that died stops counting within live_ttl_ms (docs/scaling.md "Connections per
+/// user").
+constexpr uint32_t live_ttl_ms = 6000;
+constexpr uint64_t live_refresh_ms = 2000;
+/// A user's hash outlives its last change by a day: entries of users who never come back
+/// after their node died do not stay in Redis for ever.
+constexpr uint32_t user_ttl_ms = 86400 * 1000;
+
 /// Seven days: a channel's order (epoch, offset) outlives a week without publishes; past
 /// it a new epoch starts, which a recovering client is told (docs/scaling.md "Keys").
 constexpr uint32_t meta_ttl_s = 7 * 86400;
@@ -156,7 +190,16 @@ bool parse_body(std::string_view body, pubsub::broker_message& m) noexcept {
     return true;
 }
 
-enum class tag_kind : uint8_t { publish = 1, point, history, subscribe, unsubscribe, script };
+enum class tag_kind : uint8_t {
+    publish = 1,
+    point,
+    history,
+    subscribe,
+    unsubscribe,
+    script,
+    claim,
+    count, ///< a count pushed, the liveness refreshed: nothing waits for the reply
+};
 
 uint64_t make_tag(tag_kind kind, uint64_t seq) noexcept {
     return (uint64_t(kind) << 56) | (seq & ((uint64_t{1} << 56) - 1));
@@ -172,14 +215,18 @@ class redis_broker final : public pubsub::broker, private link_owner {
 public:
     redis_broker(core::conn_io& io, core::outbound_connector& connector,
                  const redis_target& target, link_timing timing)
-        : _target(target),
+        : _io(io), _target(target),
           _cmd(io, connector, target, "cmd-" + std::to_string(unsigned(io.id())), *this, timing),
           _sub(io, connector, target, "sub-" + std::to_string(unsigned(io.id())), *this, timing),
           _publish_sha(sha1_hex(publish_script)), _point_sha(sha1_hex(point_script)),
-          _history_sha(sha1_hex(history_script)) {
+          _history_sha(sha1_hex(history_script)), _claim_sha(sha1_hex(claim_script)) {
         if (getrandom(&_epoch_base, sizeof(_epoch_base), 0) != sizeof(_epoch_base)) {
             _epoch_base = core::monotonic_us() * 0x9E3779B97F4A7C15ull;
         }
+        char id[20];
+        std::snprintf(id, sizeof(id), "%016llx", static_cast<unsigned long long>(_epoch_base));
+        _shard_id = id;
+        _live_key = _target.prefix + ":live:" + _shard_id;
         _cmd.start();
         _sub.start();
     }
@@ -258,6 +305,44 @@ public:
         }
     }
 
+    void set_user_events(pubsub::user_count_events* events) noexcept override {
+        _user_events = events;
+    }
+
+    void claim_user(std::string_view user, uint32_t held, uint32_t max,
+                    uint64_t token) noexcept override {
+        ++_stats.user_claims;
+        const std::string hash = user_key(user);
+        const std::string held_text = std::to_string(held);
+        const std::string max_text = std::to_string(max);
+        const std::string live_prefix = _target.prefix + ":live:";
+        const std::string ttl = std::to_string(user_ttl_ms);
+        const std::string_view args[] = {"EVALSHA", _claim_sha, "1",     hash,
+                                         _shard_id, held_text,  max_text, live_prefix, ttl};
+        if (!_cmd.up() || !_cmd.send(args, make_tag(tag_kind::claim, token))) {
+            ++_stats.user_claims_unchecked;
+            _user_events->on_user_claimed(token, true);
+        }
+    }
+
+    void count_user(std::string_view user, uint32_t held) noexcept override {
+        if (!_cmd.up()) {
+            return; // pushed again when the link is up (on_user_counts_lost)
+        }
+        const std::string hash = user_key(user);
+        if (held == 0) {
+            const std::string_view args[] = {"HDEL", hash, _shard_id};
+            _cmd.send(args, make_tag(tag_kind::count, 0));
+            return;
+        }
+        const std::string held_text = std::to_string(held);
+        const std::string ttl = std::to_string(user_ttl_ms);
+        const std::string_view set[] = {"HSET", hash, _shard_id, held_text};
+        const std::string_view expire[] = {"PEXPIRE", hash, ttl};
+        _cmd.send(set, make_tag(tag_kind::count, 0));
+        _cmd.send(expire, make_tag(tag_kind::count, 0));
+    }
+
     void read_history(std::string_view channel, uint64_t after, uint64_t limit,
                       uint64_t token) noexcept override {
         ++_stats.history_reads;
@@ -292,6 +377,15 @@ private:
         k.append(_target.prefix).append(":{").append(channel).append("}:").append(what);
         return k;
     }
+    std::string user_key(std::string_view user) const {
+        return _target.prefix + ":user:{" + std::string(user) + "}";
+    }
+    void refresh_liveness() {
+        const std::string ttl = std::to_string(live_ttl_ms);
+        const std::string_view args[] = {"SET", _live_key, "1", "PX", ttl};
+        _cmd.send(args, make_tag(tag_kind::count, 0));
+        _live_refreshed_ms = _io.now_ms();
+    }
     std::string pubsub_channel(std::string_view channel) const {
         return _target.prefix + ":" + std::string(channel);
     }
@@ -304,7 +398,8 @@ private:
     }
 
     void load_scripts() {
-        for (const std::string_view script : {publish_script, point_script, history_script}) {
+        for (const std::string_view script :
+             {publish_script, point_script, history_script, claim_script}) {
             const std::string_view args[] = {"SCRIPT", "LOAD", script};
             _cmd.send(args, make_tag(tag_kind::script, 0));
         }
@@ -374,10 +469,14 @@ private:
             // Loaded first on every connection (a restarted Redis has none): every EVALSHA
             // after these finds its script.
             load_scripts();
+            refresh_liveness();
             for (auto& [channel, w] : _watched) {
                 if (w.phase == watch_phase::needs_point) {
                     read_point(channel, w);
                 }
+            }
+            if (_user_events != nullptr) {
+                _user_events->on_user_counts_lost();
             }
             return;
         }
@@ -420,7 +519,21 @@ private:
             return;
         }
         case tag_kind::unsubscribe:
+        case tag_kind::count:
             return;
+        case tag_kind::claim: {
+            // Not answered (the link went down): granted on this node's count, as when
+            // down; the count is pushed again when the link is back.
+            const bool refused = r != nullptr && type_of(*r) == reply_type::integer &&
+                                 integer_of(*r) == 0;
+            if (refused) {
+                ++_stats.user_claims_refused;
+            } else if (r == nullptr || type_of(*r) != reply_type::integer) {
+                ++_stats.user_claims_unchecked;
+            }
+            _user_events->on_user_claimed(seq, !refused);
+            return;
+        }
         case tag_kind::script:
             if (r != nullptr && type_of(*r) == reply_type::error) {
                 RINGCAST_LOG(log::level::error, "redis_script_refused")
@@ -428,6 +541,12 @@ private:
                          int(text_of(*r).size()), text_of(*r).data());
             }
             return;
+        }
+    }
+
+    void on_tick(link& l) noexcept override {
+        if (&l == &_cmd && _io.now_ms() >= _live_refreshed_ms + live_refresh_ms) {
+            refresh_liveness();
         }
     }
 
@@ -544,13 +663,19 @@ private:
         _events->on_history(token, true, epoch, offset, messages);
     }
 
+    core::conn_io& _io;
     redis_target _target;
     link _cmd;
     link _sub;
     const std::string _publish_sha;
     const std::string _point_sha;
     const std::string _history_sha;
+    const std::string _claim_sha;
+    std::string _shard_id; // this shard's entry in users' hashes, and its liveness key's
+    std::string _live_key;
+    uint64_t _live_refreshed_ms = 0;
     pubsub::broker_events* _events = nullptr;
+    pubsub::user_count_events* _user_events = nullptr;
     pubsub::name_map<watch_state> _watched;
     std::unordered_map<uint64_t, pending_watch> _subscribing; // SUBSCRIBE sent, by seq
     std::unordered_map<uint64_t, pending_watch> _pointing;    // point read sent, by seq

@@ -3,7 +3,8 @@
 //
 //   on_connect_result ok ─► handshake: [AUTH] [SELECT] CLIENT SETNAME, pipelined
 //   on_data ─► reader ─► "message" array? on_push : the oldest request's on_reply
-//   on_timer (every second) ─► oldest request past reply_timeout? close : idle? PING
+//   on_timer (every second) ─► oldest request past reply_timeout? close : idle? PING;
+//                              then the owner's on_tick
 //   on_closed ─► every pending request answered null ─► on_down (if it was up) ─► backoff
 //
 // Reconnects never stop until stop(): the delay doubles from backoff_base_ms to
@@ -241,6 +242,9 @@ void link::on_timer(conn_handle, core::conn_timer which) noexcept {
         write(args, ping_tag);
     }
     arm_timer();
+    if (_state == state::up) {
+        _owner.on_tick(*this);
+    }
 }
 
 void link::on_shutdown(conn_handle h) noexcept {

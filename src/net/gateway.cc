@@ -27,6 +27,9 @@ gateway::gateway(core::conn_io& io, const gateway_config& config)
     receivers.on<kinds::user_claim>(*this);
     receivers.on<kinds::user_answer>(*this);
     receivers.on<kinds::user_release>(*this);
+    if (_broker) {
+        _broker->set_user_events(this);
+    }
 }
 
 std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config) {

@@ -122,7 +122,8 @@ std::string_view dashboard_headers() noexcept;
 /// copyable: the route table views its own _config.
 class gateway final : public core::conn_handler,
                       private admin::responder,
-                      private core::outbound_connector {
+                      private core::outbound_connector,
+                      private pubsub::user_count_events {
 public:
     gateway(core::conn_io& io, const gateway_config& config);
     gateway(const gateway&) = delete;
@@ -181,6 +182,21 @@ private:
     void refuse_draining(conn_handle h, connection& c) noexcept;
     /// A slot of `user` is free again: given back here or posted to its home.
     void release_user_slot(std::string_view user) noexcept;
+    /// On the user's home: takes a slot of m->user for a handshake on shard `from` (this
+    /// one included) if the user holds fewer than the limit here; with an engine, then
+    /// asks it whether every node's count allows it (on_user_claimed). Answered through
+    /// answer_claim.
+    void claim_at_home(shard_id from, std::unique_ptr<user_slot_msg> m) noexcept;
+    /// The home's answer to the shard that asked: posted, or finish_claim when it is this.
+    void answer_claim(shard_id to, std::unique_ptr<user_slot_msg> m) noexcept;
+    /// On the handshake's shard: the user's home answered m: upgrade, 429, or (closed or
+    /// draining meanwhile) the slot goes back.
+    void finish_claim(std::unique_ptr<user_slot_msg> m) noexcept;
+    /// On the user's home: one slot of `user` given back (and the engine's count with it).
+    void give_back_here(std::string_view user) noexcept;
+    // pubsub::user_count_events (the engine's answers, on the home shard)
+    void on_user_claimed(uint64_t token, bool granted) noexcept override;
+    void on_user_counts_lost() noexcept override;
     /// The identity of ctx.req's token (presented_token), or the reason it is refused:
     /// verify()'s, "token required", "sub is not a valid user id". Counts a refusal.
     result<auth::identity, std::string_view> authenticate(const http::request& req) noexcept;
@@ -288,6 +304,14 @@ private:
     user_slots _user_slots;
     uint64_t _refused_user_limit = 0;
     uint64_t _user_slot_early_closes = 0;
+    /// Claims the engine is deciding (claim_at_home → on_user_claimed), by token. Bounded
+    /// by the handshakes waiting in phase::user_slot on the node's shards.
+    struct pending_claim {
+        shard_id from;
+        std::unique_ptr<user_slot_msg> msg;
+    };
+    std::unordered_map<uint64_t, pending_claim> _claims;
+    uint64_t _claim_seq = 0;
 
     // PROXY protocol outcomes (admin::edge_counters).
     uint64_t _proxy_headers = 0;

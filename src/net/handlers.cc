@@ -99,21 +99,73 @@ void gateway::admit_pubsub(const request_context& ctx, pubsub_start start) noexc
         return open_pubsub(ctx.h, ctx.conn, std::move(start), ctx.rest);
     }
     const auto home = shard_id(static_cast<uint16_t>(pubsub::home_shard(user, _io.shards())));
-    if (home == _io.id()) {
+    if (home == _io.id() && !_broker) {
         if (!_user_slots.take(user)) {
             return refuse_user_limit(ctx.h, ctx.conn);
         }
         ctx.conn.holds_user_slot = true;
         return open_pubsub(ctx.h, ctx.conn, std::move(start), ctx.rest);
     }
-    // The home shard counts this user: the handshake waits for its answer (on_mesh
-    // user_answer). The rest of the read is at most one read's bytes.
+    // The home shard counts this user (and with an engine asks every node's count): the
+    // handshake waits for its answer (finish_claim). The rest of the read is at most one
+    // read's bytes.
     auto claim = std::make_unique<user_slot_msg>(user_slot_msg{std::string(user), ctx.h});
     ctx.conn.stash.assign(reinterpret_cast<const char*>(ctx.rest.data()), ctx.rest.size());
     ctx.conn.pending = std::make_unique<pubsub_start>(std::move(start));
     ctx.conn.http.reset();
     ctx.conn.state = phase::user_slot;
+    if (home == _io.id()) {
+        return claim_at_home(home, std::move(claim));
+    }
     _io.post<kinds::user_claim>(home, std::move(claim));
+}
+
+void gateway::claim_at_home(shard_id from, std::unique_ptr<user_slot_msg> m) noexcept {
+    if (!_user_slots.take(m->user)) {
+        m->granted = false;
+        return answer_claim(from, std::move(m));
+    }
+    if (!_broker) {
+        m->granted = true;
+        return answer_claim(from, std::move(m));
+    }
+    const uint64_t token = ++_claim_seq;
+    const uint32_t held = _user_slots.held(m->user);
+    const std::string user = m->user;
+    _claims.emplace(token, pending_claim{from, std::move(m)});
+    _broker->claim_user(user, held, _config.max_connections_per_user, token);
+}
+
+void gateway::on_user_claimed(uint64_t token, bool granted) noexcept {
+    auto node = _claims.extract(token);
+    if (node.empty()) {
+        return;
+    }
+    std::unique_ptr<user_slot_msg> m = std::move(node.mapped().msg);
+    if (!granted) {
+        give_back_here(m->user);
+    }
+    m->granted = granted;
+    answer_claim(node.mapped().from, std::move(m));
+}
+
+void gateway::on_user_counts_lost() noexcept {
+    _user_slots.for_each(
+        [this](std::string_view user, uint32_t held) { _broker->count_user(user, held); });
+}
+
+void gateway::answer_claim(shard_id to, std::unique_ptr<user_slot_msg> m) noexcept {
+    if (to == _io.id()) {
+        return finish_claim(std::move(m));
+    }
+    _io.post<kinds::user_answer>(to, std::move(m));
+}
+
+void gateway::give_back_here(std::string_view user) noexcept {
+    _user_slots.give_back(user);
+    if (_broker) {
+        _broker->count_user(user, _user_slots.held(user));
+    }
 }
 
 void gateway::open_pubsub(conn_handle h, connection& c, pubsub_start start,
@@ -142,25 +194,27 @@ void gateway::refuse_user_limit(conn_handle h, connection& c) noexcept {
 void gateway::release_user_slot(std::string_view user) noexcept {
     const auto home = shard_id(static_cast<uint16_t>(pubsub::home_shard(user, _io.shards())));
     if (home == _io.id()) {
-        return _user_slots.give_back(user);
+        return give_back_here(user);
     }
     _io.post<kinds::user_release>(home, std::make_unique<user_slot_msg>(
                                             user_slot_msg{std::string(user), conn_handle{}}));
 }
 
 void gateway::on_mesh(kinds::user_claim, shard_id from, std::unique_ptr<user_slot_msg> m) noexcept {
-    m->granted = _user_slots.take(m->user);
-    _io.post<kinds::user_answer>(from, std::move(m));
+    claim_at_home(from, std::move(m));
 }
 
-void gateway::on_mesh(kinds::user_answer, shard_id from,
-                      std::unique_ptr<user_slot_msg> m) noexcept {
+void gateway::on_mesh(kinds::user_answer, shard_id, std::unique_ptr<user_slot_msg> m) noexcept {
+    finish_claim(std::move(m));
+}
+
+void gateway::finish_claim(std::unique_ptr<user_slot_msg> m) noexcept {
     auto* c = static_cast<connection*>(_io.user(m->conn));
     if (c == nullptr || c->state != phase::user_slot) {
         // Closed while its home answered (timeout, shutdown, budget): a slot taken for it
-        // goes back to the home that sent the answer.
+        // goes back to the user's home.
         if (m->granted) {
-            _io.post<kinds::user_release>(from, std::move(m));
+            release_user_slot(m->user);
         }
         return;
     }
@@ -171,25 +225,28 @@ void gateway::on_mesh(kinds::user_answer, shard_id from,
     c->stash.clear();
     if (!m->granted) {
         refuse_user_limit(h, *c);
+        _last_status = 0; // logged here: not again by a dispatch this answer ran inside
         return log_handshake(h, *c, _config.ws_path, 429);
     }
     if (_io.drain() == core::drain_phase::closing) {
         // The drain's sweep may have passed this connection while it waited for its home:
         // it would open a session the node no longer takes. The slot goes back.
-        _io.post<kinds::user_release>(from, std::move(m));
+        release_user_slot(m->user);
         refuse_draining(h, *c);
+        _last_status = 0; // logged here: not again by a dispatch this answer ran inside
         return log_handshake(h, *c, _config.ws_path, 503);
     }
     c->holds_user_slot = true;
     open_pubsub(h, *c, std::move(start), std::as_writable_bytes(std::span(early.data(), early.size())));
     log_handshake(h, *c, _config.ws_path, 101);
+    _last_status = 0; // logged here: not again by a dispatch this answer ran inside
     if (_io.user(h) == c && c->held_in != inbound_held(*c)) {
         account_inbound(h, *c);
     }
 }
 
 void gateway::on_mesh(kinds::user_release, shard_id, std::unique_ptr<user_slot_msg> m) noexcept {
-    _user_slots.give_back(m->user);
+    give_back_here(m->user);
 }
 
 result<auth::identity, std::string_view> gateway::authenticate(const http::request& req) noexcept {

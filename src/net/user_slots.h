@@ -43,6 +43,13 @@ public:
     uint32_t held(std::string_view user) const noexcept;
     /// Users holding at least one slot here (gauge).
     std::size_t users() const noexcept { return _held.size(); }
+    /// Calls fn(user, slots held) for every user holding slots here.
+    template <typename Fn>
+    void for_each(Fn&& fn) const {
+        for (const auto& [user, held] : _held) {
+            fn(std::string_view(user), held);
+        }
+    }
 
 private:
     uint32_t _max;

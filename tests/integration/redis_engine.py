@@ -13,6 +13,9 @@ Python `websockets` clients, the backend API over HTTP.
 * Redis restarted under load: no node crashes; publishes are refused 503 with a reason
   while Redis is down, /readyz says "engine down" and /healthz stays 200; afterwards the
   nodes resubscribe and subscribers get what is published again;
+* --max-connections-per-user counts every node: at the limit an upgrade is refused 429 on
+  every node, a close on one node frees a slot on another, and the connections of a node
+  killed with -9 stop counting once its liveness key expires (6 s);
 * start-up refuses a bad --engine or --redis-url with a sentence.
 
 Usage: redis_engine.py PATH/TO/ringcastd. Fails without python3-websockets or redis-server.
@@ -330,6 +333,61 @@ async def redis_restart_under_load(binary):
             b.kill()
 
 
+def upgrade_status(port, user):
+    """The status of a /ws upgrade for `user` (the connection is not kept)."""
+    return support.http_exchange(port, support.upgrade_request(f"/ws?user={user}")).status
+
+
+async def user_limit_across_nodes(binary):
+    limit = ["--max-connections-per-user", "3", "--insecure"]  # --insecure: ?user= is the id
+    with brokers.redis_server() as redis:
+        a, b = node(binary, redis, extra=limit), node(binary, redis, extra=limit)
+        c = node(binary, redis, extra=limit)
+        held = []
+        try:
+            for srv in (a, b, c):
+                wait_ready(srv)
+            # Three connections of u1 over two nodes: the fourth is refused on every node.
+            held += [await pubsub_client.connect(a.port, user="u1") for _ in range(2)]
+            held.append(await pubsub_client.connect(b.port, user="u1"))
+            for srv in (a, b, c):
+                status = await asyncio.to_thread(upgrade_status, srv.port, "u1")
+                expect(status == 429, f"a 4th connection of u1 on :{srv.port}: {status}; "
+                       f"{redis.cli('HGETALL', 'ringcast:user:{u1}')} {redis.cli('KEYS', '*')}")
+            # One closed on A frees a slot on C (its release reaches Redis after the close).
+            await held.pop(0).ws.close()
+            status, deadline = 429, time.monotonic() + 10
+            while status == 429 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                status = await asyncio.to_thread(upgrade_status, c.port, "u1")
+            expect(status == 101, f"after one of u1's connections closed on A, C answered "
+                   f"{status}")
+            # kill -9 of a node holding all of u2's connections: the others refuse u2 until
+            # the dead node's liveness expires, then admit it.
+            held2 = [await pubsub_client.connect(c.port, user="u2") for _ in range(3)]
+            status = await asyncio.to_thread(upgrade_status, a.port, "u2")
+            expect(status == 429, f"u2 holds 3 on C, A answered {status}")
+            c.kill()
+            killed = time.monotonic()
+            deadline = killed + 30
+            while status == 429 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                status = await asyncio.to_thread(upgrade_status, a.port, "u2")
+            expect(status == 101, f"u2 still refused 30 s after its node was killed: {status}")
+            waited = time.monotonic() - killed
+            stats = support.api_client(a.port).stats()["total"]
+            expect(stats["engine_user_claims_refused"] >= 2 and stats["engine_user_claims"] >= 4,
+                   f"A's claims: {stats['engine_user_claims']}, refused "
+                   f"{stats['engine_user_claims_refused']}")
+            print(f"# u2 admitted on A {waited:.1f} s after its node was killed "
+                  f"(liveness 6 s, refreshed every 2 s)")
+            for h in held + held2:
+                await h.ws.close()
+        finally:
+            for srv in (a, b, c):
+                srv.kill()
+
+
 async def bad_settings_refused(binary):
     for args, words in ((["--engine", "cluster"], "not an engine"),
                         (["--engine", "redis", "--redis-url", "http://x"], "redis://"),
@@ -354,6 +412,9 @@ def main():
          killed_node_clients_recover_elsewhere),
         ("Redis restarted under load: 503 with a reason, /readyz 503, /healthz 200, no crash, "
          "resubscribed after", redis_restart_under_load),
+        ("--max-connections-per-user over three nodes: refused on every node at the limit, "
+         "a close frees a slot elsewhere, a killed node's connections stop counting",
+         user_limit_across_nodes),
         ("bad --engine, --redis-url and --redis-prefix are refused at start",
          bad_settings_refused),
     ]
