@@ -495,3 +495,71 @@ TEST_CASE("reset() frees the bound for a new connection", "[engine][reader][limi
     REQUIRE(r);
     CHECK(shown(*r) == "$hello");
 }
+
+// hiredis allocates an array's table of element pointers when its header arrives, and keeps
+// every element of the reply being built: the bound covers that memory too.
+
+TEST_CASE("an array header asking for more than the bound is refused, not allocated",
+          "[engine][reader][limits]") {
+    SECTION("the default bound, and a header asking for 16 GiB") {
+        const outcome o = read_stream("*2147483647\r\n");
+        CHECK(o.replies.empty());
+        CHECK(o.error == "a reply needs more than the reader's bound of 268435456 bytes");
+    }
+    SECTION("a bound of 1 MiB, and a header asking for 8 MB") {
+        const outcome o = read_stream("*1000000\r\n", 0, std::size_t{1} << 20);
+        CHECK(o.replies.empty());
+        CHECK(o.error == "a reply needs more than the reader's bound of 1048576 bytes");
+    }
+    SECTION("nested tables that fit one by one but not together") {
+        const outcome o = read_stream("*2\r\n*6000\r\n*6000\r\n", 0, 65536);
+        CHECK(o.replies.empty());
+        CHECK_THAT(o.error, Contains("bound of 65536 bytes"));
+    }
+}
+
+TEST_CASE("a reply streamed element by element is refused once it holds more than the bound",
+          "[engine][reader][limits]") {
+    // 32 KB on the wire, never more than 64 KiB buffered; 8,000 reply objects built.
+    std::string wire = "*8000\r\n";
+    for (int i = 0; i < 8000; ++i) {
+        wire += ":1\r\n";
+    }
+    reply_reader reader(65536);
+    std::string error;
+    REQUIRE(reader.feed(bytes_of(wire)));
+    CHECK(reader.next(error) == nullptr);
+    CHECK(error == "a reply needs more than the reader's bound of 65536 bytes");
+
+    SECTION("the refusal stays") {
+        std::string again;
+        CHECK(reader.next(again) == nullptr);
+        CHECK(again == error);
+    }
+    SECTION("reset() starts again with the whole bound") {
+        reader.reset();
+        REQUIRE(reader.feed(bytes_of("*2\r\n:1\r\n:2\r\n")));
+        std::string after;
+        const reply_ptr r = reader.next(after);
+        REQUIRE(r);
+        CHECK(shown(*r) == "[:1,:2]");
+        CHECK(after.empty());
+    }
+}
+
+TEST_CASE("the bound is per reply: replies together may hold more", "[engine][reader][limits]") {
+    std::string reply = "*500\r\n";
+    for (int i = 0; i < 500; ++i) {
+        reply += "$1\r\nx\r\n";
+    }
+    reply_reader reader(65536);
+    std::string error;
+    for (int i = 0; i < 20; ++i) {
+        INFO("reply " << i);
+        REQUIRE(reader.feed(bytes_of(reply)));
+        const reply_ptr r = reader.next(error);
+        REQUIRE(r);
+        CHECK(elements_of(*r).size() == 500);
+        CHECK(error.empty());
+    }
+}
