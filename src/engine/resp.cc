@@ -265,7 +265,8 @@ result<redis_url, std::string> parse_redis_url(std::string_view url) {
         }
     }
     std::string_view host = rest;
-    if (!rest.empty() && rest.front() == '[') {
+    const bool bracketed = !rest.empty() && rest.front() == '[';
+    if (bracketed) {
         const std::size_t close = rest.find(']');
         if (close == std::string_view::npos) {
             return unexpected{std::string("the Redis URL has an unclosed [ in its host")};
@@ -281,6 +282,19 @@ result<redis_url, std::string> parse_redis_url(std::string_view url) {
     } else {
         rest = {};
     }
+    if (host.empty()) {
+        return unexpected{std::string("the Redis URL has no host")};
+    }
+    // ':' and '%' (a zone id) only in brackets: unbracketed, "redis://::1" would be read as
+    // host "::" and port 1.
+    const bool host_chars = std::all_of(host.begin(), host.end(), [&](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
+               c == '_' || (bracketed && (c == ':' || c == '%'));
+    });
+    if (!host_chars) {
+        return unexpected{std::string("the Redis URL's host may hold only letters, digits and . - _ "
+                                      "(or an IPv6 address in [ ])")};
+    }
     if (!rest.empty()) { // ":port"
         const std::string_view digits = rest.substr(1);
         unsigned port = 0;
@@ -290,17 +304,6 @@ result<redis_url, std::string> parse_redis_url(std::string_view url) {
             return unexpected{std::string("the Redis URL's port must be 1-65535")};
         }
         out.port = static_cast<uint16_t>(port);
-    }
-    if (host.empty()) {
-        return unexpected{std::string("the Redis URL has no host")};
-    }
-    const bool host_chars = std::all_of(host.begin(), host.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
-               c == '_' || c == ':' || c == '%';
-    });
-    if (!host_chars) {
-        return unexpected{std::string("the Redis URL's host may hold only letters, digits and . - _ "
-                                      "(or an IPv6 address in [ ])")};
     }
     out.host = std::string(host);
     if (!path.empty()) {
@@ -318,7 +321,8 @@ result<redis_target, std::string> resolve_target(std::string_view url, std::stri
         return unexpected{parsed.error()};
     }
     redis_target t;
-    t.host = parsed->host + ":" + std::to_string(parsed->port);
+    const bool v6 = parsed->host.find(':') != std::string::npos;
+    t.host = (v6 ? "[" + parsed->host + "]" : parsed->host) + ":" + std::to_string(parsed->port);
     t.username = parsed->username;
     t.password = parsed->password;
     t.db = parsed->db;

@@ -224,6 +224,16 @@ TEST_CASE("a host with characters no host has is refused", "[engine][url][errors
     }
 }
 
+TEST_CASE("an IPv6 address or zone id outside brackets is refused, not read as host and port",
+          "[engine][url][errors]") {
+    for (const char* url : {"redis://::1", "redis://::1:6379", "redis://2001:db8::7:6379/0",
+                            "redis://fe80::1%eth0", "redis://host%eth0", "redis://a:b:6379"}) {
+        INFO(url);
+        CHECK_THAT(url_error(url), Contains("(or an IPv6 address in [ ])"));
+    }
+    CHECK(url_parts("redis://[fe80::1%eth0]:6380").host == "fe80::1%eth0");
+}
+
 // ---- resolve_target -------------------------------------------------------------------------
 
 TEST_CASE("an IPv4 literal resolves to its bytes, port, credentials and prefix",
@@ -252,6 +262,7 @@ TEST_CASE("an IPv6 literal in brackets resolves to its sixteen bytes", "[engine]
     loopback[15] = 1;
     CHECK(t->address.bytes == loopback);
     CHECK(t->address.loopback());
+    CHECK(t->host == "[::1]:6379"); // what the logs print: the port cannot be taken for a group
 }
 
 TEST_CASE("an unresolvable host is named in the error, the password never",
