@@ -115,8 +115,7 @@ void* create_string(const redisReadTask* task, char* str, std::size_t len) {
 void* create_array(const redisReadTask* task, int elements) {
     reply_budget& b = budget_of(task);
     const std::size_t table = elements > 0 ? std::size_t(elements) * sizeof(redisReply*) : 0;
-    return b.charge(sizeof(redisReply) + table) ? b.defaults->createArray(task, elements)
-                                                : nullptr;
+    return b.charge(sizeof(redisReply) + table) ? b.defaults->createArray(task, elements) : nullptr;
 }
 
 void* create_integer(const redisReadTask* task, long long value) {
@@ -129,8 +128,8 @@ void* create_nil(const redisReadTask* task) {
     return b.charge(sizeof(redisReply)) ? b.defaults->createNil(task) : nullptr;
 }
 
-redisReplyObjectFunctions bounded_functions{create_string, create_array, create_integer,
-                                            create_nil, freeReplyObject};
+redisReplyObjectFunctions bounded_functions{create_string, create_array, create_integer, create_nil,
+                                            freeReplyObject};
 
 /// A reader whose replies are charged to a budget of `max_bytes`; null when out of memory.
 redisReader* make_reader(std::size_t max_bytes) noexcept {
@@ -183,8 +182,8 @@ reply_ptr reply_reader::next(std::string& error) noexcept {
     void* out = nullptr;
     if (redisReaderGetReply(_reader, &out) != REDIS_OK) {
         if (budget.refused) {
-            error = "a reply needs more than the reader's bound of " + std::to_string(_max) +
-                    " bytes";
+            error =
+                "a reply needs more than the reader's bound of " + std::to_string(_max) + " bytes";
         } else {
             error = _reader->errstr[0] != '\0' ? _reader->errstr : "protocol error";
         }

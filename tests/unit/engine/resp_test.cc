@@ -2,8 +2,8 @@
 // requests written as RESP arrays, and the reply reader over hiredis.
 #include <ringcast/redis.h>
 
-#include <catch2/catch.hpp>
 #include <array>
+#include <catch2/catch.hpp>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -79,9 +79,17 @@ const std::string mixed_wire = "+OK\r\n"
                                "*0\r\n"
                                "$4\r\n\0\r\n\xff\r\n"s
                                "*3\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n+x\r\n";
-const std::vector<std::string> mixed_replies{
-    "+OK", "-ERR wrong number of arguments", ":42", ":-7", "$hello", "$", "nil", "nil", "[]",
-    "$\0\r\n\xff"s, "[$a,[:1,nil],+x]"};
+const std::vector<std::string> mixed_replies{"+OK",
+                                             "-ERR wrong number of arguments",
+                                             ":42",
+                                             ":-7",
+                                             "$hello",
+                                             "$",
+                                             "nil",
+                                             "nil",
+                                             "[]",
+                                             "$\0\r\n\xff"s,
+                                             "[$a,[:1,nil],+x]"};
 
 std::string url_error(std::string_view url) {
     auto parsed = parse_redis_url(url);
@@ -165,8 +173,8 @@ TEST_CASE("an IPv6 address in brackets, with and without a port", "[engine][url]
 
 TEST_CASE("a URL not starting with redis:// is refused with what is supported",
           "[engine][url][errors]") {
-    for (const char* url : {"cache.internal:6379", "", "redis:/host", "REDIS://host",
-                            "http://host", "unix:///run/redis.sock"}) {
+    for (const char* url : {"cache.internal:6379", "", "redis:/host", "REDIS://host", "http://host",
+                            "unix:///run/redis.sock"}) {
         INFO(url);
         CHECK_THAT(url_error(url), Contains("must start with redis://"));
     }
