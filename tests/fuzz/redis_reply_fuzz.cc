@@ -41,18 +41,20 @@ std::span<const std::byte> bytes_of(std::string_view s) {
 }
 
 /// The reply as a line ("[$a,:1,nil]"), checking its shape and adding up what hiredis
-/// allocated for its texts and element tables into `bytes`.
+/// allocated for it into `bytes`: an object per element, each text with its terminating
+/// zero, each array's table of element pointers.
 std::string shown(const redisReply& r, int depth, std::size_t& bytes) {
     require(depth <= 9);
+    bytes += sizeof(redisReply);
     switch (type_of(r)) {
     case reply_type::string:
-        bytes += text_of(r).size();
+        bytes += text_of(r).size() + 1;
         return "$" + std::string(text_of(r));
     case reply_type::status:
-        bytes += text_of(r).size();
+        bytes += text_of(r).size() + 1;
         return "+" + std::string(text_of(r));
     case reply_type::error:
-        bytes += text_of(r).size();
+        bytes += text_of(r).size() + 1;
         return "-" + std::string(text_of(r));
     case reply_type::integer:
         require(text_of(r).empty() && elements_of(r).empty());
