@@ -10,6 +10,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <new>
+#include <string>
 
 namespace ringcast::redis {
 
@@ -75,13 +77,92 @@ std::span<redisReply* const> elements_of(const redisReply& r) noexcept {
     return {r.element, r.elements};
 }
 
+namespace {
+
+// hiredis builds a reply as it parses: a reply object per element, the bytes of every string,
+// and an array's table of element pointers as soon as its header arrives, so the fourteen
+// bytes "*2147483647\r\n" would ask for 16 GiB, and a reply streamed in element by element
+// holds everything read so far although the reader buffers little of it. Each reader's
+// reply objects are therefore made through these functions, which charge what hiredis is
+// about to allocate to the reader's budget (its privdata) and refuse past the bound; a
+// refusal makes hiredis stop with its out-of-memory error, which next() words.
+struct reply_budget {
+    redisReplyObjectFunctions* defaults; // hiredis's own, which allocate
+    std::size_t max_bytes;
+    std::size_t used_bytes = 0; // by the reply being built
+    bool refused = false;
+
+    bool charge(std::size_t bytes) noexcept {
+        if (bytes > max_bytes - used_bytes) {
+            refused = true;
+            return false;
+        }
+        used_bytes += bytes;
+        return true;
+    }
+};
+
+reply_budget& budget_of(const redisReadTask* task) noexcept {
+    return *static_cast<reply_budget*>(task->privdata);
+}
+
+void* create_string(const redisReadTask* task, char* str, std::size_t len) {
+    reply_budget& b = budget_of(task);
+    return b.charge(sizeof(redisReply) + len + 1) ? b.defaults->createString(task, str, len)
+                                                  : nullptr;
+}
+
+void* create_array(const redisReadTask* task, int elements) {
+    reply_budget& b = budget_of(task);
+    const std::size_t table = elements > 0 ? std::size_t(elements) * sizeof(redisReply*) : 0;
+    return b.charge(sizeof(redisReply) + table) ? b.defaults->createArray(task, elements) : nullptr;
+}
+
+void* create_integer(const redisReadTask* task, long long value) {
+    reply_budget& b = budget_of(task);
+    return b.charge(sizeof(redisReply)) ? b.defaults->createInteger(task, value) : nullptr;
+}
+
+void* create_nil(const redisReadTask* task) {
+    reply_budget& b = budget_of(task);
+    return b.charge(sizeof(redisReply)) ? b.defaults->createNil(task) : nullptr;
+}
+
+redisReplyObjectFunctions bounded_functions{create_string, create_array, create_integer, create_nil,
+                                            freeReplyObject};
+
+/// A reader whose replies are charged to a budget of `max_bytes`; null when out of memory.
+redisReader* make_reader(std::size_t max_bytes) noexcept {
+    redisReader* r = redisReaderCreate();
+    auto* budget = new (std::nothrow) reply_budget{};
+    if (r == nullptr || budget == nullptr) {
+        delete budget;
+        if (r != nullptr) {
+            redisReaderFree(r);
+        }
+        return nullptr;
+    }
+    budget->defaults = r->fn;
+    budget->max_bytes = max_bytes;
+    r->fn = &bounded_functions;
+    r->privdata = budget;
+    return r;
+}
+
+void free_reader(redisReader* r) noexcept {
+    if (r != nullptr) {
+        delete static_cast<reply_budget*>(r->privdata);
+        redisReaderFree(r);
+    }
+}
+
+} // namespace
+
 reply_reader::reply_reader(std::size_t max_buffered_bytes)
-    : _reader(redisReaderCreate()), _max(max_buffered_bytes) {}
+    : _reader(make_reader(max_buffered_bytes)), _max(max_buffered_bytes) {}
 
 reply_reader::~reply_reader() {
-    if (_reader != nullptr) {
-        redisReaderFree(_reader);
-    }
+    free_reader(_reader);
 }
 
 bool reply_reader::feed(std::span<const std::byte> bytes) noexcept {
@@ -97,19 +178,26 @@ reply_ptr reply_reader::next(std::string& error) noexcept {
         error = "out of memory";
         return nullptr;
     }
+    auto& budget = *static_cast<reply_budget*>(_reader->privdata);
     void* out = nullptr;
     if (redisReaderGetReply(_reader, &out) != REDIS_OK) {
-        error = _reader->errstr[0] != '\0' ? _reader->errstr : "protocol error";
+        if (budget.refused) {
+            error =
+                "a reply needs more than the reader's bound of " + std::to_string(_max) + " bytes";
+        } else {
+            error = _reader->errstr[0] != '\0' ? _reader->errstr : "protocol error";
+        }
         return nullptr;
+    }
+    if (out != nullptr) {
+        budget.used_bytes = 0; // the next reply starts with the whole bound
     }
     return reply_ptr(static_cast<redisReply*>(out));
 }
 
 void reply_reader::reset() noexcept {
-    if (_reader != nullptr) {
-        redisReaderFree(_reader);
-    }
-    _reader = redisReaderCreate();
+    free_reader(_reader);
+    _reader = make_reader(_max);
 }
 
 namespace {
@@ -176,7 +264,8 @@ result<redis_url, std::string> parse_redis_url(std::string_view url) {
         }
     }
     std::string_view host = rest;
-    if (!rest.empty() && rest.front() == '[') {
+    const bool bracketed = !rest.empty() && rest.front() == '[';
+    if (bracketed) {
         const std::size_t close = rest.find(']');
         if (close == std::string_view::npos) {
             return unexpected{std::string("the Redis URL has an unclosed [ in its host")};
@@ -192,6 +281,19 @@ result<redis_url, std::string> parse_redis_url(std::string_view url) {
     } else {
         rest = {};
     }
+    if (host.empty()) {
+        return unexpected{std::string("the Redis URL has no host")};
+    }
+    // ':' and '%' (a zone id) only in brackets: unbracketed, "redis://::1" would be read as
+    // host "::" and port 1.
+    const bool host_chars = std::all_of(host.begin(), host.end(), [&](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
+               c == '_' || (bracketed && (c == ':' || c == '%'));
+    });
+    if (!host_chars) {
+        return unexpected{std::string("the Redis URL's host may hold only letters, digits and . - _ "
+                                      "(or an IPv6 address in [ ])")};
+    }
     if (!rest.empty()) { // ":port"
         const std::string_view digits = rest.substr(1);
         unsigned port = 0;
@@ -201,17 +303,6 @@ result<redis_url, std::string> parse_redis_url(std::string_view url) {
             return unexpected{std::string("the Redis URL's port must be 1-65535")};
         }
         out.port = static_cast<uint16_t>(port);
-    }
-    if (host.empty()) {
-        return unexpected{std::string("the Redis URL has no host")};
-    }
-    const bool host_chars = std::all_of(host.begin(), host.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
-               c == '_' || c == ':' || c == '%';
-    });
-    if (!host_chars) {
-        return unexpected{std::string("the Redis URL's host may hold only letters, digits and . - _ "
-                                      "(or an IPv6 address in [ ])")};
     }
     out.host = std::string(host);
     if (!path.empty()) {
@@ -229,7 +320,8 @@ result<redis_target, std::string> resolve_target(std::string_view url, std::stri
         return unexpected{parsed.error()};
     }
     redis_target t;
-    t.host = parsed->host + ":" + std::to_string(parsed->port);
+    const bool v6 = parsed->host.find(':') != std::string::npos;
+    t.host = (v6 ? "[" + parsed->host + "]" : parsed->host) + ":" + std::to_string(parsed->port);
     t.username = parsed->username;
     t.password = parsed->password;
     t.db = parsed->db;
