@@ -91,7 +91,11 @@ void usage(FILE* out) {
              "  --drain-ms D            wait for late deliveries after the last publish\n"
              "                          before counting loss (default 2000)\n"
              "  --publish-url URL       peers (--protocol ws|socketio): http://HOST:PORT/PATH\n"
-             "                          with {channel}; raw POST of the data object, 2xx ok\n"
+             "                          with {channel}; raw POST of the data object, 2xx ok.\n"
+             "                          ringcast: http://HOST:PORT/api/publish of another\n"
+             "                          node (--engine redis); http publisher only\n"
+             "  --channel-namespace NS  ringcast: channels NS:bench-i (a namespace with rules,\n"
+             "                          e.g. --namespace NS:history=100 on the server)\n"
              "  --ack-every N           ringcast: each subscriber sends {\"op\":\"ack\",\n"
              "                          \"channel\":C,\"offset\":O} (no id, so no reply) after\n"
              "                          every N messages it received, O = the last one's\n"
@@ -265,6 +269,20 @@ int main(int argc, char** argv) {
             opt.protocol = *p;
         } else if (arg == "--publish-url") {
             opt.publish_url = value;
+        } else if (arg == "--channel-namespace") {
+            opt.channel_namespace = value;
+            // A namespace is a channel name's part before ':' (docs/protocol.md); the bench
+            // writes it into JSON unescaped, so letters, digits and _.- only.
+            if (opt.channel_namespace.empty() ||
+                opt.channel_namespace.find_first_not_of(
+                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                    std::string::npos) {
+                std::fprintf(stderr,
+                             "ringcast-bench: --channel-namespace %s is not a namespace name "
+                             "(letters, digits, _.-)\n",
+                             value);
+                return 2;
+            }
         } else if (arg == "--token-file") {
             std::string error;
             if (!read_token_file(value, max_connections, opt.tokens, error)) {
@@ -306,6 +324,28 @@ int main(int argc, char** argv) {
                                  "--publisher ws and --publish-batch are for ringcast only\n");
             return 2;
         }
+    }
+    if (fanout && opt.protocol == wire_protocol::ringcast && !opt.publish_url.empty()) {
+        // Another node's admin API: what a publish on node A delivered on node B measures.
+        const std::string_view http = "http://";
+        if (opt.publish_url.rfind(http, 0) != 0 ||
+            !parse_url("ws://" + opt.publish_url.substr(http.size()), opt.publish_target, error) ||
+            opt.publish_target.path != "/api/publish") {
+            std::fprintf(stderr,
+                         "ringcast-bench: --publish-url %s is not http://HOST:PORT/api/publish "
+                         "(HOST in 127.0.0.0/8)%s%s\n",
+                         opt.publish_url.c_str(), error.empty() ? "" : ": ", error.c_str());
+            return 2;
+        }
+        if (opt.publish_ws) {
+            std::fprintf(stderr, "ringcast-bench: --publish-url is for the http publisher; "
+                                 "--publisher ws publishes on the subscribers' node\n");
+            return 2;
+        }
+    }
+    if (!opt.channel_namespace.empty() && opt.protocol != wire_protocol::ringcast) {
+        std::fprintf(stderr, "ringcast-bench: --channel-namespace is for --protocol ringcast\n");
+        return 2;
     }
     if (opt.ack_every != 0 && (!fanout || opt.protocol != wire_protocol::ringcast)) {
         std::fprintf(stderr, "ringcast-bench: --ack-every is for the fanout and sustained "

@@ -49,8 +49,13 @@ struct bench_options {
     uint32_t publish_window = 256; ///< unanswered publish requests per publisher connection
     uint32_t drain_ms = 2000;      ///< wait for late deliveries after the last publish
     std::string api_key;           ///< http: Authorization: Bearer KEY when not empty
-    std::string publish_url;       ///< peers: http://HOST:PORT/PATH/{channel}, raw POSTs
-    endpoint publish_target;       ///< parsed publish_url (path keeps {channel})
+    /// peers: http://HOST:PORT/PATH/{channel}, raw POSTs; ringcast: http://HOST:PORT/api/publish,
+    /// another node than the subscribers' (--engine redis: published on one, delivered on another)
+    std::string publish_url;
+    endpoint publish_target; ///< parsed publish_url (path keeps {channel})
+    /// ringcast: channels NS:bench-i (a namespace with rules, e.g. history=N) whatever the
+    /// publisher; empty: bench-i, or chat:bench-i with --publisher ws
+    std::string channel_namespace;
     bool sustained = false;        ///< fanout that also prints one JSON line per second
     /// ringcast: each subscriber sends {"op":"ack","channel":C,"offset":O} after every
     /// ack_every messages it received (O = the last one's offset); 0: never.
@@ -59,6 +64,9 @@ struct bench_options {
 
 /// Channel c's name as the subscribers and the publisher spell it.
 inline std::string channel_name(const bench_options& o, uint32_t c) {
+    if (!o.channel_namespace.empty()) {
+        return o.channel_namespace + ":bench-" + std::to_string(c);
+    }
     return (o.publish_ws ? "chat:bench-" : "bench-") + std::to_string(c);
 }
 

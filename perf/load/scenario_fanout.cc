@@ -531,10 +531,12 @@ int fanout_scenario::run(report& out) {
         if (_opt.protocol != wire_protocol::ringcast) {
             pc.target = _opt.publish_target;
             pc.raw_path = _opt.publish_target.path;
+        } else if (!_opt.publish_url.empty()) {
+            pc.target = _opt.publish_target; // another node's /api/publish
         }
         pc.api_key = _opt.api_key;
         pc.channel_prefix = channel_name(_opt, 0);
-        pc.channel_prefix.pop_back(); // "bench-" / "chat:bench-"
+        pc.channel_prefix.pop_back(); // "bench-" / "chat:bench-" / "NS:bench-"
         pc.channels = _opt.channels;
         pc.rate = _opt.rate;
         pc.size = _opt.size;
