@@ -22,6 +22,8 @@ redis-server started here, ringcastd reading the queue's events stream, and Pyth
 * events this host's consumer was given and never acknowledged (a crash between read and
   acknowledgement, made with redis-cli) are read again from the group's pending list and
   published at start, then acknowledged;
+* Redis restarted (empty): the row says up 0 and one disconnect, then up again with a
+  second connect; the group is made again and an event written afterwards arrives;
 * start-up refuses a bad --queue-bridge or --queue-bridge-prefix, naming the flag.
 
 Usage: redis_bridge.py PATH/TO/ringcastd. Fails without python3-websockets, redis-server
@@ -265,6 +267,32 @@ def pending_read_again(binary):
         expect(pending and pending[0] == "0", f"still pending: {pending}")
 
 
+def redis_restarted(binary):
+    """Redis goes away and comes back (empty: no persistence): the bridge reports down,
+    reconnects, makes its group again, and events written afterwards flow."""
+    with brokers.redis_server() as redis, \
+            start(binary, redis, ["r:progress:job:{jobId}"]) as srv:
+        key = f"{PREFIX}:r:events"
+        redis.stop()
+        wait_bridge(srv, lambda r: r["up"] == 0 and r["disconnects"] == 1, "went down")
+        redis.start()
+        row = wait_bridge(srv, lambda r: r["up"] == 1 and r["connects"] == 2, "came back")
+        groups = redis.cli("XINFO", "GROUPS", key)
+        expect("ringcast" in groups, f"group not made again: {groups!r}")
+
+        async def run():
+            c = await pubsub_client.connect(srv.port)
+            await c.ok("subscribe", channel="job:after")
+            redis.cli("XADD", key, "*", "event", "progress", "jobId", "after", "data", "7")
+            await collect(c, 1, timeout=20)
+            got = [c.parsed(i) for i in range(len(c.messages))]
+            await c.ws.close()
+            return got
+        got = asyncio.run(run())
+        expect(len(got) == 1 and got[0]["data"]["data"] == 7, f"after the restart: {got}")
+        expect(srv.alive(), f"ringcastd died; row {row}")
+
+
 def bad_settings(binary):
     for args, flag in [(["--queue-bridge", "q:progress"], "--queue-bridge"),
                        (["--queue-bridge", "q:progress:sys:{jobId}"], "--queue-bridge"),
@@ -287,6 +315,8 @@ if __name__ == "__main__":
          lambda: no_loss_across_kill(binary)),
         ("events given to this host and never acknowledged are published at start",
          lambda: pending_read_again(binary)),
+        ("Redis restarted: the bridge goes down, reconnects, and events flow again",
+         lambda: redis_restarted(binary)),
         ("bad --queue-bridge / --queue-bridge-prefix refused naming the flag",
          lambda: bad_settings(binary)),
     ], "queue bridge (BullMQ)", case_timeout=300))
