@@ -37,6 +37,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -302,6 +303,19 @@ def bad_settings(binary):
                             "--check-config"], capture_output=True, text=True, timeout=20)
         expect(r.returncode == 2 and flag in r.stderr,
                f"{args}: exit {r.returncode}, {r.stderr.strip()!r}")
+    # Two rules survive --print-config as a config file, each an entry of its own.
+    rules = ["a:progress:job:{jobId}", "a:*:q-{queue}"]
+    r = subprocess.run([binary, "--queue-bridge", rules[0], "--queue-bridge", rules[1],
+                        "--print-config"], capture_output=True, text=True, timeout=20)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("queue-bridge =")), "")
+    expect(r.returncode == 0 and line.startswith(f'queue-bridge = ["{rules[0]}", "{rules[1]}"]'),
+           f"--print-config: {line!r}")
+    with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
+        f.write(r.stdout)
+        f.flush()
+        c = subprocess.run([binary, "--config", f.name, "--check-config"],
+                           capture_output=True, text=True, timeout=20)
+        expect(c.returncode == 0, f"its output as --config: {c.stderr.strip()!r}")
 
 
 if __name__ == "__main__":
@@ -317,6 +331,7 @@ if __name__ == "__main__":
          lambda: pending_read_again(binary)),
         ("Redis restarted: the bridge goes down, reconnects, and events flow again",
          lambda: redis_restarted(binary)),
-        ("bad --queue-bridge / --queue-bridge-prefix refused naming the flag",
+        ("bad --queue-bridge / --queue-bridge-prefix refused naming the flag; rules survive "
+         "--print-config",
          lambda: bad_settings(binary)),
     ], "queue bridge (BullMQ)", case_timeout=300))
