@@ -123,6 +123,28 @@ struct edge_counters {
     uint64_t reloads = 0;               ///< reloaded settings applied (SIGHUP)
 };
 
+/// One queue bridge's figures on the shard that runs it (src/bridge, docs/bridges.md): a
+/// row of "bridges" in GET /api/stats and the ringcast_bridge_* metrics, labelled by kind
+/// and name. The connection's figures (up, connects, ...) are those of the bridge's
+/// connection to its broker, shared by the rows of the queues it serves.
+struct bridge_row {
+    std::string kind; ///< "bull", "amqp"
+    std::string name; ///< the queue (bull: the Bull queue's name)
+    bool up = false;  ///< the broker connection is up and the queue is being read
+    uint64_t connects = 0;         ///< broker connections that came up
+    uint64_t connect_failures = 0; ///< attempts that did not
+    uint64_t disconnects = 0;      ///< up connections that went down (each a reconnect)
+    uint64_t received = 0;         ///< events read from the queue (re-reads included)
+    uint64_t published = 0;        ///< publishes ringcast accepted (an offset was given)
+    uint64_t publish_failed = 0;   ///< publishes refused (engine down): read again later
+    uint64_t unmatched = 0;        ///< events no rule takes (ignored, acknowledged)
+    uint64_t unmapped = 0;  ///< events a rule takes but no valid channel or data comes of
+    uint64_t dead_lettered = 0; ///< unmapped events handed to a dead-letter exchange
+    uint64_t acked = 0;         ///< events acknowledged to the broker
+    uint64_t in_flight = 0;     ///< events of the read being published now (gauge)
+    uint64_t lag_ms = 0; ///< age of the oldest event read and not acknowledged (gauge)
+};
+
 /// How the API answers a request it could not answer at once (the gateway implements it).
 class responder {
 public:
@@ -133,6 +155,8 @@ public:
     virtual edge_counters edge_stats() const noexcept = 0;
     /// This shard's WebSocket closes by code: the gateway's and its pubsub engine's.
     virtual ws::close_counts close_stats() const noexcept = 0;
+    /// The queue bridges this shard runs (docs/bridges.md); none by default.
+    virtual std::vector<bridge_row> bridge_rows() const { return {}; }
 };
 
 // The API's private types (src/admin/endpoints.h, src/admin/gather.h).

@@ -28,6 +28,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+
+namespace ringcast::bridge {
+class bridges; // include/ringcast/bridge.h
+} // namespace ringcast::bridge
 #include <string>
 #include <string_view>
 #include <vector>
@@ -108,6 +112,12 @@ struct gateway_config {
     /// embedded engine (one node).
     std::function<std::unique_ptr<pubsub::broker>(core::conn_io&, core::outbound_connector&)>
         make_broker;
+    /// --queue-bridge: builds the queue bridges a shard runs (src/bridge, docs/bridges.md)
+    /// on the shard's thread, after its engine, with the engine to publish through; null
+    /// for a shard that runs none. Empty: no bridges.
+    std::function<std::unique_ptr<bridge::bridges>(core::conn_io&, core::outbound_connector&,
+                                                   pubsub::engine&)>
+        make_bridges;
 };
 
 /// A reload's settings for every shard's gateway (core::reload_shards; SIGHUP): a complete

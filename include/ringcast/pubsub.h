@@ -417,11 +417,12 @@ private:
 
 /// Where the result of a publish goes when the home shard has ordered it.
 struct publish_origin {
-    enum class kind : uint8_t { client, api } from = kind::client;
+    /// bridge: a queue bridge (src/bridge) on this shard; answered to the bridge listener.
+    enum class kind : uint8_t { client, api, bridge } from = kind::client;
     conn_handle conn; ///< client: the publishing connection; api: the HTTP connection
     bool has_id = false;
-    uint64_t id = 0;    ///< client: command id; api: request token
-    uint32_t index = 0; ///< api: position in a batch; client: the reply slot
+    uint64_t id = 0;    ///< client: command id; api: request token; bridge: the bridge's token
+    uint32_t index = 0; ///< api: position in a batch; client: the reply slot; bridge: which
 };
 
 /// Told about finished backend publishes (the admin API implements it).
@@ -643,6 +644,8 @@ public:
     /// traffic is congested (conn_io::mesh_congested).
     bool accepts_work_for(std::string_view channel) const noexcept;
     void set_listener(publish_listener* listener) noexcept { _listener = listener; }
+    /// Who hears the results of publishes from publish_origin::kind::bridge (src/bridge).
+    void set_bridge_listener(publish_listener* listener) noexcept { _bridge_listener = listener; }
 
     /// Queues `f` on every local session (broadcast); returns how many got it.
     uint64_t broadcast_local(const core::frame_ref& f, priority prio) noexcept;
@@ -764,6 +767,7 @@ private:
     config _config;
     auth::verifier* _tokens = nullptr;
     publish_listener* _listener = nullptr;
+    publish_listener* _bridge_listener = nullptr;
     name_map<std::vector<conn_handle>> _users;
     std::vector<std::pair<conn_handle, session*>> _sessions;
     std::unordered_map<uint32_t, session*> _by_slot; // conn_handle::slot → open session

@@ -140,6 +140,9 @@ public:
     virtual void on_push(class link& l, const redisReply& r) noexcept = 0;
     /// Once a second while the link is up. Nothing by default.
     virtual void on_tick(class link& l) noexcept { (void)l; }
+    /// The deadline given to link::wake_at() has come (the link is still up). Nothing by
+    /// default.
+    virtual void on_wake(class link& l) noexcept { (void)l; }
 };
 
 /// One connection to Redis on the shard's ring (see the file comment).
@@ -170,6 +173,11 @@ public:
     static constexpr std::size_t max_pending = 65536;
     const link_stats& stats() const noexcept { return _stats; }
     const std::string& name() const noexcept { return _name; }
+    /// Calls the owner's on_wake() at or soon after `deadline_ms` (monotonic, conn_io's
+    /// clock): a retry's delay without a timer of the owner's own. Only while up (false
+    /// otherwise: on_up comes first then); a later call replaces the deadline, and a link
+    /// that goes down forgets it.
+    bool wake_at(uint64_t deadline_ms) noexcept;
 
     // core::outbound_client
     void on_connect_result(conn_handle h, std::error_code error) noexcept override;

@@ -71,6 +71,7 @@ void api::answer_here(gather_msg& g) noexcept {
                       _engine.publish_latency(),
                       {}};
         _io.queue_depths(g.counters.queue_depth_bytes);
+        g.bridges = _out.bridge_rows();
     };
     switch (g.what) {
     case question::stats:

@@ -78,6 +78,8 @@ struct gather_msg {
     // when presence_tracked).
     bool presence_tracked = false;
     pubsub::presence_page presence;
+    // stats, metrics: the queue bridges this shard runs (bridge_stats.cc).
+    std::vector<bridge_row> bridges;
 };
 
 namespace kinds {
@@ -108,6 +110,11 @@ struct pending_gather {
 
 /// The answers' counters in shard order (stats.cc).
 std::vector<stats::shard_stats> counters_by_shard(std::span<const gather_msg> answers);
+/// The "bridges" of GET /api/stats, `,"bridges":[…]`, appended (bridge_stats.cc): every
+/// shard's rows, in shard order.
+void append_bridges_json(std::string& out, std::span<const gather_msg> answers);
+/// The ringcast_bridge_* metrics of every shard's rows, appended (bridge_stats.cc).
+void append_bridges_metrics(std::string& out, std::span<const gather_msg> answers);
 /// GET /api/stats (stats.cc).
 std::string stats_response(std::span<const gather_msg> answers, http::keep_alive ka);
 /// GET /metrics: the answers' counters in the Prometheus text format.

@@ -34,13 +34,17 @@ std::vector<stats::shard_stats> counters_by_shard(std::span<const gather_msg> an
 }
 
 std::string metrics_response(std::span<const gather_msg> answers, http::keep_alive ka) {
-    return http::make_response(200, "text/plain; version=0.0.4; charset=utf-8",
-                               stats::metrics_text(counters_by_shard(answers)), ka);
+    std::string text = stats::metrics_text(counters_by_shard(answers));
+    append_bridges_metrics(text, answers);
+    return http::make_response(200, "text/plain; version=0.0.4; charset=utf-8", text, ka);
 }
 
 std::string stats_response(std::span<const gather_msg> answers, http::keep_alive ka) {
-    return http::make_response(200, "application/json",
-                               stats::stats_json(counters_by_shard(answers)), ka);
+    std::string body = stats::stats_json(counters_by_shard(answers));
+    body.pop_back(); // its closing brace: the bridges go before it
+    append_bridges_json(body, answers);
+    body += '}';
+    return http::make_response(200, "application/json", body, ka);
 }
 
 namespace stats {

@@ -6,7 +6,10 @@
 #include "options.h"
 
 #include <ringcast/auth.h>
+#include <ringcast/bridge.h>
 #include <ringcast/redis.h>
+
+#include <unistd.h>
 
 #include <sched.h>
 
@@ -279,6 +282,45 @@ result<void, std::string> read_command_line(config& cfg, int argc, char** argv) 
     return {};
 }
 
+namespace {
+
+/// --queue-bridge: the Bull bridge on shard 0, reading through --redis-url in the consumer
+/// group --redis-prefix as this host (docs/bridges.md "Nodes").
+result<void, std::string> bridge_settings(config& cfg) {
+    if (cfg.queue_bridges.empty()) {
+        return {};
+    }
+    bridge::bull_config bull;
+    for (const std::string& entry : cfg.queue_bridges) {
+        auto rule = bridge::parse_bull_rule(entry); // checked when set: cannot fail
+        if (!rule) {
+            return unexpected{"--queue-bridge " + rule.error()};
+        }
+        bull.rules.push_back(std::move(*rule));
+    }
+    bull.key_prefix = cfg.queue_bridge_prefix;
+    bull.group = cfg.redis_prefix;
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') {
+        bull.consumer = host;
+    }
+    auto target = redis::resolve_target(cfg.redis_url, cfg.redis_prefix);
+    if (!target) {
+        return unexpected{"--redis-url (for --queue-bridge): " + target.error()};
+    }
+    cfg.gateway.make_bridges = [t = *target, bull = std::move(bull)](
+                                   core::conn_io& io, core::outbound_connector& connector,
+                                   pubsub::engine& engine) -> std::unique_ptr<bridge::bridges> {
+        if (io.id() != shard_id(0)) {
+            return nullptr; // one reader per process: shard 0's
+        }
+        return bridge::make_bull_bridge(io, connector, engine, t, bull);
+    };
+    return {};
+}
+
+} // namespace
+
 result<void, std::string> finish_config(config& cfg) {
     auto keys = read_api_keys(cfg.api_key_file);
     if (!keys) {
@@ -307,6 +349,9 @@ result<void, std::string> finish_config(config& cfg) {
                                                 core::outbound_connector& connector) {
             return redis::make_broker(io, connector, t);
         };
+    }
+    if (auto bridges = bridge_settings(cfg); !bridges) {
+        return bridges;
     }
     cfg.gateway.tokens.verify.leeway_s = cfg.jwt_leeway_s;
     auto table = std::make_shared<auth::namespace_table>();

@@ -81,6 +81,11 @@ struct config {
     std::string engine = "embedded";
     std::string redis_url = "redis://127.0.0.1:6379";
     std::string redis_prefix = "ringcast";
+    /// --queue-bridge rules as given (QUEUE:EVENT:CHANNEL) and --queue-bridge-prefix: the
+    /// Bull bridge (docs/bridges.md), on --redis-url; finish_config builds
+    /// gateway.make_bridges from them. No rule: no bridge.
+    std::vector<std::string> queue_bridges;
+    std::string queue_bridge_prefix = "bull";
     /// --config: the TOML file to read (docs/operations.md "Configuration"); empty: none.
     std::string config_file;
     bool check_only = false;

@@ -4,6 +4,7 @@
 
 
 #include <ringcast/auth.h>
+#include <ringcast/bridge.h>
 #include <ringcast/log.h>
 #include <ringcast/net.h>
 #include <ringcast/pubsub.h>
@@ -136,6 +137,24 @@ result<void, std::string> check_redis_prefix(std::string_view given_as, std::str
     if (!fine) {
         return unexpected{std::string(given_as) + " = '" + std::string(prefix) +
                           "' is not a key prefix: 1-64 of A-Z a-z 0-9 _ . : @ -"};
+    }
+    return {};
+}
+
+/// --queue-bridge, one QUEUE:EVENT:CHANNEL rule (bridge::parse_bull_rule).
+result<void, std::string> check_queue_bridge(std::string_view given_as, std::string_view rule) {
+    if (auto parsed = bridge::parse_bull_rule(rule); !parsed) {
+        return unexpected{std::string(given_as) + " " + parsed.error()};
+    }
+    return {};
+}
+
+/// --queue-bridge-prefix: BullMQ's key prefix (bridge::valid_bull_prefix).
+result<void, std::string> check_queue_bridge_prefix(std::string_view given_as,
+                                                    std::string_view prefix) {
+    if (!bridge::valid_bull_prefix(prefix)) {
+        return unexpected{std::string(given_as) + " = '" + std::string(prefix) +
+                          "' is not a BullMQ key prefix: 1-64 of A-Z a-z 0-9 _ . @ { } -"};
     }
     return {};
 }
@@ -387,6 +406,19 @@ constexpr option table[] = {
      .check = check_redis_prefix,
      .help = "what every Redis key and channel of ringcast starts with (PREFIX:), so nodes "
              "of one cluster share it and other clusters on the same Redis do not",
+     .metavar = "PREFIX"},
+    {.name = "queue-bridge", .type = option_type::entry_list,
+     .field = RINGCAST_FIELD(queue_bridges), .check = check_queue_bridge, .when_unset = "none",
+     .help = "publish the events of a BullMQ queue, read from its events stream on "
+             "--redis-url: QUEUE's EVENT (progress, completed, failed, …, or * for every "
+             "one) to the channel CHANNEL makes of {queue}, {event} and {jobId}, e.g. "
+             "reports:progress:job:{jobId}; acknowledged once published; repeat for each "
+             "rule (docs/bridges.md)",
+     .metavar = "QUEUE:EVENT:CHANNEL"},
+    {.name = "queue-bridge-prefix", .type = option_type::text,
+     .field = RINGCAST_FIELD(queue_bridge_prefix), .check = check_queue_bridge_prefix,
+     .help = "BullMQ's key prefix (its prefix option): queue Q's events are the stream "
+             "PREFIX:Q:events",
      .metavar = "PREFIX"},
     {.name = "config", .type = option_type::path, .field = RINGCAST_FIELD(config_file),
      .check = check_config_file, .when_unset = "none: flags, RINGCAST_* variables, defaults",

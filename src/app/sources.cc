@@ -439,9 +439,12 @@ std::string print_config(const config& cfg) {
         case option_type::network_list:
         case option_type::entry_list: {
             shown = "[";
+            // render_value joins list entries with ',' and entry_list's (which may hold
+            // commas) with ' ' (which none holds).
+            const char separator = opt.type == option_type::entry_list ? ' ' : ',';
             std::size_t from_at = 0;
             while (from_at <= value->size()) {
-                const std::size_t comma = value->find(',', from_at);
+                const std::size_t comma = value->find(separator, from_at);
                 const std::string one = value->substr(from_at, comma - from_at);
                 if (!one.empty()) {
                     shown += (shown.size() > 1 ? ", " : "") + quoted(one);

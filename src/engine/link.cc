@@ -225,12 +225,25 @@ void link::arm_timer() noexcept {
     _io.set_timer(_h, core::conn_timer::liveness, _io.now_ms() + timer_period_ms);
 }
 
+bool link::wake_at(uint64_t deadline_ms) noexcept {
+    if (_state != state::up) {
+        return false;
+    }
+    // The connection's acks timer: a link has no acks of its own to time.
+    _io.set_timer(_h, core::conn_timer::acks, deadline_ms);
+    return true;
+}
+
 void link::on_timer(conn_handle, core::conn_timer which) noexcept {
     switch (which) {
     case core::conn_timer::liveness:
         break;
-    case core::conn_timer::expiry:
     case core::conn_timer::acks:
+        if (_state == state::up) {
+            _owner.on_wake(*this);
+        }
+        return;
+    case core::conn_timer::expiry:
         return; // never armed on a link
     }
     const uint64_t now = _io.now_ms();

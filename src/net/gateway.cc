@@ -6,6 +6,7 @@
 
 #include "proxy_header.h"
 
+#include <ringcast/bridge.h>
 #include <ringcast/log.h>
 
 #include <algorithm>
@@ -22,7 +23,8 @@ gateway::gateway(core::conn_io& io, const gateway_config& config)
                     : nullptr),
       _broker(config.make_broker ? config.make_broker(io, *this) : nullptr),
       _engine(io, config.pubsub, _verifier.get(), _broker.get()),
-      _api(io, _engine, config.api, *this) {
+      _api(io, _engine, config.api, *this),
+      _bridges(config.make_bridges ? config.make_bridges(io, *this, _engine) : nullptr) {
     auto& receivers = _io.mesh_receivers();
     receivers.on<kinds::user_claim>(*this);
     receivers.on<kinds::user_answer>(*this);
@@ -30,6 +32,14 @@ gateway::gateway(core::conn_io& io, const gateway_config& config)
     if (_broker) {
         _broker->set_user_events(this);
     }
+}
+
+std::vector<admin::bridge_row> gateway::bridge_rows() const {
+    std::vector<admin::bridge_row> rows;
+    if (_bridges) {
+        _bridges->rows(rows);
+    }
+    return rows;
 }
 
 std::unique_ptr<core::conn_handler> make_gateway(core::conn_io& io, const gateway_config& config) {

@@ -239,6 +239,7 @@ private:
     void respond(conn_handle h, std::string response) noexcept override;
     admin::edge_counters edge_stats() const noexcept override;
     ws::close_counts close_stats() const noexcept override;
+    std::vector<admin::bridge_row> bridge_rows() const override;
 
     /// Counts what `c`'s parser holds now against the shard's inbound budget and, past the
     /// budget, closes the largest holders (1009).
@@ -331,6 +332,9 @@ private:
     std::unique_ptr<pubsub::broker> _broker;
     pubsub::engine _engine;
     admin::api _api;
+    /// The queue bridges this shard runs (--queue-bridge); null for none. After _engine,
+    /// which it publishes through.
+    std::unique_ptr<bridge::bridges> _bridges;
 };
 
 } // namespace ringcast::net

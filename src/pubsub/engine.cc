@@ -437,6 +437,12 @@ void engine::finish_publish(const publish_origin& origin, uint64_t offset,
         }
         return;
     }
+    if (origin.from == publish_origin::kind::bridge) {
+        if (_bridge_listener != nullptr) {
+            _bridge_listener->on_published(origin, offset, failure);
+        }
+        return;
+    }
     session* s = find_session(origin.conn);
     if (s == nullptr) {
         return; // the publisher left meanwhile

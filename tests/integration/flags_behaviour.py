@@ -338,7 +338,8 @@ def cases(binary):
                              "NAME:RULE[,RULE]": "chat:public,publish",
                              "LEVEL": "warn", "FORMAT": "json", "ENGINE": "redis",
                              "URL": f"redis://{support.LOOPBACK}:6379/0",
-                             "PREFIX": "ringcast-test"}.get(
+                             "PREFIX": "ringcast-test",
+                             "QUEUE:EVENT:CHANNEL": "reports:progress:job:{jobId}"}.get(
                                  head[1], m.group(1) if m else "1")
                     value = {"--echo": "/echo", "--allowed-origins": "https://chat.test",
                              "--jwt-secret-file": jwt_secret, "--jwt-public-key": jwt_pem,

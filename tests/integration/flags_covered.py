@@ -57,6 +57,9 @@ BAD = {
             "redis://127.0.0.1:abc", "redis://127.0.0.1/abc", "redis://127.0.0.1/-1",
             "redis://a b", "redis://[::1", "rediss://127.0.0.1"],
     "PREFIX": ["", "a b", "a*", "x" * 65, "a/b"],
+    "QUEUE:EVENT:CHANNEL": ["abc", "", "q", "q:progress", "q:progress:", ":progress:job:x",
+                            "q:pro gress:x", "q:progress:sys:x", "q:progress:job:{job}",
+                            "q:progress:a b", "q/x:progress:job:{jobId}"],
     "NAME:RULE[,RULE]": ["abc", "", "user:public", "chat:", "chat:public,private",
                          "chat:bogus", "chat:public,publish,publish"],
 }
