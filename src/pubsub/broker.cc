@@ -236,7 +236,9 @@ void engine::on_history(uint64_t token, bool ok, std::string_view epoch, uint64_
             recovered = false; // trimmed or expired in between
             break;
         }
-        frames.push_back(frame_of(b));
+        broker_message named = b;
+        named.channel = m->channel; // the broker's history answer names no channel
+        frames.push_back(frame_of(named));
         last = b.offset;
     }
     if (recovered && last < H) {

@@ -50,6 +50,9 @@ std::string_view data_of(const envelope& e) noexcept {
 }
 
 char* put(char* p, std::string_view s) noexcept {
+    if (s.empty()) {
+        return p; // memcpy must not see a null source, even for 0 bytes
+    }
     std::memcpy(p, s.data(), s.size());
     return p + s.size();
 }

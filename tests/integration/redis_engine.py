@@ -65,6 +65,11 @@ def offsets(c):
     return [c.parsed(i)["offset"] for i in range(len(c.messages))]
 
 
+def channel_names(c):
+    """The channel names c's messages carry (recovered ones included)."""
+    return {c.parsed(i)["channel"] for i in range(len(c.messages))}
+
+
 class publisher:
     """Publishes {"from": tag, "n": k} for k = 1..count through one node, from a thread."""
 
@@ -169,6 +174,8 @@ async def recovery_across_nodes(binary):
                 api_b.publish(channel, {"n": n})
             await r.wait_messages(55 - seen)
             expect(offsets(r) == list(range(seen + 1, 56)), f"on B: {offsets(r)}")
+            expect(channel_names(r) == {channel},
+                   f"recovered on B, channels {channel_names(r)}")
             expect([r.parsed(i)["data"]["n"] for i in range(len(r.messages))]
                    == list(range(seen, 55)), "the recovered data is the published data")
             # A restarted: a new process, nothing in its own memory; Redis has it all.
@@ -238,6 +245,8 @@ async def killed_node_clients_recover_elsewhere(binary):
                                         recover={"epoch": point["epoch"], "offset": last[ch]})
                 expect(reply.get("recovered") is True, f"{ch}: {reply}")
                 await r.wait_messages(200 - last[ch])
+                expect(channel_names(r) == {ch},
+                       f"{ch}: recovered with channels {channel_names(r)}")
                 expect(offsets(r) == list(range(last[ch] + 1, 201)),
                        f"{ch}: recovered {offsets(r)[:5]}... after {last[ch]}")
                 await r.ws.close()
