@@ -271,7 +271,7 @@ def cases(open_srv, secure_srv):
             expect_exit(p, 0)
             mine = json.loads(p.stdout)
             status, api = await asyncio.to_thread(urllib_json, port, "GET", "/api/stats")
-            expect(set(mine) == set(api) == {"total", "shards"}
+            expect(set(mine) == set(api) == {"total", "shards", "bridges"}
                    and set(mine["total"]) == set(api["total"])
                    and len(mine["shards"]) == len(api["shards"]) == 2,
                    f"ringcast stats: keys {sorted(mine)} / {sorted(mine.get('total', {}))[:5]}…"
@@ -290,7 +290,8 @@ def cases(open_srv, secure_srv):
         expect_exit(p, 1, "401", what="pub without a key")
         p = run(sport, "stats", "--api-key-file", KEY_FILE)
         expect_exit(p, 0, what="stats with the key file (picks ops, the admin key)")
-        expect(set(json.loads(p.stdout)) == {"total", "shards"}, f"stats: {p.stdout[:200]!r}")
+        expect(set(json.loads(p.stdout)) == {"total", "shards", "bridges"},
+               f"stats: {p.stdout[:200]!r}")
         p = run(sport, "pub", "news", '{"a":1}', "--api-key-file", KEY_FILE)
         expect_exit(p, 0, what="pub with the key file (picks feed, the publish key)")
         expect(json.loads(p.stdout).get("ok") is True, f"pub: {p.stdout!r}")
