@@ -61,6 +61,21 @@ def wait_ready(srv, timeout=10.0):
     support.fail(f"node on {srv.port} not ready within {timeout}s")
 
 
+def wait_all_links(srv, timeout=15.0):
+    """Until every shard's Redis links are up (engine_links_up == engine_links)."""
+    api = support.api_client(srv.port)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            t = api.request("GET", "/api/stats").json["total"]
+            if t["engine_links"] > 0 and t["engine_links_up"] == t["engine_links"]:
+                return
+            time.sleep(0.05)
+    finally:
+        api.close()
+    support.fail(f":{srv.port}: Redis links not all up within {timeout}s")
+
+
 def offsets(c):
     return [c.parsed(i)["offset"] for i in range(len(c.messages))]
 
@@ -303,6 +318,10 @@ async def redis_restart_under_load(binary):
             expect(statuses.get(200, 0) > 0 and statuses.get(503, 0) > 0,
                    f"publishes during the restart: {statuses}")
             expect(a.alive() and b.alive(), "a node died with Redis")
+            # /readyz answered for one shard of each node; the other's links may still be
+            # reconnecting (a publish homed there would get 503): wait for every link.
+            for srv in (a, b):
+                await asyncio.to_thread(wait_all_links, srv)
             # Resubscribed: a publish now reaches B's subscriber (a new epoch: Redis kept
             # nothing, so offsets start again).
             before = len(c.messages)
@@ -317,12 +336,7 @@ async def redis_restart_under_load(binary):
             expect(got is not None, "nothing reached the subscriber after Redis came back")
             # The engine's figures: every link back up, each went down once and came up
             # twice; A counted the refused publishes, B what it received for its watch.
-            # /readyz answered for one shard; the other's links may still be reconnecting.
-            deadline = time.monotonic() + 15
             ta = api.request("GET", "/api/stats").json["total"]
-            while ta["engine_links_up"] < ta["engine_links"] and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-                ta = api.request("GET", "/api/stats").json["total"]
             expect(ta["engine_links"] > 0 and ta["engine_links_up"] == ta["engine_links"],
                    f"links after the restart: {ta['engine_links_up']} of {ta['engine_links']}")
             expect(ta["engine_disconnects"] >= ta["engine_links"]
