@@ -174,7 +174,7 @@ struct gather_answer;
 
 /// The backend API of one shard. Built with the shard's handler (src/net), on the shard's
 /// thread, before any message flows; every call is made on that thread.
-class api final : public pubsub::publish_listener {
+class api final : public pubsub::publish_listener, private pubsub::presence_listener {
 public:
     api(core::conn_io& io, pubsub::engine& engine, const api_config& cfg, responder& out);
     /// New API keys (a reload): later requests are judged by them.
@@ -248,8 +248,15 @@ private:
     void begin_gather(conn_handle h, http::keep_alive ka, question what, std::string arg,
                       uint16_t code = 0, core::frame_ref frame = {}, std::string text = {},
                       uint64_t since = 0, uint64_t limit = 0);
-    /// Fills in this shard's answer to `g`.
-    void answer_here(gather_msg& g) noexcept;
+    /// Fills in this shard's answer to `g`; false when part of it comes later (a presence
+    /// page the broker reads: g.parked names it), and the caller parks `g` (park()).
+    bool answer_here(gather_msg& g) noexcept;
+    /// Keeps `g` until its answer is complete (on_presence_page), then sends it to `from`.
+    void park(unsigned from, std::unique_ptr<gather_msg> g);
+    /// An answer for a gather of this shard's: added, and the gather finished if it was the
+    /// last one.
+    void take_answer(std::unique_ptr<gather_msg> g);
+    void on_presence_page(uint64_t token, const pubsub::presence_page& page) noexcept override;
     void finish_gather(uint64_t token);
 
     // --- sys:stats (snapshot.cc) ----------------------------------------------------------
@@ -262,6 +269,10 @@ private:
     responder& _out;
     std::unordered_map<uint64_t, std::unique_ptr<pending_publish>> _publishes;
     std::unordered_map<uint64_t, std::unique_ptr<pending_gather>> _gathers;
+    /// Answers waiting for the broker (answer_here false), with the shard that asked;
+    /// bounded by the gathers under way, each answered or failed by the broker.
+    std::unordered_map<uint64_t, std::pair<unsigned, std::unique_ptr<gather_msg>>> _parked;
+    uint64_t _next_park = 1;
     /// Names each pending request, and makes broadcast message ids unique on this shard.
     uint64_t _next_token = 1;
     /// sys:stats, on its home shard: the shard timer is armed for the next snapshot (when

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -168,6 +169,13 @@ struct presence_page {
 };
 /// How much of a presence_page is filled: the counts alone, or the members too.
 enum class presence_detail : uint8_t { counts, members };
+/// Who hears a presence page read from every node (engine::read_presence), on the shard's
+/// thread.
+class presence_listener {
+public:
+    virtual ~presence_listener() = default;
+    virtual void on_presence_page(uint64_t token, const presence_page& page) noexcept = 0;
+};
 /// `"channel":"C","users":U,"connections":K,"anonymous":A` then `,"members":[{"userId":
 /// "u","connections":N},...]` or, past the cut-off, `,"listed":false`: the fields of the
 /// presence reply and of GET /api/presence/<channel>. `channel` is a valid_channel.
@@ -478,6 +486,19 @@ public:
     /// count); `ok` false when it could not be read (down): then nothing else is set.
     virtual void on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
                             std::span<const broker_message> messages) noexcept = 0;
+    // Presence across nodes (docs/scaling.md "Presence").
+    /// A user's first connection to watched `channel` on any live node (`joined`), or its
+    /// last one left; `users` counts the channel's users with it (after a join, before a
+    /// leave). In the channel's order with its messages.
+    virtual void on_presence(std::string_view channel, std::string_view user, bool joined,
+                             uint64_t users) noexcept = 0;
+    /// broker::read_presence(`token`) answered: the channel's members on every live node;
+    /// `ok` false when it could not be read (the connection was lost): then `page` is empty.
+    virtual void on_presence_page(uint64_t token, bool ok, const presence_page& page) noexcept = 0;
+    /// The broker's connection came (back) up, or this shard was taken for dead meanwhile:
+    /// what it held of this shard's members may be gone, so every presence channel's
+    /// members are set again (broker::replace_members).
+    virtual void on_members_lost() noexcept = 0;
 };
 
 /// A broker's figures on one shard (/api/stats "engine", /metrics ringcast_engine_*).
@@ -499,6 +520,11 @@ struct broker_stats {
     uint64_t user_claims = 0;         ///< per-user slots checked against every node
     uint64_t user_claims_refused = 0; ///< of them refused: the user's nodes held the limit
     uint64_t user_claims_unchecked = 0; ///< slots granted on this node's count alone (down)
+    uint64_t presence_writes = 0;  ///< members set or replaced in Redis
+    uint64_t presence_dropped = 0; ///< member changes not written (down, busy): set again later
+    uint64_t presence_reads = 0;   ///< presence queries answered from every node
+    uint64_t presence_sweeps = 0;  ///< channels swept of a dead node's members
+    uint64_t dead_shards = 0;      ///< shards of other nodes seen to stop refreshing liveness
 };
 
 /// What the broker tells the holder of a shard's per-user connection counts (the gateway,
@@ -553,6 +579,27 @@ public:
                             uint64_t token) noexcept = 0;
     /// This shard's entry for `user` becomes `held` (0 removes it): a slot given back.
     virtual void count_user(std::string_view user, uint32_t held) noexcept = 0;
+
+    // Presence across nodes (docs/scaling.md "Presence"). Each shard's entry for a (channel,
+    // user) is the number of that user's connections subscribed on its node, kept by the
+    // channel's home shard there; entries of a node that stopped refreshing its liveness
+    // are not counted, and removed (with a leave for every user they held) by the other
+    // nodes' sweep.
+    /// This shard holds `connections` of `user`'s connections (empty: anonymous ones) to
+    /// `channel`; 0 removes the entry. A user's first connection on any live node and its
+    /// last come back to every node watching the channel as on_presence. Dropped while the
+    /// broker is down (on_members_lost asks for everything again).
+    virtual void set_member(std::string_view channel, std::string_view user,
+                            uint64_t connections) noexcept = 0;
+    /// This shard's entries for `channel` become exactly `members` (user → connections;
+    /// the empty user: anonymous ones), the ones not named removed.
+    virtual void replace_members(std::string_view channel,
+                                 std::span<const std::pair<std::string, uint32_t>> members) noexcept = 0;
+    /// Reads `channel`'s members on every live node, naming them when there are at most
+    /// `max_listed`. False when it cannot be asked now (down, busy): nothing follows; else
+    /// answered through on_presence_page(token), never before this returns.
+    virtual bool read_presence(std::string_view channel, uint32_t max_listed,
+                               uint64_t token) noexcept = 0;
 };
 
 /// Hash for maps keyed by names, so lookups take a string_view without building a
@@ -672,6 +719,13 @@ public:
     /// presence: for a channel whose home is this shard, its members (an empty page when it
     /// has none); `detail` members counts a query (presence_queries).
     presence_page presence_of(std::string_view channel, presence_detail detail);
+    /// presence: for a channel whose home is this shard, its members on every node (a
+    /// query, counted). Returned at once by the embedded engine, or with a broker that
+    /// cannot be asked now (then this node's members alone: docs/scaling.md "Presence");
+    /// else nothing is returned and the page reaches `to` with `token` when the broker
+    /// answers, never before this returns. `to` must outlive the engine's answer.
+    std::optional<presence_page> read_presence(std::string_view channel, presence_listener& to,
+                                               uint64_t token);
     /// This shard's counters, gathered from the engine's parts.
     counters stats() const noexcept;
     /// The broker's figures (--engine redis); null on the embedded engine.
@@ -728,6 +782,19 @@ private:
     void send_member(std::string_view channel, const session& s, member_change change);
     void on_member(std::string_view channel, std::string_view user_id, member_change change);
     void finish_presence(presence_msg& m);
+    /// On the channel's home: fills `m`'s page, from the broker (every node) when there
+    /// is one that can be asked, and answers `from_shard` (this one: finished here).
+    void ask_home_presence(unsigned from_shard, std::unique_ptr<presence_msg> m);
+    /// The page this home keeps (this node's members), not counted as a query.
+    presence_page local_presence(std::string_view channel) const;
+    /// The join / leave event of `user` in `ch` to every interested shard, unless the
+    /// channel's users (`users_with`, counting the user) are past the cut-off.
+    void emit_presence(const home_channel& ch, std::string_view user, member_change change,
+                       uint64_t users_with);
+    void on_broker_presence(std::string_view channel, std::string_view user, bool joined,
+                            uint64_t users) noexcept;
+    void on_presence_page(uint64_t token, bool ok, const presence_page& page) noexcept;
+    void on_members_lost() noexcept;
     /// Arms h's expiry timer at exp + leeway (monotonic); nothing when `who` has no exp.
     void arm_expiry(conn_handle h, const auth::identity& who) noexcept;
     // engine.cc: sessions, the interest round trip between subscriptions and a home's
@@ -787,6 +854,16 @@ private:
     std::unordered_map<uint64_t, std::unique_ptr<publish_job>> _broker_publishes;
     /// Recoveries waiting for the broker's history, with the shard that asked.
     std::unordered_map<uint64_t, std::pair<unsigned, std::unique_ptr<recover_msg>>> _broker_reads;
+    /// Presence commands waiting for the broker's page, with the shard that asked; the
+    /// API's reads (read_presence), with their listener, token and channel. Each answered
+    /// by the broker, or failed when its connection goes: bounded by the requests waiting.
+    std::unordered_map<uint64_t, std::pair<unsigned, std::unique_ptr<presence_msg>>> _presence_asks;
+    struct presence_read {
+        presence_listener* to;
+        uint64_t token;
+        std::string channel;
+    };
+    std::unordered_map<uint64_t, presence_read> _presence_reads;
 };
 
 } // namespace ringcast::pubsub

@@ -42,20 +42,24 @@ void api::begin_gather(conn_handle h, http::keep_alive ka, question what, std::s
         g->prio = what == question::broadcast_all ? static_cast<pubsub::priority>(code)
                                                   : pubsub::priority::normal;
         if (shard == unsigned(_io.id())) {
-            answer_here(*g);
+            if (!answer_here(*g)) {
+                park(shard, std::move(g));
+                continue;
+            }
             p.answers.push_back(std::move(*g));
             --p.remaining;
         } else {
             _io.post<kinds::gather_question>(shard_id(static_cast<uint16_t>(shard)), std::move(g));
         }
     }
-    // Other shards answer over the mesh, so never before this returns.
+    // Other shards answer over the mesh and a parked answer after the broker's reply, so
+    // never before this returns.
     if (p.remaining == 0) {
         finish_gather(token);
     }
 }
 
-void api::answer_here(gather_msg& g) noexcept {
+bool api::answer_here(gather_msg& g) noexcept {
     g.shard = unsigned(_io.id());
     // A copy of each figure and one walk of the slot table: no lock, and nothing allocated
     // per connection (the answer is one allocation, made by the asker). The same for the
@@ -112,7 +116,14 @@ void api::answer_here(gather_msg& g) noexcept {
     case question::presence:
         g.home_found = pubsub::home_shard(g.arg, _io.shards()) == unsigned(_io.id());
         if (g.home_found) {
-            g.presence = _engine.presence_of(g.arg, pubsub::presence_detail::members);
+            // Every node's members with --engine redis: the broker's answer comes later.
+            const uint64_t token = _next_park++;
+            std::optional<pubsub::presence_page> page = _engine.read_presence(g.arg, *this, token);
+            if (!page) {
+                g.parked = token;
+                return false;
+            }
+            g.presence = std::move(*page);
         }
         break;
     case question::broadcast_all:
@@ -123,14 +134,40 @@ void api::answer_here(gather_msg& g) noexcept {
         break;
     }
     g.frame = core::frame_ref();
+    return true;
+}
+
+void api::park(unsigned from, std::unique_ptr<gather_msg> g) {
+    const uint64_t token = g->parked;
+    _parked.emplace(token, std::make_pair(from, std::move(g)));
+}
+
+void api::on_presence_page(uint64_t token, const pubsub::presence_page& page) noexcept {
+    auto node = _parked.extract(token);
+    if (node.empty()) {
+        return;
+    }
+    auto& [from, g] = node.mapped();
+    g->presence = page;
+    g->parked = 0;
+    if (from == unsigned(_io.id())) {
+        return take_answer(std::move(g));
+    }
+    _io.post<kinds::gather_answer>(shard_id(static_cast<uint16_t>(from)), std::move(g));
 }
 
 void api::on_mesh(kinds::gather_question, shard_id from, std::unique_ptr<gather_msg> g) noexcept {
-    answer_here(*g);
+    if (!answer_here(*g)) {
+        return park(unsigned(from), std::move(g));
+    }
     _io.post<kinds::gather_answer>(from, std::move(g));
 }
 
 void api::on_mesh(kinds::gather_answer, shard_id, std::unique_ptr<gather_msg> g) noexcept {
+    take_answer(std::move(g));
+}
+
+void api::take_answer(std::unique_ptr<gather_msg> g) {
     auto it = _gathers.find(g->token);
     if (it == _gathers.end()) {
         return;

@@ -78,6 +78,7 @@ struct gather_msg {
     // when presence_tracked).
     bool presence_tracked = false;
     pubsub::presence_page presence;
+    uint64_t parked = 0; ///< presence: the page is being read from the broker (api::park)
     // stats, metrics: the queue bridges this shard runs (bridge_stats.cc).
     std::vector<bridge_row> bridges;
 };

@@ -306,6 +306,16 @@ inline constexpr field<pubsub::broker_stats> engine_fields[] = {
     {"engine_user_claims_unchecked", figure::counter,
      &pubsub::broker_stats::user_claims_unchecked,
      "connections of a user admitted on this node's count alone while Redis was down"},
+    {"engine_presence_writes", figure::counter, &pubsub::broker_stats::presence_writes,
+     "presence members this shard set in Redis (one per change, or a channel's all again)"},
+    {"engine_presence_dropped", figure::counter, &pubsub::broker_stats::presence_dropped,
+     "presence changes not written because Redis was down (all set again when it is back)"},
+    {"engine_presence_reads", figure::counter, &pubsub::broker_stats::presence_reads,
+     "presence queries answered from the members of every live node"},
+    {"engine_presence_sweeps", figure::counter, &pubsub::broker_stats::presence_sweeps,
+     "presence channels swept of the members of a node that stopped refreshing liveness"},
+    {"engine_dead_shards", figure::counter, &pubsub::broker_stats::dead_shards,
+     "shards of other nodes seen to stop refreshing their liveness (each starts a sweep)"},
 };
 // clang-format on
 

@@ -6,7 +6,9 @@
 //                     EVALSHA history  (XRANGE after an offset, or the newest N)
 //                     EVALSHA claim    (a user's slots on every live shard ≤ the limit?)
 //                     HSET / HDEL      (this shard's count of a user's slots)
-//                     SET live PX      (this shard's liveness, every 2 s)
+//                     EVALSHA members  (this shard's presence entries: set, replace, sweep)
+//                     EVALSHA presence (a channel's members on every live node)
+//                     EVALSHA live     (this shard's liveness, every 2 s; who stopped)
 //   subscriber link   SUBSCRIBE / UNSUBSCRIBE <prefix>:<channel>, one channel per request
 //
 // hiredis 0.14 reads RESP2 only, where a subscribed connection takes no other command:
@@ -27,8 +29,10 @@
 #include <openssl/sha.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <charconv>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace ringcast::redis {
 
@@ -119,6 +123,140 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 )lua";
 
+// Presence (docs/scaling.md "Presence"). A change of the users' totals announces a user's
+// first connection anywhere and its last on the channel's pub/sub, in the channel's order:
+// "presence join|leave <users with the user> <user>" (a message starts with its hex epoch,
+// so the first word tells them apart).
+//
+// KEYS: the channel's presence hash (field "<shard id>|<user>": that shard's connections
+// of the user; user "" the anonymous ones), its users hash (user: connections on every
+// node). ARGV: mode, this shard's id, the pub/sub channel, the liveness key prefix, the
+// hashes' ttl ms, then user, connections pairs. Modes: set (the named entries of this
+// shard), replace (this shard's entries become the named ones; entries of shards whose
+// liveness key expired are removed first), sweep (only that removal). Returns the entries
+// removed for dead shards.
+constexpr std::string_view members_script = R"lua(
+local function adjust(user, delta)
+  local before = tonumber(redis.call('HGET', KEYS[2], user)) or 0
+  local after = before + delta
+  if after <= 0 then redis.call('HDEL', KEYS[2], user) else redis.call('HSET', KEYS[2], user, after) end
+  if before <= 0 and after > 0 then
+    redis.call('PUBLISH', ARGV[3], 'presence join ' .. redis.call('HLEN', KEYS[2]) .. ' ' .. user)
+  elseif before > 0 and after <= 0 then
+    redis.call('PUBLISH', ARGV[3], 'presence leave ' .. (redis.call('HLEN', KEYS[2]) + 1) .. ' ' .. user)
+  end
+end
+local mode, me = ARGV[1], ARGV[2]
+local old = {}
+local swept = 0
+if mode ~= 'set' then
+  local fields = redis.call('HGETALL', KEYS[1])
+  local live = {}
+  for i = 1, #fields, 2 do
+    local bar = string.find(fields[i], '|', 1, true)
+    if bar then
+      local shard = string.sub(fields[i], 1, bar - 1)
+      local user = string.sub(fields[i], bar + 1)
+      local n = tonumber(fields[i + 1]) or 0
+      if shard == me then
+        if mode == 'replace' then old[user] = n end
+      else
+        local alive = live[shard]
+        if alive == nil then
+          alive = redis.call('EXISTS', ARGV[4] .. shard) == 1
+          live[shard] = alive
+        end
+        if not alive then
+          swept = swept + 1
+          redis.call('HDEL', KEYS[1], fields[i])
+          if user ~= '' then adjust(user, -n) end
+        end
+      end
+    end
+  end
+end
+local new = {}
+for i = 6, #ARGV, 2 do
+  local user = ARGV[i]
+  new[user] = tonumber(ARGV[i + 1])
+  if old[user] == nil then
+    old[user] = tonumber(redis.call('HGET', KEYS[1], me .. '|' .. user)) or 0
+  end
+end
+for user, was in pairs(old) do
+  local now = new[user] or 0
+  if now ~= was then
+    if now == 0 then
+      redis.call('HDEL', KEYS[1], me .. '|' .. user)
+    else
+      redis.call('HSET', KEYS[1], me .. '|' .. user, now)
+    end
+    if user ~= '' then adjust(user, now - was) end
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+return swept
+)lua";
+
+// KEYS: the channel's presence hash. ARGV: the liveness key prefix, the most users named.
+// Returns {anonymous, connections, users, then user, connections per user when users is at
+// most the limit}, counting live shards' entries only.
+constexpr std::string_view presence_script = R"lua(
+local fields = redis.call('HGETALL', KEYS[1])
+local live = {}
+local totals = {}
+local names = {}
+local anonymous, connections = 0, 0
+for i = 1, #fields, 2 do
+  local bar = string.find(fields[i], '|', 1, true)
+  if bar then
+    local shard = string.sub(fields[i], 1, bar - 1)
+    local alive = live[shard]
+    if alive == nil then
+      alive = redis.call('EXISTS', ARGV[1] .. shard) == 1
+      live[shard] = alive
+    end
+    local n = tonumber(fields[i + 1]) or 0
+    if alive and n > 0 then
+      local user = string.sub(fields[i], bar + 1)
+      connections = connections + n
+      if user == '' then
+        anonymous = anonymous + n
+      else
+        if totals[user] == nil then
+          totals[user] = 0
+          names[#names + 1] = user
+        end
+        totals[user] = totals[user] + n
+      end
+    end
+  end
+end
+local out = {anonymous, connections, #names}
+if #names <= tonumber(ARGV[2]) then
+  for _, user in ipairs(names) do
+    out[#out + 1] = user
+    out[#out + 1] = totals[user]
+  end
+end
+return out
+)lua";
+
+// KEYS: the shards' sorted set (member: shard id, score: its last refresh, ms). ARGV: this
+// shard's id, its liveness key, the key's ttl ms, how long a shard that stopped is kept in
+// the set (ms). Returns {1 if this shard's key still existed, the shards that stopped
+// refreshing within that time}.
+constexpr std::string_view live_script = R"lua(
+local existed = redis.call('EXISTS', ARGV[2])
+redis.call('SET', ARGV[2], '1', 'PX', ARGV[3])
+local now = redis.call('TIME')
+local t = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[1], t, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - tonumber(ARGV[4]))
+return {existed, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t - tonumber(ARGV[3]), 'LIMIT', 0, 100)}
+)lua";
+
 /// A shard's liveness: its key lives this long and is refreshed every live_refresh_s, so
 /// a node that died stops counting within live_ttl_ms (docs/scaling.md "Connections per
 /// user").
@@ -127,6 +265,11 @@ constexpr uint64_t live_refresh_ms = 2000;
 /// A user's hash outlives its last change by a day: entries of users who never come back
 /// after their node died do not stay in Redis for ever.
 constexpr uint32_t user_ttl_ms = 86400 * 1000;
+/// A shard that stopped refreshing stays in the shards' set this long, so every node's
+/// refresh (every live_refresh_ms) sees it stopped and sweeps its channels.
+constexpr uint32_t dead_kept_ms = 60000;
+/// Presence channels swept per tick (1/s) after a shard stopped: one script each.
+constexpr std::size_t sweeps_per_tick = 256;
 
 /// Seven days: a channel's order (epoch, offset) outlives a week without publishes; past
 /// it a new epoch starts, which a recovering client is told (docs/scaling.md "Keys").
@@ -198,7 +341,10 @@ enum class tag_kind : uint8_t {
     unsubscribe,
     script,
     claim,
-    count, ///< a count pushed, the liveness refreshed: nothing waits for the reply
+    count, ///< a count pushed: nothing waits for the reply
+    members,  ///< presence entries set, replaced or swept
+    presence, ///< a presence page read
+    live,     ///< the liveness refreshed; who stopped
 };
 
 uint64_t make_tag(tag_kind kind, uint64_t seq) noexcept {
@@ -219,7 +365,9 @@ public:
           _cmd(io, connector, target, "cmd-" + std::to_string(unsigned(io.id())), *this, timing),
           _sub(io, connector, target, "sub-" + std::to_string(unsigned(io.id())), *this, timing),
           _publish_sha(sha1_hex(publish_script)), _point_sha(sha1_hex(point_script)),
-          _history_sha(sha1_hex(history_script)), _claim_sha(sha1_hex(claim_script)) {
+          _history_sha(sha1_hex(history_script)), _claim_sha(sha1_hex(claim_script)),
+          _members_sha(sha1_hex(members_script)), _presence_sha(sha1_hex(presence_script)),
+          _live_sha(sha1_hex(live_script)) {
         if (getrandom(&_epoch_base, sizeof(_epoch_base), 0) != sizeof(_epoch_base)) {
             _epoch_base = core::monotonic_us() * 0x9E3779B97F4A7C15ull;
         }
@@ -343,6 +491,48 @@ public:
         _cmd.send(expire, make_tag(tag_kind::count, 0));
     }
 
+    void set_member(std::string_view channel, std::string_view user,
+                    uint64_t connections) noexcept override {
+        const std::string count = std::to_string(connections);
+        const std::string_view pair[] = {user, count};
+        write_members(channel, "set", pair);
+    }
+
+    void replace_members(std::string_view channel,
+                         std::span<const std::pair<std::string, uint32_t>> members) noexcept override {
+        std::vector<std::string> counts;
+        std::vector<std::string_view> pairs;
+        counts.reserve(members.size());
+        pairs.reserve(members.size() * 2);
+        for (const auto& [user, connections] : members) {
+            counts.push_back(std::to_string(connections));
+        }
+        for (std::size_t i = 0; i < members.size(); ++i) {
+            pairs.push_back(members[i].first);
+            pairs.push_back(counts[i]);
+        }
+        if (members.empty()) {
+            if (auto it = _member_channels.find(channel); it != _member_channels.end()) {
+                _member_channels.erase(it);
+            }
+        } else {
+            _member_channels.emplace(std::string(channel));
+        }
+        write_members(channel, "replace", pairs);
+    }
+
+    bool read_presence(std::string_view channel, uint32_t max_listed,
+                       uint64_t token) noexcept override {
+        if (!_cmd.up()) {
+            return false;
+        }
+        const std::string hash = key(channel, "presence");
+        const std::string live_prefix = _target.prefix + ":live:";
+        const std::string max = std::to_string(max_listed);
+        const std::string_view args[] = {"EVALSHA", _presence_sha, "1", hash, live_prefix, max};
+        return _cmd.send(args, make_tag(tag_kind::presence, token));
+    }
+
     void read_history(std::string_view channel, uint64_t after, uint64_t limit,
                       uint64_t token) noexcept override {
         ++_stats.history_reads;
@@ -381,10 +571,107 @@ private:
         return _target.prefix + ":user:{" + std::string(user) + "}";
     }
     void refresh_liveness() {
+        const std::string shards = _target.prefix + ":shards";
         const std::string ttl = std::to_string(live_ttl_ms);
-        const std::string_view args[] = {"SET", _live_key, "1", "PX", ttl};
-        _cmd.send(args, make_tag(tag_kind::count, 0));
+        const std::string kept = std::to_string(dead_kept_ms);
+        const std::string_view args[] = {"EVALSHA", _live_sha, "1",  shards,
+                                         _shard_id, _live_key, ttl, kept};
+        _cmd.send(args, make_tag(tag_kind::live, 0));
         _live_refreshed_ms = _io.now_ms();
+    }
+
+    /// The members script in `mode` for `channel`, with `pairs` (user, connections, …).
+    void write_members(std::string_view channel, std::string_view mode,
+                       std::span<const std::string_view> pairs) {
+        if (!_cmd.up()) {
+            ++_stats.presence_dropped; // set again by on_members_lost when the link is up
+            return;
+        }
+        const std::string hash = key(channel, "presence");
+        const std::string users = key(channel, "users");
+        const std::string name = pubsub_channel(channel);
+        const std::string live_prefix = _target.prefix + ":live:";
+        const std::string ttl = std::to_string(user_ttl_ms);
+        std::vector<std::string_view> args = {"EVALSHA", _members_sha, "2",         hash, users,
+                                              mode,      _shard_id,    name, live_prefix, ttl};
+        args.insert(args.end(), pairs.begin(), pairs.end());
+        if (_cmd.send(args, make_tag(tag_kind::members, 0))) {
+            ++_stats.presence_writes;
+        } else {
+            ++_stats.presence_dropped;
+        }
+    }
+
+    /// The live script's answer: this shard's own key had expired (it was taken for dead:
+    /// its members and counts may have been swept), and the shards that stopped.
+    void live_answered(const redisReply* r) {
+        const auto items = r != nullptr ? elements_of(*r) : std::span<redisReply* const>{};
+        if (items.size() != 2 || type_of(*items[0]) != reply_type::integer) {
+            return;
+        }
+        const bool existed = integer_of(*items[0]) == 1;
+        if (!existed && _live_confirmed) {
+            RINGCAST_LOG(log::level::warn, "redis_liveness_lost")
+                .msg("redis: this shard's liveness key had expired; its presence and user "
+                     "counts are written again");
+            _events->on_members_lost();
+            if (_user_events != nullptr) {
+                _user_events->on_user_counts_lost();
+            }
+        }
+        _live_confirmed = true;
+        std::unordered_set<std::string> stopped;
+        bool new_dead = false;
+        for (const redisReply* e : elements_of(*items[1])) {
+            std::string id(text_of(*e));
+            if (id == _shard_id) {
+                continue;
+            }
+            if (!_dead_known.contains(id)) {
+                new_dead = true;
+                ++_stats.dead_shards;
+            }
+            stopped.insert(std::move(id));
+        }
+        _dead_known = std::move(stopped);
+        if (new_dead) {
+            // Every channel this shard has members in, swept a page per tick.
+            _sweep_queue.assign(_member_channels.begin(), _member_channels.end());
+        }
+    }
+
+    void sweep_some() {
+        for (std::size_t n = 0; n < sweeps_per_tick && !_sweep_queue.empty(); ++n) {
+            const std::string channel = std::move(_sweep_queue.back());
+            _sweep_queue.pop_back();
+            ++_stats.presence_sweeps;
+            write_members(channel, "sweep", {});
+        }
+    }
+
+    void presence_answered(uint64_t token, const redisReply* r) {
+        const auto items = r != nullptr ? elements_of(*r) : std::span<redisReply* const>{};
+        pubsub::presence_page page;
+        uint64_t users = 0;
+        if (items.size() < 3 || !number_of(items[0], page.anonymous) ||
+            !number_of(items[1], page.connections) || !number_of(items[2], users) ||
+            (items.size() != 3 && items.size() != 3 + 2 * users)) {
+            return _events->on_presence_page(token, false, {});
+        }
+        ++_stats.presence_reads;
+        page.users = users;
+        page.listed = items.size() == 3 + 2 * users;
+        page.members.reserve(users);
+        for (std::size_t i = 3; page.listed && i + 1 < items.size(); i += 2) {
+            uint64_t connections = 0;
+            if (!number_of(items[i + 1], connections)) {
+                return _events->on_presence_page(token, false, {});
+            }
+            page.members.emplace_back(std::string(text_of(*items[i])),
+                                      static_cast<uint32_t>(connections));
+        }
+        std::sort(page.members.begin(), page.members.end());
+        _events->on_presence_page(token, true, page);
     }
     std::string pubsub_channel(std::string_view channel) const {
         return _target.prefix + ":" + std::string(channel);
@@ -399,7 +686,8 @@ private:
 
     void load_scripts() {
         for (const std::string_view script :
-             {publish_script, point_script, history_script, claim_script}) {
+             {publish_script, point_script, history_script, claim_script, members_script,
+              presence_script, live_script}) {
             const std::string_view args[] = {"SCRIPT", "LOAD", script};
             _cmd.send(args, make_tag(tag_kind::script, 0));
         }
@@ -443,6 +731,23 @@ private:
     }
 
     void deliver(std::string_view channel, std::string_view payload) {
+        if (payload.starts_with("presence ")) {
+            // "presence join|leave <users> <user>" (members_script)
+            std::string_view rest = payload.substr(9);
+            std::string_view change;
+            std::string_view users_text;
+            uint64_t users = 0;
+            if (take(rest, ' ', change) && take(rest, ' ', users_text) &&
+                to_u64(users_text, users) && (change == "join" || change == "leave") &&
+                !rest.empty()) {
+                return _events->on_presence(channel, rest, change == "join", users);
+            }
+            RINGCAST_LOG_EVERY(log::level::warn, "redis_bad_presence", 1, 10000)
+                .field("channel", channel)
+                .msg("redis: a presence event on %.*s is not ringcast's; ignored",
+                     int(channel.size()), channel.data());
+            return;
+        }
         // "epoch offset stamp body"
         pubsub::broker_message m;
         std::string_view rest = payload;
@@ -469,7 +774,9 @@ private:
             // Loaded first on every connection (a restarted Redis has none): every EVALSHA
             // after these finds its script.
             load_scripts();
+            _live_confirmed = false;
             refresh_liveness();
+            _events->on_members_lost();
             for (auto& [channel, w] : _watched) {
                 if (w.phase == watch_phase::needs_point) {
                     read_point(channel, w);
@@ -520,7 +827,12 @@ private:
         }
         case tag_kind::unsubscribe:
         case tag_kind::count:
+        case tag_kind::members:
             return;
+        case tag_kind::presence:
+            return presence_answered(seq, r);
+        case tag_kind::live:
+            return live_answered(r);
         case tag_kind::claim: {
             // Not answered (the link went down): granted on this node's count, as when
             // down; the count is pushed again when the link is back.
@@ -545,9 +857,13 @@ private:
     }
 
     void on_tick(link& l) noexcept override {
-        if (&l == &_cmd && _io.now_ms() >= _live_refreshed_ms + live_refresh_ms) {
+        if (&l != &_cmd) {
+            return;
+        }
+        if (_io.now_ms() >= _live_refreshed_ms + live_refresh_ms) {
             refresh_liveness();
         }
+        sweep_some();
     }
 
     void on_push(link&, const redisReply& r) noexcept override {
@@ -671,9 +987,18 @@ private:
     const std::string _point_sha;
     const std::string _history_sha;
     const std::string _claim_sha;
+    const std::string _members_sha;
+    const std::string _presence_sha;
+    const std::string _live_sha;
     std::string _shard_id; // this shard's entry in users' hashes, and its liveness key's
     std::string _live_key;
     uint64_t _live_refreshed_ms = 0;
+    bool _live_confirmed = false; // a refresh on this connection found the key or made it
+    // Presence: the channels this shard has members in (replace_members), the shards seen
+    // stopped (at most 100, as the live script answers), the channels still to sweep.
+    std::unordered_set<std::string, pubsub::name_hash, std::equal_to<>> _member_channels;
+    std::unordered_set<std::string> _dead_known;
+    std::vector<std::string> _sweep_queue;
     pubsub::broker_events* _events = nullptr;
     pubsub::user_count_events* _user_events = nullptr;
     pubsub::name_map<watch_state> _watched;

@@ -100,6 +100,14 @@ struct engine::broker_relay final : broker_events {
                     std::span<const broker_message> messages) noexcept override {
         owner.on_history(token, ok, epoch, offset, messages);
     }
+    void on_presence(std::string_view channel, std::string_view user, bool joined,
+                     uint64_t users) noexcept override {
+        owner.on_broker_presence(channel, user, joined, users);
+    }
+    void on_presence_page(uint64_t token, bool ok, const presence_page& page) noexcept override {
+        owner.on_presence_page(token, ok, page);
+    }
+    void on_members_lost() noexcept override { owner.on_members_lost(); }
     engine& owner;
 };
 

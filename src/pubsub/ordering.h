@@ -109,6 +109,13 @@ public:
     home_channel* find(std::string_view channel) noexcept;
     const home_channel* find(std::string_view channel) const noexcept;
 
+    /// Calls `f(home_channel&)` for every channel homed here (no order; `f` must not add
+    /// or remove channels).
+    template <typename F> void for_each(F&& f) {
+        for (auto& [name, ch] : _home) {
+            f(*ch);
+        }
+    }
     /// Channels ordered here (the counters' home_channels gauge).
     std::size_t size() const noexcept { return _home.size(); }
     /// Channels on the idle list.

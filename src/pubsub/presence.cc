@@ -55,6 +55,18 @@ user_transition apply_member(channel_presence& p, std::string_view user_id, memb
     return user_transition::left;
 }
 
+std::vector<std::pair<std::string, uint32_t>> member_entries(const channel_presence& p) {
+    std::vector<std::pair<std::string, uint32_t>> out;
+    out.reserve(p.users.size() + 1);
+    for (const auto& [user, connections] : p.users) {
+        out.emplace_back(user, connections);
+    }
+    if (p.anonymous > 0) {
+        out.emplace_back(std::string(), static_cast<uint32_t>(p.anonymous));
+    }
+    return out;
+}
+
 presence_page presence_page_of(const channel_presence* p, presence_detail detail,
                                uint32_t max_listed) {
     presence_page page;
@@ -146,7 +158,8 @@ void engine::on_member(std::string_view channel, std::string_view user_id, membe
     if (ch == nullptr) {
         return; // never so: the member's shard is interested, so the channel is known here
     }
-    if (!ch->presence) {
+    const bool first = !ch->presence;
+    if (first) {
         ch->presence = std::make_unique<channel_presence>();
         ++_counters.presence_channels;
     }
@@ -167,6 +180,18 @@ void engine::on_member(std::string_view channel, std::string_view user_id, membe
         --_counters.presence_members;
         break;
     }
+    if (_broker != nullptr) {
+        // This node's entry for the user in Redis; the channel's first member here and its
+        // last one rewrite all of them (the first also sweeps dead nodes' entries).
+        if (first || p.connections == 0) {
+            _broker->replace_members(*ch->name, member_entries(p));
+        } else if (user_id.empty()) {
+            _broker->set_member(*ch->name, user_id, p.anonymous);
+        } else {
+            const auto it = p.users.find(user_id);
+            _broker->set_member(*ch->name, user_id, it == p.users.end() ? 0 : it->second);
+        }
+    }
     if (p.connections == 0) {
         ch->presence.reset();
         --_counters.presence_channels;
@@ -174,6 +199,16 @@ void engine::on_member(std::string_view channel, std::string_view user_id, membe
     if (t == user_transition::none) {
         return;
     }
+    // With a broker that is up the event comes back from it once, for every node
+    // (on_broker_presence): a user's first connection anywhere, its last one anywhere.
+    if (_broker != nullptr && _broker->up()) {
+        return;
+    }
+    emit_presence(*ch, user_id, change, users_with);
+}
+
+void engine::emit_presence(const home_channel& ch, std::string_view user, member_change change,
+                           uint64_t users_with) {
     if (users_with > _config.max_presence_members) {
         ++_counters.presence_events_suppressed;
         return;
@@ -181,20 +216,39 @@ void engine::on_member(std::string_view channel, std::string_view user_id, membe
     // One frame for every subscriber on every interested shard, handed by reference like a
     // message; offset 0 moves no channel's offset, priority 4 goes first under backpressure.
     const core::frame_ref f =
-        ws::make_server_frame(ws::opcode::text, presence_event_text(*ch->name, user_id, change));
+        ws::make_server_frame(ws::opcode::text, presence_event_text(*ch.name, user, change));
     ++_counters.presence_events_sent;
-    for (unsigned shard = 0; shard < ch->interested.size(); ++shard) {
-        if (!ch->interested[shard]) {
+    for (unsigned shard = 0; shard < ch.interested.size(); ++shard) {
+        if (!ch.interested[shard]) {
             continue;
         }
         if (shard == unsigned(_io.id())) {
-            _fanout->deliver_local(*ch->name, f, priority::low, 0);
+            _fanout->deliver_local(*ch.name, f, priority::low, 0);
         } else {
             _io.post<kinds::deliver>(
                 shard_id(static_cast<uint16_t>(shard)),
-                std::make_unique<delivery>(delivery{f, *ch->name, priority::low, 0}));
+                std::make_unique<delivery>(delivery{f, *ch.name, priority::low, 0}));
         }
     }
+}
+
+void engine::on_broker_presence(std::string_view channel, std::string_view user, bool joined,
+                                uint64_t users) noexcept {
+    // Only a channel watched here comes through, so its home_channel exists; the check is
+    // for a message in flight when the last subscriber left.
+    const home_channel* ch = _ordering->find(channel);
+    if (ch == nullptr || !valid_user_id(user)) {
+        return;
+    }
+    emit_presence(*ch, user, joined ? member_change::joined : member_change::left, users);
+}
+
+void engine::on_members_lost() noexcept {
+    _ordering->for_each([&](home_channel& ch) {
+        if (ch.presence) {
+            _broker->replace_members(*ch.name, member_entries(*ch.presence));
+        }
+    });
 }
 
 void engine::on_mesh(kinds::member, shard_id, std::unique_ptr<member_msg> m) noexcept {
@@ -214,6 +268,63 @@ presence_page engine::presence_of(std::string_view channel, presence_detail deta
     }
     return presence_page_of(ch != nullptr ? ch->presence.get() : nullptr, detail,
                             _config.max_presence_members);
+}
+
+presence_page engine::local_presence(std::string_view channel) const {
+    const home_channel* ch = _ordering->find(channel);
+    return presence_page_of(ch != nullptr ? ch->presence.get() : nullptr,
+                            presence_detail::members, _config.max_presence_members);
+}
+
+std::optional<presence_page> engine::read_presence(std::string_view channel,
+                                                   presence_listener& to, uint64_t token) {
+    if (_broker != nullptr) {
+        const uint64_t asked = ++_broker_seq;
+        if (_broker->read_presence(channel, _config.max_presence_members, asked)) {
+            ++_counters.presence_queries;
+            _presence_reads.emplace(asked, presence_read{&to, token, std::string(channel)});
+            return std::nullopt;
+        }
+    }
+    return presence_of(channel, presence_detail::members);
+}
+
+void engine::ask_home_presence(unsigned from_shard, std::unique_ptr<presence_msg> m) {
+    if (_broker != nullptr) {
+        const uint64_t asked = ++_broker_seq;
+        if (_broker->read_presence(m->channel, _config.max_presence_members, asked)) {
+            ++_counters.presence_queries;
+            _presence_asks.emplace(asked, std::make_pair(from_shard, std::move(m)));
+            return;
+        }
+    }
+    m->page = presence_of(m->channel, presence_detail::members);
+    if (from_shard == unsigned(_io.id())) {
+        return finish_presence(*m); // in the command's own run: its caller resumes
+    }
+    _io.post<kinds::presence_answer>(shard_id(static_cast<uint16_t>(from_shard)), std::move(m));
+}
+
+void engine::on_presence_page(uint64_t token, bool ok, const presence_page& page) noexcept {
+    // Not ok (the connection to the broker went): this node's members, as when down.
+    if (auto node = _presence_asks.extract(token); !node.empty()) {
+        auto& [from_shard, m] = node.mapped();
+        m->page = ok ? page : local_presence(m->channel);
+        if (from_shard != unsigned(_io.id())) {
+            _io.post<kinds::presence_answer>(shard_id(static_cast<uint16_t>(from_shard)),
+                                             std::move(m));
+            return;
+        }
+        finish_presence(*m);
+        if (session* s = find_session(m->conn); s != nullptr) {
+            resume(m->conn, *s);
+        }
+        return;
+    }
+    if (auto node = _presence_reads.extract(token); !node.empty()) {
+        const presence_read& r = node.mapped();
+        r.to->on_presence_page(r.token, ok ? page : local_presence(r.channel));
+    }
 }
 
 void engine::presence(conn_handle h, session& s, const command& cmd) {
@@ -259,8 +370,7 @@ void engine::presence(conn_handle h, session& s, const command& cmd) {
     // nothing the session does next is counted in it.
     ++s._asking_presence;
     if (home_id == unsigned(_io.id())) {
-        m->page = presence_of(m->channel, presence_detail::members);
-        return finish_presence(*m);
+        return ask_home_presence(home_id, std::move(m));
     }
     _io.post<kinds::presence_ask>(shard_id(static_cast<uint16_t>(home_id)), std::move(m));
 }
@@ -276,8 +386,7 @@ void engine::finish_presence(presence_msg& m) {
 }
 
 void engine::on_mesh(kinds::presence_ask, shard_id from, std::unique_ptr<presence_msg> m) noexcept {
-    m->page = presence_of(m->channel, presence_detail::members);
-    _io.post<kinds::presence_answer>(from, std::move(m));
+    ask_home_presence(unsigned(from), std::move(m));
 }
 
 void engine::on_mesh(kinds::presence_answer, shard_id, std::unique_ptr<presence_msg> m) noexcept {

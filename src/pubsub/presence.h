@@ -47,6 +47,10 @@ enum class user_transition : uint8_t {
 /// ordered mesh pair) changes nothing and answers none.
 user_transition apply_member(channel_presence& p, std::string_view user_id, member_change change);
 
+/// The entries a broker keeps of `p` (docs/scaling.md "Presence"): each user and its
+/// connections, and the anonymous connections under the empty user when there are any.
+std::vector<std::pair<std::string, uint32_t>> member_entries(const channel_presence& p);
+
 /// The page of `p` (null: nobody): counts, and with `detail` members the users sorted by id
 /// unless there are more than `max_listed` (then listed is false and members empty).
 presence_page presence_page_of(const channel_presence* p, presence_detail detail,

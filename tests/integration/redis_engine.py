@@ -13,6 +13,10 @@ Python `websockets` clients, the backend API over HTTP.
 * Redis restarted under load: no node crashes; publishes are refused 503 with a reason
   while Redis is down, /readyz says "engine down" and /healthz stays 200; afterwards the
   nodes resubscribe and subscribers get what is published again;
+* presence over three nodes: a user's first connection anywhere is one join on every node,
+  its last one a leave; the presence command and GET /api/presence count every node; a
+  node killed with -9 stops counting once its liveness expires, and its users' leaves
+  reach the other nodes (its entries swept from Redis);
 * --max-connections-per-user counts every node: at the limit an upgrade is refused 429 on
   every node, a close on one node frees a slot on another, and the connections of a node
   killed with -9 stop counting once its liveness key expires (6 s);
@@ -416,6 +420,115 @@ async def user_limit_across_nodes(binary):
                 srv.kill()
 
 
+def presence_events(c):
+    """The (type, userId) of c's presence events, in arrival order."""
+    out = []
+    for i in range(len(c.messages)):
+        m = c.parsed(i)
+        if m.get("op") == "presence":
+            out.append((m["type"], m["userId"]))
+    return out
+
+
+async def wait_presence(clients, want, what, timeout=10.0):
+    """Until every client's presence events include every (type, user) of `want`: a hang
+    guard, not a speed check."""
+    deadline = time.monotonic() + timeout
+    while any(not set(want) <= set(presence_events(c)) for c in clients):
+        if time.monotonic() > deadline:
+            support.fail(f"{what}: events {[presence_events(c) for c in clients]}, "
+                         f"expected {want} in each")
+        await asyncio.sleep(0.02)
+
+
+async def presence_across_nodes(binary):
+    extra = ["--insecure", "--namespace", "room:presence"]  # --insecure: ?user= is the id
+    room = "room:x"
+    with brokers.redis_server() as redis:
+        a, b, c = (node(binary, redis, extra=extra) for _ in range(3))
+        try:
+            for srv in (a, b, c):
+                wait_ready(srv)
+            # A watcher on A and one on B (each node then receives the channel).
+            wa = await pubsub_client.connect(a.port, user="wa")
+            await wa.subscribe(room)
+            wb = await pubsub_client.connect(b.port, user="wb")
+            await wb.subscribe(room)
+            await wait_presence([wa], [("join", "wb")], "wb's join on A")
+            # bob on B and on C, cat and an anonymous connection on C: one join per user,
+            # on every node, whichever node the connection is on.
+            bob_b = await pubsub_client.connect(b.port, user="bob")
+            await bob_b.subscribe(room)
+            bob_c = await pubsub_client.connect(c.port, user="bob")
+            await bob_c.subscribe(room)
+            cat = await pubsub_client.connect(c.port, user="cat")
+            await cat.subscribe(room)
+            anon = await pubsub_client.connect(c.port)
+            await anon.subscribe(room)
+            await wait_presence([wa, wb], [("join", "bob"), ("join", "cat")], "bob and cat")
+            await asyncio.sleep(0.5)  # anything repeated would be here by now
+            for w in (wa, wb):
+                got = presence_events(w)
+                expect(got.count(("join", "bob")) == 1 and got.count(("join", "cat")) == 1
+                       and not [e for e in got if e[0] == "leave"],
+                       f"{w.user}: one join per user, whatever the nodes: {got}")
+            members = [{"userId": "bob", "connections": 2}, {"userId": "cat", "connections": 1},
+                       {"userId": "wa", "connections": 1}, {"userId": "wb", "connections": 1}]
+            want = {"channel": room, "users": 4, "connections": 6, "anonymous": 1,
+                    "members": members}
+            reply = await wa.ok("presence", channel=room)
+            got = {k: v for k, v in reply.items() if k not in ("op", "ok", "id")}
+            expect(got == want, f"presence command on A: {reply}, expected {want}")
+            body = support.api_client(b.port).ok("GET", f"/api/presence/{room}")
+            expect(body == want, f"GET /api/presence on B: {body}, expected {want}")
+
+            # bob leaves B but is still on C: no leave anywhere.
+            await bob_b.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                body = support.api_client(a.port).ok("GET", f"/api/presence/{room}")
+                if body["connections"] == 5:
+                    break
+                await asyncio.sleep(0.05)
+            expect(body["users"] == 4 and body["members"][0] == {"userId": "bob",
+                                                                  "connections": 1},
+                   f"after bob's connection on B closed, A says {body}")
+            await asyncio.sleep(0.3)
+            expect(("leave", "bob") not in presence_events(wa),
+                   f"bob left B only, yet A announced a leave: {presence_events(wa)}")
+
+            # kill -9 of C: its members stop counting, and bob's and cat's leaves reach
+            # A and B once C's liveness has expired.
+            c.kill()
+            killed = time.monotonic()
+            await wait_presence([wa, wb], [("leave", "bob"), ("leave", "cat")],
+                                "leaves after C was killed", timeout=30)
+            waited = time.monotonic() - killed
+            body = support.api_client(a.port).ok("GET", f"/api/presence/{room}")
+            expect(body == {"channel": room, "users": 2, "connections": 2, "anonymous": 0,
+                            "members": [{"userId": "wa", "connections": 1},
+                                        {"userId": "wb", "connections": 1}]},
+                   f"after C was killed, A says {body}")
+            fields = redis.cli("HKEYS", f"ringcast:{{{room}}}:presence").split()
+            expect(len(fields) == 2, f"C's entries swept from Redis: {fields}")
+            totals = [support.api_client(s.port).stats()["total"] for s in (a, b)]
+            expect(sum(t["engine_dead_shards"] for t in totals) >= 2 and
+                   sum(t["engine_presence_sweeps"] for t in totals) >= 1 and
+                   all(t["engine_presence_writes"] >= 1 for t in totals),
+                   f"engine presence figures: {[{k: v for k, v in t.items() if 'presence' in k or 'dead' in k} for t in totals]}")
+            for w in (wa, wb):
+                got = presence_events(w)
+                expect(got.count(("leave", "bob")) == 1 and got.count(("leave", "cat")) == 1,
+                       f"{w.user}: one leave each: {got}")
+            print(f"# bob's and cat's leaves reached A and B {waited:.1f} s after C was "
+                  f"killed (liveness 6 s, refreshed every 2 s, swept on the next tick)")
+            for cl in (wa, wb, bob_c, cat, anon):
+                await cl.close()
+        finally:
+            for srv in (a, b, c):
+                srv.kill()
+
+
 async def bad_settings_refused(binary):
     for args, words in ((["--engine", "cluster"], "not an engine"),
                         (["--engine", "redis", "--redis-url", "http://x"], "redis://"),
@@ -443,6 +556,9 @@ def main():
         ("--max-connections-per-user over three nodes: refused on every node at the limit, "
          "a close frees a slot elsewhere, a killed node's connections stop counting",
          user_limit_across_nodes),
+        ("presence over three nodes: one join / leave per user whatever its nodes, the "
+         "command and the API count every node, a killed node's members leave",
+         presence_across_nodes),
         ("bad --engine, --redis-url and --redis-prefix are refused at start",
          bad_settings_refused),
     ]
