@@ -13,7 +13,9 @@
 #include <ringcast/pubsub.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <ctime>
+#include <span>
 #include <memory>
 #include <string>
 #include <vector>
@@ -116,6 +118,28 @@ std::vector<std::string> events_to(const cluster& c, unsigned shard, uint32_t sl
 std::string reply_to(const cluster& c, unsigned shard, uint32_t slot, int id) {
     const std::string head = R"({"op":"reply","id":)" + std::to_string(id) + ",";
     for (const std::string& text : texts_to(*c.ios[shard], slot)) {
+        if (text.starts_with(head)) {
+            return text;
+        }
+    }
+    return "(no reply " + std::to_string(id) + ")";
+}
+
+/// The presence events connection `slot` of one engine's io received, in order.
+std::vector<std::string> events_to_io(const fake_io& io, uint32_t slot) {
+    std::vector<std::string> out;
+    for (const std::string& text : texts_to(io, slot)) {
+        if (text.starts_with(R"({"op":"presence")")) {
+            out.push_back(text);
+        }
+    }
+    return out;
+}
+
+/// The reply to command `id` on connection `slot` of one engine's io.
+std::string reply_to_io(const fake_io& io, uint32_t slot, int id) {
+    const std::string head = R"({"op":"reply","id":)" + std::to_string(id) + ",";
+    for (const std::string& text : texts_to(io, slot)) {
         if (text.starts_with(head)) {
             return text;
         }
@@ -370,4 +394,131 @@ TEST_CASE("channel_presence: connections per user, anonymous, and what a delta d
     CHECK(p.connections == 1);
     CHECK(p.anonymous == 0);
     CHECK(p.users.size() == 1);
+}
+
+namespace {
+
+/// A broker that records what the engine asks of it and answers only when the test says
+/// (broker_events through `events`): the engine's side of presence across nodes alone.
+struct recording_broker final : broker {
+    broker_events* events = nullptr;
+    bool is_up = true;
+    bool can_read = true;
+    std::vector<std::string> log; // "set C U N", "replace C U=N ...", "read C"
+    std::vector<uint64_t> reads;  // read_presence tokens, in order
+
+    void set_events(broker_events* e) noexcept override { events = e; }
+    void publish(const broker_message&, const channel_policy&, uint64_t token) noexcept override {
+        events->on_ordered(token, {}, 0, "not in this test");
+    }
+    void watch(std::string_view) noexcept override {}
+    void unwatch(std::string_view) noexcept override {}
+    void read_history(std::string_view, uint64_t, uint64_t, uint64_t token) noexcept override {
+        events->on_history(token, false, {}, 0, {});
+    }
+    bool up() const noexcept override { return is_up; }
+    broker_stats stats() const noexcept override { return {}; }
+    void set_user_events(user_count_events*) noexcept override {}
+    void claim_user(std::string_view, uint32_t, uint32_t, uint64_t) noexcept override {}
+    void count_user(std::string_view, uint32_t) noexcept override {}
+    void set_member(std::string_view channel, std::string_view user,
+                    uint64_t connections) noexcept override {
+        log.push_back("set " + std::string(channel) + " " + std::string(user) + " " +
+                      std::to_string(connections));
+    }
+    void replace_members(std::string_view channel,
+                         std::span<const std::pair<std::string, uint32_t>> members) noexcept override {
+        std::vector<std::pair<std::string, uint32_t>> sorted(members.begin(), members.end());
+        std::sort(sorted.begin(), sorted.end());
+        std::string line = "replace " + std::string(channel);
+        for (const auto& [user, n] : sorted) {
+            line += " " + user + "=" + std::to_string(n);
+        }
+        log.push_back(line);
+    }
+    bool read_presence(std::string_view channel, uint32_t, uint64_t token) noexcept override {
+        if (!can_read) {
+            return false;
+        }
+        reads.push_back(token);
+        log.push_back("read " + std::string(channel));
+        return true;
+    }
+};
+
+} // namespace
+
+TEST_CASE("presence with a broker: entries written per change, events only from the broker "
+          "while it is up, queries answered by it, everything written again when it is back",
+          "[pubsub][presence]") {
+    fake_io io(0, 1);
+    recording_broker b;
+    engine e(io, presence_config(), nullptr, &b);
+    const std::string room = homed_on(0, 1);
+    session w;
+    session a1;
+    session a2;
+    e.open_session(handle(1), w, "");
+    e.open_session(handle(2), a1, "ann");
+    e.open_session(handle(3), a2, "ann");
+    b.events->on_point("user:ann", "e0", 0); // her own channel, subscribed on open
+    e.on_text(handle(1), w, command_text("subscribe", room, 1));
+    b.events->on_point(room, "e1", 0); // the broker's point confirms the subscribe
+    // The channel's first member here writes all of this node's entries; the rest one each.
+    e.on_text(handle(2), a1, command_text("subscribe", room, 1));
+    e.on_text(handle(3), a2, command_text("subscribe", room, 1));
+    CHECK(b.log == std::vector<std::string>{"replace " + room + " =1", "set " + room + " ann 1",
+                                            "set " + room + " ann 2"});
+    // Up: no event of its own; the broker's comes back once for every node.
+    CHECK(events_to_io(io, 1).empty());
+    b.events->on_presence(room, "ann", true, 1);
+    CHECK(events_to_io(io, 1) == std::vector<std::string>{event("join", room, "ann")});
+
+    // The presence command waits for the broker's page (every node's members).
+    b.log.clear();
+    e.on_text(handle(1), w, command_text("presence", room, 2));
+    REQUIRE(b.reads.size() == 1);
+    e.on_text(handle(1), w, R"({"op":"ping","id":3})"); // waits behind it
+    presence_page page;
+    page.users = 2;
+    page.connections = 5;
+    page.anonymous = 1;
+    page.members = {{"ann", 2}, {"bob", 2}};
+    b.events->on_presence_page(b.reads[0], true, page);
+    auto texts = texts_to(io, 1);
+    REQUIRE(texts.size() >= 2);
+    CHECK(texts[texts.size() - 2] ==
+          R"({"op":"reply","id":2,"ok":true,"channel":")" + room +
+              R"(","users":2,"connections":5,"anonymous":1,"members":[{"userId":"ann","connections":2},{"userId":"bob","connections":2}]})");
+    CHECK(texts.back() == R"({"op":"reply","id":3,"ok":true})");
+    // A read the broker could not finish (its connection went): this node's members.
+    e.on_text(handle(1), w, command_text("presence", room, 4));
+    REQUIRE(b.reads.size() == 2);
+    b.events->on_presence_page(b.reads[1], false, {});
+    CHECK(reply_to_io(io, 1, 4) ==
+          R"({"op":"reply","id":4,"ok":true,"channel":")" + room +
+              R"(","users":1,"connections":3,"anonymous":1,"members":[{"userId":"ann","connections":2}]})");
+    // One that cannot be asked at all (down): answered at once, the same way.
+    b.can_read = false;
+    e.on_text(handle(1), w, command_text("presence", room, 5));
+    CHECK(reply_to_io(io, 1, 5).find(R"("users":1,"connections":3)") != std::string::npos);
+
+    // Back up after an outage: every presence channel's entries written again.
+    b.log.clear();
+    b.events->on_members_lost();
+    CHECK(b.log == std::vector<std::string>{"replace " + room + " =1 ann=2"});
+
+    // Down: a change is still written (the broker drops it and counts it) and announced
+    // here, by this node, as one node does.
+    b.is_up = false;
+    b.log.clear();
+    e.close_session(handle(2), a1);
+    e.close_session(handle(3), a2);
+    CHECK(b.log == std::vector<std::string>{"set " + room + " ann 1", "set " + room + " ann 0"});
+    CHECK(events_to_io(io, 1) ==
+          std::vector<std::string>{event("join", room, "ann"), event("leave", room, "ann")});
+    // The last member here rewrites the node's entries: none.
+    b.log.clear();
+    e.close_session(handle(1), w);
+    CHECK(b.log == std::vector<std::string>{"replace " + room});
 }
