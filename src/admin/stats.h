@@ -298,7 +298,7 @@ inline constexpr field<pubsub::broker_stats> engine_fields[] = {
     {"engine_history_reads", figure::counter, &pubsub::broker_stats::history_reads,
      "recoveries that read history from Redis's streams"},
     {"engine_buffered_dropped", figure::counter, &pubsub::broker_stats::buffered_dropped,
-     "messages dropped while a channel's position was being read (over 10,000 held)"},
+     "messages dropped while a channel's position was being read (over 10,000 held for it, or 64 MiB for the shard)"},
     {"engine_user_claims", figure::counter, &pubsub::broker_stats::user_claims,
      "connections of a user checked against --max-connections-per-user over every node"},
     {"engine_user_claims_refused", figure::counter, &pubsub::broker_stats::user_claims_refused,

@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -275,8 +276,12 @@ constexpr std::size_t sweeps_per_tick = 256;
 /// it a new epoch starts, which a recovering client is told (docs/scaling.md "Keys").
 constexpr uint32_t meta_ttl_s = 7 * 86400;
 /// Messages held for one watch while its point is read (a round trip); past it the oldest
-/// are dropped and counted.
+/// are dropped and counted (engine_buffered_dropped), and so past the bytes every watch of
+/// the shard holds: 10,000 messages of the 1 MiB the API takes at most could otherwise be
+/// 10 GiB for one channel. 64 MiB is ~65,000 typical 1 KB messages: a point read waits one
+/// round trip (Redis adds 0.2-0.3 ms to a delivery here, perf/RESULTS.md), so only a Redis stalled for seconds under a flood reaches it.
 constexpr std::size_t max_held_messages = 10000;
+constexpr std::size_t max_held_bytes = std::size_t{64} << 20;
 
 std::string sha1_hex(std::string_view text) {
     unsigned char digest[SHA_DIGEST_LENGTH];
@@ -433,6 +438,7 @@ public:
 
     void watch(std::string_view channel) noexcept override {
         auto [it, created] = _watched.try_emplace(std::string(channel));
+        release_held(it->second);
         it->second = watch_state{};
         it->second.generation = ++_generation;
         if (_sub.up()) {
@@ -445,6 +451,7 @@ public:
         if (it == _watched.end()) {
             return;
         }
+        release_held(it->second);
         _watched.erase(it);
         if (_sub.up()) {
             const std::string name = pubsub_channel(channel);
@@ -547,14 +554,12 @@ public:
     }
 
 private:
-    struct held_message {
-        std::string payload;
-    };
     enum class watch_phase : uint8_t { down, subscribing, pointing, needs_point, live };
     struct watch_state {
         uint64_t generation = 0;
         watch_phase phase = watch_phase::down;
-        std::vector<held_message> held; // pointing: messages after the confirmation
+        std::deque<std::string> held; // pointing: messages after the confirmation
+        std::size_t held_bytes = 0;   // their payloads' bytes (in _held_bytes too)
     };
     struct pending_watch {
         std::string channel;
@@ -695,7 +700,7 @@ private:
 
     void subscribe(const std::string& channel, watch_state& w) {
         w.phase = watch_phase::subscribing;
-        w.held.clear();
+        release_held(w);
         const uint64_t seq = ++_request_seq;
         const std::string name = pubsub_channel(channel);
         const std::string_view args[] = {"SUBSCRIBE", name};
@@ -721,6 +726,33 @@ private:
             w.phase = watch_phase::pointing;
             _pointing.emplace(seq, pending_watch{channel, w.generation});
         }
+    }
+
+    /// Keeps a message that came while `w`'s point is read, within max_held_messages for
+    /// the watch and max_held_bytes for the shard: the watch's oldest go first, and a
+    /// message that still does not fit (other watches hold the bytes) is dropped; each
+    /// counted. A dropped message is in the channel's stream: a subscriber that sees the
+    /// offset jump recovers it (docs/scaling.md "When Redis or a connection fails").
+    void hold(watch_state& w, std::string_view payload) {
+        while (!w.held.empty() && (w.held.size() >= max_held_messages ||
+                                   _held_bytes + payload.size() > max_held_bytes)) {
+            w.held_bytes -= w.held.front().size();
+            _held_bytes -= w.held.front().size();
+            w.held.pop_front();
+            ++_stats.buffered_dropped;
+        }
+        if (_held_bytes + payload.size() > max_held_bytes) {
+            ++_stats.buffered_dropped;
+            return;
+        }
+        w.held.emplace_back(payload);
+        w.held_bytes += payload.size();
+        _held_bytes += payload.size();
+    }
+    void release_held(watch_state& w) noexcept {
+        _held_bytes -= w.held_bytes;
+        w.held_bytes = 0;
+        w.held.clear();
     }
 
     /// The watch of `p` if it is still the one that asked.
@@ -799,7 +831,7 @@ private:
             // docs/scaling.md "Failures" describes).
             for (auto& [channel, w] : _watched) {
                 w.phase = watch_phase::down;
-                w.held.clear();
+                release_held(w);
             }
             _subscribing.clear();
             _pointing.clear();
@@ -887,12 +919,7 @@ private:
             return deliver(channel, text_of(*items[2]));
         case watch_phase::pointing:
         case watch_phase::needs_point:
-            if (w.held.size() >= max_held_messages) {
-                w.held.erase(w.held.begin());
-                ++_stats.buffered_dropped;
-            }
-            w.held.push_back(held_message{std::string(text_of(*items[2]))});
-            return;
+            return hold(w, text_of(*items[2]));
         case watch_phase::down:
         case watch_phase::subscribing:
             return; // not subscribed by this connection's count yet: cannot happen
@@ -941,17 +968,17 @@ private:
         }
         const std::string channel = node.mapped().channel;
         const uint64_t generation = w->generation;
-        std::vector<held_message> held = std::move(w->held);
-        w->held.clear();
+        std::deque<std::string> held = std::move(w->held);
+        release_held(*w);
         w->phase = watch_phase::live;
         _events->on_point(channel, text_of(*items[0]), offset);
-        for (const held_message& m : held) {
+        for (const std::string& payload : held) {
             // An unwatch from a handler of the last one ends the watch: stop there.
             auto it = _watched.find(channel);
             if (it == _watched.end() || it->second.generation != generation) {
                 return;
             }
-            deliver(it->first, m.payload);
+            deliver(it->first, payload);
         }
     }
 
@@ -1002,6 +1029,7 @@ private:
     pubsub::broker_events* _events = nullptr;
     pubsub::user_count_events* _user_events = nullptr;
     pubsub::name_map<watch_state> _watched;
+    std::size_t _held_bytes = 0; // every watch's held_bytes
     std::unordered_map<uint64_t, pending_watch> _subscribing; // SUBSCRIBE sent, by seq
     std::unordered_map<uint64_t, pending_watch> _pointing;    // point read sent, by seq
     uint64_t _generation = 0;
