@@ -174,7 +174,9 @@ struct gather_answer;
 
 /// The backend API of one shard. Built with the shard's handler (src/net), on the shard's
 /// thread, before any message flows; every call is made on that thread.
-class api final : public pubsub::publish_listener, private pubsub::presence_listener {
+class api final : public pubsub::publish_listener,
+                  private pubsub::presence_listener,
+                  private pubsub::history_listener {
 public:
     api(core::conn_io& io, pubsub::engine& engine, const api_config& cfg, responder& out);
     /// New API keys (a reload): later requests are judged by them.
@@ -249,7 +251,8 @@ private:
                       uint16_t code = 0, core::frame_ref frame = {}, std::string text = {},
                       uint64_t since = 0, uint64_t limit = 0);
     /// Fills in this shard's answer to `g`; false when part of it comes later (a presence
-    /// page the broker reads: g.parked names it), and the caller parks `g` (park()).
+    /// or history page the broker reads: g.parked names it), and the caller parks `g`
+    /// (park()).
     bool answer_here(gather_msg& g) noexcept;
     /// Keeps `g` until its answer is complete (on_presence_page), then sends it to `from`.
     void park(unsigned from, std::unique_ptr<gather_msg> g);
@@ -257,6 +260,9 @@ private:
     /// last one.
     void take_answer(std::unique_ptr<gather_msg> g);
     void on_presence_page(uint64_t token, const pubsub::presence_page& page) noexcept override;
+    void on_history_page(uint64_t token, pubsub::history_page page) noexcept override;
+    /// The parked answer `token` completed: sent to the shard that asked (or taken here).
+    void unpark(std::unique_ptr<gather_msg> g, unsigned from);
     void finish_gather(uint64_t token);
 
     // --- sys:stats (snapshot.cc) ----------------------------------------------------------

@@ -218,6 +218,14 @@ struct history_page {
     std::vector<core::frame_ref> frames; ///< the messages asked for, oldest first
 };
 
+/// Who hears a history page read from the broker (engine::read_history_page), on the
+/// shard's thread.
+class history_listener {
+public:
+    virtual ~history_listener() = default;
+    virtual void on_history_page(uint64_t token, history_page page) noexcept = 0;
+};
+
 /// Knobs of the engine; filled from flags by src/app.
 struct config {
     /// Namespaces whose channels clients may publish to (--client-publish), for sessions
@@ -486,6 +494,11 @@ public:
     /// count); `ok` false when it could not be read (down): then nothing else is set.
     virtual void on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
                             std::span<const broker_message> messages) noexcept = 0;
+    /// broker::read_range(`token`) answered: as on_history, and `first`, the oldest
+    /// retained message's offset (offset + 1 when none is); `epoch` empty when the broker
+    /// has no such channel.
+    virtual void on_range(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
+                          uint64_t first, std::span<const broker_message> messages) noexcept = 0;
     // Presence across nodes (docs/scaling.md "Presence").
     /// A user's first connection to watched `channel` on any live node (`joined`), or its
     /// last one left; `users` counts the channel's users with it (after a join, before a
@@ -562,6 +575,11 @@ public:
     /// through on_history(token), possibly before this returns.
     virtual void read_history(std::string_view channel, uint64_t after, uint64_t limit,
                               uint64_t token) noexcept = 0;
+    /// Reads `channel`'s retained messages after `after` (0: from the oldest), oldest
+    /// first, at most `limit` (GET /api/history); answered through on_range(token),
+    /// possibly before this returns.
+    virtual void read_range(std::string_view channel, uint64_t after, uint64_t limit,
+                            uint64_t token) noexcept = 0;
     /// Connected and usable now.
     virtual bool up() const noexcept = 0;
     virtual broker_stats stats() const noexcept = 0;
@@ -713,6 +731,13 @@ public:
     /// For a channel whose home is this shard: its retained messages after `since`, oldest
     /// first, at most `limit` (the frames fan-out sent). Nothing when it is not known here.
     history_page history(std::string_view channel, uint64_t since, std::size_t limit);
+    /// history() for every node: with a broker the channel's stream (docs/scaling.md), read
+    /// asynchronously: nothing is returned and the page reaches `to` with `token`, never
+    /// before this returns. Returned at once by the embedded engine, for a namespace that
+    /// keeps no history, and when the broker is down (this node's ring then).
+    std::optional<history_page> read_history_page(std::string_view channel, uint64_t since,
+                                                  std::size_t limit, history_listener& to,
+                                                  uint64_t token);
     /// presence: true when `channel`'s namespace is marked presence (and it is not a user:
     /// channel), the same answer on every shard.
     bool tracks_presence(std::string_view channel) const noexcept;
@@ -822,6 +847,8 @@ private:
     void on_point(std::string_view channel, std::string_view epoch, uint64_t offset) noexcept;
     void on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
                     std::span<const broker_message> messages) noexcept;
+    void on_range(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
+                  uint64_t first, std::span<const broker_message> messages) noexcept;
     /// On the home, a gain in broker mode: confirmed now when the point is known, else
     /// when it comes (watching the channel first if nobody here did).
     void gain_by_broker(home_channel& ch, unsigned from_shard, uint64_t generation);
@@ -864,6 +891,15 @@ private:
         std::string channel;
     };
     std::unordered_map<uint64_t, presence_read> _presence_reads;
+    /// The API's history reads (read_history_page): listener, token, the page's range.
+    struct history_read {
+        history_listener* to;
+        uint64_t token;
+        std::string channel;
+        uint64_t since;
+        std::size_t limit;
+    };
+    std::unordered_map<uint64_t, history_read> _history_reads;
 };
 
 } // namespace ringcast::pubsub

@@ -103,8 +103,21 @@ bool api::answer_here(gather_msg& g) noexcept {
         }
         break;
     case question::history: {
+        // Every node's (the channel's stream) with --engine redis: the broker's answer
+        // comes later.
+        std::optional<pubsub::history_page> read;
+        if (pubsub::home_shard(g.arg, _io.shards()) == unsigned(_io.id())) {
+            const uint64_t token = _next_park++;
+            read = _engine.read_history_page(g.arg, g.since, static_cast<std::size_t>(g.limit),
+                                             *this, token);
+            if (!read) {
+                g.parked = token;
+                return false;
+            }
+        }
         pubsub::history_page page =
-            _engine.history(g.arg, g.since, static_cast<std::size_t>(g.limit));
+            read ? std::move(*read)
+                 : _engine.history(g.arg, g.since, static_cast<std::size_t>(g.limit));
         g.home_found = page.found;
         g.kept = page.kept;
         g.epoch = std::move(page.epoch);
@@ -149,6 +162,25 @@ void api::on_presence_page(uint64_t token, const pubsub::presence_page& page) no
     }
     auto& [from, g] = node.mapped();
     g->presence = page;
+    unpark(std::move(g), from);
+}
+
+void api::on_history_page(uint64_t token, pubsub::history_page page) noexcept {
+    auto node = _parked.extract(token);
+    if (node.empty()) {
+        return;
+    }
+    auto& [from, g] = node.mapped();
+    g->home_found = page.found;
+    g->kept = page.kept;
+    g->epoch = std::move(page.epoch);
+    g->offset = page.offset;
+    g->first = page.first;
+    g->frames = std::move(page.frames);
+    unpark(std::move(g), from);
+}
+
+void api::unpark(std::unique_ptr<gather_msg> g, unsigned from) {
     g->parked = 0;
     if (from == unsigned(_io.id())) {
         return take_answer(std::move(g));

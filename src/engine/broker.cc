@@ -102,6 +102,26 @@ end
 return out
 )lua";
 
+// KEYS: meta, history. ARGV: after (0: from the oldest), count. Returns {epoch or nil, last
+// offset, the oldest retained offset (last + 1: none), then id, stamp, body per message,
+// oldest first}: GET /api/history's page.
+constexpr std::string_view range_script = R"lua(
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then return {false, 0, 1} end
+local o = tonumber(redis.call('HGET', KEYS[1], 'o'))
+local first = o + 1
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if #oldest > 0 then first = tonumber(string.match(oldest[1][1], '^(%d+)')) end
+local entries = redis.call('XRANGE', KEYS[2], (tonumber(ARGV[1]) + 1) .. '-0', '+', 'COUNT', ARGV[2])
+local out = {e, o, first}
+for i = 1, #entries do
+  out[#out + 1] = entries[i][1]
+  out[#out + 1] = entries[i][2][2]
+  out[#out + 1] = entries[i][2][4]
+end
+return out
+)lua";
+
 // KEYS: the user's hash (field: a shard's id, value: the slots it holds). ARGV: this
 // shard's id, its slots with this claim, the limit, the liveness key prefix, the hash's
 // ttl ms. Entries of shards whose liveness key expired are dropped, not counted.
@@ -342,6 +362,7 @@ enum class tag_kind : uint8_t {
     publish = 1,
     point,
     history,
+    range, ///< a history page for the API
     subscribe,
     unsubscribe,
     script,
@@ -372,7 +393,7 @@ public:
           _publish_sha(sha1_hex(publish_script)), _point_sha(sha1_hex(point_script)),
           _history_sha(sha1_hex(history_script)), _claim_sha(sha1_hex(claim_script)),
           _members_sha(sha1_hex(members_script)), _presence_sha(sha1_hex(presence_script)),
-          _live_sha(sha1_hex(live_script)) {
+          _live_sha(sha1_hex(live_script)), _range_sha(sha1_hex(range_script)) {
         if (getrandom(&_epoch_base, sizeof(_epoch_base), 0) != sizeof(_epoch_base)) {
             _epoch_base = core::monotonic_us() * 0x9E3779B97F4A7C15ull;
         }
@@ -526,6 +547,19 @@ public:
             _member_channels.emplace(std::string(channel));
         }
         write_members(channel, "replace", pairs);
+    }
+
+    void read_range(std::string_view channel, uint64_t after, uint64_t limit,
+                    uint64_t token) noexcept override {
+        ++_stats.history_reads;
+        const std::string meta = key(channel, "meta");
+        const std::string history = key(channel, "history");
+        const std::string from = std::to_string(after);
+        const std::string count = std::to_string(limit);
+        const std::string_view args[] = {"EVALSHA", _range_sha, "2", meta, history, from, count};
+        if (!_cmd.send(args, make_tag(tag_kind::range, token))) {
+            _events->on_range(token, false, {}, 0, 0, {});
+        }
     }
 
     bool read_presence(std::string_view channel, uint32_t max_listed,
@@ -692,7 +726,7 @@ private:
     void load_scripts() {
         for (const std::string_view script :
              {publish_script, point_script, history_script, claim_script, members_script,
-              presence_script, live_script}) {
+              presence_script, live_script, range_script}) {
             const std::string_view args[] = {"SCRIPT", "LOAD", script};
             _cmd.send(args, make_tag(tag_kind::script, 0));
         }
@@ -846,7 +880,9 @@ private:
         case tag_kind::point:
             return point_answered(seq, r);
         case tag_kind::history:
-            return history_answered(seq, r);
+            return history_answered(seq, r, false);
+        case tag_kind::range:
+            return history_answered(seq, r, true);
         case tag_kind::subscribe: {
             auto node = _subscribing.extract(seq);
             if (node.empty() || r == nullptr) {
@@ -982,26 +1018,40 @@ private:
         }
     }
 
-    void history_answered(uint64_t token, const redisReply* r) {
+    /// A history script's answer (`range`: the range script's, with the oldest retained
+    /// offset third), to on_history or on_range.
+    void history_answered(uint64_t token, const redisReply* r, bool range) {
+        const auto failed = [&] {
+            if (range) {
+                return _events->on_range(token, false, {}, 0, 0, {});
+            }
+            _events->on_history(token, false, {}, 0, {});
+        };
         const auto items = r != nullptr ? elements_of(*r) : std::span<redisReply* const>{};
+        const std::size_t head = range ? 3 : 2;
         uint64_t offset = 0;
-        if (items.size() < 2 || (items.size() - 2) % 3 != 0 || !number_of(items[1], offset)) {
-            return _events->on_history(token, false, {}, 0, {});
+        uint64_t first = 0;
+        if (items.size() < head || (items.size() - head) % 3 != 0 ||
+            !number_of(items[1], offset) || (range && !number_of(items[2], first))) {
+            return failed();
         }
         const std::string_view epoch =
             type_of(*items[0]) == reply_type::string ? text_of(*items[0]) : std::string_view{};
         std::vector<pubsub::broker_message> messages;
-        messages.reserve((items.size() - 2) / 3);
-        for (std::size_t i = 2; i + 2 < items.size(); i += 3) {
+        messages.reserve((items.size() - head) / 3);
+        for (std::size_t i = head; i + 2 < items.size(); i += 3) {
             pubsub::broker_message m;
             std::string_view id = text_of(*items[i]);
             std::string_view number;
             if (!take(id, '-', number) || !to_u64(number, m.offset) ||
                 !number_of(items[i + 1], m.timestamp_ms) || !parse_body(text_of(*items[i + 2]), m)) {
-                return _events->on_history(token, false, {}, 0, {});
+                return failed();
             }
             m.epoch = epoch;
             messages.push_back(m);
+        }
+        if (range) {
+            return _events->on_range(token, true, epoch, offset, first, messages);
         }
         _events->on_history(token, true, epoch, offset, messages);
     }
@@ -1017,6 +1067,7 @@ private:
     const std::string _members_sha;
     const std::string _presence_sha;
     const std::string _live_sha;
+    const std::string _range_sha;
     std::string _shard_id; // this shard's entry in users' hashes, and its liveness key's
     std::string _live_key;
     uint64_t _live_refreshed_ms = 0;

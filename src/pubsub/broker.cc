@@ -192,6 +192,47 @@ void engine::read_by_broker(unsigned from_shard, std::unique_ptr<recover_msg> m)
     _broker->read_history(channel, after, max_recover_messages + 1, token);
 }
 
+std::optional<history_page> engine::read_history_page(std::string_view channel, uint64_t since,
+                                                      std::size_t limit, history_listener& to,
+                                                      uint64_t token) {
+    if (_broker == nullptr || !_broker->up()) {
+        return history(channel, since, limit);
+    }
+    if (_config.channels.find(channel).count == 0) {
+        history_page page; // nothing kept anywhere: the API's 404 says so
+        page.found = true;
+        return page;
+    }
+    const uint64_t asked = ++_broker_seq;
+    _history_reads.emplace(asked, history_read{&to, token, std::string(channel), since, limit});
+    _broker->read_range(channel, since, limit, asked); // may answer at once (on_range)
+    return std::nullopt;
+}
+
+void engine::on_range(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
+                      uint64_t first, std::span<const broker_message> messages) noexcept {
+    auto node = _history_reads.extract(token);
+    if (node.empty()) {
+        return;
+    }
+    const history_read& r = node.mapped();
+    if (!ok) {
+        return r.to->on_history_page(r.token, history(r.channel, r.since, r.limit));
+    }
+    history_page page;
+    page.found = !epoch.empty();
+    page.kept = true;
+    page.epoch = std::string(epoch);
+    page.offset = offset;
+    page.first = first;
+    page.frames.reserve(messages.size());
+    for (broker_message m : messages) {
+        m.channel = r.channel; // a history answer names none
+        page.frames.push_back(frame_of(m));
+    }
+    r.to->on_history_page(r.token, std::move(page));
+}
+
 void engine::on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
                         std::span<const broker_message> messages) noexcept {
     auto node = _broker_reads.extract(token);

@@ -100,6 +100,10 @@ struct engine::broker_relay final : broker_events {
                     std::span<const broker_message> messages) noexcept override {
         owner.on_history(token, ok, epoch, offset, messages);
     }
+    void on_range(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
+                  uint64_t first, std::span<const broker_message> messages) noexcept override {
+        owner.on_range(token, ok, epoch, offset, first, messages);
+    }
     void on_presence(std::string_view channel, std::string_view user, bool joined,
                      uint64_t users) noexcept override {
         owner.on_broker_presence(channel, user, joined, users);

@@ -20,6 +20,7 @@ Python `websockets` clients, the backend API over HTTP.
 * --max-connections-per-user counts every node: at the limit an upgrade is refused 429 on
   every node, a close on one node frees a slot on another, and the connections of a node
   killed with -9 stop counting once its liveness key expires (6 s);
+* GET /api/history answers from Redis's stream on any node, the same page everywhere;
 * start-up refuses a bad --engine or --redis-url with a sentence.
 
 Usage: redis_engine.py PATH/TO/ringcastd. Fails without python3-websockets or redis-server.
@@ -529,6 +530,39 @@ async def presence_across_nodes(binary):
                 srv.kill()
 
 
+async def history_api_across_nodes(binary):
+    with brokers.redis_server() as redis:
+        a, b = node(binary, redis), node(binary, redis)
+        try:
+            wait_ready(a)
+            wait_ready(b)
+            api_a, api_b = support.api_client(a.port), support.api_client(b.port)
+            offsets_sent = [api_a.publish("chat:h", {"n": n}) for n in range(1, 26)]
+            expect(offsets_sent == list(range(1, 26)), f"offsets {offsets_sent}")
+            # B never carried the channel: its page is the stream in Redis.
+            page = api_b.ok("GET", "/api/history/chat:h?since=0&limit=10")
+            got = [(m["offset"], m["data"]["n"], m["channel"]) for m in page["messages"]]
+            expect(got == [(n, n, "chat:h") for n in range(1, 11)] and page["offset"] == 25
+                   and page["first"] == 1 and page["missed"] == 0 and page["more"] is True,
+                   f"B's first page: {({k: v for k, v in page.items() if k != 'messages'}, got)}")
+            tail = api_b.ok("GET", "/api/history/chat:h?since=20")
+            expect([m["offset"] for m in tail["messages"]] == [21, 22, 23, 24, 25]
+                   and tail["more"] is False, f"B's page after 20: {tail}")
+            # The same messages, ids and all, as A's own page.
+            page_a = api_a.ok("GET", "/api/history/chat:h?since=0&limit=10")
+            expect(page_a == page, f"A's page differs from B's:\n{page_a}\n{page}")
+            # A channel Redis has never seen, and a namespace that keeps nothing: 404.
+            for path, words in (("/api/history/chat:never", "no such channel"),
+                                ("/api/history/plain:x", "keeps no history")):
+                r = api_b.request("GET", path)
+                expect(r.status == 404 and words in r.body.decode(), f"GET {path}: {r}")
+            api_a.close()
+            api_b.close()
+        finally:
+            a.kill()
+            b.kill()
+
+
 async def bad_settings_refused(binary):
     for args, words in ((["--engine", "cluster"], "not an engine"),
                         (["--engine", "redis", "--redis-url", "http://x"], "redis://"),
@@ -559,6 +593,8 @@ def main():
         ("presence over three nodes: one join / leave per user whatever its nodes, the "
          "command and the API count every node, a killed node's members leave",
          presence_across_nodes),
+        ("GET /api/history on a node that never carried the channel: Redis's stream, the "
+         "same page as the publishing node's", history_api_across_nodes),
         ("bad --engine, --redis-url and --redis-prefix are refused at start",
          bad_settings_refused),
     ]

@@ -416,6 +416,9 @@ struct recording_broker final : broker {
     void read_history(std::string_view, uint64_t, uint64_t, uint64_t token) noexcept override {
         events->on_history(token, false, {}, 0, {});
     }
+    void read_range(std::string_view, uint64_t, uint64_t, uint64_t token) noexcept override {
+        events->on_range(token, false, {}, 0, 0, {});
+    }
     bool up() const noexcept override { return is_up; }
     broker_stats stats() const noexcept override { return {}; }
     void set_user_events(user_count_events*) noexcept override {}
