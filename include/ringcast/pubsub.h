@@ -512,6 +512,9 @@ public:
     /// what it held of this shard's members may be gone, so every presence channel's
     /// members are set again (broker::replace_members).
     virtual void on_members_lost() noexcept = 0;
+    /// Another node's POST /api/broadcast to every connection: `text` is the envelope as
+    /// that node delivered it, to deliver to every connection of this shard.
+    virtual void on_broadcast(std::string_view text, priority prio) noexcept = 0;
 };
 
 /// A broker's figures on one shard (/api/stats "engine", /metrics ringcast_engine_*).
@@ -538,6 +541,9 @@ struct broker_stats {
     uint64_t presence_reads = 0;   ///< presence queries answered from every node
     uint64_t presence_sweeps = 0;  ///< channels swept of a dead node's members
     uint64_t dead_shards = 0;      ///< shards of other nodes seen to stop refreshing liveness
+    uint64_t broadcasts_sent = 0;     ///< broadcasts to every connection handed to other nodes
+    uint64_t broadcasts_dropped = 0;  ///< of them not handed on: the broker was down
+    uint64_t broadcasts_received = 0; ///< other nodes' broadcasts delivered here
 };
 
 /// What the broker tells the holder of a shard's per-user connection counts (the gateway,
@@ -618,6 +624,11 @@ public:
     /// answered through on_presence_page(token), never before this returns.
     virtual bool read_presence(std::string_view channel, uint32_t max_listed,
                                uint64_t token) noexcept = 0;
+
+    /// Hands a broadcast to every connection (POST /api/broadcast without channels) to
+    /// every shard of every other node (on_broadcast there); `text` is the envelope. At
+    /// most once, not kept: dropped (counted) while the broker is down.
+    virtual void broadcast(std::string_view text, priority prio) noexcept = 0;
 };
 
 /// Hash for maps keyed by names, so lookups take a string_view without building a
@@ -714,6 +725,9 @@ public:
 
     /// Queues `f` on every local session (broadcast); returns how many got it.
     uint64_t broadcast_local(const core::frame_ref& f, priority prio) noexcept;
+    /// With a broker, hands a broadcast to every connection (the envelope `text`) to the
+    /// other nodes, whose every shard delivers it (docs/scaling.md); nothing without one.
+    void broadcast_to_nodes(std::string_view text, priority prio) noexcept;
     /// Closes every local connection of `user_id` with `code`; returns how many.
     uint64_t disconnect_user(std::string_view user_id, uint16_t code, std::string_view reason);
     /// Users with connections on this shard and their connection counts.
@@ -820,6 +834,7 @@ private:
                             uint64_t users) noexcept;
     void on_presence_page(uint64_t token, bool ok, const presence_page& page) noexcept;
     void on_members_lost() noexcept;
+    void on_node_broadcast(std::string_view text, priority prio) noexcept;
     /// Arms h's expiry timer at exp + leeway (monotonic); nothing when `who` has no exp.
     void arm_expiry(conn_handle h, const auth::identity& who) noexcept;
     // engine.cc: sessions, the interest round trip between subscriptions and a home's

@@ -83,6 +83,9 @@ std::optional<std::string> api::post_broadcast(const call& c) {
     std::string text(pubsub::envelope_size(e), '\0');
     pubsub::write_envelope(e, text);
     auto frame = ws::make_server_frame(ws::opcode::text, text);
+    // Every other node's connections too with --engine redis; "connections" counts this
+    // node's (docs/scaling.md).
+    _engine.broadcast_to_nodes(text, r.prio);
     return gather(c, question::broadcast_all, {}, static_cast<uint16_t>(r.prio), std::move(frame));
 }
 

@@ -316,6 +316,12 @@ inline constexpr field<pubsub::broker_stats> engine_fields[] = {
      "presence channels swept of the members of a node that stopped refreshing liveness"},
     {"engine_dead_shards", figure::counter, &pubsub::broker_stats::dead_shards,
      "shards of other nodes seen to stop refreshing their liveness (each starts a sweep)"},
+    {"engine_broadcasts_sent", figure::counter, &pubsub::broker_stats::broadcasts_sent,
+     "broadcasts to every connection handed to the other nodes through Redis"},
+    {"engine_broadcasts_dropped", figure::counter, &pubsub::broker_stats::broadcasts_dropped,
+     "broadcasts to every connection not handed on because Redis was down"},
+    {"engine_broadcasts_received", figure::counter, &pubsub::broker_stats::broadcasts_received,
+     "other nodes' broadcasts to every connection delivered on this shard"},
 };
 // clang-format on
 

@@ -303,6 +303,22 @@ constexpr uint32_t meta_ttl_s = 7 * 86400;
 constexpr std::size_t max_held_messages = 10000;
 constexpr std::size_t max_held_bytes = std::size_t{64} << 20;
 
+/// This process's id among the nodes: a broadcast it hands on carries it, so its own shards,
+/// which delivered it already, skip it when it comes back. Drawn once, by the first shard
+/// (a function-local static: its initialisation is thread-safe).
+const std::string& node_id() {
+    static const std::string id = [] {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
+            r = core::monotonic_us() * 0x9E3779B97F4A7C15ull;
+        }
+        char text[20];
+        std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(r));
+        return std::string(text);
+    }();
+    return id;
+}
+
 std::string sha1_hex(std::string_view text) {
     unsigned char digest[SHA_DIGEST_LENGTH];
     SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
@@ -371,6 +387,7 @@ enum class tag_kind : uint8_t {
     members,  ///< presence entries set, replaced or swept
     presence, ///< a presence page read
     live,     ///< the liveness refreshed; who stopped
+    broadcast, ///< a broadcast handed on, the broadcast channel subscribed: nothing waits
 };
 
 uint64_t make_tag(tag_kind kind, uint64_t seq) noexcept {
@@ -562,6 +579,22 @@ public:
         }
     }
 
+    void broadcast(std::string_view text, pubsub::priority prio) noexcept override {
+        if (!_cmd.up()) {
+            ++_stats.broadcasts_dropped;
+            return;
+        }
+        std::string payload = node_id();
+        payload.append(1, ' ').append(1, char('0' + int(prio))).append(1, ' ').append(text);
+        const std::string name = broadcast_channel();
+        const std::string_view args[] = {"PUBLISH", name, payload};
+        if (_cmd.send(args, make_tag(tag_kind::broadcast, 0))) {
+            ++_stats.broadcasts_sent;
+        } else {
+            ++_stats.broadcasts_dropped;
+        }
+    }
+
     bool read_presence(std::string_view channel, uint32_t max_listed,
                        uint64_t token) noexcept override {
         if (!_cmd.up()) {
@@ -688,6 +721,24 @@ private:
         }
     }
 
+    /// "<node id> <priority> <envelope>" from the broadcast channel: delivered here unless
+    /// this node sent it (its shards delivered it then).
+    void node_broadcast(std::string_view payload) {
+        std::string_view node;
+        std::string_view prio;
+        if (!take(payload, ' ', node) || !take(payload, ' ', prio) || prio.size() != 1 ||
+            prio[0] < '1' || prio[0] > '4' || payload.empty()) {
+            RINGCAST_LOG_EVERY(log::level::warn, "redis_bad_broadcast", 1, 10000)
+                .msg("redis: a message on the broadcast channel is not ringcast's; ignored");
+            return;
+        }
+        if (node == node_id()) {
+            return;
+        }
+        ++_stats.broadcasts_received;
+        _events->on_broadcast(payload, static_cast<pubsub::priority>(prio[0] - '0'));
+    }
+
     void presence_answered(uint64_t token, const redisReply* r) {
         const auto items = r != nullptr ? elements_of(*r) : std::span<redisReply* const>{};
         pubsub::presence_page page;
@@ -715,6 +766,8 @@ private:
     std::string pubsub_channel(std::string_view channel) const {
         return _target.prefix + ":" + std::string(channel);
     }
+    /// Broadcasts to every connection: '!' is no channel's character, so no channel's.
+    std::string broadcast_channel() const { return _target.prefix + ":!all"; }
     std::string next_epoch() {
         char text[40];
         std::snprintf(text, sizeof(text), "%016llx%x",
@@ -853,6 +906,9 @@ private:
             }
             return;
         }
+        const std::string all = broadcast_channel();
+        const std::string_view args[] = {"SUBSCRIBE", all};
+        _sub.send(args, make_tag(tag_kind::broadcast, 0));
         for (auto& [channel, w] : _watched) {
             subscribe(channel, w);
         }
@@ -896,6 +952,7 @@ private:
         case tag_kind::unsubscribe:
         case tag_kind::count:
         case tag_kind::members:
+        case tag_kind::broadcast:
             return;
         case tag_kind::presence:
             return presence_answered(seq, r);
@@ -940,6 +997,9 @@ private:
             return;
         }
         std::string_view name = text_of(*items[1]);
+        if (name == broadcast_channel()) {
+            return node_broadcast(text_of(*items[2]));
+        }
         if (!name.starts_with(_target.prefix) || name.size() <= _target.prefix.size() + 1 ||
             name[_target.prefix.size()] != ':') {
             return;

@@ -192,6 +192,16 @@ void engine::read_by_broker(unsigned from_shard, std::unique_ptr<recover_msg> m)
     _broker->read_history(channel, after, max_recover_messages + 1, token);
 }
 
+void engine::broadcast_to_nodes(std::string_view text, priority prio) noexcept {
+    if (_broker != nullptr) {
+        _broker->broadcast(text, prio);
+    }
+}
+
+void engine::on_node_broadcast(std::string_view text, priority prio) noexcept {
+    broadcast_local(ws::make_server_frame(ws::opcode::text, text), prio);
+}
+
 std::optional<history_page> engine::read_history_page(std::string_view channel, uint64_t since,
                                                       std::size_t limit, history_listener& to,
                                                       uint64_t token) {

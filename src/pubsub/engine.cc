@@ -112,6 +112,9 @@ struct engine::broker_relay final : broker_events {
         owner.on_presence_page(token, ok, page);
     }
     void on_members_lost() noexcept override { owner.on_members_lost(); }
+    void on_broadcast(std::string_view text, priority prio) noexcept override {
+        owner.on_node_broadcast(text, prio);
+    }
     engine& owner;
 };
 

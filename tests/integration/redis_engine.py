@@ -20,6 +20,7 @@ Python `websockets` clients, the backend API over HTTP.
 * --max-connections-per-user counts every node: at the limit an upgrade is refused 429 on
   every node, a close on one node frees a slot on another, and the connections of a node
   killed with -9 stop counting once its liveness key expires (6 s);
+* POST /api/broadcast to every connection reaches every connection of every node once;
 * GET /api/history answers from Redis's stream on any node, the same page everywhere;
 * start-up refuses a bad --engine or --redis-url with a sentence.
 
@@ -563,6 +564,40 @@ async def history_api_across_nodes(binary):
             b.kill()
 
 
+async def broadcast_across_nodes(binary):
+    with brokers.redis_server() as redis:
+        a, b = node(binary, redis), node(binary, redis)
+        try:
+            wait_ready(a)
+            wait_all_links(b)
+            on_a = [await pubsub_client.connect(a.port) for _ in range(2)]
+            on_b = [await pubsub_client.connect(b.port) for _ in range(3)]
+            api = support.api_client(a.port)
+            r = await asyncio.to_thread(api.ok, "POST", "/api/broadcast",
+                                        {"event": "notice", "data": {"text": "maintenance"}})
+            expect(r.get("connections") == 2, f"the answer counts A's connections: {r}")
+            deadline = time.monotonic() + 10
+            while any(not c.messages for c in on_a + on_b) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # a second copy would be here by now
+            got = [[c.parsed(i) for i in range(len(c.messages))] for c in on_a + on_b]
+            expect(all(len(g) == 1 for g in got), f"one copy on every connection: {got}")
+            first = got[0][0]
+            expect(first["event"] == "notice" and first["data"] == {"text": "maintenance"}
+                   and all(g[0] == first for g in got),
+                   f"the same envelope, id and all, on both nodes: {got}")
+            stats = support.api_client(b.port).stats()["total"]
+            sent = support.api_client(a.port).stats()["total"]["engine_broadcasts_sent"]
+            expect(sent == 1 and stats["engine_broadcasts_received"] == 2,  # B's two shards
+                   f"sent {sent}, received on B {stats['engine_broadcasts_received']}")
+            for c in on_a + on_b:
+                await c.close()
+            api.close()
+        finally:
+            a.kill()
+            b.kill()
+
+
 async def bad_settings_refused(binary):
     for args, words in ((["--engine", "cluster"], "not an engine"),
                         (["--engine", "redis", "--redis-url", "http://x"], "redis://"),
@@ -595,6 +630,8 @@ def main():
          presence_across_nodes),
         ("GET /api/history on a node that never carried the channel: Redis's stream, the "
          "same page as the publishing node's", history_api_across_nodes),
+        ("POST /api/broadcast to every connection reaches every node once",
+         broadcast_across_nodes),
         ("bad --engine, --redis-url and --redis-prefix are refused at start",
          bad_settings_refused),
     ]

@@ -439,6 +439,7 @@ struct recording_broker final : broker {
         }
         log.push_back(line);
     }
+    void broadcast(std::string_view, priority) noexcept override {}
     bool read_presence(std::string_view channel, uint32_t, uint64_t token) noexcept override {
         if (!can_read) {
             return false;
