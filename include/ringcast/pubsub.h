@@ -489,6 +489,9 @@ public:
     /// watched channel (its offset may have moved on meanwhile).
     virtual void on_point(std::string_view channel, std::string_view epoch,
                           uint64_t offset) noexcept = 0;
+    /// A watched channel's point cannot be read now (a connection went, or is too busy):
+    /// it comes through on_point once the broker is back; whoever waits for it should not.
+    virtual void on_point_lost(std::string_view channel) noexcept = 0;
     /// broker::read_history(`token`) answered: the channel's epoch and last offset, and
     /// its retained messages after the asked offset, oldest first (at most the asked
     /// count); `ok` false when it could not be read (down): then nothing else is set.
@@ -860,6 +863,7 @@ private:
                     std::string_view reason) noexcept;
     void on_broker_message(const broker_message& m) noexcept;
     void on_point(std::string_view channel, std::string_view epoch, uint64_t offset) noexcept;
+    void on_point_lost(std::string_view channel) noexcept;
     void on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
                     std::span<const broker_message> messages) noexcept;
     void on_range(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,

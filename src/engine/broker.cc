@@ -65,7 +65,9 @@ redis.call('PUBLISH', ARGV[5], e .. ' ' .. o .. ' ' .. t .. ' ' .. ARGV[6])
 return {e, o, t}
 )lua";
 
-// KEYS: meta, history. ARGV: epoch if new, meta ttl s. Returns {epoch, last offset}.
+// KEYS: meta, history. ARGV: epoch if new, watched ttl s. Returns {epoch, last offset}. A
+// meta made here (nothing published yet) lives the watched ttl, not the publish's week, and
+// an existing one at least that long: the watching nodes keep extending it (touch_watched).
 constexpr std::string_view point_script = R"lua(
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e then
@@ -73,6 +75,8 @@ if not e then
   redis.call('HSET', KEYS[1], 'e', e, 'o', 0, 't', 0)
   redis.call('DEL', KEYS[2])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2], 'GT')
 end
 return {e, tonumber(redis.call('HGET', KEYS[1], 'o'))}
 )lua";
@@ -295,6 +299,15 @@ constexpr std::size_t sweeps_per_tick = 256;
 /// Seven days: a channel's order (epoch, offset) outlives a week without publishes; past
 /// it a new epoch starts, which a recovering client is told (docs/scaling.md "Keys").
 constexpr uint32_t meta_ttl_s = 7 * 86400;
+/// A channel's order while only watched (subscribed to, never published to): an hour,
+/// extended by every node that watches it (touch_watched) every 20 minutes. So a client
+/// that subscribes to fresh names and leaves costs Redis one key per name for an hour, not
+/// a week (perf/attack/engine: 180,000 names in 30 s kept 33 MB for 7 days before).
+constexpr uint32_t watched_ttl_s = 3600;
+constexpr uint64_t touch_every_ms = 20 * 60 * 1000;
+/// Watched channels touched per tick (1/s): 256 a second covers 307,200 channels per shard
+/// in the 20 minutes.
+constexpr std::size_t touches_per_tick = 256;
 /// Messages held for one watch while its point is read (a round trip); past it the oldest
 /// are dropped and counted (engine_buffered_dropped), and so past the bytes every watch of
 /// the shard holds: 10,000 messages of the 1 MiB the API takes at most could otherwise be
@@ -801,17 +814,41 @@ private:
     void read_point(const std::string& channel, watch_state& w) {
         w.phase = watch_phase::needs_point;
         if (!_cmd.up()) {
-            return; // read when the command link is up (on_up)
+            return _events->on_point_lost(channel); // read when the link is up (on_up)
         }
         const uint64_t seq = ++_request_seq;
         const std::string meta = key(channel, "meta");
         const std::string history = key(channel, "history");
         const std::string epoch = next_epoch();
-        const std::string ttl = std::to_string(meta_ttl_s);
+        const std::string ttl = std::to_string(watched_ttl_s);
         const std::string_view args[] = {"EVALSHA", _point_sha, "2", meta, history, epoch, ttl};
         if (_cmd.send(args, make_tag(tag_kind::point, seq))) {
             w.phase = watch_phase::pointing;
             _pointing.emplace(seq, pending_watch{channel, w.generation});
+            return;
+        }
+        _events->on_point_lost(channel); // busy: read again when the link is up anew
+    }
+
+    /// Extends the order of the watched channels to at least watched_ttl_s, a page per
+    /// tick, every touch_every_ms (EXPIRE … GT: a published channel's week is kept).
+    void touch_watched() {
+        if (_touch_queue.empty()) {
+            if (_io.now_ms() < _next_touch_ms) {
+                return;
+            }
+            _next_touch_ms = _io.now_ms() + touch_every_ms;
+            _touch_queue.reserve(_watched.size());
+            for (const auto& [channel, w] : _watched) {
+                _touch_queue.push_back(channel);
+            }
+        }
+        const std::string ttl = std::to_string(watched_ttl_s);
+        for (std::size_t n = 0; n < touches_per_tick && !_touch_queue.empty(); ++n) {
+            const std::string meta = key(_touch_queue.back(), "meta");
+            _touch_queue.pop_back();
+            const std::string_view args[] = {"EXPIRE", meta, ttl, "GT"};
+            _cmd.send(args, make_tag(tag_kind::count, 0));
         }
     }
 
@@ -919,12 +956,21 @@ private:
             // Every subscription is gone with the connection: each watch starts again when
             // the link is back, and gets a new point (messages meanwhile are the gap
             // docs/scaling.md "Failures" describes).
+            std::vector<std::string> waiting;
             for (auto& [channel, w] : _watched) {
+                if (w.phase != watch_phase::live) {
+                    waiting.push_back(channel);
+                }
                 w.phase = watch_phase::down;
                 release_held(w);
             }
             _subscribing.clear();
             _pointing.clear();
+            // Subscribes waiting for these points are confirmed at the node's last one
+            // rather than waiting for Redis (a handler may unwatch: names, not iterators).
+            for (const std::string& channel : waiting) {
+                _events->on_point_lost(channel);
+            }
         }
     }
 
@@ -989,6 +1035,7 @@ private:
             refresh_liveness();
         }
         sweep_some();
+        touch_watched();
     }
 
     void on_push(link&, const redisReply& r) noexcept override {
@@ -1060,7 +1107,7 @@ private:
         if (items.size() != 2 || type_of(*items[0]) != reply_type::string ||
             !number_of(items[1], offset)) {
             w->phase = watch_phase::needs_point; // read again when the command link is up
-            return;
+            return _events->on_point_lost(node.mapped().channel);
         }
         const std::string channel = node.mapped().channel;
         const uint64_t generation = w->generation;
@@ -1137,6 +1184,9 @@ private:
     std::unordered_set<std::string, pubsub::name_hash, std::equal_to<>> _member_channels;
     std::unordered_set<std::string> _dead_known;
     std::vector<std::string> _sweep_queue;
+    // The watched channels still to touch in this round, and when the next round starts.
+    std::vector<std::string> _touch_queue;
+    uint64_t _next_touch_ms = 0;
     pubsub::broker_events* _events = nullptr;
     pubsub::user_count_events* _user_events = nullptr;
     pubsub::name_map<watch_state> _watched;

@@ -165,6 +165,21 @@ void engine::on_point(std::string_view channel, std::string_view epoch, uint64_t
     }
 }
 
+void engine::on_point_lost(std::string_view channel) noexcept {
+    home_channel* ch = _ordering->find(channel);
+    if (ch == nullptr || !ch->watching || ch->awaiting_point.empty()) {
+        return;
+    }
+    // As when the broker is down at the subscribe (gain_by_broker): confirmed at this
+    // node's last point; the broker's comes later through on_point, and the subscribers
+    // see the offsets jump and recover what they missed (docs/scaling.md "Failures").
+    const std::vector<std::pair<unsigned, uint64_t>> waiting = std::move(ch->awaiting_point);
+    ch->awaiting_point.clear();
+    for (const auto& [shard, generation] : waiting) {
+        confirm_to(shard, *ch, generation);
+    }
+}
+
 // --- recovery from the broker's history -----------------------------------------------------
 
 bool engine::answerable_here(const recover_msg& m) const noexcept {

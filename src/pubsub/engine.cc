@@ -96,6 +96,9 @@ struct engine::broker_relay final : broker_events {
                   uint64_t offset) noexcept override {
         owner.on_point(channel, epoch, offset);
     }
+    void on_point_lost(std::string_view channel) noexcept override {
+        owner.on_point_lost(channel);
+    }
     void on_history(uint64_t token, bool ok, std::string_view epoch, uint64_t offset,
                     std::span<const broker_message> messages) noexcept override {
         owner.on_history(token, ok, epoch, offset, messages);

@@ -22,6 +22,9 @@ Python `websockets` clients, the backend API over HTTP.
   killed with -9 stop counting once its liveness key expires (6 s);
 * POST /api/broadcast to every connection reaches every connection of every node once;
 * GET /api/history answers from Redis's stream on any node, the same page everywhere;
+* Redis frozen (SIGSTOP): a subscribe waiting for its point is answered once the node
+  gives up on Redis, not when Redis comes back; a channel only subscribed to keeps its
+  order in Redis for an hour;
 * start-up refuses a bad --engine or --redis-url with a sentence.
 
 Usage: redis_engine.py PATH/TO/ringcastd. Fails without python3-websockets or redis-server.
@@ -30,6 +33,7 @@ Usage: redis_engine.py PATH/TO/ringcastd. Fails without python3-websockets or re
 import asyncio
 import functools
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -598,6 +602,50 @@ async def broadcast_across_nodes(binary):
             b.kill()
 
 
+async def frozen_redis(binary):
+    with brokers.redis_server() as redis:
+        a = node(binary, redis)
+        sub = None
+        try:
+            wait_all_links(a)
+            sub = await pubsub_client.connect(a.port)
+            # A channel only subscribed to keeps its order in Redis for an hour, not a week.
+            await sub.subscribe("chat:fresh")
+            ttl = int(redis.cli("TTL", "ringcast:{chat:fresh}:meta").strip() or -3)
+            expect(0 < ttl <= 3600, f"TTL of a watched, never published channel: {ttl}")
+            # Redis frozen (SIGSTOP): a subscribe waiting for its point is answered once the
+            # node gives up on Redis (the 5 s reply timeout), not when Redis comes back.
+            os.kill(redis.proc.pid, signal.SIGSTOP)
+            try:
+                frozen = time.monotonic()
+                reply = await sub.command("subscribe", channel="chat:frozen", timeout=60)
+                waited = time.monotonic() - frozen
+            finally:
+                os.kill(redis.proc.pid, signal.SIGCONT)
+            expect(reply.get("ok") is True, f"subscribe while Redis was frozen: {reply}")
+            print(f"# a subscribe was answered {waited:.1f} s into a Redis freeze "
+                  f"(reply timeout 5 s)")
+            # Back: the channel is watched again and publishes reach the subscriber.
+            wait_all_links(a)
+            api = support.api_client(a.port)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not any(
+                    sub.parsed(i).get("channel") == "chat:frozen"
+                    for i in range(len(sub.messages))):
+                status = api.request("POST", "/api/publish",
+                                     {"channel": "chat:frozen", "data": 1}).status
+                expect(status in (200, 503), f"publish after the freeze: {status}")
+                await asyncio.sleep(0.2)
+            expect(any(sub.parsed(i).get("channel") == "chat:frozen"
+                       for i in range(len(sub.messages))),
+                   "nothing published after the freeze reached the subscriber")
+            api.close()
+        finally:
+            if sub is not None:
+                await sub.close()
+            a.kill()
+
+
 async def bad_settings_refused(binary):
     for args, words in ((["--engine", "cluster"], "not an engine"),
                         (["--engine", "redis", "--redis-url", "http://x"], "redis://"),
@@ -632,6 +680,8 @@ def main():
          "same page as the publishing node's", history_api_across_nodes),
         ("POST /api/broadcast to every connection reaches every node once",
          broadcast_across_nodes),
+        ("Redis frozen: a subscribe waiting for its point is answered after the reply "
+         "timeout; a channel only watched keeps its order an hour", frozen_redis),
         ("bad --engine, --redis-url and --redis-prefix are refused at start",
          bad_settings_refused),
     ]
