@@ -14,7 +14,7 @@
 //   server's resends are dropped as duplicates by offset;
 // * `npm pack` of the package (package.json, README.md, the compiled dist/) installs into
 //   an empty project and imports by its name, declarations included;
-// * JWT (HS256, `--jwt-leeway-s 0`, 3-second tokens): the connection stays up across
+// * JWT (HS256, `--jwt-leeway-s 2`, 3-second tokens): the connection stays up across
 //   refreshes by `getToken`; a refresh that comes too late gets close 4001, a fresh token
 //   and a reconnect that recovers what was published meanwhile.
 //
@@ -43,7 +43,7 @@ before(async () => {
     ({ sdk, dir: sdkBuild } = await buildSdk());
     basic = await server(['--shards', '2', '--insecure', '--client-publish', 'chat',
                           '--namespace', 'feed:history=1000', '--namespace', 'room:presence',
-                          '--namespace', 'orders:history=100,ack', '--ack-timeout-ms', '300']);
+                          '--namespace', 'orders:history=100,ack', '--ack-timeout-ms', '1000']);
 });
 
 after(async () => {
@@ -179,7 +179,8 @@ test('dropped twice while publishing continues: every message exactly once, in o
     });
     await waitUntil(`${COUNT} messages`, 20000, () => received.length >= COUNT,
                     () => `(${received.length}, state ${c.state})`);
-    await sleep(100);  // anything extra would arrive right behind the last one
+    // Replies come in command order: whatever the server sent before is in by now.
+    await bounded(c.ping(), 'round trip');
     assertExactlyOnce(received, COUNT);
     const again = results.filter((r) => r.resubscribed);
     assert.ok(again.length >= 2, `resubscribed ${again.length} times`);
@@ -233,9 +234,9 @@ test('ack namespaces: acked messages are not resent; resends are dropped by offs
     await bounded(acking.connect(), 'connect');
     await bounded(acking.ping(), 'ping');
     for (let n = 1; n <= 3; n++) await publish(basic.port, 'orders:1', 'order', { n });
+    // Once all 3 are acked no resend can come; one that came would be counted already.
+    // The client acks within ackDelayMs (100) of handling, a tenth of --ack-timeout-ms.
     await waitUntil('3 acked', 10000, async () => (await ackStats(basic.port)).acked >= start.acked + 3);
-    // Two ack timeouts later nothing was resent: each ack arrived in time.
-    await sleep(700);
     const mid = await ackStats(basic.port);
     assert.equal(mid.resent, start.resent, 'nothing resent to the acking client');
     assert.deepEqual(got, [1, 2, 3]);
@@ -261,13 +262,16 @@ function jwt(sub, ttlSeconds) {
     return `${body}.${crypto.createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
 
+// The server closes at exp + leeway: 2 s beyond the client's refresh at 80 % of a 3-second
+// token's lifetime leaves a busy machine 2.6 s for the round trip.
+const LEEWAY_S = 2;
 let jwtServer;
 async function startJwtServer() {
     if (!jwtServer) {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-sdk-jwt-'));
         const file = path.join(dir, 'secret');
         fs.writeFileSync(file, secret, { mode: 0o400 });
-        jwtServer = await server(['--jwt-secret-file', file, '--jwt-leeway-s', '0',
+        jwtServer = await server(['--jwt-secret-file', file, '--jwt-leeway-s', String(LEEWAY_S),
                                   '--namespace', 'feed:public,history=1000']);
     }
     return jwtServer;
@@ -306,7 +310,7 @@ test('a refresh too late: close 4001, a fresh token, reconnect and recovery', as
             }
             if (calls === 2) {
                 // The refresh's token comes after the first one expired.
-                await sleep(Math.max(0, firstExp * 1000 + 1500 - Date.now()));
+                await sleep(Math.max(0, (firstExp + LEEWAY_S) * 1000 + 1500 - Date.now()));
             }
             return jwt('jack', 60);
         },
@@ -321,7 +325,7 @@ test('a refresh too late: close 4001, a fresh token, reconnect and recovery', as
     await bounded(sub.ready, 'subscribe');
     await publishSeq(s.port, 'feed:late', 3);
     await waitUntil('close 4001', 20000, () => drops.some((d) => d.code === 4001));
-    await publishSeq(s.port, 'feed:late', 3, async () => {});  // published while away
+    await publishSeq(s.port, 'feed:late', 3);  // around the reconnect
     await waitUntil('6 messages', 20000, () => received.length >= 6,
                     () => `(${received.length}, state ${c.state})`);
     assert.deepEqual(received.map((m) => m.data.seq), [1, 2, 3, 1, 2, 3]);

@@ -201,7 +201,9 @@ export class RingcastClient implements SubscriptionHost {
         }
         const ack = options.ack ?? (channel.startsWith('user:') ||
                                     (this._options.ackNamespaces ?? []).includes(namespaceOf(channel)));
-        const subscription = new Subscription<M>(channel, { ...options, onMessage }, ack, this);
+        const subscription = new Subscription<M>(channel,
+                                                { ...options, onMessage: onMessage ?? options.onMessage },
+                                                ack, this);
         this._subscriptions.set(channel, subscription as unknown as Subscription<never>);
         if (this._state === 'open') {
             this.sendSubscribe(subscription as unknown as Subscription<never>);
