@@ -533,12 +533,19 @@ export class RingcastClient implements SubscriptionHost {
         if (!this._tokens.canRefresh || exp === null) {
             return;
         }
+        const ws = this._ws;
         this.later(refreshDelayMs(exp, Date.now()), () => {
-            this.refreshToken().then(() => this.scheduleRefresh(), (e) => {
+            // Each connection has one refresh chain: one that outlived its connection
+            // stops, since opened() started another.
+            this.refreshToken().then(() => {
+                if (this._ws === ws) {
+                    this.scheduleRefresh();
+                }
+            }, (e) => {
                 this._events.emit('error', e);
                 // The server closes with 4001 at exp + leeway if no refresh lands; until
                 // then try again (the delay is at least a second).
-                if (this._state === 'open') {
+                if (this._ws === ws) {
                     this.scheduleRefresh();
                 }
             });
