@@ -536,6 +536,7 @@ struct broker_stats {
     uint64_t received = 0;       ///< messages received for watched channels
     uint64_t history_reads = 0;  ///< recoveries read from the broker's history
     uint64_t buffered_dropped = 0; ///< messages dropped while a point was read (bounded)
+    uint64_t gap_filled = 0; ///< messages missed while resubscribing, read from the history
     uint64_t user_claims = 0;         ///< per-user slots checked against every node
     uint64_t user_claims_refused = 0; ///< of them refused: the user's nodes held the limit
     uint64_t user_claims_unchecked = 0; ///< slots granted on this node's count alone (down)

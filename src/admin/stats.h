@@ -299,6 +299,9 @@ inline constexpr field<pubsub::broker_stats> engine_fields[] = {
      "recoveries that read history from Redis's streams"},
     {"engine_buffered_dropped", figure::counter, &pubsub::broker_stats::buffered_dropped,
      "messages dropped while a channel's position was being read (over 10,000 held for it, or 64 MiB for the shard)"},
+    {"engine_gap_filled", figure::counter, &pubsub::broker_stats::gap_filled,
+     "messages published while the subscriber connection was down, read from the stream and "
+     "delivered in order when it was back"},
     {"engine_user_claims", figure::counter, &pubsub::broker_stats::user_claims,
      "connections of a user checked against --max-connections-per-user over every node"},
     {"engine_user_claims_refused", figure::counter, &pubsub::broker_stats::user_claims_refused,

@@ -315,6 +315,9 @@ constexpr std::size_t touches_per_tick = 256;
 /// round trip (Redis adds 0.2-0.3 ms to a delivery here, perf/RESULTS.md), so only a Redis stalled for seconds under a flood reaches it.
 constexpr std::size_t max_held_messages = 10000;
 constexpr std::size_t max_held_bytes = std::size_t{64} << 20;
+/// A resubscribed watch reads at most this many messages it missed from the stream (one
+/// read, like a recovery's bound); a longer gap is left to the clients' recovery.
+constexpr uint64_t max_gap_fill = 1000;
 
 /// This process's id among the nodes: a broadcast it hands on carries it, so its own shards,
 /// which delivered it already, skip it when it comes back. Drawn once, by the first shard
@@ -392,6 +395,7 @@ enum class tag_kind : uint8_t {
     point,
     history,
     range, ///< a history page for the API
+    gap,   ///< what a resubscribed watch missed
     subscribe,
     unsubscribe,
     script,
@@ -640,10 +644,20 @@ private:
         watch_phase phase = watch_phase::down;
         std::deque<std::string> held; // pointing: messages after the confirmation
         std::size_t held_bytes = 0;   // their payloads' bytes (in _held_bytes too)
+        // The last message handed to the engine: after a resubscribe, what was published
+        // between it and the new point is read from the stream (fill_gap).
+        std::string epoch;
+        uint64_t last_offset = 0;
     };
     struct pending_watch {
         std::string channel;
         uint64_t generation;
+    };
+    /// A resubscribed watch whose gap is being read: the point it goes live at after.
+    struct pending_gap {
+        pending_watch watch;
+        std::string epoch;
+        uint64_t point = 0;
     };
 
     std::string key(std::string_view channel, std::string_view what) const {
@@ -886,7 +900,7 @@ private:
                                                                                : nullptr;
     }
 
-    void deliver(std::string_view channel, std::string_view payload) {
+    void deliver(std::string_view channel, watch_state& w, std::string_view payload) {
         if (payload.starts_with("presence ")) {
             // "presence join|leave <users> <user>" (members_script)
             std::string_view rest = payload.substr(9);
@@ -920,6 +934,8 @@ private:
         }
         m.channel = channel;
         ++_stats.received;
+        w.epoch.assign(m.epoch);
+        w.last_offset = m.offset;
         _events->on_message(m);
     }
 
@@ -966,6 +982,7 @@ private:
             }
             _subscribing.clear();
             _pointing.clear();
+            _filling.clear();
             // Subscribes waiting for these points are confirmed at the node's last one
             // rather than waiting for Redis (a handler may unwatch: names, not iterators).
             for (const std::string& channel : waiting) {
@@ -985,6 +1002,8 @@ private:
             return history_answered(seq, r, false);
         case tag_kind::range:
             return history_answered(seq, r, true);
+        case tag_kind::gap:
+            return gap_answered(seq, r);
         case tag_kind::subscribe: {
             auto node = _subscribing.extract(seq);
             if (node.empty() || r == nullptr) {
@@ -1059,7 +1078,7 @@ private:
         watch_state& w = it->second;
         switch (w.phase) {
         case watch_phase::live:
-            return deliver(channel, text_of(*items[2]));
+            return deliver(channel, w, text_of(*items[2]));
         case watch_phase::pointing:
         case watch_phase::needs_point:
             return hold(w, text_of(*items[2]));
@@ -1109,20 +1128,84 @@ private:
             w->phase = watch_phase::needs_point; // read again when the command link is up
             return _events->on_point_lost(node.mapped().channel);
         }
-        const std::string channel = node.mapped().channel;
+        const std::string_view epoch = text_of(*items[0]);
+        if (w->last_offset > 0 && w->epoch == epoch && offset > w->last_offset &&
+            offset - w->last_offset <= max_gap_fill) {
+            // Resubscribed after a lost connection: what was published meanwhile is read
+            // from the stream and handed on first, live messages held until then.
+            const uint64_t seq = ++_request_seq;
+            const std::string meta = key(node.mapped().channel, "meta");
+            const std::string history = key(node.mapped().channel, "history");
+            const std::string after = std::to_string(w->last_offset);
+            const std::string count = std::to_string(offset - w->last_offset);
+            const std::string_view args[] = {"EVALSHA", _history_sha, "2", meta,
+                                             history,   after,        count};
+            if (_cmd.send(args, make_tag(tag_kind::gap, seq))) {
+                _filling.emplace(seq, pending_gap{node.mapped(), std::string(epoch), offset});
+                return;
+            }
+        }
+        go_live(node.mapped(), epoch, offset);
+    }
+
+    /// The watch of `p` takes its point (epoch, offset) and hands on what it held.
+    void go_live(const pending_watch& p, std::string_view epoch, uint64_t offset) {
+        watch_state* w = current(p);
+        if (w == nullptr) {
+            return;
+        }
+        const std::string channel = p.channel;
         const uint64_t generation = w->generation;
         std::deque<std::string> held = std::move(w->held);
         release_held(*w);
         w->phase = watch_phase::live;
-        _events->on_point(channel, text_of(*items[0]), offset);
+        _events->on_point(channel, epoch, offset);
         for (const std::string& payload : held) {
             // An unwatch from a handler of the last one ends the watch: stop there.
             auto it = _watched.find(channel);
             if (it == _watched.end() || it->second.generation != generation) {
                 return;
             }
-            deliver(it->first, payload);
+            deliver(it->first, it->second, payload);
         }
+    }
+
+    /// The gap of a resubscribed watch, read from the stream: its messages after the
+    /// watch's last one go to the engine in order, then the watch goes live. Not read (the
+    /// connection went, nothing kept): live at once, the gap left to the clients' recovery.
+    void gap_answered(uint64_t seq, const redisReply* r) {
+        auto node = _filling.extract(seq);
+        if (node.empty()) {
+            return;
+        }
+        const pending_gap& gap = node.mapped();
+        const auto items = r != nullptr ? elements_of(*r) : std::span<redisReply* const>{};
+        if (items.size() >= 2 && (items.size() - 2) % 3 == 0 &&
+            type_of(*items[0]) == reply_type::string && text_of(*items[0]) == gap.epoch) {
+            for (std::size_t i = 2; i + 2 < items.size(); i += 3) {
+                watch_state* w = current(gap.watch);
+                if (w == nullptr) {
+                    return; // unwatched by a handler
+                }
+                pubsub::broker_message m;
+                std::string_view id = text_of(*items[i]);
+                std::string_view number;
+                if (!take(id, '-', number) || !to_u64(number, m.offset) ||
+                    !number_of(items[i + 1], m.timestamp_ms) ||
+                    !parse_body(text_of(*items[i + 2]), m)) {
+                    break;
+                }
+                if (m.offset <= w->last_offset || m.offset > gap.point) {
+                    continue;
+                }
+                m.epoch = gap.epoch;
+                m.channel = gap.watch.channel;
+                w->last_offset = m.offset;
+                ++_stats.gap_filled;
+                _events->on_message(m);
+            }
+        }
+        go_live(gap.watch, gap.epoch, gap.point);
     }
 
     /// A history script's answer (`range`: the range script's, with the oldest retained
@@ -1193,6 +1276,7 @@ private:
     std::size_t _held_bytes = 0; // every watch's held_bytes
     std::unordered_map<uint64_t, pending_watch> _subscribing; // SUBSCRIBE sent, by seq
     std::unordered_map<uint64_t, pending_watch> _pointing;    // point read sent, by seq
+    std::unordered_map<uint64_t, pending_gap> _filling;       // gap read sent, by seq
     uint64_t _generation = 0;
     uint64_t _request_seq = 0;
     uint64_t _epoch_base = 0;

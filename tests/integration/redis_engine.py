@@ -25,6 +25,9 @@ Python `websockets` clients, the backend API over HTTP.
 * Redis frozen (SIGSTOP): a subscribe waiting for its point is answered once the node
   gives up on Redis, not when Redis comes back; a channel only subscribed to keeps its
   order in Redis for an hour;
+* the subscriber connection killed mid-stream (CLIENT KILL TYPE pubsub): the node reads
+  what was published meanwhile from the stream, so its subscribers get every message
+  once, in order, without recovering;
 * start-up refuses a bad --engine or --redis-url with a sentence.
 
 Usage: redis_engine.py PATH/TO/ringcastd. Fails without python3-websockets or redis-server.
@@ -646,6 +649,43 @@ async def frozen_redis(binary):
             a.kill()
 
 
+async def subscriber_gap_filled(binary):
+    with brokers.redis_server() as redis:
+        a, b = node(binary, redis, shards=1), node(binary, redis, shards=1)
+        try:
+            wait_all_links(a)
+            wait_all_links(b)
+            sub = await pubsub_client.connect(a.port)
+            await sub.subscribe("chat:gap")
+            pub = publisher(b.port, "chat:gap", "b", 300, pause=0.005)
+            await asyncio.sleep(0.3)
+            # Every subscriber connection Redis has (A's and B's) killed mid-stream: what
+            # is published until A has subscribed again is not delivered live to A.
+            killed = redis.cli("CLIENT", "KILL", "TYPE", "pubsub").strip()
+            await asyncio.to_thread(pub.join)
+            deadline = time.monotonic() + 20
+            while len(sub.messages) < 300 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # anything repeated would be here by now
+            got = offsets(sub)
+            expect(got == list(range(1, 301)),
+                   f"offsets on A after its subscriber connection was killed ({killed}): "
+                   f"{len(got)} messages, first gaps "
+                   f"{[(x, y) for x, y in zip(got, got[1:]) if y != x + 1][:5]}")
+            expect([sub.parsed(i)["data"]["n"] for i in range(300)] == list(range(1, 301)),
+                   "B's messages in the order B sent them")
+            t = support.api_client(a.port).stats()["total"]
+            expect(t["engine_disconnects"] >= 1 and t["engine_gap_filled"] >= 1,
+                   f"A: disconnects {t['engine_disconnects']}, gap filled "
+                   f"{t['engine_gap_filled']} (was the connection killed mid-stream?)")
+            print(f"# {t['engine_gap_filled']} messages published while A's subscriber "
+                  f"connection was down were read from the stream and delivered in order")
+            await sub.close()
+        finally:
+            a.kill()
+            b.kill()
+
+
 async def bad_settings_refused(binary):
     for args, words in ((["--engine", "cluster"], "not an engine"),
                         (["--engine", "redis", "--redis-url", "http://x"], "redis://"),
@@ -682,6 +722,8 @@ def main():
          broadcast_across_nodes),
         ("Redis frozen: a subscribe waiting for its point is answered after the reply "
          "timeout; a channel only watched keeps its order an hour", frozen_redis),
+        ("the subscriber connection killed mid-stream: the node reads what it missed from "
+         "the stream and delivers every message once, in order", subscriber_gap_filled),
         ("bad --engine, --redis-url and --redis-prefix are refused at start",
          bad_settings_refused),
     ]
