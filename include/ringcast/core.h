@@ -491,6 +491,10 @@ struct shard_counters {
     uint64_t read_pauses = 0;
     uint64_t budget_closes = 0; ///< connections closed because the shard's output was over budget
     uint64_t drain_closes = 0;  ///< client sessions closed 1001 by a drain (conn_handler::on_drain)
+    /// Closes (close_mode::after_flush) cut short by --close-timeout-ms: the peer neither
+    /// took the rest of the output (a slow consumer behind a full socket buffer) nor closed
+    /// its side in time, so the connection was torn down as by close_mode::now.
+    uint64_t close_timeouts = 0;
     uint64_t cq_overflows = 0;
     uint64_t loop_iterations = 0;
     /// Log lines this shard left out over their call site's limit (log.h): copied from the

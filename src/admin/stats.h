@@ -207,6 +207,8 @@ inline constexpr field<core::shard_counters> core_fields[] = {
      "connections closed because the shard's queued output was over its budget"},
     {"drain_closes", figure::counter, &core::shard_counters::drain_closes,
      "client sessions closed with 1001 by a drain, paced over --drain-seconds"},
+    {"close_timeouts", figure::counter, &core::shard_counters::close_timeouts,
+     "closes cut short by --close-timeout-ms: the peer neither read the rest nor closed"},
     {"cq_overflows", figure::counter, &core::shard_counters::cq_overflows,
      "event loop turns that found the completion queue overflowed"},
     {"loop_iterations", figure::counter, &core::shard_counters::loop_iterations,

@@ -234,8 +234,11 @@ void shard::run_timers() noexcept {
         case conn_state::draining:
         case conn_state::lingering:
             // The close timeout (close() disarmed every other timer): the peer neither
-            // drained our output nor closed its side.
+            // drained our output nor closed its side. Torn down as by close_mode::now; what
+            // it never read stays in the kernel's socket, and its next write is answered with
+            // a reset.
             RINGCAST_DEBUG_ASSERT(which == conn_timer::liveness);
+            ++_counters.close_timeouts;
             begin_teardown(c);
             break;
         case conn_state::closing:

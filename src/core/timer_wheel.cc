@@ -21,6 +21,9 @@ void timer_wheel::link(uint32_t slot, uint32_t bucket) noexcept {
 
 void timer_wheel::unlink(uint32_t slot) noexcept {
     node& n = _nodes[slot];
+    if (slot == _cursor) {
+        _cursor = n.next; // a callback removed the node expire_bucket() was about to visit
+    }
     if (n.prev != none) {
         _nodes[n.prev].next = n.next;
     } else {

@@ -8,9 +8,19 @@
 //   bucket[t & mask] ──► timer ⇄ timer ⇄ timer    (doubly linked by timer id)
 //   A node whose deadline is a later revolution stays in its bucket until then.
 //
+// Callbacks run while a bucket is being walked and may cancel or re-arm any timer, the
+// next one of the same bucket included: a handler's timer may close connections, its own or
+// (through what the handler does on a close) others, and each close cancels that
+// connection's timers and arms its close timeout. The walk therefore keeps every node in
+// its bucket's list until it fires and follows a cursor that unlink() moves past a node it
+// removes. A walk that held a plain `next` across the callback lost every node behind a
+// cancelled one (close timeouts included: such a connection was never torn down) and fired
+// the cancelled one.
+//
 // Owned by one shard; not thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -37,19 +47,24 @@ public:
     std::size_t size() const noexcept { return _count; }
 
     /// Fires every timer due at `now_ms`: on_expired(id) runs after the timer was
-    /// disarmed, so the callback may schedule it again.
+    /// disarmed, so the callback may schedule it again, and may cancel or schedule any
+    /// other timer. A timer it schedules for `now_ms` or earlier fires in this advance()
+    /// or the next one, never a revolution late.
     template <typename F> void advance(uint64_t now_ms, F&& on_expired) {
         const uint64_t now_tick = now_ms / tick_ms;
-        // After a stall longer than a revolution, one pass over every bucket still finds
-        // every due node, because each node's own deadline decides.
-        uint64_t tick = _current_tick;
-        const uint64_t last =
-            now_tick - _current_tick > bucket_count ? tick + bucket_count : now_tick;
-        while (tick < last) {
+        // After a stall longer than a revolution, one pass over every bucket (the last
+        // revolution's ticks) still finds every due node, because each node's own deadline
+        // decides.
+        uint64_t tick = std::max(_current_tick,
+                                 now_tick > bucket_count ? now_tick - bucket_count : uint64_t(0));
+        while (tick < now_tick) {
             ++tick;
+            // Moved before the bucket's callbacks run: schedule() never links into a tick
+            // this walk has already visited.
+            _current_tick = tick;
             expire_bucket(static_cast<uint32_t>(tick & (bucket_count - 1)), now_tick, on_expired);
         }
-        _current_tick = now_tick;
+        _current_tick = std::max(_current_tick, now_tick);
     }
 
     /// Milliseconds until the earliest non-empty bucket, at most `max_wait_ms`.
@@ -67,20 +82,19 @@ private:
     void unlink(uint32_t slot) noexcept;
 
     template <typename F> void expire_bucket(uint32_t bucket, uint64_t now_tick, F& on_expired) {
-        // Detach the list so callbacks that re-schedule into this bucket are not revisited.
-        uint32_t slot = _buckets[bucket];
-        _buckets[bucket] = none;
-        while (slot != none) {
-            const uint32_t next = _nodes[slot].next;
-            _nodes[slot].next = _nodes[slot].prev = none;
+        // Nodes a callback links into this bucket go to its head, behind the cursor, so they
+        // are not revisited (and none is due: schedule() links a due deadline into the next
+        // tick, see advance()).
+        _cursor = _buckets[bucket];
+        while (_cursor != none) {
+            const uint32_t slot = _cursor;
+            _cursor = _nodes[slot].next;
             if (_nodes[slot].deadline_tick <= now_tick) {
+                unlink(slot);
                 _nodes[slot].deadline_tick = 0;
                 --_count;
                 on_expired(slot);
-            } else {
-                link(slot, bucket);
             }
-            slot = next;
         }
     }
 
@@ -88,6 +102,8 @@ private:
     std::vector<node> _nodes;
     uint64_t _current_tick;
     std::size_t _count = 0;
+    /// The next node expire_bucket() visits, or none outside a walk; unlink() moves it on.
+    uint32_t _cursor = none;
 };
 
 } // namespace ringcast::core

@@ -69,6 +69,9 @@ Checks:
     its level before publishing, while over twice that went to its clients that do not
     read (printed);
   * SIGTERM → exit status 0 for both servers.
+A second case, on its own server, checks the close deadline such a client relies on: one
+that never reads, closed 1008 behind a full socket buffer, is torn down at
+--close-timeout-ms and counted (deadline_case).
 What this cannot see: a harm small against the readers' own latency, which on a busy
 host is mostly the host's. The same test build at 30 µs per dropped message (1.5 ms per
 20-ms tick on that shard) gave p99 ×1.07-1.17 and p50 ×1.22-1.34: it fails 1 run in 3.
@@ -630,6 +633,85 @@ def judge(results, per_channel):
            f"{p50s / p50b:.2f})")
 
 
+# --------------------------------------------------------------------------------------
+# The close deadline: a slow consumer that never reads is dropped at --close-timeout-ms
+# --------------------------------------------------------------------------------------
+
+DEADLINE_CLOSE_MS = 2000
+DEADLINE_SLOW_BYTES = 1 << 20
+DEADLINE_RATIO = 1.5
+
+
+def deadline_case(binary):
+    """A raw client (SO_RCVBUF 4 KiB) on `firehose` that never reads: priority-2 batches
+    fill the kernel's buffers and then its queue past --slow-consumer-bytes, so it is
+    closed 1008 with the close frame stuck behind bytes it will never read. The close
+    cannot finish, so --close-timeout-ms (T) must end it: the server tears the connection
+    down at T after the close and counts `close_timeouts`. Seen from outside, without
+    reading: the client writes one masked ping every 20 ms, and the first write after the
+    server let go is answered with a reset (the server's socket is gone, or closed with our
+    unread ping in it). Judged against T: the reset not before T after the last publish
+    that may have closed it, and within DEADLINE_RATIO × T after the close was counted; the
+    session is gone and close_timeouts grew by one."""
+    def run():
+        t_ms = DEADLINE_CLOSE_MS
+        args = ["--insecure", "--shards", "1", "--slow-consumer-bytes", str(DEADLINE_SLOW_BYTES),
+                "--close-timeout-ms", str(t_ms)]
+        with support.server(binary, args, echo_path=None) as srv:
+            pub = publisher([srv.port])
+            before = pub.stats(0)["total"]
+            raw = stalled_client(srv.port, "never-reads", [FIREHOSE])
+            # What the kernel holds (several MB once the send buffer has grown) plus the
+            # mark, with room to spare: priority 2 is never dropped, so this closes it.
+            limit = (16 << 20) // (BURST * 4096)
+            batches = 0
+            while True:
+                expect(batches < limit, f"not closed as a slow consumer after {batches} × "
+                       f"{BURST} priority-2 messages of 4 KiB")
+                posted_at = time.monotonic()
+                pub.post(0, pub.fire_entries(BURST, 2), "priority-2 burst")
+                batches += 1
+                after = pub.stats(0)["total"]
+                if after["slow_consumer_closes"] > before["slow_consumer_closes"]:
+                    counted_at = time.monotonic()
+                    break
+            expect(after["close_timeouts"] == before["close_timeouts"],
+                   f"close_timeouts grew before the close timeout: {after['close_timeouts']}")
+            ping = support.encode_frame(support.OP_PING, b"p")
+            reset_at = None
+            raw.sock.settimeout(0.2)
+            give_up = counted_at + 3 * t_ms / 1000.0
+            while time.monotonic() < give_up:
+                try:
+                    raw.sock.send(ping)
+                except (ConnectionResetError, BrokenPipeError):
+                    reset_at = time.monotonic()
+                    break
+                except socket.timeout:
+                    pass  # our own send buffer is full: the server is not reading either
+                time.sleep(0.02)
+            raw.close()
+            expect(reset_at is not None, f"no reset {3 * t_ms} ms after the slow-consumer "
+                   f"close with --close-timeout-ms {t_ms}: the session is still held")
+            earliest = (reset_at - posted_at) * 1000.0
+            latest = (reset_at - counted_at) * 1000.0
+            support.tap_comment(f"--close-timeout-ms {t_ms}: closed 1008 after {batches} "
+                                f"priority-2 batches; reset {latest:.0f}-{earliest:.0f} ms "
+                                f"after the close ({latest / t_ms:.2f}-{earliest / t_ms:.2f} × T)")
+            expect(earliest >= t_ms * 0.95, f"reset {earliest:.0f} ms after the last publish, "
+                   f"before --close-timeout-ms {t_ms}: the close frame could not have left")
+            expect(latest <= t_ms * DEADLINE_RATIO, f"reset {latest:.0f} ms after the close was "
+                   f"counted, over {DEADLINE_RATIO} × --close-timeout-ms {t_ms}")
+            end = pub.stats(0)["total"]
+            expect(end["close_timeouts"] == before["close_timeouts"] + 1,
+                   f"close_timeouts {before['close_timeouts']} → {end['close_timeouts']}, "
+                   f"expected one more")
+            expect(end["sessions"] == 0, f"{end['sessions']} sessions still open after the reset")
+            pub.close()
+            srv.stop_and_expect_clean_exit()
+    return run
+
+
 SERVER_PERTURB = "RINGCAST_TEST_SERVER_MALLOC_PERTURB_"
 
 
@@ -658,7 +740,10 @@ def main():
     return support.run_cases(
         [(f"1 stalled subscriber among {READERS} readers: their p99 and p50 within "
           f"{RATIO_LIMIT} × a simultaneous baseline, no loss for readers, 1008 + drops "
-          f"for the stalled one, bounded RSS", case(binary))],
+          f"for the stalled one, bounded RSS", case(binary)),
+         (f"a slow consumer that never reads is dropped at --close-timeout-ms "
+          f"({DEADLINE_CLOSE_MS} ms): reset within {DEADLINE_RATIO} × it, counted in "
+          f"close_timeouts", deadline_case(binary))],
         f"slow consumer (websockets {websockets.__version__})")
 
 
