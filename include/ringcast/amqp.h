@@ -275,6 +275,11 @@ public:
     /// Calls the owner's on_wake() at or soon after `deadline_ms` (conn_io's clock). Only
     /// while up; a later call replaces the deadline, and a link that goes down forgets it.
     bool wake_at(uint64_t deadline_ms) noexcept;
+    /// The owner's set-up on the new connection succeeded: the next loss reconnects after
+    /// the base delay again. Until then the backoff keeps growing across connections, so
+    /// a broker that accepts the connection and refuses a declaration every time is not
+    /// retried in a tight loop.
+    void settled() noexcept { _attempt = 0; }
     /// Bodies longer than this are counted through and handed over empty (body_too_large).
     void set_max_body_bytes(std::size_t bytes) noexcept { _max_body = bytes; }
     const link_stats& stats() const noexcept { return _stats; }

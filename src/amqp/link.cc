@@ -335,7 +335,6 @@ bool link::on_channel_method(uint32_t id, const void* arguments) noexcept {
         _state = state::up;
         _stats.up = true;
         ++_stats.connects;
-        _attempt = 0;
         RINGCAST_LOG(log::level::info, "amqp_up")
             .msg("amqp: connected to %s (vhost %s, heartbeat %u s)", _target.host.c_str(),
                  _target.vhost.c_str(), _heartbeat_ms / 1000);

@@ -286,6 +286,7 @@ private:
             return;
         }
         _phase = phase::live;
+        _link.settled();
         RINGCAST_LOG(log::level::info, "amqp_bridge_live")
             .msg("amqp bridge: consuming %s (prefetch %u)", _queue.c_str(), _prefetch);
     }

@@ -18,6 +18,9 @@ queues one leaves on the shared broker do not reach the next.
 * broker restart: rabbitmq-server stopped and started again (same data): the row says
   up 0 and one disconnect, then up with a second connect, and a message published
   afterwards arrives;
+* a declaration the broker refuses (an exchange of that name with another type): the
+  bridge stays down, retries with a growing backoff (at most 6 connections in 3 s), and
+  comes up once the exchange is deleted;
 * no loss across kill -9: ringcastd (--engine redis, the channel's history in Redis) is
   killed with -9 while 300 messages are published, and restarted; a client that recovers
   from the last (epoch, offset) it saw gets every message's id: none lost (repeats of
@@ -221,6 +224,37 @@ def broker_restarted(binary):
         expect(srv.alive(), "ringcastd died")
 
 
+def refused_declaration(binary):
+    """An exchange a backend declared with another type: the broker closes the channel
+    (406); the bridge stays down, retrying with a growing backoff rather than in a loop, and
+    comes up once the clash is gone."""
+    conn = pika.BlockingConnection(BROKER.parameters())
+    conn.channel().exchange_declare("clash", "fanout", durable=True)
+    conn.close()
+    args = ["--shards", "1", "--amqp-url", BROKER.url, "--amqp-queue-prefix", "clash",
+            "--amqp-bridge", "clash:k.*:x-{routingKey}"]
+    with support.server(binary, args, echo_path=None) as srv:
+        time.sleep(3)
+        row = bridge_row(srv)
+        expect(row["up"] == 0 and row["disconnects"] >= 1 and row["connects"] <= 6,
+               f"3 s against a clashing exchange: {row}")
+        conn = pika.BlockingConnection(BROKER.parameters())
+        conn.channel().exchange_delete("clash")
+        conn.close()
+        wait_row(srv, lambda r: r["up"] == 1, "came up once the clash was gone", timeout=20)
+
+        async def run():
+            c = await pubsub_client.connect(srv.port)
+            await c.ok("subscribe", channel="x-k.1")
+            await asyncio.to_thread(publish, "clash", [("k.1", "{}", "after-clash")])
+            await collect([c], 1)
+            got = [c.parsed(i) for i in range(len(c.messages))]
+            await c.ws.close()
+            return got
+        got = asyncio.run(run())
+        expect(len(got) == 1 and got[0]["data"]["id"] == "after-clash", f"after: {got}")
+
+
 def no_loss_across_kill(binary):
     total = 300
     with brokers.redis_server() as redis:
@@ -333,6 +367,8 @@ if __name__ == "__main__":
              lambda: dead_letters(binary)),
             ("rabbitmq-server restarted: the bridge goes down, reconnects, and messages flow",
              lambda: broker_restarted(binary)),
+            ("an exchange declared with another type: down, backing off, up once it is gone",
+             lambda: refused_declaration(binary)),
             ("kill -9 mid-stream and restart: no message lost (at least once)",
              lambda: no_loss_across_kill(binary)),
             ("bad --amqp-* settings refused naming the flag; rules survive --print-config",
