@@ -265,7 +265,7 @@ def no_loss_across_kill(binary):
         repeats = 0
         state = {"epoch": None, "offset": 0}
 
-        async def read_until(srv, stop_at, recover):
+        async def read_until(srv, stop_at, recover, subscribed=None):
             nonlocal repeats
             c = await pubsub_client.connect(srv.port)
             fields = {"channel": "stream:all"}
@@ -275,6 +275,8 @@ def no_loss_across_kill(binary):
             if recover:
                 expect(reply.get("recovered") is True, f"recovery refused: {reply}")
             state["epoch"] = reply.get("epoch", state["epoch"])
+            if subscribed is not None:
+                subscribed()  # publishing starts only now: the first message is not missed
             deadline = time.monotonic() + 60
             i = 0
             while len(seen) < stop_at and time.monotonic() < deadline:
@@ -305,9 +307,8 @@ def no_loss_across_kill(binary):
             except Exception as e:  # noqa: BLE001 - reported by the main thread
                 failure.append(repr(e))
         producer = threading.Thread(target=produce, daemon=True)
-        producer.start()
         try:
-            asyncio.run(read_until(first, total // 3, recover=False))
+            asyncio.run(read_until(first, total // 3, recover=False, subscribed=producer.start))
             expect(len(seen) >= total // 3, f"only {len(seen)} before the kill")
             first.proc.send_signal(signal.SIGKILL)
             first.proc.wait(timeout=10)
