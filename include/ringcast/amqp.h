@@ -141,12 +141,14 @@ public:
 
     /// A method frame's payload: its number (class << 16 | method) and librabbitmq's
     /// struct of its arguments (amqp_connection_start_t, amqp_basic_deliver_t, …), in the
-    /// pool. Only methods a server sends a consumer are decoded (is_server_method); anything
-    /// else, a short payload or malformed arguments give false with `error` set.
+    /// pool; its strings point into `payload`. Only methods a server sends a consumer are
+    /// decoded (is_server_method); anything else, a short payload or malformed arguments
+    /// give false with `error` set.
     bool decode_method(std::span<const std::byte> payload, uint32_t& id, void*& decoded,
                        std::string_view& error) noexcept;
     /// A content header frame's payload (§4.2.6.1): class, body size and, for the basic
-    /// class, the properties (amqp_basic_properties_t in the content pool). False with `error` set
+    /// class, the properties (amqp_basic_properties_t in the content pool; its strings point
+    /// into `payload`, which must live as long as they are read). False with `error` set
     /// when it is short, not the basic class, or its headers table is malformed or too deep.
     bool decode_header(std::span<const std::byte> payload, uint64_t& body_size,
                        const amqp_basic_properties_t*& properties,
@@ -333,6 +335,7 @@ private:
     uint64_t _tag = 0;
     bool _redelivered = false;
     std::string _consumer_tag, _exchange, _routing_key;
+    std::string _header; // the content header's bytes: _properties' strings point into them
     const amqp_basic_properties_t* _properties = nullptr;
     uint64_t _body_size = 0;
     uint64_t _body_seen = 0;

@@ -389,8 +389,14 @@ bool link::on_content(const frame& f) noexcept {
     }
     if (f.type == frame_type::header) {
         std::string_view error;
+        // librabbitmq's decoded strings point into the bytes decoded, and the splitter's
+        // buffer moves with the next read: the properties must outlive the body frames, so
+        // they are decoded from a copy of the header that stays until the delivery is out.
+        _header.assign(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+        const std::span<const std::byte> header(reinterpret_cast<const std::byte*>(_header.data()),
+                                                _header.size());
         if (_content != content::want_header ||
-            !_codec.decode_header(f.payload, _body_size, _properties, error)) {
+            !_codec.decode_header(header, _body_size, _properties, error)) {
             fail(_content != content::want_header ? "a content header out of place" : error,
                  true);
             return false;
