@@ -205,9 +205,9 @@ struct amqp_config {
     std::string prefix = "ringcast";
     /// basic.qos prefetch-count: deliveries the broker hands over before an ack, the bound on
     /// the bridge's work in flight. 256, as the Bull bridge's read: a full queue drained at
-    /// 5 600-8 600 msgs/s with it against 2 500-4 700 at 16 and 3 400-10 200 at 2 048 (a
-    /// loaded machine; perf/RESULTS.md "RabbitMQ bridge"), so a larger window buys nothing
-    /// measurable for eight times the work in flight.
+    /// 18 000-19 300 msgs/s with it against 12 000 at 16 and 15 300 at 2 048
+    /// (perf/RESULTS.md "RabbitMQ bridge, a quieter machine"), so a larger window buys
+    /// nothing for eight times the work in flight.
     uint32_t prefetch = 256;
 };
 
