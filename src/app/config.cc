@@ -5,6 +5,7 @@
 
 #include "options.h"
 
+#include <ringcast/amqp.h>
 #include <ringcast/auth.h>
 #include <ringcast/bridge.h>
 #include <ringcast/redis.h>
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <tuple>
 
@@ -284,37 +286,72 @@ result<void, std::string> read_command_line(config& cfg, int argc, char** argv) 
 
 namespace {
 
-/// --queue-bridge: the Bull bridge on shard 0, reading through --redis-url in the consumer
-/// group --redis-prefix as this host (docs/bridges.md "Nodes").
+/// --queue-bridge and --amqp-bridge: the Bull bridge (reading through --redis-url in the
+/// consumer group --redis-prefix as this host, docs/bridges.md "Nodes") and the RabbitMQ
+/// bridge (--amqp-url), both on shard 0, as one bridge set (the engine answers one
+/// listener).
 result<void, std::string> bridge_settings(config& cfg) {
-    if (cfg.queue_bridges.empty()) {
+    if (cfg.queue_bridges.empty() && cfg.amqp_bridges.empty()) {
         return {};
     }
-    bridge::bull_config bull;
-    for (const std::string& entry : cfg.queue_bridges) {
-        auto rule = bridge::parse_bull_rule(entry); // checked when set: cannot fail
-        if (!rule) {
-            return unexpected{"--queue-bridge " + rule.error()};
+    std::optional<std::pair<redis::redis_target, bridge::bull_config>> bull_settings;
+    if (!cfg.queue_bridges.empty()) {
+        bridge::bull_config bull;
+        for (const std::string& entry : cfg.queue_bridges) {
+            auto rule = bridge::parse_bull_rule(entry); // checked when set: cannot fail
+            if (!rule) {
+                return unexpected{"--queue-bridge " + rule.error()};
+            }
+            bull.rules.push_back(std::move(*rule));
         }
-        bull.rules.push_back(std::move(*rule));
+        bull.key_prefix = cfg.queue_bridge_prefix;
+        bull.group = cfg.redis_prefix;
+        char host[256] = {};
+        if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') {
+            bull.consumer = host;
+        }
+        auto target = redis::resolve_target(cfg.redis_url, cfg.redis_prefix);
+        if (!target) {
+            return unexpected{"--redis-url (for --queue-bridge): " + target.error()};
+        }
+        bull_settings.emplace(std::move(*target), std::move(bull));
     }
-    bull.key_prefix = cfg.queue_bridge_prefix;
-    bull.group = cfg.redis_prefix;
-    char host[256] = {};
-    if (gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0') {
-        bull.consumer = host;
+    std::optional<std::pair<amqp::amqp_target, bridge::amqp_config>> amqp_settings;
+    if (!cfg.amqp_bridges.empty()) {
+        bridge::amqp_config amqp;
+        for (const std::string& entry : cfg.amqp_bridges) {
+            auto rule = bridge::parse_amqp_rule(entry); // checked when set: cannot fail
+            if (!rule) {
+                return unexpected{"--amqp-bridge " + rule.error()};
+            }
+            amqp.rules.push_back(std::move(*rule));
+        }
+        amqp.prefix = cfg.amqp_queue_prefix;
+        amqp.prefetch = cfg.amqp_prefetch;
+        auto target = amqp::resolve_target(cfg.amqp_url);
+        if (!target) {
+            return unexpected{"--amqp-url (for --amqp-bridge): " + target.error()};
+        }
+        amqp_settings.emplace(std::move(*target), std::move(amqp));
     }
-    auto target = redis::resolve_target(cfg.redis_url, cfg.redis_prefix);
-    if (!target) {
-        return unexpected{"--redis-url (for --queue-bridge): " + target.error()};
-    }
-    cfg.gateway.make_bridges = [t = *target, bull = std::move(bull)](
+    cfg.gateway.make_bridges = [bull = std::move(bull_settings), amqp = std::move(amqp_settings)](
                                    core::conn_io& io, core::outbound_connector& connector,
                                    pubsub::engine& engine) -> std::unique_ptr<bridge::bridges> {
         if (io.id() != shard_id(0)) {
             return nullptr; // one reader per process: shard 0's
         }
-        return bridge::make_bull_bridge(io, connector, engine, t, bull);
+        std::vector<std::unique_ptr<bridge::bridges>> members;
+        if (bull) {
+            const auto index = static_cast<uint32_t>(members.size());
+            members.push_back(
+                bridge::make_bull_bridge(io, connector, engine, bull->first, bull->second, index));
+        }
+        if (amqp) {
+            const auto index = static_cast<uint32_t>(members.size());
+            members.push_back(
+                bridge::make_amqp_bridge(io, connector, engine, amqp->first, amqp->second, index));
+        }
+        return bridge::make_bridge_set(engine, std::move(members));
     };
     return {};
 }

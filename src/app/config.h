@@ -86,6 +86,13 @@ struct config {
     /// gateway.make_bridges from them. No rule: no bridge.
     std::vector<std::string> queue_bridges;
     std::string queue_bridge_prefix = "bull";
+    /// --amqp-url, --amqp-bridge rules as given (EXCHANGE:BINDING_KEY:CHANNEL),
+    /// --amqp-prefetch and --amqp-queue-prefix: the RabbitMQ bridge (docs/bridges.md);
+    /// finish_config adds it to gateway.make_bridges. No rule: no bridge.
+    std::string amqp_url = "amqp://127.0.0.1:5672";
+    std::vector<std::string> amqp_bridges;
+    uint32_t amqp_prefetch = 256;
+    std::string amqp_queue_prefix = "ringcast";
     /// --config: the TOML file to read (docs/operations.md "Configuration"); empty: none.
     std::string config_file;
     bool check_only = false;

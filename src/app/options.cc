@@ -3,6 +3,7 @@
 #include "options.h"
 
 
+#include <ringcast/amqp.h>
 #include <ringcast/auth.h>
 #include <ringcast/bridge.h>
 #include <ringcast/log.h>
@@ -155,6 +156,33 @@ result<void, std::string> check_queue_bridge_prefix(std::string_view given_as,
     if (!bridge::valid_bull_prefix(prefix)) {
         return unexpected{std::string(given_as) + " = '" + std::string(prefix) +
                           "' is not a BullMQ key prefix: 1-64 of A-Z a-z 0-9 _ . @ { } -"};
+    }
+    return {};
+}
+
+/// --amqp-url: an amqp:// URL (amqp::parse_amqp_url).
+result<void, std::string> check_amqp_url(std::string_view given_as, std::string_view url) {
+    if (auto parsed = amqp::parse_amqp_url(url); !parsed) {
+        return unexpected{std::string(given_as) + " = '" + std::string(url) + "': " +
+                          parsed.error()};
+    }
+    return {};
+}
+
+/// --amqp-bridge, one EXCHANGE:BINDING_KEY:CHANNEL rule (bridge::parse_amqp_rule).
+result<void, std::string> check_amqp_bridge(std::string_view given_as, std::string_view rule) {
+    if (auto parsed = bridge::parse_amqp_rule(rule); !parsed) {
+        return unexpected{std::string(given_as) + " " + parsed.error()};
+    }
+    return {};
+}
+
+/// --amqp-queue-prefix: what the bridge's queue and exchanges are named after.
+result<void, std::string> check_amqp_queue_prefix(std::string_view given_as,
+                                                  std::string_view prefix) {
+    if (!bridge::valid_amqp_prefix(prefix)) {
+        return unexpected{std::string(given_as) + " = '" + std::string(prefix) +
+                          "' is not a queue name prefix: 1-64 of A-Z a-z 0-9 _ . -"};
     }
     return {};
 }
@@ -419,6 +447,30 @@ constexpr option table[] = {
      .field = RINGCAST_FIELD(queue_bridge_prefix), .check = check_queue_bridge_prefix,
      .help = "BullMQ's key prefix (its prefix option): queue Q's events are the stream "
              "PREFIX:Q:events",
+     .metavar = "PREFIX"},
+    {.name = "amqp-url", .type = option_type::text, .field = RINGCAST_FIELD(amqp_url),
+     .check = check_amqp_url,
+     .help = "the RabbitMQ of --amqp-bridge: amqp://[USER[:PASSWORD]@]HOST[:PORT][/VHOST] "
+             "(guest:guest and vhost / when left out; %2f for a / in the vhost); the host "
+             "is resolved at start",
+     .metavar = "URL"},
+    {.name = "amqp-bridge", .type = option_type::entry_list,
+     .field = RINGCAST_FIELD(amqp_bridges), .check = check_amqp_bridge, .when_unset = "none",
+     .help = "publish RabbitMQ messages: those the topic exchange EXCHANGE routes with a key "
+             "KEY matches (* one word, # any) go to the channel CHANNEL makes of "
+             "{routingKey}, {exchange} and the JSON body's top-level fields ({userId}), e.g. "
+             "quota:quota.*:user:{userId}; acknowledged once published, unmappable ones "
+             "dead-lettered; repeat for each rule (docs/bridges.md)",
+     .metavar = "EXCHANGE:KEY:CHANNEL"},
+    {.name = "amqp-prefetch", .type = option_type::integer,
+     .field = RINGCAST_FIELD(amqp_prefetch), .range = {1, 65535},
+     .help = "RabbitMQ messages the bridge holds unacknowledged at most (basic.qos): its "
+             "work in flight"},
+    {.name = "amqp-queue-prefix", .type = option_type::text,
+     .field = RINGCAST_FIELD(amqp_queue_prefix), .check = check_amqp_queue_prefix,
+     .help = "names of what the RabbitMQ bridge declares: its queue PREFIX.bridge, the "
+             "dead-letter exchange PREFIX.dlx and queue PREFIX.dead; nodes sharing it share "
+             "the messages",
      .metavar = "PREFIX"},
     {.name = "config", .type = option_type::path, .field = RINGCAST_FIELD(config_file),
      .check = check_config_file, .when_unset = "none: flags, RINGCAST_* variables, defaults",

@@ -63,9 +63,9 @@ class bull_bridge final : public bridges,
                           private pubsub::publish_listener {
 public:
     bull_bridge(core::conn_io& io, core::outbound_connector& connector, pubsub::engine& engine,
-                const redis::redis_target& target, const bull_config& cfg,
+                const redis::redis_target& target, const bull_config& cfg, uint32_t index,
                 redis::link_timing timing)
-        : _io(io), _engine(engine), _cfg(cfg), _target(target),
+        : _io(io), _engine(engine), _cfg(cfg), _target(target), _index(index),
           _link(io, connector, target, "bull-bridge", *this, timing) {
         for (const bull_rule& r : _cfg.rules) {
             auto it = std::find_if(_queues.begin(), _queues.end(),
@@ -79,13 +79,14 @@ public:
             }
             it->rules.push_back(&r);
         }
-        _engine.set_bridge_listener(this);
         _link.start();
     }
 
-    ~bull_bridge() override {
-        _engine.set_bridge_listener(nullptr);
-        _link.stop();
+    ~bull_bridge() override { _link.stop(); }
+
+    void answer(const pubsub::publish_origin& origin, uint64_t offset,
+                std::string_view failure) noexcept override {
+        on_published(origin, offset, failure);
     }
 
     void rows(std::vector<admin::bridge_row>& out) const override {
@@ -364,6 +365,7 @@ private:
             pubsub::publish_origin origin;
             origin.from = pubsub::publish_origin::kind::bridge;
             origin.id = token;
+            origin.index = _index;
             _engine.publish(req, channel, origin, shared);
         }
     }
@@ -519,6 +521,7 @@ private:
     pubsub::engine& _engine;
     bull_config _cfg; // _queues' rules point into it
     redis::redis_target _target;
+    uint32_t _index; // origin.index of its publishes (make_bridge_set)
     redis::link _link;
     phase _phase = phase::down;
     std::vector<queue> _queues;
@@ -536,8 +539,9 @@ private:
 
 std::unique_ptr<bridges> make_bull_bridge(core::conn_io& io, core::outbound_connector& connector,
                                           pubsub::engine& engine, const redis::redis_target& target,
-                                          const bull_config& cfg, redis::link_timing timing) {
-    return std::make_unique<bull_bridge>(io, connector, engine, target, cfg, timing);
+                                          const bull_config& cfg, uint32_t index,
+                                          redis::link_timing timing) {
+    return std::make_unique<bull_bridge>(io, connector, engine, target, cfg, index, timing);
 }
 
 } // namespace ringcast::bridge

@@ -99,3 +99,129 @@ class redis_server:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class rabbitmq_server:
+    """A rabbitmq-server of its own: node ringcast-test-<pid>@localhost, its AMQP port, its
+    distribution port and an epmd on ports of their own (so nothing is shared with another
+    Erlang node on the machine), its database, logs, config, plugins list (empty: no
+    management plugin) and Erlang cookie (HOME) in a temporary directory. `stop()` ends the
+    broker and `start()` brings it back with the same data (durable queues and persistent
+    messages survive, as across a real restart); `close()` ends it and the epmd and removes
+    the directory. Startup takes several seconds: share one per test file.
+
+    `rabbitmq_server.installed()` says whether Debian's rabbitmq-server is there."""
+
+    SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+    @staticmethod
+    def installed():
+        return os.access(rabbitmq_server.SERVER, os.X_OK) and shutil.which("epmd") is not None
+
+    def __init__(self):
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.node = f"ringcast-test-{os.getpid()}@localhost"
+        self.dir = tempfile.mkdtemp(prefix="ringcast-rabbitmq-")
+        with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
+            f.write("[].\n")
+        with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
+            f.write(f"listeners.tcp.default = {support.LOOPBACK}:{self.port}\n"
+                    "loopback_users = none\n")
+        self.env = dict(os.environ)
+        self.env.update({
+            "HOME": self.dir,
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": support.LOOPBACK,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": support.LOOPBACK,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": os.path.join(self.dir, "mnesia"),
+            "RABBITMQ_LOG_BASE": os.path.join(self.dir, "log"),
+            "RABBITMQ_CONFIG_FILE": os.path.join(self.dir, "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": os.path.join(self.dir, "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": os.path.join(self.dir, "enabled_plugins"),
+            "RABBITMQ_PID_FILE": os.path.join(self.dir, "rabbitmq.pid"),
+            "RABBITMQ_CONF_ENV_FILE": os.path.join(self.dir, "rabbitmq-env.conf"),
+            "RABBITMQ_LOGS": os.path.join(self.dir, "log", "rabbit.log"),
+        })
+        self.epmd = subprocess.Popen(["epmd", "-port", str(self.epmd_port), "-address",
+                                      support.LOOPBACK], env=self.env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return f"amqp://guest:guest@{support.LOOPBACK}:{self.port}/%2f"
+
+    def start(self, timeout=60.0):
+        self.out = open(os.path.join(self.dir, "server.out"), "ab")
+        self.proc = subprocess.Popen([self.SERVER], env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=self.out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        import pika
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                support.fail(f"rabbitmq-server exited with {self.proc.returncode} at start; "
+                             f"its output: {self.log()[-1500:]}")
+            try:
+                pika.BlockingConnection(self.parameters()).close()
+                return
+            except Exception:  # noqa: BLE001 - any failure means "not up yet"
+                time.sleep(0.2)
+        support.fail(f"rabbitmq-server on port {self.port} not up within {timeout}s: "
+                     f"{self.log()[-1500:]}")
+
+    def parameters(self):
+        import pika
+        return pika.ConnectionParameters(host=support.LOOPBACK, port=self.port,
+                                         credentials=pika.PlainCredentials("guest", "guest"),
+                                         connection_attempts=1, socket_timeout=5,
+                                         blocked_connection_timeout=10)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "server.out"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, timeout=30.0):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc is not None:
+            # The Erlang VM and its port programs (erl_child_setup, inet_gethost) share
+            # the session the broker was started in.
+            try:
+                os.killpg(self.proc.pid, 9)
+            except OSError:
+                pass
+            self.proc.wait(10)
+            self.out.close()
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        if self.epmd is not None:
+            try:
+                os.killpg(self.epmd.pid, 9)
+            except OSError:
+                pass
+            self.epmd.wait(10)
+            self.epmd = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -339,11 +339,13 @@ def cases(binary):
                              "LEVEL": "warn", "FORMAT": "json", "ENGINE": "redis",
                              "URL": f"redis://{support.LOOPBACK}:6379/0",
                              "PREFIX": "ringcast-test",
-                             "QUEUE:EVENT:CHANNEL": "reports:progress:job:{jobId}"}.get(
+                             "QUEUE:EVENT:CHANNEL": "reports:progress:job:{jobId}",
+                             "EXCHANGE:KEY:CHANNEL": "quota:quota.*:user:{userId}"}.get(
                                  head[1], m.group(1) if m else "1")
                     value = {"--echo": "/echo", "--allowed-origins": "https://chat.test",
                              "--jwt-secret-file": jwt_secret, "--jwt-public-key": jwt_pem,
-                             "--jwks-file": jwt_jwks, "--config": config_file}.get(flag, value)
+                             "--jwks-file": jwt_jwks, "--config": config_file,
+                             "--amqp-url": f"amqp://{support.LOOPBACK}:5672/%2f"}.get(flag, value)
                     args.append(value)
                     if flag in ("--jwt-issuer", "--jwt-audience", "--namespace"):
                         args += ["--jwt-secret-file", jwt_secret]  # they need JWT keys

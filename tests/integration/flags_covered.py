@@ -60,6 +60,9 @@ BAD = {
     "QUEUE:EVENT:CHANNEL": ["abc", "", "q", "q:progress", "q:progress:", ":progress:job:x",
                             "q:pro gress:x", "q:progress:sys:x", "q:progress:job:{job}",
                             "q:progress:a b", "q/x:progress:job:{jobId}"],
+    "EXCHANGE:KEY:CHANNEL": ["abc", "", "quota", "quota:quota.*", "quota:quota.*:",
+                             ":quota.*:x", "quota::x", "quo ta:k:x", "quota:k:sys:x",
+                             "quota:k:user:{user id}", "quota:k:a b", "q/x:k:x"],
     "NAME:RULE[,RULE]": ["abc", "", "user:public", "chat:", "chat:public,private",
                          "chat:bogus", "chat:public,publish,publish"],
 }
