@@ -181,6 +181,7 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
     std::condition_variable bell;
     // Guarded by mutex:
     uint64_t doorbells = 0;
+    uint64_t seen_bells = 0; // the doorbells the consumer has woken for
     bool blocked = false;   // the consumer is inside its doorbell wait
     bool poke = false;      // the producer wakes the consumer without a doorbell
     bool want_gate = false; // early round: stop at the gate before announcing sleep
@@ -220,6 +221,7 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
     uint64_t late = 0;
     uint64_t flag_clear = 0; // late rounds whose blocked consumer had no sleep flag set
     uint64_t not_rung = 0;   // late rounds whose push was not followed by a doorbell
+    std::string first_not_rung; // what the first such round saw, for the failure message
     std::thread sender([&] {
         std::mt19937_64 rng(11);
         while (sent < messages && !gave_up.load()) {
@@ -242,8 +244,11 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
             if (is_late) {
                 ++late;
                 // Blocked, and nothing but a doorbell wakes it: it announced sleep and has
-                // not called woke_up() since.
-                if (!await([&] { return blocked; }, [&] {
+                // not called woke_up() since. A consumer that is blocked but already has a
+                // wake-up waiting (a spare doorbell from the last round rang after it drained
+                // and blocked) does not count: it would wake and clear its flag by itself
+                // (a failed CI run caught the test assuming otherwise).
+                if (!await([&] { return blocked && doorbells == seen_bells && !poke; }, [&] {
                         flag_clear += m.sleeping(1).load() == 0 ? 1 : 0;
                         rung_before = doorbells;
                     })) {
@@ -252,14 +257,24 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
             }
             const bool small = rng() % 2 == 0;
             const uint64_t batch = std::min(messages - sent, 1 + rng() % (small ? 4 : 200));
+            const uint32_t flag_before_push = m.sleeping(1).load();
             for (uint64_t k = 0; k < batch; ++k) {
                 producer.send(1, numbered(sent++));
             }
+            const uint32_t flag_before_flush = m.sleeping(1).load();
             producer.flush();
             {
                 std::lock_guard lock(mutex);
                 if (is_late && doorbells == rung_before) {
-                    ++not_rung;
+                    if (++not_rung == 1) {
+                        first_not_rung = "round " + std::to_string(rounds) + ": batch " +
+                                         std::to_string(batch) + ", flag " +
+                                         std::to_string(flag_before_push) + " before the push, " +
+                                         std::to_string(flag_before_flush) +
+                                         " before the flush, consumer " +
+                                         (blocked ? "still blocked" : "awake") + ", poke " +
+                                         std::to_string(poke);
+                    }
                     poke = true;
                 }
                 gate_open = is_early;
@@ -275,7 +290,6 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
     uint64_t expected = 0;
     uint64_t out_of_order = 0;
     uint64_t sleeps = 0;
-    uint64_t seen_bells = 0;
     uint64_t missed_recheck = 0; // early rounds where prepare_to_sleep() missed the push
     bool hung = false;
     bool ring_empty_when_hung = true;
@@ -330,6 +344,7 @@ TEST_CASE("mesh delivers every message in order and never loses a wake-up",
                   << " early, " << late << " late), " << sleeps << " sleeps, " << seen_bells
                   << " doorbells");
     INFO("hung with the ring " << (ring_empty_when_hung ? "empty" : "holding messages"));
+    INFO("first late round without a doorbell: " << first_not_rung);
     CHECK_FALSE(hung);
     CHECK(expected == messages);
     CHECK(out_of_order == 0);
