@@ -1133,15 +1133,15 @@ private:
             offset - w->last_offset <= max_gap_fill) {
             // Resubscribed after a lost connection: what was published meanwhile is read
             // from the stream and handed on first, live messages held until then.
-            const uint64_t seq = ++_request_seq;
+            const uint64_t gap_seq = ++_request_seq;
             const std::string meta = key(node.mapped().channel, "meta");
             const std::string history = key(node.mapped().channel, "history");
             const std::string after = std::to_string(w->last_offset);
             const std::string count = std::to_string(offset - w->last_offset);
             const std::string_view args[] = {"EVALSHA", _history_sha, "2", meta,
                                              history,   after,        count};
-            if (_cmd.send(args, make_tag(tag_kind::gap, seq))) {
-                _filling.emplace(seq, pending_gap{node.mapped(), std::string(epoch), offset});
+            if (_cmd.send(args, make_tag(tag_kind::gap, gap_seq))) {
+                _filling.emplace(gap_seq, pending_gap{node.mapped(), std::string(epoch), offset});
                 return;
             }
         }
