@@ -281,7 +281,7 @@ public:
     /// the base delay again. Until then the backoff keeps growing across connections, so
     /// a broker that accepts the connection and refuses a declaration every time is not
     /// retried in a tight loop.
-    void settled() noexcept { _attempt = 0; }
+    void settled() noexcept { _backoff.reset(); }
     /// Bodies longer than this are counted through and handed over empty (body_too_large).
     void set_max_body_bytes(std::size_t bytes) noexcept { _max_body = bytes; }
     const link_stats& stats() const noexcept { return _stats; }
@@ -309,7 +309,6 @@ private:
     bool on_content(const frame& f) noexcept;
     void deliver() noexcept;
     void arm_timer() noexcept;
-    uint32_t next_backoff_ms() noexcept;
 
     core::conn_io& _io;
     core::outbound_connector& _connector;
@@ -326,8 +325,7 @@ private:
     uint64_t _opened_ms = 0;    // TCP open: the handshake deadline counts from it
     uint64_t _last_rx_ms = 0;
     uint64_t _last_tx_ms = 0;
-    uint32_t _attempt = 0;
-    uint64_t _rng;
+    core::reconnect_backoff _backoff; // across connections until reset (see settled)
     link_stats _stats;
     std::string _out; // frames of this pass not sent yet
     // The delivery being assembled.

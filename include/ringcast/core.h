@@ -744,6 +744,59 @@ public:
     virtual result<conn_handle> connect(const outbound_target& to, outbound_client& client) noexcept = 0;
 };
 
+/// The retry delays of an outbound connection (a broker link): exponential from `base_ms`,
+/// doubling per failed attempt up to `cap_ms`, each drawn uniformly from [d/2, d] ("equal
+/// jitter", so many nodes restarted together do not reconnect in step, and no retry comes
+/// sooner than half its step). reset() after a connection proved healthy starts over.
+/// Owned by one link on one shard thread; the generator is xorshift64, seeded per object.
+class reconnect_backoff {
+public:
+    reconnect_backoff(uint32_t base_ms, uint32_t cap_ms, uint64_t seed) noexcept;
+    /// The delay before the next attempt; counts the attempt.
+    uint32_t next_ms() noexcept;
+    void reset() noexcept { _attempt = 0; }
+    uint32_t attempts() const noexcept { return _attempt; }
+
+private:
+    uint32_t _base_ms;
+    uint32_t _cap_ms;
+    uint32_t _attempt = 0;
+    uint64_t _rng;
+};
+
+/// The parts of a broker URL, `SCHEME://[USER[:PASSWORD]@]HOST[:PORT][/PATH]`, as the
+/// Redis and AMQP URI schemes share them: user and password %-decoded, HOST a name or an
+/// address (IPv6 only in brackets, which are removed), PATH raw (after the first '/'; its
+/// meaning is the scheme's). Nothing here resolves names.
+struct service_url {
+    std::string user;
+    std::string password;
+    bool has_userinfo = false; ///< an '@' was there
+    bool has_colon = false;    ///< the userinfo had a ':' (USER:PASSWORD, not one word)
+    std::string host;
+    uint16_t port = 0;         ///< the scheme's default unless the URL named one
+    bool has_path = false;     ///< a '/' followed the authority
+    std::string path;          ///< raw, not decoded
+};
+
+/// Splits what follows the scheme of a URL (the caller checks the scheme, whose variants
+/// it knows). `what` names the URL in errors ("Redis URL" gives "the Redis URL has no
+/// host"). An error is a sentence for the operator with no secret in it.
+result<service_url, std::string> parse_service_url(std::string_view after_scheme,
+                                                   std::string_view what,
+                                                   uint16_t default_port);
+
+/// %XX-decodes `in` into `out`; false on a malformed escape.
+bool percent_decode(std::string_view in, std::string& out);
+
+/// Resolves `host` (a name or a literal address) with getaddrinfo — blocking, so before the
+/// shards start — to its first address with `port`. `what` names the host in errors.
+result<peer_address, std::string> resolve_host(const std::string& host, uint16_t port,
+                                               std::string_view what);
+
+/// "host:port", or "[v6]:port", for logs and stats.
+std::string host_and_port(const std::string& host, uint16_t port);
+
 /// The role of the listening socket that accepted a connection: what the handler serves
 /// there (core treats every role alike; listener_config says how its connections take slots).
 enum class listener : uint8_t {

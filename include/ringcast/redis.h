@@ -195,7 +195,6 @@ private:
     void write(std::span<const std::string_view> args, uint64_t tag) noexcept;
     void fail(std::string_view why) noexcept;
     void arm_timer() noexcept;
-    uint32_t next_backoff_ms() noexcept;
 
     core::conn_io& _io;
     core::outbound_connector& _connector;
@@ -213,9 +212,8 @@ private:
     };
     std::deque<sent> _pending;
     uint32_t _handshake_left = 0;
-    uint32_t _attempt = 0;
+    core::reconnect_backoff _backoff; // reset once a connection is up
     uint64_t _last_rx_ms = 0;
-    uint64_t _rng;
     link_stats _stats;
     std::string _out; // one request being written (reused)
 };

@@ -51,7 +51,8 @@ bool has_word(std::string_view list, std::string_view word) noexcept {
 link::link(core::conn_io& io, core::outbound_connector& connector, const amqp_target& target,
            link_owner& owner, link_timing timing)
     : _io(io), _connector(connector), _target(target), _owner(owner), _timing(timing),
-      _rng(reinterpret_cast<uintptr_t>(this) ^ (core::monotonic_us() * 0x9E3779B97F4A7C15ull)) {
+      _backoff(timing.backoff_base_ms, timing.backoff_cap_ms,
+               reinterpret_cast<uintptr_t>(this) ^ (core::monotonic_us() * 0x9E3779B97F4A7C15ull)) {
 }
 
 link::~link() = default;
@@ -67,18 +68,6 @@ void link::stop() noexcept {
     if (_have_handle) {
         _io.close(_h, core::close_mode::now);
     }
-}
-
-uint32_t link::next_backoff_ms() noexcept {
-    const uint32_t shift = std::min<uint32_t>(_attempt, 16);
-    const uint64_t full = std::min<uint64_t>(uint64_t{_timing.backoff_base_ms} << shift,
-                                             _timing.backoff_cap_ms);
-    ++_attempt;
-    _rng ^= _rng << 13; // xorshift64
-    _rng ^= _rng >> 7;
-    _rng ^= _rng << 17;
-    const uint64_t half = full / 2;
-    return static_cast<uint32_t>(half + _rng % (full - half + 1));
 }
 
 void link::connect_after(uint32_t delay_ms) noexcept {
@@ -514,7 +503,7 @@ void link::on_closed(conn_handle) noexcept {
     if (stopped || _state == state::stopped) {
         return;
     }
-    connect_after(next_backoff_ms());
+    connect_after(_backoff.next_ms());
 }
 
 } // namespace ringcast::amqp

@@ -41,7 +41,8 @@ link::link(core::conn_io& io, core::outbound_connector& connector, const redis_t
            std::string name, link_owner& owner, link_timing timing)
     : _io(io), _connector(connector), _target(target), _name(std::move(name)), _owner(owner),
       _timing(timing),
-      _rng(reinterpret_cast<uintptr_t>(this) ^ (core::monotonic_us() * 0x9E3779B97F4A7C15ull)) {
+      _backoff(timing.backoff_base_ms, timing.backoff_cap_ms,
+               reinterpret_cast<uintptr_t>(this) ^ (core::monotonic_us() * 0x9E3779B97F4A7C15ull)) {
 }
 
 link::~link() = default;
@@ -57,18 +58,6 @@ void link::stop() noexcept {
     if (_have_handle) {
         _io.close(_h, core::close_mode::now);
     }
-}
-
-uint32_t link::next_backoff_ms() noexcept {
-    const uint32_t shift = std::min<uint32_t>(_attempt, 16);
-    const uint64_t full = std::min<uint64_t>(uint64_t{_timing.backoff_base_ms} << shift,
-                                             _timing.backoff_cap_ms);
-    ++_attempt;
-    _rng ^= _rng << 13; // xorshift64
-    _rng ^= _rng >> 7;
-    _rng ^= _rng << 17;
-    const uint64_t half = full / 2;
-    return static_cast<uint32_t>(half + _rng % (full - half + 1));
 }
 
 void link::connect_after(uint32_t delay_ms) noexcept {
@@ -205,7 +194,7 @@ void link::on_data(conn_handle, std::span<std::byte> bytes) noexcept {
             if (--_handshake_left == 0) {
                 _state = state::up;
                 _stats.up = true;
-                _attempt = 0;
+                _backoff.reset();
                 ++_stats.connects;
                 RINGCAST_LOG(log::level::info, "redis_up")
                     .field("link", _name)
@@ -292,7 +281,7 @@ void link::on_closed(conn_handle) noexcept {
     if (stopped || _state == state::stopped) {
         return;
     }
-    connect_after(next_backoff_ms());
+    connect_after(_backoff.next_ms());
 }
 
 } // namespace ringcast::redis

@@ -3,11 +3,8 @@
 #include <ringcast/redis.h>
 
 #include <hiredis/hiredis.h>
-#include <netdb.h>
-#include <netinet/in.h>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <new>
@@ -200,111 +197,23 @@ void reply_reader::reset() noexcept {
     _reader = make_reader(_max);
 }
 
-namespace {
-
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-bool percent_decode(std::string_view in, std::string& out) {
-    out.clear();
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] != '%') {
-            out += in[i];
-            continue;
-        }
-        if (i + 2 >= in.size()) {
-            return false;
-        }
-        const int hi = hex_value(in[i + 1]);
-        const int lo = hex_value(in[i + 2]);
-        if (hi < 0 || lo < 0) {
-            return false;
-        }
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-    }
-    return true;
-}
-
-} // namespace
-
 result<redis_url, std::string> parse_redis_url(std::string_view url) {
     constexpr std::string_view scheme = "redis://";
     if (!url.starts_with(scheme)) {
         return unexpected{std::string("the Redis URL must start with redis:// (rediss:// and unix sockets are "
                      "not supported yet)")};
     }
-    std::string_view rest = url.substr(scheme.size());
     redis_url out;
-    std::string_view path;
-    if (const std::size_t slash = rest.find('/'); slash != std::string_view::npos) {
-        path = rest.substr(slash + 1);
-        rest = rest.substr(0, slash);
+    auto parts = core::parse_service_url(url.substr(scheme.size()), "Redis URL", out.port);
+    if (!parts) {
+        return unexpected{parts.error()};
     }
-    if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
-        const std::string_view auth = rest.substr(0, at);
-        rest = rest.substr(at + 1);
-        const std::size_t colon = auth.find(':');
-        const std::string_view user = colon == std::string_view::npos ? std::string_view{}
-                                                                       : auth.substr(0, colon);
-        const std::string_view pass =
-            colon == std::string_view::npos ? auth : auth.substr(colon + 1);
-        if (!percent_decode(user, out.username) || !percent_decode(pass, out.password)) {
-            return unexpected{std::string("the Redis URL has a bad %-escape in its user or password")};
-        }
-    }
-    std::string_view host = rest;
-    const bool bracketed = !rest.empty() && rest.front() == '[';
-    if (bracketed) {
-        const std::size_t close = rest.find(']');
-        if (close == std::string_view::npos) {
-            return unexpected{std::string("the Redis URL has an unclosed [ in its host")};
-        }
-        host = rest.substr(1, close - 1);
-        rest = rest.substr(close + 1);
-        if (!rest.empty() && rest.front() != ':') {
-            return unexpected{std::string("the Redis URL has text after its [host]")};
-        }
-    } else if (const std::size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
-        host = rest.substr(0, colon);
-        rest = rest.substr(colon);
-    } else {
-        rest = {};
-    }
-    if (host.empty()) {
-        return unexpected{std::string("the Redis URL has no host")};
-    }
-    // ':' and '%' (a zone id) only in brackets: unbracketed, "redis://::1" would be read as
-    // host "::" and port 1.
-    const bool host_chars = std::all_of(host.begin(), host.end(), [&](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' ||
-               c == '_' || (bracketed && (c == ':' || c == '%'));
-    });
-    if (!host_chars) {
-        return unexpected{std::string("the Redis URL's host may hold only letters, digits and . - _ "
-                                      "(or an IPv6 address in [ ])")};
-    }
-    if (!rest.empty()) { // ":port"
-        const std::string_view digits = rest.substr(1);
-        unsigned port = 0;
-        const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-        if (digits.empty() || r.ec != std::errc() || r.ptr != digits.data() + digits.size() ||
-            port == 0 || port > 65535) {
-            return unexpected{std::string("the Redis URL's port must be 1-65535")};
-        }
-        out.port = static_cast<uint16_t>(port);
-    }
-    out.host = std::string(host);
+    // One word before '@' is the password, as redis-cli -u reads it.
+    out.username = parts->has_colon ? std::move(parts->user) : std::string{};
+    out.password = parts->has_colon ? std::move(parts->password) : std::move(parts->user);
+    out.host = std::move(parts->host);
+    out.port = parts->port;
+    const std::string_view path = parts->path;
     if (!path.empty()) {
         const auto r = std::from_chars(path.data(), path.data() + path.size(), out.db);
         if (r.ec != std::errc() || r.ptr != path.data() + path.size() || out.db > 1000000) {
@@ -319,33 +228,17 @@ result<redis_target, std::string> resolve_target(std::string_view url, std::stri
     if (!parsed) {
         return unexpected{parsed.error()};
     }
+    auto address = core::resolve_host(parsed->host, parsed->port, "Redis host");
+    if (!address) {
+        return unexpected{address.error()};
+    }
     redis_target t;
-    const bool v6 = parsed->host.find(':') != std::string::npos;
-    t.host = (v6 ? "[" + parsed->host + "]" : parsed->host) + ":" + std::to_string(parsed->port);
+    t.host = core::host_and_port(parsed->host, parsed->port);
+    t.address = *address;
     t.username = parsed->username;
     t.password = parsed->password;
     t.db = parsed->db;
     t.prefix = std::move(prefix);
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (const int rc = getaddrinfo(parsed->host.c_str(), nullptr, &hints, &found);
-        rc != 0 || found == nullptr) {
-        return unexpected{"cannot resolve the Redis host '" + parsed->host + "': " + gai_strerror(rc)};
-    }
-    const addrinfo* first = found;
-    if (first->ai_family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(first->ai_addr);
-        t.address.family = ip_family::v4;
-        std::memcpy(t.address.bytes.data(), &in->sin_addr, 4);
-    } else {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(first->ai_addr);
-        t.address.family = ip_family::v6;
-        std::memcpy(t.address.bytes.data(), &in6->sin6_addr, 16);
-    }
-    t.address.port = parsed->port;
-    freeaddrinfo(found);
     return t;
 }
 
