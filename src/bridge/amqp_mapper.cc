@@ -8,7 +8,7 @@
 //               JSON? (parsed once; a template with a body field needs a JSON object)
 //          ─► each template expanded ─► a valid channel outside sys:? else unmapped
 //          ─► data {"exchange","routingKey","id","redelivered","body"} ─► mapped
-#include "amqp_template.h"
+#include "template.h"
 
 #include <ringcast/auth.h>
 #include <ringcast/bridge.h>

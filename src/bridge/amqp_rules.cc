@@ -1,6 +1,6 @@
 // The RabbitMQ bridge's rules (include/ringcast/bridge.h): --amqp-bridge
 // EXCHANGE:BINDING_KEY:CHANNEL read and checked at start, and AMQP topic matching.
-#include "amqp_template.h"
+#include "template.h"
 
 #include <ringcast/auth.h>
 #include <ringcast/bridge.h>

@@ -3,6 +3,11 @@
 #include <ringcast/auth.h>
 #include <ringcast/bridge.h>
 
+#include "template.h"
+
+#include <algorithm>
+#include <iterator>
+
 namespace ringcast::bridge {
 
 namespace {
@@ -39,34 +44,22 @@ bool valid_event_name(std::string_view e) noexcept {
     return true;
 }
 
-constexpr std::string_view placeholders[] = {"{queue}", "{event}", "{jobId}"};
+constexpr std::string_view placeholders[] = {"queue", "event", "jobId"};
 
-/// Walks `text`: literal runs go to `literal(run)`, each placeholder to `value(index)`.
-/// False when a brace is not part of a known placeholder.
+/// Walks `text` (detail::walk_template): literal runs go to `literal(run)`, each placeholder
+/// to `value(index)`. False when a brace is not part of one of the three placeholders.
 template <typename Literal, typename Value>
 bool walk(std::string_view text, Literal&& literal, Value&& value) {
-    std::size_t i = 0;
-    while (i < text.size()) {
-        const std::size_t open = text.find_first_of("{}", i);
-        if (open == std::string_view::npos) {
-            literal(text.substr(i));
-            return true;
+    bool known = true;
+    const bool braces_ok = detail::walk_template(text, literal, [&](std::string_view name) {
+        const auto* p = std::find(std::begin(placeholders), std::end(placeholders), name);
+        if (p == std::end(placeholders)) {
+            known = false;
+            return;
         }
-        literal(text.substr(i, open - i));
-        bool known = false;
-        for (std::size_t p = 0; p < std::size(placeholders); ++p) {
-            if (text.substr(open).starts_with(placeholders[p])) {
-                value(p);
-                i = open + placeholders[p].size();
-                known = true;
-                break;
-            }
-        }
-        if (!known) {
-            return false;
-        }
-    }
-    return true;
+        value(static_cast<std::size_t>(p - std::begin(placeholders)));
+    });
+    return braces_ok && known;
 }
 
 } // namespace

@@ -1,5 +1,6 @@
-// The RabbitMQ bridge's channel templates, walked (private to src/bridge): shared by the
-// rule parser (amqp_rules.cc) and the mapper (amqp_mapper.cc).
+// Channel templates, walked (private to src/bridge): the RabbitMQ bridge's rule parser
+// (amqp_rules.cc) and mapper (amqp_mapper.cc), and the queue bridge's rules (rules.cc, whose
+// placeholders are a fixed three).
 #pragma once
 
 #include <string_view>
