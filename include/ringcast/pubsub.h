@@ -540,8 +540,9 @@ struct broker_stats {
     uint64_t user_claims = 0;         ///< per-user slots checked against every node
     uint64_t user_claims_refused = 0; ///< of them refused: the user's nodes held the limit
     uint64_t user_claims_unchecked = 0; ///< slots granted on this node's count alone (down)
+    uint64_t user_counts_dropped = 0; ///< count changes not written: over the waiting bound
     uint64_t presence_writes = 0;  ///< members set or replaced in Redis
-    uint64_t presence_dropped = 0; ///< member changes not written (down, busy): set again later
+    uint64_t presence_dropped = 0; ///< member changes not written (down, or over the waiting bound): set again after a reconnect
     uint64_t presence_reads = 0;   ///< presence queries answered from every node
     uint64_t presence_sweeps = 0;  ///< channels swept of a dead node's members
     uint64_t dead_shards = 0;      ///< shards of other nodes seen to stop refreshing liveness

@@ -311,10 +311,14 @@ inline constexpr field<pubsub::broker_stats> engine_fields[] = {
     {"engine_user_claims_unchecked", figure::counter,
      &pubsub::broker_stats::user_claims_unchecked,
      "connections of a user admitted on this node's count alone while Redis was down"},
+    {"engine_user_counts_dropped", figure::counter, &pubsub::broker_stats::user_counts_dropped,
+     "per-user connection counts not written: more than 262,144 writes waited for room on "
+     "the Redis link (all written again after a reconnect)"},
     {"engine_presence_writes", figure::counter, &pubsub::broker_stats::presence_writes,
      "presence members this shard set in Redis (one per change, or a channel's all again)"},
     {"engine_presence_dropped", figure::counter, &pubsub::broker_stats::presence_dropped,
-     "presence changes not written because Redis was down (all set again when it is back)"},
+     "presence changes not written because Redis was down, or because more than 262,144 "
+     "writes waited for room on the link (all set again after a reconnect)"},
     {"engine_presence_reads", figure::counter, &pubsub::broker_stats::presence_reads,
      "presence queries answered from the members of every live node"},
     {"engine_presence_sweeps", figure::counter, &pubsub::broker_stats::presence_sweeps,

@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <charconv>
 #include <deque>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -308,6 +309,15 @@ constexpr uint64_t touch_every_ms = 20 * 60 * 1000;
 /// Watched channels touched per tick (1/s): 256 a second covers 307,200 channels per shard
 /// in the 20 minutes.
 constexpr std::size_t touches_per_tick = 256;
+/// Writes of user counts and presence members the command link had no room for (its bound
+/// of pending requests, link::max_pending = 65,536): kept, the latest value per user and
+/// per (channel, user), and written on the tick as room allows, so the burst that writes
+/// every count and member again after a reconnect is paged out rather than cut off past
+/// the bound. At most this many entries; past it a change is dropped and counted
+/// (engine_presence_dropped, engine_user_counts_dropped) until the next reconnect writes
+/// everything anew. 262,144 is four times what one shard's connection cap (65,536) can hold.
+constexpr std::size_t max_unsent_writes = std::size_t{1} << 18;
+
 /// Messages held for one watch while its point is read (a round trip); past it the oldest
 /// are dropped and counted (engine_buffered_dropped), and so past the bytes every watch of
 /// the shard holds: 10,000 messages of the 1 MiB the API takes at most could otherwise be
@@ -539,25 +549,56 @@ public:
         if (!_cmd.up()) {
             return; // pushed again when the link is up (on_user_counts_lost)
         }
+        // A value still waiting for room would land after this one: this one replaces it.
+        if (auto it = _unsent_counts.find(user); it != _unsent_counts.end()) {
+            it->second = held;
+            return;
+        }
+        if (!send_count(user, held)) {
+            keep_unsent_count(user, held);
+        }
+    }
+
+    /// This shard's entry for `user` in Redis becomes `held`; false when the link had no
+    /// room for every request of it (sending it again is harmless).
+    bool send_count(std::string_view user, uint32_t held) {
         const std::string hash = user_key(user);
         if (held == 0) {
             const std::string_view args[] = {"HDEL", hash, _shard_id};
-            _cmd.send(args, make_tag(tag_kind::count, 0));
-            return;
+            return _cmd.send(args, make_tag(tag_kind::count, 0));
         }
         const std::string held_text = std::to_string(held);
         const std::string ttl = std::to_string(user_ttl_ms);
         const std::string_view set[] = {"HSET", hash, _shard_id, held_text};
         const std::string_view expire[] = {"PEXPIRE", hash, ttl};
-        _cmd.send(set, make_tag(tag_kind::count, 0));
-        _cmd.send(expire, make_tag(tag_kind::count, 0));
+        return _cmd.send(set, make_tag(tag_kind::count, 0)) &&
+               _cmd.send(expire, make_tag(tag_kind::count, 0));
+    }
+
+    void keep_unsent_count(std::string_view user, uint32_t held) {
+        if (unsent_entries() >= max_unsent_writes) {
+            ++_stats.user_counts_dropped;
+            return;
+        }
+        _unsent_counts.emplace(std::string(user), held);
     }
 
     void set_member(std::string_view channel, std::string_view user,
                     uint64_t connections) noexcept override {
+        if (auto it = _unsent_members.find(channel); it != _unsent_members.end()) {
+            // The channel's earlier changes still wait for room: this one joins them.
+            if (it->second.members.size() >= max_unsent_writes) {
+                ++_stats.presence_dropped;
+                return;
+            }
+            it->second.members[std::string(user)] = connections;
+            return;
+        }
         const std::string count = std::to_string(connections);
         const std::string_view pair[] = {user, count};
-        write_members(channel, "set", pair);
+        if (write_members(channel, "set", pair) == written::no_room) {
+            keep_unsent_members(channel, false, {{std::string(user), connections}});
+        }
     }
 
     void replace_members(std::string_view channel,
@@ -580,7 +621,61 @@ public:
         } else {
             _member_channels.emplace(std::string(channel));
         }
-        write_members(channel, "replace", pairs);
+        _unsent_members.erase(std::string(channel)); // all of them, again
+        if (write_members(channel, "replace", pairs) == written::no_room) {
+            std::map<std::string, uint64_t, std::less<>> all;
+            for (const auto& [user, connections] : members) {
+                all.emplace(user, connections);
+            }
+            keep_unsent_members(channel, true, std::move(all));
+        }
+    }
+
+    void keep_unsent_members(std::string_view channel, bool replace,
+                             std::map<std::string, uint64_t, std::less<>> members) {
+        if (unsent_entries() + members.size() > max_unsent_writes) {
+            ++_stats.presence_dropped;
+            return;
+        }
+        _unsent_members.emplace(std::string(channel),
+                                unsent_presence{replace, std::move(members)});
+    }
+
+    std::size_t unsent_entries() const noexcept {
+        std::size_t n = _unsent_counts.size();
+        for (const auto& [channel, u] : _unsent_members) {
+            n += u.members.size();
+        }
+        return n;
+    }
+
+    /// Writes what waited for room (oldest first is not needed: each entry is the latest
+    /// value of its key) until the link has none again; on the tick.
+    void flush_unsent() {
+        for (auto it = _unsent_members.begin(); it != _unsent_members.end();) {
+            std::vector<std::string> counts;
+            std::vector<std::string_view> pairs;
+            counts.reserve(it->second.members.size());
+            for (const auto& [user, connections] : it->second.members) {
+                counts.push_back(std::to_string(connections));
+            }
+            std::size_t i = 0;
+            for (const auto& [user, connections] : it->second.members) {
+                pairs.push_back(user);
+                pairs.push_back(counts[i++]);
+            }
+            if (write_members(it->first, it->second.replace ? "replace" : "set", pairs) !=
+                written::yes) {
+                return; // no room yet (or down: on_up writes everything anew)
+            }
+            it = _unsent_members.erase(it);
+        }
+        for (auto it = _unsent_counts.begin(); it != _unsent_counts.end();) {
+            if (!send_count(it->first, it->second)) {
+                return;
+            }
+            it = _unsent_counts.erase(it);
+        }
     }
 
     void read_range(std::string_view channel, uint64_t after, uint64_t limit,
@@ -679,12 +774,13 @@ private:
         _live_refreshed_ms = _io.now_ms();
     }
 
+    enum class written : uint8_t { yes, down, no_room };
     /// The members script in `mode` for `channel`, with `pairs` (user, connections, …).
-    void write_members(std::string_view channel, std::string_view mode,
-                       std::span<const std::string_view> pairs) {
+    written write_members(std::string_view channel, std::string_view mode,
+                          std::span<const std::string_view> pairs) {
         if (!_cmd.up()) {
             ++_stats.presence_dropped; // set again by on_members_lost when the link is up
-            return;
+            return written::down;
         }
         const std::string hash = key(channel, "presence");
         const std::string users = key(channel, "users");
@@ -694,11 +790,11 @@ private:
         std::vector<std::string_view> args = {"EVALSHA", _members_sha, "2",         hash, users,
                                               mode,      _shard_id,    name, live_prefix, ttl};
         args.insert(args.end(), pairs.begin(), pairs.end());
-        if (_cmd.send(args, make_tag(tag_kind::members, 0))) {
-            ++_stats.presence_writes;
-        } else {
-            ++_stats.presence_dropped;
+        if (!_cmd.send(args, make_tag(tag_kind::members, 0))) {
+            return written::no_room; // the caller keeps it for the tick
         }
+        ++_stats.presence_writes;
+        return written::yes;
     }
 
     /// The live script's answer: this shard's own key had expired (it was taken for dead:
@@ -948,6 +1044,9 @@ private:
             load_scripts();
             _live_confirmed = false;
             refresh_liveness();
+            // Everything is written anew below: what waited for room is superseded.
+            _unsent_members.clear();
+            _unsent_counts.clear();
             _events->on_members_lost();
             for (auto& [channel, w] : _watched) {
                 if (w.phase == watch_phase::needs_point) {
@@ -1055,6 +1154,7 @@ private:
         }
         sweep_some();
         touch_watched();
+        flush_unsent();
     }
 
     void on_push(link&, const redisReply& r) noexcept override {
@@ -1265,6 +1365,15 @@ private:
     // Presence: the channels this shard has members in (replace_members), the shards seen
     // stopped (at most 100, as the live script answers), the channels still to sweep.
     std::unordered_set<std::string, pubsub::name_hash, std::equal_to<>> _member_channels;
+    // What the command link had no room for, written on the tick (flush_unsent): per
+    // channel its members' latest counts (all of them when `replace`), per user its count.
+    struct unsent_presence {
+        bool replace = false;
+        std::map<std::string, uint64_t, std::less<>> members;
+    };
+    std::unordered_map<std::string, unsent_presence, pubsub::name_hash, std::equal_to<>>
+        _unsent_members;
+    std::unordered_map<std::string, uint32_t, pubsub::name_hash, std::equal_to<>> _unsent_counts;
     std::unordered_set<std::string> _dead_known;
     std::vector<std::string> _sweep_queue;
     // The watched channels still to touch in this round, and when the next round starts.
