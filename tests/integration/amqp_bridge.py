@@ -87,25 +87,11 @@ def queue_depth(name):
 
 
 def bridge_row(srv):
-    api = support.api_client(srv.port)
-    try:
-        r = api.request("GET", "/api/stats")
-        expect(r.status == 200, f"/api/stats: {r.status}")
-        rows = [b for b in json.loads(r.body)["bridges"] if b["kind"] == "amqp"]
-        return rows[0] if rows else None
-    finally:
-        api.close()
+    return support.bridge_row(srv.port, "amqp")
 
 
 def wait_row(srv, check, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    row = None
-    while time.monotonic() < deadline:
-        row = bridge_row(srv)
-        if row is not None and check(row):
-            return row
-        time.sleep(0.05)
-    support.fail(f"bridge never {what}: {row}")
+    return support.wait_bridge(srv.port, "amqp", check, what, timeout)
 
 
 def start(binary, prefix, rules, extra=()):
@@ -117,10 +103,7 @@ def start(binary, prefix, rules, extra=()):
     return srv
 
 
-async def collect(clients, want, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while sum(len(c.messages) for c in clients) < want and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+collect = support.collect
 
 
 def end_to_end(binary):

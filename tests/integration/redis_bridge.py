@@ -31,7 +31,6 @@ or node with tests/integration/node_modules (npm ci).
 """
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -68,25 +67,8 @@ def produce(redis, queue, jobs, pace_ms=0, background=False):
            f"bull_producer.js: exit {r.returncode}, {r.stdout[-300:]!r} {r.stderr[-500:]!r}")
 
 
-def bridge_rows(srv):
-    api = support.api_client(srv.port)
-    try:
-        r = api.request("GET", "/api/stats")
-        expect(r.status == 200, f"/api/stats: {r.status}")
-        return json.loads(r.body)["bridges"]
-    finally:
-        api.close()
-
-
 def wait_bridge(srv, check, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    rows = []
-    while time.monotonic() < deadline:
-        rows = bridge_rows(srv)
-        if rows and check(rows[0]):
-            return rows[0]
-        time.sleep(0.05)
-    support.fail(f"bridge never {what}: {rows}")
+    return support.wait_bridge(srv.port, "bull", check, what, timeout)
 
 
 def start(binary, redis, rules, extra=()):
@@ -99,9 +81,7 @@ def start(binary, redis, rules, extra=()):
 
 
 async def collect(client, want, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while len(client.messages) < want and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    await support.collect([client], want, timeout)
 
 
 def end_to_end(binary):

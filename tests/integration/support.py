@@ -32,6 +32,7 @@ import hashlib
 import inspect
 import asyncio
 import os
+import json
 import queue
 import re
 import signal
@@ -1055,3 +1056,38 @@ async def quiet_for(clients, seconds=0.3):
     server had queued for them before has arrived (a ping reply follows it)."""
     await asyncio.sleep(seconds)
     await asyncio.gather(*(c.ok("ping") for c in clients if not c.closed.is_set()))
+
+
+# ---- bridges (redis_bridge.py, amqp_bridge.py) ----------------------------------------------
+
+def bridge_row(port, kind):
+    """The first row of kind `kind` ("bull", "amqp") in GET /api/stats's "bridges", or None."""
+    api = api_client(port)
+    try:
+        r = api.request("GET", "/api/stats")
+        expect(r.status == 200, f"/api/stats: {r.status}")
+        rows = [b for b in json.loads(r.body)["bridges"] if b["kind"] == kind]
+        return rows[0] if rows else None
+    finally:
+        api.close()
+
+
+def wait_bridge(port, kind, check, what, timeout=30.0):
+    """Polls bridge_row until `check(row)` holds and returns the row; fails saying the
+    bridge never did `what` within `timeout` (a hang guard)."""
+    deadline = time.monotonic() + timeout
+    row = None
+    while time.monotonic() < deadline:
+        row = bridge_row(port, kind)
+        if row is not None and check(row):
+            return row
+        time.sleep(0.05)
+    fail(f"bridge never {what}: {row}")
+
+
+async def collect(clients, want, timeout=30.0):
+    """Waits until `clients` (pubsub_client connections) hold `want` messages between them,
+    or `timeout` passes; the caller checks what arrived."""
+    deadline = time.monotonic() + timeout
+    while sum(len(c.messages) for c in clients) < want and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
