@@ -495,6 +495,11 @@ struct shard_counters {
     /// took the rest of the output (a slow consumer behind a full socket buffer) nor closed
     /// its side in time, so the connection was torn down as by close_mode::now.
     uint64_t close_timeouts = 0;
+    /// Teardowns whose operations had not all finished --close-timeout-ms (at least 1 s)
+    /// after they began (a cancel that could not stop an op): the socket was shut down
+    /// both ways to end them. Expected 0; a rise means an op the cancels miss (logged:
+    /// teardown_overdue).
+    uint64_t teardown_overdue = 0;
     uint64_t cq_overflows = 0;
     uint64_t loop_iterations = 0;
     /// Log lines this shard left out over their call site's limit (log.h): copied from the

@@ -209,6 +209,9 @@ inline constexpr field<core::shard_counters> core_fields[] = {
      "client sessions closed with 1001 by a drain, paced over --drain-seconds"},
     {"close_timeouts", figure::counter, &core::shard_counters::close_timeouts,
      "closes cut short by --close-timeout-ms: the peer neither read the rest nor closed"},
+    {"teardown_overdue", figure::counter, &core::shard_counters::teardown_overdue,
+     "teardowns whose socket operations had not ended --close-timeout-ms (at least 1 s) after "
+     "they began, ended by shutting the socket down both ways (expected 0)"},
     {"cq_overflows", figure::counter, &core::shard_counters::cq_overflows,
      "event loop turns that found the completion queue overflowed"},
     {"loop_iterations", figure::counter, &core::shard_counters::loop_iterations,

@@ -242,6 +242,9 @@ void shard::run_timers() noexcept {
             begin_teardown(c);
             break;
         case conn_state::closing:
+            RINGCAST_DEBUG_ASSERT(which == conn_timer::liveness);
+            on_teardown_overdue(c);
+            break;
         case conn_state::free:
             break;
         }
@@ -522,11 +525,46 @@ void shard::begin_teardown(conn& c) noexcept {
         return;
     }
     c.state = conn_state::closing;
-    cancel_timers(_conns.handle(c).slot);
+    const uint32_t slot = _conns.handle(c).slot;
+    cancel_timers(slot);
     if ((c.recv_armed || c.send_in_flight || c.connect_in_flight) && !c.cancel_sent) {
         prep_cancel(c);
     }
     maybe_release(c);
+    if (c.state == conn_state::closing) {
+        // Ops still outstanding: their final CQEs normally follow within microseconds. The
+        // liveness timer is a backstop in case one never does (on_teardown_overdue).
+        _timers.schedule(timer_id(slot, conn_timer::liveness), _now_ms + teardown_backstop_ms());
+    }
+}
+
+uint32_t shard::teardown_backstop_ms() const noexcept {
+    // At least a second: --close-timeout-ms may be 0, and a teardown's CQEs may take a few
+    // loop passes on a busy shard; the backstop must never fire on a teardown in progress.
+    return std::max<uint32_t>(_config.close_timeout_ms, 1000);
+}
+
+void shard::on_teardown_overdue(conn& c) noexcept {
+    // A cancel does not stop an op already running in an io-wq worker (-EALREADY, which
+    // on_cancel ignores): a send blocked there on a peer that never reads would hold the
+    // slot for ever. Shutting the socket down both ways ends such a send (EPIPE) and a
+    // receive (EOF); the cancels are sent again for anything else, and the backstop stays
+    // armed until the slot is released.
+    ++_counters.teardown_overdue;
+    RINGCAST_LOG_EVERY(log::level::warn, "teardown_overdue", 1, 10000)
+        .field("recv", c.recv_armed)
+        .field("send", c.send_in_flight)
+        .field("shutdown", c.shutdown_in_flight)
+        .field("connect", c.connect_in_flight)
+        .msg("shard %u: a connection's operations had not finished %u ms after its teardown "
+             "began; shutting its socket down",
+             unsigned(_id), unsigned(teardown_backstop_ms()));
+    if (!c.shutdown_in_flight && !c.connect_in_flight) {
+        prep_shutdown(c, SHUT_RDWR);
+    }
+    prep_cancel(c);
+    _timers.schedule(timer_id(_conns.handle(c).slot, conn_timer::liveness),
+                     _now_ms + teardown_backstop_ms());
 }
 
 void shard::maybe_release(conn& c) noexcept {
@@ -536,6 +574,7 @@ void shard::maybe_release(conn& c) noexcept {
     }
     // Every op on the descriptor has posted its final CQE: nothing can touch the slot now.
     const conn_handle h = _conns.handle(c);
+    _timers.cancel(timer_id(h.slot, conn_timer::liveness)); // the backstop (begin_teardown)
     void* user = c.user;
     _queued_total -= c.out.cost_bytes();
     if (_admitted[h.slot].use == slot_use::outbound) {
@@ -633,9 +672,9 @@ void shard::prep_send(conn& c) noexcept {
     ++_counters.sends;
 }
 
-void shard::prep_shutdown(conn& c) noexcept {
+void shard::prep_shutdown(conn& c, int how) noexcept {
     io_uring_sqe* sqe = _ring.get_sqe();
-    io_uring_prep_shutdown(sqe, static_cast<int>(c.file_index), SHUT_WR);
+    io_uring_prep_shutdown(sqe, static_cast<int>(c.file_index), how);
     sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, encode(op::shutdown, _conns.handle(c)));
     c.shutdown_in_flight = true;

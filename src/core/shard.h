@@ -256,7 +256,10 @@ private:
     void cancel_accepts() noexcept;
     void prep_recv(conn& c) noexcept;
     void prep_send(conn& c) noexcept;
-    void prep_shutdown(conn& c) noexcept;
+    /// `how`: SHUT_WR after the last byte of a close; SHUT_RDWR from on_teardown_overdue.
+    void prep_shutdown(conn& c, int how = SHUT_WR) noexcept;
+    void on_teardown_overdue(conn& c) noexcept;
+    uint32_t teardown_backstop_ms() const noexcept;
     void prep_cancel(conn& c) noexcept;
     void prep_cancel_recv(conn& c) noexcept;
     void prep_cancel_op(uint64_t target, conn_handle h) noexcept;

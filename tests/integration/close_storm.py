@@ -123,6 +123,10 @@ def one_round(srv, tag, settle):
     expect(left["local_channels"] == 0, f"{tag}: {left['local_channels']} local channels "
            f"left behind with no subscriber")
     expect(health["failed"] == 0, f"{tag}: /healthz failed {health['failed']} times")
+    # Every teardown finished on its own: the backstop that shuts a stuck one down
+    # (docs/architecture.md "Timers") never fired.
+    expect(left["teardown_overdue"] == 0, f"{tag}: {left['teardown_overdue']} teardowns "
+           f"needed the backstop")
     support.tap_comment(f"{tag}: {CONNECTIONS} clients x {SUBSCRIBES} subscribes: server CPU "
           f"{cpu:.2f} s, worst /healthz {health['worst'] * 1000:.0f} ms, home channels "
           f"kept {left['home_channels']}")
