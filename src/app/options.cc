@@ -228,6 +228,7 @@ constexpr option table[] = {
      .help = "largest client message; larger → close 1009"},
     {.name = "permessage-deflate", .type = option_type::toggle,
      .field = RINGCAST_FIELD(gateway.permessage_deflate),
+     .when_unset = "on",
      .help = "negotiate permessage-deflate (RFC 7692) with clients that offer it; "
              "--permessage-deflate=off never compresses"},
     {.name = "deflate-threshold-bytes", .type = option_type::bytes,
