@@ -213,6 +213,16 @@ uint64_t fanout::broadcast(const std::vector<std::pair<conn_handle, session*>>& 
     return n;
 }
 
+namespace {
+
+/// Header bytes of an unmasked server frame, from its length form (RFC 6455 §5.2).
+std::size_t server_header_bytes(const std::byte* wire) noexcept {
+    const auto len7 = std::to_integer<uint8_t>(wire[1]) & 0x7f;
+    return len7 == 127 ? 10 : len7 == 126 ? 4 : 2;
+}
+
+} // namespace
+
 const core::frame_ref& fanout::frame_for(const session& s, const core::frame_ref& plain,
                                          compressed_variant& z) noexcept {
     if (s._deflate_window_bits == 0) {
@@ -230,8 +240,7 @@ void fanout::compress(const core::frame_ref& plain, compressed_variant& z) noexc
     // The plain frame is one this shard's fan-out framed (frame_message): unmasked, final,
     // RSV clear. Its header's length form says where the payload starts.
     const std::byte* wire = plain->data();
-    const auto len7 = std::to_integer<uint8_t>(wire[1]) & 0x7f;
-    const std::size_t header = len7 == 127 ? 10 : len7 == 126 ? 4 : 2;
+    const std::size_t header = server_header_bytes(wire);
     z.payload_bytes = plain->size() - header;
     if (z.payload_bytes < _deflate_threshold_bytes) {
         return;
@@ -254,7 +263,7 @@ void fanout::compress(const core::frame_ref& plain, compressed_variant& z) noexc
     if (z.frame) {
         ++_stats.deflate_compressions;
         _stats.deflate_input_bytes += z.payload_bytes;
-        _stats.deflate_output_bytes += z.frame->size() - ws::frame_header_size(z.frame->size());
+        _stats.deflate_output_bytes += z.frame->size() - server_header_bytes(z.frame->data());
     }
 }
 
