@@ -121,6 +121,17 @@ struct edge_counters {
     uint64_t refused_token_claims = 0;  ///< 401: issuer, audience, sub or exp claim
     uint64_t token_expiry_closes = 0;   ///< connections closed 4001: token expired
     uint64_t reloads = 0;               ///< reloaded settings applied (SIGHUP)
+
+    /// permessage-deflate (docs/protocol.md "Compression"):
+    uint64_t deflate_negotiated = 0;      ///< upgrades that agreed on it
+    uint64_t deflate_declined_budget = 0; ///< offers declined: --deflate-memory-budget-bytes
+    uint64_t deflate_reserved_bytes = 0;  ///< budget reserved for context-takeover inflaters (gauge)
+    uint64_t deflate_inflater_bytes = 0;  ///< heap those inflaters hold now (gauge)
+    uint64_t compressed_messages_in = 0;  ///< compressed messages received
+    uint64_t compressed_bytes_in = 0;     ///< their compressed payload bytes
+    uint64_t inflated_bytes_in = 0;       ///< the bytes they inflated to
+    uint64_t deflate_bomb_closes = 0;     ///< closed 1009: inflated past --max-message-bytes
+    uint64_t deflate_invalid_closes = 0;  ///< closed 1007: not valid deflate data
 };
 
 /// One queue bridge's figures on the shard that runs it (src/bridge, docs/bridges.md): a

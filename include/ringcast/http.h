@@ -139,8 +139,13 @@ struct upgrade_check {
 upgrade_check check_upgrade(const request& req) noexcept;
 
 /// The 101 Switching Protocols response for a request that passed check_upgrade(). No
-/// subprotocol and no extension is selected.
-std::string upgrade_response(const request& req);
+/// subprotocol is selected; `extensions`, when not empty, is sent as the
+/// Sec-WebSocket-Extensions value (the negotiated permessage-deflate, ws.h).
+std::string upgrade_response(const request& req, std::string_view extensions = {});
+
+/// Every Sec-WebSocket-Extensions field of `req` joined with ", " (RFC 9110 §5.3: the same
+/// list); empty when there is none.
+std::string extension_offers(const request& req);
 
 enum class keep_alive : bool { no, yes };
 

@@ -94,6 +94,16 @@ struct gateway_config {
     bool separate_metrics = false;
     http::request_limits http_limits;
     ws::parser_limits ws_limits;
+    /// --permessage-deflate: negotiate RFC 7692 compression with clients that offer it
+    /// (docs/protocol.md "Compression"; on by default: browsers, Python websockets and Node
+    /// ws offer it unasked, and a broadcast is compressed once per shard, not per client).
+    bool permessage_deflate = true;
+    /// --deflate-memory-budget-bytes: what one shard reserves, all connections together, for
+    /// the inflaters of clients that keep their compression context between messages
+    /// (ws::inflater_cost_bytes each: 40 KiB at a 15-bit window). An offer that would pass
+    /// it is declined (the connection works uncompressed), counted. 64 MiB: ~1,600 such
+    /// connections per shard; clients offering client_no_context_takeover cost nothing.
+    std::size_t deflate_memory_budget_bytes = 64u << 20;
     /// Time allowed for the HTTP request (and between keep-alive requests).
     uint32_t handshake_timeout_ms = 10000;
     /// No inbound bytes for this long → the server pings; 0 disables pings.

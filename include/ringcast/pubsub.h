@@ -241,6 +241,11 @@ struct config {
     /// Half of it drops priority 4, three quarters drops priority 3 as well. (Above the
     /// shard's output budget, core::runtime_config, 3 and 4 are dropped for everyone.)
     std::size_t slow_consumer_bytes = 4u << 20;
+    /// --deflate-threshold-bytes: a channel message whose frame payload is shorter than this
+    /// goes to permessage-deflate connections uncompressed (RSV1 clear). 256: a smaller
+    /// JSON envelope shrinks by under 30 % (20-70 bytes: 150 → 123 B, 196 → 157 B), not worth
+    /// a second frame per message; at 517 B it halves (perf/RESULTS.md "permessage-deflate").
+    std::size_t deflate_threshold_bytes = 256;
     /// Commands per second per connection (token bucket) and the bucket size.
     uint32_t command_rate = 100;
     uint32_t command_burst = 200;
@@ -287,6 +292,13 @@ struct counters {
     uint64_t messages_in = 0;   ///< publishes accepted on this shard (client and API)
     uint64_t messages_out = 0;  ///< frames queued to connections
     uint64_t bytes_out = 0;     ///< bytes of those frames
+    /// permessage-deflate: frames compressed (once per message per shard), the payload bytes
+    /// given to them and the bytes they made; and of messages_out, the compressed ones.
+    uint64_t deflate_compressions = 0;
+    uint64_t deflate_input_bytes = 0;
+    uint64_t deflate_output_bytes = 0;
+    uint64_t compressed_messages_out = 0;
+    uint64_t compressed_bytes_out = 0;
     uint64_t dropped[5] = {};   ///< by priority (index 1-4)
     uint64_t slow_consumer_closes = 0;
     uint64_t commands = 0;
@@ -393,6 +405,12 @@ public:
     const auth::identity* identity() const noexcept { return _identity.get(); }
     /// The connection is closing: deliver nothing more to it.
     void mark_closing() noexcept { _closing = true; }
+    /// permessage-deflate was negotiated (set once, before the session opens): channel
+    /// messages from deflate_threshold_bytes on may go to it compressed, when they fit
+    /// `server_max_window_bits` (ws::deflate_fits). The gateway calls it.
+    void enable_deflate(uint8_t server_max_window_bits) noexcept {
+        _deflate_window_bits = server_max_window_bits;
+    }
     /// The server began closing it (its close frame is queued): a close frame from the
     /// client now is the echo, not a close of its own.
     bool closing() const noexcept { return _closing; }
@@ -427,6 +445,7 @@ private:
     bool _backend = false; // engine: holds the API key: may publish anywhere
     bool _sys = false;     // engine: may subscribe to sys: channels without a token
     bool _running = false; // engine: its commands are being run: do not re-enter
+    uint8_t _deflate_window_bits = 0; // fanout: permessage-deflate's window, 0: off
     uint64_t _refill_ms = 0;      // engine
     uint64_t _limit_reply_ms = 0; // engine: when the last 429 for an over-rate command left
 };

@@ -19,7 +19,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -142,6 +144,13 @@ public:
     virtual ~frame_sink() = default;
     /// A complete data message: text (already validated UTF-8) or binary.
     virtual void on_message(opcode type, std::span<const std::byte> payload) noexcept = 0;
+    /// A complete data message sent with RSV1 (RFC 7692): `payload` is the raw deflate
+    /// data of the whole message, not yet inflated nor UTF-8 checked. Called only by a
+    /// parser told accept_compressed(); the default ignores it for sinks that never are.
+    virtual void on_compressed_message(opcode type, std::span<const std::byte> payload) noexcept {
+        static_cast<void>(type);
+        static_cast<void>(payload);
+    }
     virtual void on_ping(std::span<const std::byte> payload) noexcept = 0;
     virtual void on_pong(std::span<const std::byte> payload) noexcept = 0;
     /// The peer's close frame: code is 1005 (no_status) when the frame had no body; the
@@ -173,7 +182,7 @@ enum class violation : uint8_t; // frame_parser.cc: the table of protocol failur
 ///
 /// Accepts any split of the byte stream (down to one byte per feed). Unmasks in place, so
 /// input is mutable; an unfragmented message wholly inside the input is delivered without a
-/// copy. Checks: reserved bits (no extension is negotiated) → 1002, reserved opcodes →
+/// copy. Checks: reserved bits (RSV1 only where accept_compressed() allows it) → 1002, reserved opcodes →
 /// 1002, masking per role → 1002, control frames > 125 bytes or fragmented → 1002,
 /// continuation without a started message or a new data frame inside one → 1002,
 /// close payload of 1 byte, invalid close code or non-UTF-8 reason → 1002 / 1007,
@@ -190,6 +199,11 @@ public:
     std::size_t buffered_bytes() const noexcept { return _message.size() + _header_len; }
     /// Heap held for reassembly (capacity, not size): what a shard's inbound budget counts.
     std::size_t held_bytes() const noexcept { return _message.capacity(); }
+    /// permessage-deflate was negotiated: RSV1 on a message's first data frame marks it
+    /// compressed (delivered by on_compressed_message, its limit applying to the compressed
+    /// bytes here and to the inflated ones by the sink). RSV1 on a continuation or control
+    /// frame stays a protocol error (1002), as do RSV2 and RSV3.
+    void accept_compressed() noexcept { _compression = true; }
     /// Gives up on the stream: frees the reassembly buffer at once, and feed() consumes
     /// nothing more (status closed). For a connection closed by policy, such as its shard's
     /// inbound budget, whose memory must go before its close handshake ends.
@@ -223,6 +237,8 @@ private:
     opcode _message_op = opcode::continuation; // continuation: no message in progress
     bool _fin = false;
     bool _masked = false;
+    bool _compression = false;        // accept_compressed(): RSV1 is permessage-deflate's
+    bool _message_compressed = false; // the message in progress came with RSV1
     role _role;
     state _state = state::header;
 };
@@ -268,5 +284,132 @@ core::frame_ref make_server_frame(opcode op, std::span<const std::byte> payload)
 core::frame_ref make_server_frame(opcode op, std::string_view text);
 /// A server close frame with `code` and `reason` (see write_close_frame).
 core::frame_ref make_close_frame(close_code code, std::string_view reason);
+
+
+// --- permessage-deflate (RFC 7692) ----------------------------------------------------------
+//
+// negotiate_deflate() reads the client's Sec-WebSocket-Extensions and picks the first
+// permessage-deflate offer we can honour; deflate_response_header() writes the agreement.
+// A deflater compresses one message at a time with no context kept between messages (the
+// shard shares one: a compressed frame is then valid for every subscriber); an inflater
+// decompresses a client's messages under a size limit, with or without context takeover.
+// docs/protocol.md "Compression" has the wire rules, docs/decisions.md the reasons.
+
+/// What both sides agreed for one connection. The server never keeps context between the
+/// messages it sends (server_no_context_takeover is in every response).
+struct deflate_agreement {
+    /// Largest LZ77 window the client lets us use (8-15; 15 when it did not say). We always
+    /// compress with a 32 KiB window and send a compressed frame only to a client whose
+    /// window covers the message (deflate_fits), so this bounds what we send compressed.
+    uint8_t server_max_window_bits = 15;
+    /// The client's window for what it sends (8-15); our inflate window is at least this.
+    uint8_t client_max_window_bits = 15;
+    /// The client offered client_max_window_bits with a value: the response names it.
+    bool client_window_named = false;
+    /// The client offered server_max_window_bits: the response names it.
+    bool server_window_named = false;
+    /// The client resets its context after each message: its messages can be inflated by
+    /// a shared (per-shard) inflater; otherwise it needs one of its own that lives across
+    /// messages.
+    bool client_no_context_takeover = false;
+};
+
+/// Why negotiation produced no agreement (every case still upgrades without compression).
+enum class deflate_verdict : uint8_t {
+    accepted,     ///< an offer was taken: see the agreement
+    not_offered,  ///< no Sec-WebSocket-Extensions, or no permessage-deflate offer in it
+    malformed,    ///< the header does not parse (RFC 6455 §9.1): declined as a whole
+    unsupported,  ///< every permessage-deflate offer had a parameter we cannot honour
+};
+
+struct deflate_negotiation {
+    deflate_verdict verdict = deflate_verdict::not_offered;
+    deflate_agreement agreement; ///< meaningful when verdict == accepted
+};
+
+/// Reads `header_value` (every Sec-WebSocket-Extensions field of the request joined by
+/// ", ", which RFC 9110 §5.3 makes equivalent) and accepts the first permessage-deflate
+/// offer whose parameters are all known, unrepeated and valid (RFC 7692 §7.1: an offer
+/// with anything else is declined, and the next offer tried). Values may be tokens or
+/// quoted strings. Never allocates; any input is safe.
+deflate_negotiation negotiate_deflate(std::string_view header_value) noexcept;
+
+/// The response's Sec-WebSocket-Extensions value for `a` (without the header name or CRLF):
+/// "permessage-deflate; server_no_context_takeover" plus the parameters the offer named.
+std::string deflate_response_value(const deflate_agreement& a);
+
+/// Does a message of `payload_bytes`, compressed with no context takeover, fit a client
+/// window of `window_bits`? Its back-references reach at most payload_bytes - 1 bytes back,
+/// so any message no longer than the window does; a 15-bit window takes everything.
+constexpr bool deflate_fits(std::size_t payload_bytes, uint8_t window_bits) noexcept {
+    return window_bits >= 15 || payload_bytes <= (std::size_t{1} << window_bits);
+}
+
+/// One raw-deflate compressor that keeps no context between messages. Not copyable; about
+/// 270 KiB of zlib state (window 15, memLevel 8), so one per shard, not per connection.
+class deflater {
+public:
+    deflater();
+    ~deflater();
+    deflater(const deflater&) = delete;
+    deflater& operator=(const deflater&) = delete;
+
+    /// Compresses one message given as consecutive `pieces` (a spliced frame's parts) and
+    /// returns a complete server frame of type `op` with RSV1 set, its payload the deflate
+    /// stream without the trailing 00 00 ff ff (RFC 7692 §7.2.1). Null when zlib fails
+    /// (out of memory): the caller sends the message uncompressed.
+    core::frame_ref compress_frame(opcode op, std::span<const std::span<const std::byte>> pieces);
+    /// The same, into a plain buffer (tests, the load generator): payload only, no header.
+    bool compress(std::span<const std::span<const std::byte>> pieces, std::vector<std::byte>& out);
+
+private:
+    struct state;
+    std::unique_ptr<state> _z;
+};
+
+/// Why an inflate failed.
+enum class inflate_status : uint8_t {
+    ok,
+    too_big,  ///< the inflated message would exceed the limit (close 1009)
+    invalid,  ///< not a valid deflate stream (close 1007, docs/protocol.md "Compression")
+    no_memory ///< zlib could not allocate (close 1011)
+};
+
+/// Counts the heap of the inflaters one shard keeps for clients with context takeover.
+/// Plain integer, one writer (the shard's gateway).
+struct inflate_memory {
+    std::size_t held_bytes = 0;
+};
+
+/// Decompresses a client's messages (RFC 7692 §7.2.2). With context takeover it keeps its
+/// window across messages (one per connection); without it, it resets before each message
+/// and can be shared by every such connection of a shard. zlib's allocations are counted
+/// in `memory` (when given) for the shard's --deflate-memory-budget-bytes.
+class inflater {
+public:
+    /// `window_bits`: 9-15 (a client's 8 is inflated with 9, a larger window being always
+    /// safe); `context_takeover`: keep the window between messages.
+    inflater(uint8_t window_bits, bool context_takeover, inflate_memory* memory = nullptr);
+    ~inflater();
+    inflater(const inflater&) = delete;
+    inflater& operator=(const inflater&) = delete;
+
+    /// Inflates one whole message (`compressed` with the 00 00 ff ff tail appended here)
+    /// into `out` (cleared first), growing it in steps and failing with too_big as soon as
+    /// the output would pass `max_bytes`, so a bomb never holds more than max_bytes plus
+    /// one step. `out`'s capacity is the caller's to release.
+    inflate_status inflate(std::span<const std::byte> compressed, std::size_t max_bytes,
+                           std::vector<std::byte>& out) noexcept;
+    /// Heap zlib holds for this inflater now.
+    std::size_t held_bytes() const noexcept;
+
+private:
+    struct state;
+    std::unique_ptr<state> _z;
+};
+
+/// Heap one context-takeover inflater of `window_bits` may hold at most: zlib's inflate
+/// state (about 7 KiB) plus its window. What the memory budget reserves per connection.
+std::size_t inflater_cost_bytes(uint8_t window_bits) noexcept;
 
 } // namespace ringcast::ws

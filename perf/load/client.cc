@@ -134,6 +134,16 @@ public:
     void on_message(ws::opcode type, std::span<const std::byte> payload) noexcept override {
         _owner._handler.on_message(_slot, type, payload, _now);
     }
+    void on_compressed_message(ws::opcode type,
+                               std::span<const std::byte> payload) noexcept override {
+        ++_owner._counters.compressed_received;
+        if (_owner._inflater->inflate(payload, std::size_t{64} << 20, _owner._inflated) !=
+            ws::inflate_status::ok) {
+            ++_owner._counters.protocol_errors;
+            return _owner.fail(_slot, close_cause::protocol_error);
+        }
+        _owner._handler.on_message(_slot, type, _owner._inflated, _now);
+    }
     void on_ping(std::span<const std::byte> payload) noexcept override {
         ++_owner._counters.pings_answered;
         _owner.queue_control(_slot, ws::opcode::pong, payload);
@@ -462,6 +472,14 @@ void client::on_handshake_bytes(uint32_t slot, uint64_t now) noexcept {
     while (status_ok && pos < end) {
         const std::size_t next = text.find("\r\n", pos + 2);
         const std::string_view line = text.substr(pos + 2, next - pos - 2);
+        if (_config.deflate && iequals_prefix(line, "sec-websocket-extensions:") &&
+            line.find("permessage-deflate") != std::string_view::npos) {
+            if (!_inflater) {
+                _inflater = std::make_unique<ws::inflater>(15, false);
+            }
+            c.parser.accept_compressed();
+            ++_counters.deflate_opened;
+        }
         if (iequals_prefix(line, "sec-websocket-accept:")) {
             const std::string expected =
                 http::websocket_accept(std::string_view(c.key.data(), c.key.size()));

@@ -87,6 +87,8 @@ struct client_counters {
     uint64_t recv_calls = 0;
     uint64_t bytes_sent = 0;
     uint64_t bytes_received = 0;
+    uint64_t compressed_received = 0; ///< messages that came compressed (permessage-deflate)
+    uint64_t deflate_opened = 0;      ///< connections whose 101 accepted permessage-deflate
     uint64_t sqe_starved = 0; ///< SQ full even after a submit (should stay 0)
     uint64_t loop_iterations = 0;
     uint64_t cqes = 0;
@@ -119,6 +121,9 @@ struct client_config {
     uint32_t connect_concurrency = 512;
     uint32_t connect_timeout_ms = 10'000;
     std::string extra_headers; ///< appended to the upgrade request, each line ending CRLF
+    /// extra_headers offers permessage-deflate: a 101 that accepts it makes the connection
+    /// take compressed messages (inflated here, then handed on like any other).
+    bool deflate = false;
     /// Per-connection request paths (peers with a path per channel: /sub/bench-3, or
     /// ringcast with a token each: /ws?token=...):
     /// connection i < path_slots asks for paths[(first_global_index + i) % paths.size()],
@@ -279,6 +284,10 @@ private:
     uint32_t _live = 0;
     uint64_t _rng = 0;
     client_counters _counters;
+    /// permessage-deflate: the server keeps no context (server_no_context_takeover), so one
+    /// inflater serves every connection of this client; null until the first accepts it.
+    std::unique_ptr<ws::inflater> _inflater;
+    std::vector<std::byte> _inflated;
 };
 
 } // namespace ringcast::bench

@@ -78,6 +78,18 @@ fanout_publisher::fanout_publisher(publisher_config config) : _config(std::move(
         _channel_names.push_back(_config.channel_prefix + std::to_string(c));
     }
     _pad.assign(_config.size, 'x');
+    if (_config.text_pad) {
+        // Deterministic feed-like text, no JSON escapes needed: "ACME3 101.25 x17;".
+        std::string text;
+        uint32_t seed = 12345;
+        while (text.size() < _config.size) {
+            seed = seed * 1103515245u + 12345u;
+            const uint32_t r = seed >> 8;
+            text += "ACME" + std::to_string(r % 37) + " " + std::to_string(90 + r % 23) + "." +
+                    std::to_string(r % 100) + " x" + std::to_string(r % 997) + ";";
+        }
+        _pad.assign(text, 0, _config.size);
+    }
     _http_head = "POST /api/publish HTTP/1.1\r\nHost: " + _config.target.host + ":" +
                  std::to_string(_config.target.port) + "\r\nContent-Type: application/json\r\n";
     if (!_config.api_key.empty()) {

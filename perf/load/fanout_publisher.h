@@ -46,6 +46,10 @@ struct publisher_config {
     uint32_t channels = 1;
     uint32_t rate = 1000; ///< 0: as fast as the windows allow
     uint32_t size = 100;  ///< bytes of the "data" object
+    /// --text-pad: "pad" holds feed-like text (symbols, prices, quantities) that deflate
+    /// compresses about as well as a real JSON feed; default: 'x' repeated, which
+    /// compresses to almost nothing and would flatter permessage-deflate.
+    bool text_pad = false;
     uint32_t connections = 1;
     uint32_t batch = 1; ///< http only
     uint32_t window = 256;

@@ -75,6 +75,10 @@ void usage(FILE* out) {
              "                          when the server limits connections per user. Not\n"
              "                          with {channel}; fanout's ws publishers send none\n"
              "  --quiet                 no live progress on stderr\n"
+             "  --permessage-deflate    offer permessage-deflate (client_no_context_takeover)\n"
+             "                          and inflate compressed messages\n"
+             "  --text-pad              fanout: feed-like text in \"pad\" (compresses like a\n"
+             "                          real JSON feed) instead of 'x' repeated\n"
              "\nfanout (--url ws://127.0.0.1:PORT/ws; --connections is the subscriber count):\n"
              "  --subscribers N         same as --connections\n"
              "  --channels C            channels bench-0..bench-{C-1} (chat:bench-i with\n"
@@ -153,6 +157,14 @@ int main(int argc, char** argv) {
         const std::string_view arg = argv[i];
         if (arg == "--quiet") {
             opt.progress = false;
+            continue;
+        }
+        if (arg == "--permessage-deflate") {
+            opt.deflate = true;
+            continue;
+        }
+        if (arg == "--text-pad") {
+            opt.text_pad = true;
             continue;
         }
         if (arg == "--help" || arg == "-h") {

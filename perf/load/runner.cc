@@ -299,6 +299,11 @@ client_config run_context::make_client_config(uint32_t recv_buffer_bytes) const 
     c.recv_buffer_bytes = recv_buffer_bytes;
     c.connect_concurrency = _options.connect_concurrency;
     c.connect_timeout_ms = _options.connect_timeout_ms;
+    c.deflate = _options.deflate;
+    if (c.deflate) {
+        c.extra_headers += "Sec-WebSocket-Extensions: permessage-deflate; "
+                           "client_no_context_takeover\r\n";
+    }
     if (_options.target.path.find("{channel}") != std::string::npos) {
         c.paths.reserve(_options.channels);
         for (uint32_t ch = 0; ch < _options.channels; ++ch) {

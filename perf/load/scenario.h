@@ -36,6 +36,11 @@ struct bench_options {
     uint32_t connect_concurrency = 512;
     uint32_t connect_timeout_ms = 10'000;
     bool progress = true; ///< live progress on stderr once a second
+    /// --permessage-deflate: every connection offers permessage-deflate (with
+    /// client_no_context_takeover) and inflates what comes compressed.
+    bool deflate = false;
+    /// --text-pad (fanout): feed-like text in "pad" instead of 'x' repeated.
+    bool text_pad = false;
     /// --token-file (ringcast only): global connection i sends ?token=tokens[i mod size];
     /// empty: no token. Fanout's ws publisher connections never present one.
     std::vector<std::string> tokens;

@@ -540,6 +540,7 @@ int fanout_scenario::run(report& out) {
         pc.channels = _opt.channels;
         pc.rate = _opt.rate;
         pc.size = _opt.size;
+        pc.text_pad = _opt.text_pad;
         pc.connections = _opt.publishers;
         pc.batch = _opt.publish_batch;
         pc.window = _opt.publish_window;
@@ -737,6 +738,12 @@ int fanout_scenario::run(report& out) {
     out.set("recvs_per_s", rate(double(c1.recv_calls - c0.recv_calls)), merge_rule::sum);
     out.set("wire_bytes_per_s",
             rate(double(c1.bytes_sent - c0.bytes_sent + c1.bytes_received - c0.bytes_received)),
+            merge_rule::sum);
+    out.set("received_bytes_per_s", rate(double(c1.bytes_received - c0.bytes_received)),
+            merge_rule::sum);
+    // --permessage-deflate: connections that negotiated it, and messages that came compressed.
+    out.set("deflate_connections", double(cf.deflate_opened), merge_rule::sum);
+    out.set("compressed_per_s", rate(double(c1.compressed_received - c0.compressed_received)),
             merge_rule::sum);
     return have_counts ? 0 : 1;
 }

@@ -226,6 +226,21 @@ constexpr option table[] = {
      .field = RINGCAST_FIELD(gateway.ws_limits.max_message_bytes),
      .range = {125, std::size_t(1) << 30},
      .help = "largest client message; larger → close 1009"},
+    {.name = "permessage-deflate", .type = option_type::toggle,
+     .field = RINGCAST_FIELD(gateway.permessage_deflate),
+     .when_unset = "on",
+     .help = "negotiate permessage-deflate (RFC 7692) with clients that offer it; "
+             "--permessage-deflate=off never compresses"},
+    {.name = "deflate-threshold-bytes", .type = option_type::bytes,
+     .field = RINGCAST_FIELD(gateway.pubsub.deflate_threshold_bytes),
+     .range = {0, std::size_t(1) << 30},
+     .help = "channel messages shorter than this go uncompressed to permessage-deflate "
+             "clients"},
+    {.name = "deflate-memory-budget-bytes", .type = option_type::bytes,
+     .field = RINGCAST_FIELD(gateway.deflate_memory_budget_bytes),
+     .range = {0, std::size_t(1) << 40},
+     .help = "per shard, for the inflaters of clients that keep their compression context; "
+             "past it their offers are declined"},
     {.name = "handshake-timeout-ms", .type = option_type::milliseconds,
      .field = RINGCAST_FIELD(gateway.handshake_timeout_ms), .range = {1, max_timeout_ms},
      .help = "time allowed for the HTTP request, and between keep-alive requests"},

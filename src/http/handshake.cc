@@ -2,7 +2,8 @@
 //
 // check_upgrade() decides whether a parsed request is a valid opening handshake and which
 // status answers it if not; upgrade_response() writes the 101. Neither selects a
-// subprotocol or an extension (permessage-deflate is negotiated elsewhere, when enabled).
+// subprotocol; the extension the gateway negotiated (permessage-deflate,
+// src/ws/deflate_offer.cc) is written into the 101 as it is given.
 // Runs once per connection on its shard; allocates only the response string.
 #include "chars.h"
 
@@ -98,15 +99,34 @@ upgrade_check check_upgrade(const request& req) noexcept {
     return {101, {}};
 }
 
-std::string upgrade_response(const request& req) {
+std::string upgrade_response(const request& req, std::string_view extensions) {
     constexpr std::string_view head = "HTTP/1.1 101 Switching Protocols\r\n"
                                       "Upgrade: websocket\r\n"
                                       "Connection: Upgrade\r\n"
                                       "Sec-WebSocket-Accept: ";
+    constexpr std::string_view extensions_name = "\r\nSec-WebSocket-Extensions: ";
     constexpr std::string_view tail = "\r\n\r\n";
     std::string out;
-    out.reserve(head.size() + accept_chars + tail.size());
-    out.append(head).append(websocket_accept(req.header_value("sec-websocket-key"))).append(tail);
+    out.reserve(head.size() + accept_chars + extensions_name.size() + extensions.size() +
+                tail.size());
+    out.append(head).append(websocket_accept(req.header_value("sec-websocket-key")));
+    if (!extensions.empty()) {
+        out.append(extensions_name).append(extensions);
+    }
+    out.append(tail);
+    return out;
+}
+
+std::string extension_offers(const request& req) {
+    std::string out;
+    for (const header& h : req.headers) {
+        if (detail::iequals(h.name, "sec-websocket-extensions")) {
+            if (!out.empty()) {
+                out.append(", ");
+            }
+            out.append(h.value);
+        }
+    }
     return out;
 }
 

@@ -90,6 +90,7 @@ void gateway::on_closed(conn_handle h, void* user) noexcept {
         return;
     }
     forget_inbound(*c);
+    _deflate_reserved -= c->deflate_reserved;
     if (c->state == phase::websocket && !(c->session && c->session->closing())) {
         // Neither side sent a close frame: the peer went away (1006, RFC 6455 §7.1.5).
         _closes.close_received(static_cast<uint16_t>(ws::close_code::abnormal));
@@ -385,6 +386,118 @@ void gateway::upgrade(conn_handle h, connection& c, std::string_view response,
     arm_liveness_timer(h, c);
 }
 
+// --- permessage-deflate (docs/protocol.md "Compression") ----------------------------------
+
+std::optional<ws::deflate_agreement> gateway::negotiate_deflate(connection& c,
+                                                                const http::request& req) noexcept {
+    if (!_config.permessage_deflate) {
+        return std::nullopt;
+    }
+    const std::string offers = http::extension_offers(req);
+    if (offers.empty()) {
+        return std::nullopt;
+    }
+    const ws::deflate_negotiation n = ws::negotiate_deflate(offers);
+    switch (n.verdict) {
+    case ws::deflate_verdict::accepted:
+        break;
+    case ws::deflate_verdict::not_offered:
+    case ws::deflate_verdict::malformed:
+    case ws::deflate_verdict::unsupported:
+        return std::nullopt; // RFC 6455 §9.1: the upgrade goes on without the extension
+    }
+    if (!n.agreement.client_no_context_takeover) {
+        // Its inflater lives as long as the connection: reserve it now, or decline.
+        const std::size_t cost = ws::inflater_cost_bytes(n.agreement.client_max_window_bits);
+        if (_deflate_reserved + cost > _config.deflate_memory_budget_bytes) {
+            ++_deflate_declined_budget;
+            return std::nullopt;
+        }
+        _deflate_reserved += cost;
+        c.deflate_reserved += cost;
+    }
+    ++_deflate_negotiated;
+    return n.agreement;
+}
+
+std::string gateway::upgrade_response(const http::request& req,
+                                      const std::optional<ws::deflate_agreement>& deflate) {
+    return deflate ? http::upgrade_response(req, ws::deflate_response_value(*deflate))
+                   : http::upgrade_response(req);
+}
+
+void gateway::start_deflate(connection& c,
+                            const std::optional<ws::deflate_agreement>& deflate) noexcept {
+    if (!deflate) {
+        return;
+    }
+    c.deflate = true;
+    c.deflate_takeover = !deflate->client_no_context_takeover;
+    c.deflate_client_window_bits = deflate->client_max_window_bits;
+    c.ws.accept_compressed();
+}
+
+void gateway::on_compressed_message(const frame_context& f, ws::opcode type,
+                                    std::span<const std::byte> payload) noexcept {
+    if (f.conn.state != phase::websocket) {
+        return;
+    }
+    ws::inflater* inflater = nullptr;
+    try {
+        if (f.conn.deflate_takeover) {
+            if (!f.conn.inflate) {
+                f.conn.inflate = std::make_unique<ws::inflater>(f.conn.deflate_client_window_bits,
+                                                                true, &_inflate_memory);
+            }
+            inflater = f.conn.inflate.get();
+        } else {
+            if (!_shared_inflater) {
+                _shared_inflater = std::make_unique<ws::inflater>(15, false);
+            }
+            inflater = _shared_inflater.get();
+        }
+    } catch (const std::bad_alloc&) {
+        return close_websocket(f.h, f.conn, ws::close_code::internal_error,
+                               "out of memory for decompression");
+    }
+    ++_compressed_messages_in;
+    _compressed_bytes_in += payload.size();
+    const ws::inflate_status s =
+        inflater->inflate(payload, _config.ws_limits.max_message_bytes, _inflated);
+    // A large message leaves no large buffer behind it (the frame parser's rule, ws.h).
+    const auto release = [this]() noexcept {
+        if (_inflated.capacity() > (std::size_t{64} << 10)) {
+            std::vector<std::byte>().swap(_inflated);
+        }
+    };
+    switch (s) {
+    case ws::inflate_status::ok:
+        break;
+    case ws::inflate_status::too_big:
+        ++_deflate_bomb_closes;
+        release();
+        return close_websocket(f.h, f.conn, ws::close_code::message_too_big,
+                               "inflated message exceeds the size limit");
+    case ws::inflate_status::invalid:
+        ++_deflate_invalid_closes;
+        release();
+        return close_websocket(f.h, f.conn, ws::close_code::invalid_payload,
+                               "compressed message is not valid deflate data");
+    case ws::inflate_status::no_memory:
+        release();
+        return close_websocket(f.h, f.conn, ws::close_code::internal_error,
+                               "out of memory for decompression");
+    }
+    _inflated_bytes_in += _inflated.size();
+    if (type == ws::opcode::text && !ws::is_valid_utf8(_inflated)) {
+        release();
+        return close_websocket(f.h, f.conn, ws::close_code::invalid_payload,
+                               "text message is not valid UTF-8");
+    }
+    on_message(f, type, _inflated);
+    release();
+}
+
 // --- WebSocket ----------------------------------------------------------------------------
 
 /// One read's frame events, forwarded with the connection they belong to. Lives on
@@ -395,6 +508,10 @@ public:
 
     void on_message(ws::opcode type, std::span<const std::byte> payload) noexcept override {
         _gateway.on_message(_frame, type, payload);
+    }
+    void on_compressed_message(ws::opcode type,
+                               std::span<const std::byte> payload) noexcept override {
+        _gateway.on_compressed_message(_frame, type, payload);
     }
     void on_ping(std::span<const std::byte> payload) noexcept override {
         _gateway.on_ping(_frame, payload);
@@ -532,6 +649,15 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     e.refused_token_claims = _refused_tokens[std::size_t(token_refusal::claims)];
     e.token_expiry_closes = _token_expiry_closes;
     e.reloads = _reloads;
+    e.deflate_negotiated = _deflate_negotiated;
+    e.deflate_declined_budget = _deflate_declined_budget;
+    e.deflate_reserved_bytes = _deflate_reserved;
+    e.deflate_inflater_bytes = _inflate_memory.held_bytes;
+    e.compressed_messages_in = _compressed_messages_in;
+    e.compressed_bytes_in = _compressed_bytes_in;
+    e.inflated_bytes_in = _inflated_bytes_in;
+    e.deflate_bomb_closes = _deflate_bomb_closes;
+    e.deflate_invalid_closes = _deflate_invalid_closes;
     return e;
 }
 

@@ -50,6 +50,8 @@ struct pubsub_start {
     bool backend = false;              ///< the bearer is an API key with the publish scope
     /// May subscribe to sys: channels without a token (sys_access_of).
     pubsub::sys_access sys = pubsub::sys_access::no;
+    /// permessage-deflate as negotiated (negotiate_deflate); none: uncompressed.
+    std::optional<ws::deflate_agreement> deflate;
 };
 
 /// One connection's protocol state; allocated at accept, freed in on_closed().
@@ -67,12 +69,23 @@ struct connection {
     /// (at most proxy_header_max_bytes); released once it is complete.
     std::string proxy_bytes;
     ws::frame_parser ws;
+    /// permessage-deflate with a client that keeps its context between messages: its own
+    /// inflater, made at its first compressed message (a subscriber that never publishes
+    /// never has one). Null otherwise: the shard's shared inflater serves it.
+    std::unique_ptr<ws::inflater> inflate;
+    /// Budget this connection reserved at its upgrade for `inflate` (gateway::_deflate_reserved).
+    std::size_t deflate_reserved = 0;
     uint64_t last_rx_ms = 0;   ///< last inbound bytes (any), the liveness clock
     uint64_t opened_ms = 0;    ///< accepted at: the access log's duration starts here
     uint64_t ping_sent_ms = 0; ///< when the outstanding ping left; 0: none outstanding
     phase state = phase::http;
     /// Set at the upgrade; meaningful in phase::websocket only.
     ws_endpoint endpoint = ws_endpoint::echo;
+    /// permessage-deflate was negotiated: its messages may come compressed (RSV1).
+    bool deflate = false;
+    /// ... and the client keeps its context: `inflate` is (or will be) its own. Its window:
+    uint8_t deflate_client_window_bits = 15;
+    bool deflate_takeover = false;
     /// An /api/ request is waiting for other shards; nothing else may be answered first.
     bool awaiting = false;
     /// A response went out and the connection stayed open: it is a keep-alive connection.
@@ -223,6 +236,11 @@ private:
     /// A complete data message: to the connection's endpoint (pubsub_message, echo_message).
     void on_message(const frame_context& f, ws::opcode type,
                     std::span<const std::byte> payload) noexcept;
+    /// A compressed data message (permessage-deflate): inflated under --max-message-bytes
+    /// (past it 1009; invalid deflate data 1007; invalid UTF-8 in text 1007), then as
+    /// on_message.
+    void on_compressed_message(const frame_context& f, ws::opcode type,
+                               std::span<const std::byte> payload) noexcept;
     /// Text to the pubsub engine as a command; binary closes with 1003.
     void pubsub_message(const frame_context& f, ws::opcode type,
                         std::span<const std::byte> payload) noexcept;
@@ -266,6 +284,18 @@ private:
     /// `endpoint`; the HTTP parser goes, and with it any request it holds.
     void upgrade(conn_handle h, connection& c, std::string_view response,
                  ws_endpoint endpoint) noexcept;
+    /// permessage-deflate for `req`'s offers (off with --permessage-deflate off): the
+    /// agreement, or none when nothing was offered, nothing acceptable was, or the client
+    /// keeps its context and its inflater would pass the shard's budget (counted). An
+    /// agreement with context takeover reserves its budget on `c` at once (released in
+    /// on_closed, whatever becomes of the upgrade).
+    std::optional<ws::deflate_agreement> negotiate_deflate(connection& c,
+                                                           const http::request& req) noexcept;
+    /// The 101 for `req` with the agreement's Sec-WebSocket-Extensions, if any.
+    static std::string upgrade_response(const http::request& req,
+                                        const std::optional<ws::deflate_agreement>& deflate);
+    /// At the upgrade: the parser accepts RSV1, and the connection knows how to inflate.
+    void start_deflate(connection& c, const std::optional<ws::deflate_agreement>& deflate) noexcept;
     void read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
     /// Sends `response` (headers only for head_only::yes); keep_alive::no closes after it,
     /// yes re-arms the keep-alive idle timer.
@@ -300,6 +330,21 @@ private:
     std::size_t _inbound_held = 0;
     uint64_t _inbound_budget_closes = 0;
     uint64_t _refused_origin = 0; ///< /ws upgrades refused 403: Origin not in --allowed-origins
+    /// permessage-deflate: the heap of the connections' own inflaters (counted by zlib's
+    /// allocator hooks), the budget they reserved, the inflater shared by every connection
+    /// whose client resets its context, and the buffer a message is inflated into (freed
+    /// when a large message left it large).
+    ws::inflate_memory _inflate_memory;
+    std::size_t _deflate_reserved = 0;
+    std::unique_ptr<ws::inflater> _shared_inflater;
+    std::vector<std::byte> _inflated;
+    uint64_t _deflate_negotiated = 0;
+    uint64_t _deflate_declined_budget = 0;
+    uint64_t _compressed_messages_in = 0;
+    uint64_t _compressed_bytes_in = 0;
+    uint64_t _inflated_bytes_in = 0;
+    uint64_t _deflate_bomb_closes = 0;
+    uint64_t _deflate_invalid_closes = 0;
     /// The users homed here and their connection slots (--max-connections-per-user), and
     /// the handshakes this shard refused 429 for a full user.
     user_slots _user_slots;

@@ -76,8 +76,10 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
         who = std::move(*verified);
     }
     // The request goes with the HTTP parser at the upgrade: keep what the session needs.
-    admit_pubsub(ctx, pubsub_start{http::upgrade_response(req), std::move(who), std::string(user),
-                                   backend, sys_access_of(ctx.h, key)});
+    std::optional<ws::deflate_agreement> deflate = negotiate_deflate(ctx.conn, req);
+    admit_pubsub(ctx, pubsub_start{upgrade_response(req, deflate), std::move(who),
+                                   std::string(user), backend, sys_access_of(ctx.h, key),
+                                   deflate});
 }
 
 pubsub::sys_access gateway::sys_access_of(conn_handle h, const admin::api_key* key) const noexcept {
@@ -171,7 +173,11 @@ void gateway::give_back_here(std::string_view user) noexcept {
 void gateway::open_pubsub(conn_handle h, connection& c, pubsub_start start,
                           std::span<std::byte> early) noexcept {
     upgrade(h, c, start.response, ws_endpoint::pubsub);
+    start_deflate(c, start.deflate);
     c.session = std::make_unique<pubsub::session>();
+    if (start.deflate) {
+        c.session->enable_deflate(start.deflate->server_max_window_bits);
+    }
     if (start.who) {
         _engine.open_session(h, *c.session, std::move(*start.who));
     } else {
@@ -281,7 +287,9 @@ void gateway::serve_echo(const request_context& ctx) noexcept {
                       http::keep_alive::no, ctx.head);
         return;
     }
-    upgrade(ctx.h, ctx.conn, http::upgrade_response(ctx.req), ws_endpoint::echo);
+    const std::optional<ws::deflate_agreement> deflate = negotiate_deflate(ctx.conn, ctx.req);
+    upgrade(ctx.h, ctx.conn, upgrade_response(ctx.req, deflate), ws_endpoint::echo);
+    start_deflate(ctx.conn, deflate);
     if (!ctx.rest.empty()) {
         read_frames(ctx.h, ctx.conn, ctx.rest);
     }

@@ -132,7 +132,7 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens, bro
                                            cfg.max_idle_channels, with_offline(cfg),
                                            cfg.history_budget_bytes)),
       _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s,
-                                       cfg.ack_timeout_ms)),
+                                       cfg.ack_timeout_ms, cfg.deflate_threshold_bytes)),
       _broker(nodes) {
     if (_broker != nullptr) {
         _broker_relay = std::make_unique<broker_relay>(*this);
@@ -374,6 +374,11 @@ counters engine::stats() const noexcept {
     const delivery_stats& d = _fanout->stats();
     c.messages_out = d.messages_out;
     c.bytes_out = d.bytes_out;
+    c.deflate_compressions = d.deflate_compressions;
+    c.deflate_input_bytes = d.deflate_input_bytes;
+    c.deflate_output_bytes = d.deflate_output_bytes;
+    c.compressed_messages_out = d.compressed_messages_out;
+    c.compressed_bytes_out = d.compressed_bytes_out;
     std::copy(std::begin(d.dropped), std::end(d.dropped), std::begin(c.dropped));
     c.slow_consumer_closes = d.slow_consumer_closes;
     c.home_channels = _ordering->size();

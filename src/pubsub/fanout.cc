@@ -33,9 +33,10 @@ core::frame_ref frame_message(const envelope& e, const core::frame_ref& data) {
 }
 
 fanout::fanout(core::conn_io& io, subscriptions& local, std::size_t slow_consumer_bytes,
-               uint32_t start_s, uint32_t ack_timeout_ms)
+               uint32_t start_s, uint32_t ack_timeout_ms, std::size_t deflate_threshold_bytes)
     : _io(io), _local(local), _slow_consumer_bytes(slow_consumer_bytes),
-      _ack_timeout_ms(ack_timeout_ms), _self(io.id()), _start_s(start_s) {}
+      _ack_timeout_ms(ack_timeout_ms), _deflate_threshold_bytes(deflate_threshold_bytes),
+      _self(io.id()), _start_s(start_s) {}
 
 fanout::~fanout() = default;
 
@@ -88,11 +89,12 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
     // budget is read once per message, not per subscriber.
     const bool over = _io.output_over_budget();
     bool queued = false;
+    compressed_variant z;
     if (!ack) {
         for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
             const auto& sub = ch->subscribers[i];
             if (!sub.s->_closing && sub.recovering == 0) {
-                queued |= deliver(sub.h, *sub.s, f, prio, over);
+                queued |= deliver(sub.h, *sub.s, frame_for(*sub.s, f, z), prio, over);
             }
         }
     } else {
@@ -211,6 +213,60 @@ uint64_t fanout::broadcast(const std::vector<std::pair<conn_handle, session*>>& 
     return n;
 }
 
+namespace {
+
+/// Header bytes of an unmasked server frame, from its length form (RFC 6455 §5.2).
+std::size_t server_header_bytes(const std::byte* wire) noexcept {
+    const auto len7 = std::to_integer<uint8_t>(wire[1]) & 0x7f;
+    return len7 == 127 ? 10 : len7 == 126 ? 4 : 2;
+}
+
+} // namespace
+
+const core::frame_ref& fanout::frame_for(const session& s, const core::frame_ref& plain,
+                                         compressed_variant& z) noexcept {
+    if (s._deflate_window_bits == 0) {
+        return plain;
+    }
+    if (!z.tried) {
+        z.tried = true;
+        compress(plain, z);
+    }
+    return z.frame && ws::deflate_fits(z.payload_bytes, s._deflate_window_bits) ? z.frame
+                                                                                 : plain;
+}
+
+void fanout::compress(const core::frame_ref& plain, compressed_variant& z) noexcept {
+    // The plain frame is one this shard's fan-out framed (frame_message): unmasked, final,
+    // RSV clear. Its header's length form says where the payload starts.
+    const std::byte* wire = plain->data();
+    const std::size_t header = server_header_bytes(wire);
+    z.payload_bytes = plain->size() - header;
+    if (z.payload_bytes < _deflate_threshold_bytes) {
+        return;
+    }
+    core::frame_piece pieces[3];
+    const unsigned n = core::frame_pieces(*plain.get(), header, pieces);
+    std::span<const std::byte> spans[3];
+    for (unsigned i = 0; i < n; ++i) {
+        spans[i] = std::span(pieces[i].data, pieces[i].size);
+    }
+    const auto op = static_cast<ws::opcode>(std::to_integer<uint8_t>(wire[0]) & 0x0f);
+    try {
+        if (!_deflater) {
+            _deflater = std::make_unique<ws::deflater>();
+        }
+        z.frame = _deflater->compress_frame(op, std::span(spans, n));
+    } catch (const std::bad_alloc&) {
+        z.frame = {}; // sent plain: compression is an optimisation
+    }
+    if (z.frame) {
+        ++_stats.deflate_compressions;
+        _stats.deflate_input_bytes += z.payload_bytes;
+        _stats.deflate_output_bytes += z.frame->size() - server_header_bytes(z.frame->data());
+    }
+}
+
 bool fanout::deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
                      bool shard_over_budget) noexcept {
     switch (admit(_io.queued_bytes(h), _slow_consumer_bytes, prio, shard_over_budget)) {
@@ -225,6 +281,10 @@ bool fanout::deliver(conn_handle h, session& s, const core::frame_ref& f, priori
     }
     ++_stats.messages_out;
     _stats.bytes_out += f->size();
+    if ((std::to_integer<uint8_t>(f->data()[0]) & 0x40) != 0) {
+        ++_stats.compressed_messages_out;
+        _stats.compressed_bytes_out += f->size();
+    }
     _io.send(h, f);
     return true;
 }

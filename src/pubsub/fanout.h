@@ -14,6 +14,17 @@
 // subscriber: one queued-bytes read and one send of a reference, no allocation, and only
 // calls that are inline or in fanout.cc.
 //
+// permessage-deflate (docs/protocol.md "Compression"): a channel message of at least
+// config::deflate_threshold_bytes is compressed once per shard, at its first subscriber
+// that negotiated deflate, without context takeover; that compressed frame is then shared
+// by every such subscriber whose window it fits, exactly like the plain one:
+//
+//   deliver_local(f) ─► per subscriber: deflate off, or message < threshold ─► f
+//                                       deflate on ─► compressed (made once) ─► f′
+//
+// History, recovery, ack resends and shard broadcasts (presence, sys:) send the plain frame,
+// which a deflate connection accepts as well (RSV1 clear).
+//
 // One per shard, used by that shard's thread only.
 #pragma once
 
@@ -21,8 +32,10 @@
 #include "engine_types.h"
 
 #include <ringcast/core.h>
+#include <ringcast/ws.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -81,6 +94,11 @@ struct delivery_stats {
     uint64_t acked = 0;
     uint64_t ack_resent = 0;
     uint64_t ack_closes = 0;
+    uint64_t deflate_compressions = 0; ///< messages compressed here (once per message)
+    uint64_t deflate_input_bytes = 0;  ///< their payload bytes
+    uint64_t deflate_output_bytes = 0; ///< their compressed payload bytes
+    uint64_t compressed_messages_out = 0; ///< of messages_out: sent compressed
+    uint64_t compressed_bytes_out = 0;    ///< of bytes_out: those frames' bytes
     /// Publish accepted (on any shard) → its last copy queued to this shard's subscribers,
     /// µs, once per message per shard (deliver_local).
     core::latency_histogram publish_to_send;
@@ -97,7 +115,8 @@ public:
     /// wall-clock seconds) makes message ids differ across restarts; `ack_timeout_ms`:
     /// config::ack_timeout_ms.
     fanout(core::conn_io& io, subscriptions& local, std::size_t slow_consumer_bytes,
-           uint32_t start_s, uint32_t ack_timeout_ms = 10000);
+           uint32_t start_s, uint32_t ack_timeout_ms = 10000,
+           std::size_t deflate_threshold_bytes = 256);
     ~fanout();
     fanout(const fanout&) = delete;
     fanout& operator=(const fanout&) = delete;
@@ -147,10 +166,23 @@ public:
         _slow_consumer_bytes = slow_consumer_bytes;
         _ack_timeout_ms = ack_timeout_ms;
     }
+    /// A frame's compressed variant for one deliver_local pass: made at the first
+    /// subscriber that can take it, then shared (see the file comment).
+    struct compressed_variant {
+        core::frame_ref frame;      ///< null until made, or when it cannot be
+        std::size_t payload_bytes = 0; ///< the uncompressed payload: what windows must fit
+        bool tried = false;
+    };
 
 private:
     bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
                  bool shard_over_budget) noexcept;
+    /// The frame `s` gets for `plain`: its compressed variant (made now if not tried yet)
+    /// when `s` negotiated permessage-deflate and the variant fits its window; else plain.
+    const core::frame_ref& frame_for(const session& s, const core::frame_ref& plain,
+                                     compressed_variant& z) noexcept;
+    /// Compresses `plain`'s payload into z (nothing under the threshold, or on failure).
+    void compress(const core::frame_ref& plain, compressed_variant& z) noexcept;
     void close_slow_consumer(conn_handle h, session& s) noexcept;
     void track(conn_handle h, session& s, const local_channel& channel, uint64_t offset,
                const core::frame_ref& f) noexcept;
@@ -162,6 +194,9 @@ private:
     std::size_t _slow_consumer_bytes;
     uint32_t _ack_timeout_ms;
     uint64_t _message_seq = 0;
+    std::size_t _deflate_threshold_bytes;
+    /// The shard's compressor (~270 KiB of zlib state), made at the first compression.
+    std::unique_ptr<ws::deflater> _deflater;
     shard_id _self;
     uint32_t _start_s;
 };

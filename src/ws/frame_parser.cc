@@ -36,6 +36,8 @@ namespace detail {
 enum class violation : uint8_t {
     none,
     reserved_bits,
+    compressed_continuation,
+    compressed_control,
     reserved_opcode,
     fragmented_control,
     control_too_long,
@@ -68,6 +70,10 @@ constexpr violation_entry violation_table[] = {
     {close_code::normal, ""},
     // §5.2: RSV1-3 must be 0 unless an extension defining them was negotiated.
     {close_code::protocol_error, "reserved bits set without a negotiated extension"},
+    // RFC 7692 §6: RSV1 marks a compressed message on its first frame only, and never a
+    // control frame (§6.1).
+    {close_code::protocol_error, "RSV1 set on a continuation frame"},
+    {close_code::protocol_error, "RSV1 set on a control frame"},
     // §5.2: opcodes 0x3-0x7 and 0xB-0xF are reserved.
     {close_code::protocol_error, "reserved opcode"},
     // §5.5: control frames must not be fragmented.
@@ -130,13 +136,20 @@ constexpr std::size_t header_size(std::byte second) noexcept {
 // Everything the first two header bytes decide, so a bad frame fails before its extended
 // length, mask key or payload arrives. Pure: called again when a split header completes.
 constexpr violation check_start(std::byte first, std::byte second, role side,
-                                bool message_in_progress) noexcept {
+                                bool message_in_progress, bool compression) noexcept {
     const uint8_t b0 = to_u8(first);
     const uint8_t b1 = to_u8(second);
-    if ((b0 & 0x70) != 0) {
+    const uint8_t reserved = compression ? 0x30 : 0x70; // RSV1 belongs to permessage-deflate
+    if ((b0 & reserved) != 0) {
         return violation::reserved_bits;
     }
     const uint8_t op = b0 & 0x0f;
+    if ((b0 & 0x40) != 0 && (op & 0x8) != 0) {
+        return violation::compressed_control;
+    }
+    if ((b0 & 0x40) != 0 && op == static_cast<uint8_t>(opcode::continuation)) {
+        return violation::compressed_continuation;
+    }
     if (!is_defined_opcode(op)) {
         return violation::reserved_opcode;
     }
@@ -247,7 +260,7 @@ parse_result frame_parser::parse_header(std::span<std::byte> bytes, std::size_t&
         }
     }
     const violation early = check_start(_header[0], _header[1], _role,
-                                        _message_op != opcode::continuation);
+                                        _message_op != opcode::continuation, _compression);
     if (early != violation::none) {
         return fail(early);
     }
@@ -264,7 +277,7 @@ parse_result frame_parser::parse_header(std::span<std::byte> bytes, std::size_t&
 // announced length, so an oversized message fails before any of it is buffered.
 parse_result frame_parser::decode_header(const std::byte* header) noexcept {
     const violation early = check_start(header[0], header[1], _role,
-                                        _message_op != opcode::continuation);
+                                        _message_op != opcode::continuation, _compression);
     if (early != violation::none) {
         return fail(early);
     }
@@ -301,6 +314,7 @@ parse_result frame_parser::decode_header(const std::byte* header) noexcept {
         }
         if (_frame_op != opcode::continuation) {
             _message_op = _frame_op;
+            _message_compressed = (to_u8(header[0]) & 0x40) != 0;
             _utf8.reset();
         }
     }
@@ -348,7 +362,8 @@ parse_result frame_parser::consume_payload(std::span<std::byte> chunk, frame_sin
 // chunk that contains the bad byte (§8.1 fail fast), not at the end of the message.
 parse_result frame_parser::consume_data(std::span<std::byte> chunk, bool last,
                                         frame_sink& sink) noexcept {
-    const bool text = _message_op == opcode::text;
+    // A compressed message's bytes are deflate data: its text is checked once inflated.
+    const bool text = _message_op == opcode::text && !_message_compressed;
     if (text && !_utf8.feed(chunk)) {
         return fail(violation::text_not_utf8);
     }
@@ -361,13 +376,20 @@ parse_result frame_parser::consume_data(std::span<std::byte> chunk, bool last,
     }
     const opcode type = _message_op;
     _message_op = opcode::continuation;
+    const auto deliver = [&](std::span<const std::byte> message) noexcept {
+        if (_message_compressed) {
+            sink.on_compressed_message(type, message);
+        } else {
+            sink.on_message(type, message);
+        }
+    };
     if (_message.empty()) {
         // Nothing assembled before this chunk, and it ends the message: it is the message.
-        sink.on_message(type, chunk);
+        deliver(chunk);
         return {};
     }
     append(_message, chunk);
-    sink.on_message(type, _message);
+    deliver(_message);
     release_message();
     return {};
 }

@@ -76,7 +76,9 @@ TEST_CASE("every default is a value its row takes, or the row says what leaving 
     for (const option& opt : options()) {
         INFO(opt.name);
         const auto shown = render_value(defaults, opt);
-        if (opt.when_unset.empty()) {
+        // A switch always has a value; one that defaults to on says so in when_unset
+        // (--permessage-deflate), for --help.
+        if (opt.when_unset.empty() || opt.type == option_type::toggle) {
             REQUIRE(shown.has_value());
             // Read back through set_option, which checks the range and the type's rules.
             auto again = set_and_show(opt, *shown);
