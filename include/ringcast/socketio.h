@@ -217,6 +217,20 @@ struct sio_packet {
 /// attachments (sio_decoder does).
 result<sio_packet, sio_error> decode_sio(std::string_view text, const sio_limits& limits = {});
 
+/// What ringcast reads from a CONNECT payload (the client's `auth` option, merged by
+/// socket.io-client 4.6+ with `pid` and `offset` on a reconnect with recovery).
+struct connect_auth {
+    std::optional<std::string> token;  // the JWT (`auth: {token}`)
+    std::optional<std::string> pid;    // the private session id from our CONNECT reply
+    std::optional<std::string> offset; // the offset of the last event the client received
+};
+
+/// Reads `token`, `pid` and `offset` from a CONNECT packet's data (sio_packet::data: empty
+/// or a validated JSON object); other members are ignored. bad_payload when one of the
+/// three is not a string or appears twice (JSON.parse would take the last, another reader
+/// the first; a token must not have two readings), bad_json when `data` is not valid JSON.
+result<connect_auth, sio_error> parse_connect_auth(std::string_view data);
+
 /// Per-connection decoder: a text packet in, a packet out — or, for BINARY_EVENT /
 /// BINARY_ACK, nothing until exactly `attachments` binary messages have followed.
 ///

@@ -340,4 +340,34 @@ result<sio_packet, sio_error> decode_sio(std::string_view text, const sio_limits
     return p;
 }
 
+result<connect_auth, sio_error> parse_connect_auth(std::string_view data) {
+    connect_auth auth;
+    if (data.empty()) {
+        return auth;
+    }
+    simdjson::dom::element root;
+    if (local_json().parse(data, root) != simdjson::SUCCESS) {
+        return unexpected{sio_error::bad_json};
+    }
+    simdjson::dom::object obj;
+    if (root.get(obj) != simdjson::SUCCESS) {
+        return unexpected{sio_error::bad_payload};
+    }
+    for (auto field : obj) {
+        std::optional<std::string>* slot = field.key == "token"    ? &auth.token
+                                           : field.key == "pid"    ? &auth.pid
+                                           : field.key == "offset" ? &auth.offset
+                                                                   : nullptr;
+        if (slot == nullptr) {
+            continue;
+        }
+        std::string_view value;
+        if (slot->has_value() || field.value.get(value) != simdjson::SUCCESS) {
+            return unexpected{sio_error::bad_payload};
+        }
+        slot->emplace(value);
+    }
+    return auth;
+}
+
 } // namespace ringcast::socketio

@@ -19,7 +19,8 @@
 //     needs, the event name and args rebuild a JSON array equal in length to the data's,
 //     the ack id has at most max_ack_id_digits digits, the attachment count is within
 //     max_attachments; and EVENT, ACK, DISCONNECT re-encode with our encoders to packets
-//     that decode to the same fields;
+//     that decode to the same fields; a CONNECT payload's auth fields read or are refused
+//     as bad_payload (never bad_json: the payload was validated);
 //   - the decoder delivers a binary packet only with exactly its announced attachments,
 //     within max_attachment_bytes.
 #include "split_feed.h"
@@ -85,9 +86,12 @@ void check_packet(const sio_packet& p, std::string_view text) {
     const auto kind = root.type();
     std::size_t elements = 0;
     switch (p.type) {
-    case sio_type::connect:
+    case sio_type::connect: {
         require(kind == simdjson::dom::element_type::OBJECT);
+        auto auth = parse_connect_auth(p.data);
+        require(auth.has_value() || auth.error() == sio_error::bad_payload);
         return;
+    }
     case sio_type::disconnect:
         require(false);
         return;

@@ -212,6 +212,27 @@ TEST_CASE("every packet cut at every byte decodes or fails with a named error",
     }
 }
 
+TEST_CASE("the CONNECT auth payload yields token, pid and offset", "[socketio][packet][auth]") {
+    auto none = parse_connect_auth("");
+    REQUIRE(none);
+    CHECK_FALSE(none->token);
+    auto all = parse_connect_auth(
+        "{\"token\":\"eyJ.a\\u002eb\",\"pid\":\"p1\",\"offset\":\"17-3\",\"x\":[1]}");
+    REQUIRE(all);
+    CHECK(*all->token == "eyJ.a.b");
+    CHECK(*all->pid == "p1");
+    CHECK(*all->offset == "17-3");
+    auto only_token = parse_connect_auth("{\"token\":\"t\",\"offset\":null}");
+    CHECK(only_token.error() == sio_error::bad_payload); // offset must be a string
+    CHECK(parse_connect_auth("{\"token\":1}").error() == sio_error::bad_payload);
+    CHECK(parse_connect_auth("{\"token\":\"a\",\"token\":\"b\"}").error() ==
+          sio_error::bad_payload);
+    CHECK(parse_connect_auth("{\"tok\\u0065n\":\"a\",\"token\":\"b\"}").error() ==
+          sio_error::bad_payload);
+    CHECK(parse_connect_auth("[]").error() == sio_error::bad_payload);
+    CHECK(parse_connect_auth("{").error() == sio_error::bad_json);
+}
+
 TEST_CASE("every Socket.IO error has a reason", "[socketio][packet][errors]") {
     for (int e = 0; e <= static_cast<int>(sio_error::packet_too_large); ++e) {
         CHECK(!describe(static_cast<sio_error>(e)).empty());
