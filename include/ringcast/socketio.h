@@ -239,12 +239,18 @@ result<connect_auth, sio_error> parse_connect_auth(std::string_view data);
 ///   awaiting ──text──► error: unexpected_text     idle ──binary──► error: unexpected_binary
 ///
 /// After an error the decoder is idle again; the caller closes the connection. Not
-/// thread-safe; one per connection and namespace multiplexer.
+/// thread-safe; one per connection (its namespaces share one packet stream). Movable —
+/// packet()'s views point into a heap buffer that moves along — but not copyable (a copy's
+/// views would point into the original).
 class sio_decoder {
 public:
     enum class status : uint8_t { ready, awaiting_attachments };
 
     explicit sio_decoder(const sio_limits& limits = {}) : _limits(limits) {}
+    sio_decoder(const sio_decoder&) = delete;
+    sio_decoder& operator=(const sio_decoder&) = delete;
+    sio_decoder(sio_decoder&&) noexcept = default;
+    sio_decoder& operator=(sio_decoder&&) noexcept = default;
 
     /// A text Engine.IO message (its data after the '4'). On `ready`, packet() holds it.
     result<status, sio_error> feed_text(std::string_view text);
@@ -261,7 +267,7 @@ public:
 
 private:
     sio_limits _limits;
-    std::string _text;
+    std::vector<char> _text; // not std::string: its small-string buffer would move
     sio_packet _packet;
     std::vector<std::string> _attachments;
     std::size_t _awaiting = 0;

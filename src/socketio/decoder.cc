@@ -26,8 +26,8 @@ result<sio_decoder::status, sio_error> sio_decoder::feed_text(std::string_view t
     if (text.size() > _limits.max_packet_bytes) {
         return unexpected{sio_error::packet_too_large};
     }
-    _text.assign(text);
-    auto decoded = decode_sio(_text, _limits);
+    _text.assign(text.begin(), text.end());
+    auto decoded = decode_sio(std::string_view(_text.data(), _text.size()), _limits);
     if (!decoded) {
         reset();
         return unexpected{decoded.error()};

@@ -24,6 +24,17 @@ TEST_CASE("a text packet is ready at once and its views survive the caller's buf
     CHECK(d.awaiting() == 0);
 }
 
+TEST_CASE("a moved decoder keeps its packet's views valid", "[socketio][decoder]") {
+    sio_decoder d;
+    REQUIRE(d.feed_text("2[\"a\",1]")); // short: would sit in a std::string's own buffer
+    sio_decoder moved(std::move(d));
+    CHECK(moved.packet().data == "[\"a\",1]");
+    CHECK(moved.packet().args == "1");
+    sio_decoder assigned;
+    assigned = std::move(moved);
+    CHECK(assigned.packet().args == "1");
+}
+
 TEST_CASE("a binary event waits for exactly N attachments", "[socketio][decoder][binary]") {
     sio_decoder d;
     auto r = d.feed_text("52-[\"up\",{\"_placeholder\":true,\"num\":0},"
