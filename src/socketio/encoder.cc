@@ -45,41 +45,44 @@ void append_event_array(std::string& out, std::string_view event, std::string_vi
 void append_json_string(std::string& out, std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
-    for (const char c : text) {
-        const auto u = static_cast<unsigned char>(c);
-        switch (c) {
+    std::size_t run = 0; // start of the bytes not yet copied, which need no escape
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto u = static_cast<unsigned char>(text[i]);
+        if (u >= 0x20 && u != '"' && u != '\\') {
+            continue;
+        }
+        out.append(text.data() + run, i - run);
+        run = i + 1;
+        switch (u) {
         case '"':
             out += "\\\"";
-            continue;
+            break;
         case '\\':
             out += "\\\\";
-            continue;
+            break;
         case '\b':
             out += "\\b";
-            continue;
+            break;
         case '\f':
             out += "\\f";
-            continue;
+            break;
         case '\n':
             out += "\\n";
-            continue;
+            break;
         case '\r':
             out += "\\r";
-            continue;
+            break;
         case '\t':
             out += "\\t";
-            continue;
-        default:
             break;
-        }
-        if (u < 0x20) {
+        default:
             out += "\\u00";
             out += hex[u >> 4];
             out += hex[u & 15];
-        } else {
-            out += c;
+            break;
         }
     }
+    out.append(text.data() + run, text.size() - run);
     out += '"';
 }
 
@@ -136,6 +139,8 @@ std::string encode_ack(std::string_view nsp, uint64_t ack_id, std::string_view a
 
 void append_eio_event(std::string& out, std::string_view nsp, std::string_view event,
                       std::string_view data_json, std::optional<std::string_view> offset) {
+    out.reserve(out.size() + 16 + nsp.size() + event.size() + data_json.size() +
+                (offset ? offset->size() : 0));
     out += static_cast<char>('0' + static_cast<uint8_t>(eio_type::message));
     append_header(out, sio_type::event, nsp, std::nullopt);
     append_event_array(out, event, data_json, offset);
