@@ -39,7 +39,15 @@ namespace ringcast::socketio {
 // ---------------------------------------------------------------------------------------
 
 /// Engine.IO packet types; the wire form is the digit '0' + value.
-enum class eio_type : uint8_t { open = 0, close = 1, ping = 2, pong = 3, message = 4, upgrade = 5, noop = 6 };
+enum class eio_type : uint8_t {
+    open = 0,
+    close = 1,
+    ping = 2,
+    pong = 3,
+    message = 4,
+    upgrade = 5,
+    noop = 6
+};
 
 /// Text or binary data: a binary message travels as a WebSocket binary message, or as
 /// "b" + base64 in a long-polling payload.
@@ -159,24 +167,24 @@ enum class sio_type : uint8_t {
 };
 
 enum class sio_error : uint8_t {
-    empty_packet,           // no type character
-    unknown_type,           // type outside '0'..'6'
-    bad_attachment_count,   // BINARY_*: no "<digits>-", zero, or a leading zero
-    too_many_attachments,   // more than sio_limits::max_attachments
-    namespace_too_long,     // longer than sio_limits::max_namespace_bytes
-    bad_namespace,          // control bytes or invalid UTF-8 in the namespace
-    ack_id_too_long,        // more than sio_limits::max_ack_id_digits digits
-    bad_json,               // the payload is not one valid JSON value (RFC 8259)
-    missing_payload,        // EVENT / ACK / CONNECT_ERROR without a payload
-    unexpected_payload,     // DISCONNECT with a payload
-    bad_payload,            // wrong JSON shape for the type (CONNECT: object; EVENT:
-                            // array, first a string; ACK: array; CONNECT_ERROR: string/object)
-    reserved_event_name,    // an event named connect, connect_error, disconnect, …
-    bad_placeholder,        // {"_placeholder":true,"num":N} with N not an attachment index
-    unexpected_text,        // a text packet while attachments are awaited
-    unexpected_binary,      // an attachment when none is awaited
-    attachments_too_large,  // attachments beyond sio_limits::max_attachment_bytes
-    packet_too_large,       // a text packet beyond sio_limits::max_packet_bytes
+    empty_packet,          // no type character
+    unknown_type,          // type outside '0'..'6'
+    bad_attachment_count,  // BINARY_*: no "<digits>-", zero, or a leading zero
+    too_many_attachments,  // more than sio_limits::max_attachments
+    namespace_too_long,    // longer than sio_limits::max_namespace_bytes
+    bad_namespace,         // control bytes or invalid UTF-8 in the namespace
+    ack_id_too_long,       // more than sio_limits::max_ack_id_digits digits
+    bad_json,              // the payload is not one valid JSON value (RFC 8259)
+    missing_payload,       // EVENT / ACK / CONNECT_ERROR without a payload
+    unexpected_payload,    // DISCONNECT with a payload
+    bad_payload,           // wrong JSON shape for the type (CONNECT: object; EVENT:
+                           // array, first a string; ACK: array; CONNECT_ERROR: string/object)
+    reserved_event_name,   // an event named connect, connect_error, disconnect, …
+    bad_placeholder,       // {"_placeholder":true,"num":N} with N not an attachment index
+    unexpected_text,       // a text packet while attachments are awaited
+    unexpected_binary,     // an attachment when none is awaited
+    attachments_too_large, // attachments beyond sio_limits::max_attachment_bytes
+    packet_too_large,      // a text packet beyond sio_limits::max_packet_bytes
 };
 
 /// A stable reason phrase for logs and close reasons.

@@ -126,8 +126,9 @@ bool base64_decode(std::string_view text, std::string& out) {
                 return false;
             }
         }
-        const uint32_t bits = static_cast<uint32_t>(v[0]) << 18 | static_cast<uint32_t>(v[1]) << 12 |
-                              static_cast<uint32_t>(v[2]) << 6 | v[3];
+        const uint32_t bits = static_cast<uint32_t>(v[0]) << 18 |
+                              static_cast<uint32_t>(v[1]) << 12 | static_cast<uint32_t>(v[2]) << 6 |
+                              v[3];
         out += static_cast<char>(bits >> 16 & 0xff);
         if (padding == 2) {
             if ((bits & 0xffff) != 0) {
@@ -163,8 +164,8 @@ result<std::vector<eio_packet>, eio_error> decode_payload(std::string_view body,
             return unexpected{eio_error::too_many_packets};
         }
         const std::size_t end = body.find(record_separator, start);
-        const std::string_view record =
-            body.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+        const std::string_view record = body.substr(
+            start, end == std::string_view::npos ? std::string_view::npos : end - start);
         if (!record.empty() && record[0] == 'b') {
             eio_packet p{eio_type::message, eio_encoding::binary, {}, {}};
             if (!base64_decode(record.substr(1), p.binary)) {

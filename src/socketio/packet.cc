@@ -58,9 +58,13 @@ json_state& local_json() {
     return state;
 }
 
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
 
-bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // Namespaces are names: no control bytes, valid UTF-8, no ',' (which ends them).
 bool valid_namespace(std::string_view nsp) noexcept {

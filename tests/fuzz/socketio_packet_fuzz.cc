@@ -47,8 +47,8 @@ const sio_limits limits{.max_packet_bytes = 4096,
                         .max_attachment_bytes = 256};
 
 bool inside(std::string_view view, std::string_view text) {
-    return view.empty() || (view.data() >= text.data() &&
-                            view.data() + view.size() <= text.data() + text.size());
+    return view.empty() ||
+           (view.data() >= text.data() && view.data() + view.size() <= text.data() + text.size());
 }
 
 bool parse_json(std::string_view text, simdjson::dom::element& root) {
@@ -243,8 +243,8 @@ void message_sequence(std::string_view input) {
     bool first = true;
     while (start <= input.size()) {
         const std::size_t end = input.find('\x1f', start);
-        const std::string record(
-            input.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+        const std::string record(input.substr(
+            start, end == std::string_view::npos ? std::string_view::npos : end - start));
         if (first || (!record.empty() && record[0] == '\x1d')) {
             check.text(first ? std::string_view(record) : std::string_view(record).substr(1));
         } else {

@@ -2,7 +2,6 @@
 #include <ringcast/socketio.h>
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace ringcast::socketio;
@@ -86,7 +85,8 @@ TEST_CASE("attachment bytes and packet bytes are bounded", "[socketio][decoder][
     auto r = d.feed_binary("12345");
     REQUIRE(r);
     CHECK(*r == status::ready);
-    CHECK(d.feed_text("2[\"" + std::string(64, 'a') + "\"]").error() == sio_error::packet_too_large);
+    CHECK(d.feed_text("2[\"" + std::string(64, 'a') + "\"]").error() ==
+          sio_error::packet_too_large);
 }
 
 TEST_CASE("a bad packet leaves the decoder idle with the error", "[socketio][decoder][errors]") {

@@ -3,7 +3,6 @@
 #include <ringcast/socketio.h>
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using namespace ringcast::socketio;

@@ -3,7 +3,6 @@
 #include <ringcast/socketio.h>
 
 #include <catch2/catch.hpp>
-
 #include <set>
 #include <string>
 #include <vector>
@@ -13,8 +12,8 @@ using namespace std::string_view_literals;
 
 TEST_CASE("every Engine.IO packet type decodes from its digit", "[socketio][engineio]") {
     const std::vector<std::pair<std::string_view, eio_type>> cases = {
-        {"0", eio_type::open},    {"1", eio_type::close},   {"2", eio_type::ping},
-        {"3", eio_type::pong},    {"4", eio_type::message}, {"5", eio_type::upgrade},
+        {"0", eio_type::open}, {"1", eio_type::close},   {"2", eio_type::ping},
+        {"3", eio_type::pong}, {"4", eio_type::message}, {"5", eio_type::upgrade},
         {"6", eio_type::noop},
     };
     for (const auto& [text, type] : cases) {
@@ -80,9 +79,10 @@ TEST_CASE("a payload with an empty record, a bad type or bad base64 is refused",
     CHECK(decode_payload("4a\x1e"
                          "9")
               .error() == eio_error::unknown_type);
-    for (const std::string_view bad : {"bA"sv, "bAQI"sv, "bAQ=D"sv, "bAR=="sv, "bAQ-D"sv, "bA Q=="sv,
-                                       "bAQ=="
-                                       "AA=="sv}) {
+    for (const std::string_view bad :
+         {"bA"sv, "bAQI"sv, "bAQ=D"sv, "bAR=="sv, "bAQ-D"sv, "bA Q=="sv,
+          "bAQ=="
+          "AA=="sv}) {
         INFO(bad);
         CHECK(decode_payload(bad).error() == eio_error::bad_base64);
     }

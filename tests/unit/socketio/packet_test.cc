@@ -3,7 +3,6 @@
 #include <ringcast/socketio.h>
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -98,9 +97,8 @@ TEST_CASE("EVENT payloads with the wrong shape are refused", "[socketio][packet]
     CHECK(fails("2[1]") == sio_error::bad_payload); // numeric names: not accepted here
     CHECK(fails("2[null,1]") == sio_error::bad_payload);
     CHECK(fails("2\"x\"") == sio_error::bad_payload);
-    for (const std::string_view name :
-         {"connect"sv, "connect_error"sv, "disconnect"sv, "disconnecting"sv, "newListener"sv,
-          "removeListener"sv}) {
+    for (const std::string_view name : {"connect"sv, "connect_error"sv, "disconnect"sv,
+                                        "disconnecting"sv, "newListener"sv, "removeListener"sv}) {
         CHECK(fails("2[\"" + std::string(name) + "\"]") == sio_error::reserved_event_name);
     }
     CHECK(fails("2[\"dis\\u0063onnect\"]") == sio_error::reserved_event_name);
@@ -175,7 +173,8 @@ TEST_CASE("headers and JSON that are not Socket.IO are refused", "[socketio][pac
 }
 
 TEST_CASE("limits: packet bytes, namespace bytes, ack id digits", "[socketio][packet][limits]") {
-    const sio_limits small{.max_packet_bytes = 16, .max_namespace_bytes = 4, .max_ack_id_digits = 3};
+    const sio_limits small{
+        .max_packet_bytes = 16, .max_namespace_bytes = 4, .max_ack_id_digits = 3};
     CHECK(ok("2/abc,[\"x\"]", small).nsp == "/abc");
     CHECK(fails("2/abcd,[\"x\"]", small) == sio_error::namespace_too_long);
     CHECK(*ok("2999[\"x\"]", small).ack_id == 999);
