@@ -11,8 +11,9 @@
 //   2. what our encoders write is decoded by the JS decoder to the packet we meant;
 //   3. long-polling payloads: JS encodePayload -> our decode_payload, our encode_payload
 //      -> JS decodePayload, the open packet, the probe strings;
-//   4. invalid input: what our decoder accepts, the JS decoder accepts and decodes to the
-//      same packet (mutations of valid packets, and a list of known bad ones). Where we are
+//   4. invalid input: what our decoders accept (Socket.IO packets; long-polling bodies),
+//      the JS decoders accept and decode to the same packets (mutations of valid packets and
+//      payloads, and a list of known bad ones). Where we are
 //      stricter on purpose (docs/socketio.md "Where we are stricter") only that direction
 //      is checked.
 // A missing tool or module is a failure, not a skip.
@@ -428,6 +429,58 @@ test('whatever our decoder accepts, socket.io-parser accepts as the same packet'
     });
     return { ok: bad.length === 0,
              detail: `${inputs.length} inputs, ${accepted} accepted by both, ${stricter} refused only here; ${bad.slice(0, 3).join(' | ')}` };
+});
+
+// Mutations of payloads engine.io-parser writes: whatever decode_payload accepts,
+// decodePayload reads as the same packets (and without its error packet).
+test('whatever our payload decoder accepts, engine.io-parser reads as the same packets', () => {
+    const types = ['open', 'close', 'ping', 'pong', 'message', 'upgrade', 'noop'];
+    const alphabet = ['\u001e', 'b', '4', '2', '7', '=', 'A', '/', '+', '-', '_', ' ', 'é', ''];
+    const bodies = ['', '\u001e', '4\u001e', 'b', 'b=', 'bAQ==', 'bAQ', 'bA', '8', '4é'];
+    for (let i = 0; i < 500; ++i) {
+        const list = [];
+        for (let k = 1 + rnd(4); k > 0; --k) {
+            list.push(rnd(3) === 0
+                ? { type: 'message', data: Buffer.from(Array.from({ length: rnd(10) }, () => rnd(256))) }
+                : { type: pick(types), data: rnd(2) ? randomString() : undefined });
+        }
+        let body; eio.encodePayload(list, (b) => { body = b; });
+        const t = [...body];
+        for (let m = rnd(3); m >= 0; --m) {
+            const pos = rnd(t.length + 1);
+            switch (rnd(3)) {
+            case 0: t.splice(pos, 1); break;
+            case 1: t.splice(pos, 0, pick(alphabet)); break;
+            default: t[pos] = pick(alphabet);
+            }
+        }
+        bodies.push(t.join(''));
+    }
+    const answers = runTool(bodies.map((b) => 'payload ' + hexOf(b)));
+    const bad = [];
+    let accepted = 0;
+    let stricter = 0;
+    answers.forEach((a, i) => {
+        const js = eio.decodePayload(bodies[i], 'nodebuffer');
+        const jsOk = !js.some((p) => p.type === 'error');
+        if (!a.startsWith('ok')) {
+            if (jsOk) { ++stricter; }
+            return;
+        }
+        ++accepted;
+        const ours = a.split(' ').slice(1).map((w) => {
+            const [t, enc, x] = w.split(',');
+            const bytes = fromHex(x);
+            const p = { type: types[Number(t)] };
+            if (enc === 'b') { p.data = bytes; } else if (bytes.length) { p.data = bytes.toString('utf8'); }
+            return p;
+        });
+        if (!jsOk || !util.isDeepStrictEqual(ours, js)) {
+            bad.push(`${JSON.stringify(bodies[i])}: ours ${util.inspect(ours)} js ${util.inspect(js)}`);
+        }
+    });
+    return { ok: bad.length === 0 && accepted > 100,
+             detail: `${bodies.length} bodies, ${accepted} accepted by both, ${stricter} refused only here; ${bad.slice(0, 3).join(' | ')}` };
 });
 
 console.log(`1..${cases.length}`);
