@@ -14,9 +14,10 @@
 //          ▼
 //   sio_packet: type, namespace, ack id, raw JSON payload, event name, raw args
 //
-// Every decoder returns a result with a named error and never throws or reads outside its
-// input; every bound is a parameter (eio_limits, sio_limits) whose default is the
-// reference server's. The module depends on core (result), simdjson (JSON validation) and
+// Every decoder returns a result with a named error, never throws on bad input (only
+// std::bad_alloc, like any allocation) and never reads outside its input; every bound is
+// a parameter (eio_limits, sio_limits) whose default follows the reference server where it
+// has one (docs/socketio.md "Limits"). The module depends on core (result), simdjson (JSON validation) and
 // OpenSSL (sid randomness) only, so it is fuzzed and tested alone (tests/unit/socketio,
 // tests/fuzz/socketio_packet_fuzz.cc, tests/differential/socketio_js.js against the npm
 // engine.io-parser and socket.io-parser).
