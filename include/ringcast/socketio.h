@@ -179,7 +179,8 @@ enum class sio_error : uint8_t {
     missing_payload,       // EVENT / ACK / CONNECT_ERROR without a payload
     unexpected_payload,    // DISCONNECT with a payload
     bad_payload,           // wrong JSON shape for the type (CONNECT: object; EVENT:
-                           // array, first a string; ACK: array; CONNECT_ERROR: string/object)
+                           // array, first a string; ACK: array; CONNECT_ERROR: string/object),
+                           // or a payload that does not start with '[', '{' or '"'
     reserved_event_name,   // an event named connect, connect_error, disconnect, …
     bad_placeholder,       // {"_placeholder":true,"num":N} with N not an attachment index
     unexpected_text,       // a text packet while attachments are awaited

@@ -288,6 +288,12 @@ result<sio_packet, sio_error> decode_sio(std::string_view text, const sio_limits
     if (p.type == sio_type::disconnect) {
         return unexpected{sio_error::unexpected_payload};
     }
+    // Every payload a type allows starts with one of these. Leading whitespace in
+    // particular must not be JSON's: socket.io-parser reads it as ack id digits
+    // (Number(" ") == " " in JavaScript), so "2 [..." is an ack id 0 there.
+    if (p.data[0] != '[' && p.data[0] != '{' && p.data[0] != '"') {
+        return unexpected{sio_error::bad_payload};
+    }
 
     simdjson::dom::element root;
     if (local_json().parse(p.data, root) != simdjson::SUCCESS) {

@@ -385,14 +385,14 @@ test('whatever our decoder accepts, socket.io-parser accepts as the same packet'
     const known = ['', '7', '2', '2[]', '2[1]', '2{}', '2[null]', '2["connect"]', '2["disconnect"]',
                    '0[]', '0"x"', '1{}', '3{}', '4[1]', '5["x"]', '50-["x"]', '511-["x"]',
                    '51-["x",{"_placeholder":true,"num":1}]', '2["x"', '2["x"]]', '2/chat["x"]',
-                   '2/chat,x["x"]', '2 1["x"]', '201["x"]', '2["\\ud800"]', '2["x",1e400]',
+                   '2/chat,x["x"]', '2 1["x"]', '2 ["x"]', '21 ["x"]', '2\t["x"]', '0/a, {}', '201["x"]', '2["\\ud800"]', '2["x",1e400]',
                    '51-["x"]', '2/a,b,["x"]', '2/\u0001,["x"]'];
     for (const k of known) { inputs.push({ text: k, attachments: [] }); }
     const base = validPackets().slice(0, 400);
     const alphabet = ['0', '1', '2', '5', '9', '-', '/', ',', '[', ']', '{', '}', '"', '\\', ' ',
-                      '_placeholder', 'true', 'null', ':', 'a', '\u00e9'];
+                      '_placeholder', 'true', 'null', ':', 'a', '\u00e9', '\t', '\n', '\u001e'];
     for (const p of base) {
-        for (let m = 0; m < 4; ++m) {
+        for (let m = 0; m < 10; ++m) {
             const t = [...p.text];
             const pos = rnd(t.length + 1);
             switch (rnd(3)) {

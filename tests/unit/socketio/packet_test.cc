@@ -167,7 +167,11 @@ TEST_CASE("headers and JSON that are not Socket.IO are refused", "[socketio][pac
     CHECK(fails("2[\"x\"]]") == sio_error::bad_json);
     CHECK(fails("2[\"x\",]") == sio_error::bad_json);
     CHECK(fails("2[\"\xff\"]") == sio_error::bad_json);
-    CHECK(fails("2x[\"x\"]") == sio_error::bad_json);
+    CHECK(fails("2x[\"x\"]") == sio_error::bad_payload);
+    // Whitespace before the payload: socket.io-parser would read it as an ack id.
+    CHECK(fails("2 [\"x\"]") == sio_error::bad_payload);
+    CHECK(fails("21\t[\"x\"]") == sio_error::bad_payload);
+    CHECK(fails("0/chat, {}") == sio_error::bad_payload);
     CHECK(fails("2/ch\x01t,[\"x\"]") == sio_error::bad_namespace);
     CHECK(fails("2/ch\xfft,[\"x\"]") == sio_error::bad_namespace);
 }
