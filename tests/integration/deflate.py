@@ -295,7 +295,10 @@ def case_bombs_and_bad_data():
                        f"bomb: expected close 1009, got {op} {payload!r}")
         rss1 = support.read_rss_kb(srv.proc.pid)
         support.tap_comment(f"RSS {rss0} KiB → {rss1} KiB over 20 bombs")
-        expect(rss1 - rss0 < 24 * 1024, f"RSS grew by {rss1 - rss0} KiB over 20 bombs")
+        # Under ASan the quarantine keeps what each bomb's inflate freed (80 MiB over the 20
+        # in CI's ASan stage): the bound is for the real allocator.
+        expect(support.asan_build(BINARY) or rss1 - rss0 < 24 * 1024,
+               f"RSS grew by {rss1 - rss0} KiB over 20 bombs")
         # Exactly at the limit, compressed: accepted (echo sends it back).
         with support.raw_ws(srv.port, path="/echo", headers=[OFFER]) as c:
             c.send_frame(support.OP_BINARY, deflate(b"a" * limit), rsv=4)
