@@ -68,9 +68,25 @@ struct token_config {
     auth::verify_options verify;
 };
 
+/// The Socket.IO endpoint (docs/socketio.md); its namespaces are pubsub::socketio_config's.
+struct socketio_settings {
+    /// --socketio: serve /socket.io/ (on by default).
+    bool enabled = true;
+    /// --socketio-join-event, --socketio-leave-event: the events that join and leave a room
+    /// (the room's channel is subscribed and unsubscribed); every other event publishes.
+    std::string join_event = "join_room";
+    std::string leave_event = "leave_room";
+    /// --socketio-ping-interval-ms, --socketio-ping-timeout-ms: Engine.IO's heartbeat, sent
+    /// in the open packet (the defaults are engine.io's). The client closes when no ping
+    /// came for interval + timeout; the server when a pong did not come within timeout.
+    uint32_t ping_interval_ms = 25000;
+    uint32_t ping_timeout_ms = 20000;
+};
+
 struct gateway_config {
     /// Path of the pubsub WebSocket endpoint (docs/protocol.md).
     std::string ws_path = "/ws";
+    socketio_settings socketio;
     /// Path of the echo WebSocket endpoint (--echo); empty: no echo endpoint.
     std::string echo_path;
     /// --insecure: take the user id from ?user= on the upgrade (development only; never

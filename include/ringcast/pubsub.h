@@ -227,6 +227,18 @@ public:
 };
 
 /// Knobs of the engine; filled from flags by src/app.
+/// Socket.IO connections (docs/socketio.md): which Socket.IO namespace a channel's
+/// messages are emitted in.
+struct socketio_config {
+    /// --socketio-namespace NAME: the Socket.IO namespace "/NAME", whose rooms are the
+    /// channels NAME:<room>; messages of NAME:… channels are emitted there, all others in "/".
+    std::vector<std::string> namespaces;
+};
+
+/// The Socket.IO namespace `channel`'s messages are emitted in: "/NAME" when the channel's
+/// namespace (the part before its first ':') is one of cfg.namespaces, else "/".
+std::string socketio_namespace_of(std::string_view channel, const socketio_config& cfg);
+
 struct config {
     /// Namespaces whose channels clients may publish to (--client-publish), for sessions
     /// without an identity (authentication off).
@@ -283,6 +295,7 @@ struct config {
     /// goes to every subscriber, so a room of N users joining costs N² events: 1,000 keeps
     /// a full room's arrival at a million frames, a list answer at ~100 KB.
     uint32_t max_presence_members = 1000;
+    socketio_config socketio;
 };
 
 /// Counters of one shard's engine; gathered by the backend API.
@@ -392,6 +405,16 @@ enum class sys_access : bool { no, yes };
 /// publish routed to another shard holds back everything but further publishes, which
 /// travel on the same ordered mesh rings and so stay in order (replies are re-ordered
 /// through the slots). The backlog exists only while something waits.
+/// Where the replies and notices of a session that does not speak docs/protocol.md go: a
+/// Socket.IO connection (src/net) turns each into an ACK or an event. Called on the
+/// session's shard, in the order the engine would have sent them.
+class reply_sink {
+public:
+    virtual ~reply_sink() = default;
+    /// One reply or notice, the JSON text the engine would have sent as a text frame.
+    virtual void on_reply(conn_handle h, std::string_view text) noexcept = 0;
+};
+
 class session {
 public:
     session();
@@ -411,6 +434,11 @@ public:
     void enable_deflate(uint8_t server_max_window_bits) noexcept {
         _deflate_window_bits = server_max_window_bits;
     }
+    /// The connection speaks Socket.IO (set once, before the session opens): replies and
+    /// notices go to `sink`, channel messages and presence events are re-framed as
+    /// Socket.IO events (docs/socketio.md). `sink` must outlive the session.
+    void speak_socketio(reply_sink& sink) noexcept { _sink = &sink; }
+    bool socketio() const noexcept { return _sink != nullptr; }
     /// The server began closing it (its close frame is queued): a close frame from the
     /// client now is the echo, not a close of its own.
     bool closing() const noexcept { return _closing; }
@@ -446,6 +474,7 @@ private:
     bool _sys = false;     // engine: may subscribe to sys: channels without a token
     bool _running = false; // engine: its commands are being run: do not re-enter
     uint8_t _deflate_window_bits = 0; // fanout: permessage-deflate's window, 0: off
+    reply_sink* _sink = nullptr;      // engine, fanout: a Socket.IO connection's, or null
     uint64_t _refill_ms = 0;      // engine
     uint64_t _limit_reply_ms = 0; // engine: when the last 429 for an over-rate command left
 };
@@ -818,7 +847,7 @@ private:
     void send_reply(conn_handle h, session& s, std::string text);
     uint32_t reserve_reply(session& s);
     void fill_reply(conn_handle h, session& s, uint32_t slot, std::string text);
-    void reply(conn_handle h, const std::string& text) noexcept;
+    void reply(conn_handle h, session& s, const std::string& text) noexcept;
     bool take_token(session& s) noexcept;
     void subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode);
     void unsubscribe(conn_handle h, session& s, const command& cmd);

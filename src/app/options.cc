@@ -41,11 +41,29 @@ bool plain_path(std::string_view path) {
 /// --echo: a path of its own, not one the gateway serves already.
 result<void, std::string> check_echo_path(std::string_view given_as, std::string_view path) {
     if (!plain_path(path) || path == "/" || path == "/healthz" || path == "/readyz" ||
-        path == "/ws" || path == "/metrics" || path == "/dashboard" || path.starts_with("/api/")) {
+        path == "/ws" || path == "/metrics" || path == "/dashboard" || path == "/socket.io/" ||
+        path.starts_with("/api/")) {
         return unexpected{std::string(given_as) + " = '" + std::string(path) +
                           "' must be a path such as /echo: it starts with '/', is not "
-                          "'/', '/healthz', '/readyz', '/ws', '/metrics', '/dashboard' or under "
-                          "/api/, and uses only letters, digits and /-_.~"};
+                          "'/', '/healthz', '/readyz', '/ws', '/metrics', '/dashboard', "
+                          "'/socket.io/' or under /api/, and uses only letters, digits and /-_.~"};
+    }
+    return {};
+}
+
+/// --socketio-join-event, --socketio-leave-event: an event name (docs/protocol.md "Names")
+/// that Socket.IO itself does not reserve.
+result<void, std::string> check_socketio_event(std::string_view given_as, std::string_view name) {
+    if (!pubsub::valid_event(name)) {
+        return unexpected{std::string(given_as) + ": '" + std::string(name) +
+                          "' is not an event name (1-255 printable ASCII bytes, no '\"' or '\\')"};
+    }
+    for (const std::string_view reserved : {"connect", "connect_error", "disconnect",
+                                            "disconnecting", "newListener", "removeListener"}) {
+        if (name == reserved) {
+            return unexpected{std::string(given_as) + ": '" + std::string(name) +
+                              "' is reserved by Socket.IO"};
+        }
     }
     return {};
 }
@@ -241,6 +259,27 @@ constexpr option table[] = {
      .range = {0, std::size_t(1) << 40},
      .help = "per shard, for the inflaters of clients that keep their compression context; "
              "past it their offers are declined"},
+    {.name = "socketio", .type = option_type::toggle,
+     .field = RINGCAST_FIELD(gateway.socketio.enabled), .when_unset = "on",
+     .help = "serve Socket.IO v4 clients (socket.io-client, WebSocket transport) on "
+             "/socket.io/; --socketio=off answers it 404"},
+    {.name = "socketio-namespace", .type = option_type::name_list,
+     .field = RINGCAST_FIELD(gateway.pubsub.socketio.namespaces),
+     .check = check_namespace, .when_unset = "only \"/\"",
+     .help = "a Socket.IO namespace /NS besides \"/\": its rooms are the channels NS:room, "
+             "whose messages are emitted there; each use adds to the list"},
+    {.name = "socketio-join-event", .type = option_type::text,
+     .field = RINGCAST_FIELD(gateway.socketio.join_event), .check = check_socketio_event,
+     .help = "the Socket.IO event whose argument is a room to join (its channel is subscribed)"},
+    {.name = "socketio-leave-event", .type = option_type::text,
+     .field = RINGCAST_FIELD(gateway.socketio.leave_event), .check = check_socketio_event,
+     .help = "the Socket.IO event whose argument is a room to leave"},
+    {.name = "socketio-ping-interval-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(gateway.socketio.ping_interval_ms), .range = {1, max_timeout_ms},
+     .help = "Engine.IO heartbeat: a ping to every Socket.IO client this often"},
+    {.name = "socketio-ping-timeout-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(gateway.socketio.ping_timeout_ms), .range = {1, max_timeout_ms},
+     .help = "close a Socket.IO client whose pong has not come this long after a ping"},
     {.name = "handshake-timeout-ms", .type = option_type::milliseconds,
      .field = RINGCAST_FIELD(gateway.handshake_timeout_ms), .range = {1, max_timeout_ms},
      .help = "time allowed for the HTTP request, and between keep-alive requests"},

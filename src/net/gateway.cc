@@ -52,6 +52,7 @@ void* gateway::on_open(conn_handle h, core::listener from, core::admission mode)
                              {},
                              {},
                              {},
+                             {},
                              ws::frame_parser(ws::role::server, _config.ws_limits)};
     c->last_rx_ms = _io.now_ms();
     c->opened_ms = c->last_rx_ms;
@@ -66,7 +67,7 @@ void* gateway::on_open(conn_handle h, core::listener from, core::admission mode)
 
 result<conn_handle> gateway::connect(const core::outbound_target& to,
                                      core::outbound_client& client) noexcept {
-    auto* c = new connection{nullptr, {}, {}, {}, {}, ws::frame_parser(ws::role::client)};
+    auto* c = new connection{nullptr, {}, {}, {}, {}, {}, ws::frame_parser(ws::role::client)};
     c->state = phase::outbound;
     c->client = &client;
     result<conn_handle> h = _io.connect(to, c);
@@ -671,6 +672,8 @@ void gateway::on_message(const frame_context& f, ws::opcode type,
         return pubsub_message(f, type, payload);
     case ws_endpoint::echo:
         return echo_message(f, type, payload);
+    case ws_endpoint::socketio:
+        return socketio_message(f, type, payload);
     }
 }
 
@@ -841,6 +844,9 @@ void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexce
     }
     if (c.state != phase::websocket) {
         return;
+    }
+    if (c.endpoint == ws_endpoint::socketio) {
+        return socketio_liveness(h, c); // Engine.IO's own heartbeat, not WebSocket pings
     }
     if (c.ping_sent_ms != 0 && c.last_rx_ms >= c.ping_sent_ms) {
         c.ping_sent_ms = 0; // the peer spoke since our ping: alive

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "routes.h"
+#include "socketio_session.h"
 #include "user_slots.h"
 
 #include <ringcast/net.h>
@@ -39,6 +40,9 @@ enum class phase : uint8_t {
 enum class ws_endpoint : uint8_t {
     pubsub, ///< docs/protocol.md commands to the pubsub engine; connection::session is set
     echo,   ///< --echo: every message is sent back as it came
+    /// /socket.io/: Engine.IO / Socket.IO packets (docs/socketio.md); connection::sio is
+    /// set, and connection::session once the client's first CONNECT is accepted.
+    socketio,
 };
 
 /// What a pubsub upgrade needs once the request is gone: made by serve_pubsub() when every
@@ -60,6 +64,8 @@ struct connection {
     std::unique_ptr<http::request_parser> http;
     /// Present on /ws connections: the pubsub side (subscriptions, user, rate bucket).
     std::unique_ptr<pubsub::session> session;
+    /// Present on /socket.io/ connections: the Socket.IO side (socketio_session.h).
+    std::unique_ptr<sio_connection> sio;
     /// Bytes that arrived while an API response was pending (pipelining), replayed after;
     /// in phase::user_slot, the client's first frames (sent before its 101 came).
     std::string stash;
@@ -136,7 +142,8 @@ std::string_view dashboard_headers() noexcept;
 class gateway final : public core::conn_handler,
                       private admin::responder,
                       private core::outbound_connector,
-                      private pubsub::user_count_events {
+                      private pubsub::user_count_events,
+                      private pubsub::reply_sink {
 public:
     gateway(core::conn_io& io, const gateway_config& config);
     gateway(const gateway&) = delete;
@@ -213,6 +220,46 @@ private:
     /// The identity of ctx.req's token (presented_token), or the reason it is refused:
     /// verify()'s, "token required", "sub is not a valid user id". Counts a refusal.
     result<auth::identity, std::string_view> authenticate(const http::request& req) noexcept;
+    /// The identity `token` proves, or the reason it is refused, counted as authenticate's.
+    result<auth::identity, std::string_view> verify_token(std::string_view token) noexcept;
+
+    // --- Socket.IO on /socket.io/ (socketio_endpoint.cc, docs/socketio.md).
+
+    /// /socket.io/: 400 unless EIO=4 and transport=websocket without a sid (the polling
+    /// transport is not served yet: the reason says to use transports: ["websocket"]); with
+    /// --insecure, 400 for an invalid ?user=; the handshake check; the Origin (403); then
+    /// 101 and the Engine.IO open packet. No token here: it comes in each CONNECT.
+    void serve_socketio(const request_context& ctx) noexcept;
+    /// One Engine.IO message: pong, close, or a Socket.IO packet (through the connection's
+    /// decoder). Anything else, or a packet that does not decode, closes with its reason.
+    void socketio_message(const frame_context& f, ws::opcode type,
+                          std::span<const std::byte> payload) noexcept;
+    void sio_packet(const frame_context& f, const socketio::sio_packet& p) noexcept;
+    /// CONNECT: the namespace must be "/" or configured ("Invalid namespace"); with JWT
+    /// keys the payload's token must verify (and name the user of the connection's first
+    /// namespace); the first accepted one opens the pubsub session. Refusals are
+    /// CONNECT_ERROR; the connection stays.
+    void sio_connect(const frame_context& f, const socketio::sio_packet& p) noexcept;
+    /// EVENT on a connected namespace: the join / leave events subscribe and unsubscribe
+    /// the room's channel; any other is a publish of (room, data) to the room's channel.
+    void sio_event(const frame_context& f, const socketio::sio_packet& p) noexcept;
+    /// Hands `command` (docs/protocol.md JSON, its "id" being `id`) to the engine, the reply
+    /// to go to (nsp, ack_id).
+    void sio_command(const frame_context& f, uint64_t id, std::string_view nsp,
+                     std::optional<uint64_t> ack_id, std::string_view command) noexcept;
+    /// Refuses an EVENT that asked for an ACK with `{"ok":false,"error":{code,message}}`
+    /// (no ACK asked: emitted as "ringcast:error").
+    void sio_refuse(const frame_context& f, std::string_view nsp, std::optional<uint64_t> ack_id,
+                    int code, std::string_view message) noexcept;
+    /// One Socket.IO packet text as an Engine.IO message ("4" + text) in a text frame.
+    void send_sio(conn_handle h, std::string_view packet) noexcept;
+    /// pubsub::reply_sink: a reply of a command sio_command handed over, as the ACK it
+    /// answers, or an event.
+    void on_reply(conn_handle h, std::string_view text) noexcept override;
+    /// The liveness timer of a Socket.IO connection: the heartbeat and the CONNECT deadline.
+    void socketio_liveness(conn_handle h, connection& c) noexcept;
+    void arm_socketio_timer(conn_handle h, const connection& c) noexcept;
+
     /// --echo PATH: the handshake check (its status on failure, closing), then 101 and
     /// ctx.rest fed as the first frames; messages come back unchanged.
     void serve_echo(const request_context& ctx) noexcept;

@@ -257,7 +257,10 @@ void gateway::on_mesh(kinds::user_release, shard_id, std::unique_ptr<user_slot_m
 
 result<auth::identity, std::string_view> gateway::authenticate(const http::request& req) noexcept {
     // Never logged, never copied beyond this call: the token is a credential.
-    const std::string_view token = presented_token(req);
+    return verify_token(presented_token(req));
+}
+
+result<auth::identity, std::string_view> gateway::verify_token(std::string_view token) noexcept {
     auto refuse = [this](std::string_view reason) -> result<auth::identity, std::string_view> {
         ++_refused_tokens[std::size_t(classify_token_refusal(reason))];
         return unexpected{reason};

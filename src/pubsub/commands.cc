@@ -184,13 +184,16 @@ bool engine::take_token(session& s) noexcept {
 
 // --- replies in command order -------------------------------------------------------------
 
-void engine::reply(conn_handle h, const std::string& text) noexcept {
+void engine::reply(conn_handle h, session& s, const std::string& text) noexcept {
+    if (s._sink != nullptr) {
+        return s._sink->on_reply(h, text);
+    }
     _io.send(h, ws::make_server_frame(ws::opcode::text, text));
 }
 
 void engine::send_reply(conn_handle h, session& s, std::string text) {
     if (!s._backlog || s._backlog->replies.empty()) {
-        return reply(h, text);
+        return reply(h, s, text);
     }
     s._backlog->replies.push_back({true, std::move(text)});
 }
@@ -212,7 +215,7 @@ void engine::fill_reply(conn_handle h, session& s, uint32_t slot, std::string te
     b.replies[at] = {true, std::move(text)};
     while (!b.replies.empty() && b.replies.front().ready) {
         if (!b.replies.front().text.empty()) {
-            reply(h, b.replies.front().text);
+            reply(h, s, b.replies.front().text);
         }
         b.replies.pop_front();
         ++b.first_slot;

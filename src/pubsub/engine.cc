@@ -132,7 +132,8 @@ engine::engine(core::conn_io& io, const config& cfg, auth::verifier* tokens, bro
                                            cfg.max_idle_channels, with_offline(cfg),
                                            cfg.history_budget_bytes)),
       _fanout(std::make_unique<fanout>(io, *_subscriptions, cfg.slow_consumer_bytes, _start_s,
-                                       cfg.ack_timeout_ms, cfg.deflate_threshold_bytes)),
+                                       cfg.ack_timeout_ms, cfg.deflate_threshold_bytes,
+                                       &_config.socketio)),
       _broker(nodes) {
     if (_broker != nullptr) {
         _broker_relay = std::make_unique<broker_relay>(*this);

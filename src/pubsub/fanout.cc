@@ -3,6 +3,7 @@
 #include "fanout.h"
 
 #include "acks.h"
+#include "socketio_wire.h"
 #include "subscriptions.h"
 
 #include <ringcast/ws.h>
@@ -33,10 +34,11 @@ core::frame_ref frame_message(const envelope& e, const core::frame_ref& data) {
 }
 
 fanout::fanout(core::conn_io& io, subscriptions& local, std::size_t slow_consumer_bytes,
-               uint32_t start_s, uint32_t ack_timeout_ms, std::size_t deflate_threshold_bytes)
+               uint32_t start_s, uint32_t ack_timeout_ms, std::size_t deflate_threshold_bytes,
+               const socketio_config* socketio)
     : _io(io), _local(local), _slow_consumer_bytes(slow_consumer_bytes),
       _ack_timeout_ms(ack_timeout_ms), _deflate_threshold_bytes(deflate_threshold_bytes),
-      _self(io.id()), _start_s(start_s) {}
+      _self(io.id()), _start_s(start_s), _socketio(socketio ? *socketio : _no_socketio) {}
 
 fanout::~fanout() = default;
 
@@ -89,21 +91,28 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
     // budget is read once per message, not per subscriber.
     const bool over = _io.output_over_budget();
     bool queued = false;
-    compressed_variant z;
+    variants v;
     if (!ack) {
         for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
             const auto& sub = ch->subscribers[i];
             if (!sub.s->_closing && sub.recovering == 0) {
-                queued |= deliver(sub.h, *sub.s, frame_for(*sub.s, f, z), prio, over);
+                const core::frame_ref& g = wire_frame(*sub.s, f, channel, v);
+                queued |= g && deliver(sub.h, *sub.s, g, prio, over);
             }
         }
     } else {
-        // A message that needs acks is never dropped, and waits in each receiver's window.
+        // A message that needs acks is never dropped, and waits in each receiver's window
+        // (as the frame it was sent as: a resend sends that again).
         const priority kept = prio == priority::critical ? prio : priority::high;
         for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
             const auto& sub = ch->subscribers[i];
-            if (!sub.s->_closing && sub.recovering == 0 && deliver(sub.h, *sub.s, f, kept, over)) {
-                track(sub.h, *sub.s, *ch, offset, f);
+            if (sub.s->_closing || sub.recovering != 0) {
+                continue;
+            }
+            const core::frame_ref& g = sub.s->_sink != nullptr ? wire_frame(*sub.s, f, channel, v)
+                                                               : f;
+            if (g && deliver(sub.h, *sub.s, g, kept, over)) {
+                track(sub.h, *sub.s, *ch, offset, g);
                 queued = true;
             }
         }
@@ -120,9 +129,17 @@ void fanout::deliver_recovered(conn_handle h, session& s, const core::frame_ref&
                                const local_channel* channel, uint64_t offset,
                                bool ack) noexcept {
     // As priority 2: never dropped; a client that cannot take them is a slow consumer.
-    if (!s._closing && deliver(h, s, f, priority::high, _io.output_over_budget()) && ack &&
+    if (s._closing) {
+        return;
+    }
+    const core::frame_ref g =
+        s._sink != nullptr
+            ? socketio_frame(f, channel != nullptr ? std::string_view(channel->name) : std::string_view(),
+                             _socketio)
+            : f;
+    if (g && deliver(h, s, g, priority::high, _io.output_over_budget()) && ack &&
         channel != nullptr) {
-        track(h, s, *channel, offset, f);
+        track(h, s, *channel, offset, g);
     }
 }
 
@@ -204,9 +221,15 @@ uint64_t fanout::broadcast(const std::vector<std::pair<conn_handle, session*>>& 
                            const core::frame_ref& f, priority prio) noexcept {
     uint64_t n = 0;
     const bool over = _io.output_over_budget();
+    variants v;
     for (std::size_t i = 0; i < sessions.size(); ++i) {
         auto [h, s] = sessions[i];
-        if (!s->_closing && deliver(h, *s, f, prio, over)) {
+        if (s->_closing) {
+            continue;
+        }
+        // Uncompressed, as before; a Socket.IO session gets the one re-framed copy.
+        const core::frame_ref& g = s->_sink != nullptr ? wire_frame(*s, f, {}, v) : f;
+        if (g && deliver(h, *s, g, prio, over)) {
             ++n;
         }
     }
@@ -234,6 +257,22 @@ const core::frame_ref& fanout::frame_for(const session& s, const core::frame_ref
     }
     return z.frame && ws::deflate_fits(z.payload_bytes, s._deflate_window_bits) ? z.frame
                                                                                  : plain;
+}
+
+const core::frame_ref& fanout::wire_frame(const session& s, const core::frame_ref& plain,
+                                          std::string_view channel, variants& v) noexcept {
+    if (s._sink == nullptr) {
+        return frame_for(s, plain, v.plain_z);
+    }
+    if (!v.sio_tried) {
+        v.sio_tried = true;
+        try {
+            v.sio = socketio_frame(plain, channel, _socketio);
+        } catch (const std::bad_alloc&) {
+            v.sio = {}; // not sent: the alternative is no server at all
+        }
+    }
+    return v.sio ? frame_for(s, v.sio, v.sio_z) : v.sio;
 }
 
 void fanout::compress(const core::frame_ref& plain, compressed_variant& z) noexcept {

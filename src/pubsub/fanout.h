@@ -114,9 +114,10 @@ public:
     /// `slow_consumer_bytes`: config::slow_consumer_bytes; `start_s` (process start,
     /// wall-clock seconds) makes message ids differ across restarts; `ack_timeout_ms`:
     /// config::ack_timeout_ms.
+    /// `socketio`: config::socketio (kept by reference: the engine's config outlives it).
     fanout(core::conn_io& io, subscriptions& local, std::size_t slow_consumer_bytes,
            uint32_t start_s, uint32_t ack_timeout_ms = 10000,
-           std::size_t deflate_threshold_bytes = 256);
+           std::size_t deflate_threshold_bytes = 256, const socketio_config* socketio = nullptr);
     ~fanout();
     fanout(const fanout&) = delete;
     fanout& operator=(const fanout&) = delete;
@@ -173,6 +174,14 @@ public:
         std::size_t payload_bytes = 0; ///< the uncompressed payload: what windows must fit
         bool tried = false;
     };
+    /// Every variant of one message a pass may need, each made at most once: compressed,
+    /// and for Socket.IO subscribers re-framed (socketio_wire.h) and that compressed.
+    struct variants {
+        compressed_variant plain_z;
+        core::frame_ref sio; ///< null until made, or when the frame has no Socket.IO form
+        bool sio_tried = false;
+        compressed_variant sio_z;
+    };
 
 private:
     bool deliver(conn_handle h, session& s, const core::frame_ref& f, priority prio,
@@ -181,6 +190,11 @@ private:
     /// when `s` negotiated permessage-deflate and the variant fits its window; else plain.
     const core::frame_ref& frame_for(const session& s, const core::frame_ref& plain,
                                      compressed_variant& z) noexcept;
+    /// The frame `s` gets for `plain` (of `channel`; empty: no channel) in one pass: as
+    /// frame_for for a /ws session; for a Socket.IO session the re-framed variant (made
+    /// once), compressed as frame_for would. Null: nothing to send it (no Socket.IO form).
+    const core::frame_ref& wire_frame(const session& s, const core::frame_ref& plain,
+                                      std::string_view channel, variants& v) noexcept;
     /// Compresses `plain`'s payload into z (nothing under the threshold, or on failure).
     void compress(const core::frame_ref& plain, compressed_variant& z) noexcept;
     void close_slow_consumer(conn_handle h, session& s) noexcept;
@@ -199,6 +213,8 @@ private:
     std::unique_ptr<ws::deflater> _deflater;
     shard_id _self;
     uint32_t _start_s;
+    socketio_config _no_socketio;
+    const socketio_config& _socketio;
 };
 
 } // namespace ringcast::pubsub
