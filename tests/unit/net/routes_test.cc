@@ -88,26 +88,30 @@ constexpr std::string_view over_cap = "too many connections on this server; retr
 
 } // namespace
 
-TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /healthz, /readyz, "
-          "/ and /dashboard in lookup order",
+TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /socket.io/, "
+          "/healthz, /readyz, / and /dashboard in lookup order",
           "[net][routes]") {
     const gateway_config config;
     const std::vector<route> table = make_routes(config);
-    REQUIRE(table.size() == 7);
+    REQUIRE(table.size() == 8);
     CHECK(table[0].path == "/api/");
     CHECK(table[0].match == path_match::prefix);
     CHECK(table[1].path == "/metrics");
     CHECK(table[1].match == path_match::exact);
     CHECK(table[1].listeners == table[0].listeners); // where the API is
     CHECK(table[2].path == "/ws");
-    CHECK(table[3].path == "/healthz");
-    CHECK(table[4].path == "/readyz");
-    CHECK(table[4].listeners == table[3].listeners); // both probes answer on every listener
-    CHECK(table[5].path == "/");
-    CHECK(table[6].path == "/dashboard");
-    CHECK(table[6].methods == route_methods::get);
-    CHECK(table[6].listeners == route_listeners::main);
-    CHECK(table[6].restricted == when_restricted::refused);
+    CHECK(table[3].path == "/socket.io/");
+    CHECK(table[3].kind == route_kind::websocket);
+    CHECK(table[3].listeners == route_listeners::main);
+    CHECK(table[3].restricted == when_restricted::refused);
+    CHECK(table[4].path == "/healthz");
+    CHECK(table[5].path == "/readyz");
+    CHECK(table[5].listeners == table[4].listeners); // both probes answer on every listener
+    CHECK(table[6].path == "/");
+    CHECK(table[7].path == "/dashboard");
+    CHECK(table[7].methods == route_methods::get);
+    CHECK(table[7].listeners == route_listeners::main);
+    CHECK(table[7].restricted == when_restricted::refused);
     for (const route& r : table) {
         CHECK(r.handler != nullptr);
     }
@@ -117,7 +121,7 @@ TEST_CASE("only the WebSocket paths upgrade, and they leave the method to the ha
           "[net][routes]") {
     const gateway_config config = with_echo("/echo");
     const std::vector<route> table = make_routes(config);
-    for (const char* target : {"/ws", "/echo"}) {
+    for (const char* target : {"/ws", "/echo", "/socket.io/?EIO=4&transport=websocket"}) {
         const route_match m = lookup(table, std::string("GET ") + target);
         REQUIRE(m.status == route_status::found);
         CHECK(m.row->kind == route_kind::websocket);
@@ -254,7 +258,7 @@ TEST_CASE("with --metrics-listen /metrics is served there only, and that listene
         INFO("--api-listen too: " << api_too);
         const gateway_config config = with_metrics_listen(api_too);
         const std::vector<route> table = make_routes(config);
-        REQUIRE(table.size() == 7); // the same rows: /metrics moved, none added
+        REQUIRE(table.size() == 8); // the same rows: /metrics moved, none added
         CHECK(routed_to(table, "GET /metrics", metrics_listener) == "/metrics");
         CHECK(routed_to(table, "GET /healthz", metrics_listener) == "/healthz");
         CHECK(routed_to(table, "GET /readyz", metrics_listener) == "/readyz");
@@ -293,7 +297,7 @@ TEST_CASE("the echo route exists only with --echo, and the WebSocket path follow
 
     const gateway_config echo = with_echo("/echo");
     const std::vector<route> table = make_routes(echo);
-    CHECK(table.size() == 8);
+    CHECK(table.size() == 9);
     CHECK(routed_to(table, "GET /echo?x=1") == "/echo");
     check_refused(lookup(table, "GET /echo/more"), route_status::not_found, 404, no_such_path);
     check_refused(lookup(table, "GET /echo", api_listener), route_status::wrong_listener, 404,
@@ -304,6 +308,16 @@ TEST_CASE("the echo route exists only with --echo, and the WebSocket path follow
     const std::vector<route> live_table = make_routes(live);
     CHECK(routed_to(live_table, "GET /live") == "/live");
     check_refused(lookup(live_table, "GET /ws"), route_status::not_found, 404, no_such_path);
+}
+
+TEST_CASE("--socketio=off takes /socket.io/ out of the table", "[net][routes]") {
+    gateway_config off;
+    off.socketio.enabled = false;
+    const std::vector<route> table = make_routes(off);
+    CHECK(table.size() == 7);
+    check_refused(lookup(table, "GET /socket.io/?EIO=4&transport=websocket"),
+                  route_status::not_found, 404, no_such_path);
+    CHECK(routed_to(make_routes(gateway_config{}), "GET /socket.io/?EIO=4") == "/socket.io/");
 }
 
 TEST_CASE("the first row whose path matches wins, whatever a later row would say",
