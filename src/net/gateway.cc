@@ -29,6 +29,8 @@ gateway::gateway(core::conn_io& io, const gateway_config& config)
     receivers.on<kinds::user_claim>(*this);
     receivers.on<kinds::user_answer>(*this);
     receivers.on<kinds::user_release>(*this);
+    receivers.on<kinds::sio_to_owner>(*this);
+    receivers.on<kinds::sio_to_asker>(*this);
     if (_broker) {
         _broker->set_user_events(this);
     }
@@ -271,10 +273,10 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
     const head_only head = req.method == "HEAD" ? head_only::yes : head_only::no;
     const route_match m = find_route(_routes, req.method, req.path, c.listener, c.admission);
     // A handshake for the access log: a request asking for a WebSocket, wherever it goes.
+    const bool upgrading = req.header_has_token("upgrade", "websocket");
     const bool handshake =
         log::access_log() &&
-        (req.header_has_token("upgrade", "websocket") ||
-         (m.row != nullptr && m.row->kind == route_kind::websocket));
+        (upgrading || (m.row != nullptr && m.row->kind == route_kind::websocket));
     switch (m.status) {
     case route_status::found:
         break;
@@ -298,7 +300,12 @@ bool gateway::answer(conn_handle h, connection& c, const http::request& req,
         return c.state == phase::http;
     }
     const route& row = *m.row;
-    switch (row.kind) {
+    route_kind kind = row.kind;
+    if (kind == route_kind::websocket_or_http) {
+        kind = upgrading ? route_kind::websocket : route_kind::http;
+    }
+    switch (kind) {
+    case route_kind::websocket_or_http: // resolved above
     case route_kind::http:
         // The bytes after the request are the next pipelined request: read_http's.
         (this->*row.handler)(request_context{h, c, req, ka, head, {}});
@@ -820,6 +827,13 @@ void gateway::on_timer(conn_handle h, void* user, core::conn_timer which) noexce
     if (c.state == phase::proxy_header) {
         // The handshake timeout, armed at accept, covers the header as well as the request.
         return drop_proxy_connection(h, c, _proxy_header_timeouts);
+    }
+    if (c.state == phase::http && c.awaiting && c.sio_poll_seq != 0) {
+        // A long-polling GET held this long: answered "6" (noop), and the client polls
+        // again (socketio_session.h). An answer from the owner after this is ignored.
+        c.sio_poll_seq = 0;
+        return respond(h, http::make_response(200, "text/plain; charset=UTF-8", "6",
+                                              c.awaiting_ka));
     }
     if (c.state == phase::user_slot || (c.state == phase::http && c.awaiting)) {
         // The keep-alive idle clock does not run while our own answer is pending (an API

@@ -114,6 +114,9 @@ struct connection {
     /// What the pending /api/ answer may promise, and whether it loses its body (HEAD).
     http::keep_alive awaiting_ka = http::keep_alive::yes;
     head_only awaiting_head = head_only::no;
+    /// An Engine.IO long-polling request waiting for its answer from the session's owner
+    /// (socketio_session.h): which one (sio_msg::seq); 0 for none.
+    uint32_t sio_poll_seq = 0;
     /// What the parsers held at the last count (the shard's inbound budget), and this
     /// connection's place in gateway::_holders while that is not zero.
     std::size_t held_in = 0;
@@ -168,6 +171,11 @@ public:
     void on_mesh(kinds::user_claim, shard_id from, std::unique_ptr<user_slot_msg> m) noexcept;
     void on_mesh(kinds::user_answer, shard_id from, std::unique_ptr<user_slot_msg> m) noexcept;
     void on_mesh(kinds::user_release, shard_id from, std::unique_ptr<user_slot_msg> m) noexcept;
+    /// Engine.IO long-polling between a request's shard and its session's owner
+    /// (socketio_session.h): requests and the upgrade's probe and take to the owner,
+    /// answers and the taken packets back.
+    void on_mesh(kinds::sio_to_owner, shard_id from, std::unique_ptr<sio_msg> m) noexcept;
+    void on_mesh(kinds::sio_to_asker, shard_id from, std::unique_ptr<sio_msg> m) noexcept;
 
 private:
     friend std::vector<route> make_routes(const gateway_config& config);
@@ -230,6 +238,24 @@ private:
     /// --insecure, 400 for an invalid ?user=; the handshake check; the Origin (403); then
     /// 101 and the Engine.IO open packet. No token here: it comes in each CONNECT.
     void serve_socketio(const request_context& ctx) noexcept;
+    /// ?transport=polling: OPTIONS (CORS preflight) 204; without a sid a GET is the
+    /// handshake (a session on this shard, 503 past sio_max_polling_sessions); with one, a
+    /// GET or POST goes to the sid's owner and the connection waits for its answer (a GET
+    /// is held until the upgrade's probe or for the handshake timeout at most, then "6").
+    void serve_polling(const request_context& ctx, std::string_view sid) noexcept;
+    /// To the owner's handler (called here when it is this shard) / to the asking shard's.
+    void to_owner(shard_id owner, std::unique_ptr<sio_msg> m) noexcept;
+    void to_asker(shard_id asker, std::unique_ptr<sio_msg> m) noexcept;
+    /// On the owner: answers m (post, get) with `status` and `body` on the asking shard.
+    void answer_poll(shard_id asker, const sio_msg& m, int status, std::string body) noexcept;
+    /// On the owner: forgets the polling sessions past their expiry (at most once a second).
+    void sweep_polling() noexcept;
+    /// On the WebSocket's shard: the owner handed the session's packets over: they are
+    /// replayed, then the messages that came meanwhile.
+    void sio_taken(conn_handle h, connection& c, sio_msg& m) noexcept;
+    /// An upgrade from polling, before the owner handed the session over: "2probe",
+    /// then "5" (anything else closes), then messages kept until sio_taken.
+    void sio_upgrading(const frame_context& f, ws::opcode type, std::string_view bytes) noexcept;
     /// One Engine.IO message: pong, close, or a Socket.IO packet (through the connection's
     /// decoder). Anything else, or a packet that does not decode, closes with its reason.
     void socketio_message(const frame_context& f, ws::opcode type,
@@ -392,6 +418,11 @@ private:
     uint64_t _inflated_bytes_in = 0;
     uint64_t _deflate_bomb_closes = 0;
     uint64_t _deflate_invalid_closes = 0;
+    /// Engine.IO long-polling sessions owned here (socketio_session.h), by sid, and the
+    /// numbering of this shard's waiting polling requests.
+    std::unordered_map<std::string, sio_polling> _sio_polling;
+    uint64_t _sio_swept_ms = 0;
+    uint32_t _sio_poll_seq = 0;
     /// The users homed here and their connection slots (--max-connections-per-user), and
     /// the handshakes this shard refused 429 for a full user.
     user_slots _user_slots;

@@ -125,7 +125,7 @@ std::vector<route> make_routes(const gateway_config& config) {
         {"/metrics",       exact,  any,    plain,   served,    on_metrics_home, &gateway::serve_api},
         {config.ws_path,   exact,  any,    upgrade, refused,   on_main,    &gateway::serve_pubsub},
         {config.echo_path, exact,  any,    upgrade, refused,   on_main,    &gateway::serve_echo},
-        {config.socketio.enabled ? "/socket.io/" : "", exact, any, upgrade, refused, on_main, &gateway::serve_socketio},
+        {config.socketio.enabled ? "/socket.io/" : "", exact, any, route_kind::websocket_or_http, refused, on_main, &gateway::serve_socketio},
         {"/healthz",       exact,  get,    plain,   served,    on_every,   &gateway::serve_healthz},
         {"/readyz",        exact,  get,    plain,   served,    on_every,   &gateway::serve_readyz},
         {"/",              exact,  get,    plain,   refused,   on_main,    &gateway::serve_demo},

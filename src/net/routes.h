@@ -75,6 +75,9 @@ enum class route_kind : uint8_t {
     /// An upgrade to WebSocket: the handler gets the bytes after the request, and the
     /// connection leaves HTTP whatever it answered (101, or an error that closes it).
     websocket,
+    /// /socket.io/: websocket for a request that asks to upgrade (Upgrade: websocket), http
+    /// for any other (Engine.IO's long-polling requests).
+    websocket_or_http,
 };
 
 /// Whether a connection accepted beyond the cap (core::admission::restricted) may use the

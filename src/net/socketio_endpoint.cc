@@ -91,15 +91,15 @@ void gateway::serve_socketio(const request_context& ctx) noexcept {
         return refuse(400, "unsupported Engine.IO version: EIO=4 (socket.io-client 3 and 4) only");
     }
     const std::string_view transport = req.query_param("transport");
+    const std::string_view polling_sid = req.query_param("sid");
     if (transport == "polling") {
-        return refuse(400, "the polling transport is not served: connect with "
-                           "transports: [\"websocket\"]");
+        return serve_polling(ctx, polling_sid);
     }
     if (transport != "websocket") {
         return refuse(400, "unknown transport");
     }
-    if (!req.query_param("sid").empty()) {
-        return refuse(400, "unknown session id: there is no polling session to upgrade");
+    if (!polling_sid.empty() && !sid_owner(polling_sid, _io.shards())) {
+        return refuse(400, "unknown session id");
     }
     const std::string_view user = _config.insecure ? req.query_param("user") : std::string_view();
     if (!user.empty() && !pubsub::valid_user_id(user)) {
@@ -113,7 +113,8 @@ void gateway::serve_socketio(const request_context& ctx) noexcept {
         ++_refused_origin;
         return refuse(403, "origin not allowed");
     }
-    auto sid = socketio::make_sid();
+    auto sid = polling_sid.empty() ? make_owned_sid(_io.id())
+                                   : result<std::string, std::string_view>(std::string(polling_sid));
     if (!sid) {
         return refuse(503, "no session id: the random source failed");
     }
@@ -129,6 +130,17 @@ void gateway::serve_socketio(const request_context& ctx) noexcept {
     start_deflate(c, deflate);
     c.sio = std::move(state);
     sio_connection& s = *c.sio;
+    s.upgraded_ms = _io.now_ms();
+    s.next_ping_ms = s.upgraded_ms + _config.socketio.ping_interval_ms;
+    if (!polling_sid.empty()) {
+        // An upgrade: the session was opened over polling; "2probe" comes first.
+        s.polling_sid = s.sid;
+        arm_socketio_timer(ctx.h, c);
+        if (!ctx.rest.empty()) {
+            read_frames(ctx.h, c, ctx.rest);
+        }
+        return;
+    }
     // The open packet: a WebSocket-only client gets no upgrades.
     socketio::eio_handshake open;
     open.sid = s.sid;
@@ -138,8 +150,6 @@ void gateway::serve_socketio(const request_context& ctx) noexcept {
     open.max_payload_bytes = static_cast<uint32_t>(
         std::min<std::size_t>(_config.ws_limits.max_message_bytes, UINT32_MAX));
     _io.send(ctx.h, ws::make_server_frame(ws::opcode::text, socketio::encode_open(open)));
-    s.upgraded_ms = _io.now_ms();
-    s.next_ping_ms = s.upgraded_ms + _config.socketio.ping_interval_ms;
     arm_socketio_timer(ctx.h, c);
     if (!ctx.rest.empty()) {
         read_frames(ctx.h, c, ctx.rest);
@@ -158,6 +168,9 @@ void gateway::socketio_message(const frame_context& f, ws::opcode type,
                                std::span<const std::byte> payload) noexcept {
     sio_connection& s = *f.conn.sio;
     const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
+    if (!s.polling_sid.empty()) {
+        return sio_upgrading(f, type, bytes);
+    }
     if (type == ws::opcode::binary) {
         // An attachment of a BINARY_EVENT / BINARY_ACK (the only binary Engine.IO message).
         auto r = s.decoder.feed_binary(bytes);
@@ -397,6 +410,335 @@ void gateway::on_reply(conn_handle h, std::string_view text) noexcept {
     }
     if (body.starts_with("{\"ok\":false")) {
         send_sio(h, socketio::encode_event(nsp, "ringcast:error", body));
+    }
+}
+
+// --- long-polling (socketio_session.h) ------------------------------------------------------
+
+std::optional<shard_id> sid_owner(std::string_view sid, unsigned shards) noexcept {
+    if (sid.size() != 3 + 20) {
+        return std::nullopt;
+    }
+    unsigned owner = 0;
+    const auto [end, ec] = std::from_chars(sid.data(), sid.data() + 3, owner, 16);
+    if (ec != std::errc() || end != sid.data() + 3 || owner >= shards) {
+        return std::nullopt;
+    }
+    return shard_id(static_cast<uint16_t>(owner));
+}
+
+result<std::string, std::string_view> make_owned_sid(shard_id owner) {
+    auto random = socketio::make_sid();
+    if (!random) {
+        return random;
+    }
+    constexpr char hex[] = "0123456789abcdef";
+    const auto n = unsigned(owner);
+    std::string sid{hex[(n >> 8) & 0xf], hex[(n >> 4) & 0xf], hex[n & 0xf]};
+    sid += *random;
+    return sid;
+}
+
+void gateway::serve_polling(const request_context& ctx, std::string_view sid) noexcept {
+    const http::request& req = ctx.req;
+    connection& c = ctx.conn;
+    // A page on another origin polls with XMLHttpRequest: it may read the answers when its
+    // origin is allowed (--allowed-origins; any when unset).
+    const std::string_view origin = req.header_value("origin");
+    std::string headers;
+    if (!origin.empty()) {
+        if (!origin_allowed(origin, _config.allowed_origins)) {
+            ++_refused_origin;
+            return reply(ctx, http::make_error_response(403, "origin not allowed", ctx.ka));
+        }
+        headers = "Access-Control-Allow-Origin: " + std::string(origin) +
+                  "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n";
+    }
+    if (req.method == "OPTIONS") {
+        headers += "Access-Control-Allow-Methods: GET, POST\r\n"
+                   "Access-Control-Allow-Headers: content-type\r\n";
+        return reply(ctx, http::make_response(204, "text/plain", "", ctx.ka, headers));
+    }
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    if (!get && req.method != "POST") {
+        return reply(ctx, http::make_error_response(405, "use GET or POST", ctx.ka));
+    }
+    if (sid.empty()) {
+        // The handshake: the session is this shard's.
+        if (!get) {
+            return reply(ctx, http::make_error_response(400, "a session starts with a GET", ctx.ka));
+        }
+        sweep_polling();
+        if (_sio_polling.size() >= sio_max_polling_sessions) {
+            return reply(ctx, http::make_error_response(503, "too many sessions opening; retry",
+                                                        ctx.ka, http::retry_after(1)));
+        }
+        auto made = make_owned_sid(_io.id());
+        if (!made) {
+            return reply(ctx, http::make_error_response(503, made.error(), ctx.ka));
+        }
+        socketio::eio_handshake open;
+        open.sid = *made;
+        open.websocket_upgrade = true;
+        open.ping_interval_ms = _config.socketio.ping_interval_ms;
+        open.ping_timeout_ms = _config.socketio.ping_timeout_ms;
+        open.max_payload_bytes = static_cast<uint32_t>(
+            std::min<std::size_t>(_config.http_limits.max_body_bytes, UINT32_MAX));
+        sio_polling session;
+        session.expires_ms = _io.now_ms() + _config.handshake_timeout_ms;
+        _sio_polling.emplace(*made, std::move(session));
+        return reply(ctx, http::make_response(200, "text/plain; charset=UTF-8",
+                                              socketio::encode_open(open), ctx.ka, headers));
+    }
+    const std::optional<shard_id> owner = sid_owner(sid, _io.shards());
+    if (!owner) {
+        return reply(ctx, http::make_response(400, "application/json",
+                                              "{\"code\":1,\"message\":\"Session ID unknown\"}",
+                                              ctx.ka, headers));
+    }
+    auto m = std::make_unique<sio_msg>();
+    m->what = get ? sio_msg::op::get : sio_msg::op::post;
+    m->sid = std::string(sid);
+    m->conn = ctx.h;
+    m->seq = ++_sio_poll_seq == 0 ? ++_sio_poll_seq : _sio_poll_seq;
+    m->headers = std::move(headers);
+    if (!get) {
+        m->body = std::string(req.body);
+    }
+    // The connection waits as for an /api/ answer (respond), at most the hold time.
+    c.awaiting = true;
+    c.awaiting_ka = ctx.ka;
+    c.awaiting_head = ctx.head;
+    c.sio_poll_seq = m->seq;
+    _io.set_timer(ctx.h, core::conn_timer::liveness,
+                  _io.now_ms() + std::min(_config.handshake_timeout_ms,
+                                          _config.socketio.ping_interval_ms));
+    // An answer from this shard comes back inside this call: respond() must not replay
+    // pipelined bytes from here (read_http goes on with them).
+    _in_api = true;
+    to_owner(*owner, std::move(m));
+    _in_api = false;
+}
+
+void gateway::to_owner(shard_id owner, std::unique_ptr<sio_msg> m) noexcept {
+    if (owner == _io.id()) {
+        return on_mesh(kinds::sio_to_owner{}, owner, std::move(m));
+    }
+    _io.post<kinds::sio_to_owner>(owner, std::move(m));
+}
+
+void gateway::to_asker(shard_id asker, std::unique_ptr<sio_msg> m) noexcept {
+    if (asker == _io.id()) {
+        return on_mesh(kinds::sio_to_asker{}, asker, std::move(m));
+    }
+    _io.post<kinds::sio_to_asker>(asker, std::move(m));
+}
+
+void gateway::answer_poll(shard_id asker, const sio_msg& m, int status, std::string body) noexcept {
+    auto a = std::make_unique<sio_msg>();
+    a->what = sio_msg::op::answer;
+    a->conn = m.conn;
+    a->seq = m.seq;
+    a->status = status;
+    a->headers = m.headers;
+    a->response = std::move(body);
+    to_asker(asker, std::move(a));
+}
+
+void gateway::sweep_polling() noexcept {
+    const uint64_t now = _io.now_ms();
+    if (now < _sio_swept_ms + 1000) {
+        return;
+    }
+    _sio_swept_ms = now;
+    std::erase_if(_sio_polling, [now](const auto& entry) { return entry.second.expires_ms <= now; });
+}
+
+void gateway::on_mesh(kinds::sio_to_owner, shard_id from, std::unique_ptr<sio_msg> m) noexcept {
+    sweep_polling();
+    auto it = _sio_polling.find(m->sid);
+    if (it != _sio_polling.end() && it->second.expires_ms <= _io.now_ms()) {
+        _sio_polling.erase(it);
+        it = _sio_polling.end();
+    }
+    constexpr std::string_view unknown = "{\"code\":1,\"message\":\"Session ID unknown\"}";
+    switch (m->what) {
+    case sio_msg::op::post: {
+        if (it == _sio_polling.end()) {
+            return answer_poll(from, *m, 400, std::string(unknown));
+        }
+        sio_polling& session = it->second;
+        socketio::eio_limits limits;
+        limits.max_payload_bytes = _config.http_limits.max_body_bytes;
+        auto packets = socketio::decode_payload(m->body, limits);
+        if (!packets) {
+            _sio_polling.erase(it);
+            return answer_poll(from, *m, 400, "{\"code\":3,\"message\":\"Bad request\"}");
+        }
+        for (const socketio::eio_packet& p : *packets) {
+            switch (p.type) {
+            case socketio::eio_type::message:
+                if (p.encoding == socketio::eio_encoding::binary ||
+                    session.packets.size() >= sio_max_polling_packets ||
+                    session.bytes + p.text.size() > sio_max_polling_bytes) {
+                    _sio_polling.erase(it);
+                    return answer_poll(from, *m, 400,
+                                       "{\"code\":3,\"message\":\"Bad request\"}");
+                }
+                session.bytes += p.text.size();
+                session.packets.emplace_back(p.text);
+                break;
+            case socketio::eio_type::close:
+                _sio_polling.erase(it);
+                return answer_poll(from, *m, 200, "ok");
+            case socketio::eio_type::open:
+            case socketio::eio_type::ping:
+            case socketio::eio_type::pong:
+            case socketio::eio_type::upgrade:
+            case socketio::eio_type::noop:
+                break; // nothing for a session that is about to move to its WebSocket
+            }
+        }
+        return answer_poll(from, *m, 200, "ok");
+    }
+    case sio_msg::op::get: {
+        if (it == _sio_polling.end()) {
+            return answer_poll(from, *m, 400, std::string(unknown));
+        }
+        sio_polling& session = it->second;
+        if (session.probed) {
+            return answer_poll(from, *m, 200, "6");
+        }
+        if (session.poll_seq != 0) {
+            // A GET still held means the client gave up on it: it asks only one at a time.
+            sio_msg old;
+            old.conn = session.poll_conn;
+            old.seq = session.poll_seq;
+            answer_poll(session.poll_shard, old, 200, "6");
+        }
+        session.poll_shard = from;
+        session.poll_conn = m->conn;
+        session.poll_seq = m->seq;
+        return; // held by the asker
+    }
+    case sio_msg::op::probe:
+        if (it != _sio_polling.end()) {
+            sio_polling& session = it->second;
+            session.probed = true;
+            if (session.poll_seq != 0) {
+                sio_msg held;
+                held.conn = session.poll_conn;
+                held.seq = session.poll_seq;
+                session.poll_seq = 0;
+                answer_poll(session.poll_shard, held, 200, "6");
+            }
+        }
+        return;
+    case sio_msg::op::take: {
+        auto t = std::make_unique<sio_msg>();
+        t->what = sio_msg::op::taken;
+        t->conn = m->conn;
+        if (it != _sio_polling.end()) {
+            t->found = true;
+            t->packets = std::move(it->second.packets);
+            _sio_polling.erase(it);
+        }
+        return to_asker(from, std::move(t));
+    }
+    case sio_msg::op::answer:
+    case sio_msg::op::taken:
+        return; // the asker's kinds
+    }
+}
+
+void gateway::on_mesh(kinds::sio_to_asker, shard_id, std::unique_ptr<sio_msg> m) noexcept {
+    auto* c = static_cast<connection*>(_io.user(m->conn));
+    if (c == nullptr) {
+        return; // closed meanwhile
+    }
+    switch (m->what) {
+    case sio_msg::op::answer: {
+        if (!c->awaiting || c->sio_poll_seq != m->seq) {
+            return; // the request was answered already (held too long) or is gone
+        }
+        c->sio_poll_seq = 0;
+        const std::string_view type = m->status == 200 ? "text/plain; charset=UTF-8"
+                                                       : "application/json";
+        return respond(m->conn,
+                       http::make_response(m->status, type, m->response, c->awaiting_ka, m->headers));
+    }
+    case sio_msg::op::taken:
+        if (c->state == phase::websocket && c->sio && c->sio->taking) {
+            sio_taken(m->conn, *c, *m);
+        }
+        return;
+    case sio_msg::op::post:
+    case sio_msg::op::get:
+    case sio_msg::op::probe:
+    case sio_msg::op::take:
+        return; // the owner's kinds
+    }
+}
+
+void gateway::sio_upgrading(const frame_context& f, ws::opcode type, std::string_view bytes) noexcept {
+    sio_connection& s = *f.conn.sio;
+    if (s.taking) {
+        if (s.early.size() >= sio_max_early_messages) {
+            return close_websocket(f.h, f.conn, ws::close_code::policy_violation,
+                                   "too many messages during the upgrade");
+        }
+        // A binary message is kept with a leading 'b', a text one with 't'.
+        std::string kept(1, type == ws::opcode::binary ? 'b' : 't');
+        kept += bytes;
+        s.early.push_back(std::move(kept));
+        return;
+    }
+    const std::optional<shard_id> owner = sid_owner(s.polling_sid, _io.shards());
+    if (type == ws::opcode::text && !s.probed && bytes == socketio::probe_ping && owner) {
+        s.probed = true;
+        _io.send(f.h, ws::make_server_frame(ws::opcode::text, socketio::probe_pong));
+        auto m = std::make_unique<sio_msg>();
+        m->what = sio_msg::op::probe;
+        m->sid = s.polling_sid;
+        m->conn = f.h;
+        return to_owner(*owner, std::move(m));
+    }
+    if (type == ws::opcode::text && s.probed && bytes == socketio::upgrade_packet && owner) {
+        s.taking = true;
+        auto m = std::make_unique<sio_msg>();
+        m->what = sio_msg::op::take;
+        m->sid = s.polling_sid;
+        m->conn = f.h;
+        return to_owner(*owner, std::move(m));
+    }
+    close_websocket(f.h, f.conn, ws::close_code::protocol_error,
+                    "an upgrade from polling starts with 2probe, then 5");
+}
+
+void gateway::sio_taken(conn_handle h, connection& c, sio_msg& m) noexcept {
+    if (!m.found) {
+        return close_websocket(h, c, ws::close_code::policy_violation, "session unknown or expired");
+    }
+    sio_connection& s = *c.sio;
+    s.polling_sid.clear();
+    s.taking = false;
+    const frame_context f{h, c};
+    // What the client POSTed (its CONNECTs), then what it sent here meanwhile, as if all
+    // had come over this WebSocket.
+    for (const std::string& packet : m.packets) {
+        if (c.state != phase::websocket || _io.user(h) != &c) {
+            return;
+        }
+        const std::string text = "4" + packet;
+        socketio_message(f, ws::opcode::text, std::as_bytes(std::span(text)));
+    }
+    std::vector<std::string> early = std::move(s.early);
+    for (const std::string& kept : early) {
+        if (c.state != phase::websocket || _io.user(h) != &c) {
+            return;
+        }
+        const auto type = kept.front() == 'b' ? ws::opcode::binary : ws::opcode::text;
+        socketio_message(f, type, std::as_bytes(std::span(kept).subspan(1)));
     }
 }
 

@@ -9,8 +9,23 @@
 //   EVENT join_room(room) ─► {"op":"subscribe",…,"id":K} ─► engine ─► reply K ─► ACK
 //   EVENT E(room, data)   ─► {"op":"publish",…,"id":K}   ─► engine ─► reply K ─► ACK
 //   heartbeat: "2" every ping interval, "3" within the ping timeout, else closed
+//
+// Long-polling (socket.io-client's default first transport) carries only the Engine.IO
+// handshake and the upgrade: the server answers a CONNECT once the session is on its
+// WebSocket, so everything after the handshake travels there. A polling session lives on
+// the shard that answered its handshake, its *owner*, named by the sid's first three hex
+// digits; a request for it that another shard accepted (SO_REUSEPORT spreads a client's
+// connections) is handed to the owner over the mesh, and its answer handed back:
+//
+//   GET  ?transport=polling            ─► owner: "0{sid,upgrades:[websocket],…}"
+//   POST ?sid  "40{token}"            ─► owner keeps the packets ─► "ok"
+//   GET  ?sid                          ─► held by the shard that has the connection
+//   WS   ?sid  "2probe" ─► "3probe", owner answers the held GET "6" (noop)
+//        "5"   ─► owner hands over the kept packets and forgets the session ─► replayed on
+//              the WebSocket as if they had come there (the CONNECT is answered now)
 #pragma once
 
+#include <ringcast/core.h>
 #include <ringcast/socketio.h>
 
 #include <cstdint>
@@ -26,6 +41,72 @@ namespace ringcast::net {
 /// past this many, the oldest is forgotten (its ACK never comes; the client's own ack
 /// timeout covers it). The engine holds at most 1,024 commands per connection in order.
 inline constexpr std::size_t sio_max_awaiting = 1024;
+
+/// Polling sessions one shard keeps (each lives until its upgrade, at most the handshake
+/// timeout); past it a new handshake is refused with 503.
+inline constexpr std::size_t sio_max_polling_sessions = 4096;
+/// What a polling session keeps of the client's packets until its upgrade: its CONNECTs
+/// (one per namespace) and little else. Past either bound the session is dropped (400).
+inline constexpr std::size_t sio_max_polling_packets = 16;
+inline constexpr std::size_t sio_max_polling_bytes = 64u << 10;
+/// Engine.IO messages a WebSocket that said "5" may send before the owner handed the
+/// session over (it waits a mesh round trip; a client sends its buffered packets at once).
+inline constexpr std::size_t sio_max_early_messages = 64;
+
+/// The sid's owner: its first three hex digits (make_owned_sid), or none for a sid that has
+/// none or names no shard.
+std::optional<shard_id> sid_owner(std::string_view sid, unsigned shards) noexcept;
+/// A new sid owned by `owner`: three hex digits, then socketio::make_sid()'s 20 characters.
+result<std::string, std::string_view> make_owned_sid(shard_id owner);
+
+/// One polling session on its owner.
+struct sio_polling {
+    /// The Engine.IO messages the client POSTed (their text after the type, "0…" for a
+    /// CONNECT), in order, for the WebSocket to replay.
+    std::vector<std::string> packets;
+    std::size_t bytes = 0;
+    uint64_t expires_ms = 0;
+    /// The GET being held for it (by the shard that has its connection), to answer "6"
+    /// at the probe; seq 0: none.
+    shard_id poll_shard{};
+    conn_handle poll_conn{};
+    uint32_t poll_seq = 0;
+    bool probed = false;
+};
+
+/// A polling request handed to the owner, its answer handed back, and the upgrade's probe
+/// and hand-over (socketio_session.h's file comment has the flow).
+struct sio_msg {
+    enum class op : uint8_t {
+        post,   ///< to owner: `body` is a POST's payload; answered with `response`
+        get,    ///< to owner: a GET; answered at once (400, "6") or held by the asker
+        probe,  ///< to owner: the WebSocket said "2probe": answer the held GET "6"
+        take,   ///< to owner: the WebSocket said "5": hand the packets over (taken)
+        answer, ///< to asker: `response` for the request on `conn` numbered `seq`
+        taken,  ///< to the WebSocket's shard: `packets` (found: the session existed)
+    } what = op::get;
+    std::string sid;
+    conn_handle conn;  ///< the asking connection (HTTP request, or the WebSocket)
+    uint32_t seq = 0;  ///< answer: which of the connection's requests it answers
+    std::string body;  ///< post
+    int status = 200;     ///< answer: the HTTP status
+    std::string response; ///< answer: the body
+    /// post, get: the asker's extra response headers (CORS), echoed in the answer.
+    std::string headers;
+    std::vector<std::string> packets; ///< taken
+    bool found = false; ///< taken
+};
+
+namespace kinds {
+struct sio_to_owner {
+    using payload = sio_msg;
+    static constexpr std::string_view name = "net.sio_to_owner";
+};
+struct sio_to_asker {
+    using payload = sio_msg;
+    static constexpr std::string_view name = "net.sio_to_asker";
+};
+} // namespace kinds
 
 struct sio_connection {
     explicit sio_connection(const socketio::sio_limits& limits) : decoder(limits) {}
@@ -52,6 +133,13 @@ struct sio_connection {
     /// The upgrade: a connection with no CONNECT by upgraded_ms + the handshake timeout
     /// is closed.
     uint64_t upgraded_ms = 0;
+    /// An upgrade from polling: the session's sid while it is being taken over ("2probe"
+    /// not yet seen, or "5" sent to the owner and its packets not back); empty otherwise.
+    std::string polling_sid;
+    bool probed = false;
+    bool taking = false;
+    /// Messages that came after "5" while the owner's packets were on their way.
+    std::vector<std::string> early;
 
     bool connected(std::string_view nsp) const noexcept {
         for (const std::string& n : namespaces) {
