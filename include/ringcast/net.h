@@ -81,6 +81,11 @@ struct socketio_settings {
     /// came for interval + timeout; the server when a pong did not come within timeout.
     uint32_t ping_interval_ms = 25000;
     uint32_t ping_timeout_ms = 20000;
+    /// --socketio-recovery-ms: connection state recovery (socket.io 4.6's
+    /// connectionStateRecovery, its maxDisconnectionDuration): a disconnected client's rooms
+    /// and position are kept this long for its reconnect; 0: off (no delivery tags, no pid).
+    /// Sets pubsub::socketio_config::recovery.
+    uint32_t recovery_ms = 120000;
 };
 
 struct gateway_config {

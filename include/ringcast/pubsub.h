@@ -233,6 +233,10 @@ struct socketio_config {
     /// --socketio-namespace NAME: the Socket.IO namespace "/NAME", whose rooms are the
     /// channels NAME:<room>; messages of NAME:… channels are emitted there, all others in "/".
     std::vector<std::string> namespaces;
+    /// Connection state recovery is on (--socketio-recovery-ms > 0): every live channel
+    /// message a Socket.IO client gets carries its shard's delivery tag as its last
+    /// argument, which the client hands back when it reconnects (docs/socketio.md).
+    bool recovery = false;
 };
 
 /// The Socket.IO namespace `channel`'s messages are emitted in: "/NAME" when the channel's
@@ -790,6 +794,19 @@ public:
     /// The `most` channels with the most subscribers on this shard, most first (ties by
     /// name); O(channels) time, O(most) memory beyond the answer.
     std::vector<std::pair<std::string, uint32_t>> top_local_channels(std::size_t most) const;
+    /// Socket.IO connection state recovery (docs/socketio.md "Recovery"): this shard's
+    /// delivery sequence now (each live channel message delivered to Socket.IO clients
+    /// here takes the next number, carried as the tag "<shard instance>-<n>")...
+    uint64_t socketio_seq() const noexcept;
+    /// ... and where a Socket.IO client of this shard stood on `channel` when it last
+    /// received the message tagged `last` (empty: none since it connected), having joined
+    /// at `joined_offset` when the sequence was `joined_seq`: the offset of that channel's
+    /// last message delivered here at or before `last`, else `joined_offset`. Nothing when
+    /// the tag is not this shard's (instance) or the shard's log (socketio_log_entries) no
+    /// longer reaches back to the join.
+    std::optional<uint64_t> socketio_position(std::string_view channel, std::string_view last,
+                                              uint64_t joined_offset,
+                                              uint64_t joined_seq) const noexcept;
     /// For a channel whose home is this shard: some shard has subscribers (or pending
     /// ones). False for a channel homed elsewhere.
     bool watched(std::string_view channel) const noexcept;

@@ -369,6 +369,7 @@ result<void, std::string> finish_config(config& cfg) {
                                                          : std::string();
     cfg.gateway.separate_api = cfg.api_listen.has_value();
     cfg.gateway.separate_metrics = cfg.metrics_listen.has_value();
+    cfg.gateway.pubsub.socketio.recovery = cfg.gateway.socketio.recovery_ms > 0;
     if (auto ok = check_combinations(cfg); !ok) {
         return ok;
     }

@@ -280,6 +280,10 @@ constexpr option table[] = {
     {.name = "socketio-ping-timeout-ms", .type = option_type::milliseconds,
      .field = RINGCAST_FIELD(gateway.socketio.ping_timeout_ms), .range = {1, max_timeout_ms},
      .help = "close a Socket.IO client whose pong has not come this long after a ping"},
+    {.name = "socketio-recovery-ms", .type = option_type::milliseconds,
+     .field = RINGCAST_FIELD(gateway.socketio.recovery_ms), .range = {0, max_timeout_ms},
+     .help = "Socket.IO connection state recovery: keep a disconnected client's rooms and "
+             "position this long for its reconnect; 0 = off"},
     {.name = "handshake-timeout-ms", .type = option_type::milliseconds,
      .field = RINGCAST_FIELD(gateway.handshake_timeout_ms), .range = {1, max_timeout_ms},
      .help = "time allowed for the HTTP request, and between keep-alive requests"},

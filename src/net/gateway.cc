@@ -98,6 +98,9 @@ void gateway::on_closed(conn_handle h, void* user) noexcept {
         // Neither side sent a close frame: the peer went away (1006, RFC 6455 §7.1.5).
         _closes.close_received(static_cast<uint16_t>(ws::close_code::abnormal));
     }
+    if (c->sio && c->session && _config.socketio.recovery_ms > 0) {
+        park_socketio(*c);
+    }
     if (c->session) {
         if (c->holds_user_slot) {
             release_user_slot(c->session->user_id());

@@ -248,8 +248,18 @@ private:
     void to_asker(shard_id asker, std::unique_ptr<sio_msg> m) noexcept;
     /// On the owner: answers m (post, get) with `status` and `body` on the asking shard.
     void answer_poll(shard_id asker, const sio_msg& m, int status, std::string body) noexcept;
-    /// On the owner: forgets the polling sessions past their expiry (at most once a second).
+    /// On the owner: forgets the polling sessions past their expiry (at most once a second)
+    /// and the parked sessions past theirs.
     void sweep_polling() noexcept;
+    /// The connection closed: each namespace with a pid is parked for recovery.
+    void park_socketio(connection& c) noexcept;
+    /// On the pid's owner: the parked namespace's rooms and where the client stood on each.
+    void restore_parked(shard_id asker, sio_msg& m) noexcept;
+    /// On the CONNECT's shard: the owner answered; each room is resubscribed (with recover
+    /// from its position when known) and the CONNECT answered once all replied.
+    void sio_restored(conn_handle h, connection& c, sio_msg& m) noexcept;
+    /// The CONNECT reply of `nsp` with its pid (and "recovered" by keeping the old one).
+    void sio_connected(conn_handle h, connection& c, std::string_view nsp, std::string pid) noexcept;
     /// On the WebSocket's shard: the owner handed the session's packets over: they are
     /// replayed, then the messages that came meanwhile.
     void sio_taken(conn_handle h, connection& c, sio_msg& m) noexcept;
@@ -272,7 +282,9 @@ private:
     /// Hands `command` (docs/protocol.md JSON, its "id" being `id`) to the engine, the reply
     /// to go to (nsp, ack_id).
     void sio_command(const frame_context& f, uint64_t id, std::string_view nsp,
-                     std::optional<uint64_t> ack_id, std::string_view command) noexcept;
+                     std::optional<uint64_t> ack_id, std::string_view command,
+                     sio_connection::purpose why = sio_connection::purpose::other,
+                     std::string_view channel = {}) noexcept;
     /// Refuses an EVENT that asked for an ACK with `{"ok":false,"error":{code,message}}`
     /// (no ACK asked: emitted as "ringcast:error").
     void sio_refuse(const frame_context& f, std::string_view nsp, std::optional<uint64_t> ack_id,
@@ -421,6 +433,11 @@ private:
     /// Engine.IO long-polling sessions owned here (socketio_session.h), by sid, and the
     /// numbering of this shard's waiting polling requests.
     std::unordered_map<std::string, sio_polling> _sio_polling;
+    /// Disconnected Socket.IO namespaces kept for recovery, by pid, and how many were
+    /// dropped for room (sio_max_parked) or restored.
+    std::unordered_map<std::string, sio_parked> _sio_parked;
+    uint64_t _sio_parked_dropped = 0;
+    uint64_t _sio_restored = 0;
     uint64_t _sio_swept_ms = 0;
     uint32_t _sio_poll_seq = 0;
     /// The users homed here and their connection slots (--max-connections-per-user), and

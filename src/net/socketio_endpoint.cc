@@ -292,15 +292,59 @@ void gateway::sio_connect(const frame_context& f, const socketio::sio_packet& p)
             _engine.open_session(f.h, *f.conn.session, s.user, false, sys_access_of(f.h, nullptr));
         }
     }
+    if (_config.socketio.recovery_ms > 0 && auth->pid && !s.connected(nsp)) {
+        for (const auto& r : s.recovering) {
+            if (r.nsp == nsp) {
+                return; // a second CONNECT while the first recovers: the first answers
+            }
+        }
+        // Where the pid was parked is not in it (a recovered pid moves with its client):
+        // every shard is asked, and the one that has it answers with the rooms.
+        s.recovering.push_back(sio_connection::recovering_connect{
+            std::string(nsp), *auth->pid, 0, true, _io.shards(), false});
+        for (unsigned shard = 0; shard < _io.shards(); ++shard) {
+            auto m = std::make_unique<sio_msg>();
+            m->what = sio_msg::op::restore;
+            m->sid = *auth->pid;
+            m->body = auth->offset.value_or("");
+            m->headers = f.conn.session->user_id();
+            m->packets.emplace_back(nsp);
+            m->conn = f.h;
+            to_owner(shard_id(static_cast<uint16_t>(shard)), std::move(m));
+            if (_io.user(f.h) != &f.conn) {
+                return;
+            }
+        }
+        return;
+    }
+    sio_connected(f.h, f.conn, nsp, {});
+}
+
+void gateway::sio_connected(conn_handle h, connection& c, std::string_view nsp,
+                            std::string pid) noexcept {
+    sio_connection& s = *c.sio;
     auto sid = socketio::make_sid();
     if (!sid) {
-        return send_sio(f.h, socketio::encode_connect_error(nsp, "no session id"));
+        return send_sio(h, socketio::encode_connect_error(nsp, "no session id"));
     }
     if (!s.connected(nsp)) {
         s.namespaces.emplace_back(nsp);
     }
-    send_sio(f.h, socketio::encode_connect(nsp, *sid));
-    arm_socketio_timer(f.h, f.conn);
+    if (_config.socketio.recovery_ms == 0) {
+        send_sio(h, socketio::encode_connect(nsp, *sid));
+    } else {
+        if (pid.empty()) {
+            auto fresh = socketio::make_sid();
+            if (!fresh) {
+                return send_sio(h, socketio::encode_connect_error(nsp, "no session id"));
+            }
+            pid = std::move(*fresh);
+        }
+        send_sio(h, socketio::encode_connect(nsp, *sid, pid));
+        std::erase_if(s.pids, [nsp](const auto& p) { return p.first == nsp; });
+        s.pids.emplace_back(std::string(nsp), std::move(pid));
+    }
+    arm_socketio_timer(h, c);
 }
 
 void gateway::sio_event(const frame_context& f, const socketio::sio_packet& p) noexcept {
@@ -344,13 +388,19 @@ void gateway::sio_event(const frame_context& f, const socketio::sio_packet& p) n
     command += ",\"id\":";
     command += std::to_string(id);
     command += '}';
-    sio_command(f, id, p.nsp, p.ack_id, command);
+    sio_command(f, id, p.nsp, p.ack_id, command,
+                join    ? sio_connection::purpose::join
+                : p.event == _config.socketio.leave_event ? sio_connection::purpose::leave
+                                                          : sio_connection::purpose::other,
+                channel);
 }
 
 void gateway::sio_command(const frame_context& f, uint64_t id, std::string_view nsp,
-                          std::optional<uint64_t> ack_id, std::string_view command) noexcept {
+                          std::optional<uint64_t> ack_id, std::string_view command,
+                          sio_connection::purpose why, std::string_view channel) noexcept {
     sio_connection& s = *f.conn.sio;
-    s.awaiting.emplace(id, sio_connection::awaiting_reply{std::string(nsp), ack_id});
+    s.awaiting.emplace(id, sio_connection::awaiting_reply{std::string(nsp), ack_id, why,
+                                                          std::string(channel)});
     if (s.awaiting.size() > sio_max_awaiting) {
         s.awaiting.erase(s.awaiting.begin());
     }
@@ -398,18 +448,163 @@ void gateway::on_reply(conn_handle h, std::string_view text) noexcept {
     body += rest.substr(1);
     std::string nsp = "/";
     std::optional<uint64_t> ack_id;
+    sio_connection::purpose why = sio_connection::purpose::other;
+    std::string channel;
     if (numbered) {
         if (auto it = s.awaiting.find(id); it != s.awaiting.end()) {
             nsp = std::move(it->second.nsp);
             ack_id = it->second.ack_id;
+            why = it->second.why;
+            channel = std::move(it->second.channel);
             s.awaiting.erase(it);
         }
+    }
+    const bool ok = body.starts_with("{\"ok\":true");
+    switch (why) {
+    case sio_connection::purpose::other:
+        break;
+    case sio_connection::purpose::join:
+    case sio_connection::purpose::restore:
+        if (ok) {
+            // Where the room starts for a later recovery: the reply's epoch and offset.
+            std::string_view epoch;
+            if (const auto at = body.find("\"epoch\":\""); at != std::string::npos) {
+                const std::size_t from = at + 9;
+                epoch = std::string_view(body).substr(from, body.find('"', from) - from);
+            }
+            uint64_t offset = 0;
+            if (const auto at = body.find("\"offset\":"); at != std::string::npos) {
+                std::from_chars(body.data() + at + 9, body.data() + body.size(), offset);
+            }
+            std::erase_if(s.rooms, [&](const sio_room& r) {
+                return r.nsp == nsp && r.channel == channel;
+            });
+            s.rooms.push_back(
+                sio_room{nsp, channel, std::string(epoch), offset, _engine.socketio_seq()});
+        }
+        if (why == sio_connection::purpose::restore) {
+            for (auto it = s.recovering.begin(); it != s.recovering.end(); ++it) {
+                if (it->nsp != nsp) {
+                    continue;
+                }
+                it->recovered &= ok && body.find("\"recovered\":true") != std::string::npos;
+                if (--it->outstanding == 0 && it->shards_waiting == 0) {
+                    std::string pid = it->recovered && it->found ? std::move(it->pid) : std::string();
+                    s.recovering.erase(it);
+                    sio_connected(h, *c, nsp, std::move(pid));
+                }
+                break;
+            }
+            return; // a resubscription of ours: no ACK
+        }
+        break;
+    case sio_connection::purpose::leave:
+        if (ok) {
+            std::erase_if(s.rooms, [&](const sio_room& r) {
+                return r.nsp == nsp && r.channel == channel;
+            });
+        }
+        break;
     }
     if (ack_id) {
         return send_sio(h, socketio::encode_ack(nsp, *ack_id, body));
     }
-    if (body.starts_with("{\"ok\":false")) {
+    if (!ok) {
         send_sio(h, socketio::encode_event(nsp, "ringcast:error", body));
+    }
+}
+
+// --- connection state recovery ----------------------------------------------------------------
+
+void gateway::park_socketio(connection& c) noexcept {
+    sio_connection& s = *c.sio;
+    const uint64_t expires = _io.now_ms() + _config.socketio.recovery_ms;
+    for (auto& [nsp, pid] : s.pids) {
+        if (_sio_parked.size() >= sio_max_parked) {
+            sweep_polling();
+            _sio_swept_ms = 0;
+        }
+        if (_sio_parked.size() >= sio_max_parked) {
+            // Full of live ones: the one that would expire soonest goes.
+            auto oldest = std::min_element(_sio_parked.begin(), _sio_parked.end(),
+                                           [](const auto& a, const auto& b) {
+                                               return a.second.expires_ms < b.second.expires_ms;
+                                           });
+            _sio_parked.erase(oldest);
+            ++_sio_parked_dropped;
+        }
+        sio_parked parked{c.session->user_id(), nsp, {}, expires};
+        for (const sio_room& r : s.rooms) {
+            if (r.nsp == nsp) {
+                parked.rooms.push_back(r);
+            }
+        }
+        _sio_parked.insert_or_assign(std::move(pid), std::move(parked));
+    }
+}
+
+void gateway::restore_parked(shard_id asker, sio_msg& m) noexcept {
+    auto r = std::make_unique<sio_msg>();
+    r->what = sio_msg::op::restored;
+    r->conn = m.conn;
+    r->sid = m.sid;
+    auto it = _sio_parked.find(m.sid);
+    if (it != _sio_parked.end() && it->second.expires_ms > _io.now_ms() &&
+        it->second.user == m.headers && !m.packets.empty() && it->second.nsp == m.packets[0]) {
+        r->found = true;
+        for (const sio_room& room : it->second.rooms) {
+            r->rooms.push_back(sio_room_position{
+                room.nsp, room.channel, room.epoch,
+                _engine.socketio_position(room.channel, m.body, room.joined_offset,
+                                          room.joined_seq)});
+        }
+        _sio_parked.erase(it);
+        ++_sio_restored;
+    }
+    to_asker(asker, std::move(r));
+}
+
+void gateway::sio_restored(conn_handle h, connection& c, sio_msg& m) noexcept {
+    sio_connection& s = *c.sio;
+    auto it = std::find_if(s.recovering.begin(), s.recovering.end(),
+                           [&](const auto& r) { return r.pid == m.sid; });
+    if (it == s.recovering.end()) {
+        return;
+    }
+    --it->shards_waiting;
+    if (m.found) {
+        it->found = true;
+        const frame_context f{h, c};
+        for (const sio_room_position& room : m.rooms) {
+            const uint64_t id = s.next_command++;
+            std::string command = "{\"op\":\"subscribe\"";
+            append_field(command, "channel", room.channel);
+            if (room.position) {
+                command += ",\"recover\":{\"epoch\":";
+                socketio::append_json_string(command, room.epoch);
+                command += ",\"offset\":" + std::to_string(*room.position) + "}";
+            } else {
+                it->recovered = false; // resubscribed, but from now
+            }
+            command += ",\"id\":" + std::to_string(id) + "}";
+            ++it->outstanding;
+            sio_command(f, id, room.nsp, std::nullopt, command, sio_connection::purpose::restore,
+                        room.channel);
+            if (_io.user(h) != &c || c.state != phase::websocket) {
+                return;
+            }
+            it = std::find_if(s.recovering.begin(), s.recovering.end(),
+                              [&](const auto& r) { return r.pid == m.sid; });
+            if (it == s.recovering.end()) {
+                return;
+            }
+        }
+    }
+    if (it->shards_waiting == 0 && it->outstanding == 0) {
+        std::string pid = it->recovered && it->found ? std::move(it->pid) : std::string();
+        const std::string nsp = it->nsp;
+        s.recovering.erase(it);
+        sio_connected(h, c, nsp, std::move(pid));
     }
 }
 
@@ -552,6 +747,7 @@ void gateway::sweep_polling() noexcept {
     }
     _sio_swept_ms = now;
     std::erase_if(_sio_polling, [now](const auto& entry) { return entry.second.expires_ms <= now; });
+    std::erase_if(_sio_parked, [now](const auto& entry) { return entry.second.expires_ms <= now; });
 }
 
 void gateway::on_mesh(kinds::sio_to_owner, shard_id from, std::unique_ptr<sio_msg> m) noexcept {
@@ -645,8 +841,11 @@ void gateway::on_mesh(kinds::sio_to_owner, shard_id from, std::unique_ptr<sio_ms
         }
         return to_asker(from, std::move(t));
     }
+    case sio_msg::op::restore:
+        return restore_parked(from, *m);
     case sio_msg::op::answer:
     case sio_msg::op::taken:
+    case sio_msg::op::restored:
         return; // the asker's kinds
     }
 }
@@ -672,10 +871,16 @@ void gateway::on_mesh(kinds::sio_to_asker, shard_id, std::unique_ptr<sio_msg> m)
             sio_taken(m->conn, *c, *m);
         }
         return;
+    case sio_msg::op::restored:
+        if (c->state == phase::websocket && c->sio) {
+            sio_restored(m->conn, *c, *m);
+        }
+        return;
     case sio_msg::op::post:
     case sio_msg::op::get:
     case sio_msg::op::probe:
     case sio_msg::op::take:
+    case sio_msg::op::restore:
         return; // the owner's kinds
     }
 }

@@ -59,6 +59,36 @@ std::optional<shard_id> sid_owner(std::string_view sid, unsigned shards) noexcep
 /// A new sid owned by `owner`: three hex digits, then socketio::make_sid()'s 20 characters.
 result<std::string, std::string_view> make_owned_sid(shard_id owner);
 
+/// A room a Socket.IO connection joined (its join's ACK said ok): where it stood then, for
+/// connection state recovery.
+struct sio_room {
+    std::string nsp;
+    std::string channel;
+    std::string epoch;          ///< the channel's epoch in the join's reply
+    uint64_t joined_offset = 0; ///< the reply's offset: every later message was to come
+    uint64_t joined_seq = 0;    ///< the shard's Socket.IO delivery sequence at the reply
+};
+
+/// A room to resubscribe after a recovery: from `position` (with recover) when known.
+struct sio_room_position {
+    std::string nsp;
+    std::string channel;
+    std::string epoch;
+    std::optional<uint64_t> position;
+};
+
+/// A disconnected Socket.IO namespace kept for connection state recovery, by its pid, on
+/// the shard its connection was on (the pid's owner), until `expires_ms`
+/// (--socketio-recovery-ms).
+struct sio_parked {
+    std::string user;
+    std::string nsp;
+    std::vector<sio_room> rooms;
+    uint64_t expires_ms = 0;
+};
+/// Parked sessions per shard; past it the oldest goes first (counted).
+inline constexpr std::size_t sio_max_parked = 65536;
+
 /// One polling session on its owner.
 struct sio_polling {
     /// The Engine.IO messages the client POSTed (their text after the type, "0…" for a
@@ -84,6 +114,10 @@ struct sio_msg {
         take,   ///< to owner: the WebSocket said "5": hand the packets over (taken)
         answer, ///< to asker: `response` for the request on `conn` numbered `seq`
         taken,  ///< to the WebSocket's shard: `packets` (found: the session existed)
+        /// to the pid's owner: a CONNECT with `sid` = the pid, `body` = the last delivery
+        /// tag the client received, `headers` = the user, `packets[0]` = the namespace
+        restore,
+        restored, ///< to the asker: `rooms` to resubscribe (found: the pid was parked)
     } what = op::get;
     std::string sid;
     conn_handle conn;  ///< the asking connection (HTTP request, or the WebSocket)
@@ -94,7 +128,8 @@ struct sio_msg {
     /// post, get: the asker's extra response headers (CORS), echoed in the answer.
     std::string headers;
     std::vector<std::string> packets; ///< taken
-    bool found = false; ///< taken
+    bool found = false; ///< taken, restored
+    std::vector<sio_room_position> rooms; ///< restored
 };
 
 namespace kinds {
@@ -120,13 +155,34 @@ struct sio_connection {
     /// the configured ones.
     std::vector<std::string> namespaces;
     /// Where a command's reply goes: the namespace and the client's ack id (none: the
-    /// client asked for no ACK; an error is then emitted as "ringcast:error").
+    /// client asked for no ACK; an error is then emitted as "ringcast:error"), and what
+    /// the reply changes: a join or leave of `channel`, or a room resubscribed by a
+    /// recovery.
+    enum class purpose : uint8_t { other, join, leave, restore };
     struct awaiting_reply {
         std::string nsp;
         std::optional<uint64_t> ack_id;
+        purpose why = purpose::other;
+        std::string channel;
     };
     std::map<uint64_t, awaiting_reply> awaiting;
     uint64_t next_command = 1;
+    /// Rooms joined (bounded by the engine's channel limit: only ok joins are added), and
+    /// the pid each connected namespace was given (connection state recovery on).
+    std::vector<sio_room> rooms;
+    std::vector<std::pair<std::string, std::string>> pids;
+    /// A CONNECT that recovers: its reply waits until the owner answered and every room's
+    /// resubscription replied; `recovered` stays true while each of them did.
+    struct recovering_connect {
+        std::string nsp;
+        std::string pid;
+        uint32_t outstanding = 0;
+        bool recovered = true;
+        /// Shards yet to answer the restore (every shard is asked), and whether one had it.
+        unsigned shards_waiting = 0;
+        bool found = false;
+    };
+    std::vector<recovering_connect> recovering;
     /// Heartbeat: when the next ping goes; when the unanswered one went (0: none).
     uint64_t next_ping_ms = 0;
     uint64_t ping_sent_ms = 0;

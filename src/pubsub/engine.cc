@@ -609,4 +609,14 @@ void engine::on_mesh(kinds::recovered, shard_id, std::unique_ptr<recover_msg> m)
     }
 }
 
+uint64_t engine::socketio_seq() const noexcept {
+    return _fanout->socketio_seq();
+}
+
+std::optional<uint64_t> engine::socketio_position(std::string_view channel, std::string_view last,
+                                                  uint64_t joined_offset,
+                                                  uint64_t joined_seq) const noexcept {
+    return _fanout->socketio_position(channel, last, joined_offset, joined_seq);
+}
+
 } // namespace ringcast::pubsub

@@ -8,6 +8,8 @@
 
 #include <ringcast/ws.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <memory>
 
@@ -96,7 +98,7 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
         for (std::size_t i = 0; i < ch->subscribers.size(); ++i) {
             const auto& sub = ch->subscribers[i];
             if (!sub.s->_closing && sub.recovering == 0) {
-                const core::frame_ref& g = wire_frame(*sub.s, f, channel, v);
+                const core::frame_ref& g = wire_frame(*sub.s, f, channel, offset, v);
                 queued |= g && deliver(sub.h, *sub.s, g, prio, over);
             }
         }
@@ -109,7 +111,7 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
             if (sub.s->_closing || sub.recovering != 0) {
                 continue;
             }
-            const core::frame_ref& g = sub.s->_sink != nullptr ? wire_frame(*sub.s, f, channel, v)
+            const core::frame_ref& g = sub.s->_sink != nullptr ? wire_frame(*sub.s, f, channel, offset, v)
                                                                : f;
             if (g && deliver(sub.h, *sub.s, g, kept, over)) {
                 track(sub.h, *sub.s, *ch, offset, g);
@@ -228,7 +230,7 @@ uint64_t fanout::broadcast(const std::vector<std::pair<conn_handle, session*>>& 
             continue;
         }
         // Uncompressed, as before; a Socket.IO session gets the one re-framed copy.
-        const core::frame_ref& g = s->_sink != nullptr ? wire_frame(*s, f, {}, v) : f;
+        const core::frame_ref& g = s->_sink != nullptr ? wire_frame(*s, f, {}, 0, v) : f;
         if (g && deliver(h, *s, g, prio, over)) {
             ++n;
         }
@@ -260,19 +262,71 @@ const core::frame_ref& fanout::frame_for(const session& s, const core::frame_ref
 }
 
 const core::frame_ref& fanout::wire_frame(const session& s, const core::frame_ref& plain,
-                                          std::string_view channel, variants& v) noexcept {
+                                          std::string_view channel, uint64_t offset,
+                                          variants& v) noexcept {
     if (s._sink == nullptr) {
         return frame_for(s, plain, v.plain_z);
     }
     if (!v.sio_tried) {
         v.sio_tried = true;
         try {
-            v.sio = socketio_frame(plain, channel, _socketio);
+            // A live channel message gets the next delivery tag when recovery is on.
+            const std::string tag = _socketio.recovery && offset != 0 && !channel.empty()
+                                        ? log_socketio(channel, offset)
+                                        : std::string();
+            v.sio = socketio_frame(plain, channel, _socketio, tag);
         } catch (const std::bad_alloc&) {
             v.sio = {}; // not sent: the alternative is no server at all
         }
     }
     return v.sio ? frame_for(s, v.sio, v.sio_z) : v.sio;
+}
+
+std::string fanout::log_socketio(std::string_view channel, uint64_t offset) {
+    if (_sio_log.empty()) {
+        _sio_log.resize(socketio_log_entries);
+        char prefix[32];
+        std::snprintf(prefix, sizeof(prefix), "%x.%x-", _start_s, unsigned(_self));
+        _sio_prefix = prefix;
+    }
+    const uint64_t seq = ++_sio_seq;
+    _sio_log[seq % _sio_log.size()] =
+        logged_delivery{seq, std::hash<std::string_view>{}(channel), offset};
+    return _sio_prefix + std::to_string(seq);
+}
+
+std::optional<uint64_t> fanout::socketio_position(std::string_view channel, std::string_view last,
+                                                  uint64_t joined_offset,
+                                                  uint64_t joined_seq) const noexcept {
+    if (last.empty()) {
+        return joined_offset; // nothing received since it connected
+    }
+    if (_sio_log.empty() || !last.starts_with(_sio_prefix)) {
+        return std::nullopt; // another shard's or process's tag
+    }
+    uint64_t q = 0;
+    const std::string_view digits = last.substr(_sio_prefix.size());
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), q);
+    if (ec != std::errc() || end != digits.data() + digits.size() || q > _sio_seq) {
+        return std::nullopt;
+    }
+    if (q <= joined_seq) {
+        return joined_offset; // its last message came before the join
+    }
+    // From q back to the join: the channel's last message at or before q. The ring holds
+    // the last socketio_log_entries numbers; past them the answer is unknown.
+    const uint64_t hash = std::hash<std::string_view>{}(channel);
+    const uint64_t oldest = _sio_seq >= _sio_log.size() ? _sio_seq - _sio_log.size() + 1 : 1;
+    for (uint64_t seq = q; seq > joined_seq; --seq) {
+        if (seq < oldest) {
+            return std::nullopt;
+        }
+        const logged_delivery& e = _sio_log[seq % _sio_log.size()];
+        if (e.seq == seq && e.channel_hash == hash) {
+            return std::max(e.offset, joined_offset);
+        }
+    }
+    return joined_offset;
 }
 
 void fanout::compress(const core::frame_ref& plain, compressed_variant& z) noexcept {

@@ -36,6 +36,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -193,8 +194,20 @@ private:
     /// The frame `s` gets for `plain` (of `channel`; empty: no channel) in one pass: as
     /// frame_for for a /ws session; for a Socket.IO session the re-framed variant (made
     /// once), compressed as frame_for would. Null: nothing to send it (no Socket.IO form).
+    /// `offset`: the channel message's (0: not a live channel message, no recovery tag).
     const core::frame_ref& wire_frame(const session& s, const core::frame_ref& plain,
-                                      std::string_view channel, variants& v) noexcept;
+                                      std::string_view channel, uint64_t offset,
+                                      variants& v) noexcept;
+public:
+    /// Socket.IO recovery (engine::socketio_seq, socketio_position).
+    uint64_t socketio_seq() const noexcept { return _sio_seq; }
+    std::optional<uint64_t> socketio_position(std::string_view channel, std::string_view last,
+                                              uint64_t joined_offset,
+                                              uint64_t joined_seq) const noexcept;
+
+private:
+    /// The next delivery tag, logged with the channel message it tags.
+    std::string log_socketio(std::string_view channel, uint64_t offset);
     /// Compresses `plain`'s payload into z (nothing under the threshold, or on failure).
     void compress(const core::frame_ref& plain, compressed_variant& z) noexcept;
     void close_slow_consumer(conn_handle h, session& s) noexcept;
@@ -215,6 +228,16 @@ private:
     uint32_t _start_s;
     socketio_config _no_socketio;
     const socketio_config& _socketio;
+    /// Socket.IO recovery: the delivery sequence, its ring log (socketio_log_entries, made
+    /// at the first entry) and the tag prefix "<start_s hex>.<shard hex>-".
+    struct logged_delivery {
+        uint64_t seq;
+        uint64_t channel_hash;
+        uint64_t offset;
+    };
+    uint64_t _sio_seq = 0;
+    std::vector<logged_delivery> _sio_log;
+    std::string _sio_prefix;
 };
 
 } // namespace ringcast::pubsub

@@ -59,7 +59,7 @@ std::string socketio_namespace_of(std::string_view channel, const socketio_confi
 }
 
 core::frame_ref socketio_frame(const core::frame_ref& plain, std::string_view channel,
-                               const socketio_config& cfg) {
+                               const socketio_config& cfg, std::string_view tag) {
     if (!plain || plain->own_size() < 2 ||
         (std::to_integer<uint8_t>(plain->data()[0]) & 0x0f) != uint8_t(ws::opcode::text)) {
         return {};
@@ -82,7 +82,8 @@ core::frame_ref socketio_frame(const core::frame_ref& plain, std::string_view ch
         const std::string nsp =
             socketio_namespace_of(channel.empty() ? own_channel : channel, cfg);
         out.reserve(text.size() + 16);
-        socketio::append_eio_event(out, nsp, event, text.substr(data_start, data_end - data_start));
+        socketio::append_eio_event(out, nsp, event, text.substr(data_start, data_end - data_start),
+                                   tag.empty() ? std::nullopt : std::optional(tag));
     } else if (text.starts_with(open_op)) {
         // A presence event or another object of ours: emitted under its "op".
         const std::size_t end = text.find('"', open_op.size());
