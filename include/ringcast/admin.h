@@ -132,6 +132,17 @@ struct edge_counters {
     uint64_t inflated_bytes_in = 0;       ///< the bytes they inflated to
     uint64_t deflate_bomb_closes = 0;     ///< closed 1009: inflated past --max-message-bytes
     uint64_t deflate_invalid_closes = 0;  ///< closed 1007: not valid deflate data
+
+    /// Socket.IO on /socket.io/ (docs/socketio.md):
+    uint64_t socketio_connections = 0;      ///< upgrades to a Socket.IO WebSocket
+    uint64_t socketio_connects = 0;         ///< namespace CONNECTs answered ok
+    uint64_t socketio_connect_errors = 0;   ///< CONNECT_ERRORs sent (auth, namespace)
+    uint64_t socketio_polling_sessions = 0; ///< long-polling sessions awaiting upgrade (gauge)
+    uint64_t socketio_polling_refused = 0;  ///< handshakes refused 503: too many sessions
+    uint64_t socketio_parked = 0;           ///< namespaces kept for recovery (gauge)
+    uint64_t socketio_parked_dropped = 0;   ///< of those, dropped for room before expiry
+    uint64_t socketio_recovered = 0;        ///< CONNECTs answered with their old pid
+    uint64_t socketio_not_recovered = 0;    ///< CONNECTs with a pid answered with a new one
 };
 
 /// One queue bridge's figures on the shard that runs it (src/bridge, docs/bridges.md): a

@@ -669,6 +669,15 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     e.inflated_bytes_in = _inflated_bytes_in;
     e.deflate_bomb_closes = _deflate_bomb_closes;
     e.deflate_invalid_closes = _deflate_invalid_closes;
+    e.socketio_connections = _sio_connections;
+    e.socketio_connects = _sio_connects;
+    e.socketio_connect_errors = _sio_connect_errors;
+    e.socketio_polling_sessions = _sio_polling.size();
+    e.socketio_polling_refused = _sio_polling_refused;
+    e.socketio_parked = _sio_parked.size();
+    e.socketio_parked_dropped = _sio_parked_dropped;
+    e.socketio_recovered = _sio_recovered;
+    e.socketio_not_recovered = _sio_not_recovered;
     return e;
 }
 

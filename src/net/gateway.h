@@ -437,7 +437,13 @@ private:
     /// dropped for room (sio_max_parked) or restored.
     std::unordered_map<std::string, sio_parked> _sio_parked;
     uint64_t _sio_parked_dropped = 0;
-    uint64_t _sio_restored = 0;
+    uint64_t _sio_restored = 0; // parked namespaces handed to a reconnect (on their shard)
+    uint64_t _sio_connections = 0;
+    uint64_t _sio_connects = 0;
+    uint64_t _sio_connect_errors = 0;
+    uint64_t _sio_polling_refused = 0;
+    uint64_t _sio_recovered = 0;
+    uint64_t _sio_not_recovered = 0;
     uint64_t _sio_swept_ms = 0;
     uint32_t _sio_poll_seq = 0;
     /// The users homed here and their connection slots (--max-connections-per-user), and

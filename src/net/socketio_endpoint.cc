@@ -129,6 +129,7 @@ void gateway::serve_socketio(const request_context& ctx) noexcept {
     upgrade(ctx.h, c, upgrade_response(req, deflate), ws_endpoint::socketio);
     start_deflate(c, deflate);
     c.sio = std::move(state);
+    ++_sio_connections;
     sio_connection& s = *c.sio;
     s.upgraded_ms = _io.now_ms();
     s.next_ping_ms = s.upgraded_ms + _config.socketio.ping_interval_ms;
@@ -254,10 +255,12 @@ void gateway::sio_connect(const frame_context& f, const socketio::sio_packet& p)
     const bool known = nsp == "/" || std::find(configured.begin(), configured.end(),
                                                nsp.substr(1)) != configured.end();
     if (!known) {
+        ++_sio_connect_errors;
         return send_sio(f.h, socketio::encode_connect_error(nsp, "Invalid namespace"));
     }
     auto auth = socketio::parse_connect_auth(p.data);
     if (!auth) {
+        ++_sio_connect_errors;
         return send_sio(f.h, socketio::encode_connect_error(nsp, "invalid auth payload"));
     }
     std::optional<auth::identity> who;
@@ -272,9 +275,11 @@ void gateway::sio_connect(const frame_context& f, const socketio::sio_packet& p)
             std::string data = "{\"reason\":";
             socketio::append_json_string(data, verified.error());
             data += '}';
+            ++_sio_connect_errors;
             return send_sio(f.h, socketio::encode_connect_error(nsp, "not authorized", data));
         }
         if (f.conn.session && verified->user_id != f.conn.session->user_id()) {
+            ++_sio_connect_errors;
             return send_sio(f.h, socketio::encode_connect_error(
                                      nsp, "not authorized", "{\"reason\":\"token for another user\"}"));
         }
@@ -330,6 +335,7 @@ void gateway::sio_connected(conn_handle h, connection& c, std::string_view nsp,
     if (!s.connected(nsp)) {
         s.namespaces.emplace_back(nsp);
     }
+    ++_sio_connects;
     if (_config.socketio.recovery_ms == 0) {
         send_sio(h, socketio::encode_connect(nsp, *sid));
     } else {
@@ -490,6 +496,7 @@ void gateway::on_reply(conn_handle h, std::string_view text) noexcept {
                 it->recovered &= ok && body.find("\"recovered\":true") != std::string::npos;
                 if (--it->outstanding == 0 && it->shards_waiting == 0) {
                     std::string pid = it->recovered && it->found ? std::move(it->pid) : std::string();
+                    ++(pid.empty() ? _sio_not_recovered : _sio_recovered);
                     s.recovering.erase(it);
                     sio_connected(h, *c, nsp, std::move(pid));
                 }
@@ -602,6 +609,7 @@ void gateway::sio_restored(conn_handle h, connection& c, sio_msg& m) noexcept {
     }
     if (it->shards_waiting == 0 && it->outstanding == 0) {
         std::string pid = it->recovered && it->found ? std::move(it->pid) : std::string();
+        ++(pid.empty() ? _sio_not_recovered : _sio_recovered);
         const std::string nsp = it->nsp;
         s.recovering.erase(it);
         sio_connected(h, c, nsp, std::move(pid));
@@ -665,6 +673,7 @@ void gateway::serve_polling(const request_context& ctx, std::string_view sid) no
         }
         sweep_polling();
         if (_sio_polling.size() >= sio_max_polling_sessions) {
+            ++_sio_polling_refused;
             return reply(ctx, http::make_error_response(503, "too many sessions opening; retry",
                                                         ctx.ka, http::retry_after(1)));
         }
