@@ -239,6 +239,24 @@ TEST_CASE("after a final block, takeover carries the window: the next message ma
     }
 }
 
+TEST_CASE("the empty message is 0x00; an empty payload is no deflate data (perf/attack/deflate)",
+          "[ws][deflate]") {
+    // RFC 7692 §7.2.1 turns an empty message into the header byte of an empty stored block.
+    // An RSV1 frame with nothing in it leaves 00 00 ff ff alone, which ends inside that
+    // block's LEN: invalid (1007), with or without takeover, and a takeover inflater is not
+    // left half-way through a header for the next message (Node's ws is: it accepts the
+    // empty payload and then fails the next message).
+    for (const bool takeover : {false, true}) {
+        inflater inf(15, takeover);
+        bytes out{std::byte{1}};
+        REQUIRE(inf.inflate(bytes{std::byte{0x00}}, 1 << 20, out) == inflate_status::ok);
+        CHECK(out.empty());
+        REQUIRE(inf.inflate(zlib_deflate("after"), 1 << 20, out) == inflate_status::ok);
+        CHECK(to_string(out) == "after");
+        CHECK(inf.inflate(bytes{}, 1 << 20, out) == inflate_status::invalid);
+    }
+}
+
 TEST_CASE("a decompression bomb stops at the limit, holding at most limit + 1 bytes",
           "[ws][deflate][limits]") {
     const std::string zeros(8u << 20, '0');
