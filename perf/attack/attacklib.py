@@ -577,6 +577,7 @@ class ws_conn:
         if not head.startswith(b"HTTP/1.1 101"):
             c.abort()
             raise ConnectionRefusedError(head.split(b"\r\n", 1)[0].decode("latin-1"))
+        c.head = head  # the 101's head (Sec-WebSocket-Extensions, ...)
         return c
 
     def send(self, data):
@@ -643,7 +644,7 @@ class ws_conn:
 
 
 async def open_raw(port, source="127.0.0.1", path="/ws", rcvbuf=None, timeout=10.0,
-                   linger0=False):
+                   linger0=False, extra_headers=""):
     """A WebSocket upgrade on a bare non-blocking socket, for clients that must not read
     anything after it (no StreamReader reading ahead): returns the socket once 101 came."""
     s = bound_socket(source)
@@ -660,7 +661,7 @@ async def open_raw(port, source="127.0.0.1", path="/ws", rcvbuf=None, timeout=10
             await loop.sock_sendall(s, (
                 f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+                f"Sec-WebSocket-Version: 13\r\n{extra_headers}\r\n").encode())
             head = b""
             while b"\r\n\r\n" not in head:
                 more = await loop.sock_recv(s, 1)  # byte by byte: not one byte past the head

@@ -256,8 +256,15 @@ inflate_status inflater::inflate(std::span<const std::byte> compressed, std::siz
                 return inflate_status::invalid;
             }
             if (_z->context_takeover) {
-                // The next message continues the window: carry it over the reset.
-                std::vector<Bytef> window(std::size_t{1} << _z->window_bits);
+                // The next message continues the window: carry it over the reset. The copy
+                // is allocated here, inside a noexcept function: out of memory is an answer
+                // (1011), not std::terminate.
+                std::vector<Bytef> window;
+                try {
+                    window.resize(std::size_t{1} << _z->window_bits);
+                } catch (...) {
+                    return inflate_status::no_memory;
+                }
                 uInt n = 0;
                 if (inflateGetDictionary(&z, window.data(), &n) != Z_OK ||
                     inflateReset(&z) != Z_OK ||

@@ -196,6 +196,67 @@ TEST_CASE("a message ending in a final block (BFINAL) inflates, and takeover con
     CHECK(to_string(out) == "hello");
 }
 
+TEST_CASE("after a final block, takeover carries the window: the next message may refer "
+          "back into the one before", "[ws][deflate]") {
+    // perf/attack/deflate: the carried window is copied through a buffer allocated inside
+    // inflate() (noexcept), now out of memory → no_memory instead of std::terminate. Here
+    // the copy itself: a second message whose only content is a back-reference into the
+    // first inflates only if the window survived the reset.
+    for (const int bits : {9, 15}) {
+        inflater inf(uint8_t(bits), true);
+        const std::string first = json_envelope(bits == 9 ? 300 : 3000);
+        const auto finish = [](const std::string& text, const std::string& dictionary,
+                               int wbits) {
+            z_stream z{};
+            REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, -wbits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+            if (!dictionary.empty()) {
+                REQUIRE(deflateSetDictionary(
+                            &z, reinterpret_cast<const Bytef*>(dictionary.data()),
+                            uInt(dictionary.size())) == Z_OK);
+            }
+            bytes out(deflateBound(&z, uLong(text.size())) + 16);
+            z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+            z.avail_in = uInt(text.size());
+            z.next_out = reinterpret_cast<Bytef*>(out.data());
+            z.avail_out = uInt(out.size());
+            REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
+            out.resize(out.size() - z.avail_out);
+            deflateEnd(&z);
+            return out;
+        };
+        bytes out;
+        REQUIRE(inf.inflate(finish(first, "", bits), 1 << 20, out) == inflate_status::ok);
+        CHECK(to_string(out) == first);
+        // The second message repeats the end of the first: all of it one back-reference.
+        const std::string second = first.substr(first.size() - 200);
+        const bytes refers = finish(second, first, bits);
+        CHECK(refers.size() < 20); // a match, not 200 literals
+        REQUIRE(inf.inflate(refers, 1 << 20, out) == inflate_status::ok);
+        CHECK(to_string(out) == second);
+        // Without takeover the same bytes cannot be read (the window is gone).
+        inflater fresh(uint8_t(bits), false);
+        CHECK(fresh.inflate(refers, 1 << 20, out) == inflate_status::invalid);
+    }
+}
+
+TEST_CASE("the empty message is 0x00; an empty payload is no deflate data (perf/attack/deflate)",
+          "[ws][deflate]") {
+    // RFC 7692 §7.2.1 turns an empty message into the header byte of an empty stored block.
+    // An RSV1 frame with nothing in it leaves 00 00 ff ff alone, which ends inside that
+    // block's LEN: invalid (1007), with or without takeover, and a takeover inflater is not
+    // left half-way through a header for the next message (Node's ws is: it accepts the
+    // empty payload and then fails the next message).
+    for (const bool takeover : {false, true}) {
+        inflater inf(15, takeover);
+        bytes out{std::byte{1}};
+        REQUIRE(inf.inflate(bytes{std::byte{0x00}}, 1 << 20, out) == inflate_status::ok);
+        CHECK(out.empty());
+        REQUIRE(inf.inflate(zlib_deflate("after"), 1 << 20, out) == inflate_status::ok);
+        CHECK(to_string(out) == "after");
+        CHECK(inf.inflate(bytes{}, 1 << 20, out) == inflate_status::invalid);
+    }
+}
+
 TEST_CASE("a decompression bomb stops at the limit, holding at most limit + 1 bytes",
           "[ws][deflate][limits]") {
     const std::string zeros(8u << 20, '0');
