@@ -399,8 +399,7 @@ void gateway::upgrade(conn_handle h, connection& c, std::string_view response,
 
 // --- permessage-deflate (docs/protocol.md "Compression") ----------------------------------
 
-std::optional<ws::deflate_agreement> gateway::negotiate_deflate(connection& c,
-                                                                const http::request& req) noexcept {
+std::optional<ws::deflate_agreement> gateway::negotiate_deflate(const http::request& req) noexcept {
     if (!_config.permessage_deflate) {
         return std::nullopt;
     }
@@ -418,16 +417,16 @@ std::optional<ws::deflate_agreement> gateway::negotiate_deflate(connection& c,
         return std::nullopt; // RFC 6455 §9.1: the upgrade goes on without the extension
     }
     if (!n.agreement.client_no_context_takeover) {
-        // Its inflater lives as long as the connection: reserve it now, or decline.
+        // Its inflater lives as long as the connection: decline now if the budget has no
+        // room. The reservation itself is made at the upgrade (start_deflate), so a
+        // handshake refused meanwhile (429, 503) holds none while its socket closes
+        // (perf/attack/deflate attack 10 filled both shards' budgets that way).
         const std::size_t cost = ws::inflater_cost_bytes(n.agreement.client_max_window_bits);
         if (_deflate_reserved + cost > _config.deflate_memory_budget_bytes) {
             ++_deflate_declined_budget;
             return std::nullopt;
         }
-        _deflate_reserved += cost;
-        c.deflate_reserved += cost;
     }
-    ++_deflate_negotiated;
     return n.agreement;
 }
 
@@ -442,6 +441,14 @@ void gateway::start_deflate(connection& c,
     if (!deflate) {
         return;
     }
+    if (!deflate->client_no_context_takeover) {
+        // Reserved now that the upgrade happens. Handshakes that waited for a user slot
+        // meanwhile may take the total past the budget by their few reservations.
+        const std::size_t cost = ws::inflater_cost_bytes(deflate->client_max_window_bits);
+        _deflate_reserved += cost;
+        c.deflate_reserved += cost;
+    }
+    ++_deflate_negotiated;
     c.deflate = true;
     c.deflate_takeover = !deflate->client_no_context_takeover;
     c.deflate_client_window_bits = deflate->client_max_window_bits;

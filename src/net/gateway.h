@@ -371,15 +371,15 @@ private:
                  ws_endpoint endpoint) noexcept;
     /// permessage-deflate for `req`'s offers (off with --permessage-deflate off): the
     /// agreement, or none when nothing was offered, nothing acceptable was, or the client
-    /// keeps its context and its inflater would pass the shard's budget (counted). An
-    /// agreement with context takeover reserves its budget on `c` at once (released in
-    /// on_closed, whatever becomes of the upgrade).
-    std::optional<ws::deflate_agreement> negotiate_deflate(connection& c,
-                                                           const http::request& req) noexcept;
+    /// keeps its context and its inflater would pass the shard's budget now (counted).
+    /// Reserves nothing: start_deflate does, at the upgrade.
+    std::optional<ws::deflate_agreement> negotiate_deflate(const http::request& req) noexcept;
     /// The 101 for `req` with the agreement's Sec-WebSocket-Extensions, if any.
     static std::string upgrade_response(const http::request& req,
                                         const std::optional<ws::deflate_agreement>& deflate);
-    /// At the upgrade: the parser accepts RSV1, and the connection knows how to inflate.
+    /// At the upgrade: the parser accepts RSV1, the connection knows how to inflate, and an
+    /// agreement with context takeover reserves its budget on `c` (released in on_closed);
+    /// counted as negotiated.
     void start_deflate(connection& c, const std::optional<ws::deflate_agreement>& deflate) noexcept;
     void read_frames(conn_handle h, connection& c, std::span<std::byte> bytes) noexcept;
     /// Sends `response` (headers only for head_only::yes); keep_alive::no closes after it,

@@ -76,7 +76,7 @@ void gateway::serve_pubsub(const request_context& ctx) noexcept {
         who = std::move(*verified);
     }
     // The request goes with the HTTP parser at the upgrade: keep what the session needs.
-    std::optional<ws::deflate_agreement> deflate = negotiate_deflate(ctx.conn, req);
+    std::optional<ws::deflate_agreement> deflate = negotiate_deflate(req);
     admit_pubsub(ctx, pubsub_start{upgrade_response(req, deflate), std::move(who),
                                    std::string(user), backend, sys_access_of(ctx.h, key),
                                    deflate});
@@ -290,7 +290,7 @@ void gateway::serve_echo(const request_context& ctx) noexcept {
                       http::keep_alive::no, ctx.head);
         return;
     }
-    const std::optional<ws::deflate_agreement> deflate = negotiate_deflate(ctx.conn, ctx.req);
+    const std::optional<ws::deflate_agreement> deflate = negotiate_deflate(ctx.req);
     upgrade(ctx.h, ctx.conn, upgrade_response(ctx.req, deflate), ws_endpoint::echo);
     start_deflate(ctx.conn, deflate);
     if (!ctx.rest.empty()) {

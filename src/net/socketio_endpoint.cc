@@ -125,7 +125,7 @@ void gateway::serve_socketio(const request_context& ctx) noexcept {
     auto state = std::make_unique<sio_connection>(limits);
     state->sid = std::move(*sid);
     state->user = std::string(user);
-    const std::optional<ws::deflate_agreement> deflate = negotiate_deflate(c, req);
+    const std::optional<ws::deflate_agreement> deflate = negotiate_deflate(req);
     upgrade(ctx.h, c, upgrade_response(req, deflate), ws_endpoint::socketio);
     start_deflate(c, deflate);
     c.sio = std::move(state);
