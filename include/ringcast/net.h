@@ -86,6 +86,9 @@ struct socketio_settings {
     /// and position are kept this long for its reconnect; 0: off (no delivery tags, no pid).
     /// Sets pubsub::socketio_config::recovery.
     uint32_t recovery_ms = 120000;
+    /// --socketio-client-js: the socket.io-client bundle served at /socket.io/socket.io.js
+    /// (and .min.js); null: those paths answer 404.
+    std::shared_ptr<const std::string> client_js;
 };
 
 struct gateway_config {

@@ -76,6 +76,30 @@ result<std::vector<admin::api_key>, std::string> read_api_keys(const std::string
     return admin::parse_api_keys(text, "--api-key-file = '" + path + "'");
 }
 
+/// --socketio-client-js: the file's bytes (the socket.io-client browser bundle, ~50 KB;
+/// more than 4 MiB is a wrong path).
+result<std::shared_ptr<const std::string>, std::string> read_client_js(const std::string& path) {
+    if (path.empty()) {
+        return std::shared_ptr<const std::string>();
+    }
+    constexpr std::size_t max_bytes = 4u << 20;
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        return unexpected{"--socketio-client-js = '" + path + "' cannot be read: " +
+                          std::strerror(errno) +
+                          " (it names socket.io-client's dist/socket.io.min.js)"};
+    }
+    std::string text(max_bytes + 1, '\0');
+    text.resize(std::fread(text.data(), 1, text.size(), f));
+    std::fclose(f);
+    if (text.size() > max_bytes || text.empty()) {
+        return unexpected{"--socketio-client-js = '" + path + "' is " +
+                          (text.empty() ? std::string("empty") : "larger than 4 MiB") +
+                          "; it names socket.io-client's dist/socket.io.min.js"};
+    }
+    return std::make_shared<const std::string>(std::move(text));
+}
+
 /// The key set of --jwt-secret-file, --jwt-public-key and --jwks-file; null when none is
 /// given (authentication off).
 result<std::shared_ptr<const auth::key_set>, std::string> load_jwt_keys(const config& cfg) {
@@ -370,6 +394,11 @@ result<void, std::string> finish_config(config& cfg) {
     cfg.gateway.separate_api = cfg.api_listen.has_value();
     cfg.gateway.separate_metrics = cfg.metrics_listen.has_value();
     cfg.gateway.pubsub.socketio.recovery = cfg.gateway.socketio.recovery_ms > 0;
+    auto client_js = read_client_js(cfg.socketio_client_js_file);
+    if (!client_js) {
+        return unexpected{client_js.error()};
+    }
+    cfg.gateway.socketio.client_js = std::move(*client_js);
     if (auto ok = check_combinations(cfg); !ok) {
         return ok;
     }

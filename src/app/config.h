@@ -63,6 +63,9 @@ struct config {
     net::gateway_config gateway;
     /// --api-key-file as given; empty: none (the key may still come from api_key_env).
     std::string api_key_file;
+    /// --socketio-client-js as given; empty: none. finish_config reads it into
+    /// gateway.socketio.client_js.
+    std::string socketio_client_js_file;
     /// --jwt-secret-file, --jwt-public-key, --jwks-file as given; empty: none. finish_config
     /// loads every one given into gateway.tokens.keys (authentication is on when any is).
     std::string jwt_secret_file;

@@ -41,12 +41,14 @@ bool plain_path(std::string_view path) {
 /// --echo: a path of its own, not one the gateway serves already.
 result<void, std::string> check_echo_path(std::string_view given_as, std::string_view path) {
     if (!plain_path(path) || path == "/" || path == "/healthz" || path == "/readyz" ||
-        path == "/ws" || path == "/metrics" || path == "/dashboard" || path == "/socket.io/" ||
+        path == "/ws" || path == "/metrics" || path == "/dashboard" || path == "/socketio" ||
+        path.starts_with("/socket.io/") ||
         path.starts_with("/api/")) {
         return unexpected{std::string(given_as) + " = '" + std::string(path) +
                           "' must be a path such as /echo: it starts with '/', is not "
                           "'/', '/healthz', '/readyz', '/ws', '/metrics', '/dashboard', "
-                          "'/socket.io/' or under /api/, and uses only letters, digits and /-_.~"};
+                          "'/socketio', under /socket.io/ or under /api/, and uses only "
+                          "letters, digits and /-_.~"};
     }
     return {};
 }
@@ -284,6 +286,11 @@ constexpr option table[] = {
      .field = RINGCAST_FIELD(gateway.socketio.recovery_ms), .range = {0, max_timeout_ms},
      .help = "Socket.IO connection state recovery: keep a disconnected client's rooms and "
              "position this long for its reconnect; 0 = off"},
+    {.name = "socketio-client-js", .type = option_type::path,
+     .field = RINGCAST_FIELD(socketio_client_js_file), .check = check_jwt_file,
+     .when_unset = "not served",
+     .help = "serve this file (socket.io-client's dist/socket.io.min.js) at "
+             "/socket.io/socket.io.js, as a Socket.IO server does for its pages"},
     {.name = "handshake-timeout-ms", .type = option_type::milliseconds,
      .field = RINGCAST_FIELD(gateway.handshake_timeout_ms), .range = {1, max_timeout_ms},
      .help = "time allowed for the HTTP request, and between keep-alive requests"},

@@ -61,4 +61,55 @@ document.getElementById('burst').onclick = () => {
 )html";
 }
 
+// The Socket.IO demo at "/socketio": a page as any Socket.IO front end is written — the
+// client library from /socket.io/socket.io.js (--socketio-client-js), io() with its
+// default transports (long-polling, then the upgrade), a room joined with an ack, events
+// listened for — receiving what a backend publishes with curl to channel "news".
+std::string_view socketio_demo_page() noexcept {
+    return R"html(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ringcast: Socket.IO demo</title>
+<style>
+body{font:15px system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}
+#log{border:1px solid #ccc;border-radius:6px;height:20rem;overflow:auto;padding:.5rem;
+     font:13px ui-monospace,monospace;background:#fafafa;white-space:pre-wrap}
+.msg{color:#064}.sys{color:#888}.err{color:#a00}
+pre{background:#f3f3f3;padding:.6rem;border-radius:6px;overflow:auto;font-size:12px}
+</style></head><body>
+<h1>ringcast: Socket.IO</h1>
+<p>An unchanged <code>socket.io-client</code> page: <b id="status">connecting…</b>
+(transport <code id="transport">-</code>), room <code>news</code>.</p>
+<div id="log"></div>
+<p>Publish from a backend; every page open here shows it:</p>
+<pre id="curl"></pre>
+<script src="/socket.io/socket.io.js"></script>
+<script>
+const log = (cls, text) => { const d = document.createElement('div'); d.className = cls;
+  d.textContent = new Date().toISOString().slice(11, 23) + '  ' + text;
+  const l = document.getElementById('log'); l.appendChild(d); l.scrollTop = l.scrollHeight; };
+document.getElementById('curl').textContent =
+  "curl -s -d '{\"channel\":\"news\",\"event\":\"notification\",\"data\":{\"text\":\"hello\"}}' " +
+  location.origin + "/api/publish";
+if (typeof io !== 'function') {
+  document.getElementById('status').textContent = 'no /socket.io/socket.io.js';
+  log('err', 'start ringcastd with --socketio-client-js PATH/socket.io.min.js');
+} else {
+  const socket = io();
+  socket.on('connect', () => {
+    document.getElementById('status').textContent = 'connected' + (socket.recovered ? ' (recovered)' : '');
+    document.getElementById('transport').textContent = socket.io.engine.transport.name;
+    socket.io.engine.on('upgrade', t => { document.getElementById('transport').textContent = t.name; });
+    if (!socket.recovered) {
+      socket.emit('join_room', 'news', ack => log(ack.ok ? 'sys' : 'err',
+        ack.ok ? 'joined news at offset ' + ack.offset : 'join refused: ' + ack.error.message));
+    }
+  });
+  socket.on('disconnect', reason => { document.getElementById('status').textContent = 'disconnected';
+    log('sys', 'disconnected: ' + reason); });
+  socket.on('connect_error', e => log('err', 'connect error: ' + e.message));
+  socket.on('notification', data => log('msg', JSON.stringify(data)));
+}
+</script></body></html>
+)html";
+}
+
 } // namespace ringcast::net

@@ -132,6 +132,8 @@ struct frame_context {
 
 /// The page served at "/": a live channel a person can watch and publish to.
 std::string_view demo_page() noexcept;
+/// The page served at "/socketio": an unchanged Socket.IO front end (docs/socketio.md).
+std::string_view socketio_demo_page() noexcept;
 /// The page served at "/dashboard" (src/net/dashboard/, embedded at build time by
 /// embed_dashboard.py into dashboard_page.cc): the server's figures, live from sys:stats.
 std::string_view dashboard_page() noexcept;
@@ -306,6 +308,12 @@ private:
     void serve_readyz(const request_context& ctx) noexcept;
     /// "/": 200, the demo page (text/html).
     void serve_demo(const request_context& ctx) noexcept;
+    /// "/socketio": 200, the Socket.IO demo page (text/html), a page written for any
+    /// Socket.IO server: it loads /socket.io/socket.io.js and calls io().
+    void serve_socketio_demo(const request_context& ctx) noexcept;
+    /// /socket.io/socket.io.js and .min.js (with --socketio-client-js): the bundle, cached
+    /// by the browser for an hour.
+    void serve_socketio_client(const request_context& ctx) noexcept;
     /// "/dashboard": 200, the live dashboard (text/html) under its Content-Security-Policy.
     void serve_dashboard(const request_context& ctx) noexcept;
     /// Whether a /ws session without a token may read sys: channels (docs/security.md "The

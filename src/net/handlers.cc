@@ -369,6 +369,16 @@ void gateway::serve_demo(const request_context& ctx) noexcept {
     reply(ctx, http::make_response(200, "text/html; charset=utf-8", demo_page(), ctx.ka));
 }
 
+void gateway::serve_socketio_demo(const request_context& ctx) noexcept {
+    reply(ctx, http::make_response(200, "text/html; charset=utf-8", socketio_demo_page(), ctx.ka));
+}
+
+void gateway::serve_socketio_client(const request_context& ctx) noexcept {
+    reply(ctx, http::make_response(200, "application/javascript; charset=utf-8",
+                                   *_config.socketio.client_js, ctx.ka,
+                                   "Cache-Control: public, max-age=3600\r\n"));
+}
+
 void gateway::serve_dashboard(const request_context& ctx) noexcept {
     reply(ctx, http::make_response(200, "text/html; charset=utf-8", dashboard_page(), ctx.ka,
                                    dashboard_headers()));

@@ -130,6 +130,9 @@ std::vector<route> make_routes(const gateway_config& config) {
         {"/readyz",        exact,  get,    plain,   served,    on_every,   &gateway::serve_readyz},
         {"/",              exact,  get,    plain,   refused,   on_main,    &gateway::serve_demo},
         {"/dashboard",     exact,  get,    plain,   refused,   on_main,    &gateway::serve_dashboard},
+        {config.socketio.enabled ? "/socketio" : "", exact, get, plain, refused, on_main, &gateway::serve_socketio_demo},
+        {config.socketio.client_js ? "/socket.io/socket.io.js" : "", exact, get, plain, refused, on_main, &gateway::serve_socketio_client},
+        {config.socketio.client_js ? "/socket.io/socket.io.min.js" : "", exact, get, plain, refused, on_main, &gateway::serve_socketio_client},
     };
     // clang-format on
     std::vector<route> table;

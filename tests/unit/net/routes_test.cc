@@ -89,11 +89,11 @@ constexpr std::string_view over_cap = "too many connections on this server; retr
 } // namespace
 
 TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /socket.io/, "
-          "/healthz, /readyz, / and /dashboard in lookup order",
+          "/healthz, /readyz, /, /dashboard and /socketio in lookup order",
           "[net][routes]") {
     const gateway_config config;
     const std::vector<route> table = make_routes(config);
-    REQUIRE(table.size() == 8);
+    REQUIRE(table.size() == 9);
     CHECK(table[0].path == "/api/");
     CHECK(table[0].match == path_match::prefix);
     CHECK(table[1].path == "/metrics");
@@ -101,7 +101,7 @@ TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /socket
     CHECK(table[1].listeners == table[0].listeners); // where the API is
     CHECK(table[2].path == "/ws");
     CHECK(table[3].path == "/socket.io/");
-    CHECK(table[3].kind == route_kind::websocket);
+    CHECK(table[3].kind == route_kind::websocket_or_http); // long-polling is HTTP
     CHECK(table[3].listeners == route_listeners::main);
     CHECK(table[3].restricted == when_restricted::refused);
     CHECK(table[4].path == "/healthz");
@@ -112,6 +112,8 @@ TEST_CASE("the table holds the API prefix, /metrics, the WebSocket path, /socket
     CHECK(table[7].methods == route_methods::get);
     CHECK(table[7].listeners == route_listeners::main);
     CHECK(table[7].restricted == when_restricted::refused);
+    CHECK(table[8].path == "/socketio"); // the Socket.IO demo page
+    CHECK(table[8].methods == route_methods::get);
     for (const route& r : table) {
         CHECK(r.handler != nullptr);
     }
@@ -121,12 +123,17 @@ TEST_CASE("only the WebSocket paths upgrade, and they leave the method to the ha
           "[net][routes]") {
     const gateway_config config = with_echo("/echo");
     const std::vector<route> table = make_routes(config);
-    for (const char* target : {"/ws", "/echo", "/socket.io/?EIO=4&transport=websocket"}) {
+    for (const char* target : {"/ws", "/echo"}) {
         const route_match m = lookup(table, std::string("GET ") + target);
         REQUIRE(m.status == route_status::found);
         CHECK(m.row->kind == route_kind::websocket);
         CHECK(m.row->methods == route_methods::any);
     }
+    // /socket.io/ upgrades when asked to and answers Engine.IO's polling requests otherwise.
+    const route_match sio = lookup(table, "GET /socket.io/?EIO=4&transport=websocket");
+    REQUIRE(sio.status == route_status::found);
+    CHECK(sio.row->kind == route_kind::websocket_or_http);
+    CHECK(sio.row->methods == route_methods::any);
     for (const char* target : {"/api/stats", "/healthz", "/", "/dashboard"}) {
         const route_match m = lookup(table, std::string("GET ") + target);
         REQUIRE(m.status == route_status::found);
@@ -258,7 +265,7 @@ TEST_CASE("with --metrics-listen /metrics is served there only, and that listene
         INFO("--api-listen too: " << api_too);
         const gateway_config config = with_metrics_listen(api_too);
         const std::vector<route> table = make_routes(config);
-        REQUIRE(table.size() == 8); // the same rows: /metrics moved, none added
+        REQUIRE(table.size() == 9); // the same rows: /metrics moved, none added
         CHECK(routed_to(table, "GET /metrics", metrics_listener) == "/metrics");
         CHECK(routed_to(table, "GET /healthz", metrics_listener) == "/healthz");
         CHECK(routed_to(table, "GET /readyz", metrics_listener) == "/readyz");
@@ -297,7 +304,7 @@ TEST_CASE("the echo route exists only with --echo, and the WebSocket path follow
 
     const gateway_config echo = with_echo("/echo");
     const std::vector<route> table = make_routes(echo);
-    CHECK(table.size() == 9);
+    CHECK(table.size() == 10);
     CHECK(routed_to(table, "GET /echo?x=1") == "/echo");
     check_refused(lookup(table, "GET /echo/more"), route_status::not_found, 404, no_such_path);
     check_refused(lookup(table, "GET /echo", api_listener), route_status::wrong_listener, 404,
@@ -314,10 +321,25 @@ TEST_CASE("--socketio=off takes /socket.io/ out of the table", "[net][routes]") 
     gateway_config off;
     off.socketio.enabled = false;
     const std::vector<route> table = make_routes(off);
-    CHECK(table.size() == 7);
+    CHECK(table.size() == 7); // and the demo page with it
     check_refused(lookup(table, "GET /socket.io/?EIO=4&transport=websocket"),
                   route_status::not_found, 404, no_such_path);
     CHECK(routed_to(make_routes(gateway_config{}), "GET /socket.io/?EIO=4") == "/socket.io/");
+    check_refused(lookup(table, "GET /socketio"), route_status::not_found, 404, no_such_path);
+}
+
+TEST_CASE("/socket.io/socket.io.js is served only with --socketio-client-js", "[net][routes]") {
+    const gateway_config plain;
+    check_refused(lookup(make_routes(plain), "GET /socket.io/socket.io.js"),
+                  route_status::not_found, 404, no_such_path);
+    gateway_config with_js;
+    with_js.socketio.client_js = std::make_shared<const std::string>("/* bundle */");
+    const std::vector<route> table = make_routes(with_js);
+    CHECK(table.size() == 11);
+    CHECK(routed_to(table, "GET /socket.io/socket.io.js") == "/socket.io/socket.io.js");
+    CHECK(routed_to(table, "GET /socket.io/socket.io.min.js") == "/socket.io/socket.io.min.js");
+    // The Engine.IO path is still its own row (exact match): the bundle's rows do not take it.
+    CHECK(routed_to(table, "GET /socket.io/?EIO=4&transport=polling") == "/socket.io/");
 }
 
 TEST_CASE("the first row whose path matches wins, whatever a later row would say",
