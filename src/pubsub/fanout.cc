@@ -114,7 +114,11 @@ void fanout::deliver_local(std::string_view channel, const core::frame_ref& f, p
             const core::frame_ref& g = sub.s->_sink != nullptr ? wire_frame(*sub.s, f, channel, offset, v)
                                                                : f;
             if (g && deliver(sub.h, *sub.s, g, kept, over)) {
-                track(sub.h, *sub.s, *ch, offset, g);
+                // A Socket.IO client cannot ack (docs/socketio.md "Not supported"): it gets
+                // the message as never-dropped, without a window that would only fill.
+                if (sub.s->_sink == nullptr) {
+                    track(sub.h, *sub.s, *ch, offset, g);
+                }
                 queued = true;
             }
         }
@@ -140,7 +144,7 @@ void fanout::deliver_recovered(conn_handle h, session& s, const core::frame_ref&
                              _socketio)
             : f;
     if (g && deliver(h, s, g, priority::high, _io.output_over_budget()) && ack &&
-        channel != nullptr) {
+        channel != nullptr && s._sink == nullptr) {
         track(h, s, *channel, offset, g);
     }
 }
