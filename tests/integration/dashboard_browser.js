@@ -15,14 +15,12 @@
 // for at most 20 s), so deliveries are five times the publishes.
 'use strict';
 
-const { spawn } = require('child_process');
 const fs = require('fs');
 const http = require('http');
-const os = require('os');
 const path = require('path');
 const { WebSocket, withTimeout, check, startServer, runTap, exitWith } = require('./support.js');
+const { chromium, sleep, launchChromium, devtools, textOf, waitFor } = require('./chromium.js');
 
-const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
 const screenshotArg = process.argv.indexOf('--screenshot');
 const screenshotPath = screenshotArg > 0 ? path.resolve(process.argv[screenshotArg + 1]) : null;
 const SUBSCRIBERS = 5;
@@ -33,101 +31,11 @@ if (!fs.existsSync(chromium)) {
     process.exit(1);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Headless Chromium with a DevTools endpoint on an ephemeral port; resolves with
-// {proc, url, dir} once it prints "DevTools listening on ws://…".
-function launchChromium() {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-dashboard-'));
-    const args = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-                  '--no-first-run', '--no-default-browser-check', '--disable-extensions',
-                  '--remote-debugging-port=0', `--user-data-dir=${path.join(dir, 'profile')}`,
-                  'about:blank'];
-    const proc = spawn(chromium, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    const reap = () => proc.kill('SIGKILL');
-    process.on('exit', reap);
-    let err = '';
-    const ready = new Promise((resolve, reject) => {
-        proc.stderr.on('data', (chunk) => {
-            err += chunk.toString();
-            const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
-            if (m) {
-                resolve({ proc, url: m[1], dir });
-            }
-        });
-        proc.on('exit', (code) => reject(new Error(`chromium exited (${code}):\n${err}`)));
-    });
-    return withTimeout(ready, 30000, 'chromium DevTools endpoint');
-}
-
-// The DevTools protocol over one WebSocket: send() resolves with a command's result,
-// events are kept in `events` and handed to `onEvent`.
-class devtools {
-    constructor(ws) {
-        this.ws = ws;
-        this.next = 1;
-        this.pending = new Map();
-        this.events = [];
-        ws.on('message', (raw) => {
-            const msg = JSON.parse(raw.toString());
-            if (msg.id !== undefined) {
-                const p = this.pending.get(msg.id);
-                this.pending.delete(msg.id);
-                if (p) {
-                    if (msg.error) p.reject(new Error(`${p.method}: ${msg.error.message}`));
-                    else p.resolve(msg.result);
-                }
-                return;
-            }
-            this.events.push(msg);
-        });
-    }
-
-    static async connect(url) {
-        const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 256 << 20 });
-        await withTimeout(new Promise((resolve, reject) => {
-            ws.once('open', resolve);
-            ws.once('error', reject);
-        }), 10000, 'DevTools WebSocket');
-        return new devtools(ws);
-    }
-
-    send(method, params = {}, sessionId = undefined) {
-        const id = this.next++;
-        const message = { id, method, params };
-        if (sessionId) message.sessionId = sessionId;
-        return withTimeout(new Promise((resolve, reject) => {
-            this.pending.set(id, { resolve, reject, method });
-            this.ws.send(JSON.stringify(message));
-        }), 30000, method);
-    }
-}
-
-// A page's text content of element `id`, through Runtime.evaluate.
-async function textOf(cdp, session, id) {
-    const r = await cdp.send('Runtime.evaluate', {
-        expression: `(document.getElementById(${JSON.stringify(id)}) || {}).textContent`,
-        returnByValue: true,
-    }, session);
-    return r.result.value;
-}
-
 // "1.2k" → 1200, "3.50M" → 3500000, "—" → NaN.
 function parseFigure(text) {
     const m = /^([0-9.]+)(k|M)?$/.exec(String(text).trim());
     if (!m) return NaN;
     return Number(m[1]) * (m[2] === 'k' ? 1e3 : m[2] === 'M' ? 1e6 : 1);
-}
-
-async function waitFor(what, timeoutMs, probe) {
-    const deadline = Date.now() + timeoutMs;
-    let last;
-    while (Date.now() < deadline) {
-        last = await probe();
-        if (last.ok) return last;
-        await sleep(200);
-    }
-    throw new Error(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
 }
 
 function apiRequest(agent, port, method, pathName, body) {
