@@ -138,11 +138,17 @@ void fanout::deliver_recovered(conn_handle h, session& s, const core::frame_ref&
     if (s._closing) {
         return;
     }
-    const core::frame_ref g =
-        s._sink != nullptr
-            ? socketio_frame(f, channel != nullptr ? std::string_view(channel->name) : std::string_view(),
-                             _socketio)
-            : f;
+    core::frame_ref g = f;
+    if (s._sink != nullptr) {
+        // Tagged like a live message (one log entry for this one receiver), so a client that
+        // drops again right after a recovery is not sent the replay a second time.
+        const std::string_view name =
+            channel != nullptr ? std::string_view(channel->name) : std::string_view();
+        const std::string tag = _socketio.recovery && channel != nullptr && offset != 0
+                                    ? log_socketio(name, offset)
+                                    : std::string();
+        g = socketio_frame(f, name, _socketio, tag);
+    }
     if (g && deliver(h, s, g, priority::high, _io.output_over_budget()) && ack &&
         channel != nullptr && s._sink == nullptr) {
         track(h, s, *channel, offset, g);

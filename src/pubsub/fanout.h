@@ -139,7 +139,8 @@ public:
                        uint64_t offset, bool ack = false, uint64_t accepted_us = 0) noexcept;
     /// Queues `f`, a message recovered from history, on `s` unless it is closing; never
     /// dropped (the slow-consumer limit still closes it). `ack`: as deliver_local, with
-    /// `channel` the local channel it belongs to and `offset` its place.
+    /// `channel` the local channel it belongs to and `offset` its place. A Socket.IO
+    /// session gets it re-framed, with a delivery tag when recovery is on.
     void deliver_recovered(conn_handle h, session& s, const core::frame_ref& f,
                            const local_channel* channel = nullptr, uint64_t offset = 0,
                            bool ack = false) noexcept;
