@@ -132,6 +132,9 @@ struct edge_counters {
     uint64_t inflated_bytes_in = 0;       ///< the bytes they inflated to
     uint64_t deflate_bomb_closes = 0;     ///< closed 1009: inflated past --max-message-bytes
     uint64_t deflate_invalid_closes = 0;  ///< closed 1007: not valid deflate data
+    /// compressed messages not inflated: the command bucket was empty (refused as over the
+    /// rate, or closed 1008 for a client keeping its context)
+    uint64_t deflate_rate_refused = 0;
 
     /// Socket.IO on /socket.io/ (docs/socketio.md):
     uint64_t socketio_connections = 0;      ///< upgrades to a Socket.IO WebSocket

@@ -479,7 +479,7 @@ private:
     bool _running = false; // engine: its commands are being run: do not re-enter
     uint8_t _deflate_window_bits = 0; // fanout: permessage-deflate's window, 0: off
     reply_sink* _sink = nullptr;      // engine, fanout: a Socket.IO connection's, or null
-    uint64_t _refill_ms = 0;      // engine
+    uint64_t _refill_ms = 0;      // engine; ahead of now while the bucket is in debt
     uint64_t _limit_reply_ms = 0; // engine: when the last 429 for an over-rate command left
 };
 
@@ -749,6 +749,23 @@ public:
     void open_session(conn_handle h, session& s, auth::identity who);
     /// A text message from the client: one command (docs/protocol.md).
     void on_text(conn_handle h, session& s, std::string_view text);
+    /// A command that would come now would be over the rate (counted as rate_limited, like
+    /// the commands on_text drops; nothing is sent): for a gateway that answers it itself
+    /// (a Socket.IO emit gets a 429 ACK instead of silence).
+    bool over_rate(session& s) noexcept;
+    /// A command of the gateway's own on the session's behalf (a Socket.IO recovery's
+    /// resubscriptions): as on_text, without taking a token.
+    void on_own_text(conn_handle h, session& s, std::string_view text);
+    /// Inflating a compressed message is paid from the session's command bucket: before it,
+    /// whether the bucket holds a token (false: the message is refused over the rate as a
+    /// command would be, unread and uninflated; the 429 goes out once a second) ...
+    bool may_inflate(conn_handle h, session& s);
+    /// ... and after it, one token per inflate_bytes_per_token of output past the first
+    /// (the command itself pays one): what the bucket lacks is a debt the refill pays first,
+    /// so a connection inflates on average at most --command-rate × 64 KiB a second
+    /// (perf/attack/deflate attack 9).
+    void charge_inflated(session& s, std::size_t inflated_bytes) noexcept;
+    static constexpr std::size_t inflate_bytes_per_token = 64u << 10;
     /// The connection is gone: its subscriptions end.
     void close_session(conn_handle h, session& s) noexcept;
     /// The engine's mesh messages (src/pubsub/engine_types.h lists the kinds), registered
@@ -866,6 +883,8 @@ private:
     void fill_reply(conn_handle h, session& s, uint32_t slot, std::string text);
     void reply(conn_handle h, session& s, const std::string& text) noexcept;
     bool take_token(session& s) noexcept;
+    /// Adds what the rate earned since the last refill (nothing while in debt).
+    void refill(session& s) noexcept;
     void subscribe(conn_handle h, session& s, const command& cmd, reply_mode mode);
     void unsubscribe(conn_handle h, session& s, const command& cmd);
     void confirm_interest(local_channel& ch, std::string_view epoch, uint64_t offset);

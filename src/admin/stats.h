@@ -290,6 +290,9 @@ inline constexpr field<edge_counters> edge_fields[] = {
      "connections closed 1009: a compressed message inflated past --max-message-bytes"},
     {"deflate_invalid_closes", figure::counter, &edge_counters::deflate_invalid_closes,
      "connections closed 1007: a compressed message was not valid deflate data"},
+    {"deflate_rate_refused", figure::counter, &edge_counters::deflate_rate_refused,
+     "compressed messages not inflated because the connection's command bucket was empty "
+     "(inflating costs a token per 64 KiB of output)"},
     {"socketio_connections", figure::counter, &edge_counters::socketio_connections,
      "WebSocket upgrades on /socket.io/"},
     {"socketio_connects", figure::counter, &edge_counters::socketio_connects,

@@ -478,10 +478,28 @@ void gateway::on_compressed_message(const frame_context& f, ws::opcode type,
         return close_websocket(f.h, f.conn, ws::close_code::internal_error,
                                "out of memory for decompression");
     }
+    // Inflating is paid from the session's command bucket (engine::may_inflate,
+    // charge_inflated): with the bucket empty the message is not inflated — refused over
+    // the rate like a command, or, for a client that keeps its context (a skipped message
+    // would break the next one), closed. A Socket.IO connection before its CONNECT has no
+    // bucket yet: its messages may inflate to 64 KiB (a CONNECT with a token is far less).
+    std::size_t limit = _config.ws_limits.max_message_bytes;
+    if (f.conn.session) {
+        if (!_engine.may_inflate(f.h, *f.conn.session)) {
+            ++_deflate_rate_refused;
+            if (f.conn.deflate_takeover) {
+                f.conn.session->mark_closing();
+                return close_websocket(f.h, f.conn, ws::close_code::policy_violation,
+                                       "compressed messages faster than the command rate");
+            }
+            return;
+        }
+    } else if (f.conn.endpoint == ws_endpoint::socketio) {
+        limit = std::min<std::size_t>(limit, std::size_t{64} << 10);
+    }
     ++_compressed_messages_in;
     _compressed_bytes_in += payload.size();
-    const ws::inflate_status s =
-        inflater->inflate(payload, _config.ws_limits.max_message_bytes, _inflated);
+    const ws::inflate_status s = inflater->inflate(payload, limit, _inflated);
     // A large message leaves no large buffer behind it (the frame parser's rule, ws.h).
     const auto release = [this]() noexcept {
         if (_inflated.capacity() > (std::size_t{64} << 10)) {
@@ -507,6 +525,9 @@ void gateway::on_compressed_message(const frame_context& f, ws::opcode type,
                                "out of memory for decompression");
     }
     _inflated_bytes_in += _inflated.size();
+    if (f.conn.session) {
+        _engine.charge_inflated(*f.conn.session, _inflated.size());
+    }
     if (type == ws::opcode::text && !ws::is_valid_utf8(_inflated)) {
         release();
         return close_websocket(f.h, f.conn, ws::close_code::invalid_payload,
@@ -676,6 +697,7 @@ admin::edge_counters gateway::edge_stats() const noexcept {
     e.inflated_bytes_in = _inflated_bytes_in;
     e.deflate_bomb_closes = _deflate_bomb_closes;
     e.deflate_invalid_closes = _deflate_invalid_closes;
+    e.deflate_rate_refused = _deflate_rate_refused;
     e.socketio_connections = _sio_connections;
     e.socketio_connects = _sio_connects;
     e.socketio_connect_errors = _sio_connect_errors;

@@ -438,12 +438,14 @@ private:
     uint64_t _inflated_bytes_in = 0;
     uint64_t _deflate_bomb_closes = 0;
     uint64_t _deflate_invalid_closes = 0;
+    uint64_t _deflate_rate_refused = 0; // compressed messages not inflated: bucket empty
     /// Engine.IO long-polling sessions owned here (socketio_session.h), by sid, and the
     /// numbering of this shard's waiting polling requests.
     std::unordered_map<std::string, sio_polling> _sio_polling;
     /// Disconnected Socket.IO namespaces kept for recovery, by pid, and how many were
     /// dropped for room (sio_max_parked) or restored.
     std::unordered_map<std::string, sio_parked> _sio_parked;
+    std::size_t _sio_parked_rooms = 0; // rooms of _sio_parked, bounded by sio_max_parked_rooms
     uint64_t _sio_parked_dropped = 0;
     uint64_t _sio_restored = 0; // parked namespaces handed to a reconnect (on their shard)
     uint64_t _sio_connections = 0;

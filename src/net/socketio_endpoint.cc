@@ -334,8 +334,8 @@ void gateway::sio_connected(conn_handle h, connection& c, std::string_view nsp,
     }
     if (!s.connected(nsp)) {
         s.namespaces.emplace_back(nsp);
+        ++_sio_connects;
     }
-    ++_sio_connects;
     if (_config.socketio.recovery_ms == 0) {
         send_sio(h, socketio::encode_connect(nsp, *sid));
     } else {
@@ -405,11 +405,25 @@ void gateway::sio_command(const frame_context& f, uint64_t id, std::string_view 
                           std::optional<uint64_t> ack_id, std::string_view command,
                           sio_connection::purpose why, std::string_view channel) noexcept {
     sio_connection& s = *f.conn.sio;
-    s.awaiting.emplace(id, sio_connection::awaiting_reply{std::string(nsp), ack_id, why,
-                                                          std::string(channel)});
-    if (s.awaiting.size() > sio_max_awaiting) {
-        s.awaiting.erase(s.awaiting.begin());
+    if (why == sio_connection::purpose::restore) {
+        // Ours, at most one per parked room: neither the client's rate nor its bounds.
+        s.awaiting_bytes += command.size();
+        s.awaiting.emplace(id, sio_connection::awaiting_reply{std::string(nsp), ack_id, why,
+                                                              std::string(channel),
+                                                              command.size()});
+        return _engine.on_own_text(f.h, *f.conn.session, command);
     }
+    if (_engine.over_rate(*f.conn.session)) {
+        return sio_refuse(f, nsp, ack_id, 429,
+                          "too many commands; slow down (over the command rate)");
+    }
+    if (s.awaiting.size() >= sio_max_awaiting ||
+        s.awaiting_bytes + command.size() > sio_max_awaiting_bytes) {
+        return sio_refuse(f, nsp, ack_id, 429, "too many commands waiting for their replies");
+    }
+    s.awaiting_bytes += command.size();
+    s.awaiting.emplace(id, sio_connection::awaiting_reply{std::string(nsp), ack_id, why,
+                                                          std::string(channel), command.size()});
     _engine.on_text(f.h, *f.conn.session, command);
 }
 
@@ -462,6 +476,7 @@ void gateway::on_reply(conn_handle h, std::string_view text) noexcept {
             ack_id = it->second.ack_id;
             why = it->second.why;
             channel = std::move(it->second.channel);
+            s.awaiting_bytes -= it->second.bytes;
             s.awaiting.erase(it);
         }
     }
@@ -527,26 +542,37 @@ void gateway::park_socketio(connection& c) noexcept {
     sio_connection& s = *c.sio;
     const uint64_t expires = _io.now_ms() + _config.socketio.recovery_ms;
     for (auto& [nsp, pid] : s.pids) {
-        if (_sio_parked.size() >= sio_max_parked) {
-            sweep_polling();
-            _sio_swept_ms = 0;
-        }
-        if (_sio_parked.size() >= sio_max_parked) {
-            // Full of live ones: the one that would expire soonest goes.
-            auto oldest = std::min_element(_sio_parked.begin(), _sio_parked.end(),
-                                           [](const auto& a, const auto& b) {
-                                               return a.second.expires_ms < b.second.expires_ms;
-                                           });
-            _sio_parked.erase(oldest);
-            ++_sio_parked_dropped;
-        }
         sio_parked parked{c.session->user_id(), nsp, {}, expires};
         for (const sio_room& r : s.rooms) {
             if (r.nsp == nsp) {
                 parked.rooms.push_back(r);
             }
         }
-        _sio_parked.insert_or_assign(std::move(pid), std::move(parked));
+        if (_sio_parked.size() >= sio_max_parked ||
+            _sio_parked_rooms + parked.rooms.size() > sio_max_parked_rooms) {
+            _sio_swept_ms = 0; // the expired go first
+            sweep_polling();
+        }
+        while (!_sio_parked.empty() &&
+               (_sio_parked.size() >= sio_max_parked ||
+                _sio_parked_rooms + parked.rooms.size() > sio_max_parked_rooms)) {
+            // Full of live ones: the one that would expire soonest goes. O(parked), only
+            // when full.
+            auto oldest = std::min_element(_sio_parked.begin(), _sio_parked.end(),
+                                           [](const auto& a, const auto& b) {
+                                               return a.second.expires_ms < b.second.expires_ms;
+                                           });
+            _sio_parked_rooms -= oldest->second.rooms.size();
+            _sio_parked.erase(oldest);
+            ++_sio_parked_dropped;
+        }
+        _sio_parked_rooms += parked.rooms.size();
+        if (auto old = _sio_parked.find(pid); old != _sio_parked.end()) {
+            _sio_parked_rooms -= old->second.rooms.size();
+            old->second = std::move(parked);
+        } else {
+            _sio_parked.emplace(std::move(pid), std::move(parked));
+        }
     }
 }
 
@@ -565,6 +591,7 @@ void gateway::restore_parked(shard_id asker, sio_msg& m) noexcept {
                 _engine.socketio_position(room.channel, m.body, room.joined_offset,
                                           room.joined_seq)});
         }
+        _sio_parked_rooms -= it->second.rooms.size();
         _sio_parked.erase(it);
         ++_sio_restored;
     }
@@ -756,7 +783,13 @@ void gateway::sweep_polling() noexcept {
     }
     _sio_swept_ms = now;
     std::erase_if(_sio_polling, [now](const auto& entry) { return entry.second.expires_ms <= now; });
-    std::erase_if(_sio_parked, [now](const auto& entry) { return entry.second.expires_ms <= now; });
+    std::erase_if(_sio_parked, [this, now](const auto& entry) {
+        if (entry.second.expires_ms > now) {
+            return false;
+        }
+        _sio_parked_rooms -= entry.second.rooms.size();
+        return true;
+    });
 }
 
 void gateway::on_mesh(kinds::sio_to_owner, shard_id from, std::unique_ptr<sio_msg> m) noexcept {

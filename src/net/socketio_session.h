@@ -36,11 +36,13 @@
 
 namespace ringcast::net {
 
-/// Commands one Socket.IO connection may have waiting for their replies. A command the
-/// engine drops without a reply (one over the command rate) would otherwise stay here:
-/// past this many, the oldest is forgotten (its ACK never comes; the client's own ack
-/// timeout covers it). The engine holds at most 1,024 commands per connection in order.
+/// Commands one Socket.IO connection may have waiting for their replies, and their bytes:
+/// past either, an emit is answered 429 at once and not handed over. They stay under what
+/// the engine holds per connection in order (1,024 commands, 4 MiB), so the engine never
+/// refuses one of them without its id, and every command handed over gets its reply (the
+/// command rate is checked before: engine::over_rate).
 inline constexpr std::size_t sio_max_awaiting = 1024;
+inline constexpr std::size_t sio_max_awaiting_bytes = 3u << 20;
 
 /// Polling sessions one shard keeps (each lives until its upgrade, at most the handshake
 /// timeout); past it a new handshake is refused with 503.
@@ -86,8 +88,10 @@ struct sio_parked {
     std::vector<sio_room> rooms;
     uint64_t expires_ms = 0;
 };
-/// Parked sessions per shard; past it the oldest goes first (counted).
+/// Parked sessions per shard, and their rooms (~360 B each: 256 K rooms ≈ 90 MB); past
+/// either the one expiring soonest goes first (counted).
 inline constexpr std::size_t sio_max_parked = 65536;
+inline constexpr std::size_t sio_max_parked_rooms = 262144;
 
 /// One polling session on its owner.
 struct sio_polling {
@@ -164,8 +168,10 @@ struct sio_connection {
         std::optional<uint64_t> ack_id;
         purpose why = purpose::other;
         std::string channel;
+        std::size_t bytes = 0; ///< the command's, counted in awaiting_bytes
     };
     std::map<uint64_t, awaiting_reply> awaiting;
+    std::size_t awaiting_bytes = 0;
     uint64_t next_command = 1;
     /// Rooms joined (bounded by the engine's channel limit: only ok joins are added), and
     /// the pid each connected namespace was given (connection state recovery on).

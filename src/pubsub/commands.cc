@@ -44,11 +44,26 @@ std::string offset_fields(std::string_view channel, std::string_view epoch, uint
 // --- the command path ---------------------------------------------------------------------
 
 void engine::on_text(conn_handle h, session& s, std::string_view text) {
-    ++_counters.commands;
     // Over the rate: dropped before any parsing, so a flood costs one bucket check each.
     if (!take_token(s)) {
+        ++_counters.commands;
         return refuse_over_rate(h, s);
     }
+    on_own_text(h, s, text);
+}
+
+bool engine::over_rate(session& s) noexcept {
+    refill(s);
+    if (s._tokens_milli >= 1000) {
+        return false;
+    }
+    ++_counters.commands;
+    ++_counters.rate_limited;
+    return true;
+}
+
+void engine::on_own_text(conn_handle h, session& s, std::string_view text) {
+    ++_counters.commands;
     if (s._backlog && !s._backlog->deferred.empty()) {
         return defer(h, s, text); // behind commands that are already waiting
     }
@@ -168,17 +183,51 @@ void engine::refuse_over_rate(conn_handle h, session& s) {
                            "unread)"));
 }
 
-bool engine::take_token(session& s) noexcept {
+void engine::refill(session& s) noexcept {
     const uint64_t now = _io.now_ms();
+    if (now <= s._refill_ms) {
+        return; // in debt (charge_inflated) until then, or refilled this millisecond
+    }
     const uint64_t cap = uint64_t(s._rate_limit_burst) * 1000;
     const uint64_t refill = (now - s._refill_ms) * s._rate_limit_rate;
     s._refill_ms = now;
     s._tokens_milli = static_cast<uint32_t>(std::min<uint64_t>(cap, s._tokens_milli + refill));
+}
+
+bool engine::take_token(session& s) noexcept {
+    refill(s);
     if (s._tokens_milli < 1000) {
         return false;
     }
     s._tokens_milli -= 1000;
     return true;
+}
+
+bool engine::may_inflate(conn_handle h, session& s) {
+    refill(s);
+    if (s._tokens_milli >= 1000) {
+        return true;
+    }
+    ++_counters.commands;
+    refuse_over_rate(h, s);
+    return false;
+}
+
+void engine::charge_inflated(session& s, std::size_t inflated_bytes) noexcept {
+    if (inflated_bytes <= inflate_bytes_per_token || s._rate_limit_rate == 0) {
+        return;
+    }
+    refill(s);
+    const uint64_t want = uint64_t(inflated_bytes / inflate_bytes_per_token) * 1000;
+    if (want <= s._tokens_milli) {
+        s._tokens_milli -= static_cast<uint32_t>(want);
+        return;
+    }
+    // The rest is owed: the refill clock moves ahead by the time the rate takes to pay it
+    // (at most one message's worth: no message is inflated while the bucket is empty).
+    const uint64_t owed = want - s._tokens_milli;
+    s._tokens_milli = 0;
+    s._refill_ms += (owed + s._rate_limit_rate - 1) / s._rate_limit_rate;
 }
 
 

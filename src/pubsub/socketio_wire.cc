@@ -28,6 +28,18 @@ std::string_view name_after(std::string_view text, std::string_view marker) noex
     return end == std::string_view::npos ? std::string_view() : text.substr(start, end - start);
 }
 
+/// An event name socket.io-parser refuses (the client closes with "parse error"): it goes
+/// out as "ringcast:<name>" instead.
+bool reserved_by_socketio(std::string_view event) noexcept {
+    for (const std::string_view reserved : {"connect", "connect_error", "disconnect",
+                                            "disconnecting", "newListener", "removeListener"}) {
+        if (event == reserved) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /// The payload of an unmasked server frame as one string (a spliced body copied in).
 std::string payload_of(const core::frame& f) {
     const std::byte* wire = f.data();
@@ -82,7 +94,10 @@ core::frame_ref socketio_frame(const core::frame_ref& plain, std::string_view ch
         const std::string nsp =
             socketio_namespace_of(channel.empty() ? own_channel : channel, cfg);
         out.reserve(text.size() + 16);
-        socketio::append_eio_event(out, nsp, event, text.substr(data_start, data_end - data_start),
+        const std::string renamed =
+            reserved_by_socketio(event) ? "ringcast:" + std::string(event) : std::string();
+        socketio::append_eio_event(out, nsp, renamed.empty() ? event : std::string_view(renamed),
+                                   text.substr(data_start, data_end - data_start),
                                    tag.empty() ? std::nullopt : std::optional(tag));
     } else if (text.starts_with(open_op)) {
         // A presence event or another object of ours: emitted under its "op".

@@ -27,6 +27,9 @@ namespace ringcast::pubsub {
 /// presence event, any `{"op":…}` object), as the one WebSocket text frame a Socket.IO
 /// client gets for it: `42<nsp>,["<event>",<data>]`, the nsp chosen for `channel` (the
 /// envelope's own channel when `channel` is empty). Null for a frame that is not text.
+/// An event name Socket.IO reserves (connect, connect_error, disconnect, disconnecting,
+/// newListener, removeListener: socket.io-client would close with "parse error") goes out
+/// as "ringcast:<name>".
 /// `tag`, when not empty, is appended as the last argument (the delivery tag connection
 /// state recovery hands back: `42<nsp>,["<event>",<data>,"<tag>"]`).
 core::frame_ref socketio_frame(const core::frame_ref& plain, std::string_view channel,

@@ -66,6 +66,23 @@ TEST_CASE("socketio_frame: a channel message is its event with the data as the o
     CHECK(payload(f) == "42[\"notification\"," + data + "]");
 }
 
+TEST_CASE("socketio_frame: an event name Socket.IO reserves goes out as ringcast:<name>",
+          "[pubsub][socketio]") {
+    const socketio_config cfg;
+    for (const char* reserved : {"connect", "connect_error", "disconnect", "disconnecting",
+                                 "newListener", "removeListener"}) {
+        INFO(reserved);
+        const core::frame_ref f = socketio_frame(message_frame("news", reserved, "1"), "", cfg);
+        REQUIRE(f);
+        CHECK(payload(f) == "42[\"ringcast:" + std::string(reserved) + "\",1]");
+    }
+    CHECK(payload(socketio_frame(message_frame("news", "connected", "1"), "", cfg)) ==
+          "42[\"connected\",1]");
+    // With a recovery tag, the tag is the last argument.
+    CHECK(payload(socketio_frame(message_frame("news", "e", "{}"), "", cfg, "5f.0-9")) ==
+          "42[\"e\",{},\"5f.0-9\"]");
+}
+
 TEST_CASE("socketio_frame: data spliced by reference comes out whole", "[pubsub][socketio]") {
     const socketio_config cfg;
     const std::string data = "\"" + std::string(splice_data_bytes + 10, 'x') + "\"";
