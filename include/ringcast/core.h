@@ -791,6 +791,15 @@ result<service_url, std::string> parse_service_url(std::string_view after_scheme
                                                    std::string_view what,
                                                    uint16_t default_port);
 
+/// Appends `text` as the inside of a JSON string (RFC 8259 §7), without the quotes: '"',
+/// '\' and every control character U+0000-U+001F escaped, \b \f \n \r \t by name and
+/// the others as \u00XX in lowercase hex, as JSON.stringify writes them. Every other byte
+/// (DEL, UTF-8) passes through unchecked: valid UTF-8 in gives a valid JSON string out.
+/// The one JSON string escaper: http's error bodies, the backend API's answers, the
+/// bridges' messages, the cli and socketio::append_json_string all write with it.
+/// Allocates only as `out` grows.
+void append_json_escaped(std::string& out, std::string_view text);
+
 /// %XX-decodes `in` into `out`; false on a malformed escape.
 bool percent_decode(std::string_view in, std::string& out);
 

@@ -158,10 +158,6 @@ std::string_view status_text(int status) noexcept;
 std::string make_response(int status, std::string_view content_type, std::string_view body,
                           keep_alive connection, std::string_view extra_headers = {});
 
-/// Appends `text` as the inside of a JSON string (RFC 8259 §7): quote, backslash and every
-/// control character escaped; other bytes (UTF-8) pass through.
-void append_json_escaped(std::string& out, std::string_view text);
-
 /// An error response whose body is {"error":{"code":<status>,"message":"<reason>"}};
 /// `extra_headers` as for make_response (a refusal that asks the client to come back later
 /// adds "Retry-After: <seconds>\r\n", see retry_after()).

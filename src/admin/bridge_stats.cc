@@ -6,7 +6,7 @@
 //   /metrics    ringcast_bridge_<figure>{kind="bull",bridge="reports",shard="0"} N
 #include "gather.h"
 
-#include <ringcast/http.h>
+#include <ringcast/core.h>
 
 #include <algorithm>
 
@@ -97,9 +97,9 @@ void append_bridges_json(std::string& out, std::span<const gather_msg> answers) 
     for_each_row(answers, [&](unsigned shard, const bridge_row& r) {
         out += first ? "{\"kind\":\"" : ",{\"kind\":\"";
         first = false;
-        http::append_json_escaped(out, r.kind);
+        core::append_json_escaped(out, r.kind);
         out += "\",\"name\":\"";
-        http::append_json_escaped(out, r.name);
+        core::append_json_escaped(out, r.name);
         out += "\",\"shard\":" + std::to_string(shard);
         for (const bridge_figure& f : figures) {
             out += ",\"";

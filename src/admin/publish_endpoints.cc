@@ -119,7 +119,7 @@ std::string publish_answer(const pending_publish& p) {
         return http::make_error_response(503, p.failure, p.ka, http::retry_after(1));
     }
     std::string body = "{\"error\":{\"code\":503,\"message\":\"";
-    http::append_json_escaped(body, p.failure);
+    core::append_json_escaped(body, p.failure);
     body += "\"}," + publish_result(p).substr(std::string_view("{\"ok\":true,").size());
     return http::make_response(503, "application/json", body, p.ka, http::retry_after(1));
 }

@@ -12,7 +12,7 @@
 
 #include <ringcast/auth.h>
 #include <ringcast/bridge.h>
-#include <ringcast/http.h>
+#include <ringcast/core.h>
 
 #include <simdjson.h>
 
@@ -139,17 +139,17 @@ amqp_mapping amqp_mapper::map(const amqp_message& m, amqp_mapped& out) {
                     : std::string("message");
     out.data.reserve(m.body.size() + m.exchange.size() + m.routing_key.size() + 96);
     out.data = "{\"exchange\":\"";
-    http::append_json_escaped(out.data, m.exchange);
+    core::append_json_escaped(out.data, m.exchange);
     out.data += "\",\"routingKey\":\"";
-    http::append_json_escaped(out.data, m.routing_key);
+    core::append_json_escaped(out.data, m.routing_key);
     out.data += "\",\"id\":\"";
-    http::append_json_escaped(out.data, m.id);
+    core::append_json_escaped(out.data, m.id);
     out.data += m.redelivered ? "\",\"redelivered\":true,\"body\":" : "\",\"redelivered\":false,\"body\":";
     if (json) {
         out.data += m.body;
     } else {
         out.data += '"';
-        http::append_json_escaped(out.data, m.body);
+        core::append_json_escaped(out.data, m.body);
         out.data += '"';
     }
     out.data += '}';

@@ -15,7 +15,7 @@
 // One read is open at a time and the next waits for every answer of the last: the work in
 // flight is at most bull_read_count events, whatever the queues hold.
 #include <ringcast/bridge.h>
-#include <ringcast/http.h>
+#include <ringcast/core.h>
 #include <ringcast/log.h>
 
 #include <hiredis/hiredis.h>
@@ -387,11 +387,11 @@ private:
     bool event_data(std::string_view queue_name, std::string_view id, std::string_view job_id,
                     std::span<redisReply* const> fields, std::string& out) {
         out = "{\"queue\":\"";
-        http::append_json_escaped(out, queue_name);
+        core::append_json_escaped(out, queue_name);
         out += "\",\"jobId\":\"";
-        http::append_json_escaped(out, job_id);
+        core::append_json_escaped(out, job_id);
         out += "\",\"id\":\"";
-        http::append_json_escaped(out, id);
+        core::append_json_escaped(out, id);
         out += '"';
         for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
             if (fields[i] == nullptr || fields[i + 1] == nullptr) {
@@ -403,13 +403,13 @@ private:
                 continue;
             }
             out += ",\"";
-            http::append_json_escaped(out, k);
+            core::append_json_escaped(out, k);
             out += "\":";
             if (!text_field(k) && is_json(v)) {
                 out += v;
             } else {
                 out += '"';
-                http::append_json_escaped(out, v);
+                core::append_json_escaped(out, v);
                 out += '"';
             }
         }

@@ -2,7 +2,7 @@
 // simdjson's DOM parser: these are one-off values, not a hot path.
 #include "json_text.h"
 
-#include <ringcast/http.h>
+#include <ringcast/core.h>
 
 #include <simdjson.h>
 
@@ -41,7 +41,7 @@ std::string json_quote(std::string_view text) {
     std::string out;
     out.reserve(text.size() + 2);
     out += '"';
-    http::append_json_escaped(out, text);
+    core::append_json_escaped(out, text);
     out += '"';
     return out;
 }

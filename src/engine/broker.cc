@@ -580,7 +580,9 @@ public:
             ++_stats.user_counts_dropped;
             return;
         }
-        _unsent_counts.emplace(std::string(user), held);
+        if (_unsent_counts.emplace(std::string(user), held).second) {
+            ++_unsent_entries;
+        }
     }
 
     void set_member(std::string_view channel, std::string_view user,
@@ -591,7 +593,9 @@ public:
                 ++_stats.presence_dropped;
                 return;
             }
-            it->second.members[std::string(user)] = connections;
+            if (it->second.members.insert_or_assign(std::string(user), connections).second) {
+                ++_unsent_entries;
+            }
             return;
         }
         const std::string count = std::to_string(connections);
@@ -621,7 +625,10 @@ public:
         } else {
             _member_channels.emplace(std::string(channel));
         }
-        _unsent_members.erase(std::string(channel)); // all of them, again
+        if (auto it = _unsent_members.find(channel); it != _unsent_members.end()) {
+            _unsent_entries -= it->second.members.size();
+            _unsent_members.erase(it); // all of them, again
+        }
         if (write_members(channel, "replace", pairs) == written::no_room) {
             std::map<std::string, uint64_t, std::less<>> all;
             for (const auto& [user, connections] : members) {
@@ -637,11 +644,18 @@ public:
             ++_stats.presence_dropped;
             return;
         }
-        _unsent_members.emplace(std::string(channel),
-                                unsent_presence{replace, std::move(members)});
+        const std::size_t entries = members.size();
+        unsent_presence waiting{replace, std::move(members)};
+        if (_unsent_members.emplace(std::string(channel), std::move(waiting)).second) {
+            _unsent_entries += entries;
+        }
     }
 
-    std::size_t unsent_entries() const noexcept {
+    std::size_t unsent_entries() const noexcept { return _unsent_entries; }
+
+    /// What _unsent_entries must equal, counted the slow way (a walk over every channel
+    /// waiting); for the debug check in flush_unsent only.
+    std::size_t walked_unsent_entries() const noexcept {
         std::size_t n = _unsent_counts.size();
         for (const auto& [channel, u] : _unsent_members) {
             n += u.members.size();
@@ -652,6 +666,8 @@ public:
     /// Writes what waited for room (oldest first is not needed: each entry is the latest
     /// value of its key) until the link has none again; on the tick.
     void flush_unsent() {
+        // Checked once a tick: a walk on every change would make a burst quadratic.
+        RINGCAST_DEBUG_ASSERT(_unsent_entries == walked_unsent_entries());
         for (auto it = _unsent_members.begin(); it != _unsent_members.end();) {
             std::vector<std::string> counts;
             std::vector<std::string_view> pairs;
@@ -668,6 +684,7 @@ public:
                 written::yes) {
                 return; // no room yet (or down: on_up writes everything anew)
             }
+            _unsent_entries -= it->second.members.size();
             it = _unsent_members.erase(it);
         }
         for (auto it = _unsent_counts.begin(); it != _unsent_counts.end();) {
@@ -675,6 +692,7 @@ public:
                 return;
             }
             it = _unsent_counts.erase(it);
+            --_unsent_entries;
         }
     }
 
@@ -1047,6 +1065,7 @@ private:
             // Everything is written anew below: what waited for room is superseded.
             _unsent_members.clear();
             _unsent_counts.clear();
+            _unsent_entries = 0;
             _events->on_members_lost();
             for (auto& [channel, w] : _watched) {
                 if (w.phase == watch_phase::needs_point) {
@@ -1374,6 +1393,9 @@ private:
     std::unordered_map<std::string, unsent_presence, pubsub::name_hash, std::equal_to<>>
         _unsent_members;
     std::unordered_map<std::string, uint32_t, pubsub::name_hash, std::equal_to<>> _unsent_counts;
+    // _unsent_counts.size() plus the members of every _unsent_members entry, kept where
+    // either changes, so the bound's check (unsent_entries) costs no walk over the channels.
+    std::size_t _unsent_entries = 0;
     std::unordered_set<std::string> _dead_known;
     std::vector<std::string> _sweep_queue;
     // The watched channels still to touch in this round, and when the next round starts.

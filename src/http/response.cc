@@ -12,6 +12,8 @@
 // Allocates the returned string once (sized up front); not on the WebSocket data path.
 #include <ringcast/http.h>
 
+#include <ringcast/core.h>
+
 #include <array>
 #include <charconv>
 
@@ -35,44 +37,6 @@ private:
 
 
 } // namespace
-
-void append_json_escaped(std::string& out, std::string_view text) {
-    constexpr std::string_view hex = "0123456789abcdef";
-    for (const char c : text) {
-        const auto octet = static_cast<unsigned char>(c);
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\b':
-            out += "\\b";
-            break;
-        case '\f':
-            out += "\\f";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (octet < 0x20) {
-                out += "\\u00";
-                out += hex[octet >> 4];
-                out += hex[octet & 0xf];
-            } else {
-                out += c;
-            }
-        }
-    }
-}
 
 std::string_view status_text(int status) noexcept {
     switch (status) {
@@ -156,7 +120,7 @@ std::string make_error_response(int status, std::string_view reason, keep_alive 
     std::string body;
     body.reserve(40 + reason.size());
     body.append(R"({"error":{"code":)").append(code.view()).append(R"(,"message":")");
-    append_json_escaped(body, reason);
+    core::append_json_escaped(body, reason);
     body.append("\"}}");
     return make_response(status, "application/json", body, connection, extra_headers);
 }

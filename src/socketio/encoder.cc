@@ -1,12 +1,14 @@
-// encoder.cc — the Socket.IO packets the server sends, and the JSON string escaping they
-// share. Every encoder writes "<type>[<nsp>,][<ack id>]<json>"; the namespace is left out
-// for "/" as socket.io-parser's encoder does.
+// encoder.cc — the Socket.IO packets the server sends, and the JSON string literal they
+// share (its escaping is core::append_json_escaped). Every encoder writes
+// "<type>[<nsp>,][<ack id>]<json>"; the namespace is left out for "/" as socket.io-parser's
+// encoder does.
 //
 //   encode_event("/chat", "msg", "{\"a\":1}", 7, "42")  ->  2/chat,7["msg",{"a":1},"42"]
 //
 // Contracts and preconditions are in include/ringcast/socketio.h.
 #include "text.h"
 
+#include <ringcast/core.h>
 #include <ringcast/socketio.h>
 
 namespace ringcast::socketio {
@@ -43,46 +45,8 @@ void append_event_array(std::string& out, std::string_view event, std::string_vi
 } // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
-    static constexpr char hex[] = "0123456789abcdef";
     out += '"';
-    std::size_t run = 0; // start of the bytes not yet copied, which need no escape
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const auto u = static_cast<unsigned char>(text[i]);
-        if (u >= 0x20 && u != '"' && u != '\\') {
-            continue;
-        }
-        out.append(text.data() + run, i - run);
-        run = i + 1;
-        switch (u) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\b':
-            out += "\\b";
-            break;
-        case '\f':
-            out += "\\f";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            out += "\\u00";
-            out += hex[u >> 4];
-            out += hex[u & 15];
-            break;
-        }
-    }
-    out.append(text.data() + run, text.size() - run);
+    core::append_json_escaped(out, text);
     out += '"';
 }
 

@@ -12,47 +12,12 @@
 
 const path = require('path');
 const http = require('http');
-const { WebSocket, wsDir, MIB, withTimeout, check, startServer, runTap, exitWith } =
-    require('./support.js');
+const { wsDir, MIB, withTimeout, check, startServer, openClient, nextMessage, runTap,
+        exitWith } = require('./support.js');
 
+// ws compresses everything it sends (threshold 0) unless `options` say otherwise.
 function open(url, options = {}, onUpgrade = null) {
-    const ws = new WebSocket(url, {
-        maxPayload: 64 * MIB,
-        perMessageDeflate: { threshold: 0 },  // ws compresses everything it sends
-        ...options,
-    });
-    ws.inbox = [];
-    ws.waiters = [];
-    ws.on('message', (data, isBinary) => {
-        const item = { data, isBinary };
-        const waiter = ws.waiters.shift();
-        if (waiter) {
-            waiter.resolve(item);
-        } else {
-            ws.inbox.push(item);
-        }
-    });
-    ws.on('close', (code) => {
-        for (const w of ws.waiters.splice(0)) {
-            w.reject(new Error(`connection closed (code ${code}) while waiting`));
-        }
-    });
-    ws.on('error', () => {});
-    if (onUpgrade) {
-        ws.once('upgrade', onUpgrade);
-    }
-    return withTimeout(new Promise((resolve, reject) => {
-        ws.once('open', () => resolve(ws));
-        ws.once('error', reject);
-    }), 5000, 'WebSocket open');
-}
-
-function next(ws, ms = 10000) {
-    if (ws.inbox.length) {
-        return Promise.resolve(ws.inbox.shift());
-    }
-    return withTimeout(new Promise((resolve, reject) => ws.waiters.push({ resolve, reject })),
-                       ms, 'message');
+    return openClient(url, { perMessageDeflate: { threshold: 0 }, ...options }, onUpgrade);
 }
 
 function api(port, method, urlPath, body) {
@@ -100,7 +65,7 @@ function cases(srv) {
                 for (const [msg, binary] of [['hi', false], [big.toString(), false],
                                              [big, true]]) {
                     ws.send(msg, { binary });
-                    const got = await next(ws);
+                    const got = await nextMessage(ws);
                     check(got.isBinary === binary && Buffer.compare(Buffer.from(got.data),
                                                                     Buffer.from(msg)) === 0,
                           `echo of ${msg.length} bytes differs`);
@@ -115,7 +80,7 @@ function cases(srv) {
                 for (let i = 0; i < 40; ++i) {
                     const ws = await open(`ws://127.0.0.1:${srv.port}/ws?user=s${i}`);
                     ws.send(JSON.stringify({ op: 'subscribe', channel: 'nfeed', id: 1 }));
-                    const reply = JSON.parse((await next(ws)).data);
+                    const reply = JSON.parse((await nextMessage(ws)).data);
                     check(reply.ok === true, `subscribe: ${JSON.stringify(reply)}`);
                     subs.push(ws);
                 }
@@ -127,7 +92,7 @@ function cases(srv) {
                 }
                 for (const ws of subs) {
                     for (let k = 0; k < 5; ++k) {
-                        const env = JSON.parse((await next(ws)).data);
+                        const env = JSON.parse((await nextMessage(ws)).data);
                         check(JSON.stringify(env.data) === JSON.stringify(sent[k]),
                               `message ${k} differs`);
                     }
@@ -146,14 +111,14 @@ function cases(srv) {
                 const reader = await open(`ws://127.0.0.1:${srv.port}/ws?user=r`,
                                           { perMessageDeflate: false });
                 reader.send(JSON.stringify({ op: 'subscribe', channel: 'pub:n', id: 1 }));
-                await next(reader);
+                await nextMessage(reader);
                 const pub = await open(`ws://127.0.0.1:${srv.port}/ws?user=p`);
                 for (let k = 0; k < 5; ++k) {
                     const data = feed(2000 + 100 * k);
                     pub.send(JSON.stringify({ op: 'publish', channel: 'pub:n', data, id: 10 + k }));
-                    const reply = JSON.parse((await next(pub)).data);
+                    const reply = JSON.parse((await nextMessage(pub)).data);
                     check(reply.ok === true, `publish ${k}: ${JSON.stringify(reply)}`);
-                    const env = JSON.parse((await next(reader)).data);
+                    const env = JSON.parse((await nextMessage(reader)).data);
                     check(JSON.stringify(env.data) === JSON.stringify(data), `publish ${k} differs`);
                 }
                 const stats = (await api(srv.port, 'GET', '/api/stats')).total;

@@ -9,47 +9,11 @@
 
 const path = require('path');
 const crypto = require('crypto');
-const { WebSocket, wsDir, MIB, withTimeout, check, startServer, runTap, exitWith } =
-    require('./support.js');
+const { wsDir, MIB, withTimeout, check, startServer, openClient, nextMessage, runTap,
+        exitWith } = require('./support.js');
 
-function open(port, options = {}) {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`,
-                             { maxPayload: 64 * MIB, perMessageDeflate: false, ...options });
-    // Messages are queued from the start so none is missed between awaits.
-    ws.inbox = [];
-    ws.waiters = [];
-    ws.on('message', (data, isBinary) => {
-        const item = { data, isBinary };
-        const waiter = ws.waiters.shift();
-        if (waiter) {
-            waiter.resolve(item);
-        } else {
-            ws.inbox.push(item);
-        }
-    });
-    ws.on('close', (code) => {
-        for (const w of ws.waiters.splice(0)) {
-            w.reject(new Error(`connection closed (code ${code}) while waiting for a message`));
-        }
-    });
-    ws.on('error', () => {});  // surfaced through 'close' and the timeouts
-    return withTimeout(new Promise((resolve, reject) => {
-        ws.once('open', () => resolve(ws));
-        ws.once('error', reject);
-        ws.once('unexpected-response', (req, res) =>
-            reject(new Error(`handshake answered with HTTP ${res.statusCode}`)));
-    }), 5000, 'WebSocket open');
-}
-
-function nextMessage(ws, ms = 10000) {
-    if (ws.inbox.length) {
-        return Promise.resolve(ws.inbox.shift());
-    }
-    if (ws.readyState !== WebSocket.OPEN) {
-        return Promise.reject(new Error('connection is not open'));
-    }
-    return withTimeout(new Promise((resolve, reject) => ws.waiters.push({ resolve, reject })),
-                       ms, 'echo');
+function open(port) {
+    return openClient(`ws://127.0.0.1:${port}/echo`, { perMessageDeflate: false });
 }
 
 function closeAndWait(ws, code, reason, ms = 5000) {

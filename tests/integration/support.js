@@ -1,6 +1,7 @@
 // Shared by the Node integration scripts (the JavaScript side of support.py): requires `ws`
 // and the binary (a missing one is a failure, not a skip: .ci/install always installs
-// `ws`), starts and stops ringcastd, bounds every wait, and runs the cases printing TAP.
+// `ws`), starts and stops ringcastd, opens `ws` clients that queue what they receive,
+// bounds every wait, and runs the cases printing TAP.
 //
 // Output (TAP): the plan `1..N` first, before any case runs, then `ok K - name` or
 // `not ok K - name` per case, details on lines starting with `# `. A script that dies
@@ -102,6 +103,55 @@ function stopServer(server, timeoutMs = 5000) {
     return withTimeout(exited, timeoutMs, 'ringcastd exit after SIGTERM');
 }
 
+// A `ws` client of `url`, resolving with it once its handshake is done (bounded to 5 s):
+// rejects on an error, or on a refused handshake with its HTTP status. `options` are ws's,
+// over a 64 MiB maxPayload (ws offers permessage-deflate unless told
+// `perMessageDeflate: false`); `onUpgrade(res)` sees the 101 response. Messages are queued
+// on the client from the start, so none is missed between awaits: read them in order with
+// nextMessage(ws).
+function openClient(url, options = {}, onUpgrade = null) {
+    const ws = new WebSocket(url, { maxPayload: 64 * MIB, ...options });
+    ws.inbox = [];
+    ws.waiters = [];
+    ws.on('message', (data, isBinary) => {
+        const item = { data, isBinary };
+        const waiter = ws.waiters.shift();
+        if (waiter) {
+            waiter.resolve(item);
+        } else {
+            ws.inbox.push(item);
+        }
+    });
+    ws.on('close', (code) => {
+        for (const w of ws.waiters.splice(0)) {
+            w.reject(new Error(`connection closed (code ${code}) while waiting for a message`));
+        }
+    });
+    ws.on('error', () => {});  // surfaced through 'close' and the timeouts
+    if (onUpgrade) {
+        ws.once('upgrade', onUpgrade);
+    }
+    return withTimeout(new Promise((resolve, reject) => {
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+        ws.once('unexpected-response', (req, res) =>
+            reject(new Error(`handshake answered with HTTP ${res.statusCode}`)));
+    }), 5000, 'WebSocket open');
+}
+
+// The next message, {data, isBinary}, of a client from openClient: the oldest queued, or the
+// next to arrive within `ms`. Rejects when the client is not open or closes first.
+function nextMessage(ws, ms = 10000) {
+    if (ws.inbox.length) {
+        return Promise.resolve(ws.inbox.shift());
+    }
+    if (ws.readyState !== WebSocket.OPEN) {
+        return Promise.reject(new Error('connection is not open'));
+    }
+    return withTimeout(new Promise((resolve, reject) => ws.waiters.push({ resolve, reject })),
+                       ms, 'message');
+}
+
 // The TAP text of one case's details: every line starts with `# `.
 function details(text) {
     return String(text).split('\n').map((line) => `# ${line}`).join('\n');
@@ -165,4 +215,4 @@ function exitWith(promise) {
 }
 
 module.exports = { WebSocket, wsDir, binary, MIB, withTimeout, check, startServer, stopServer,
-                   runTap, exitWith };
+                   openClient, nextMessage, runTap, exitWith };
