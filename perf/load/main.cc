@@ -100,6 +100,12 @@ void usage(FILE* out) {
              "                          node (--engine redis); http publisher only\n"
              "  --channel-namespace NS  ringcast: channels NS:bench-i (a namespace with rules,\n"
              "                          e.g. --namespace NS:history=100 on the server)\n"
+             "  --socketio-join EVENT   socketio: join the room by emitting\n"
+             "                          42<id>[\"EVENT\",\"<channel>\"] after the CONNECT\n"
+             "                          answer; subscribed at its ACK 43<id>[{\"ok\":true..}]\n"
+             "                          (ringcastd's /socket.io/, EVENT = its join event,\n"
+             "                          join_room by default); the publisher is then\n"
+             "                          ringcast's POST /api/publish (no --publish-url)\n"
              "  --ack-every N           ringcast: each subscriber sends {\"op\":\"ack\",\n"
              "                          \"channel\":C,\"offset\":O} (no id, so no reply) after\n"
              "                          every N messages it received, O = the last one's\n"
@@ -267,6 +273,19 @@ int main(int argc, char** argv) {
                 return 2;
             }
             opt.ack_every = uint32_t(v);
+        } else if (arg == "--socketio-join") {
+            opt.socketio_join = value;
+            // Written into the join event's JSON unescaped: a plain event name only.
+            if (opt.socketio_join.empty() || opt.socketio_join.size() > 64 ||
+                opt.socketio_join.find_first_not_of(
+                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") !=
+                    std::string::npos) {
+                std::fprintf(stderr,
+                             "ringcast-bench: --socketio-join %s is not an event name (1..64 "
+                             "letters, digits, _.:-)\n",
+                             value);
+                return 2;
+            }
         } else if (arg == "--api-key") {
             opt.api_key = value;
         } else if (arg == "--protocol") {
@@ -318,7 +337,12 @@ int main(int argc, char** argv) {
     }
     opt.sustained = opt.scenario == "sustained";
     const bool fanout = opt.scenario == "fanout" || opt.sustained;
-    if (fanout && opt.protocol != wire_protocol::ringcast) {
+    if (!opt.socketio_join.empty() && (!fanout || opt.protocol != wire_protocol::socketio)) {
+        std::fprintf(stderr, "ringcast-bench: --socketio-join is for the fanout and sustained "
+                             "scenarios with --protocol socketio\n");
+        return 2;
+    }
+    if (fanout && !opt.ringcast_publisher()) {
         const std::string_view http = "http://";
         if (opt.publish_url.rfind(http, 0) != 0) {
             std::fprintf(stderr,
@@ -337,7 +361,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (fanout && opt.protocol == wire_protocol::ringcast && !opt.publish_url.empty()) {
+    if (fanout && opt.ringcast_publisher() && !opt.publish_url.empty()) {
         // Another node's admin API: what a publish on node A delivered on node B measures.
         const std::string_view http = "http://";
         if (opt.publish_url.rfind(http, 0) != 0 ||
@@ -355,8 +379,14 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (!opt.channel_namespace.empty() && opt.protocol != wire_protocol::ringcast) {
-        std::fprintf(stderr, "ringcast-bench: --channel-namespace is for --protocol ringcast\n");
+    if (fanout && opt.protocol == wire_protocol::socketio && opt.publish_ws) {
+        std::fprintf(stderr, "ringcast-bench: --protocol socketio publishes over HTTP: "
+                             "--publisher ws speaks ringcast's /ws\n");
+        return 2;
+    }
+    if (!opt.channel_namespace.empty() && !opt.ringcast_publisher()) {
+        std::fprintf(stderr, "ringcast-bench: --channel-namespace is for --protocol ringcast "
+                             "(or socketio with --socketio-join)\n");
         return 2;
     }
     if (opt.ack_every != 0 && (!fanout || opt.protocol != wire_protocol::ringcast)) {

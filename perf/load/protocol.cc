@@ -210,6 +210,8 @@ sio_kind classify_socketio(std::string_view text) noexcept {
                 return sio_kind::connected;
             case '2':
                 return sio_kind::event;
+            case '3':
+                return sio_kind::ack;
             case '4':
                 return sio_kind::connect_error;
             case '1':
@@ -222,6 +224,40 @@ sio_kind classify_socketio(std::string_view text) noexcept {
     default:
         return sio_kind::other;
     }
+}
+
+std::vector<std::byte> socketio_join_frame(client& cl, std::string_view event,
+                                           std::string_view room, uint32_t ack_id) {
+    std::string text = "42" + std::to_string(ack_id) + "[\"";
+    text.append(event);
+    text += "\",\"";
+    text.append(room);
+    text += "\"]";
+    return ws::encode_client_frame(
+        ws::opcode::text,
+        std::span<const std::byte>(reinterpret_cast<const std::byte*>(text.data()), text.size()),
+        cl.random_mask());
+}
+
+int socketio_ack_ok(std::string_view text, uint32_t ack_id) noexcept {
+    if (!text.starts_with("43")) {
+        return -1;
+    }
+    uint32_t id = 0;
+    const char* begin = text.data() + 2;
+    const char* end = text.data() + text.size();
+    const auto r = std::from_chars(begin, end, id);
+    if (r.ptr == begin || id != ack_id || r.ptr == end || *r.ptr != '[') {
+        return -1; // another namespace's ACK ("43/nsp,id[") or another id
+    }
+    // The first argument is the server's answer object; ok:true must be its first field
+    // or at least appear before the argument list ends (ringcast: {"ok":true,"channel":..}).
+    const std::string_view args(r.ptr, std::size_t(end - r.ptr));
+    return args.starts_with("[{\"ok\":true") ||
+                   (args.find("\"ok\":true") != args.npos &&
+                    args.find("\"ok\":false") == args.npos)
+               ? 1
+               : 0;
 }
 
 void socketio_frames::build(client& cl) {
@@ -253,6 +289,8 @@ protocol_layer::verdict protocol_layer::on_text(client& cl, uint32_t conn,
         return verdict::handled;
     case sio_kind::connected:
         return verdict::ready;
+    case sio_kind::ack:
+        return verdict::ack;
     case sio_kind::connect_error:
     case sio_kind::close:
         return verdict::refused;

@@ -11,6 +11,11 @@
 //               client: 40                              Socket.IO connect, main namespace
 //               server: 40{"sid":..}                    connected: subscribed from here
 //               server: 42["tick",{...}]                an event: one delivery
+//               (--socketio-join EVENT, a server whose rooms are joined by an event, as
+//               ringcastd's /socket.io/: after 40{..} the client emits
+//               42<id>["EVENT","<channel>"] and is subscribed at the ACK 43<id>[{"ok":true..}];
+//               events may carry extra arguments after the data, e.g. ringcast's delivery
+//               tag: 42["tick",{...},"<tag>"])
 //               server: 2   client: 3                   Engine.IO ping / pong
 //             (44{..} is a connect error, 1 an Engine.IO close.)
 //
@@ -86,9 +91,20 @@ std::size_t write_ack_frame(std::byte* out, std::string_view prefix, uint64_t of
                             std::array<std::byte, 4> mask) noexcept;
 
 /// What one Engine.IO text message is to a Socket.IO client.
-enum class sio_kind : uint8_t { open, connected, ping, event, connect_error, close, other };
+enum class sio_kind : uint8_t { open, connected, ping, event, ack, connect_error, close, other };
 
 sio_kind classify_socketio(std::string_view text) noexcept;
+
+/// --socketio-join: the masked frame of `42<ack_id>["<event>","<room>"]` (setup time; one
+/// per channel, shared by its subscribers like the frames below). `event` and `room` need
+/// no JSON escaping (main.cc checks the event name; rooms are bench channel names).
+std::vector<std::byte> socketio_join_frame(client& cl, std::string_view event,
+                                           std::string_view room, uint32_t ack_id);
+
+/// An ACK `43<id>[{"ok":true...}...]` for `ack_id`: 1 when it says ok:true, 0 when it is
+/// for that id and does not (ok:false, an error), -1 when it is not an ACK of `ack_id`.
+/// A few compares: once per subscriber at the join, never on deliveries.
+int socketio_ack_ok(std::string_view text, uint32_t ack_id) noexcept;
 
 /// The client's two Socket.IO frames, masked once and shared read-only by every connection
 /// (a loopback benchmark has no proxy to poison; see scenario_echo.cc): "40" and "3".
@@ -109,6 +125,7 @@ public:
         ready,    ///< the connection is now subscribed (socketio: 40 arrived)
         delivery, ///< application data: the scenario's message
         refused,  ///< the server refused the connect (44) or closed the session (1)
+        ack,      ///< socketio: an ACK (43<id>[...]), the answer to an event we emitted
     };
 
     protocol_layer() = default;

@@ -65,6 +65,17 @@ struct bench_options {
     /// ringcast: each subscriber sends {"op":"ack","channel":C,"offset":O} after every
     /// ack_every messages it received (O = the last one's offset); 0: never.
     uint32_t ack_every = 0;
+    /// --socketio-join EVENT (socketio): after the CONNECT answer each subscriber emits
+    /// 42<id>["EVENT","<channel>"] and is subscribed at its ACK with ok:true (ringcastd's
+    /// /socket.io/: rooms joined by an event, publishes through POST /api/publish); empty:
+    /// the room is in the handshake query (perf/peers' Socket.IO server).
+    std::string socketio_join;
+
+    /// The publisher speaks ringcast's API (/api/publish or {"op":"publish"}), not a
+    /// peer's raw POST: --protocol ringcast, or socketio subscribers of ringcastd.
+    bool ringcast_publisher() const noexcept {
+        return protocol == wire_protocol::ringcast || !socketio_join.empty();
+    }
 };
 
 /// Channel c's name as the subscribers and the publisher spell it.

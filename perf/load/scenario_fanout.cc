@@ -3,7 +3,9 @@
 // Phases (every one bounded in time; --procs workers move through them together):
 //
 //   subscribe  each subscriber connects to /ws, sends {"op":"subscribe","channel":
-//              "bench-i","id":1} (i = global index mod C) and waits for its ok reply
+//              "bench-i","id":1} (i = global index mod C) and waits for its ok reply;
+//              socketio: connects (Engine.IO open, 40 → 40{..}), and with --socketio-join
+//              emits 42<1>["EVENT","bench-i"] and waits for its ACK 431[{"ok":true..}]
 //   barrier    worker 0 (the publisher) waits until every worker has arrived, then sets
 //              `go` in the shared area: nothing is published before all subscribed
 //   publish    worker 0 publishes for --seconds (fanout_publisher.h); window_start /
@@ -69,7 +71,11 @@ enum shared_word : std::size_t {
     first_channel = 8,
 };
 
-enum class sub_state : uint8_t { connecting, subscribing, subscribed, rejected, gone };
+/// joining: socketio with --socketio-join, connected and the join event sent, no ACK yet.
+enum class sub_state : uint8_t { connecting, subscribing, joining, subscribed, rejected, gone };
+
+/// The ack id of every subscriber's one join event (--socketio-join).
+constexpr uint32_t join_ack_id = 1;
 
 /// Bytes of ack frames one subscriber may have queued and unsent: ~60 B each, so 64 acks
 /// (a whole receive batch of small envelopes with --ack-every 1).
@@ -203,7 +209,8 @@ public:
             return;
         }
         subscriber& s = _subs[conn];
-        if (s.state == sub_state::connecting || s.state == sub_state::subscribing) {
+        if (s.state == sub_state::connecting || s.state == sub_state::subscribing ||
+            s.state == sub_state::joining) {
             ++_settled;
             ++_subscribe_failed;
         } else if (s.state == sub_state::subscribed && cause != close_cause::local) {
@@ -259,6 +266,7 @@ private:
     protocol_layer _layer;
     std::vector<subscriber> _subs;
     std::vector<std::vector<std::byte>> _subscribe_frames; ///< one masked frame per channel
+    std::vector<std::vector<std::byte>> _join_frames;      ///< --socketio-join, per channel
     std::vector<std::string> _ack_prefixes;                ///< per channel (--ack-every)
     std::vector<std::array<std::byte, 4>> _ack_masks;      ///< per channel, like subscribe's
     std::unique_ptr<std::byte[]> _ack_areas;               ///< ack_area_bytes per subscriber
@@ -386,12 +394,42 @@ void fanout_scenario::on_peer_message(uint32_t conn, subscriber& s, std::string_
         ++_unexpected;
         return;
     case protocol_layer::verdict::ready:
-        if (s.state == sub_state::subscribing) {
-            subscribed(s, -1);
+        if (s.state != sub_state::subscribing) {
+            return;
+        }
+        if (_join_frames.empty()) {
+            return subscribed(s, -1);
+        }
+        // Connected: join the room (ringcastd's /socket.io/); subscribed at the ACK.
+        s.state = sub_state::joining;
+        if (_client->queue_data(conn, _join_frames[s.channel]) != queue_status::queued) {
+            s.state = sub_state::rejected;
+            ++_subscribe_failed;
+            ++_settled;
         }
         return;
+    case protocol_layer::verdict::ack:
+        if (s.state != sub_state::joining) {
+            ++_unexpected;
+            return;
+        }
+        switch (socketio_ack_ok(text, join_ack_id)) {
+        case 1:
+            return subscribed(s, number_after(text, "\"offset\":"));
+        case 0: {
+            ++_settled;
+            s.state = sub_state::rejected;
+            ++_subscribe_failed;
+            const int64_t code = number_after(text, "\"code\":");
+            _subscribe_error = code > 0 ? uint32_t(code) : 0;
+            return;
+        }
+        default:
+            ++_unexpected;
+            return;
+        }
     case protocol_layer::verdict::refused:
-        if (s.state == sub_state::subscribing) {
+        if (s.state == sub_state::subscribing || s.state == sub_state::joining) {
             ++_settled;
             ++_subscribe_failed;
             s.state = sub_state::rejected;
@@ -517,6 +555,13 @@ int fanout_scenario::run(report& out) {
     _client = &cl;
     _layer = protocol_layer(_opt.protocol, cl);
     build_subscribe_frames(cl);
+    if (!_opt.socketio_join.empty()) {
+        _join_frames.reserve(_opt.channels);
+        for (uint32_t c = 0; c < _opt.channels; ++c) {
+            _join_frames.push_back(
+                socketio_join_frame(cl, _opt.socketio_join, channel_name(_opt, c), join_ack_id));
+        }
+    }
     if (_opt.ack_every != 0) {
         build_ack_prefixes(cl);
         _ack_areas = std::make_unique<std::byte[]>(std::size_t(n) * ack_area_bytes);
@@ -528,7 +573,7 @@ int fanout_scenario::run(report& out) {
     if (is_publisher) {
         publisher_config pc;
         pc.target = _opt.target;
-        if (_opt.protocol != wire_protocol::ringcast) {
+        if (!_opt.ringcast_publisher()) {
             pc.target = _opt.publish_target;
             pc.raw_path = _opt.publish_target.path;
         } else if (!_opt.publish_url.empty()) {

@@ -54,6 +54,7 @@ public:
             ++_messages;
             break;
         case protocol_layer::verdict::handled:
+        case protocol_layer::verdict::ack:
             break;
         }
     }
