@@ -600,14 +600,20 @@ void gateway::restore_parked(shard_id asker, sio_msg& m) noexcept {
 
 void gateway::sio_restored(conn_handle h, connection& c, sio_msg& m) noexcept {
     sio_connection& s = *c.sio;
-    auto it = std::find_if(s.recovering.begin(), s.recovering.end(),
-                           [&](const auto& r) { return r.pid == m.sid; });
+    const auto find = [&s, &m] {
+        return std::find_if(s.recovering.begin(), s.recovering.end(),
+                            [&](const auto& r) { return r.pid == m.sid; });
+    };
+    auto it = find();
     if (it == s.recovering.end()) {
         return;
     }
     --it->shards_waiting;
     if (m.found) {
+        // Counted before the first is sent: a resubscription can be answered inside
+        // sio_command (a channel homed here), and the CONNECT must wait for all of them.
         it->found = true;
+        it->outstanding += static_cast<uint32_t>(m.rooms.size());
         const frame_context f{h, c};
         for (const sio_room_position& room : m.rooms) {
             const uint64_t id = s.next_command++;
@@ -617,21 +623,19 @@ void gateway::sio_restored(conn_handle h, connection& c, sio_msg& m) noexcept {
                 command += ",\"recover\":{\"epoch\":";
                 socketio::append_json_string(command, room.epoch);
                 command += ",\"offset\":" + std::to_string(*room.position) + "}";
-            } else {
-                it->recovered = false; // resubscribed, but from now
+            } else if (auto r = find(); r != s.recovering.end()) {
+                r->recovered = false; // resubscribed, but from now
             }
             command += ",\"id\":" + std::to_string(id) + "}";
-            ++it->outstanding;
             sio_command(f, id, room.nsp, std::nullopt, command, sio_connection::purpose::restore,
                         room.channel);
             if (_io.user(h) != &c || c.state != phase::websocket) {
                 return;
             }
-            it = std::find_if(s.recovering.begin(), s.recovering.end(),
-                              [&](const auto& r) { return r.pid == m.sid; });
-            if (it == s.recovering.end()) {
-                return;
-            }
+        }
+        it = find();
+        if (it == s.recovering.end()) {
+            return; // every resubscription answered already, and the CONNECT with them
         }
     }
     if (it->shards_waiting == 0 && it->outstanding == 0) {

@@ -64,7 +64,7 @@ async function until(what, ms, probe) {
         if (probe()) return;
         await sleep(20);
     }
-    throw new Error(`not within ${ms} ms: ${what}`);
+    throw new Error(`not within ${ms} ms: ${what}${until.debug ? " " + until.debug() : ""}`);
 }
 
 // A socket.io app as written for a server with recovery: on connect, rejoin its rooms
@@ -99,6 +99,7 @@ function main() {
             fn: async () => {
                 const a = app(srv.port, ['chat:a', 'chat:b']);
                 apps.push(a);
+                until.debug = () => `got ${JSON.stringify(a.got.map((g) => g[0].n))} connects ${JSON.stringify(a.connects)}`;
                 await until('connected and joined', 10000, () => a.joined === 2);
                 check(a.socket.io.engine.transport.name === 'websocket',
                       `transport ${a.socket.io.engine.transport.name}`);
