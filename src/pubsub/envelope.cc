@@ -4,6 +4,7 @@
 // frame buffer: envelope_size() and write_envelope() are built from the same field table so
 // the size is exact and no intermediate string is made. Names are valid by construction
 // (names.cc charsets need no JSON escaping) and data is already-validated raw JSON.
+#include "envelope_text.h"
 #include "ringcast/pubsub.h"
 
 #include <charconv>
@@ -13,16 +14,8 @@ namespace ringcast::pubsub {
 
 namespace {
 
-// The envelope's fixed text between values, in field order.
-constexpr std::string_view open_id = "{\"id\":\"";
-constexpr std::string_view before_event = "\",\"event\":\"";
-constexpr std::string_view before_channel = "\",\"channel\":\"";
-constexpr std::string_view before_data = "\",\"data\":";
-constexpr std::string_view before_priority = ",\"priority\":";
-constexpr std::string_view before_timestamp = ",\"timestamp\":";
-constexpr std::string_view before_user_id = ",\"userId\":";
-constexpr std::string_view before_offset = ",\"offset\":";
-constexpr std::string_view close_object = "}";
+using namespace envelope_text;
+
 constexpr std::string_view json_null = "null";
 
 constexpr std::size_t fixed_bytes = open_id.size() + before_event.size() +

@@ -1,6 +1,8 @@
 // Re-framing the engine's output for Socket.IO connections (socketio_wire.h has the model).
 #include "socketio_wire.h"
 
+#include "envelope_text.h"
+
 #include <ringcast/socketio.h>
 #include <ringcast/ws.h>
 
@@ -8,13 +10,7 @@ namespace ringcast::pubsub {
 
 namespace {
 
-// The envelope's fixed text (envelope.cc writes it in this order; names need no escaping,
-// so a name ends at the next quote).
-constexpr std::string_view open_id = "{\"id\":\"";
-constexpr std::string_view before_event = "\",\"event\":\"";
-constexpr std::string_view before_channel = "\",\"channel\":\"";
-constexpr std::string_view before_data = "\",\"data\":";
-constexpr std::string_view before_priority = ",\"priority\":";
+using namespace envelope_text;
 constexpr std::string_view open_op = "{\"op\":\"";
 
 /// The text between `from` and the next '"' after it, or empty.

@@ -18,7 +18,7 @@
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
-const { WebSocket, withTimeout, check, startServer, runTap, exitWith } = require('./support.js');
+const { WebSocket, withTimeout, check, startServer, runTap, exitWith, httpRequest } = require('./support.js');
 const { chromium, sleep, launchChromium, devtools, textOf, waitFor } = require('./chromium.js');
 
 const screenshotArg = process.argv.indexOf('--screenshot');
@@ -38,23 +38,8 @@ function parseFigure(text) {
     return Number(m[1]) * (m[2] === 'k' ? 1e3 : m[2] === 'M' ? 1e6 : 1);
 }
 
-function apiRequest(agent, port, method, pathName, body) {
-    return new Promise((resolve, reject) => {
-        const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-        const req = http.request({ host: '127.0.0.1', port, method, path: pathName, agent,
-                                   headers: data ? { 'Content-Type': 'application/json',
-                                                     'Content-Length': data.length } : {} },
-                                 (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode,
-                                          json: JSON.parse(Buffer.concat(chunks).toString()) }));
-        });
-        req.on('error', reject);
-        if (data) req.write(data);
-        req.end();
-    });
-}
+const apiRequest = (agent, port, method, pathName, body) =>
+    httpRequest(port, method, pathName, body, { agent });
 
 function subscriber(port) {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { perMessageDeflate: false });

@@ -12,9 +12,8 @@
 'use strict';
 
 const fs = require('fs');
-const http = require('http');
 const path = require('path');
-const { check, startServer, runTap, exitWith } = require('./support.js');
+const { check, startServer, runTap, exitWith, httpRequest } = require('./support.js');
 const { chromium, launchChromium, devtools, textOf, waitFor } = require('./chromium.js');
 
 const bundle = path.join(__dirname, 'node_modules', 'socket.io-client', 'dist',
@@ -26,32 +25,8 @@ for (const needed of [chromium, bundle]) {
     }
 }
 
-function post(port, pathName, body) {
-    return new Promise((resolve, reject) => {
-        const data = Buffer.from(JSON.stringify(body));
-        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: pathName,
-                                   headers: { 'Content-Type': 'application/json',
-                                              'Content-Length': data.length } }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode,
-                                          text: Buffer.concat(chunks).toString() }));
-        });
-        req.on('error', reject);
-        req.end(data);
-    });
-}
-
-function get(port, pathName) {
-    return new Promise((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port, path: pathName }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode,
-                                          text: Buffer.concat(chunks).toString() }));
-        }).on('error', reject);
-    });
-}
+const post = (port, pathName, body) => httpRequest(port, 'POST', pathName, body);
+const get = (port, pathName) => httpRequest(port, 'GET', pathName);
 
 function main() {
     const state = { chrome: null, cdp: null, session: null };

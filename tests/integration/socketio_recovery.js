@@ -17,9 +17,8 @@
 'use strict';
 
 const fs = require('fs');
-const http = require('http');
 const path = require('path');
-const { withTimeout, check, startServer, stopServer, runTap, exitWith } = require('./support.js');
+const { check, startServer, stopServer, runTap, exitWith, httpRequest } = require('./support.js');
 
 const clientDir = path.join(__dirname, 'node_modules', 'socket.io-client');
 if (!fs.existsSync(clientDir)) {
@@ -31,22 +30,7 @@ const { io } = require(clientDir);
 const RECOVERY_MS = 4000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function request(port, method, pathName, body) {
-    return new Promise((resolve, reject) => {
-        const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-        const req = http.request({ host: '127.0.0.1', port, method, path: pathName,
-                                   headers: data ? { 'Content-Type': 'application/json',
-                                                     'Content-Length': data.length } : {} },
-                                 (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode,
-                                          json: JSON.parse(Buffer.concat(chunks).toString()) }));
-        });
-        req.on('error', reject);
-        req.end(data);
-    });
-}
+const request = httpRequest;
 
 async function publish(port, channel, n) {
     const r = await request(port, 'POST', '/api/publish', { channel, event: 'tick', data: { n } });

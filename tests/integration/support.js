@@ -12,6 +12,7 @@
 
 const { spawn } = require('child_process');
 const fs = require('fs');
+const http = require('http');
 const path = require('path');
 
 // A failure that stops the script before (or instead of) its cases.
@@ -214,5 +215,35 @@ function exitWith(promise) {
                  (e) => bailOut(`uncaught: ${e && e.stack || e}`));
 }
 
+// One HTTP request to ringcastd on 127.0.0.1:`port`; `body` (if given) is sent as JSON.
+// Resolves with {status, text, json} (json: the parsed body, or null when it is not JSON),
+// within 10 s. `agent`: an http.Agent to reuse a connection (default: Node's global one).
+function httpRequest(port, method, pathName, body = undefined,
+                     { agent = undefined, headers = {} } = {}) {
+    return withTimeout(new Promise((resolve, reject) => {
+        const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+        const req = http.request({ host: '127.0.0.1', port, method, path: pathName, agent,
+                                   headers: { ...(data ? { 'Content-Type': 'application/json',
+                                                           'Content-Length': data.length } : {}),
+                                              ...headers } },
+                                 (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => {
+                const text = Buffer.concat(chunks).toString();
+                let json = null;
+                try {
+                    json = JSON.parse(text);
+                } catch {
+                    json = null;
+                }
+                resolve({ status: res.statusCode, text, json });
+            });
+        });
+        req.on('error', reject);
+        req.end(data);
+    }), 10000, `${method} ${pathName}`);
+}
+
 module.exports = { WebSocket, wsDir, binary, MIB, withTimeout, check, startServer, stopServer,
-                   openClient, nextMessage, runTap, exitWith };
+                   openClient, nextMessage, runTap, exitWith, httpRequest };
